@@ -1,0 +1,424 @@
+/*
+ * tsd.h — PyTorch's load_state_dict for C.
+ *
+ * tsd reads checkpoints written by Python `torch.save` (zip and legacy
+ * formats) with its own restricted unpickler (no Python, no code execution),
+ * and loads them into a model with exactly the semantics of PyTorch 1.13's
+ * `nn.Module.load_state_dict`: the same keys matched, the same errors with the
+ * same text, the same `_IncompatibleKeys` result. An auto-pop mode drops
+ * checkpoint keys whose shape differs from the model's (the "new classifier
+ * head" case) and reports them.
+ *
+ * Conventions (they hold for every function below):
+ *
+ *  - Errors. Every fallible function returns a tsd_status: TSD_OK (0) or a
+ *    negative TSD_ERR_* code. The readable message that goes with the last
+ *    failure *of the calling thread* is returned by tsd_last_error(); it names
+ *    the file, key or byte offset at fault. Messages are per thread: two
+ *    threads never see each other's errors.
+ *  - Ownership. Output parameters come first and are named `out`. A handle
+ *    returned through `out` is a new object owned by the caller, released by
+ *    the one matching tsd_*_free function, which accepts NULL. Strings and
+ *    arrays returned by accessor functions are *borrowed*: they belong to the
+ *    handle they came from and stay valid until that handle is freed or (for a
+ *    checkpoint) until the next call that modifies it (tsd_checkpoint_select,
+ *    tsd_checkpoint_pop). The library never asks you to call free().
+ *  - Threads. Handles are not internally locked. Distinct handles may be used
+ *    from distinct threads at once. A checkpoint may be read (entries, read,
+ *    load) from several threads at once as long as no thread modifies it
+ *    (select, pop) at the same time. There is no global mutable state.
+ *  - Atomicity. A load that fails, for whatever reason found before copying
+ *    (strict-mode key errors, size mismatches, non-tensor values, malformed
+ *    input), changes no byte of the model. Unlike PyTorch, which copies the
+ *    matching tensors before it raises.
+ *  - The library never prints, never aborts, never exits.
+ */
+#ifndef TSD_H
+#define TSD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(TSD_SHARED)
+#ifdef TSD_BUILDING
+#define TSD_API __declspec(dllexport)
+#else
+#define TSD_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__)
+#define TSD_API __attribute__((visibility("default")))
+#else
+#define TSD_API
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Version                                                                   */
+/* ------------------------------------------------------------------------ */
+
+#define TSD_VERSION_MAJOR 0
+#define TSD_VERSION_MINOR 1
+#define TSD_VERSION_PATCH 0
+#define TSD_VERSION_NUMBER \
+  (TSD_VERSION_MAJOR * 10000 + TSD_VERSION_MINOR * 100 + TSD_VERSION_PATCH)
+
+/* The library's version as "MAJOR.MINOR.PATCH" (static string). */
+TSD_API const char *tsd_version(void);
+/* TSD_VERSION_NUMBER of the library actually linked. */
+TSD_API int tsd_version_number(void);
+/* 1 if this build of the library can open TorchScript models (LibTorch shim
+ * compiled in), 0 for the pure-C build. */
+TSD_API int tsd_has_torch(void);
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef enum tsd_status {
+  TSD_OK = 0,
+  TSD_ERR_INVALID_ARG = -1, /* a NULL handle, a bad enum value, a bad name */
+  TSD_ERR_IO = -2,          /* a file could not be opened or read */
+  TSD_ERR_FORMAT = -3,      /* malformed or truncated input */
+  TSD_ERR_UNSUPPORTED = -4, /* valid input tsd does not handle (yet) */
+  TSD_ERR_REFUSED = -5,     /* a pickle global outside the allow-list */
+  TSD_ERR_NOMEM = -6,       /* an allocation failed */
+  TSD_ERR_NOT_FOUND = -7,   /* no such key / entry */
+  TSD_ERR_TYPE = -8,        /* an entry is not of the kind asked for */
+  TSD_ERR_LIMIT = -9,       /* a tsd_limits bound was exceeded */
+  TSD_ERR_LOAD = -10,       /* load_state_dict raised (see the report) */
+  TSD_ERR_TORCH = -11,      /* LibTorch reported an error (shim only) */
+  TSD_ERR_BUFFER = -12      /* a caller's buffer is too small */
+} tsd_status;
+
+/* The message of the calling thread's last failure ("" if none). Borrowed:
+ * valid until the next tsd call on the same thread. */
+TSD_API const char *tsd_last_error(void);
+/* A short static name for a status ("TSD_ERR_FORMAT"). */
+TSD_API const char *tsd_status_name(tsd_status status);
+
+/* ------------------------------------------------------------------------ */
+/* Data types                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* Our own numbering: it is not LibTorch's ScalarType. */
+typedef enum tsd_dtype {
+  TSD_FLOAT32 = 0,
+  TSD_FLOAT64 = 1,
+  TSD_FLOAT16 = 2,
+  TSD_BFLOAT16 = 3,
+  TSD_INT8 = 4,
+  TSD_INT16 = 5,
+  TSD_INT32 = 6,
+  TSD_INT64 = 7,
+  TSD_UINT8 = 8,
+  TSD_BOOL = 9,
+  TSD_DTYPE_COUNT
+} tsd_dtype;
+
+/* Bytes per element (0 for an invalid dtype). */
+TSD_API size_t tsd_dtype_size(tsd_dtype dtype);
+/* PyTorch's name: "float32", "bfloat16", "bool", ... (static string; "?" for
+ * an invalid dtype). */
+TSD_API const char *tsd_dtype_name(tsd_dtype dtype);
+
+#define TSD_MAX_NDIM 64
+
+/* ------------------------------------------------------------------------ */
+/* Checkpoints                                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct tsd_checkpoint tsd_checkpoint;
+
+/* Bounds a hostile file cannot make tsd exceed. Zero in a field means the
+ * default shown. */
+typedef struct tsd_limits {
+  uint32_t max_depth;       /* container nesting (default 1000) */
+  uint64_t max_objects;     /* values built by the unpickler (default 64M) */
+  uint64_t max_pickle_bytes;/* size of the pickle stream (default 4 GiB) */
+} tsd_limits;
+
+#define TSD_OPEN_OPTIONS_VERSION 1
+typedef struct tsd_open_options {
+  unsigned version; /* TSD_OPEN_OPTIONS_VERSION */
+  tsd_limits limits;
+} tsd_open_options;
+#define TSD_OPEN_OPTIONS_INIT {TSD_OPEN_OPTIONS_VERSION, {0, 0, 0}}
+
+/* Opens a checkpoint written by torch.save (zip format, any pickle protocol
+ * 2-5, ZIP64; or the legacy pre-1.6 format). Only the pickle is read and
+ * checked now; tensor bytes are read when asked for. The file stays open until
+ * tsd_checkpoint_free. `options` may be NULL (defaults).
+ * On failure *out is NULL and the status says why: TSD_ERR_IO (cannot open or
+ * read), TSD_ERR_FORMAT (malformed), TSD_ERR_REFUSED (a global outside the
+ * allow-list, named in the message), TSD_ERR_LIMIT, TSD_ERR_UNSUPPORTED. */
+TSD_API tsd_status tsd_checkpoint_open(tsd_checkpoint **out, const char *path,
+                                       const tsd_open_options *options);
+
+/* Same, from memory. The bytes are borrowed, not copied: they must stay valid
+ * and unchanged until tsd_checkpoint_free. */
+TSD_API tsd_status tsd_checkpoint_open_memory(tsd_checkpoint **out,
+                                              const void *data, size_t size,
+                                              const tsd_open_options *options);
+
+/* Releases the checkpoint and everything borrowed from it. NULL is a no-op. */
+TSD_API void tsd_checkpoint_free(tsd_checkpoint *ckpt);
+
+/* The kind of a checkpoint entry's value. */
+typedef enum tsd_kind {
+  TSD_KIND_TENSOR = 0, /* torch.Tensor or nn.Parameter */
+  TSD_KIND_NONE,
+  TSD_KIND_BOOL,
+  TSD_KIND_INT,
+  TSD_KIND_FLOAT,
+  TSD_KIND_STR,
+  TSD_KIND_BYTES,
+  TSD_KIND_DICT, /* dict or OrderedDict */
+  TSD_KIND_LIST,
+  TSD_KIND_TUPLE,
+  TSD_KIND_OTHER /* sets, big integers, ... */
+} tsd_kind;
+
+/* One entry of the current dict. All pointers are borrowed from the
+ * checkpoint. */
+typedef struct tsd_entry {
+  const char *key;      /* NUL-terminated UTF-8 */
+  size_t key_len;       /* bytes, without the NUL */
+  tsd_kind kind;
+  /* for TSD_KIND_TENSOR */
+  tsd_dtype dtype;
+  size_t ndim;
+  const int64_t *shape; /* ndim elements */
+  int64_t numel;
+  int is_parameter;     /* saved as nn.Parameter */
+  int contiguous;       /* C-contiguous view of its storage */
+  /* for scalars */
+  int64_t int_value;    /* TSD_KIND_INT, TSD_KIND_BOOL */
+  double float_value;   /* TSD_KIND_FLOAT */
+  const char *str_value;/* TSD_KIND_STR (NUL-terminated), TSD_KIND_BYTES */
+  size_t str_len;
+  size_t length;        /* number of items for DICT, LIST, TUPLE */
+  /* Python's type name as `type(x)` prints it: "<class 'int'>",
+   * "<class 'torch.Tensor'>", "<class 'collections.OrderedDict'>", ... */
+  const char *type_repr;
+} tsd_entry;
+
+/* The checkpoint's current dict is the top-level object when it is a dict,
+ * or the one chosen with tsd_checkpoint_select. If the top-level object is not
+ * a dict, the count is 0 and tsd_checkpoint_root_kind says what it is. */
+TSD_API tsd_kind tsd_checkpoint_root_kind(const tsd_checkpoint *ckpt);
+TSD_API size_t tsd_checkpoint_count(const tsd_checkpoint *ckpt);
+/* Fills *out with entry `index` (0-based, checkpoint order) of the current
+ * dict. TSD_ERR_NOT_FOUND if index >= count; TSD_ERR_TYPE if the dict's key
+ * is not a string. */
+TSD_API tsd_status tsd_checkpoint_entry(const tsd_checkpoint *ckpt,
+                                        size_t index, tsd_entry *out);
+/* Index of `key` in the current dict: TSD_OK and *out_index, or
+ * TSD_ERR_NOT_FOUND. */
+TSD_API tsd_status tsd_checkpoint_find(const tsd_checkpoint *ckpt,
+                                       size_t *out_index, const char *key);
+
+/* Makes the dict found under `key` of the current dict the current dict (for
+ * nested training checkpoints: {'epoch': 7, 'state_dict': {...}}). Can be
+ * called again to go deeper. TSD_ERR_NOT_FOUND, or TSD_ERR_TYPE when the value
+ * is not a dict. Invalidates borrowed entries. */
+TSD_API tsd_status tsd_checkpoint_select(tsd_checkpoint *ckpt,
+                                         const char *key);
+/* Returns to the top-level dict. */
+TSD_API void tsd_checkpoint_select_root(tsd_checkpoint *ckpt);
+
+/* Removes `key` from the current dict, like Python's `sd.pop(key)`.
+ * TSD_ERR_NOT_FOUND if absent. Invalidates borrowed entries. */
+TSD_API tsd_status tsd_checkpoint_pop(tsd_checkpoint *ckpt, const char *key);
+
+/* Copies the tensor at `index` of the current dict into `dst` as a
+ * C-contiguous array of `dtype`, converting as Tensor.copy_ does.
+ * `dst_bytes` must be at least numel * tsd_dtype_size(dtype)
+ * (TSD_ERR_BUFFER otherwise). TSD_ERR_TYPE if the entry is not a tensor. */
+TSD_API tsd_status tsd_checkpoint_read(const tsd_checkpoint *ckpt,
+                                       size_t index, tsd_dtype dtype,
+                                       void *dst, size_t dst_bytes);
+
+/* The `_metadata` version PyTorch stored for module `prefix` ("" for the
+ * root, "features.1" ...) in the current dict, or -1 when the dict has no
+ * `_metadata` or no version for that module. */
+TSD_API int64_t tsd_checkpoint_module_version(const tsd_checkpoint *ckpt,
+                                              const char *prefix);
+/* Number of module prefixes in the current dict's `_metadata` (0 if none),
+ * and the i-th of them (borrowed), in the order PyTorch wrote them
+ * (pre-order over modules). */
+TSD_API size_t tsd_checkpoint_metadata_count(const tsd_checkpoint *ckpt);
+TSD_API const char *tsd_checkpoint_metadata_prefix(const tsd_checkpoint *ckpt,
+                                                   size_t index);
+
+/* ------------------------------------------------------------------------ */
+/* Models                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct tsd_model tsd_model;
+
+typedef enum tsd_tensor_role {
+  TSD_PARAMETER = 0,            /* nn.Parameter */
+  TSD_BUFFER = 1,               /* persistent buffer */
+  TSD_BUFFER_NON_PERSISTENT = 2,/* register_buffer(..., persistent=False) */
+  TSD_PARAMETER_NONE = 3        /* a parameter registered as None: no data */
+} tsd_tensor_role;
+
+/* A new, empty C-owned model. `class_name` is what PyTorch would print as
+ * the model's class (`self.__class__.__name__`), e.g. "VisionTransformer";
+ * it is copied. */
+TSD_API tsd_status tsd_model_new(tsd_model **out, const char *class_name);
+
+/* Opens a TorchScript archive (torch.jit.save output) as a model on `device`
+ * ("cpu", "cuda:0", ...; NULL means "cpu"). TorchScript archives are code:
+ * open only files you trust. TSD_ERR_UNSUPPORTED in a build without LibTorch;
+ * TSD_ERR_TORCH for LibTorch's own failures (message kept). */
+TSD_API tsd_status tsd_model_open_torchscript(tsd_model **out,
+                                              const char *path,
+                                              const char *device);
+
+/* Releases the model (never the caller's tensor memory). NULL is a no-op. */
+TSD_API void tsd_model_free(tsd_model *model);
+
+/* Adds a tensor to a C-owned model. `name` is its full dotted name
+ * ("features.0.weight"); the modules on its path are created as needed, in
+ * order of first appearance. `data` is borrowed: it must hold
+ * numel * tsd_dtype_size(dtype) bytes, C-contiguous, and stay valid while the
+ * model is used; loads write into it. For TSD_PARAMETER_NONE, data, ndim and
+ * shape are ignored. TSD_ERR_INVALID_ARG for a duplicate or empty name, a
+ * name component that is empty, or a negative dimension. */
+TSD_API tsd_status tsd_model_add_tensor(tsd_model *model, const char *name,
+                                        tsd_tensor_role role, tsd_dtype dtype,
+                                        size_t ndim, const int64_t *shape,
+                                        void *data);
+
+/* Declares the module at dotted path `name` ("features.2"; "" is the root)
+ * with its PyTorch class name `type_name` ("ReLU", "BatchNorm2d", ...),
+ * creating it (and its parents) if needed. Declaring matters for:
+ *  - modules without tensors (a ReLU), which the unexpected-key rule sees;
+ *  - norm layers (BatchNorm1d/2d/3d, SyncBatchNorm, InstanceNorm1d/2d/3d and
+ *    their Lazy forms): the `num_batches_tracked` / running-stats rules.
+ * The `_metadata` version tsd saves for a declared module is `version`
+ * (pass -1 for PyTorch's default for that type: 2 for norm layers, else 1). */
+TSD_API tsd_status tsd_model_add_module(tsd_model *model, const char *name,
+                                        const char *type_name,
+                                        int64_t version);
+
+/* Marks the buffer `name` persistent (1) or not (0). Non-persistent buffers
+ * are not loaded and their keys are unexpected, as in PyTorch. For
+ * TorchScript models this is the way to get the eager model's answer:
+ * TorchScript forgets persistent=False. */
+TSD_API tsd_status tsd_model_set_persistent(tsd_model *model,
+                                            const char *name, int persistent);
+
+/* The class name (borrowed). */
+TSD_API const char *tsd_model_class_name(const tsd_model *model);
+
+/* One tensor of a model, in PyTorch's state_dict order (pre-order over
+ * modules: a module's parameters, then its buffers, then its children).
+ * Pointers borrowed from the model. */
+typedef struct tsd_tensor_info {
+  const char *name;
+  tsd_tensor_role role;
+  tsd_dtype dtype;
+  size_t ndim;
+  const int64_t *shape;
+  int64_t numel;
+  void *data; /* C-owned models: the caller's pointer; TorchScript: NULL */
+} tsd_tensor_info;
+
+TSD_API size_t tsd_model_tensor_count(const tsd_model *model);
+TSD_API tsd_status tsd_model_tensor(const tsd_model *model, size_t index,
+                                    tsd_tensor_info *out);
+
+/* Copies model tensor `index` into `dst` as C-contiguous `dtype`. */
+TSD_API tsd_status tsd_model_read(const tsd_model *model, size_t index,
+                                  tsd_dtype dtype, void *dst,
+                                  size_t dst_bytes);
+
+/* Saves the model: a C-owned model as a torch.save-compatible .pth (an
+ * OrderedDict of its persistent tensors with `_metadata`, readable by Python
+ * torch.load); a TorchScript model as a TorchScript archive. */
+TSD_API tsd_status tsd_model_save(const tsd_model *model, const char *path);
+
+/* ------------------------------------------------------------------------ */
+/* Loading                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef enum tsd_rules {
+  TSD_RULES_TORCH_1_13 = 0, /* default: PyTorch 1.13's edge rules */
+  TSD_RULES_TORCH_2 = 1     /* PyTorch 2.x's: a 0-dim tensor accepts only a
+                               length-1 tensor; `weight.foo` is unexpected */
+} tsd_rules;
+
+#define TSD_LOAD_OPTIONS_VERSION 1
+typedef struct tsd_load_options {
+  unsigned version; /* TSD_LOAD_OPTIONS_VERSION */
+  int strict;       /* like PyTorch's strict (default 1) */
+  int auto_pop;     /* drop shape-mismatched keys first (default 0) */
+  tsd_rules rules;  /* default TSD_RULES_TORCH_1_13 */
+} tsd_load_options;
+#define TSD_LOAD_OPTIONS_INIT \
+  {TSD_LOAD_OPTIONS_VERSION, 1, 0, TSD_RULES_TORCH_1_13}
+
+typedef struct tsd_report tsd_report;
+
+/* load_state_dict(model, current dict of ckpt, options). `options` may be
+ * NULL (strict, no auto-pop, 1.13 rules). The checkpoint is not modified
+ * (auto-pop works on the load's own view of the keys).
+ *
+ * Returns TSD_OK when PyTorch would have returned (the model is loaded),
+ * TSD_ERR_LOAD when PyTorch would have raised RuntimeError (the model is
+ * unchanged). In both cases *out is a new report to free with
+ * tsd_report_free. Any other status is a failure before the load (malformed
+ * tensor data, I/O, a root that is not a dict): *out is NULL and the model is
+ * unchanged, except for an I/O error while copying (a file truncated under
+ * us), which is reported as TSD_ERR_IO and may leave the model partly
+ * written. */
+TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
+                            const tsd_checkpoint *ckpt,
+                            const tsd_load_options *options);
+
+typedef enum tsd_list {
+  TSD_LIST_MISSING = 0,    /* missing_keys */
+  TSD_LIST_UNEXPECTED = 1, /* unexpected_keys */
+  TSD_LIST_ERRORS = 2,     /* error_msgs, PyTorch's order */
+  TSD_LIST_MISMATCHED = 3, /* keys of size mismatches (errors) */
+  TSD_LIST_POPPED = 4      /* keys auto-pop dropped */
+} tsd_list;
+
+/* A shape mismatch (an error, or a key auto-pop dropped). Borrowed. */
+typedef struct tsd_mismatch {
+  const char *key;
+  size_t checkpoint_ndim;
+  const int64_t *checkpoint_shape;
+  size_t model_ndim;
+  const int64_t *model_shape;
+} tsd_mismatch;
+
+TSD_API void tsd_report_free(tsd_report *report);
+/* 1 if the load succeeded (PyTorch returned), else 0. */
+TSD_API int tsd_report_ok(const tsd_report *report);
+TSD_API const char *tsd_report_class_name(const tsd_report *report);
+TSD_API size_t tsd_report_count(const tsd_report *report, tsd_list list);
+/* The i-th string of a list (borrowed), NULL if out of range. */
+TSD_API const char *tsd_report_item(const tsd_report *report, tsd_list list,
+                                    size_t index);
+/* For TSD_LIST_MISMATCHED and TSD_LIST_POPPED: both shapes. */
+TSD_API tsd_status tsd_report_mismatch(const tsd_report *report,
+                                       tsd_list list, size_t index,
+                                       tsd_mismatch *out);
+/* Exactly what PyTorch prints: the RuntimeError message when not ok,
+ * otherwise the `_IncompatibleKeys(...)` / `<All keys matched
+ * successfully>` text. Borrowed. */
+TSD_API const char *tsd_report_message(const tsd_report *report);
+/* The report as one JSON object (the `tsd load --json` format). Borrowed. */
+TSD_API const char *tsd_report_json(const tsd_report *report);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TSD_H */

@@ -1,0 +1,361 @@
+/*
+ * internal.h — shared internals of libtsd. Not installed; not public.
+ *
+ * Layout of the C core (one job per file):
+ *   util.c       errors (thread-local), allocation, arena, string buffer, hash
+ *   convert.c    dtype conversion (Tensor.copy_ semantics), float16/bfloat16
+ *   source.c     a byte source: a file read with pread, or caller memory
+ *   zip.c        zip / ZIP64 central directory reader (stored records only)
+ *   pickle.c     the restricted unpickler (protocols 2-5, allow-listed globals)
+ *   legacy.c     the legacy (pre-1.6) torch.save format
+ *   checkpoint.c the public tsd_checkpoint_* API, the current-dict view,
+ *                tensor reads (strides, offsets, conversion)
+ *   model.c      the module tree shared by both model kinds, C-owned models
+ *   engine.c     load_state_dict semantics (tsd_load)
+ *   report.c     reports, PyTorch's message texts, JSON
+ *   save.c       writing a torch.save-compatible .pth (zip + pickle writer)
+ * shim/torchscript.cpp (C++) implements TorchScript models on the same tree.
+ */
+#ifndef TSD_INTERNAL_H
+#define TSD_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tsd.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define TSD_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define TSD_PRINTF(a, b)
+#endif
+
+/* ---- errors (util.c) ---------------------------------------------------- */
+
+/* Sets the calling thread's error message and returns `status`.
+ * Usage: return tsd__err(TSD_ERR_FORMAT, "%s: offset %llu: ...", ...); */
+tsd_status tsd__err(tsd_status status, const char *fmt, ...) TSD_PRINTF(2, 3);
+/* Prefixes the current thread message with "<prefix>: " (for context). */
+void tsd__err_prefix(const char *fmt, ...) TSD_PRINTF(1, 2);
+void tsd__err_clear(void);
+
+/* ---- allocation (util.c) ------------------------------------------------ */
+/* Every allocation of the library goes through these (hooks later). They
+ * never abort; on failure they return NULL. */
+void *tsd__malloc(size_t n);
+void *tsd__calloc(size_t count, size_t size);
+void *tsd__realloc(void *p, size_t n);
+void tsd__free(void *p);
+char *tsd__strdup(const char *s);
+char *tsd__strndup(const char *s, size_t n);
+
+/* ---- arena (util.c): bump allocator freed all at once -------------------- */
+typedef struct tsd__arena_block tsd__arena_block;
+typedef struct tsd__arena {
+  tsd__arena_block *head;
+  uint64_t total;  /* bytes handed out so far */
+  uint64_t limit;  /* 0 = unlimited; past it allocations fail */
+} tsd__arena;
+void tsd__arena_init(tsd__arena *a, uint64_t limit);
+void *tsd__arena_alloc(tsd__arena *a, size_t n); /* 16-byte aligned, zeroed */
+void tsd__arena_free(tsd__arena *a);
+
+/* ---- growable string buffer (util.c) ------------------------------------ */
+typedef struct tsd__buf {
+  char *data; /* always NUL-terminated when len > 0 or after any append */
+  size_t len, cap;
+  bool oom;   /* set once an append failed; later appends are no-ops */
+} tsd__buf;
+void tsd__buf_init(tsd__buf *b);
+void tsd__buf_free(tsd__buf *b);
+void tsd__buf_append(tsd__buf *b, const char *s, size_t n);
+void tsd__buf_puts(tsd__buf *b, const char *s);
+void tsd__buf_printf(tsd__buf *b, const char *fmt, ...) TSD_PRINTF(2, 3);
+/* Takes the string (caller frees with tsd__free); the buffer is reset. */
+char *tsd__buf_take(tsd__buf *b);
+
+/* ---- string -> index hash map (util.c) ---------------------------------- */
+typedef struct tsd__strmap {
+  size_t *slots; /* index+1, 0 = empty */
+  size_t cap;    /* power of two */
+  size_t count;
+} tsd__strmap;
+/* Keys are not stored: the caller passes a function that gives the key of an
+ * index. */
+typedef const char *(*tsd__strmap_keyfn)(const void *ctx, size_t index,
+                                          size_t *len);
+void tsd__strmap_init(tsd__strmap *m);
+void tsd__strmap_free(tsd__strmap *m);
+/* Inserts index; if an equal key exists returns false and sets *existing. */
+bool tsd__strmap_insert(tsd__strmap *m, const char *key, size_t len,
+                        size_t index, tsd__strmap_keyfn fn, const void *ctx,
+                        size_t *existing, bool *oom);
+bool tsd__strmap_find(const tsd__strmap *m, const char *key, size_t len,
+                      tsd__strmap_keyfn fn, const void *ctx, size_t *out);
+void tsd__strmap_remove(tsd__strmap *m, const char *key, size_t len,
+                        tsd__strmap_keyfn fn, const void *ctx);
+uint64_t tsd__hash(const char *s, size_t n);
+
+/* overflow-safe arithmetic */
+static inline bool tsd__mul_u64(uint64_t a, uint64_t b, uint64_t *r) {
+  return !__builtin_mul_overflow(a, b, r);
+}
+static inline bool tsd__add_u64(uint64_t a, uint64_t b, uint64_t *r) {
+  return !__builtin_add_overflow(a, b, r);
+}
+
+/* ---- dtypes and conversion (convert.c) ---------------------------------- */
+/* Converts n elements from `src` (src_dtype) to `dst` (dst_dtype), both
+ * C-contiguous, with Tensor.copy_'s rules (float->int truncates toward zero,
+ * ->bool is x != 0, float->half/bfloat16 rounds to nearest even). src and dst
+ * must not overlap unless the dtypes are equal and src == dst. */
+void tsd__convert(void *dst, tsd_dtype dst_dtype, const void *src,
+                  tsd_dtype src_dtype, size_t n);
+float tsd__half_to_float(uint16_t h);
+uint16_t tsd__float_to_half(float f);
+float tsd__bf16_to_float(uint16_t h);
+uint16_t tsd__float_to_bf16(float f);
+bool tsd__dtype_valid(int dtype);
+
+/* ---- byte source (source.c) --------------------------------------------- */
+typedef struct tsd__source {
+  int fd;               /* -1 for memory */
+  const uint8_t *mem;   /* non-NULL for memory */
+  uint64_t size;
+  char *name;           /* path, or "<memory>", for messages (owned) */
+} tsd__source;
+tsd_status tsd__source_open_file(tsd__source *s, const char *path);
+tsd_status tsd__source_open_memory(tsd__source *s, const void *p, size_t n);
+void tsd__source_close(tsd__source *s);
+/* Reads exactly n bytes at `off`; TSD_ERR_FORMAT if past the end (message
+ * names `what` and the offset), TSD_ERR_IO on a read error. */
+tsd_status tsd__source_read(const tsd__source *s, uint64_t off, void *dst,
+                            size_t n, const char *what);
+
+/* ---- the unpickled value tree (pickle.c, legacy.c) ----------------------- */
+
+typedef struct tsd__storage {
+  tsd_dtype dtype;
+  uint64_t numel;       /* elements, as declared and checked */
+  uint64_t nbytes;      /* numel * itemsize */
+  uint64_t offset;      /* byte offset of the data in the source */
+  const uint8_t *mem;   /* non-NULL: data lives here instead (synthetic) */
+  const char *key;      /* storage key / record name, for messages */
+} tsd__storage;
+
+typedef struct tsd__tensor {
+  tsd__storage *storage;
+  tsd_dtype dtype;      /* == storage->dtype */
+  size_t ndim;
+  int64_t *shape;       /* ndim */
+  int64_t *stride;      /* ndim, in elements */
+  int64_t offset;       /* storage offset, elements */
+  int64_t numel;
+  bool is_parameter;
+  bool contiguous;      /* C-contiguous (size-1 dims' strides ignored) */
+} tsd__tensor;
+
+typedef enum tsd__vkind {
+  TSD__V_NONE,
+  TSD__V_BOOL,
+  TSD__V_INT,
+  TSD__V_BIGINT,  /* LONG1/LONG4 beyond int64: s = little-endian bytes */
+  TSD__V_FLOAT,
+  TSD__V_STR,
+  TSD__V_BYTES,
+  TSD__V_TUPLE,
+  TSD__V_LIST,
+  TSD__V_SET,
+  TSD__V_DICT,
+  TSD__V_TENSOR,
+  TSD__V_STORAGE, /* storage object (from a persistent id) */
+  TSD__V_GLOBAL,  /* an allow-listed global (callable or class) */
+  TSD__V_DTYPE    /* reserved */
+} tsd__vkind;
+
+typedef struct tsd__value tsd__value;
+struct tsd__value {
+  tsd__vkind kind;
+  uint32_t flags;  /* TSD__VF_* */
+  uint32_t depth;  /* nesting depth of this container, for limits */
+  union {
+    int64_t i;     /* BOOL, INT, GLOBAL (a TSD__G_* id) */
+    double f;
+    struct { char *p; size_t len; } s;  /* STR (NUL-terminated), BYTES, BIGINT */
+    struct { tsd__value **items; size_t len, cap; } seq; /* TUPLE LIST SET */
+    struct {
+      tsd__value **keys, **vals;
+      size_t len, cap;
+      tsd__value *metadata; /* OrderedDict `_metadata` attribute, or NULL */
+    } dict;
+    tsd__tensor *tensor;
+    tsd__storage *storage;
+  } u;
+};
+#define TSD__VF_ORDERED 1u /* collections.OrderedDict (vs dict) */
+
+/* Python's `type(x)` text for a value: "<class 'int'>", ... (static). */
+const char *tsd__type_repr(const tsd__value *v);
+tsd_kind tsd__public_kind(const tsd__value *v);
+
+/* Everything the readers produce. */
+typedef struct tsd__parsed {
+  tsd__value *root;
+  tsd__storage **storages;
+  size_t n_storages;
+} tsd__parsed;
+
+/* Limits with defaults filled in. */
+typedef struct tsd__limits {
+  uint32_t max_depth;
+  uint64_t max_objects;
+  uint64_t max_pickle_bytes;
+} tsd__limits;
+void tsd__limits_resolve(tsd__limits *out, const tsd_open_options *opts);
+
+/* pickle.c: how persistent ids are resolved, per format. */
+typedef struct tsd__persistent_ctx tsd__persistent_ctx;
+typedef tsd_status (*tsd__persistent_fn)(tsd__persistent_ctx *ctx,
+                                         tsd__value *pid, tsd__value **out);
+/* Unpickles one pickle from buf[0..len). Values live in `arena`. *used gets
+ * the number of bytes consumed (up to and including STOP). */
+tsd_status tsd__unpickle(const uint8_t *buf, size_t len, size_t *used,
+                         tsd__arena *arena, const tsd__limits *limits,
+                         tsd__persistent_fn persistent,
+                         tsd__persistent_ctx *pctx, const char *what,
+                         tsd__value **out);
+
+/* zip.c / legacy.c: parse a whole checkpoint from a source. */
+tsd_status tsd__read_zip(const tsd__source *src, tsd__arena *arena,
+                         const tsd__limits *limits, tsd__parsed *out);
+tsd_status tsd__read_legacy(const tsd__source *src, tsd__arena *arena,
+                            const tsd__limits *limits, tsd__parsed *out);
+
+/* ---- checkpoint (checkpoint.c) ------------------------------------------ */
+
+struct tsd_checkpoint {
+  tsd__source src;
+  tsd__arena arena;
+  tsd__parsed parsed;
+  tsd__value *current;   /* the current dict, or NULL if the root is no dict */
+  /* live view of `current`: positions into current->u.dict, popped removed */
+  size_t *live;
+  size_t n_live;
+  tsd__strmap index;     /* key -> position in `live` */
+  tsd_status view_status;/* non-OK if a key is not a str or is duplicated */
+  char *view_error;      /* message for view_status */
+};
+
+/* Current-dict access for the engine. Keys are TSD__V_STR values. */
+size_t tsd__ckpt_count(const tsd_checkpoint *c);
+const tsd__value *tsd__ckpt_key(const tsd_checkpoint *c, size_t i);
+const tsd__value *tsd__ckpt_val(const tsd_checkpoint *c, size_t i);
+bool tsd__ckpt_lookup(const tsd_checkpoint *c, const char *key, size_t len,
+                      size_t *out_i);
+/* The current dict's `_metadata` (a dict value) or NULL. */
+const tsd__value *tsd__ckpt_metadata(const tsd_checkpoint *c);
+/* `_metadata`[prefix]['version'] or -1. */
+int64_t tsd__metadata_version(const tsd__value *metadata, const char *prefix);
+
+/* Reads tensor `t` into dst as C-contiguous `dtype` (numel*itemsize bytes).
+ * Handles storage offset, strides, in-memory storages, conversion; never
+ * reads outside the tensor's storage (checked when the tensor was built). */
+tsd_status tsd__tensor_read(const tsd_checkpoint *c, const tsd__tensor *t,
+                            tsd_dtype dtype, void *dst);
+
+/* ---- models (model.c) --------------------------------------------------- */
+
+typedef struct tsd__mtensor {
+  char *name;          /* full dotted name (owned) */
+  const char *local;   /* last component, points into name */
+  size_t module;       /* index of the owning module */
+  tsd_tensor_role role;
+  tsd_dtype dtype;
+  size_t ndim;
+  int64_t *shape;      /* owned */
+  int64_t numel;
+  void *data;          /* C-owned models: caller's memory */
+  void *handle;        /* model-kind specific (the shim's tensor) */
+} tsd__mtensor;
+
+typedef enum tsd__norm {
+  TSD__NORM_NONE = 0,
+  TSD__NORM_BATCH = 1,   /* _NormBase (BatchNorm*, SyncBatchNorm, Lazy...) */
+  TSD__NORM_INSTANCE = 2 /* _InstanceNorm (also a _NormBase) */
+} tsd__norm;
+
+typedef struct tsd__module {
+  char *prefix;        /* "" for the root, else dotted path (owned) */
+  const char *local;   /* last component (into prefix) */
+  char *type_name;     /* declared PyTorch class name, or NULL */
+  int64_t version;     /* _metadata version to save */
+  tsd__norm norm;
+  size_t parent;       /* SIZE_MAX for the root */
+  size_t *children;    /* module indices, registration order (owned) */
+  size_t n_children, cap_children;
+  size_t *tensors;     /* tensor indices, registration order (owned) */
+  size_t n_tensors, cap_tensors;
+} tsd__module;
+
+typedef struct tsd__model_ops {
+  /* Copies checkpoint tensor `src` (same numel as `t`, already validated)
+   * into model tensor `t`, converting dtype. */
+  tsd_status (*copy_in)(tsd_model *m, tsd__mtensor *t,
+                        const tsd_checkpoint *c, const tsd__tensor *src);
+  /* Reads model tensor `t` as C-contiguous `dtype` into dst. */
+  tsd_status (*read)(const tsd_model *m, const tsd__mtensor *t,
+                     tsd_dtype dtype, void *dst);
+  tsd_status (*save)(const tsd_model *m, const char *path);
+  /* Frees the kind-specific parts (impl, tensor handles). */
+  void (*destroy)(tsd_model *m);
+} tsd__model_ops;
+
+struct tsd_model {
+  char *class_name;
+  tsd__module *modules;   /* modules[0] is the root */
+  size_t n_modules, cap_modules;
+  tsd__mtensor *tensors;
+  size_t n_tensors, cap_tensors;
+  tsd__strmap tensor_index;  /* name -> tensor index */
+  tsd__strmap module_index;  /* prefix -> module index */
+  const tsd__model_ops *ops;
+  void *impl;
+};
+
+/* Creates an empty model with a root module, for any model kind. */
+tsd_status tsd__model_create(tsd_model **out, const char *class_name,
+                             const tsd__model_ops *ops, void *impl);
+/* Adds a tensor (name checked, modules on its path created). *out_index
+ * may be NULL. `data`/`handle` stored as given. */
+tsd_status tsd__model_add(tsd_model *m, const char *name, tsd_tensor_role role,
+                          tsd_dtype dtype, size_t ndim, const int64_t *shape,
+                          void *data, void *handle, size_t *out_index);
+/* Finds or creates the module at `prefix`; sets its type if type_name is
+ * not NULL. */
+tsd_status tsd__model_module(tsd_model *m, const char *prefix,
+                             const char *type_name, int64_t version,
+                             size_t *out_index);
+/* The norm kind PyTorch gives a class name ("BatchNorm2d" -> BATCH). */
+tsd__norm tsd__norm_of_type(const char *type_name);
+/* Tensor indices in state_dict order (pre-order: params, buffers, children).
+ * Returns a new array of m->n_tensors (tsd__free) or NULL on OOM. */
+size_t *tsd__model_order(const tsd_model *m);
+
+/* save.c: writes (name, tensor-reader) pairs as a torch.save .pth. */
+tsd_status tsd__save_pth(const tsd_model *m, const char *path);
+
+/* shim: implemented in shim/torchscript.cpp, or a stub without LibTorch. */
+tsd_status tsd__torchscript_open(tsd_model **out, const char *path,
+                                 const char *device);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TSD_INTERNAL_H */

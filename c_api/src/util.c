@@ -1,0 +1,312 @@
+/* util.c — errors, allocation, arena, string buffer, string hash map. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- errors ------------------------------------------------------------- */
+
+/* One message per thread (libgit2's model): two threads never share it. */
+#define TSD_ERRMSG_CAP 4096
+static _Thread_local char tls_errmsg[TSD_ERRMSG_CAP];
+
+tsd_status tsd__err(tsd_status status, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(tls_errmsg, sizeof tls_errmsg, fmt, ap);
+  va_end(ap);
+  return status;
+}
+
+void tsd__err_prefix(const char *fmt, ...) {
+  char prefix[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(prefix, sizeof prefix, fmt, ap);
+  va_end(ap);
+  char old[TSD_ERRMSG_CAP];
+  memcpy(old, tls_errmsg, sizeof old);
+  snprintf(tls_errmsg, sizeof tls_errmsg, "%s: %s", prefix, old);
+}
+
+void tsd__err_clear(void) { tls_errmsg[0] = '\0'; }
+
+const char *tsd_last_error(void) { return tls_errmsg; }
+
+const char *tsd_status_name(tsd_status s) {
+  switch (s) {
+  case TSD_OK: return "TSD_OK";
+  case TSD_ERR_INVALID_ARG: return "TSD_ERR_INVALID_ARG";
+  case TSD_ERR_IO: return "TSD_ERR_IO";
+  case TSD_ERR_FORMAT: return "TSD_ERR_FORMAT";
+  case TSD_ERR_UNSUPPORTED: return "TSD_ERR_UNSUPPORTED";
+  case TSD_ERR_REFUSED: return "TSD_ERR_REFUSED";
+  case TSD_ERR_NOMEM: return "TSD_ERR_NOMEM";
+  case TSD_ERR_NOT_FOUND: return "TSD_ERR_NOT_FOUND";
+  case TSD_ERR_TYPE: return "TSD_ERR_TYPE";
+  case TSD_ERR_LIMIT: return "TSD_ERR_LIMIT";
+  case TSD_ERR_LOAD: return "TSD_ERR_LOAD";
+  case TSD_ERR_TORCH: return "TSD_ERR_TORCH";
+  case TSD_ERR_BUFFER: return "TSD_ERR_BUFFER";
+  }
+  return "TSD_ERR_UNKNOWN";
+}
+
+const char *tsd_version(void) {
+#define TSD_STR2(x) #x
+#define TSD_STR(x) TSD_STR2(x)
+  return TSD_STR(TSD_VERSION_MAJOR) "." TSD_STR(TSD_VERSION_MINOR) "." TSD_STR(
+      TSD_VERSION_PATCH);
+}
+
+int tsd_version_number(void) { return TSD_VERSION_NUMBER; }
+
+/* ---- allocation --------------------------------------------------------- */
+
+void *tsd__malloc(size_t n) { return malloc(n ? n : 1); }
+void *tsd__calloc(size_t count, size_t size) {
+  return calloc(count ? count : 1, size ? size : 1);
+}
+void *tsd__realloc(void *p, size_t n) { return realloc(p, n ? n : 1); }
+void tsd__free(void *p) { free(p); }
+
+char *tsd__strndup(const char *s, size_t n) {
+  char *p = tsd__malloc(n + 1);
+  if (!p) return NULL;
+  memcpy(p, s, n);
+  p[n] = '\0';
+  return p;
+}
+char *tsd__strdup(const char *s) { return tsd__strndup(s, strlen(s)); }
+
+/* ---- arena -------------------------------------------------------------- */
+
+struct tsd__arena_block {
+  tsd__arena_block *next;
+  size_t used, cap;
+  _Alignas(16) unsigned char data[];
+};
+
+void tsd__arena_init(tsd__arena *a, uint64_t limit) {
+  a->head = NULL;
+  a->total = 0;
+  a->limit = limit;
+}
+
+void *tsd__arena_alloc(tsd__arena *a, size_t n) {
+  n = (n + 15u) & ~(size_t)15u;
+  if (n == 0) n = 16;
+  if (a->limit && (a->total + n > a->limit || a->total + n < a->total))
+    return NULL;
+  tsd__arena_block *b = a->head;
+  if (!b || b->cap - b->used < n) {
+    size_t cap = 64 * 1024;
+    if (b && b->cap < (size_t)16 << 20) cap = b->cap * 2;
+    if (cap < n) cap = n;
+    b = tsd__malloc(sizeof *b + cap);
+    if (!b) return NULL;
+    b->next = a->head;
+    b->used = 0;
+    b->cap = cap;
+    a->head = b;
+  }
+  void *p = b->data + b->used;
+  b->used += n;
+  a->total += n;
+  memset(p, 0, n);
+  return p;
+}
+
+void tsd__arena_free(tsd__arena *a) {
+  tsd__arena_block *b = a->head;
+  while (b) {
+    tsd__arena_block *next = b->next;
+    tsd__free(b);
+    b = next;
+  }
+  a->head = NULL;
+  a->total = 0;
+}
+
+/* ---- string buffer ------------------------------------------------------ */
+
+void tsd__buf_init(tsd__buf *b) { memset(b, 0, sizeof *b); }
+void tsd__buf_free(tsd__buf *b) {
+  tsd__free(b->data);
+  memset(b, 0, sizeof *b);
+}
+
+static bool buf_reserve(tsd__buf *b, size_t extra) {
+  if (b->oom) return false;
+  if (b->len + extra + 1 <= b->cap) return true;
+  size_t cap = b->cap ? b->cap : 64;
+  while (cap < b->len + extra + 1) {
+    if (cap > SIZE_MAX / 2) {
+      b->oom = true;
+      return false;
+    }
+    cap *= 2;
+  }
+  char *p = tsd__realloc(b->data, cap);
+  if (!p) {
+    b->oom = true;
+    return false;
+  }
+  b->data = p;
+  b->cap = cap;
+  return true;
+}
+
+void tsd__buf_append(tsd__buf *b, const char *s, size_t n) {
+  if (!buf_reserve(b, n)) return;
+  if (n) memcpy(b->data + b->len, s, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+}
+
+void tsd__buf_puts(tsd__buf *b, const char *s) {
+  tsd__buf_append(b, s, strlen(s));
+}
+
+void tsd__buf_printf(tsd__buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0 || !buf_reserve(b, (size_t)n)) {
+    va_end(ap2);
+    if (n < 0) b->oom = true;
+    return;
+  }
+  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
+  va_end(ap2);
+  b->len += (size_t)n;
+}
+
+char *tsd__buf_take(tsd__buf *b) {
+  if (b->oom) {
+    tsd__buf_free(b);
+    return NULL;
+  }
+  if (!b->data) {
+    buf_reserve(b, 0);
+    if (b->oom) return NULL;
+    b->data[0] = '\0';
+  }
+  char *p = b->data;
+  memset(b, 0, sizeof *b);
+  return p;
+}
+
+/* ---- string hash map ---------------------------------------------------- */
+
+uint64_t tsd__hash(const char *s, size_t n) {
+  /* FNV-1a, 64-bit. Keys come from files: a hostile file could make
+   * collisions, which costs time, bounded by the number of keys squared;
+   * the open limits bound the number of keys. */
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char)s[i];
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+void tsd__strmap_init(tsd__strmap *m) { memset(m, 0, sizeof *m); }
+void tsd__strmap_free(tsd__strmap *m) {
+  tsd__free(m->slots);
+  memset(m, 0, sizeof *m);
+}
+
+static bool key_eq(const char *key, size_t len, size_t index,
+                   tsd__strmap_keyfn fn, const void *ctx) {
+  size_t klen;
+  const char *k = fn(ctx, index, &klen);
+  return klen == len && memcmp(k, key, len) == 0;
+}
+
+static bool strmap_grow(tsd__strmap *m, tsd__strmap_keyfn fn,
+                        const void *ctx) {
+  size_t cap = m->cap ? m->cap * 2 : 16;
+  size_t *slots = tsd__calloc(cap, sizeof *slots);
+  if (!slots) return false;
+  for (size_t i = 0; i < m->cap; i++) {
+    if (!m->slots[i]) continue;
+    size_t len;
+    const char *k = fn(ctx, m->slots[i] - 1, &len);
+    size_t j = (size_t)tsd__hash(k, len) & (cap - 1);
+    while (slots[j]) j = (j + 1) & (cap - 1);
+    slots[j] = m->slots[i];
+  }
+  tsd__free(m->slots);
+  m->slots = slots;
+  m->cap = cap;
+  return true;
+}
+
+bool tsd__strmap_insert(tsd__strmap *m, const char *key, size_t len,
+                        size_t index, tsd__strmap_keyfn fn, const void *ctx,
+                        size_t *existing, bool *oom) {
+  *oom = false;
+  if ((m->count + 1) * 2 > m->cap && !strmap_grow(m, fn, ctx)) {
+    *oom = true;
+    return false;
+  }
+  size_t j = (size_t)tsd__hash(key, len) & (m->cap - 1);
+  while (m->slots[j]) {
+    if (key_eq(key, len, m->slots[j] - 1, fn, ctx)) {
+      if (existing) *existing = m->slots[j] - 1;
+      return false;
+    }
+    j = (j + 1) & (m->cap - 1);
+  }
+  m->slots[j] = index + 1;
+  m->count++;
+  return true;
+}
+
+bool tsd__strmap_find(const tsd__strmap *m, const char *key, size_t len,
+                      tsd__strmap_keyfn fn, const void *ctx, size_t *out) {
+  if (!m->cap) return false;
+  size_t j = (size_t)tsd__hash(key, len) & (m->cap - 1);
+  while (m->slots[j]) {
+    if (key_eq(key, len, m->slots[j] - 1, fn, ctx)) {
+      if (out) *out = m->slots[j] - 1;
+      return true;
+    }
+    j = (j + 1) & (m->cap - 1);
+  }
+  return false;
+}
+
+void tsd__strmap_remove(tsd__strmap *m, const char *key, size_t len,
+                        tsd__strmap_keyfn fn, const void *ctx) {
+  if (!m->cap) return;
+  size_t mask = m->cap - 1;
+  size_t j = (size_t)tsd__hash(key, len) & mask;
+  while (m->slots[j]) {
+    if (key_eq(key, len, m->slots[j] - 1, fn, ctx)) break;
+    j = (j + 1) & mask;
+  }
+  if (!m->slots[j]) return;
+  m->slots[j] = 0;
+  m->count--;
+  /* Backward-shift deletion keeps linear probing chains intact. */
+  size_t k = (j + 1) & mask;
+  while (m->slots[k]) {
+    size_t len2;
+    const char *k2 = fn(ctx, m->slots[k] - 1, &len2);
+    size_t home = (size_t)tsd__hash(k2, len2) & mask;
+    /* Move slot k to hole j if its home is not in (j, k]. */
+    bool between = (j < k) ? (home > j && home <= k) : (home > j || home <= k);
+    if (!between) {
+      m->slots[j] = m->slots[k];
+      m->slots[k] = 0;
+      j = k;
+    }
+    k = (k + 1) & mask;
+  }
+}

@@ -1,1 +1,555 @@
-int main(void){return 0;}
+/* tsd — the command line front end of libtsd. A thin user of tsd.h only.
+ *
+ *   tsd load MODEL.pt CHECKPOINT [options]
+ *   tsd load --model-spec SPEC --class-name NAME CHECKPOINT [options]
+ *   tsd inspect CHECKPOINT [--json] [--select KEY]
+ *
+ * Exit status: 0 loaded, 1 load_state_dict raised, 2 bad usage or
+ * unreadable/malformed input (design.md, "The tsd command"). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tsd.h"
+
+enum { EXIT_LOADED = 0, EXIT_RAISED = 1, EXIT_USAGE = 2 };
+
+static const char *const LOAD_HELP =
+    "usage: tsd load MODEL.pt CHECKPOINT [options]\n"
+    "       tsd load --model-spec SPEC --class-name NAME CHECKPOINT "
+    "[options]\n"
+    "\n"
+    "Loads CHECKPOINT into a model with PyTorch's load_state_dict semantics.\n"
+    "MODEL.pt is a TorchScript archive (torch.jit.save). --model-spec builds\n"
+    "a C-owned model from the tensors of SPEC (a torch.save'd state dict:\n"
+    "names, dtypes, shapes, initial values; modules from its _metadata).\n"
+    "\n"
+    "options:\n"
+    "  --non-strict          strict=False (unmatched keys are not errors)\n"
+    "  --auto-pop            drop checkpoint keys whose shape differs from\n"
+    "                        the model's, then load; report them as popped\n"
+    "  --select KEY          load the state dict found under KEY of a nested\n"
+    "                        checkpoint (repeat to go deeper)\n"
+    "  --json                print the report as one JSON object\n"
+    "  -o OUT                write the loaded model (.pth for --model-spec,\n"
+    "                        a TorchScript archive for MODEL.pt); only when\n"
+    "                        the load succeeded\n"
+    "  --rules 1.13|2        PyTorch edge rules to follow (default 1.13)\n"
+    "  --device DEV          device of a TorchScript model (default cpu)\n"
+    "  --module PREFIX=TYPE  declare the module at PREFIX as PyTorch class\n"
+    "                        TYPE (e.g. features.2=ReLU, bn1=BatchNorm2d)\n"
+    "  --non-persistent NAME the model's buffer NAME is not persistent\n"
+    "  --none-param NAME     the model has a parameter NAME set to None\n"
+    "                        (--model-spec only)\n"
+    "\n"
+    "exit status: 0 loaded, 1 load_state_dict raised, 2 bad usage or "
+    "input\n";
+
+static const char *const INSPECT_HELP =
+    "usage: tsd inspect CHECKPOINT [--json] [--select KEY]\n"
+    "\n"
+    "Lists the entries of a checkpoint: key, dtype, shape, bytes.\n";
+
+static const char *const MAIN_HELP =
+    "usage: tsd <command> [args]\n"
+    "\n"
+    "commands:\n"
+    "  load      load a checkpoint into a model (load_state_dict)\n"
+    "  inspect   list a checkpoint's entries\n"
+    "\n"
+    "tsd <command> --help for a command's options; tsd --version.\n";
+
+static int fail(const char *what, tsd_status st) {
+  fprintf(stderr, "tsd: %s: %s (%s)\n", what, tsd_last_error(),
+          tsd_status_name(st));
+  return EXIT_USAGE;
+}
+
+static int usage_error(const char *help, const char *msg, const char *arg) {
+  fprintf(stderr, "tsd: %s%s%s\n\n%s", msg, arg ? ": " : "", arg ? arg : "",
+          help);
+  return EXIT_USAGE;
+}
+
+/* ---- small JSON writer (stdout) ----------------------------------------- */
+
+static void json_str(FILE *f, const char *s, size_t n) {
+  fputc('"', f);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    switch (c) {
+    case '"': fputs("\\\"", f); break;
+    case '\\': fputs("\\\\", f); break;
+    case '\n': fputs("\\n", f); break;
+    case '\r': fputs("\\r", f); break;
+    case '\t': fputs("\\t", f); break;
+    case '\b': fputs("\\b", f); break;
+    case '\f': fputs("\\f", f); break;
+    default:
+      if (c < 0x20) fprintf(f, "\\u%04x", c);
+      else fputc(c, f);
+    }
+  }
+  fputc('"', f);
+}
+
+static void json_shape(FILE *f, size_t ndim, const int64_t *shape) {
+  fputc('[', f);
+  for (size_t i = 0; i < ndim; i++)
+    fprintf(f, "%s%lld", i ? ", " : "", (long long)shape[i]);
+  fputc(']', f);
+}
+
+/* ---- inspect -------------------------------------------------------------- */
+
+static const char *kind_name(tsd_kind k) {
+  static const char *const names[] = {"tensor", "None",  "bool", "int",
+                                      "float",  "str",   "bytes", "dict",
+                                      "list",   "tuple", "other"};
+  return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
+}
+
+static void shape_text(char *out, size_t cap, size_t ndim,
+                       const int64_t *shape) {
+  size_t len = 0;
+  len += (size_t)snprintf(out + len, cap - len, "[");
+  for (size_t i = 0; i < ndim && len < cap; i++)
+    len += (size_t)snprintf(out + len, cap - len, "%s%lld", i ? ", " : "",
+                            (long long)shape[i]);
+  if (len < cap) snprintf(out + len, cap - len, "]");
+}
+
+static int cmd_inspect(int argc, char **argv) {
+  const char *path = NULL;
+  int json = 0;
+  const char *selects[64];
+  size_t n_select = 0;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      fputs(INSPECT_HELP, stdout);
+      return EXIT_LOADED;
+    } else if (!strcmp(a, "--json")) {
+      json = 1;
+    } else if (!strcmp(a, "--select")) {
+      if (i + 1 >= argc) return usage_error(INSPECT_HELP, "--select needs a key", NULL);
+      if (n_select == 64) return usage_error(INSPECT_HELP, "too many --select", NULL);
+      selects[n_select++] = argv[++i];
+    } else if (a[0] == '-' && a[1]) {
+      return usage_error(INSPECT_HELP, "unknown option", a);
+    } else if (!path) {
+      path = a;
+    } else {
+      return usage_error(INSPECT_HELP, "unexpected argument", a);
+    }
+  }
+  if (!path) return usage_error(INSPECT_HELP, "missing CHECKPOINT", NULL);
+
+  tsd_checkpoint *ck = NULL;
+  tsd_status st = tsd_checkpoint_open(&ck, path, NULL);
+  if (st != TSD_OK) return fail("cannot read checkpoint", st);
+  for (size_t i = 0; i < n_select; i++) {
+    st = tsd_checkpoint_select(ck, selects[i]);
+    if (st != TSD_OK) {
+      tsd_checkpoint_free(ck);
+      return fail("--select", st);
+    }
+  }
+  size_t n = tsd_checkpoint_count(ck);
+  /* Collect entries first so a bad one is an error before any output. */
+  tsd_entry *entries = calloc(n ? n : 1, sizeof *entries);
+  if (!entries) {
+    tsd_checkpoint_free(ck);
+    fprintf(stderr, "tsd: out of memory\n");
+    return EXIT_USAGE;
+  }
+  for (size_t i = 0; i < n; i++) {
+    st = tsd_checkpoint_entry(ck, i, &entries[i]);
+    if (st != TSD_OK) {
+      free(entries);
+      tsd_checkpoint_free(ck);
+      return fail("cannot read entry", st);
+    }
+  }
+  uint64_t total_bytes = 0, total_numel = 0;
+  size_t n_tensors = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (entries[i].kind != TSD_KIND_TENSOR) continue;
+    n_tensors++;
+    total_numel += (uint64_t)entries[i].numel;
+    total_bytes += (uint64_t)entries[i].numel * tsd_dtype_size(entries[i].dtype);
+  }
+  if (json) {
+    printf("{\"file\": ");
+    json_str(stdout, path, strlen(path));
+    printf(", \"root_kind\": \"%s\", \"tensors\": %zu, \"numel\": %llu, "
+           "\"bytes\": %llu, \"entries\": [",
+           kind_name(tsd_checkpoint_root_kind(ck)), n_tensors,
+           (unsigned long long)total_numel, (unsigned long long)total_bytes);
+    for (size_t i = 0; i < n; i++) {
+      const tsd_entry *e = &entries[i];
+      printf("%s{\"key\": ", i ? ", " : "");
+      json_str(stdout, e->key, e->key_len);
+      printf(", \"kind\": \"%s\"", kind_name(e->kind));
+      if (e->kind == TSD_KIND_TENSOR) {
+        printf(", \"dtype\": \"%s\", \"shape\": ", tsd_dtype_name(e->dtype));
+        json_shape(stdout, e->ndim, e->shape);
+        printf(", \"numel\": %lld, \"bytes\": %llu, \"parameter\": %s",
+               (long long)e->numel,
+               (unsigned long long)e->numel * tsd_dtype_size(e->dtype),
+               e->is_parameter ? "true" : "false");
+      } else if (e->kind == TSD_KIND_INT) {
+        printf(", \"value\": %lld", (long long)e->int_value);
+      } else if (e->kind == TSD_KIND_BOOL) {
+        printf(", \"value\": %s", e->int_value ? "true" : "false");
+      } else if (e->kind == TSD_KIND_FLOAT) {
+        printf(", \"value\": %.17g", e->float_value);
+      } else if (e->kind == TSD_KIND_STR) {
+        printf(", \"value\": ");
+        json_str(stdout, e->str_value, e->str_len);
+      } else if (e->kind == TSD_KIND_DICT || e->kind == TSD_KIND_LIST ||
+                 e->kind == TSD_KIND_TUPLE) {
+        printf(", \"length\": %zu", e->length);
+      }
+      printf("}");
+    }
+    printf("]}\n");
+  } else {
+    size_t wkey = 3, wdtype = 5, wshape = 5;
+    char shape[512];
+    for (size_t i = 0; i < n; i++) {
+      const tsd_entry *e = &entries[i];
+      if (e->key_len > wkey) wkey = e->key_len;
+      if (e->kind == TSD_KIND_TENSOR) {
+        shape_text(shape, sizeof shape, e->ndim, e->shape);
+        if (strlen(shape) > wshape) wshape = strlen(shape);
+        if (strlen(tsd_dtype_name(e->dtype)) > wdtype)
+          wdtype = strlen(tsd_dtype_name(e->dtype));
+      } else if (strlen(kind_name(e->kind)) > wdtype) {
+        wdtype = strlen(kind_name(e->kind));
+      }
+    }
+    printf("%-*s  %-*s  %-*s  %12s\n", (int)wkey, "key", (int)wdtype, "dtype",
+           (int)wshape, "shape", "bytes");
+    for (size_t i = 0; i < n; i++) {
+      const tsd_entry *e = &entries[i];
+      if (e->kind == TSD_KIND_TENSOR) {
+        shape_text(shape, sizeof shape, e->ndim, e->shape);
+        printf("%-*s  %-*s  %-*s  %12llu\n", (int)wkey, e->key, (int)wdtype,
+               tsd_dtype_name(e->dtype), (int)wshape, shape,
+               (unsigned long long)e->numel * tsd_dtype_size(e->dtype));
+      } else {
+        char value[128] = "";
+        if (e->kind == TSD_KIND_INT)
+          snprintf(value, sizeof value, "%lld", (long long)e->int_value);
+        else if (e->kind == TSD_KIND_BOOL)
+          snprintf(value, sizeof value, "%s", e->int_value ? "True" : "False");
+        else if (e->kind == TSD_KIND_FLOAT)
+          snprintf(value, sizeof value, "%.17g", e->float_value);
+        else if (e->kind == TSD_KIND_STR)
+          snprintf(value, sizeof value, "'%.100s'", e->str_value);
+        else if (e->kind == TSD_KIND_DICT || e->kind == TSD_KIND_LIST ||
+                 e->kind == TSD_KIND_TUPLE)
+          snprintf(value, sizeof value, "(%zu items)", e->length);
+        printf("%-*s  %-*s  %s\n", (int)wkey, e->key, (int)wdtype,
+               kind_name(e->kind), value);
+      }
+    }
+    printf("%zu tensors, %llu elements, %llu bytes\n", n_tensors,
+           (unsigned long long)total_numel, (unsigned long long)total_bytes);
+  }
+  free(entries);
+  tsd_checkpoint_free(ck);
+  return EXIT_LOADED;
+}
+
+/* ---- load ----------------------------------------------------------------- */
+
+#define MAX_LIST 4096
+
+typedef struct load_args {
+  const char *model_path, *spec, *class_name, *ckpt, *out, *device;
+  const char *selects[64];
+  size_t n_select;
+  const char *modules[MAX_LIST];
+  size_t n_modules;
+  const char *non_persistent[MAX_LIST];
+  size_t n_non_persistent;
+  const char *none_params[MAX_LIST];
+  size_t n_none_params;
+  int json;
+  tsd_load_options opts;
+} load_args;
+
+static int in_list(const char *const *list, size_t n, const char *s) {
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(list[i], s)) return 1;
+  return 0;
+}
+
+/* The spec's tensors own their memory here; tsd borrows it. */
+typedef struct spec_model {
+  tsd_model *model;
+  void **buffers;
+  size_t n_buffers;
+} spec_model;
+
+static void spec_model_free(spec_model *sm) {
+  tsd_model_free(sm->model);
+  for (size_t i = 0; i < sm->n_buffers; i++) free(sm->buffers[i]);
+  free(sm->buffers);
+  memset(sm, 0, sizeof *sm);
+}
+
+/* Builds a C-owned model from a state-dict checkpoint: modules from its
+ * `_metadata` (pre-order, parameterless ones included), tensors in its order
+ * with their values. A module holding `num_batches_tracked` is a norm layer
+ * unless --module says otherwise. */
+static int build_spec_model(spec_model *sm, const load_args *a) {
+  tsd_checkpoint *spec = NULL;
+  tsd_status st = tsd_checkpoint_open(&spec, a->spec, NULL);
+  if (st != TSD_OK) return fail("cannot read --model-spec", st);
+  st = tsd_model_new(&sm->model, a->class_name);
+  if (st != TSD_OK) {
+    tsd_checkpoint_free(spec);
+    return fail("cannot create model", st);
+  }
+  size_t n_meta = tsd_checkpoint_metadata_count(spec);
+  for (size_t i = 0; i < n_meta && st == TSD_OK; i++) {
+    const char *prefix = tsd_checkpoint_metadata_prefix(spec, i);
+    st = tsd_model_add_module(sm->model, prefix, NULL,
+                              tsd_checkpoint_module_version(spec, prefix));
+  }
+  size_t n = tsd_checkpoint_count(spec);
+  sm->buffers = calloc(n ? n : 1, sizeof *sm->buffers);
+  if (!sm->buffers) {
+    tsd_checkpoint_free(spec);
+    fprintf(stderr, "tsd: out of memory\n");
+    return EXIT_USAGE;
+  }
+  for (size_t i = 0; i < n && st == TSD_OK; i++) {
+    tsd_entry e;
+    st = tsd_checkpoint_entry(spec, i, &e);
+    if (st != TSD_OK) break;
+    if (e.kind != TSD_KIND_TENSOR) {
+      fprintf(stderr, "tsd: --model-spec: entry '%s' is not a tensor (%s)\n",
+              e.key, e.type_repr);
+      tsd_checkpoint_free(spec);
+      return EXIT_USAGE;
+    }
+    size_t nbytes = (size_t)e.numel * tsd_dtype_size(e.dtype);
+    void *buf = malloc(nbytes ? nbytes : 1);
+    if (!buf) {
+      tsd_checkpoint_free(spec);
+      fprintf(stderr, "tsd: out of memory for '%s'\n", e.key);
+      return EXIT_USAGE;
+    }
+    sm->buffers[sm->n_buffers++] = buf;
+    st = tsd_checkpoint_read(spec, i, e.dtype, buf, nbytes);
+    if (st != TSD_OK) break;
+    tsd_tensor_role role =
+        in_list(a->non_persistent, a->n_non_persistent, e.key)
+            ? TSD_BUFFER_NON_PERSISTENT
+            : TSD_PARAMETER;
+    st = tsd_model_add_tensor(sm->model, e.key, role, e.dtype, e.ndim,
+                              e.shape, buf);
+    const char *dot = strrchr(e.key, '.');
+    const char *local = dot ? dot + 1 : e.key;
+    if (st == TSD_OK && !strcmp(local, "num_batches_tracked")) {
+      char prefix[4096];
+      size_t plen = dot ? (size_t)(dot - e.key) : 0;
+      if (plen >= sizeof prefix) plen = sizeof prefix - 1;
+      memcpy(prefix, e.key, plen);
+      prefix[plen] = '\0';
+      st = tsd_model_add_module(sm->model, prefix, "BatchNorm2d",
+                                tsd_checkpoint_module_version(spec, prefix));
+    }
+  }
+  for (size_t i = 0; i < a->n_none_params && st == TSD_OK; i++)
+    st = tsd_model_add_tensor(sm->model, a->none_params[i],
+                              TSD_PARAMETER_NONE, TSD_FLOAT32, 0, NULL, NULL);
+  tsd_checkpoint_free(spec);
+  if (st != TSD_OK) return fail("cannot build model from --model-spec", st);
+  return -1;
+}
+
+static int apply_declarations(tsd_model *m, const load_args *a) {
+  for (size_t i = 0; i < a->n_modules; i++) {
+    const char *eq = strchr(a->modules[i], '=');
+    char prefix[4096];
+    size_t plen = (size_t)(eq - a->modules[i]);
+    if (plen >= sizeof prefix)
+      return usage_error(LOAD_HELP, "--module prefix too long", NULL);
+    memcpy(prefix, a->modules[i], plen);
+    prefix[plen] = '\0';
+    tsd_status st = tsd_model_add_module(m, prefix, eq + 1, -1);
+    if (st != TSD_OK) return fail("--module", st);
+  }
+  return -1;
+}
+
+static int cmd_load(int argc, char **argv) {
+  static load_args a; /* large; one per process */
+  tsd_load_options defaults = TSD_LOAD_OPTIONS_INIT;
+  memset(&a, 0, sizeof a);
+  a.opts = defaults;
+  const char *positional[2];
+  size_t n_pos = 0;
+  for (int i = 0; i < argc; i++) {
+    const char *o = argv[i];
+    const char *val = (i + 1 < argc) ? argv[i + 1] : NULL;
+#define NEED_VALUE()                                                       \
+  do {                                                                     \
+    if (!val) return usage_error(LOAD_HELP, "option needs a value", o);    \
+    i++;                                                                   \
+  } while (0)
+    if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+      fputs(LOAD_HELP, stdout);
+      return EXIT_LOADED;
+    } else if (!strcmp(o, "--non-strict")) {
+      a.opts.strict = 0;
+    } else if (!strcmp(o, "--strict")) {
+      a.opts.strict = 1;
+    } else if (!strcmp(o, "--auto-pop")) {
+      a.opts.auto_pop = 1;
+    } else if (!strcmp(o, "--json")) {
+      a.json = 1;
+    } else if (!strcmp(o, "--model-spec")) {
+      NEED_VALUE();
+      a.spec = val;
+    } else if (!strcmp(o, "--class-name")) {
+      NEED_VALUE();
+      a.class_name = val;
+    } else if (!strcmp(o, "-o") || !strcmp(o, "--output")) {
+      NEED_VALUE();
+      a.out = val;
+    } else if (!strcmp(o, "--device")) {
+      NEED_VALUE();
+      a.device = val;
+    } else if (!strcmp(o, "--select")) {
+      NEED_VALUE();
+      if (a.n_select == 64) return usage_error(LOAD_HELP, "too many --select", NULL);
+      a.selects[a.n_select++] = val;
+    } else if (!strcmp(o, "--rules")) {
+      NEED_VALUE();
+      if (!strcmp(val, "1.13")) a.opts.rules = TSD_RULES_TORCH_1_13;
+      else if (!strcmp(val, "2")) a.opts.rules = TSD_RULES_TORCH_2;
+      else return usage_error(LOAD_HELP, "--rules takes 1.13 or 2", val);
+    } else if (!strcmp(o, "--module")) {
+      NEED_VALUE();
+      if (!strchr(val, '=') || a.n_modules == MAX_LIST)
+        return usage_error(LOAD_HELP, "--module takes PREFIX=TYPE", val);
+      a.modules[a.n_modules++] = val;
+    } else if (!strcmp(o, "--non-persistent")) {
+      NEED_VALUE();
+      if (a.n_non_persistent == MAX_LIST)
+        return usage_error(LOAD_HELP, "too many --non-persistent", NULL);
+      a.non_persistent[a.n_non_persistent++] = val;
+    } else if (!strcmp(o, "--none-param")) {
+      NEED_VALUE();
+      if (a.n_none_params == MAX_LIST)
+        return usage_error(LOAD_HELP, "too many --none-param", NULL);
+      a.none_params[a.n_none_params++] = val;
+    } else if (o[0] == '-' && o[1]) {
+      return usage_error(LOAD_HELP, "unknown option", o);
+    } else {
+      if (n_pos == 2) return usage_error(LOAD_HELP, "unexpected argument", o);
+      positional[n_pos++] = o;
+    }
+#undef NEED_VALUE
+  }
+  if (a.spec) {
+    if (n_pos != 1)
+      return usage_error(LOAD_HELP, "--model-spec takes one CHECKPOINT", NULL);
+    if (!a.class_name)
+      return usage_error(LOAD_HELP, "--model-spec needs --class-name", NULL);
+    a.ckpt = positional[0];
+  } else {
+    if (n_pos != 2)
+      return usage_error(LOAD_HELP, "expected MODEL.pt CHECKPOINT", NULL);
+    if (a.n_none_params)
+      return usage_error(LOAD_HELP, "--none-param needs --model-spec", NULL);
+    a.model_path = positional[0];
+    a.ckpt = positional[1];
+  }
+
+  spec_model sm = {0};
+  int rc;
+  if (a.spec) {
+    rc = build_spec_model(&sm, &a);
+    if (rc >= 0) {
+      spec_model_free(&sm);
+      return rc;
+    }
+  } else {
+    tsd_status st = tsd_model_open_torchscript(&sm.model, a.model_path, a.device);
+    if (st != TSD_OK) return fail("cannot open model", st);
+  }
+  rc = apply_declarations(sm.model, &a);
+  for (size_t i = 0; rc < 0 && i < a.n_non_persistent; i++) {
+    tsd_status st = tsd_model_set_persistent(sm.model, a.non_persistent[i], 0);
+    if (st != TSD_OK) rc = fail("--non-persistent", st);
+  }
+  if (rc >= 0) {
+    spec_model_free(&sm);
+    return rc;
+  }
+
+  tsd_checkpoint *ck = NULL;
+  tsd_status st = tsd_checkpoint_open(&ck, a.ckpt, NULL);
+  if (st != TSD_OK) {
+    spec_model_free(&sm);
+    return fail("cannot read checkpoint", st);
+  }
+  for (size_t i = 0; i < a.n_select && st == TSD_OK; i++)
+    st = tsd_checkpoint_select(ck, a.selects[i]);
+  if (st != TSD_OK) {
+    tsd_checkpoint_free(ck);
+    spec_model_free(&sm);
+    return fail("--select", st);
+  }
+
+  tsd_report *report = NULL;
+  st = tsd_load(&report, sm.model, ck, &a.opts);
+  if (st != TSD_OK && st != TSD_ERR_LOAD) {
+    tsd_checkpoint_free(ck);
+    spec_model_free(&sm);
+    return fail("cannot load", st);
+  }
+  if (a.json) {
+    fputs(tsd_report_json(report), stdout);
+    fputc('\n', stdout);
+  } else {
+    puts(tsd_report_message(report));
+  }
+  rc = tsd_report_ok(report) ? EXIT_LOADED : EXIT_RAISED;
+  if (rc == EXIT_LOADED && a.out) {
+    st = tsd_model_save(sm.model, a.out);
+    if (st != TSD_OK) rc = fail("cannot write output", st);
+  }
+  tsd_report_free(report);
+  tsd_checkpoint_free(ck);
+  spec_model_free(&sm);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fputs(MAIN_HELP, stderr);
+    return EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+    fputs(MAIN_HELP, stdout);
+    return EXIT_LOADED;
+  }
+  if (!strcmp(cmd, "--version")) {
+    printf("tsd %s (%s)\n", tsd_version(),
+           tsd_has_torch() ? "with LibTorch" : "pure C");
+    return EXIT_LOADED;
+  }
+  if (!strcmp(cmd, "load")) return cmd_load(argc - 2, argv + 2);
+  if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
+  fprintf(stderr, "tsd: unknown command '%s'\n\n%s", cmd, MAIN_HELP);
+  return EXIT_USAGE;
+}

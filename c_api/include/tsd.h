@@ -295,8 +295,9 @@ TSD_API tsd_status tsd_model_add_tensor(tsd_model *model, const char *name,
                                         void *data);
 
 /* Declares the module at dotted path `name` ("features.2"; "" is the root)
- * with its PyTorch class name `type_name` ("ReLU", "BatchNorm2d", ...),
- * creating it (and its parents) if needed. Declaring matters for:
+ * with its PyTorch class name `type_name` ("ReLU", "BatchNorm2d", ...; NULL
+ * leaves the type unknown/unchanged), creating it (and its parents) if
+ * needed. Declaring matters for:
  *  - modules without tensors (a ReLU), which the unexpected-key rule sees;
  *  - norm layers (BatchNorm1d/2d/3d, SyncBatchNorm, InstanceNorm1d/2d/3d and
  *    their Lazy forms): the `num_batches_tracked` / running-stats rules.

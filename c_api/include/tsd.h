@@ -351,7 +351,9 @@ TSD_API tsd_status tsd_model_save(const tsd_model *model, const char *path);
 typedef enum tsd_rules {
   TSD_RULES_TORCH_1_13 = 0, /* default: PyTorch 1.13's edge rules */
   TSD_RULES_TORCH_2 = 1     /* PyTorch 2.x's: a 0-dim tensor accepts only a
-                               length-1 tensor; `weight.foo` is unexpected */
+                               length-1 tensor; `weight.foo` is unexpected; a
+                               norm layer's missing `num_batches_tracked`
+                               keeps the model's value instead of 0 */
 } tsd_rules;
 
 #define TSD_LOAD_OPTIONS_VERSION 1

@@ -230,6 +230,10 @@ tsd_status tsd__unpickle(const uint8_t *buf, size_t len, size_t *used,
                          tsd__persistent_fn persistent,
                          tsd__persistent_ctx *pctx, const char *what,
                          tsd__value **out);
+/* On failure *used is SIZE_MAX when the pickle ran past `len` (a caller
+ * reading a stream of unknown length may retry with more bytes), else 0. */
+/* The dtype of an allow-listed torch.*Storage class value (pickle.c). */
+bool tsd__storage_type_dtype(const tsd__value *v, tsd_dtype *out);
 
 /* zip.c / legacy.c: parse a whole checkpoint from a source. */
 tsd_status tsd__read_zip(const tsd__source *src, tsd__arena *arena,
@@ -326,6 +330,7 @@ struct tsd_model {
   tsd__strmap module_index;  /* prefix -> module index */
   const tsd__model_ops *ops;
   void *impl;
+  size_t *order;  /* cached tsd__model_order (model.c); NULL when stale */
 };
 
 /* Creates an empty model with a root module, for any model kind. */
@@ -347,8 +352,31 @@ tsd__norm tsd__norm_of_type(const char *type_name);
  * Returns a new array of m->n_tensors (tsd__free) or NULL on OOM. */
 size_t *tsd__model_order(const tsd_model *m);
 
+/* ---- reports (report.c), built by the engine ----------------------------- */
+/* All return TSD_OK or TSD_ERR_NOMEM. */
+tsd_status tsd__report_new(tsd_report **out, const char *class_name);
+/* Appends a copy of `text` to a string list (MISSING, UNEXPECTED, ERRORS). */
+tsd_status tsd__report_add(tsd_report *r, tsd_list list, const char *text,
+                           size_t len);
+/* TSD_LIST_MISMATCHED: appends the size-mismatch error text to the error
+ * list and the entry; TSD_LIST_POPPED: the entry only. */
+tsd_status tsd__report_add_mismatch(tsd_report *r, tsd_list list,
+                                    const char *key, size_t ckpt_ndim,
+                                    const int64_t *ckpt_shape,
+                                    size_t model_ndim,
+                                    const int64_t *model_shape);
+/* load_state_dict's ending: the strict Missing/Unexpected lines, ok, the
+ * message and the JSON. */
+tsd_status tsd__report_finish(tsd_report *r, bool strict);
+/* Appends "torch.Size([1000, 768])". */
+void tsd__shape_repr(tsd__buf *b, size_t ndim, const int64_t *shape);
+
 /* save.c: writes (name, tensor-reader) pairs as a torch.save .pth. */
 tsd_status tsd__save_pth(const tsd_model *m, const char *path);
+/* Same, with ZIP64 fields for every size/offset >= zip64_at (tests force
+ * ZIP64 on small files; tsd__save_pth uses 0xFFFFFFFF). */
+tsd_status tsd__save_pth_ex(const tsd_model *m, const char *path,
+                            uint64_t zip64_at);
 
 /* shim: implemented in shim/torchscript.cpp, or a stub without LibTorch. */
 tsd_status tsd__torchscript_open(tsd_model **out, const char *path,

@@ -25,9 +25,14 @@ void tsd__err_prefix(const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(prefix, sizeof prefix, fmt, ap);
   va_end(ap);
-  char old[TSD_ERRMSG_CAP];
-  memcpy(old, tls_errmsg, sizeof old);
-  snprintf(tls_errmsg, sizeof tls_errmsg, "%s: %s", prefix, old);
+  size_t plen = strlen(prefix);
+  size_t olen = strnlen(tls_errmsg, TSD_ERRMSG_CAP - 1);
+  if (plen + 2 + olen >= TSD_ERRMSG_CAP) olen = TSD_ERRMSG_CAP - 1 - plen - 2;
+  memmove(tls_errmsg + plen + 2, tls_errmsg, olen);
+  memcpy(tls_errmsg, prefix, plen);
+  tls_errmsg[plen] = ':';
+  tls_errmsg[plen + 1] = ' ';
+  tls_errmsg[plen + 2 + olen] = '\0';
 }
 
 void tsd__err_clear(void) { tls_errmsg[0] = '\0'; }

@@ -1,0 +1,551 @@
+/* checkpoint.c — the public tsd_checkpoint_* API: opening (format
+ * detection), the view of the current dict (select, pop), entries, and
+ * tensor reads (storage offsets, strides, dtype conversion). */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- limits -------------------------------------------------------------- */
+
+void tsd__limits_resolve(tsd__limits *out, const tsd_open_options *opts) {
+  out->max_depth = 1000;
+  out->max_objects = (uint64_t)64 << 20;
+  out->max_pickle_bytes = (uint64_t)4 << 30;
+  if (!opts) return;
+  if (opts->limits.max_depth) out->max_depth = opts->limits.max_depth;
+  if (opts->limits.max_objects) out->max_objects = opts->limits.max_objects;
+  if (opts->limits.max_pickle_bytes)
+    out->max_pickle_bytes = opts->limits.max_pickle_bytes;
+}
+
+/* ---- value descriptions --------------------------------------------------- */
+
+const char *tsd__type_repr(const tsd__value *v) {
+  if (!v) return "<class 'NoneType'>";
+  switch (v->kind) {
+  case TSD__V_NONE: return "<class 'NoneType'>";
+  case TSD__V_BOOL: return "<class 'bool'>";
+  case TSD__V_INT:
+  case TSD__V_BIGINT: return "<class 'int'>";
+  case TSD__V_FLOAT: return "<class 'float'>";
+  case TSD__V_STR: return "<class 'str'>";
+  case TSD__V_BYTES: return "<class 'bytes'>";
+  case TSD__V_TUPLE: return "<class 'tuple'>";
+  case TSD__V_LIST: return "<class 'list'>";
+  case TSD__V_SET: return "<class 'set'>";
+  case TSD__V_DICT:
+    return (v->flags & TSD__VF_ORDERED) ? "<class 'collections.OrderedDict'>"
+                                        : "<class 'dict'>";
+  case TSD__V_TENSOR:
+    return v->u.tensor->is_parameter ? "<class 'torch.nn.parameter.Parameter'>"
+                                     : "<class 'torch.Tensor'>";
+  case TSD__V_STORAGE: return "<class 'torch.storage.TypedStorage'>";
+  case TSD__V_GLOBAL: return "<class 'type'>";
+  case TSD__V_DTYPE: return "<class 'torch.dtype'>";
+  }
+  return "<class 'object'>";
+}
+
+tsd_kind tsd__public_kind(const tsd__value *v) {
+  if (!v) return TSD_KIND_NONE;
+  switch (v->kind) {
+  case TSD__V_TENSOR: return TSD_KIND_TENSOR;
+  case TSD__V_NONE: return TSD_KIND_NONE;
+  case TSD__V_BOOL: return TSD_KIND_BOOL;
+  case TSD__V_INT: return TSD_KIND_INT;
+  case TSD__V_FLOAT: return TSD_KIND_FLOAT;
+  case TSD__V_STR: return TSD_KIND_STR;
+  case TSD__V_BYTES: return TSD_KIND_BYTES;
+  case TSD__V_DICT: return TSD_KIND_DICT;
+  case TSD__V_LIST: return TSD_KIND_LIST;
+  case TSD__V_TUPLE: return TSD_KIND_TUPLE;
+  default: return TSD_KIND_OTHER;
+  }
+}
+
+/* ---- the live view of the current dict ---------------------------------- */
+
+/* The index maps a key to its position in the dict (u.dict); `live` holds
+ * the dict positions not popped, ascending, so the public index of a key is
+ * found by binary search in `live`. */
+static const char *dict_key(const void *ctx, size_t i, size_t *len) {
+  const tsd_checkpoint *c = ctx;
+  const tsd__value *k = c->current->u.dict.keys[i];
+  *len = k->u.s.len;
+  return k->u.s.p;
+}
+
+static void view_clear(tsd_checkpoint *c) {
+  tsd__free(c->live);
+  c->live = NULL;
+  c->n_live = 0;
+  tsd__strmap_free(&c->index);
+  tsd__free(c->view_error);
+  c->view_error = NULL;
+  c->view_status = TSD_OK;
+}
+
+static void view_fail(tsd_checkpoint *c, tsd_status st, const char *msg) {
+  if (c->view_status != TSD_OK) return;
+  c->view_status = st;
+  c->view_error = tsd__strdup(msg);
+}
+
+/* Builds the view of c->current. Never fails outright: a dict whose keys
+ * are not all distinct strings gets a view_status the engine and find
+ * report. */
+static void view_build(tsd_checkpoint *c) {
+  view_clear(c);
+  if (!c->current) return;
+  size_t n = c->current->u.dict.len;
+  c->live = tsd__malloc((n ? n : 1) * sizeof *c->live);
+  if (!c->live) {
+    view_fail(c, TSD_ERR_NOMEM, "out of memory building the checkpoint view");
+    return;
+  }
+  c->n_live = n;
+  char msg[512];
+  for (size_t i = 0; i < n; i++) {
+    c->live[i] = i;
+    const tsd__value *k = c->current->u.dict.keys[i];
+    if (k->kind != TSD__V_STR) {
+      snprintf(msg, sizeof msg,
+               "%s: the state dict's key at position %zu is a %s, not a str",
+               c->src.name, i, tsd__type_repr(k));
+      view_fail(c, TSD_ERR_TYPE, msg);
+      continue;
+    }
+    bool oom;
+    size_t prev;
+    if (!tsd__strmap_insert(&c->index, k->u.s.p, k->u.s.len, i, dict_key, c,
+                            &prev, &oom)) {
+      if (oom) {
+        view_fail(c, TSD_ERR_NOMEM, "out of memory building the view");
+      } else {
+        snprintf(msg, sizeof msg,
+                 "%s: the state dict has the key '%.200s' twice (positions "
+                 "%zu and %zu)",
+                 c->src.name, k->u.s.p, prev, i);
+        view_fail(c, TSD_ERR_FORMAT, msg);
+      }
+    }
+  }
+}
+
+size_t tsd__ckpt_count(const tsd_checkpoint *c) { return c ? c->n_live : 0; }
+
+const tsd__value *tsd__ckpt_key(const tsd_checkpoint *c, size_t i) {
+  if (!c || i >= c->n_live) return NULL;
+  return c->current->u.dict.keys[c->live[i]];
+}
+
+const tsd__value *tsd__ckpt_val(const tsd_checkpoint *c, size_t i) {
+  if (!c || i >= c->n_live) return NULL;
+  return c->current->u.dict.vals[c->live[i]];
+}
+
+static bool live_pos(const tsd_checkpoint *c, size_t dict_i, size_t *out) {
+  size_t lo = 0, hi = c->n_live;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (c->live[mid] < dict_i) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo < c->n_live && c->live[lo] == dict_i) {
+    *out = lo;
+    return true;
+  }
+  return false;
+}
+
+bool tsd__ckpt_lookup(const tsd_checkpoint *c, const char *key, size_t len,
+                      size_t *out_i) {
+  size_t di;
+  if (!c || !c->current) return false;
+  if (!tsd__strmap_find(&c->index, key, len, dict_key, c, &di)) return false;
+  return live_pos(c, di, out_i);
+}
+
+const tsd__value *tsd__ckpt_metadata(const tsd_checkpoint *c) {
+  if (!c || !c->current) return NULL;
+  const tsd__value *m = c->current->u.dict.metadata;
+  return m && m->kind == TSD__V_DICT ? m : NULL;
+}
+
+static const tsd__value *dict_get(const tsd__value *d, const char *key,
+                                  size_t len) {
+  for (size_t i = 0; i < d->u.dict.len; i++) {
+    const tsd__value *k = d->u.dict.keys[i];
+    if (k->kind == TSD__V_STR && k->u.s.len == len &&
+        memcmp(k->u.s.p, key, len) == 0)
+      return d->u.dict.vals[i];
+  }
+  return NULL;
+}
+
+int64_t tsd__metadata_version(const tsd__value *metadata, const char *prefix) {
+  if (!metadata || metadata->kind != TSD__V_DICT || !prefix) return -1;
+  const tsd__value *m = dict_get(metadata, prefix, strlen(prefix));
+  if (!m || m->kind != TSD__V_DICT) return -1;
+  const tsd__value *v = dict_get(m, "version", 7);
+  if (!v || (v->kind != TSD__V_INT && v->kind != TSD__V_BOOL)) return -1;
+  return v->u.i;
+}
+
+/* ---- tensor reads ---------------------------------------------------------- */
+
+#define CHUNK ((size_t)1 << 20)
+#define WINDOW ((size_t)4 << 20)
+
+static tsd_status read_bytes(const tsd_checkpoint *c, const tsd__storage *s,
+                             uint64_t off, void *dst, size_t n) {
+  if (s->mem) {
+    memcpy(dst, s->mem + off, n);
+    return TSD_OK;
+  }
+  char what[256];
+  snprintf(what, sizeof what, "storage '%s'", s->key);
+  return tsd__source_read(&c->src, s->offset + off, dst, n, what);
+}
+
+tsd_status tsd__tensor_read(const tsd_checkpoint *c, const tsd__tensor *t,
+                            tsd_dtype dtype, void *dst) {
+  if (!tsd__dtype_valid((int)dtype))
+    return tsd__err(TSD_ERR_INVALID_ARG, "invalid dtype %d", (int)dtype);
+  if (t->numel <= 0) return TSD_OK;
+  const tsd__storage *s = t->storage;
+  const size_t isz = tsd_dtype_size(t->dtype), osz = tsd_dtype_size(dtype);
+  const uint64_t n = (uint64_t)t->numel;
+  if (n > SIZE_MAX / 8)
+    return tsd__err(TSD_ERR_LIMIT, "tensor too large for this platform");
+  uint8_t *out = dst;
+
+  if (t->contiguous) {
+    uint64_t start = (uint64_t)t->offset * isz;
+    if (t->dtype == dtype) return read_bytes(c, s, start, dst, n * isz);
+    if (s->mem) {
+      tsd__convert(dst, dtype, s->mem + start, t->dtype, n);
+      return TSD_OK;
+    }
+    size_t per = CHUNK / isz;
+    uint8_t *tmp = tsd__malloc(per * isz);
+    if (!tmp) return tsd__err(TSD_ERR_NOMEM, "out of memory");
+    for (uint64_t i = 0; i < n; i += per) {
+      size_t k = (size_t)(n - i < per ? n - i : per);
+      tsd_status st = read_bytes(c, s, start + i * isz, tmp, k * isz);
+      if (st != TSD_OK) {
+        tsd__free(tmp);
+        return st;
+      }
+      tsd__convert(out + i * osz, dtype, tmp, t->dtype, k);
+    }
+    tsd__free(tmp);
+    return TSD_OK;
+  }
+
+  /* Strided: visit the elements in the order of the storage (dimensions by
+   * decreasing stride), so reads through the window move forward; write
+   * each element to its C-order place in dst. */
+  size_t nd = t->ndim, perm[TSD_MAX_NDIM];
+  int64_t ostride[TSD_MAX_NDIM], idx[TSD_MAX_NDIM];
+  int64_t acc = 1;
+  for (size_t d = nd; d-- > 0;) {
+    ostride[d] = acc;
+    acc *= t->shape[d];
+  }
+  for (size_t d = 0; d < nd; d++) perm[d] = d;
+  for (size_t a = 1; a < nd; a++) { /* stable insertion sort, stride desc */
+    size_t x = perm[a], b = a;
+    while (b > 0 && t->stride[perm[b - 1]] < t->stride[x]) {
+      perm[b] = perm[b - 1];
+      b--;
+    }
+    perm[b] = x;
+  }
+  uint64_t lo = (uint64_t)t->offset, hi = lo + 1; /* element range needed */
+  for (size_t d = 0; d < nd; d++)
+    hi += (uint64_t)(t->shape[d] - 1) * (uint64_t)t->stride[d];
+  const uint8_t *win;
+  uint8_t *buf = NULL;
+  uint64_t win_lo = 0, win_n = 0; /* window, in elements */
+  uint64_t cap = WINDOW / isz;
+  if (s->mem) {
+    win = s->mem;
+    win_n = s->numel;
+  } else {
+    uint64_t span = hi - lo;
+    if (span < cap) cap = span;
+    buf = tsd__malloc((size_t)cap * isz);
+    if (!buf) return tsd__err(TSD_ERR_NOMEM, "out of memory");
+    win = buf;
+  }
+  memset(idx, 0, sizeof idx);
+  tsd_status st = TSD_OK;
+  for (uint64_t e = 0; e < n; e++) {
+    int64_t src = t->offset, o = 0;
+    for (size_t d = 0; d < nd; d++) {
+      src += idx[d] * t->stride[d];
+      o += idx[d] * ostride[d];
+    }
+    uint64_t si = (uint64_t)src;
+    if (si < win_lo || si >= win_lo + win_n) {
+      win_lo = si;
+      win_n = hi - si < cap ? hi - si : cap;
+      st = read_bytes(c, s, win_lo * isz, buf, (size_t)(win_n * isz));
+      if (st != TSD_OK) break;
+    }
+    tsd__convert(out + (size_t)o * osz, dtype, win + (si - win_lo) * isz,
+                 t->dtype, 1);
+    for (size_t k = nd; k-- > 0;) { /* odometer over perm, last fastest */
+      size_t d = perm[k];
+      if (++idx[d] < t->shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  tsd__free(buf);
+  return st;
+}
+
+/* ---- opening ------------------------------------------------------------- */
+
+static tsd_status open_source(tsd_checkpoint **out, tsd_checkpoint *c,
+                              const tsd_open_options *options) {
+  tsd__limits lim;
+  if (options && options->version != TSD_OPEN_OPTIONS_VERSION) {
+    tsd_checkpoint_free(c);
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_open_options.version is %u, expected %d",
+                    options->version, TSD_OPEN_OPTIONS_VERSION);
+  }
+  tsd__limits_resolve(&lim, options);
+  uint8_t head[4] = {0};
+  size_t hn = c->src.size < 4 ? (size_t)c->src.size : 4;
+  tsd_status st = tsd__source_read(&c->src, 0, head, hn, "header");
+  if (st == TSD_OK) {
+    if (hn >= 2 && head[0] == 'P' && head[1] == 'K') {
+      st = tsd__read_zip(&c->src, &c->arena, &lim, &c->parsed);
+    } else if (hn >= 1 && head[0] == 0x80) {
+      st = tsd__read_legacy(&c->src, &c->arena, &lim, &c->parsed);
+    } else if (c->src.size >= 262) {
+      /* a tar (legacy < 0.4) or a zip with a prefix: let the readers say */
+      uint8_t t[5];
+      st = tsd__source_read(&c->src, 257, t, 5, "header");
+      if (st == TSD_OK && memcmp(t, "ustar", 5) == 0)
+        st = tsd__read_legacy(&c->src, &c->arena, &lim, &c->parsed);
+      else if (st == TSD_OK)
+        st = tsd__read_zip(&c->src, &c->arena, &lim, &c->parsed);
+    } else {
+      st = tsd__err(TSD_ERR_FORMAT,
+                    "%s: not a torch.save checkpoint (neither a zip archive "
+                    "nor a legacy pickle; %llu bytes)",
+                    c->src.name, (unsigned long long)c->src.size);
+    }
+  }
+  if (st != TSD_OK) {
+    /* every message names the file; readers name what inside it */
+    const char *msg = tsd_last_error();
+    size_t nl = strlen(c->src.name);
+    if (strncmp(msg, c->src.name, nl) != 0 || msg[nl] != ':')
+      tsd__err_prefix("%s", c->src.name);
+    tsd_checkpoint_free(c);
+    return st;
+  }
+  tsd__value *root = c->parsed.root;
+  c->current = root && root->kind == TSD__V_DICT ? root : NULL;
+  view_build(c);
+  *out = c;
+  return TSD_OK;
+}
+
+static tsd_checkpoint *ckpt_new(void) {
+  tsd_checkpoint *c = tsd__calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->src.fd = -1;
+  tsd__arena_init(&c->arena, 0);
+  tsd__strmap_init(&c->index);
+  return c;
+}
+
+tsd_status tsd_checkpoint_open(tsd_checkpoint **out, const char *path,
+                               const tsd_open_options *options) {
+  if (!out) return tsd__err(TSD_ERR_INVALID_ARG, "out is NULL");
+  *out = NULL;
+  if (!path) return tsd__err(TSD_ERR_INVALID_ARG, "path is NULL");
+  tsd_checkpoint *c = ckpt_new();
+  if (!c) return tsd__err(TSD_ERR_NOMEM, "out of memory");
+  tsd_status st = tsd__source_open_file(&c->src, path);
+  if (st != TSD_OK) {
+    tsd__free(c);
+    return st;
+  }
+  return open_source(out, c, options);
+}
+
+tsd_status tsd_checkpoint_open_memory(tsd_checkpoint **out, const void *data,
+                                      size_t size,
+                                      const tsd_open_options *options) {
+  if (!out) return tsd__err(TSD_ERR_INVALID_ARG, "out is NULL");
+  *out = NULL;
+  tsd_checkpoint *c = ckpt_new();
+  if (!c) return tsd__err(TSD_ERR_NOMEM, "out of memory");
+  tsd_status st = tsd__source_open_memory(&c->src, data, size);
+  if (st != TSD_OK) {
+    tsd__free(c);
+    return st;
+  }
+  return open_source(out, c, options);
+}
+
+void tsd_checkpoint_free(tsd_checkpoint *c) {
+  if (!c) return;
+  view_clear(c);
+  tsd__arena_free(&c->arena);
+  tsd__source_close(&c->src);
+  tsd__free(c);
+}
+
+/* ---- the public view API -------------------------------------------------- */
+
+tsd_kind tsd_checkpoint_root_kind(const tsd_checkpoint *c) {
+  return c ? tsd__public_kind(c->parsed.root) : TSD_KIND_NONE;
+}
+
+size_t tsd_checkpoint_count(const tsd_checkpoint *c) {
+  return tsd__ckpt_count(c);
+}
+
+static void fill_entry(tsd_entry *e, const tsd__value *v) {
+  e->kind = tsd__public_kind(v);
+  e->type_repr = tsd__type_repr(v);
+  switch (v->kind) {
+  case TSD__V_TENSOR: {
+    const tsd__tensor *t = v->u.tensor;
+    e->dtype = t->dtype;
+    e->ndim = t->ndim;
+    e->shape = t->shape;
+    e->numel = t->numel;
+    e->is_parameter = t->is_parameter;
+    e->contiguous = t->contiguous;
+    break;
+  }
+  case TSD__V_BOOL:
+  case TSD__V_INT: e->int_value = v->u.i; break;
+  case TSD__V_FLOAT: e->float_value = v->u.f; break;
+  case TSD__V_STR:
+  case TSD__V_BYTES:
+    e->str_value = v->u.s.p;
+    e->str_len = v->u.s.len;
+    break;
+  case TSD__V_DICT: e->length = v->u.dict.len; break;
+  case TSD__V_LIST:
+  case TSD__V_TUPLE:
+  case TSD__V_SET: e->length = v->u.seq.len; break;
+  default: break;
+  }
+}
+
+tsd_status tsd_checkpoint_entry(const tsd_checkpoint *c, size_t index,
+                                tsd_entry *out) {
+  if (!c || !out) return tsd__err(TSD_ERR_INVALID_ARG, "NULL argument");
+  memset(out, 0, sizeof *out);
+  if (index >= c->n_live)
+    return tsd__err(TSD_ERR_NOT_FOUND,
+                    "entry %zu does not exist (the dict has %zu)", index,
+                    c->n_live);
+  const tsd__value *k = tsd__ckpt_key(c, index);
+  if (k->kind != TSD__V_STR)
+    return tsd__err(TSD_ERR_TYPE,
+                    "%s: entry %zu's key is a %s, not a str (a state dict's "
+                    "keys are strings)",
+                    c->src.name, index, tsd__type_repr(k));
+  out->key = k->u.s.p;
+  out->key_len = k->u.s.len;
+  fill_entry(out, tsd__ckpt_val(c, index));
+  return TSD_OK;
+}
+
+tsd_status tsd_checkpoint_find(const tsd_checkpoint *c, size_t *out_index,
+                               const char *key) {
+  if (!c || !out_index || !key)
+    return tsd__err(TSD_ERR_INVALID_ARG, "NULL argument");
+  if (c->view_status != TSD_OK)
+    return tsd__err(c->view_status, "%s",
+                    c->view_error ? c->view_error : "bad checkpoint dict");
+  if (!tsd__ckpt_lookup(c, key, strlen(key), out_index))
+    return tsd__err(TSD_ERR_NOT_FOUND, "%s: no key '%s' in the current dict",
+                    c->src.name, key);
+  return TSD_OK;
+}
+
+tsd_status tsd_checkpoint_select(tsd_checkpoint *c, const char *key) {
+  size_t i;
+  tsd_status st = tsd_checkpoint_find(c, &i, key);
+  if (st != TSD_OK) return st;
+  tsd__value *v = c->current->u.dict.vals[c->live[i]];
+  if (v->kind != TSD__V_DICT)
+    return tsd__err(TSD_ERR_TYPE, "%s: '%s' is a %s, not a dict", c->src.name,
+                    key, tsd__type_repr(v));
+  c->current = v;
+  view_build(c);
+  return TSD_OK;
+}
+
+void tsd_checkpoint_select_root(tsd_checkpoint *c) {
+  if (!c) return;
+  tsd__value *root = c->parsed.root;
+  c->current = root && root->kind == TSD__V_DICT ? root : NULL;
+  view_build(c);
+}
+
+tsd_status tsd_checkpoint_pop(tsd_checkpoint *c, const char *key) {
+  size_t i;
+  tsd_status st = tsd_checkpoint_find(c, &i, key);
+  if (st != TSD_OK) return st;
+  tsd__strmap_remove(&c->index, key, strlen(key), dict_key, c);
+  memmove(c->live + i, c->live + i + 1, (c->n_live - i - 1) * sizeof *c->live);
+  c->n_live--;
+  return TSD_OK;
+}
+
+tsd_status tsd_checkpoint_read(const tsd_checkpoint *c, size_t index,
+                               tsd_dtype dtype, void *dst, size_t dst_bytes) {
+  if (!c) return tsd__err(TSD_ERR_INVALID_ARG, "checkpoint is NULL");
+  if (!tsd__dtype_valid((int)dtype))
+    return tsd__err(TSD_ERR_INVALID_ARG, "invalid dtype %d", (int)dtype);
+  if (index >= c->n_live)
+    return tsd__err(TSD_ERR_NOT_FOUND,
+                    "entry %zu does not exist (the dict has %zu)", index,
+                    c->n_live);
+  const tsd__value *v = tsd__ckpt_val(c, index);
+  if (v->kind != TSD__V_TENSOR)
+    return tsd__err(TSD_ERR_TYPE, "entry %zu is a %s, not a tensor", index,
+                    tsd__type_repr(v));
+  const tsd__tensor *t = v->u.tensor;
+  uint64_t need;
+  if (!tsd__mul_u64((uint64_t)t->numel, tsd_dtype_size(dtype), &need) ||
+      need > dst_bytes)
+    return tsd__err(TSD_ERR_BUFFER,
+                    "the buffer has %zu bytes; the tensor needs %llu", dst_bytes,
+                    (unsigned long long)need);
+  if (!dst && need) return tsd__err(TSD_ERR_INVALID_ARG, "dst is NULL");
+  return tsd__tensor_read(c, t, dtype, dst);
+}
+
+int64_t tsd_checkpoint_module_version(const tsd_checkpoint *c,
+                                      const char *prefix) {
+  return tsd__metadata_version(tsd__ckpt_metadata(c), prefix);
+}
+
+size_t tsd_checkpoint_metadata_count(const tsd_checkpoint *c) {
+  const tsd__value *m = tsd__ckpt_metadata(c);
+  return m ? m->u.dict.len : 0;
+}
+
+const char *tsd_checkpoint_metadata_prefix(const tsd_checkpoint *c,
+                                           size_t index) {
+  const tsd__value *m = tsd__ckpt_metadata(c);
+  if (!m || index >= m->u.dict.len) return NULL;
+  const tsd__value *k = m->u.dict.keys[index];
+  return k->kind == TSD__V_STR ? k->u.s.p : NULL;
+}

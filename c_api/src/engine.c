@@ -1,0 +1,542 @@
+/* engine.c — PyTorch 1.13's Module.load_state_dict (module.py), with
+ * _NormBase's and _InstanceNorm's _load_from_state_dict (batchnorm.py,
+ * instancenorm.py), reproduced over a tsd_model and a checkpoint's current
+ * dict.
+ *
+ * PyTorch walks the modules in pre-order; each module sees the keys that
+ * start with its prefix (a filtered copy of its parent's dict). We never copy
+ * dicts: a checkpoint key is seen by exactly the chain of modules along its
+ * dotted path, so one walk down that chain per key (O(depth) hash lookups)
+ * finds the one module where it is unexpected, if any, and a stable bucket
+ * sort by module replays PyTorch's order (modules in pre-order, keys in
+ * checkpoint order within a module).
+ *
+ * Unlike PyTorch, which copies each matching tensor before it raises, we
+ * validate everything first and copy only when the load succeeds. */
+#include <string.h>
+
+#include "internal.h"
+
+#define NONE_IDX SIZE_MAX
+
+typedef struct plan_item {
+  size_t tensor;   /* model tensor index */
+  tsd__tensor src; /* what to copy: a checkpoint tensor, its element 0, or the
+                      synthetic num_batches_tracked */
+} plan_item;
+
+typedef struct mod_info {
+  bool bn_synth;     /* the _NormBase rule inserted num_batches_tracked */
+  size_t in_drop[2]; /* keys the _InstanceNorm rule popped (running_mean/var) */
+  size_t n_in_drop;
+  size_t extra; /* checkpoint index of prefix + "_extra_state" */
+  size_t unexp_begin, unexp_end; /* range in the bucketed unexpected keys */
+} mod_info;
+
+typedef struct load_ctx {
+  tsd_model *m;
+  const tsd_checkpoint *c;
+  tsd_rules rules;
+  size_t n_keys;
+  bool *popped;     /* n_keys: dropped from the load's view by auto-pop */
+  size_t *unexp_at; /* n_keys: module where the key is unexpected, or NONE */
+  size_t *bucket;   /* unexpected key indices grouped by module */
+  mod_info *info;   /* per module */
+  size_t *preorder; /* module indices in pre-order */
+  plan_item *plan;
+  size_t n_plan;
+  tsd_report *report;
+  tsd__buf scratch;
+  tsd__storage zero_storage;
+  tsd__tensor zero_tensor;
+} load_ctx;
+
+static const int64_t k_zero = 0;
+
+/* ---- lookups ------------------------------------------------------------ */
+
+static const char *tensor_key(const void *ctx, size_t index, size_t *len) {
+  const tsd_model *m = ctx;
+  const char *k = m->tensors[index].name;
+  *len = strlen(k);
+  return k;
+}
+
+static const char *module_key(const void *ctx, size_t index, size_t *len) {
+  const tsd_model *m = ctx;
+  const char *k = m->modules[index].prefix;
+  *len = strlen(k);
+  return k;
+}
+
+static bool model_tensor(const tsd_model *m, const char *s, size_t n,
+                         size_t *out) {
+  return tsd__strmap_find(&m->tensor_index, s, n, tensor_key, m, out);
+}
+
+static bool model_module(const tsd_model *m, const char *s, size_t n,
+                         size_t *out) {
+  return tsd__strmap_find(&m->module_index, s, n, module_key, m, out);
+}
+
+/* A module's local_state: parameters that are not None, and persistent
+ * buffers (Module._load_from_state_dict). */
+static bool is_local_state(const tsd__mtensor *t) {
+  return t->role == TSD_PARAMETER || t->role == TSD_BUFFER;
+}
+
+static void key_of(const tsd_checkpoint *c, size_t i, const char **s,
+                   size_t *n) {
+  const tsd__value *k = tsd__ckpt_key(c, i);
+  *s = k->u.s.p;
+  *n = k->u.s.len;
+}
+
+/* Is `key` in the load's view (present in the checkpoint, not auto-popped)? */
+static bool view_lookup(const load_ctx *x, const char *key, size_t len,
+                        size_t *out) {
+  size_t i;
+  if (!tsd__ckpt_lookup(x->c, key, len, &i) || x->popped[i]) return false;
+  *out = i;
+  return true;
+}
+
+/* Builds prefix + "." + name (or name for the root) in the scratch buffer. */
+static const char *module_key_name(load_ctx *x, const tsd__module *mod,
+                                   const char *name, size_t *len) {
+  x->scratch.len = 0;
+  tsd__buf_puts(&x->scratch, mod->prefix);
+  if (mod->prefix[0]) tsd__buf_puts(&x->scratch, ".");
+  tsd__buf_puts(&x->scratch, name);
+  if (x->scratch.oom) return NULL;
+  *len = x->scratch.len;
+  return x->scratch.data;
+}
+
+static bool shapes_equal(size_t an, const int64_t *a, size_t bn,
+                         const int64_t *b) {
+  if (an != bn) return false;
+  for (size_t i = 0; i < an; i++)
+    if (a[i] != b[i]) return false;
+  return true;
+}
+
+/* The shape the checkpoint tensor has after the backward-compatibility rule
+ * ("loading 1-dim tensor from 0.3.* to version 0.4+"): a 0-dim model tensor
+ * takes element 0 of a 1-dim checkpoint tensor. PyTorch 1.13 does it for
+ * any length (and raises IndexError for length 0); 2.x only for length 1.
+ * Returns 1 when the rule applies, 0 when not, -1 for 1.13's IndexError. */
+static int zero_dim_rule(const load_ctx *x, const tsd__mtensor *t,
+                         const tsd__tensor *s) {
+  if (t->ndim != 0 || s->ndim != 1) return 0;
+  if (x->rules == TSD_RULES_TORCH_2) return s->shape[0] == 1;
+  return s->shape[0] == 0 ? -1 : 1;
+}
+
+/* ---- auto-pop ----------------------------------------------------------- */
+
+static tsd_status auto_pop(load_ctx *x, const size_t *order) {
+  tsd_model *m = x->m;
+  for (size_t k = 0; k < m->n_tensors; k++) {
+    const tsd__mtensor *t = &m->tensors[order[k]];
+    if (!is_local_state(t)) continue;
+    size_t i;
+    if (!view_lookup(x, t->name, strlen(t->name), &i)) continue;
+    const tsd__value *v = tsd__ckpt_val(x->c, i);
+    if (v->kind != TSD__V_TENSOR) continue; /* an error, not a mismatch */
+    const tsd__tensor *s = v->u.tensor;
+    int rule = zero_dim_rule(x, t, s);
+    /* A length-0 tensor for a 0-dim one cannot be loaded either (1.13 raises
+     * IndexError): auto-pop drops it like any shape that does not fit. */
+    bool fits = rule == 1 || (rule == 0 && shapes_equal(s->ndim, s->shape,
+                                                        t->ndim, t->shape));
+    if (fits) continue;
+    x->popped[i] = true;
+    tsd_status st =
+        tsd__report_add_mismatch(x->report, TSD_LIST_POPPED, t->name, s->ndim,
+                                 s->shape, t->ndim, t->shape);
+    if (st) return st;
+  }
+  return TSD_OK;
+}
+
+/* ---- per-module rules that change a module's view ------------------------ */
+
+static bool tracks_running_stats(const tsd_model *m, const tsd__module *mod) {
+  for (size_t i = 0; i < mod->n_tensors; i++) {
+    const tsd__mtensor *t = &m->tensors[mod->tensors[i]];
+    if (strcmp(t->local, "num_batches_tracked") == 0 &&
+        (t->role == TSD_BUFFER || t->role == TSD_BUFFER_NON_PERSISTENT))
+      return true;
+  }
+  return false;
+}
+
+static tsd_status module_rules(load_ctx *x) {
+  const tsd__value *meta = tsd__ckpt_metadata(x->c);
+  for (size_t mi = 0; mi < x->m->n_modules; mi++) {
+    const tsd__module *mod = &x->m->modules[mi];
+    mod_info *info = &x->info[mi];
+    info->extra = NONE_IDX;
+    if (mod->norm == TSD__NORM_NONE) continue;
+    /* local_metadata = metadata.get(prefix[:-1], {}); version may be None */
+    int64_t version = meta ? tsd__metadata_version(meta, mod->prefix) : -1;
+    bool tracking = tracks_running_stats(x->m, mod);
+    size_t len, i;
+    if (mod->norm == TSD__NORM_INSTANCE && version < 0 && !tracking) {
+      /* _InstanceNorm, version None, track_running_stats=False: running
+       * stats in the checkpoint are an error and are popped. */
+      static const char *const names[2] = {"running_mean", "running_var"};
+      for (int k = 0; k < 2; k++) {
+        const char *key = module_key_name(x, mod, names[k], &len);
+        if (!key) return tsd__err(TSD_ERR_NOMEM, "out of memory");
+        if (view_lookup(x, key, len, &i)) info->in_drop[info->n_in_drop++] = i;
+      }
+    }
+    if (tracking && version < 2) {
+      /* _NormBase, version None or < 2: num_batches_tracked appeared in
+       * version 2; a missing one defaults to torch.tensor(0). */
+      const char *key = module_key_name(x, mod, "num_batches_tracked", &len);
+      if (!key) return tsd__err(TSD_ERR_NOMEM, "out of memory");
+      if (!view_lookup(x, key, len, &i)) info->bn_synth = true;
+    }
+  }
+  return TSD_OK;
+}
+
+static bool in_dropped(const mod_info *info, size_t i) {
+  for (size_t k = 0; k < info->n_in_drop; k++)
+    if (info->in_drop[k] == i) return true;
+  return false;
+}
+
+/* ---- unexpected keys ---------------------------------------------------- */
+
+/* Follows key i down the modules that see it and records where it is
+ * unexpected (or the module whose `_extra_state` it is). */
+static void classify_key(load_ctx *x, size_t i) {
+  const tsd_model *m = x->m;
+  const char *key;
+  size_t len;
+  key_of(x->c, i, &key, &len);
+  size_t mod = 0, off = 0;
+  for (;;) {
+    const char *rest = key + off;
+    size_t rn = len - off;
+    /* Module._load_from_state_dict: prefix + "_extra_state" is unexpected
+     * (our modules have no set_extra_state) and skipped by the scan. */
+    if (rn == 12 && memcmp(rest, "_extra_state", 12) == 0) {
+      if (x->info[mod].extra == NONE_IDX) x->info[mod].extra = i;
+      return;
+    }
+    if (in_dropped(&x->info[mod], i)) return;
+    const char *dot = memchr(rest, '.', rn);
+    size_t end = off + (dot ? (size_t)(dot - rest) : rn);
+    size_t child, ti;
+    bool is_child =
+        model_module(m, key, end, &child) && m->modules[child].parent == mod;
+    bool is_local = model_tensor(m, key, end, &ti) &&
+                    m->tensors[ti].module == mod &&
+                    is_local_state(&m->tensors[ti]);
+    bool unexpected;
+    if (x->rules == TSD_RULES_TORCH_2)
+      /* 2.x: "Must be Module if it have attributes" */
+      unexpected = dot ? !is_child : !is_local;
+    else
+      /* 1.13: the first component after the prefix names neither a child
+       * module nor a local tensor (so "fc.weight.foo" is silently ignored) */
+      unexpected = !is_child && !is_local;
+    if (unexpected) {
+      x->unexp_at[i] = mod;
+      return;
+    }
+    if (!(is_child && dot)) return;
+    mod = child;
+    off = end + 1;
+  }
+}
+
+static tsd_status bucket_unexpected(load_ctx *x) {
+  size_t nm = x->m->n_modules;
+  for (size_t i = 0; i < x->n_keys; i++) {
+    x->unexp_at[i] = NONE_IDX;
+    if (!x->popped[i]) classify_key(x, i);
+  }
+  /* Stable counting sort by module: checkpoint order within a module. */
+  for (size_t i = 0; i < x->n_keys; i++)
+    if (x->unexp_at[i] != NONE_IDX) x->info[x->unexp_at[i]].unexp_end++;
+  size_t pos = 0;
+  for (size_t mi = 0; mi < nm; mi++) {
+    size_t n = x->info[mi].unexp_end;
+    x->info[mi].unexp_begin = x->info[mi].unexp_end = pos;
+    pos += n;
+  }
+  for (size_t i = 0; i < x->n_keys; i++)
+    if (x->unexp_at[i] != NONE_IDX)
+      x->bucket[x->info[x->unexp_at[i]].unexp_end++] = i;
+  return TSD_OK;
+}
+
+/* ---- the per-module load ------------------------------------------------ */
+
+static tsd_status add_error(load_ctx *x) {
+  if (x->scratch.oom) return tsd__err(TSD_ERR_NOMEM, "out of memory");
+  return tsd__report_add(x->report, TSD_LIST_ERRORS, x->scratch.data,
+                         x->scratch.len);
+}
+
+/* One local tensor whose key is in the module's view with value `s`. */
+static tsd_status load_tensor(load_ctx *x, size_t ti, const tsd__tensor *s) {
+  const tsd__mtensor *t = &x->m->tensors[ti];
+  int rule = zero_dim_rule(x, t, s);
+  if (rule < 0) {
+    x->scratch.len = 0;
+    tsd__buf_printf(&x->scratch,
+                    "While copying the parameter named \"%s\", the checkpoint "
+                    "tensor has shape torch.Size([0]): it has no element 0 to "
+                    "load into the 0-dim tensor of the model (PyTorch 1.13 "
+                    "raises IndexError: index 0 is out of bounds for "
+                    "dimension 0 with size 0)",
+                    t->name);
+    return add_error(x);
+  }
+  plan_item *p = &x->plan[x->n_plan];
+  p->tensor = ti;
+  p->src = *s;
+  if (rule == 1) { /* input_param = input_param[0] */
+    p->src.ndim = 0;
+    p->src.shape = NULL;
+    p->src.stride = NULL;
+    p->src.numel = 1;
+    p->src.contiguous = true;
+  } else if (!shapes_equal(s->ndim, s->shape, t->ndim, t->shape)) {
+    return tsd__report_add_mismatch(x->report, TSD_LIST_MISMATCHED, t->name,
+                                    s->ndim, s->shape, t->ndim, t->shape);
+  }
+  x->n_plan++;
+  return TSD_OK;
+}
+
+static tsd_status load_module(load_ctx *x, size_t mi) {
+  const tsd_model *m = x->m;
+  const tsd__module *mod = &m->modules[mi];
+  const mod_info *info = &x->info[mi];
+  tsd_status st;
+
+  if (info->n_in_drop) {
+    x->scratch.len = 0;
+    tsd__buf_puts(&x->scratch, "Unexpected running stats buffer(s) ");
+    for (size_t k = 0; k < info->n_in_drop; k++) {
+      const char *key;
+      size_t len;
+      key_of(x->c, info->in_drop[k], &key, &len);
+      tsd__buf_printf(&x->scratch, "%s\"%.*s\"", k ? " and " : "", (int)len,
+                      key);
+    }
+    const char *klass = mod->type_name ? mod->type_name : "InstanceNorm";
+    tsd__buf_printf(
+        &x->scratch,
+        " for %s with track_running_stats=False. If state_dict is a "
+        "checkpoint saved before 0.4.0, this may be expected because %s does "
+        "not track running stats by default since 0.4.0. Please remove these "
+        "keys from state_dict. If the running stats are actually needed, "
+        "instead set track_running_stats=True in %s to enable them. See the "
+        "documentation of %s for details.",
+        klass, klass, klass, klass);
+    if ((st = add_error(x))) return st;
+  }
+
+  /* local_state: self._parameters, then the persistent self._buffers. */
+  for (int pass = 0; pass < 2; pass++) {
+    for (size_t k = 0; k < mod->n_tensors; k++) {
+      size_t ti = mod->tensors[k];
+      const tsd__mtensor *t = &m->tensors[ti];
+      if (t->role != (pass == 0 ? TSD_PARAMETER : TSD_BUFFER)) continue;
+      size_t i;
+      bool present =
+          view_lookup(x, t->name, strlen(t->name), &i) && !in_dropped(info, i);
+      if (!present) {
+        if (info->bn_synth && strcmp(t->local, "num_batches_tracked") == 0) {
+          /* 1.13 inserts torch.tensor(0, dtype=torch.long); 2.x inserts
+           * the module's own num_batches_tracked (nothing changes). */
+          if (x->rules == TSD_RULES_TORCH_2) continue;
+          if ((st = load_tensor(x, ti, &x->zero_tensor))) return st;
+        } else if ((st = tsd__report_add(x->report, TSD_LIST_MISSING, t->name,
+                                         strlen(t->name)))) {
+          return st;
+        }
+        continue;
+      }
+      const tsd__value *v = tsd__ckpt_val(x->c, i);
+      if (v->kind != TSD__V_TENSOR) {
+        x->scratch.len = 0;
+        tsd__buf_printf(&x->scratch,
+                        "While copying the parameter named \"%s\", expected "
+                        "torch.Tensor or Tensor-like object from checkpoint "
+                        "but received %s",
+                        t->name, tsd__type_repr(v));
+        if ((st = add_error(x))) return st;
+        continue;
+      }
+      if ((st = load_tensor(x, ti, v->u.tensor))) return st;
+    }
+  }
+
+  /* unexpected_keys: _extra_state first, then the scan in key order. */
+  const char *key;
+  size_t len;
+  if (info->extra != NONE_IDX) {
+    key_of(x->c, info->extra, &key, &len);
+    if ((st = tsd__report_add(x->report, TSD_LIST_UNEXPECTED, key, len)))
+      return st;
+  }
+  for (size_t b = info->unexp_begin; b < info->unexp_end; b++) {
+    key_of(x->c, x->bucket[b], &key, &len);
+    if ((st = tsd__report_add(x->report, TSD_LIST_UNEXPECTED, key, len)))
+      return st;
+  }
+  if (info->bn_synth) {
+    /* The inserted key sits last in the module's dict; it is unexpected when
+     * num_batches_tracked is not in local_state (a non-persistent buffer). */
+    key = module_key_name(x, mod, "num_batches_tracked", &len);
+    if (!key) return tsd__err(TSD_ERR_NOMEM, "out of memory");
+    size_t ti;
+    if (!(model_tensor(m, key, len, &ti) && is_local_state(&m->tensors[ti])))
+      if ((st = tsd__report_add(x->report, TSD_LIST_UNEXPECTED, key, len)))
+        return st;
+  }
+  return TSD_OK;
+}
+
+static size_t *module_preorder(const tsd_model *m) {
+  size_t *out = tsd__malloc(m->n_modules * sizeof *out);
+  size_t *stack = tsd__malloc(m->n_modules * sizeof *stack);
+  if (!out || !stack) {
+    tsd__free(out);
+    tsd__free(stack);
+    return NULL;
+  }
+  size_t sp = 0, n = 0;
+  stack[sp++] = 0;
+  while (sp) {
+    size_t mi = stack[--sp];
+    out[n++] = mi;
+    const tsd__module *mod = &m->modules[mi];
+    for (size_t k = mod->n_children; k-- > 0;)
+      stack[sp++] = mod->children[k];
+  }
+  tsd__free(stack);
+  return out;
+}
+
+static void ctx_free(load_ctx *x) {
+  tsd__free(x->popped);
+  tsd__free(x->unexp_at);
+  tsd__free(x->bucket);
+  tsd__free(x->info);
+  tsd__free(x->preorder);
+  tsd__free(x->plan);
+  tsd__buf_free(&x->scratch);
+  tsd_report_free(x->report);
+}
+
+TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
+                            const tsd_checkpoint *ckpt,
+                            const tsd_load_options *options) {
+  if (!out) return tsd__err(TSD_ERR_INVALID_ARG, "tsd_load: out is NULL");
+  *out = NULL;
+  if (!model || !ckpt)
+    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_load: %s is NULL",
+                    model ? "checkpoint" : "model");
+  tsd_load_options opt = TSD_LOAD_OPTIONS_INIT;
+  if (options) {
+    if (options->version < 1)
+      return tsd__err(TSD_ERR_INVALID_ARG,
+                      "tsd_load: options->version is %u (use "
+                      "TSD_LOAD_OPTIONS_INIT)",
+                      options->version);
+    opt.strict = options->strict;
+    opt.auto_pop = options->auto_pop;
+    opt.rules = options->rules;
+  }
+  if (opt.rules != TSD_RULES_TORCH_1_13 && opt.rules != TSD_RULES_TORCH_2)
+    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_load: unknown rules %d",
+                    (int)opt.rules);
+  if (!ckpt->current)
+    /* load_state_dict's isinstance(state_dict, Mapping) check */
+    return tsd__err(TSD_ERR_TYPE,
+                    "Expected state_dict to be dict-like, got %s.",
+                    ckpt->parsed.root ? tsd__type_repr(ckpt->parsed.root)
+                                      : "<class 'NoneType'>");
+  if (ckpt->view_status != TSD_OK)
+    return tsd__err(TSD_ERR_FORMAT, "%s",
+                    ckpt->view_error ? ckpt->view_error
+                                     : "the state dict has invalid keys");
+
+  load_ctx x;
+  memset(&x, 0, sizeof x);
+  x.m = model;
+  x.c = ckpt;
+  x.rules = opt.rules;
+  x.n_keys = tsd__ckpt_count(ckpt);
+  tsd__buf_init(&x.scratch);
+  x.zero_storage.dtype = TSD_INT64;
+  x.zero_storage.numel = 1;
+  x.zero_storage.nbytes = sizeof k_zero;
+  x.zero_storage.mem = (const uint8_t *)&k_zero;
+  x.zero_storage.key = "num_batches_tracked (torch.tensor(0))";
+  x.zero_tensor.storage = &x.zero_storage;
+  x.zero_tensor.dtype = TSD_INT64;
+  x.zero_tensor.numel = 1;
+  x.zero_tensor.contiguous = true;
+
+  size_t nk = x.n_keys ? x.n_keys : 1;
+  x.popped = tsd__calloc(nk, sizeof *x.popped);
+  x.unexp_at = tsd__malloc(nk * sizeof *x.unexp_at);
+  x.bucket = tsd__malloc(nk * sizeof *x.bucket);
+  x.info = tsd__calloc(model->n_modules, sizeof *x.info);
+  x.preorder = module_preorder(model);
+  x.plan =
+      tsd__malloc((model->n_tensors ? model->n_tensors : 1) * sizeof *x.plan);
+  if (!model->order) model->order = tsd__model_order(model);
+  tsd_status st = TSD_OK;
+  if (!x.popped || !x.unexp_at || !x.bucket || !x.info || !x.preorder ||
+      !x.plan || !model->order)
+    st = tsd__err(TSD_ERR_NOMEM, "tsd_load: out of memory");
+  if (!st) st = tsd__report_new(&x.report, model->class_name);
+  if (!st && opt.auto_pop) st = auto_pop(&x, model->order);
+  if (!st) st = module_rules(&x);
+  if (!st) st = bucket_unexpected(&x);
+  for (size_t k = 0; !st && k < model->n_modules; k++)
+    st = load_module(&x, x.preorder[k]);
+  if (!st) st = tsd__report_finish(x.report, opt.strict != 0);
+  if (st) {
+    ctx_free(&x);
+    return st;
+  }
+
+  if (!tsd_report_ok(x.report)) {
+    /* PyTorch raises RuntimeError here (after copying); we copied nothing. */
+    *out = x.report;
+    x.report = NULL;
+    st = tsd__err(TSD_ERR_LOAD, "%s", tsd_report_message(*out));
+    ctx_free(&x);
+    return st;
+  }
+  /* Copy in state_dict order: the plan was built in traversal order. */
+  for (size_t k = 0; k < x.n_plan; k++) {
+    tsd__mtensor *t = &model->tensors[x.plan[k].tensor];
+    st = model->ops->copy_in(model, t, ckpt, &x.plan[k].src);
+    if (st) {
+      tsd__err_prefix("tsd_load: copying \"%s\" (the model is partly loaded)",
+                      t->name);
+      ctx_free(&x);
+      return st;
+    }
+  }
+  *out = x.report;
+  x.report = NULL;
+  ctx_free(&x);
+  tsd__err_clear();
+  return TSD_OK;
+}

@@ -1,0 +1,561 @@
+/* model.c — the module tree shared by every model kind, and C-owned models
+ * (tensors that live in the caller's memory). */
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- the module tree ---------------------------------------------------- */
+
+static const char *tensor_key(const void *ctx, size_t index, size_t *len) {
+  const tsd_model *m = ctx;
+  const char *k = m->tensors[index].name;
+  *len = strlen(k);
+  return k;
+}
+
+static const char *module_key(const void *ctx, size_t index, size_t *len) {
+  const tsd_model *m = ctx;
+  const char *k = m->modules[index].prefix;
+  *len = strlen(k);
+  return k;
+}
+
+static void invalidate_order(tsd_model *m) {
+  tsd__free(m->order);
+  m->order = NULL;
+}
+
+static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
+  if (need <= *cap) return true;
+  size_t c = *cap ? *cap : 8;
+  while (c < need) {
+    if (c > SIZE_MAX / 2 / elem) return false;
+    c *= 2;
+  }
+  void *q = tsd__realloc(*p, c * elem);
+  if (!q) return false;
+  *p = q;
+  *cap = c;
+  return true;
+}
+
+tsd_status tsd__model_create(tsd_model **out, const char *class_name,
+                             const tsd__model_ops *ops, void *impl) {
+  *out = NULL;
+  tsd_model *m = tsd__calloc(1, sizeof *m);
+  if (!m) return tsd__err(TSD_ERR_NOMEM, "out of memory creating a model");
+  tsd__strmap_init(&m->tensor_index);
+  tsd__strmap_init(&m->module_index);
+  m->ops = ops;
+  m->impl = impl;
+  m->class_name = tsd__strdup(class_name ? class_name : "");
+  m->modules = tsd__calloc(8, sizeof *m->modules);
+  char *root_prefix = tsd__strdup("");
+  bool oom = !m->class_name || !m->modules || !root_prefix;
+  if (!oom) {
+    m->cap_modules = 8;
+    tsd__module *root = &m->modules[0];
+    root->prefix = root_prefix;
+    root->local = root_prefix;
+    root->version = 1;
+    root->parent = SIZE_MAX;
+    m->n_modules = 1;
+    root_prefix = NULL;
+    tsd__strmap_insert(&m->module_index, "", 0, 0, module_key, m, NULL, &oom);
+  }
+  if (oom) {
+    tsd__free(root_prefix);
+    m->impl = NULL;
+    m->ops = NULL; /* the caller still owns impl on failure */
+    tsd_model_free(m);
+    return tsd__err(TSD_ERR_NOMEM, "out of memory creating a model");
+  }
+  *out = m;
+  return TSD_OK;
+}
+
+/* PyTorch forbids empty attribute names and names containing '.'
+ * (register_parameter / add_module raise KeyError), so every component of a
+ * dotted path must be non-empty. */
+static tsd_status check_path(const char *name, const char *what) {
+  if (!name) return tsd__err(TSD_ERR_INVALID_ARG, "%s name is NULL", what);
+  size_t n = strlen(name);
+  if (n == 0) return tsd__err(TSD_ERR_INVALID_ARG, "%s name is empty", what);
+  if (name[0] == '.' || name[n - 1] == '.' || strstr(name, ".."))
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "%s name \"%s\" has an empty dotted component", what, name);
+  return TSD_OK;
+}
+
+static bool find_module(const tsd_model *m, const char *p, size_t len,
+                        size_t *out) {
+  return tsd__strmap_find(&m->module_index, p, len, module_key, m, out);
+}
+
+static bool find_tensor(const tsd_model *m, const char *p, size_t len,
+                        size_t *out) {
+  return tsd__strmap_find(&m->tensor_index, p, len, tensor_key, m, out);
+}
+
+/* A module path may not pass through a tensor: "fc.weight" cannot be both a
+ * tensor and a module (PyTorch: "attribute 'weight' already exists"). Checks
+ * every prefix of path[0..len) that ends at a component boundary. */
+static tsd_status check_no_tensor_on_path(const tsd_model *m, const char *path,
+                                          size_t len, const char *full) {
+  for (size_t i = 0; i <= len; i++) {
+    if (i == len || path[i] == '.') {
+      if (find_tensor(m, path, i, NULL))
+        return tsd__err(TSD_ERR_INVALID_ARG,
+                        "\"%s\": \"%.*s\" is already a tensor, it cannot also "
+                        "be a module",
+                        full, (int)i, path);
+    }
+  }
+  return TSD_OK;
+}
+
+/* Creates every missing module on path[0..len), parents first. The path has
+ * been validated. */
+static tsd_status ensure_modules(tsd_model *m, const char *path, size_t len,
+                                 size_t *out_index) {
+  size_t cur = 0;
+  if (len == 0) {
+    *out_index = 0;
+    return TSD_OK;
+  }
+  size_t start = 0;
+  for (size_t i = 0; i <= len; i++) {
+    if (i != len && path[i] != '.') continue;
+    size_t found;
+    if (find_module(m, path, i, &found)) {
+      cur = found;
+    } else {
+      if (!grow((void **)&m->modules, &m->cap_modules, m->n_modules + 1,
+                sizeof *m->modules))
+        return tsd__err(TSD_ERR_NOMEM, "out of memory adding module %.*s",
+                        (int)i, path);
+      tsd__module *parent = &m->modules[cur];
+      if (!grow((void **)&parent->children, &parent->cap_children,
+                parent->n_children + 1, sizeof *parent->children))
+        return tsd__err(TSD_ERR_NOMEM, "out of memory adding module %.*s",
+                        (int)i, path);
+      char *prefix = tsd__strndup(path, i);
+      if (!prefix)
+        return tsd__err(TSD_ERR_NOMEM, "out of memory adding module %.*s",
+                        (int)i, path);
+      size_t idx = m->n_modules;
+      tsd__module *mod = &m->modules[idx];
+      memset(mod, 0, sizeof *mod);
+      mod->prefix = prefix;
+      mod->local = prefix + start;
+      mod->version = 1; /* nn.Module._version */
+      mod->parent = cur;
+      m->n_modules++;
+      bool oom;
+      if (!tsd__strmap_insert(&m->module_index, prefix, i, idx, module_key, m,
+                              NULL, &oom)) {
+        m->n_modules--;
+        tsd__free(prefix);
+        return tsd__err(TSD_ERR_NOMEM, "out of memory adding module %.*s",
+                        (int)i, path);
+      }
+      parent->children[parent->n_children++] = idx;
+      cur = idx;
+      invalidate_order(m);
+    }
+    start = i + 1;
+  }
+  *out_index = cur;
+  return TSD_OK;
+}
+
+tsd__norm tsd__norm_of_type(const char *t) {
+  if (!t) return TSD__NORM_NONE;
+  static const char *const batch[] = {
+      "BatchNorm1d",     "BatchNorm2d",     "BatchNorm3d",    "SyncBatchNorm",
+      "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d"};
+  static const char *const inst[] = {
+      "InstanceNorm1d",     "InstanceNorm2d",     "InstanceNorm3d",
+      "LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d"};
+  for (size_t i = 0; i < sizeof batch / sizeof *batch; i++)
+    if (strcmp(t, batch[i]) == 0) return TSD__NORM_BATCH;
+  for (size_t i = 0; i < sizeof inst / sizeof *inst; i++)
+    if (strcmp(t, inst[i]) == 0) return TSD__NORM_INSTANCE;
+  return TSD__NORM_NONE;
+}
+
+tsd_status tsd__model_module(tsd_model *m, const char *prefix,
+                             const char *type_name, int64_t version,
+                             size_t *out_index) {
+  if (!m || !prefix)
+    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_add_module: NULL argument");
+  size_t len = strlen(prefix);
+  if (len) {
+    tsd_status st = check_path(prefix, "module");
+    if (st) return st;
+    st = check_no_tensor_on_path(m, prefix, len, prefix);
+    if (st) return st;
+  }
+  if (version < -1)
+    return tsd__err(TSD_ERR_INVALID_ARG, "module \"%s\": version %lld < -1",
+                    prefix, (long long)version);
+  char *type_copy = NULL;
+  if (type_name && !(type_copy = tsd__strdup(type_name)))
+    return tsd__err(TSD_ERR_NOMEM, "out of memory declaring module %s", prefix);
+  size_t idx;
+  tsd_status st = ensure_modules(m, prefix, len, &idx);
+  if (st) {
+    tsd__free(type_copy);
+    return st;
+  }
+  tsd__module *mod = &m->modules[idx];
+  if (type_copy) {
+    tsd__free(mod->type_name);
+    mod->type_name = type_copy;
+    mod->norm = tsd__norm_of_type(type_copy);
+    /* _NormBase._version = 2 (num_batches_tracked added); nn.Module's is 1. */
+    if (version < 0) mod->version = mod->norm != TSD__NORM_NONE ? 2 : 1;
+  }
+  if (version >= 0) mod->version = version;
+  if (out_index) *out_index = idx;
+  return TSD_OK;
+}
+
+static bool role_valid(int role) {
+  return role == TSD_PARAMETER || role == TSD_BUFFER ||
+         role == TSD_BUFFER_NON_PERSISTENT || role == TSD_PARAMETER_NONE;
+}
+
+tsd_status tsd__model_add(tsd_model *m, const char *name, tsd_tensor_role role,
+                          tsd_dtype dtype, size_t ndim, const int64_t *shape,
+                          void *data, void *handle, size_t *out_index) {
+  if (!m) return tsd__err(TSD_ERR_INVALID_ARG, "model is NULL");
+  tsd_status st = check_path(name, "tensor");
+  if (st) return st;
+  if (!role_valid((int)role))
+    return tsd__err(TSD_ERR_INVALID_ARG, "tensor \"%s\": invalid role %d", name,
+                    (int)role);
+  bool is_none = role == TSD_PARAMETER_NONE;
+  if (is_none) {
+    ndim = 0;
+    shape = NULL;
+    data = NULL;
+    if ((unsigned)dtype >= TSD_DTYPE_COUNT) dtype = TSD_FLOAT32;
+  } else if ((unsigned)dtype >= TSD_DTYPE_COUNT) {
+    return tsd__err(TSD_ERR_INVALID_ARG, "tensor \"%s\": invalid dtype %d",
+                    name, (int)dtype);
+  }
+  if (ndim > TSD_MAX_NDIM)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tensor \"%s\": %zu dimensions (at most %d)", name, ndim,
+                    TSD_MAX_NDIM);
+  if (ndim && !shape)
+    return tsd__err(TSD_ERR_INVALID_ARG, "tensor \"%s\": shape is NULL", name);
+  uint64_t numel = 1;
+  for (size_t i = 0; i < ndim; i++) {
+    if (shape[i] < 0)
+      return tsd__err(TSD_ERR_INVALID_ARG,
+                      "tensor \"%s\": negative dimension %lld at %zu", name,
+                      (long long)shape[i], i);
+    if (!tsd__mul_u64(numel, (uint64_t)shape[i], &numel) ||
+        numel > (uint64_t)INT64_MAX)
+      return tsd__err(TSD_ERR_INVALID_ARG,
+                      "tensor \"%s\": element count overflows", name);
+  }
+  uint64_t nbytes;
+  if (!tsd__mul_u64(numel, tsd_dtype_size(dtype), &nbytes) ||
+      nbytes > (uint64_t)SIZE_MAX)
+    return tsd__err(TSD_ERR_INVALID_ARG, "tensor \"%s\": byte size overflows",
+                    name);
+  if (is_none) numel = 0;
+
+  size_t len = strlen(name);
+  if (find_tensor(m, name, len, NULL))
+    return tsd__err(TSD_ERR_INVALID_ARG, "duplicate tensor name \"%s\"", name);
+  if (find_module(m, name, len, NULL))
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "\"%s\" is already a module, it cannot also be a tensor",
+                    name);
+  const char *dot = strrchr(name, '.');
+  size_t mod_len = dot ? (size_t)(dot - name) : 0;
+  st = check_no_tensor_on_path(m, name, mod_len, name);
+  if (st) return st;
+
+  /* Allocate everything before changing the model, so a failure leaves it
+   * as it was (modules created on the path may stay: they are harmless). */
+  char *name_copy = tsd__strndup(name, len);
+  int64_t *shape_copy = tsd__malloc((ndim ? ndim : 1) * sizeof *shape_copy);
+  if (!name_copy || !shape_copy ||
+      !grow((void **)&m->tensors, &m->cap_tensors, m->n_tensors + 1,
+            sizeof *m->tensors)) {
+    tsd__free(name_copy);
+    tsd__free(shape_copy);
+    return tsd__err(TSD_ERR_NOMEM, "out of memory adding tensor %s", name);
+  }
+  if (ndim) memcpy(shape_copy, shape, ndim * sizeof *shape_copy);
+  size_t mod;
+  st = ensure_modules(m, name, mod_len, &mod);
+  tsd__module *mm = st ? NULL : &m->modules[mod];
+  if (!st && !grow((void **)&mm->tensors, &mm->cap_tensors, mm->n_tensors + 1,
+                   sizeof *mm->tensors))
+    st = tsd__err(TSD_ERR_NOMEM, "out of memory adding tensor %s", name);
+  size_t idx = m->n_tensors;
+  bool oom = false;
+  if (!st) {
+    tsd__mtensor *t = &m->tensors[idx];
+    memset(t, 0, sizeof *t);
+    t->name = name_copy;
+    t->local = dot ? name_copy + mod_len + 1 : name_copy;
+    t->module = mod;
+    t->role = role;
+    t->dtype = dtype;
+    t->ndim = ndim;
+    t->shape = shape_copy;
+    t->numel = (int64_t)numel;
+    t->data = data;
+    t->handle = handle;
+    m->n_tensors++;
+    if (!tsd__strmap_insert(&m->tensor_index, name_copy, len, idx, tensor_key,
+                            m, NULL, &oom)) {
+      m->n_tensors--;
+      st = tsd__err(TSD_ERR_NOMEM, "out of memory adding tensor %s", name);
+    }
+  }
+  if (st) {
+    tsd__free(name_copy);
+    tsd__free(shape_copy);
+    return st;
+  }
+  mm->tensors[mm->n_tensors++] = idx;
+  invalidate_order(m);
+  if (out_index) *out_index = idx;
+  return TSD_OK;
+}
+
+static bool is_param_role(tsd_tensor_role r) {
+  return r == TSD_PARAMETER || r == TSD_PARAMETER_NONE;
+}
+
+size_t *tsd__model_order(const tsd_model *m) {
+  size_t *order =
+      tsd__malloc((m->n_tensors ? m->n_tensors : 1) * sizeof *order);
+  size_t *stack = tsd__malloc(m->n_modules * sizeof *stack);
+  if (!order || !stack) {
+    tsd__free(order);
+    tsd__free(stack);
+    return NULL;
+  }
+  /* Pre-order with an explicit stack: the depth of a model is the caller's
+   * choice, the C stack is not. Children are pushed in reverse so they pop
+   * in registration order (PyTorch's _modules order). */
+  size_t sp = 0, n = 0;
+  stack[sp++] = 0;
+  while (sp) {
+    const tsd__module *mod = &m->modules[stack[--sp]];
+    /* state_dict: self._parameters, then self._buffers. */
+    for (size_t i = 0; i < mod->n_tensors; i++)
+      if (is_param_role(m->tensors[mod->tensors[i]].role))
+        order[n++] = mod->tensors[i];
+    for (size_t i = 0; i < mod->n_tensors; i++)
+      if (!is_param_role(m->tensors[mod->tensors[i]].role))
+        order[n++] = mod->tensors[i];
+    for (size_t i = mod->n_children; i-- > 0;)
+      stack[sp++] = mod->children[i];
+  }
+  tsd__free(stack);
+  return order;
+}
+
+/* The cached state_dict order. The cache is filled on first use after a
+ * change; `m` is logically const (the order is a function of the tree). */
+static const size_t *model_order(const tsd_model *cm) {
+  tsd_model *m = (tsd_model *)cm;
+  if (!m->order) m->order = tsd__model_order(m);
+  return m->order;
+}
+
+/* ---- C-owned models ----------------------------------------------------- */
+
+static tsd_status cown_copy_in(tsd_model *m, tsd__mtensor *t,
+                               const tsd_checkpoint *c,
+                               const tsd__tensor *src) {
+  (void)m;
+  if (t->numel == 0) return TSD_OK;
+  return tsd__tensor_read(c, src, t->dtype, t->data);
+}
+
+static tsd_status cown_read(const tsd_model *m, const tsd__mtensor *t,
+                            tsd_dtype dtype, void *dst) {
+  (void)m;
+  if (t->numel > 0)
+    tsd__convert(dst, dtype, t->data, t->dtype, (size_t)t->numel);
+  return TSD_OK;
+}
+
+static void cown_destroy(tsd_model *m) {
+  (void)m; /* the caller's memory */
+}
+
+static const tsd__model_ops cown_ops = {cown_copy_in, cown_read, tsd__save_pth,
+                                        cown_destroy};
+
+TSD_API tsd_status tsd_model_new(tsd_model **out, const char *class_name) {
+  if (!out) return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_new: out is NULL");
+  *out = NULL;
+  if (!class_name || !*class_name)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_model_new: class_name is NULL or empty");
+  return tsd__model_create(out, class_name, &cown_ops, NULL);
+}
+
+TSD_API tsd_status tsd_model_open_torchscript(tsd_model **out, const char *path,
+                                              const char *device) {
+  if (!out)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_model_open_torchscript: out is NULL");
+  *out = NULL;
+  if (!path)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_model_open_torchscript: path is NULL");
+  return tsd__torchscript_open(out, path, device ? device : "cpu");
+}
+
+TSD_API void tsd_model_free(tsd_model *m) {
+  if (!m) return;
+  if (m->ops && m->ops->destroy) m->ops->destroy(m);
+  for (size_t i = 0; i < m->n_modules; i++) {
+    tsd__free(m->modules[i].prefix);
+    tsd__free(m->modules[i].type_name);
+    tsd__free(m->modules[i].children);
+    tsd__free(m->modules[i].tensors);
+  }
+  for (size_t i = 0; i < m->n_tensors; i++) {
+    tsd__free(m->tensors[i].name);
+    tsd__free(m->tensors[i].shape);
+  }
+  tsd__free(m->modules);
+  tsd__free(m->tensors);
+  tsd__strmap_free(&m->tensor_index);
+  tsd__strmap_free(&m->module_index);
+  tsd__free(m->order);
+  tsd__free(m->class_name);
+  tsd__free(m);
+}
+
+TSD_API tsd_status tsd_model_add_tensor(tsd_model *model, const char *name,
+                                        tsd_tensor_role role, tsd_dtype dtype,
+                                        size_t ndim, const int64_t *shape,
+                                        void *data) {
+  if (!model)
+    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_add_tensor: model is NULL");
+  if (model->ops != &cown_ops)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_model_add_tensor: \"%s\" is not a C-owned model "
+                    "(tensors can only be added to models from tsd_model_new)",
+                    model->class_name);
+  if (role != TSD_PARAMETER_NONE && !data && ndim <= TSD_MAX_NDIM) {
+    /* A zero-size tensor needs no memory; any other needs some. */
+    bool empty = false;
+    for (size_t i = 0; shape && i < ndim; i++)
+      empty |= shape[i] == 0;
+    if (!empty)
+      return tsd__err(TSD_ERR_INVALID_ARG, "tensor \"%s\": data is NULL",
+                      name ? name : "(null)");
+  }
+  return tsd__model_add(model, name, role, dtype, ndim, shape, data, NULL,
+                        NULL);
+}
+
+TSD_API tsd_status tsd_model_add_module(tsd_model *model, const char *name,
+                                        const char *type_name,
+                                        int64_t version) {
+  if (!model)
+    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_add_module: model is NULL");
+  return tsd__model_module(model, name, type_name, version, NULL);
+}
+
+TSD_API tsd_status tsd_model_set_persistent(tsd_model *model, const char *name,
+                                            int persistent) {
+  if (!model || !name)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_model_set_persistent: NULL argument");
+  size_t i;
+  if (!find_tensor(model, name, strlen(name), &i))
+    return tsd__err(TSD_ERR_NOT_FOUND, "model %s has no tensor \"%s\"",
+                    model->class_name, name);
+  tsd__mtensor *t = &model->tensors[i];
+  if (t->role != TSD_BUFFER && t->role != TSD_BUFFER_NON_PERSISTENT)
+    return tsd__err(TSD_ERR_TYPE,
+                    "\"%s\" is a parameter; only buffers can be non-persistent",
+                    name);
+  t->role = persistent ? TSD_BUFFER : TSD_BUFFER_NON_PERSISTENT;
+  return TSD_OK;
+}
+
+TSD_API const char *tsd_model_class_name(const tsd_model *model) {
+  return model ? model->class_name : "";
+}
+
+TSD_API size_t tsd_model_tensor_count(const tsd_model *model) {
+  return model ? model->n_tensors : 0;
+}
+
+static tsd_status tensor_at(const tsd_model *model, size_t index,
+                            const tsd__mtensor **out) {
+  if (!model) return tsd__err(TSD_ERR_INVALID_ARG, "model is NULL");
+  if (index >= model->n_tensors)
+    return tsd__err(TSD_ERR_NOT_FOUND, "tensor index %zu out of range (%zu)",
+                    index, model->n_tensors);
+  const size_t *order = model_order(model);
+  if (!order) return tsd__err(TSD_ERR_NOMEM, "out of memory");
+  *out = &model->tensors[order[index]];
+  return TSD_OK;
+}
+
+TSD_API tsd_status tsd_model_tensor(const tsd_model *model, size_t index,
+                                    tsd_tensor_info *out) {
+  if (!out)
+    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_tensor: out is NULL");
+  const tsd__mtensor *t = NULL;
+  tsd_status st = tensor_at(model, index, &t);
+  if (st) return st;
+  out->name = t->name;
+  out->role = t->role;
+  out->dtype = t->dtype;
+  out->ndim = t->ndim;
+  out->shape = t->shape;
+  out->numel = t->numel;
+  out->data = t->data;
+  return TSD_OK;
+}
+
+TSD_API tsd_status tsd_model_read(const tsd_model *model, size_t index,
+                                  tsd_dtype dtype, void *dst,
+                                  size_t dst_bytes) {
+  const tsd__mtensor *t = NULL;
+  tsd_status st = tensor_at(model, index, &t);
+  if (st) return st;
+  if ((unsigned)dtype >= TSD_DTYPE_COUNT)
+    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_read: invalid dtype %d",
+                    (int)dtype);
+  if (t->role == TSD_PARAMETER_NONE)
+    return tsd__err(TSD_ERR_TYPE, "\"%s\" is a parameter registered as None",
+                    t->name);
+  uint64_t need = (uint64_t)t->numel * tsd_dtype_size(dtype);
+  if (dst_bytes < need)
+    return tsd__err(TSD_ERR_BUFFER,
+                    "tsd_model_read: \"%s\" needs %llu bytes, buffer has %zu",
+                    t->name, (unsigned long long)need, dst_bytes);
+  if (need && !dst)
+    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_read: dst is NULL");
+  if (need == 0) return TSD_OK;
+  return model->ops->read(model, t, dtype, dst);
+}
+
+TSD_API tsd_status tsd_model_save(const tsd_model *model, const char *path) {
+  if (!model || !path)
+    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_save: NULL argument");
+  if (!model->ops || !model->ops->save)
+    return tsd__err(TSD_ERR_UNSUPPORTED, "this model kind cannot be saved");
+  return model->ops->save(model, path);
+}

@@ -1,0 +1,639 @@
+/* save.c — writes a model's state_dict as a file Python's torch.load reads:
+ * the zip layout of PyTorch's PyTorchStreamWriter (records `<stem>/data.pkl`,
+ * `<stem>/data/<i>`, `<stem>/version`, stored, data 64-byte aligned with an
+ * "FB" padding extra field, ZIP64 past 4 GiB) around a protocol-2 pickle of
+ * an OrderedDict with `_metadata`, as torch.save(model.state_dict()) writes.
+ *
+ * The file is written to a temporary name in the same directory and renamed
+ * at the end, so a failure never leaves a half-written file at `path`. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "internal.h"
+
+#define ZIP_ALIGN 64
+#define U32_MAX_MARK 0xFFFFFFFFu
+
+/* ---- pickle writer ------------------------------------------------------ */
+
+typedef struct pk {
+  tsd__buf b;
+  /* memo ids of the objects torch.save memoizes and we refer to again */
+  int memo_od, memo_rebuild, memo_storage, memo_cpu, memo_version;
+  int memo_type[TSD_DTYPE_COUNT];
+  int next_memo;
+} pk;
+
+static void pk_byte(pk *p, unsigned char c) {
+  tsd__buf_append(&p->b, (const char *)&c, 1);
+}
+
+static void pk_u32(pk *p, uint32_t v) {
+  unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8),
+                        (unsigned char)(v >> 16), (unsigned char)(v >> 24)};
+  tsd__buf_append(&p->b, (const char *)b, 4);
+}
+
+/* Python's save_long for protocol 2. */
+static void pk_int(pk *p, int64_t v) {
+  if (v >= 0 && v <= 0xff) {
+    pk_byte(p, 'K');
+    pk_byte(p, (unsigned char)v);
+  } else if (v >= 0 && v <= 0xffff) {
+    pk_byte(p, 'M');
+    pk_byte(p, (unsigned char)v);
+    pk_byte(p, (unsigned char)(v >> 8));
+  } else if (v >= -0x80000000LL && v <= 0x7fffffffLL) {
+    pk_byte(p, 'J');
+    pk_u32(p, (uint32_t)(int32_t)v);
+  } else {
+    /* LONG1: minimal little-endian two's complement */
+    unsigned char bytes[8];
+    uint64_t u = (uint64_t)v;
+    for (int i = 0; i < 8; i++)
+      bytes[i] = (unsigned char)(u >> (8 * i));
+    int n = 8;
+    while (n > 1) {
+      unsigned char top = bytes[n - 1], next = bytes[n - 2];
+      if ((top == 0x00 && !(next & 0x80)) || (top == 0xff && (next & 0x80)))
+        n--;
+      else
+        break;
+    }
+    pk_byte(p, 0x8a);
+    pk_byte(p, (unsigned char)n);
+    tsd__buf_append(&p->b, (const char *)bytes, (size_t)n);
+  }
+}
+
+static void pk_put(pk *p, int *id) {
+  *id = p->next_memo++;
+  pk_byte(p, 'q');
+  pk_byte(p, (unsigned char)*id); /* fewer than 256 memoized objects */
+}
+
+static void pk_get(pk *p, int id) {
+  pk_byte(p, 'h');
+  pk_byte(p, (unsigned char)id);
+}
+
+static void pk_str(pk *p, const char *s, size_t n) {
+  pk_byte(p, 'X');
+  pk_u32(p, (uint32_t)n);
+  tsd__buf_append(&p->b, s, n);
+}
+
+/* An object emitted once and fetched from the memo afterwards. */
+static void pk_global(pk *p, int *memo, const char *mod, const char *name) {
+  if (*memo >= 0) {
+    pk_get(p, *memo);
+    return;
+  }
+  pk_byte(p, 'c');
+  tsd__buf_puts(&p->b, mod);
+  tsd__buf_puts(&p->b, "\n");
+  tsd__buf_puts(&p->b, name);
+  tsd__buf_puts(&p->b, "\n");
+  pk_put(p, memo);
+}
+
+static void pk_memo_str(pk *p, int *memo, const char *s) {
+  if (*memo >= 0) {
+    pk_get(p, *memo);
+    return;
+  }
+  pk_str(p, s, strlen(s));
+  pk_put(p, memo);
+}
+
+static void pk_int_tuple(pk *p, size_t n, const int64_t *v) {
+  if (n == 0) {
+    pk_byte(p, ')');
+    return;
+  }
+  if (n > 3) pk_byte(p, '(');
+  for (size_t i = 0; i < n; i++)
+    pk_int(p, v[i]);
+  pk_byte(p, n == 1 ? 0x85 : n == 2 ? 0x86 : n == 3 ? 0x87 : 't');
+}
+
+static const char *storage_class(tsd_dtype d) {
+  switch (d) {
+  case TSD_FLOAT32:
+    return "FloatStorage";
+  case TSD_FLOAT64:
+    return "DoubleStorage";
+  case TSD_FLOAT16:
+    return "HalfStorage";
+  case TSD_BFLOAT16:
+    return "BFloat16Storage";
+  case TSD_INT8:
+    return "CharStorage";
+  case TSD_INT16:
+    return "ShortStorage";
+  case TSD_INT32:
+    return "IntStorage";
+  case TSD_INT64:
+    return "LongStorage";
+  case TSD_UINT8:
+    return "ByteStorage";
+  case TSD_BOOL:
+    return "BoolStorage";
+  default:
+    return NULL;
+  }
+}
+
+static bool saved(const tsd__mtensor *t) {
+  return t->role == TSD_PARAMETER || t->role == TSD_BUFFER;
+}
+
+/* torch._utils._rebuild_tensor_v2(storage, 0, size, stride, False,
+ * OrderedDict()) with persistent id ('storage', torch.<T>Storage, '<i>',
+ * 'cpu', numel). */
+static void pk_tensor(pk *p, const tsd__mtensor *t, size_t storage_index) {
+  pk_global(p, &p->memo_rebuild, "torch._utils", "_rebuild_tensor_v2");
+  pk_byte(p, '(');
+  pk_byte(p, '(');
+  pk_memo_str(p, &p->memo_storage, "storage");
+  pk_global(p, &p->memo_type[t->dtype], "torch", storage_class(t->dtype));
+  char key[32];
+  int kn = snprintf(key, sizeof key, "%zu", storage_index);
+  pk_str(p, key, (size_t)kn);
+  pk_memo_str(p, &p->memo_cpu, "cpu");
+  pk_int(p, t->numel);
+  pk_byte(p, 't');
+  pk_byte(p, 'Q'); /* BINPERSID */
+  pk_int(p, 0);    /* storage_offset */
+  pk_int_tuple(p, t->ndim, t->shape);
+  /* contiguous strides as PyTorch computes them: size-0 dims count as 1 */
+  int64_t stride[TSD_MAX_NDIM];
+  uint64_t acc = 1; /* unsigned: a zero-size tensor's strides may wrap */
+  for (size_t i = t->ndim; i-- > 0;) {
+    stride[i] = (int64_t)acc;
+    acc *= t->shape[i] > 1 ? (uint64_t)t->shape[i] : 1u;
+  }
+  pk_int_tuple(p, t->ndim, stride);
+  pk_byte(p, 0x89); /* requires_grad = False */
+  pk_get(p, p->memo_od);
+  pk_byte(p, ')');
+  pk_byte(p, 'R'); /* backward_hooks = OrderedDict() */
+  pk_byte(p, 't');
+  pk_byte(p, 'R');
+}
+
+/* pickle's _batch_setitems: batches of 1000, SETITEM for a batch of one. */
+typedef void (*pk_item_fn)(pk *p, const void *ctx, size_t i);
+static void pk_setitems(pk *p, size_t n, pk_item_fn item, const void *ctx) {
+  for (size_t start = 0; start < n; start += 1000) {
+    size_t end = n - start > 1000 ? start + 1000 : n;
+    if (end - start == 1) {
+      item(p, ctx, start);
+      pk_byte(p, 's');
+      continue;
+    }
+    pk_byte(p, '(');
+    for (size_t i = start; i < end; i++)
+      item(p, ctx, i);
+    pk_byte(p, 'u');
+  }
+}
+
+typedef struct save_ctx {
+  const tsd_model *m;
+  const size_t *items; /* saved tensor indices, state_dict order */
+  const size_t *mods;  /* module indices, pre-order */
+} save_ctx;
+
+static void pk_tensor_item(pk *p, const void *vctx, size_t i) {
+  const save_ctx *s = vctx;
+  const tsd__mtensor *t = &s->m->tensors[s->items[i]];
+  pk_str(p, t->name, strlen(t->name));
+  pk_tensor(p, t, i);
+}
+
+static void pk_meta_item(pk *p, const void *vctx, size_t i) {
+  const save_ctx *s = vctx;
+  const tsd__module *mod = &s->m->modules[s->mods[i]];
+  pk_str(p, mod->prefix, strlen(mod->prefix));
+  pk_byte(p, '}');
+  pk_memo_str(p, &p->memo_version, "version");
+  pk_int(p, mod->version);
+  pk_byte(p, 's');
+}
+
+static void pk_state_dict(pk *p, const save_ctx *s, size_t n_items,
+                          size_t n_mods) {
+  p->memo_od = p->memo_rebuild = p->memo_storage = p->memo_cpu = -1;
+  p->memo_version = -1;
+  for (int i = 0; i < TSD_DTYPE_COUNT; i++)
+    p->memo_type[i] = -1;
+  p->next_memo = 0;
+  pk_byte(p, 0x80);
+  pk_byte(p, 2);
+  pk_global(p, &p->memo_od, "collections", "OrderedDict");
+  pk_byte(p, ')');
+  pk_byte(p, 'R');
+  pk_setitems(p, n_items, pk_tensor_item, s);
+  /* OrderedDict.__reduce__'s state: {'_metadata': OrderedDict(...)} */
+  pk_byte(p, '}');
+  pk_str(p, "_metadata", 9);
+  pk_get(p, p->memo_od);
+  pk_byte(p, ')');
+  pk_byte(p, 'R');
+  pk_setitems(p, n_mods, pk_meta_item, s);
+  pk_byte(p, 's');
+  pk_byte(p, 'b');
+  pk_byte(p, '.');
+}
+
+/* ---- zip writer --------------------------------------------------------- */
+
+typedef struct zrec {
+  char *name;
+  uint64_t offset, size;
+  uint32_t crc;
+} zrec;
+
+typedef struct zw {
+  int fd;
+  const char *path; /* the final path, for messages */
+  uint64_t off;
+  unsigned char *buf;
+  size_t len, cap;
+  uint64_t zip64_at; /* a size or offset >= this uses ZIP64 fields */
+  zrec *recs;
+  size_t n_recs, cap_recs;
+} zw;
+
+static tsd_status zw_raw(zw *w, const void *p, size_t n) {
+  const unsigned char *c = p;
+  while (n) {
+    size_t chunk = n > ((size_t)1 << 30) ? (size_t)1 << 30 : n;
+    ssize_t r = write(w->fd, c, chunk);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return tsd__err(TSD_ERR_IO, "%s: write failed at offset %llu: %s",
+                      w->path, (unsigned long long)w->off, strerror(errno));
+    }
+    c += r;
+    n -= (size_t)r;
+  }
+  return TSD_OK;
+}
+
+static tsd_status zw_flush(zw *w) {
+  tsd_status st = zw_raw(w, w->buf, w->len);
+  w->len = 0;
+  return st;
+}
+
+static tsd_status zw_write(zw *w, const void *p, size_t n) {
+  tsd_status st;
+  if (w->len + n > w->cap) {
+    if ((st = zw_flush(w))) return st;
+    if (n >= w->cap) {
+      if ((st = zw_raw(w, p, n))) return st;
+      w->off += n;
+      return TSD_OK;
+    }
+  }
+  memcpy(w->buf + w->len, p, n);
+  w->len += n;
+  w->off += n;
+  return TSD_OK;
+}
+
+static void le16(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)v;
+  p[1] = (unsigned char)(v >> 8);
+}
+static void le32(unsigned char *p, uint32_t v) {
+  le16(p, v);
+  le16(p + 2, v >> 16);
+}
+static void le64(unsigned char *p, uint64_t v) {
+  le32(p, (uint32_t)v);
+  le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint32_t crc_of(const void *data, uint64_t n) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  const unsigned char *p = data;
+  while (n) {
+    uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
+    crc = crc32(crc, p, chunk);
+    p += chunk;
+    n -= chunk;
+  }
+  return (uint32_t)crc;
+}
+
+/* One stored record: local header (with ZIP64 sizes if needed and the "FB"
+ * extra field that pads the data to a 64-byte boundary, as PyTorch's writer
+ * does), then the data. */
+static tsd_status zw_record(zw *w, const char *name, const void *data,
+                            uint64_t size) {
+  if (!w->recs || w->n_recs == w->cap_recs) {
+    size_t cap = w->cap_recs ? w->cap_recs * 2 : 16;
+    zrec *r = tsd__realloc(w->recs, cap * sizeof *r);
+    if (!r) return tsd__err(TSD_ERR_NOMEM, "out of memory writing %s", w->path);
+    w->recs = r;
+    w->cap_recs = cap;
+  }
+  zrec *rec = &w->recs[w->n_recs];
+  rec->name = tsd__strdup(name);
+  if (!rec->name) return tsd__err(TSD_ERR_NOMEM, "out of memory");
+  w->n_recs++;
+  rec->offset = w->off;
+  rec->size = size;
+  rec->crc = crc_of(data, size);
+
+  size_t fn = strlen(name);
+  bool z64 = size >= w->zip64_at;
+  size_t z64_len = z64 ? 4 + 16 : 0;
+  uint64_t start = w->off + 30 + fn + z64_len + 4;
+  size_t pad = (size_t)((ZIP_ALIGN - start % ZIP_ALIGN) % ZIP_ALIGN);
+  unsigned char h[30 + 4 + 16 + 4 + ZIP_ALIGN];
+  le32(h, 0x04034b50);
+  le16(h + 4, z64 ? 45 : 20);
+  le16(h + 6, 0);  /* flags */
+  le16(h + 8, 0);  /* stored */
+  le16(h + 10, 0); /* time: PyTorch writes 0 */
+  le16(h + 12, 0); /* date */
+  le32(h + 14, rec->crc);
+  le32(h + 18, z64 ? U32_MAX_MARK : (uint32_t)size);
+  le32(h + 22, z64 ? U32_MAX_MARK : (uint32_t)size);
+  le16(h + 26, (uint32_t)fn);
+  le16(h + 28, (uint32_t)(z64_len + 4 + pad));
+  tsd_status st = zw_write(w, h, 30);
+  if (!st) st = zw_write(w, name, fn);
+  size_t e = 0;
+  if (z64) {
+    le16(h + e, 0x0001);
+    le16(h + e + 2, 16);
+    le64(h + e + 4, size);
+    le64(h + e + 12, size);
+    e += 20;
+  }
+  h[e] = 'F';
+  h[e + 1] = 'B';
+  le16(h + e + 2, (uint32_t)pad);
+  memset(h + e + 4, 'Z', pad);
+  e += 4 + pad;
+  if (!st) st = zw_write(w, h, e);
+  if (!st && size) st = zw_write(w, data, (size_t)size);
+  return st;
+}
+
+static tsd_status zw_finish(zw *w) {
+  uint64_t cd_start = w->off;
+  tsd_status st = TSD_OK;
+  for (size_t i = 0; !st && i < w->n_recs; i++) {
+    const zrec *r = &w->recs[i];
+    bool big_size = r->size >= w->zip64_at, big_off = r->offset >= w->zip64_at;
+    size_t fn = strlen(r->name);
+    unsigned char h[46 + 4 + 24];
+    size_t ext =
+        (big_size || big_off) ? 4 + (big_size ? 16 : 0) + (big_off ? 8 : 0) : 0;
+    le32(h, 0x02014b50);
+    le16(h + 4, ext ? 45 : 20); /* made by */
+    le16(h + 6, ext ? 45 : 20); /* needed */
+    le16(h + 8, 0);
+    le16(h + 10, 0);
+    le16(h + 12, 0);
+    le16(h + 14, 0);
+    le32(h + 16, r->crc);
+    le32(h + 20, big_size ? U32_MAX_MARK : (uint32_t)r->size);
+    le32(h + 24, big_size ? U32_MAX_MARK : (uint32_t)r->size);
+    le16(h + 28, (uint32_t)fn);
+    le16(h + 30, (uint32_t)ext);
+    le16(h + 32, 0); /* comment */
+    le16(h + 34, 0); /* disk */
+    le16(h + 36, 0); /* internal attributes */
+    le32(h + 38, 0); /* external attributes */
+    le32(h + 42, big_off ? U32_MAX_MARK : (uint32_t)r->offset);
+    st = zw_write(w, h, 46);
+    if (!st) st = zw_write(w, r->name, fn);
+    if (!st && ext) {
+      size_t e = 0;
+      le16(h + e, 0x0001);
+      le16(h + e + 2, (uint32_t)(ext - 4));
+      e += 4;
+      if (big_size) {
+        le64(h + e, r->size);
+        le64(h + e + 8, r->size);
+        e += 16;
+      }
+      if (big_off) {
+        le64(h + e, r->offset);
+        e += 8;
+      }
+      st = zw_write(w, h, e);
+    }
+  }
+  if (st) return st;
+  uint64_t cd_size = w->off - cd_start, n = w->n_recs;
+  bool z64 = n >= 0xFFFF || cd_size >= w->zip64_at || cd_start >= w->zip64_at;
+  unsigned char h[56 + 20 + 22];
+  if (z64) {
+    uint64_t eocd64 = w->off;
+    le32(h, 0x06064b50);
+    le64(h + 4, 44);
+    le16(h + 12, 45);
+    le16(h + 14, 45);
+    le32(h + 16, 0);
+    le32(h + 20, 0);
+    le64(h + 24, n);
+    le64(h + 32, n);
+    le64(h + 40, cd_size);
+    le64(h + 48, cd_start);
+    le32(h + 56, 0x07064b50);
+    le32(h + 60, 0);
+    le64(h + 64, eocd64);
+    le32(h + 72, 1);
+    if ((st = zw_write(w, h, 76))) return st;
+  }
+  le32(h, 0x06054b50);
+  le16(h + 4, 0);
+  le16(h + 6, 0);
+  le16(h + 8, n >= 0xFFFF ? 0xFFFF : (uint32_t)n);
+  le16(h + 10, n >= 0xFFFF ? 0xFFFF : (uint32_t)n);
+  le32(h + 12, cd_size >= w->zip64_at ? U32_MAX_MARK : (uint32_t)cd_size);
+  le32(h + 16, cd_start >= w->zip64_at ? U32_MAX_MARK : (uint32_t)cd_start);
+  le16(h + 20, 0);
+  if ((st = zw_write(w, h, 22))) return st;
+  return zw_flush(w);
+}
+
+/* ---- the .pth ----------------------------------------------------------- */
+
+/* PyTorchStreamWriter: the archive's directory is the file's base name up to
+ * its last '.'; we also keep it to characters every zip tool accepts. */
+static char *archive_stem(const char *path) {
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  const char *dot = strrchr(base, '.');
+  size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+  if (n > 200) n = 200;
+  if (n == 0) return tsd__strdup("archive");
+  char *s = tsd__strndup(base, n);
+  if (!s) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+    if (!ok) s[i] = '_';
+  }
+  return s;
+}
+
+static tsd_status open_temp(const char *path, char **out_tmp, int *out_fd) {
+  const char *slash = strrchr(path, '/');
+  size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
+  const char *base = path + dir_len;
+  for (unsigned attempt = 0; attempt < 100; attempt++) {
+    tsd__buf b;
+    tsd__buf_init(&b);
+    tsd__buf_append(&b, path, dir_len);
+    tsd__buf_printf(&b, ".%s.tsd-tmp-%ld-%u", base, (long)getpid(), attempt);
+    char *tmp = tsd__buf_take(&b);
+    if (!tmp) return tsd__err(TSD_ERR_NOMEM, "out of memory");
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd >= 0) {
+      *out_tmp = tmp;
+      *out_fd = fd;
+      return TSD_OK;
+    }
+    int e = errno;
+    tsd__free(tmp);
+    if (e != EEXIST)
+      return tsd__err(TSD_ERR_IO, "%s: cannot create a file next to it: %s",
+                      path, strerror(e));
+  }
+  return tsd__err(TSD_ERR_IO, "%s: cannot find a free temporary name", path);
+}
+
+/* Modules in pre-order (state_dict's `_metadata` order). */
+static size_t *modules_preorder(const tsd_model *m) {
+  size_t *out = tsd__malloc(m->n_modules * sizeof *out);
+  size_t *stack = tsd__malloc(m->n_modules * sizeof *stack);
+  if (!out || !stack) {
+    tsd__free(out);
+    tsd__free(stack);
+    return NULL;
+  }
+  size_t sp = 0, n = 0;
+  stack[sp++] = 0;
+  while (sp) {
+    size_t mi = stack[--sp];
+    out[n++] = mi;
+    const tsd__module *mod = &m->modules[mi];
+    for (size_t k = mod->n_children; k-- > 0;)
+      stack[sp++] = mod->children[k];
+  }
+  tsd__free(stack);
+  return out;
+}
+
+static tsd_status write_all(zw *w, const tsd_model *m, const char *stem,
+                            const size_t *items, size_t n_items,
+                            const size_t *mods) {
+  save_ctx sc = {m, items, mods};
+  pk p;
+  tsd__buf_init(&p.b);
+  pk_state_dict(&p, &sc, n_items, m->n_modules);
+  if (p.b.oom) {
+    tsd__buf_free(&p.b);
+    return tsd__err(TSD_ERR_NOMEM, "out of memory writing %s", w->path);
+  }
+  tsd__buf name;
+  tsd__buf_init(&name);
+  tsd__buf_printf(&name, "%s/data.pkl", stem);
+  tsd_status st = name.oom ? tsd__err(TSD_ERR_NOMEM, "out of memory")
+                           : zw_record(w, name.data, p.b.data, p.b.len);
+  tsd__buf_free(&p.b);
+  for (size_t i = 0; !st && i < n_items; i++) {
+    const tsd__mtensor *t = &m->tensors[items[i]];
+    uint64_t nbytes = (uint64_t)t->numel * tsd_dtype_size(t->dtype);
+    const void *data = t->data;
+    void *tmp = NULL;
+    if (!data && nbytes) {
+      /* Not in memory (another model kind): one tensor at a time. */
+      tmp = tsd__malloc((size_t)nbytes);
+      if (!tmp) {
+        st = tsd__err(TSD_ERR_NOMEM,
+                      "out of memory reading \"%s\" (%llu "
+                      "bytes)",
+                      t->name, (unsigned long long)nbytes);
+        break;
+      }
+      st = m->ops->read(m, t, t->dtype, tmp);
+      data = tmp;
+    }
+    name.len = 0;
+    tsd__buf_printf(&name, "%s/data/%zu", stem, i);
+    if (!st && name.oom) st = tsd__err(TSD_ERR_NOMEM, "out of memory");
+    if (!st) st = zw_record(w, name.data, data, nbytes);
+    tsd__free(tmp);
+  }
+  if (!st) {
+    name.len = 0;
+    tsd__buf_printf(&name, "%s/version", stem);
+    st = name.oom ? tsd__err(TSD_ERR_NOMEM, "out of memory")
+                  : zw_record(w, name.data, "3\n", 2);
+  }
+  tsd__buf_free(&name);
+  if (!st) st = zw_finish(w);
+  return st;
+}
+
+tsd_status tsd__save_pth_ex(const tsd_model *m, const char *path,
+                            uint64_t zip64_at) {
+  if (!m || !path || !*path)
+    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_save: no model or path");
+  size_t *order = tsd__model_order(m);
+  size_t *mods = modules_preorder(m);
+  char *stem = archive_stem(path);
+  zw w;
+  memset(&w, 0, sizeof w);
+  w.fd = -1;
+  w.path = path;
+  w.zip64_at = zip64_at;
+  w.cap = (size_t)1 << 20;
+  w.buf = tsd__malloc(w.cap);
+  char *tmp = NULL;
+  tsd_status st = TSD_OK;
+  if (!order || !mods || !stem || !w.buf)
+    st = tsd__err(TSD_ERR_NOMEM, "out of memory saving %s", path);
+  size_t n_items = 0;
+  for (size_t i = 0; !st && i < m->n_tensors; i++)
+    if (saved(&m->tensors[order[i]])) order[n_items++] = order[i];
+  if (!st) st = open_temp(path, &tmp, &w.fd);
+  if (!st) st = write_all(&w, m, stem, order, n_items, mods);
+  if (w.fd >= 0 && close(w.fd) != 0 && !st)
+    st = tsd__err(TSD_ERR_IO, "%s: close failed: %s", path, strerror(errno));
+  if (!st && rename(tmp, path) != 0)
+    st = tsd__err(TSD_ERR_IO,
+                  "%s: cannot rename the finished file into "
+                  "place: %s",
+                  path, strerror(errno));
+  if (st && tmp) unlink(tmp);
+  for (size_t i = 0; i < w.n_recs; i++)
+    tsd__free(w.recs[i].name);
+  tsd__free(w.recs);
+  tsd__free(w.buf);
+  tsd__free(tmp);
+  tsd__free(stem);
+  tsd__free(mods);
+  tsd__free(order);
+  return st;
+}
+
+tsd_status tsd__save_pth(const tsd_model *m, const char *path) {
+  return tsd__save_pth_ex(m, path, U32_MAX_MARK);
+}

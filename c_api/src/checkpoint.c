@@ -19,30 +19,43 @@ void tsd__limits_resolve(tsd__limits *out, const tsd_open_options *opts) {
     out->max_pickle_bytes = opts->limits.max_pickle_bytes;
 }
 
-/* ---- value descriptions --------------------------------------------------- */
+/* ---- value descriptions ---------------------------------------------------
+ */
 
 const char *tsd__type_repr(const tsd__value *v) {
   if (!v) return "<class 'NoneType'>";
   switch (v->kind) {
-  case TSD__V_NONE: return "<class 'NoneType'>";
-  case TSD__V_BOOL: return "<class 'bool'>";
+  case TSD__V_NONE:
+    return "<class 'NoneType'>";
+  case TSD__V_BOOL:
+    return "<class 'bool'>";
   case TSD__V_INT:
-  case TSD__V_BIGINT: return "<class 'int'>";
-  case TSD__V_FLOAT: return "<class 'float'>";
-  case TSD__V_STR: return "<class 'str'>";
-  case TSD__V_BYTES: return "<class 'bytes'>";
-  case TSD__V_TUPLE: return "<class 'tuple'>";
-  case TSD__V_LIST: return "<class 'list'>";
-  case TSD__V_SET: return "<class 'set'>";
+  case TSD__V_BIGINT:
+    return "<class 'int'>";
+  case TSD__V_FLOAT:
+    return "<class 'float'>";
+  case TSD__V_STR:
+    return "<class 'str'>";
+  case TSD__V_BYTES:
+    return "<class 'bytes'>";
+  case TSD__V_TUPLE:
+    return "<class 'tuple'>";
+  case TSD__V_LIST:
+    return "<class 'list'>";
+  case TSD__V_SET:
+    return "<class 'set'>";
   case TSD__V_DICT:
     return (v->flags & TSD__VF_ORDERED) ? "<class 'collections.OrderedDict'>"
                                         : "<class 'dict'>";
   case TSD__V_TENSOR:
     return v->u.tensor->is_parameter ? "<class 'torch.nn.parameter.Parameter'>"
                                      : "<class 'torch.Tensor'>";
-  case TSD__V_STORAGE: return "<class 'torch.storage.TypedStorage'>";
-  case TSD__V_GLOBAL: return "<class 'type'>";
-  case TSD__V_DTYPE: return "<class 'torch.dtype'>";
+  case TSD__V_STORAGE:
+    return "<class 'torch.storage.TypedStorage'>";
+  case TSD__V_GLOBAL:
+    return "<class 'type'>";
+  case TSD__V_DTYPE:
+    return "<class 'torch.dtype'>";
   }
   return "<class 'object'>";
 }
@@ -50,17 +63,28 @@ const char *tsd__type_repr(const tsd__value *v) {
 tsd_kind tsd__public_kind(const tsd__value *v) {
   if (!v) return TSD_KIND_NONE;
   switch (v->kind) {
-  case TSD__V_TENSOR: return TSD_KIND_TENSOR;
-  case TSD__V_NONE: return TSD_KIND_NONE;
-  case TSD__V_BOOL: return TSD_KIND_BOOL;
-  case TSD__V_INT: return TSD_KIND_INT;
-  case TSD__V_FLOAT: return TSD_KIND_FLOAT;
-  case TSD__V_STR: return TSD_KIND_STR;
-  case TSD__V_BYTES: return TSD_KIND_BYTES;
-  case TSD__V_DICT: return TSD_KIND_DICT;
-  case TSD__V_LIST: return TSD_KIND_LIST;
-  case TSD__V_TUPLE: return TSD_KIND_TUPLE;
-  default: return TSD_KIND_OTHER;
+  case TSD__V_TENSOR:
+    return TSD_KIND_TENSOR;
+  case TSD__V_NONE:
+    return TSD_KIND_NONE;
+  case TSD__V_BOOL:
+    return TSD_KIND_BOOL;
+  case TSD__V_INT:
+    return TSD_KIND_INT;
+  case TSD__V_FLOAT:
+    return TSD_KIND_FLOAT;
+  case TSD__V_STR:
+    return TSD_KIND_STR;
+  case TSD__V_BYTES:
+    return TSD_KIND_BYTES;
+  case TSD__V_DICT:
+    return TSD_KIND_DICT;
+  case TSD__V_LIST:
+    return TSD_KIND_LIST;
+  case TSD__V_TUPLE:
+    return TSD_KIND_TUPLE;
+  default:
+    return TSD_KIND_OTHER;
   }
 }
 
@@ -133,7 +157,9 @@ static void view_build(tsd_checkpoint *c) {
   }
 }
 
-size_t tsd__ckpt_count(const tsd_checkpoint *c) { return c ? c->n_live : 0; }
+size_t tsd__ckpt_count(const tsd_checkpoint *c) {
+  return c ? c->n_live : 0;
+}
 
 const tsd__value *tsd__ckpt_key(const tsd_checkpoint *c, size_t i) {
   if (!c || i >= c->n_live) return NULL;
@@ -149,8 +175,10 @@ static bool live_pos(const tsd_checkpoint *c, size_t dict_i, size_t *out) {
   size_t lo = 0, hi = c->n_live;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (c->live[mid] < dict_i) lo = mid + 1;
-    else hi = mid;
+    if (c->live[mid] < dict_i)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   if (lo < c->n_live && c->live[lo] == dict_i) {
     *out = lo;
@@ -193,7 +221,8 @@ int64_t tsd__metadata_version(const tsd__value *metadata, const char *prefix) {
   return v->u.i;
 }
 
-/* ---- tensor reads ---------------------------------------------------------- */
+/* ---- tensor reads ----------------------------------------------------------
+ */
 
 #define CHUNK ((size_t)1 << 20)
 #define WINDOW ((size_t)4 << 20)
@@ -254,7 +283,8 @@ tsd_status tsd__tensor_read(const tsd_checkpoint *c, const tsd__tensor *t,
     ostride[d] = acc;
     acc *= t->shape[d];
   }
-  for (size_t d = 0; d < nd; d++) perm[d] = d;
+  for (size_t d = 0; d < nd; d++)
+    perm[d] = d;
   for (size_t a = 1; a < nd; a++) { /* stable insertion sort, stride desc */
     size_t x = perm[a], b = a;
     while (b > 0 && t->stride[perm[b - 1]] < t->stride[x]) {
@@ -405,7 +435,8 @@ void tsd_checkpoint_free(tsd_checkpoint *c) {
   tsd__free(c);
 }
 
-/* ---- the public view API -------------------------------------------------- */
+/* ---- the public view API --------------------------------------------------
+ */
 
 tsd_kind tsd_checkpoint_root_kind(const tsd_checkpoint *c) {
   return c ? tsd__public_kind(c->parsed.root) : TSD_KIND_NONE;
@@ -430,18 +461,27 @@ static void fill_entry(tsd_entry *e, const tsd__value *v) {
     break;
   }
   case TSD__V_BOOL:
-  case TSD__V_INT: e->int_value = v->u.i; break;
-  case TSD__V_FLOAT: e->float_value = v->u.f; break;
+  case TSD__V_INT:
+    e->int_value = v->u.i;
+    break;
+  case TSD__V_FLOAT:
+    e->float_value = v->u.f;
+    break;
   case TSD__V_STR:
   case TSD__V_BYTES:
     e->str_value = v->u.s.p;
     e->str_len = v->u.s.len;
     break;
-  case TSD__V_DICT: e->length = v->u.dict.len; break;
+  case TSD__V_DICT:
+    e->length = v->u.dict.len;
+    break;
   case TSD__V_LIST:
   case TSD__V_TUPLE:
-  case TSD__V_SET: e->length = v->u.seq.len; break;
-  default: break;
+  case TSD__V_SET:
+    e->length = v->u.seq.len;
+    break;
+  default:
+    break;
   }
 }
 
@@ -526,8 +566,8 @@ tsd_status tsd_checkpoint_read(const tsd_checkpoint *c, size_t index,
   if (!tsd__mul_u64((uint64_t)t->numel, tsd_dtype_size(dtype), &need) ||
       need > dst_bytes)
     return tsd__err(TSD_ERR_BUFFER,
-                    "the buffer has %zu bytes; the tensor needs %llu", dst_bytes,
-                    (unsigned long long)need);
+                    "the buffer has %zu bytes; the tensor needs %llu",
+                    dst_bytes, (unsigned long long)need);
   if (!dst && need) return tsd__err(TSD_ERR_INVALID_ARG, "dst is NULL");
   return tsd__tensor_read(c, t, dtype, dst);
 }

@@ -49,8 +49,10 @@ static inline float half_to_float(uint16_t h) {
   const uint32_t magic_mask = 126u << 23;
   const float denormalized = f32_from((two_w >> 17) | magic_mask) - 0.5f;
   const uint32_t cutoff = 1u << 27;
-  const uint32_t bits =
-      sign | (two_w < cutoff ? f32_bits(denormalized) : f32_bits(normalized));
+  /* a mask rather than ?: so that the loop has no control flow */
+  const uint32_t denorm_mask = 0u - (uint32_t)(two_w < cutoff);
+  const uint32_t bits = sign | (f32_bits(denormalized) & denorm_mask) |
+                        (f32_bits(normalized) & ~denorm_mask);
   return f32_from(bits);
 }
 
@@ -84,10 +86,18 @@ static inline uint16_t float_to_bf16(float f) {
   return (uint16_t)((u + bias) >> 16);
 }
 
-float tsd__half_to_float(uint16_t h) { return half_to_float(h); }
-uint16_t tsd__float_to_half(float f) { return float_to_half(f); }
-float tsd__bf16_to_float(uint16_t h) { return bf16_to_float(h); }
-uint16_t tsd__float_to_bf16(float f) { return float_to_bf16(f); }
+float tsd__half_to_float(uint16_t h) {
+  return half_to_float(h);
+}
+uint16_t tsd__float_to_half(float f) {
+  return float_to_half(f);
+}
+float tsd__bf16_to_float(uint16_t h) {
+  return bf16_to_float(h);
+}
+uint16_t tsd__float_to_bf16(float f) {
+  return float_to_bf16(f);
+}
 
 /* Float -> integer is a C++ static_cast in PyTorch, i.e. truncation toward
  * zero; out of range (and NaN) is undefined behaviour in C, so we reproduce
@@ -114,7 +124,8 @@ static void load_int(int64_t *o, const void *src, tsd_dtype t, size_t n) {
   size_t i;
   switch (t) {
   case TSD_INT8:
-    for (i = 0; i < n; i++) o[i] = ((const int8_t *)src)[i];
+    for (i = 0; i < n; i++)
+      o[i] = ((const int8_t *)src)[i];
     break;
   case TSD_INT16:
     for (i = 0; i < n; i++) {
@@ -134,10 +145,12 @@ static void load_int(int64_t *o, const void *src, tsd_dtype t, size_t n) {
     memcpy(o, src, n * 8);
     break;
   case TSD_UINT8:
-    for (i = 0; i < n; i++) o[i] = ((const uint8_t *)src)[i];
+    for (i = 0; i < n; i++)
+      o[i] = ((const uint8_t *)src)[i];
     break;
   case TSD_BOOL: /* a byte other than 0/1 from a file still means true */
-    for (i = 0; i < n; i++) o[i] = ((const uint8_t *)src)[i] != 0;
+    for (i = 0; i < n; i++)
+      o[i] = ((const uint8_t *)src)[i] != 0;
     break;
   default:
     break;
@@ -176,47 +189,87 @@ static void load_float(double *o, const void *src, tsd_dtype t, size_t n) {
   }
 }
 
-#define STORE(type, expr)                                  \
-  for (i = 0; i < n; i++) {                                \
-    type v_ = (type)(expr);                                \
-    memcpy((char *)dst + i * sizeof(type), &v_, sizeof v_); \
+#define STORE(type, expr)                                                      \
+  for (i = 0; i < n; i++) {                                                    \
+    type v_ = (type)(expr);                                                    \
+    memcpy((char *)dst + i * sizeof(type), &v_, sizeof v_);                    \
   }
 
 static void store_int(void *dst, tsd_dtype t, const int64_t *x, size_t n) {
   size_t i;
   switch (t) {
-  case TSD_FLOAT32: STORE(float, (float)x[i]); break;
-  case TSD_FLOAT64: STORE(double, (double)x[i]); break;
-  case TSD_FLOAT16: STORE(uint16_t, float_to_half((float)x[i])); break;
-  case TSD_BFLOAT16: STORE(uint16_t, float_to_bf16((float)x[i])); break;
+  case TSD_FLOAT32:
+    STORE(float, (float)x[i]);
+    break;
+  case TSD_FLOAT64:
+    STORE(double, (double)x[i]);
+    break;
+  case TSD_FLOAT16:
+    STORE(uint16_t, float_to_half((float)x[i]));
+    break;
+  case TSD_BFLOAT16:
+    STORE(uint16_t, float_to_bf16((float)x[i]));
+    break;
   /* integer narrowing wraps modulo 2^n, as in C++ (and GCC for C) */
-  case TSD_INT8: STORE(int8_t, (int8_t)(uint8_t)(uint64_t)x[i]); break;
-  case TSD_INT16: STORE(int16_t, (int16_t)(uint16_t)(uint64_t)x[i]); break;
-  case TSD_INT32: STORE(int32_t, (int32_t)(uint32_t)(uint64_t)x[i]); break;
-  case TSD_INT64: memcpy(dst, x, n * 8); break;
-  case TSD_UINT8: STORE(uint8_t, (uint8_t)(uint64_t)x[i]); break;
-  case TSD_BOOL: STORE(uint8_t, x[i] != 0); break;
-  default: break;
+  case TSD_INT8:
+    STORE(int8_t, (int8_t)(uint8_t)(uint64_t)x[i]);
+    break;
+  case TSD_INT16:
+    STORE(int16_t, (int16_t)(uint16_t)(uint64_t)x[i]);
+    break;
+  case TSD_INT32:
+    STORE(int32_t, (int32_t)(uint32_t)(uint64_t)x[i]);
+    break;
+  case TSD_INT64:
+    memcpy(dst, x, n * 8);
+    break;
+  case TSD_UINT8:
+    STORE(uint8_t, (uint8_t)(uint64_t)x[i]);
+    break;
+  case TSD_BOOL:
+    STORE(uint8_t, x[i] != 0);
+    break;
+  default:
+    break;
   }
 }
 
 static void store_float(void *dst, tsd_dtype t, const double *x, size_t n) {
   size_t i;
   switch (t) {
-  case TSD_FLOAT32: STORE(float, (float)x[i]); break;
-  case TSD_FLOAT64: memcpy(dst, x, n * 8); break;
-  case TSD_FLOAT16: STORE(uint16_t, float_to_half((float)x[i])); break;
-  case TSD_BFLOAT16: STORE(uint16_t, float_to_bf16((float)x[i])); break;
-  case TSD_INT8: STORE(int8_t, (int8_t)(uint8_t)(uint32_t)trunc_i32(x[i])); break;
+  case TSD_FLOAT32:
+    STORE(float, (float)x[i]);
+    break;
+  case TSD_FLOAT64:
+    memcpy(dst, x, n * 8);
+    break;
+  case TSD_FLOAT16:
+    STORE(uint16_t, float_to_half((float)x[i]));
+    break;
+  case TSD_BFLOAT16:
+    STORE(uint16_t, float_to_bf16((float)x[i]));
+    break;
+  case TSD_INT8:
+    STORE(int8_t, (int8_t)(uint8_t)(uint32_t)trunc_i32(x[i]));
+    break;
   case TSD_INT16:
     STORE(int16_t, (int16_t)(uint16_t)(uint32_t)trunc_i32(x[i]));
     break;
-  case TSD_INT32: STORE(int32_t, trunc_i32(x[i])); break;
-  case TSD_INT64: STORE(int64_t, trunc_i64(x[i])); break;
-  case TSD_UINT8: STORE(uint8_t, (uint8_t)(uint64_t)trunc_i64(x[i])); break;
+  case TSD_INT32:
+    STORE(int32_t, trunc_i32(x[i]));
+    break;
+  case TSD_INT64:
+    STORE(int64_t, trunc_i64(x[i]));
+    break;
+  case TSD_UINT8:
+    STORE(uint8_t, (uint8_t)(uint64_t)trunc_i64(x[i]));
+    break;
   /* NaN != 0, so NaN becomes True, as in PyTorch */
-  case TSD_BOOL: STORE(uint8_t, x[i] != 0); break;
-  default: break;
+  case TSD_BOOL:
+    STORE(uint8_t, x[i] != 0);
+    break;
+  default:
+    break;
   }
 }
 
@@ -225,20 +278,40 @@ static bool is_floating(tsd_dtype t) {
          t == TSD_BFLOAT16;
 }
 
-/* The hot paths (half/bfloat16 checkpoints loaded into float models) are
- * plain loops over aligned-agnostic memcpy loads the compiler vectorises. */
+/* The hot paths (half/bfloat16 checkpoints loaded into float models): the
+ * inner loops have a constant trip count, which GCC vectorises even at -O2
+ * (its "very cheap" cost model refuses loops that need an epilogue). */
+#define VEC 16
 static void half_to_f32(float *restrict d, const uint8_t *restrict s,
                         size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    uint16_t h = (uint16_t)(s[2 * i] | (s[2 * i + 1] << 8));
+  size_t i = 0;
+  for (; i + VEC <= n; i += VEC) {
+    uint16_t h[VEC];
+    memcpy(h, s + 2 * i, sizeof h);
+    for (size_t j = 0; j < VEC; j++)
+      d[i + j] = half_to_float(h[j]);
+  }
+  for (; i < n; i++) {
+    uint16_t h;
+    memcpy(&h, s + 2 * i, 2);
     d[i] = half_to_float(h);
   }
 }
 static void bf16_to_f32(float *restrict d, const uint8_t *restrict s,
                         size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    uint32_t u = ((uint32_t)s[2 * i] | ((uint32_t)s[2 * i + 1] << 8)) << 16;
-    d[i] = f32_from(u);
+  size_t i = 0;
+  for (; i + VEC <= n; i += VEC) {
+    uint16_t h[VEC];
+    uint32_t u[VEC];
+    memcpy(h, s + 2 * i, sizeof h);
+    for (size_t j = 0; j < VEC; j++)
+      u[j] = (uint32_t)h[j] << 16;
+    memcpy(d + i, u, sizeof u);
+  }
+  for (; i < n; i++) {
+    uint16_t h;
+    memcpy(&h, s + 2 * i, 2);
+    d[i] = bf16_to_float(h);
   }
 }
 

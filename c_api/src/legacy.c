@@ -51,13 +51,12 @@ static bool find_key(legacy *L, const tsd__value *k, size_t *i) {
   return tsd__strmap_find(&L->keys, k->u.s.p, k->u.s.len, lkey, L, i);
 }
 
-static tsd_status add_storage(legacy *L, const tsd__value *key,
-                              tsd_dtype dtype, uint64_t numel,
-                              size_t root, uint64_t view_off, size_t *out) {
+static tsd_status add_storage(legacy *L, const tsd__value *key, tsd_dtype dtype,
+                              uint64_t numel, size_t root, uint64_t view_off,
+                              size_t *out) {
   uint64_t nbytes;
   if (!tsd__mul_u64(numel, tsd_dtype_size(dtype), &nbytes))
-    return tsd__err(TSD_ERR_FORMAT, "storage '%s': size overflows",
-                    key->u.s.p);
+    return tsd__err(TSD_ERR_FORMAT, "storage '%s': size overflows", key->u.s.p);
   if (memchr(key->u.s.p, '\0', key->u.s.len))
     return tsd__err(TSD_ERR_FORMAT, "storage key contains a NUL byte");
   if (L->n == L->cap) {
@@ -81,8 +80,7 @@ static tsd_status add_storage(legacy *L, const tsd__value *key,
   ls->root = root;
   ls->view_byte_offset = view_off;
   bool oom;
-  if (!tsd__strmap_insert(&L->keys, k, key->u.s.len, L->n, lkey, L, NULL,
-                          &oom))
+  if (!tsd__strmap_insert(&L->keys, k, key->u.s.len, L->n, lkey, L, NULL, &oom))
     return tsd__err(TSD_ERR_NOMEM, "out of memory");
   *out = L->n++;
   return TSD_OK;
@@ -122,8 +120,8 @@ static tsd_status legacy_persistent(tsd__persistent_ctx *ctx, tsd__value *pid,
     if (vm->kind != TSD__V_TUPLE || vm->u.seq.len != 3 ||
         vm->u.seq.items[0]->kind != TSD__V_STR ||
         vm->u.seq.items[1]->kind != TSD__V_INT ||
-        vm->u.seq.items[2]->kind != TSD__V_INT ||
-        vm->u.seq.items[1]->u.i < 0 || vm->u.seq.items[2]->u.i < 0)
+        vm->u.seq.items[2]->kind != TSD__V_INT || vm->u.seq.items[1]->u.i < 0 ||
+        vm->u.seq.items[2]->u.i < 0)
       return tsd__err(TSD_ERR_FORMAT,
                       "storage '%s': view metadata is not (key, offset, "
                       "numel)",
@@ -133,8 +131,8 @@ static tsd_status legacy_persistent(tsd__persistent_ctx *ctx, tsd__value *pid,
     if (!find_key(L, vkey, &vi)) {
       uint64_t isz = tsd_dtype_size(dtype), off_b, len_b, end_b;
       if (L->st[ri].root != SIZE_MAX)
-        return tsd__err(TSD_ERR_FORMAT,
-                        "storage '%s': a view of a view", vkey->u.s.p);
+        return tsd__err(TSD_ERR_FORMAT, "storage '%s': a view of a view",
+                        vkey->u.s.p);
       if (!tsd__mul_u64((uint64_t)vm->u.seq.items[1]->u.i, isz, &off_b) ||
           !tsd__mul_u64((uint64_t)vm->u.seq.items[2]->u.i, isz, &len_b) ||
           !tsd__add_u64(off_b, len_b, &end_b) || end_b > res->nbytes)
@@ -144,9 +142,8 @@ static tsd_status legacy_persistent(tsd__persistent_ctx *ctx, tsd__value *pid,
                         vkey->u.s.p, (long long)vm->u.seq.items[1]->u.i,
                         (long long)vm->u.seq.items[2]->u.i, res->key,
                         (unsigned long long)res->nbytes);
-      tsd_status st = add_storage(L, vkey, dtype,
-                                  (uint64_t)vm->u.seq.items[2]->u.i, ri,
-                                  off_b, &vi);
+      tsd_status st = add_storage(
+          L, vkey, dtype, (uint64_t)vm->u.seq.items[2]->u.i, ri, off_b, &vi);
       if (st != TSD_OK) return st;
     }
     res = L->st[vi].s;
@@ -280,7 +277,8 @@ static tsd_status read_legacy(legacy *L, tsd__parsed *out) {
       return st;
     }
     uint64_t count = 0;
-    for (int b = 0; b < 8; b++) count |= (uint64_t)nb[b] << (8 * b);
+    for (int b = 0; b < 8; b++)
+      count |= (uint64_t)nb[b] << (8 * b);
     if (count != st_->numel)
       return tsd__err(TSD_ERR_FORMAT,
                       "%s: offset %llu: storage '%s' has %llu elements in the "
@@ -300,8 +298,8 @@ static tsd_status read_legacy(legacy *L, tsd__parsed *out) {
     L->st[idx].has_data = true;
     pos = end;
   }
-  tsd__storage **all = tsd__arena_alloc(L->arena, (L->n ? L->n : 1) *
-                                                      sizeof *all);
+  tsd__storage **all =
+      tsd__arena_alloc(L->arena, (L->n ? L->n : 1) * sizeof *all);
   if (!all) return tsd__err(TSD_ERR_NOMEM, "out of memory");
   for (size_t i = 0; i < L->n; i++) {
     lstorage *ls = &L->st[i];

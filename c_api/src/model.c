@@ -367,11 +367,21 @@ size_t *tsd__model_order(const tsd_model *m) {
 }
 
 /* The cached state_dict order. The cache is filled on first use after a
- * change; `m` is logically const (the order is a function of the tree). */
+ * change; `m` is logically const (the order is a function of the tree).
+ * Readers may race to fill it (const accessors from several threads are
+ * allowed): the first compare-and-swap wins, the others free their copy. */
 static const size_t *model_order(const tsd_model *cm) {
   tsd_model *m = (tsd_model *)cm;
-  if (!m->order) m->order = tsd__model_order(m);
-  return m->order;
+  size_t *cur = __atomic_load_n(&m->order, __ATOMIC_ACQUIRE);
+  if (cur) return cur;
+  size_t *fresh = tsd__model_order(m);
+  if (!fresh) return NULL;
+  size_t *expected = NULL;
+  if (__atomic_compare_exchange_n(&m->order, &expected, fresh, false,
+                                  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    return fresh;
+  tsd__free(fresh);
+  return expected;
 }
 
 /* ---- C-owned models ----------------------------------------------------- */

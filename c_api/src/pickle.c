@@ -90,76 +90,144 @@ bool tsd__storage_type_dtype(const tsd__value *v, tsd_dtype *out) {
 
 static const char *opname(uint8_t op) {
   switch (op) {
-  case 0x80: return "PROTO";
-  case 0x95: return "FRAME";
-  case '.': return "STOP";
-  case '(': return "MARK";
-  case '0': return "POP";
-  case '1': return "POP_MARK";
-  case '2': return "DUP";
-  case 'c': return "GLOBAL";
-  case 0x93: return "STACK_GLOBAL";
-  case 'q': return "BINPUT";
-  case 'r': return "LONG_BINPUT";
-  case 0x94: return "MEMOIZE";
-  case 'h': return "BINGET";
-  case 'j': return "LONG_BINGET";
-  case '}': return "EMPTY_DICT";
-  case ']': return "EMPTY_LIST";
-  case ')': return "EMPTY_TUPLE";
-  case 0x8f: return "EMPTY_SET";
-  case 0x90: return "ADDITEMS";
-  case 0x91: return "FROZENSET";
-  case 't': return "TUPLE";
-  case 0x85: return "TUPLE1";
-  case 0x86: return "TUPLE2";
-  case 0x87: return "TUPLE3";
-  case 'l': return "LIST";
-  case 'd': return "DICT";
-  case 'a': return "APPEND";
-  case 'e': return "APPENDS";
-  case 's': return "SETITEM";
-  case 'u': return "SETITEMS";
-  case 'R': return "REDUCE";
-  case 'b': return "BUILD";
-  case 0x81: return "NEWOBJ";
-  case 0x92: return "NEWOBJ_EX";
-  case 'Q': return "BINPERSID";
-  case 'P': return "PERSID";
-  case 'N': return "NONE";
-  case 0x88: return "NEWTRUE";
-  case 0x89: return "NEWFALSE";
-  case 'J': return "BININT";
-  case 'K': return "BININT1";
-  case 'M': return "BININT2";
-  case 0x8a: return "LONG1";
-  case 0x8b: return "LONG4";
-  case 'G': return "BINFLOAT";
-  case 0x8c: return "SHORT_BINUNICODE";
-  case 'X': return "BINUNICODE";
-  case 0x8d: return "BINUNICODE8";
-  case 'U': return "SHORT_BINSTRING";
-  case 'T': return "BINSTRING";
-  case 'C': return "SHORT_BINBYTES";
-  case 'B': return "BINBYTES";
-  case 0x8e: return "BINBYTES8";
-  case 0x96: return "BYTEARRAY8";
-  case 0x97: return "NEXT_BUFFER";
-  case 0x98: return "READONLY_BUFFER";
-  case 'I': return "INT";
-  case 'L': return "LONG";
-  case 'F': return "FLOAT";
-  case 'S': return "STRING";
-  case 'V': return "UNICODE";
-  case 'p': return "PUT";
-  case 'g': return "GET";
-  case 'i': return "INST";
-  case 'o': return "OBJ";
-  case 0x82: return "EXT1";
-  case 0x83: return "EXT2";
-  case 0x84: return "EXT4";
+  case 0x80:
+    return "PROTO";
+  case 0x95:
+    return "FRAME";
+  case '.':
+    return "STOP";
+  case '(':
+    return "MARK";
+  case '0':
+    return "POP";
+  case '1':
+    return "POP_MARK";
+  case '2':
+    return "DUP";
+  case 'c':
+    return "GLOBAL";
+  case 0x93:
+    return "STACK_GLOBAL";
+  case 'q':
+    return "BINPUT";
+  case 'r':
+    return "LONG_BINPUT";
+  case 0x94:
+    return "MEMOIZE";
+  case 'h':
+    return "BINGET";
+  case 'j':
+    return "LONG_BINGET";
+  case '}':
+    return "EMPTY_DICT";
+  case ']':
+    return "EMPTY_LIST";
+  case ')':
+    return "EMPTY_TUPLE";
+  case 0x8f:
+    return "EMPTY_SET";
+  case 0x90:
+    return "ADDITEMS";
+  case 0x91:
+    return "FROZENSET";
+  case 't':
+    return "TUPLE";
+  case 0x85:
+    return "TUPLE1";
+  case 0x86:
+    return "TUPLE2";
+  case 0x87:
+    return "TUPLE3";
+  case 'l':
+    return "LIST";
+  case 'd':
+    return "DICT";
+  case 'a':
+    return "APPEND";
+  case 'e':
+    return "APPENDS";
+  case 's':
+    return "SETITEM";
+  case 'u':
+    return "SETITEMS";
+  case 'R':
+    return "REDUCE";
+  case 'b':
+    return "BUILD";
+  case 0x81:
+    return "NEWOBJ";
+  case 0x92:
+    return "NEWOBJ_EX";
+  case 'Q':
+    return "BINPERSID";
+  case 'P':
+    return "PERSID";
+  case 'N':
+    return "NONE";
+  case 0x88:
+    return "NEWTRUE";
+  case 0x89:
+    return "NEWFALSE";
+  case 'J':
+    return "BININT";
+  case 'K':
+    return "BININT1";
+  case 'M':
+    return "BININT2";
+  case 0x8a:
+    return "LONG1";
+  case 0x8b:
+    return "LONG4";
+  case 'G':
+    return "BINFLOAT";
+  case 0x8c:
+    return "SHORT_BINUNICODE";
+  case 'X':
+    return "BINUNICODE";
+  case 0x8d:
+    return "BINUNICODE8";
+  case 'U':
+    return "SHORT_BINSTRING";
+  case 'T':
+    return "BINSTRING";
+  case 'C':
+    return "SHORT_BINBYTES";
+  case 'B':
+    return "BINBYTES";
+  case 0x8e:
+    return "BINBYTES8";
+  case 0x96:
+    return "BYTEARRAY8";
+  case 0x97:
+    return "NEXT_BUFFER";
+  case 0x98:
+    return "READONLY_BUFFER";
+  case 'I':
+    return "INT";
+  case 'L':
+    return "LONG";
+  case 'F':
+    return "FLOAT";
+  case 'S':
+    return "STRING";
+  case 'V':
+    return "UNICODE";
+  case 'p':
+    return "PUT";
+  case 'g':
+    return "GET";
+  case 'i':
+    return "INST";
+  case 'o':
+    return "OBJ";
+  case 0x82:
+    return "EXT1";
+  case 0x83:
+    return "EXT2";
+  case 0x84:
+    return "EXT4";
   }
-  return "unknown opcode";
+  return "unknown";
 }
 
 /* ---- the machine -------------------------------------------------------- */
@@ -197,10 +265,10 @@ static tsd_status fail(up *u, tsd_status st, const char *fmt, ...) {
                   u->op_off, opname(u->op), u->op, msg);
 }
 
-#define TRY(x)                      \
-  do {                              \
-    tsd_status st_ = (x);           \
-    if (st_ != TSD_OK) return st_;  \
+#define TRY(x)                                                                 \
+  do {                                                                         \
+    tsd_status st_ = (x);                                                      \
+    if (st_ != TSD_OK) return st_;                                             \
   } while (0)
 
 static tsd_status oom(up *u) {
@@ -212,7 +280,9 @@ static tsd_status oom(up *u) {
   return fail(u, TSD_ERR_NOMEM, "out of memory");
 }
 
-static void *alloc(up *u, size_t n) { return tsd__arena_alloc(u->arena, n); }
+static void *alloc(up *u, size_t n) {
+  return tsd__arena_alloc(u->arena, n);
+}
 
 static tsd_status mk(up *u, tsd__vkind kind, tsd__value **out) {
   if (++u->nobjects > u->lim->max_objects)
@@ -235,22 +305,35 @@ static bool is_container(const tsd__value *v) {
 
 static const char *kind_name(const tsd__value *v) {
   switch (v->kind) {
-  case TSD__V_NONE: return "None";
-  case TSD__V_BOOL: return "bool";
+  case TSD__V_NONE:
+    return "None";
+  case TSD__V_BOOL:
+    return "bool";
   case TSD__V_INT:
-  case TSD__V_BIGINT: return "int";
-  case TSD__V_FLOAT: return "float";
-  case TSD__V_STR: return "str";
-  case TSD__V_BYTES: return "bytes";
-  case TSD__V_TUPLE: return "tuple";
-  case TSD__V_LIST: return "list";
-  case TSD__V_SET: return "set";
+  case TSD__V_BIGINT:
+    return "int";
+  case TSD__V_FLOAT:
+    return "float";
+  case TSD__V_STR:
+    return "str";
+  case TSD__V_BYTES:
+    return "bytes";
+  case TSD__V_TUPLE:
+    return "tuple";
+  case TSD__V_LIST:
+    return "list";
+  case TSD__V_SET:
+    return "set";
   case TSD__V_DICT:
     return (v->flags & TSD__VF_ORDERED) ? "OrderedDict" : "dict";
-  case TSD__V_TENSOR: return "tensor";
-  case TSD__V_STORAGE: return "storage";
-  case TSD__V_GLOBAL: return "global";
-  case TSD__V_DTYPE: return "dtype";
+  case TSD__V_TENSOR:
+    return "tensor";
+  case TSD__V_STORAGE:
+    return "storage";
+  case TSD__V_GLOBAL:
+    return "global";
+  case TSD__V_DTYPE:
+    return "dtype";
   }
   return "?";
 }
@@ -392,7 +475,8 @@ static tsd_status take(up *u, size_t n, const uint8_t **p) {
 
 static uint64_t le(const uint8_t *p, size_t n) {
   uint64_t v = 0;
-  for (size_t i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
+  for (size_t i = 0; i < n; i++)
+    v |= (uint64_t)p[i] << (8 * i);
   return v;
 }
 
@@ -455,8 +539,7 @@ static bool utf8_valid(const uint8_t *s, size_t n) {
 static tsd_status make_str(up *u, const uint8_t *p, size_t n, bool is_str,
                            tsd__value **out) {
   if (is_str && !utf8_valid(p, n))
-    return fail(u, TSD_ERR_FORMAT, "string of %zu bytes is not valid UTF-8",
-                n);
+    return fail(u, TSD_ERR_FORMAT, "string of %zu bytes is not valid UTF-8", n);
   tsd__value *v = NULL;
   TRY(mk(u, is_str ? TSD__V_STR : TSD__V_BYTES, &v));
   char *s = alloc(u, n + 1);
@@ -500,7 +583,8 @@ static tsd_status make_long(up *u, const uint8_t *p, size_t n,
     TRY(mk(u, TSD__V_INT, &v));
     uint64_t x = 0;
     size_t m = n < 8 ? n : 8;
-    for (size_t i = 0; i < m; i++) x |= (uint64_t)p[i] << (8 * i);
+    for (size_t i = 0; i < m; i++)
+      x |= (uint64_t)p[i] << (8 * i);
     if (neg && m < 8) x |= ~(uint64_t)0 << (8 * m);
     v->u.i = (int64_t)x;
   } else {
@@ -574,7 +658,7 @@ static tsd_status make_global(up *u, const char *mod, size_t mlen,
   char buf[256];
   size_t k = 0;
   for (size_t i = 0; i < mlen + 1 + nlen && k + 5 < sizeof buf; i++) {
-    unsigned char c = i < mlen ? (unsigned char)mod[i]
+    unsigned char c = i < mlen    ? (unsigned char)mod[i]
                       : i == mlen ? '.'
                                   : (unsigned char)name[i - mlen - 1];
     if (c >= 0x20 && c < 0x7F && c != '\'') {
@@ -612,7 +696,9 @@ static int64_t global_id(const tsd__value *v) {
   return v && v->kind == TSD__V_GLOBAL ? v->u.i : 0;
 }
 
-static bool is_int(const tsd__value *v) { return v->kind == TSD__V_INT; }
+static bool is_int(const tsd__value *v) {
+  return v->kind == TSD__V_INT;
+}
 
 /* Reads an int tuple (size or stride) into dst. */
 static tsd_status int_tuple(up *u, const tsd__value *t, const char *what,
@@ -627,8 +713,8 @@ static tsd_status int_tuple(up *u, const tsd__value *t, const char *what,
   for (size_t i = 0; i < t->u.seq.len; i++) {
     const tsd__value *x = t->u.seq.items[i];
     if (!is_int(x))
-      return fail(u, TSD_ERR_FORMAT, "tensor %s[%zu] is a %s, not an int",
-                  what, i, kind_name(x));
+      return fail(u, TSD_ERR_FORMAT, "tensor %s[%zu] is a %s, not an int", what,
+                  i, kind_name(x));
     if (x->u.i < 0)
       return fail(u, TSD_ERR_FORMAT, "tensor %s[%zu] is negative (%lld)", what,
                   i, (long long)x->u.i);
@@ -670,11 +756,10 @@ static tsd_status build_tensor(up *u, const tsd__value *const *a,
   if (numel) {
     for (size_t i = 0; i < nd; i++) {
       uint64_t span;
-      if (!tsd__mul_u64((uint64_t)(shape[i] - 1), (uint64_t)stride[i],
-                        &span) ||
+      if (!tsd__mul_u64((uint64_t)(shape[i] - 1), (uint64_t)stride[i], &span) ||
           !tsd__add_u64(maxidx, span, &maxidx))
-        return fail(u, TSD_ERR_FORMAT,
-                    "tensor extent overflows (storage '%s')", s->key);
+        return fail(u, TSD_ERR_FORMAT, "tensor extent overflows (storage '%s')",
+                    s->key);
     }
     if (maxidx >= s->numel)
       return fail(u, TSD_ERR_FORMAT,
@@ -785,8 +870,7 @@ static tsd_status call(up *u, int64_t id, tsd__value *args, bool nested,
     if (a[4]->kind != TSD__V_BOOL && a[4]->kind != TSD__V_INT)
       return fail(u, TSD_ERR_FORMAT, "requires_grad is a %s", kind_name(a[4]));
     if (a[5]->kind != TSD__V_DICT && a[5]->kind != TSD__V_NONE)
-      return fail(u, TSD_ERR_FORMAT, "backward_hooks is a %s",
-                  kind_name(a[5]));
+      return fail(u, TSD_ERR_FORMAT, "backward_hooks is a %s", kind_name(a[5]));
     return build_tensor(u, (const tsd__value *const *)a, out);
   case G_REBUILD_TENSOR:
     TRY(argc(u, args, 4, 4, "_rebuild_tensor"));
@@ -959,15 +1043,17 @@ static tsd_status step(up *u, bool *done, tsd__value **out) {
     if (mod->kind != TSD__V_STR || name->kind != TSD__V_STR)
       return fail(u, TSD_ERR_FORMAT, "STACK_GLOBAL needs two str");
     u->sp -= 2;
-    return make_global(u, mod->u.s.p, mod->u.s.len, name->u.s.p,
-                       name->u.s.len);
+    return make_global(u, mod->u.s.p, mod->u.s.len, name->u.s.p, name->u.s.len);
   }
   case 'q':
   case 'r':
   case 0x94: { /* BINPUT LONG_BINPUT MEMOIZE */
-    if (u->op == 'q') TRY(take_le(u, 1, &x));
-    else if (u->op == 'r') TRY(take_le(u, 4, &x));
-    else x = u->nmemo;
+    if (u->op == 'q')
+      TRY(take_le(u, 1, &x));
+    else if (u->op == 'r')
+      TRY(take_le(u, 4, &x));
+    else
+      x = u->nmemo;
     TRY(need(u, 1));
     /* torch.save (Python's pickler) numbers memo entries 0, 1, 2, ...:
      * an index past the end would make us allocate what the file says */
@@ -1019,9 +1105,9 @@ static tsd_status step(up *u, bool *done, tsd__value **out) {
     TRY(check_mutable(u, set));
     return seq_extend(u, set, base, top);
   }
-  case 0x91: /* FROZENSET */
-  case 't':  /* TUPLE */
-  case 'l':  /* LIST */
+  case 0x91:  /* FROZENSET */
+  case 't':   /* TUPLE */
+  case 'l':   /* LIST */
   case 'd': { /* DICT */
     TRY(pop_mark(u, &base));
     size_t top = u->sp;
@@ -1031,8 +1117,10 @@ static tsd_status step(up *u, bool *done, tsd__value **out) {
            : u->op == 'd' ? TSD__V_DICT
                           : TSD__V_SET,
            &v));
-    if (u->op == 'd') TRY(dict_extend(u, v, base, top));
-    else TRY(seq_extend(u, v, base, top));
+    if (u->op == 'd')
+      TRY(dict_extend(u, v, base, top));
+    else
+      TRY(seq_extend(u, v, base, top));
     u->sp = base;
     return push(u, v);
   }
@@ -1145,7 +1233,7 @@ static tsd_status step(up *u, bool *done, tsd__value **out) {
     TRY(take_le(u, 2, &x));
     TRY(make_int(u, (int64_t)x, &v));
     return push(u, v);
-  case 0x8a: /* LONG1 */
+  case 0x8a:   /* LONG1 */
   case 0x8b: { /* LONG4 */
     TRY(take_le(u, u->op == 0x8a ? 1 : 4, &x));
     if (u->op == 0x8b && (x & 0x80000000u))
@@ -1163,23 +1251,35 @@ static tsd_status step(up *u, bool *done, tsd__value **out) {
   case 'G': { /* BINFLOAT: big-endian double */
     TRY(take(u, 8, &p));
     uint64_t bits = 0;
-    for (int i = 0; i < 8; i++) bits = (bits << 8) | p[i];
+    for (int i = 0; i < 8; i++)
+      bits = (bits << 8) | p[i];
     TRY(mk(u, TSD__V_FLOAT, &v));
     memcpy(&v->u.f, &bits, sizeof bits);
     return push(u, v);
   }
-  case 0x8c: return op_string(u, 1, true, false);
-  case 'X': return op_string(u, 4, true, false);
-  case 0x8d: return op_string(u, 8, true, false);
+  case 0x8c:
+    return op_string(u, 1, true, false);
+  case 'X':
+    return op_string(u, 4, true, false);
+  case 0x8d:
+    return op_string(u, 8, true, false);
   /* torch.load decodes Python 2 str with encoding='utf-8' */
-  case 'U': return op_string(u, 1, true, false);
-  case 'T': return op_string(u, 4, true, true);
-  case 'C': return op_string(u, 1, false, false);
-  case 'B': return op_string(u, 4, false, false);
-  case 0x8e: return op_string(u, 8, false, false);
-  case 0x96: return op_string(u, 8, false, false);
-  case 'I': return op_text_int(u, false);
-  case 'L': return op_text_int(u, true);
+  case 'U':
+    return op_string(u, 1, true, false);
+  case 'T':
+    return op_string(u, 4, true, true);
+  case 'C':
+    return op_string(u, 1, false, false);
+  case 'B':
+    return op_string(u, 4, false, false);
+  case 0x8e:
+    return op_string(u, 8, false, false);
+  case 0x96:
+    return op_string(u, 8, false, false);
+  case 'I':
+    return op_text_int(u, false);
+  case 'L':
+    return op_text_int(u, true);
   default:
     return fail(u, TSD_ERR_UNSUPPORTED,
                 "opcode not supported by tsd's restricted unpickler");

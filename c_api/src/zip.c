@@ -44,7 +44,9 @@ typedef struct zarchive {
   tsd__strmap keys; /* storage key -> index in storages */
 } zarchive;
 
-static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint16_t rd16(const uint8_t *p) {
+  return (uint16_t)(p[0] | p[1] << 8);
+}
 static uint32_t rd32(const uint8_t *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
          (uint32_t)p[3] << 24;
@@ -72,16 +74,15 @@ static const char *storage_key(const void *ctx, size_t i, size_t *len) {
 
 /* Finds the End of Central Directory: the last record signature within the
  * final 64 KiB + 22 bytes (the comment is at most 65535 bytes). */
-static tsd_status find_eocd(zarchive *z, uint64_t *n_entries,
-                            uint64_t *cd_size, uint64_t *cd_offset,
-                            uint64_t *cd_limit) {
+static tsd_status find_eocd(zarchive *z, uint64_t *n_entries, uint64_t *cd_size,
+                            uint64_t *cd_offset, uint64_t *cd_limit) {
   const tsd__source *s = z->src;
   if (s->size < EOCD_SIZE)
     return tsd__err(TSD_ERR_FORMAT,
                     "%s: %llu bytes is too small for a zip archive", s->name,
                     (unsigned long long)s->size);
-  size_t tail = (size_t)(s->size < 65535 + EOCD_SIZE ? s->size
-                                                     : 65535 + EOCD_SIZE);
+  size_t tail =
+      (size_t)(s->size < 65535 + EOCD_SIZE ? s->size : 65535 + EOCD_SIZE);
   uint64_t tail_off = s->size - tail;
   uint8_t *buf = tsd__malloc(tail);
   if (!buf) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", s->name);
@@ -119,8 +120,8 @@ static tsd_status find_eocd(zarchive *z, uint64_t *n_entries,
     if (at >= LOCATOR_SIZE) {
       memcpy(loc, buf + at - LOCATOR_SIZE, LOCATOR_SIZE);
       has_locator = rd32(loc) == 0x07064b50u;
-    } else if (tsd__source_read(s, eocd_off - LOCATOR_SIZE, loc,
-                                LOCATOR_SIZE, "zip64 locator") == TSD_OK) {
+    } else if (tsd__source_read(s, eocd_off - LOCATOR_SIZE, loc, LOCATOR_SIZE,
+                                "zip64 locator") == TSD_OK) {
       has_locator = rd32(loc) == 0x07064b50u;
     }
   }
@@ -247,8 +248,7 @@ static tsd_status parse_cd(zarchive *z) {
                       "overlaps the central directory at %llu",
                       s->name, (int)nl, r->name,
                       (unsigned long long)r->local_off,
-                      (unsigned long long)r->csize,
-                      (unsigned long long)cd_off);
+                      (unsigned long long)r->csize, (unsigned long long)cd_off);
     pos += CDH_SIZE + nl + el + cl;
     bool oom;
     size_t prev;
@@ -284,15 +284,15 @@ static tsd_status record_data(zarchive *z, const zrec *r, uint64_t *off) {
                     s->name, (int)r->name_len, r->name,
                     (unsigned long long)r->csize, (unsigned long long)r->size);
   uint8_t h[LFH_SIZE];
-  tsd_status st = tsd__source_read(s, r->local_off, h, LFH_SIZE,
-                                   "zip local header");
+  tsd_status st =
+      tsd__source_read(s, r->local_off, h, LFH_SIZE, "zip local header");
   if (st != TSD_OK) return st;
   if (rd32(h) != 0x04034b50u)
     return tsd__err(TSD_ERR_FORMAT,
                     "%s: offset %llu: bad local header signature for zip "
                     "record '%.*s'",
-                    s->name, (unsigned long long)r->local_off,
-                    (int)r->name_len, r->name);
+                    s->name, (unsigned long long)r->local_off, (int)r->name_len,
+                    r->name);
   uint64_t data = r->local_off + LFH_SIZE + rd16(h + 26) + rd16(h + 28), end;
   if (!tsd__add_u64(data, r->size, &end) || end > z->cd_offset)
     return tsd__err(TSD_ERR_FORMAT,
@@ -391,16 +391,15 @@ static tsd_status zip_persistent(tsd__persistent_ctx *ctx, tsd__value *pid,
   name[nlen] = '\0';
   const zrec *r = find_rec(z, name, nlen);
   if (!r) {
-    tsd_status st = tsd__err(TSD_ERR_FORMAT,
-                             "storage '%s': the archive has no record '%s'",
-                             key, name);
+    tsd_status st =
+        tsd__err(TSD_ERR_FORMAT, "storage '%s': the archive has no record '%s'",
+                 key, name);
     tsd__free(name);
     return st;
   }
   tsd__free(name);
   uint64_t numel = (uint64_t)it[4]->u.i, nbytes;
-  if (!tsd__mul_u64(numel, tsd_dtype_size(dtype), &nbytes) ||
-      nbytes != r->size)
+  if (!tsd__mul_u64(numel, tsd_dtype_size(dtype), &nbytes) || nbytes != r->size)
     return tsd__err(TSD_ERR_FORMAT,
                     "storage '%s': the pickle declares %llu %s elements "
                     "(%llu bytes) but its record holds %llu bytes",
@@ -429,8 +428,8 @@ static tsd_status zip_persistent(tsd__persistent_ctx *ctx, tsd__value *pid,
   }
   z->storages[z->nstorages] = s;
   bool oom;
-  if (!tsd__strmap_insert(&z->keys, k, klen, z->nstorages, storage_key, z,
-                          NULL, &oom))
+  if (!tsd__strmap_insert(&z->keys, k, klen, z->nstorages, storage_key, z, NULL,
+                          &oom))
     return tsd__err(TSD_ERR_NOMEM, "out of memory");
   z->nstorages++;
   v->u.storage = s;
@@ -490,7 +489,8 @@ static tsd_status read_zip(zarchive *z, tsd__parsed *out) {
   /* The values the pickle builds are bounded by its size (every opcode
    * makes at most one value, containers grow by doubling). */
   uint64_t old_limit = z->arena->limit, lim;
-  if (!tsd__mul_u64(len, 256, &lim) || !tsd__add_u64(lim, z->arena->total, &lim) ||
+  if (!tsd__mul_u64(len, 256, &lim) ||
+      !tsd__add_u64(lim, z->arena->total, &lim) ||
       !tsd__add_u64(lim, 1u << 20, &lim))
     lim = 0;
   if (old_limit && (lim == 0 || old_limit < lim)) lim = old_limit;

@@ -28,7 +28,7 @@ uint32_t bits(float f) {
   return u;
 }
 
-}  // namespace
+} // namespace
 
 TEST(Convert, DtypeNamesAndSizesArePyTorchs) {
   const char *names[] = {"float32", "float64", "float16", "bfloat16", "int8",
@@ -50,24 +50,26 @@ TEST(Convert, EveryHalfRoundTripsThroughFloat) {
     float f = tsd__half_to_float(static_cast<uint16_t>(h));
     bool nan = (h & 0x7C00) == 0x7C00 && (h & 0x03FF);
     EXPECT_EQ(std::isnan(f), nan) << h;
-    if (!nan) EXPECT_EQ(tsd__float_to_half(f), h) << h;
-    else EXPECT_TRUE(std::isnan(tsd__half_to_float(tsd__float_to_half(f))));
+    if (!nan)
+      EXPECT_EQ(tsd__float_to_half(f), h) << h;
+    else
+      EXPECT_TRUE(std::isnan(tsd__half_to_float(tsd__float_to_half(f))));
   }
 }
 
 TEST(Convert, FloatToHalfRoundsToNearestEven) {
   EXPECT_EQ(tsd__float_to_half(1.0f), 0x3C00);
-  EXPECT_EQ(tsd__float_to_half(1.0f + 0x1p-11f), 0x3C00);      // tie -> even
-  EXPECT_EQ(tsd__float_to_half(1.0f + 3 * 0x1p-11f), 0x3C02);  // tie -> even
+  EXPECT_EQ(tsd__float_to_half(1.0f + 0x1p-11f), 0x3C00);     // tie -> even
+  EXPECT_EQ(tsd__float_to_half(1.0f + 3 * 0x1p-11f), 0x3C02); // tie -> even
   EXPECT_EQ(tsd__float_to_half(1.0f + 0x1p-11f + 0x1p-20f), 0x3C01);
   EXPECT_EQ(tsd__float_to_half(65504.0f), 0x7BFF);
-  EXPECT_EQ(tsd__float_to_half(65519.0f), 0x7BFF);  // torch: 65504.
-  EXPECT_EQ(tsd__float_to_half(65520.0f), 0x7C00);  // torch: inf
+  EXPECT_EQ(tsd__float_to_half(65519.0f), 0x7BFF); // torch: 65504.
+  EXPECT_EQ(tsd__float_to_half(65520.0f), 0x7C00); // torch: inf
   EXPECT_EQ(tsd__float_to_half(-INFINITY), 0xFC00);
-  EXPECT_EQ(tsd__float_to_half(0x1p-24f), 0x0001);  // smallest subnormal
-  EXPECT_EQ(tsd__float_to_half(0x1p-25f), 0x0000);  // tie -> even (0)
+  EXPECT_EQ(tsd__float_to_half(0x1p-24f), 0x0001); // smallest subnormal
+  EXPECT_EQ(tsd__float_to_half(0x1p-25f), 0x0000); // tie -> even (0)
   EXPECT_EQ(tsd__float_to_half(3 * 0x1p-25f), 0x0002);
-  EXPECT_EQ(tsd__float_to_half(1e-8f), 0x0000);     // torch: 0.
+  EXPECT_EQ(tsd__float_to_half(1e-8f), 0x0000); // torch: 0.
   EXPECT_EQ(tsd__float_to_half(-0.0f), 0x8000);
   uint16_t n = tsd__float_to_half(NAN);
   EXPECT_EQ(n & 0x7C00, 0x7C00);
@@ -76,8 +78,8 @@ TEST(Convert, FloatToHalfRoundsToNearestEven) {
 
 TEST(Convert, Bfloat16RoundsToNearestEvenAndKeepsNaN) {
   EXPECT_EQ(tsd__float_to_bf16(1.0f), 0x3F80);
-  EXPECT_EQ(tsd__float_to_bf16(1.0f + 0x1p-8f), 0x3F80);      // tie -> even
-  EXPECT_EQ(tsd__float_to_bf16(1.0f + 3 * 0x1p-8f), 0x3F82);  // tie -> even
+  EXPECT_EQ(tsd__float_to_bf16(1.0f + 0x1p-8f), 0x3F80);     // tie -> even
+  EXPECT_EQ(tsd__float_to_bf16(1.0f + 3 * 0x1p-8f), 0x3F82); // tie -> even
   EXPECT_EQ(tsd__float_to_bf16(NAN), 0x7FC0);
   EXPECT_EQ(tsd__float_to_bf16(INFINITY), 0x7F80);
   // torch: torch.tensor([65520.]).bfloat16() == 65536
@@ -161,7 +163,7 @@ TEST(Convert, IntegersToFloatsRoundOnceLikeACast) {
     EXPECT_EQ(f[i], static_cast<float>(v[i]));
   auto h = conv<uint16_t>(std::vector<int32_t>{2049, 70000, -5}, TSD_INT32,
                           TSD_FLOAT16);
-  EXPECT_EQ(tsd__half_to_float(h[0]), 2048.0f);  // torch: 2048.
+  EXPECT_EQ(tsd__half_to_float(h[0]), 2048.0f); // torch: 2048.
   EXPECT_TRUE(std::isinf(tsd__half_to_float(h[1])));
   EXPECT_EQ(tsd__half_to_float(h[2]), -5.0f);
 }
@@ -189,7 +191,7 @@ TEST(Convert, HalfAndBfloat16WidenExactlyInBulk) {
 }
 
 TEST(Convert, SameDtypeIsAByteCopy) {
-  std::vector<uint16_t> src = {0x7E01, 0xFFFF, 0x0001};  // NaN payloads kept
+  std::vector<uint16_t> src = {0x7E01, 0xFFFF, 0x0001}; // NaN payloads kept
   EXPECT_EQ(conv<uint16_t>(src, TSD_FLOAT16, TSD_FLOAT16), src);
   std::vector<float> f = {1.5f, -0.0f};
   tsd__convert(f.data(), TSD_FLOAT32, f.data(), TSD_FLOAT32, f.size());
@@ -212,13 +214,14 @@ TEST(Convert, EveryPairAgreesWithTheFloat32AndInt64Paths) {
       std::vector<double> back(6);
       std::vector<double> in(vals, vals + 6);
       if (sd == TSD_BOOL || dd == TSD_BOOL)
-        for (auto &x : in) x = x != 0;
+        for (auto &x : in)
+          x = x != 0;
       tsd__convert(src.data(), sd, in.data(), TSD_FLOAT64, 6);
       tsd__convert(mid.data(), dd, src.data(), sd, 6);
       tsd__convert(back.data(), TSD_FLOAT64, mid.data(), dd, 6);
       for (int i = 0; i < 6; i++)
-        EXPECT_EQ(back[i], in[i]) << tsd_dtype_name(sd) << " -> "
-                                  << tsd_dtype_name(dd) << " #" << i;
+        EXPECT_EQ(back[i], in[i])
+            << tsd_dtype_name(sd) << " -> " << tsd_dtype_name(dd) << " #" << i;
     }
   }
 }

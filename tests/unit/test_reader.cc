@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 extern "C" {
 #include "internal.h"
 }
@@ -52,7 +54,8 @@ std::vector<std::string> split(const std::string &s, char sep) {
   std::vector<std::string> out;
   std::string cur;
   std::istringstream in(s);
-  while (std::getline(in, cur, sep)) out.push_back(cur);
+  while (std::getline(in, cur, sep))
+    out.push_back(cur);
   if (!s.empty() && s.back() == sep) out.push_back("");
   return out;
 }
@@ -93,17 +96,49 @@ std::vector<Expect> load_expect(const std::string &name) {
 double element(const std::vector<uint8_t> &buf, tsd_dtype dtype, size_t i) {
   const uint8_t *p = buf.data() + i * tsd_dtype_size(dtype);
   switch (dtype) {
-  case TSD_FLOAT32: { float v; memcpy(&v, p, 4); return v; }
-  case TSD_FLOAT64: { double v; memcpy(&v, p, 8); return v; }
-  case TSD_FLOAT16: { uint16_t v; memcpy(&v, p, 2); return tsd__half_to_float(v); }
-  case TSD_BFLOAT16: { uint16_t v; memcpy(&v, p, 2); return tsd__bf16_to_float(v); }
-  case TSD_INT8: return static_cast<int8_t>(*p);
-  case TSD_INT16: { int16_t v; memcpy(&v, p, 2); return v; }
-  case TSD_INT32: { int32_t v; memcpy(&v, p, 4); return v; }
-  case TSD_INT64: { int64_t v; memcpy(&v, p, 8); return static_cast<double>(v); }
-  case TSD_UINT8: return *p;
-  case TSD_BOOL: return *p;
-  default: return NAN;
+  case TSD_FLOAT32: {
+    float v;
+    memcpy(&v, p, 4);
+    return v;
+  }
+  case TSD_FLOAT64: {
+    double v;
+    memcpy(&v, p, 8);
+    return v;
+  }
+  case TSD_FLOAT16: {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return tsd__half_to_float(v);
+  }
+  case TSD_BFLOAT16: {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return tsd__bf16_to_float(v);
+  }
+  case TSD_INT8:
+    return static_cast<int8_t>(*p);
+  case TSD_INT16: {
+    int16_t v;
+    memcpy(&v, p, 2);
+    return v;
+  }
+  case TSD_INT32: {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+  }
+  case TSD_INT64: {
+    int64_t v;
+    memcpy(&v, p, 8);
+    return static_cast<double>(v);
+  }
+  case TSD_UINT8:
+    return *p;
+  case TSD_BOOL:
+    return *p;
+  default:
+    return NAN;
   }
 }
 
@@ -118,10 +153,15 @@ struct Ckpt {
   explicit Ckpt(const std::string &path, const tsd_open_options *o = nullptr) {
     st = tsd_checkpoint_open(&c, path.c_str(), o);
   }
-  Ckpt(const std::vector<uint8_t> &mem, const tsd_open_options *o = nullptr) {
+  // The bytes are borrowed by the checkpoint: keep our own copy alive.
+  std::vector<uint8_t> mem;
+  Ckpt(const std::vector<uint8_t> &bytes, const tsd_open_options *o = nullptr)
+      : mem(bytes) {
     st = tsd_checkpoint_open_memory(&c, mem.data(), mem.size(), o);
   }
-  ~Ckpt() { tsd_checkpoint_free(c); }
+  ~Ckpt() {
+    tsd_checkpoint_free(c);
+  }
   Ckpt(const Ckpt &) = delete;
   Ckpt &operator=(const Ckpt &) = delete;
 };
@@ -145,7 +185,8 @@ void check_against(tsd_checkpoint *c, const std::vector<Expect> &want) {
                                    ? "<class 'torch.nn.parameter.Parameter'>"
                                    : "<class 'torch.Tensor'>");
     ASSERT_EQ(en.ndim, e.shape.size());
-    for (size_t d = 0; d < en.ndim; d++) EXPECT_EQ(en.shape[d], e.shape[d]);
+    for (size_t d = 0; d < en.ndim; d++)
+      EXPECT_EQ(en.shape[d], e.shape[d]);
     ASSERT_EQ(static_cast<size_t>(en.numel), e.values.size());
     size_t n = e.values.size();
 
@@ -199,17 +240,17 @@ void put32(std::vector<uint8_t> &b, uint32_t v) {
   put16(b, v >> 16);
 }
 
-std::vector<uint8_t> make_zip(
-    const std::vector<std::pair<std::string, std::string>> &recs) {
+std::vector<uint8_t>
+make_zip(const std::vector<std::pair<std::string, std::string>> &recs) {
   std::vector<uint8_t> out, cd;
   for (const auto &r : recs) {
     uint32_t off = static_cast<uint32_t>(out.size());
     put32(out, 0x04034b50);
     put16(out, 20);
     put16(out, 0);
-    put16(out, 0);  // stored
-    put32(out, 0);  // time, date
-    put32(out, 0);  // crc (not checked)
+    put16(out, 0); // stored
+    put32(out, 0); // time, date
+    put32(out, 0); // crc (not checked)
     put32(out, static_cast<uint32_t>(r.second.size()));
     put32(out, static_cast<uint32_t>(r.second.size()));
     put16(out, static_cast<uint32_t>(r.first.size()));
@@ -266,38 +307,45 @@ struct Unpickled {
                        bytes.size(), &used, &arena, lim ? lim : &def, nullptr,
                        nullptr, "test.pkl", &v);
   }
-  ~Unpickled() { tsd__arena_free(&arena); }
+  ~Unpickled() {
+    tsd__arena_free(&arena);
+  }
 };
 
-#define EXPECT_FAILS_WITH(expr, status, text)                        \
-  do {                                                               \
-    tsd_status st_ = (expr);                                         \
-    EXPECT_EQ(st_, status) << tsd_status_name(st_) << ": "          \
-                           << tsd_last_error();                      \
-    EXPECT_NE(std::string(tsd_last_error()).find(text),              \
-              std::string::npos)                                     \
-        << tsd_last_error();                                         \
+#define EXPECT_FAILS_WITH(expr, status, text)                                  \
+  do {                                                                         \
+    tsd_status st_ = (expr);                                                   \
+    EXPECT_EQ(st_, status) << tsd_status_name(st_) << ": "                     \
+                           << tsd_last_error();                                \
+    EXPECT_NE(std::string(tsd_last_error()).find(text), std::string::npos)     \
+        << tsd_last_error();                                                   \
   } while (0)
 
-std::string S(const char *p, size_t n) { return std::string(p, n); }
+std::string S(const char *p, size_t n) {
+  return std::string(p, n);
+}
 // A string literal with its embedded NULs.
-template <size_t N>
-std::string B(const char (&s)[N]) {
+template <size_t N> std::string B(const char (&s)[N]) {
   return std::string(s, N - 1);
 }
 
-}  // namespace
+} // namespace
 
-// ---- real checkpoints --------------------------------------------------------
+// ---- real checkpoints
+// --------------------------------------------------------
 
 TEST(Reader, ReadsEveryDtypeFromZipProtocol2AsPythonWroteIt) {
   check_fixture("zip_p2.pth", "kitchen.expect");
 }
-TEST(Reader, ReadsZipProtocol3) { check_fixture("zip_p3.pth", "kitchen.expect"); }
+TEST(Reader, ReadsZipProtocol3) {
+  check_fixture("zip_p3.pth", "kitchen.expect");
+}
 TEST(Reader, ReadsZipProtocol4WithFramesAndMemoize) {
   check_fixture("zip_p4.pth", "kitchen.expect");
 }
-TEST(Reader, ReadsZipProtocol5) { check_fixture("zip_p5.pth", "kitchen.expect"); }
+TEST(Reader, ReadsZipProtocol5) {
+  check_fixture("zip_p5.pth", "kitchen.expect");
+}
 TEST(Reader, ReadsTheLegacyFormat) {
   check_fixture("legacy.pth", "kitchen.expect");
 }
@@ -328,9 +376,9 @@ TEST(Reader, ReportsParametersViewsAndContiguity) {
   struct {
     const char *key;
     int contiguous;
-  } cases[] = {{"f32", 1}, {"transposed", 0}, {"slice", 0},
-               {"shared_a", 1}, {"shared_b", 1}, {"expanded", 0},
-               {"scalar", 1}, {"empty", 1}};
+  } cases[] = {{"f32", 1},      {"transposed", 0}, {"slice", 0},
+               {"shared_a", 1}, {"shared_b", 1},   {"expanded", 0},
+               {"scalar", 1},   {"empty", 1}};
   for (const auto &c : cases) {
     size_t i;
     tsd_entry e;
@@ -447,8 +495,7 @@ TEST(Reader, SeesNonTensorValuesOfATrainingCheckpoint) {
 TEST(Reader, SelectsTheNestedStateDictAndGoesBackToTheRoot) {
   Ckpt k(fixture("nested.pth"));
   ASSERT_EQ(k.st, TSD_OK) << tsd_last_error();
-  EXPECT_FAILS_WITH(tsd_checkpoint_select(k.c, "epoch"), TSD_ERR_TYPE,
-                    "epoch");
+  EXPECT_FAILS_WITH(tsd_checkpoint_select(k.c, "epoch"), TSD_ERR_TYPE, "epoch");
   EXPECT_FAILS_WITH(tsd_checkpoint_select(k.c, "nope"), TSD_ERR_NOT_FOUND,
                     "nope");
   ASSERT_EQ(tsd_checkpoint_select(k.c, "state_dict"), TSD_OK);
@@ -493,7 +540,7 @@ TEST(Reader, PopRemovesAKeyFromTheViewOnly) {
   EXPECT_STREQ(e.key, "b");
   EXPECT_EQ(tsd_checkpoint_pop(k.c, "w"), TSD_ERR_NOT_FOUND);
   EXPECT_EQ(tsd__ckpt_count(k.c), 1u);
-  EXPECT_EQ(k.c->current->u.dict.len, 2u);  // the value tree is untouched
+  EXPECT_EQ(k.c->current->u.dict.len, 2u); // the value tree is untouched
   tsd_checkpoint_select_root(k.c);
   EXPECT_EQ(tsd_checkpoint_count(k.c), 2u);
 }
@@ -513,14 +560,16 @@ TEST(Reader, ReadChecksTheBufferTheIndexAndTheDtype) {
   EXPECT_EQ(buf[1], -2.0f);
 }
 
-// ---- refusals and malformed input ---------------------------------------------
+// ---- refusals and malformed input
+// ---------------------------------------------
 
 TEST(Reader, RefusesPosixSystemAndNamesIt) {
   Ckpt k(fixture("refused.pth"));
   EXPECT_EQ(k.st, TSD_ERR_REFUSED);
   EXPECT_EQ(k.c, nullptr);
-  EXPECT_NE(std::string(tsd_last_error()).find("refusing global 'posix.system'"),
-            std::string::npos)
+  EXPECT_NE(
+      std::string(tsd_last_error()).find("refusing global 'posix.system'"),
+      std::string::npos)
       << tsd_last_error();
   EXPECT_NE(std::string(tsd_last_error()).find("refused.pth"),
             std::string::npos);
@@ -528,7 +577,11 @@ TEST(Reader, RefusesPosixSystemAndNamesIt) {
 
 TEST(Reader, RefusesStackGlobalsOutsideTheAllowList) {
   // protocol 4: SHORT_BINUNICODE 'builtins', 'eval', STACK_GLOBAL
-  std::string p = B("\x80\x04\x8c\x08" "builtins" "\x8c\x04" "eval" "\x93.");
+  std::string p = B("\x80\x04\x8c\x08"
+                    "builtins"
+                    "\x8c\x04"
+                    "eval"
+                    "\x93.");
   Ckpt k(pickle_zip(p));
   EXPECT_FAILS_WITH(k.st, TSD_ERR_REFUSED, "refusing global 'builtins.eval'");
 }
@@ -586,7 +639,7 @@ TEST(Reader, EnforcesTheOpenLimits) {
   Ckpt b(fixture("small.pth"), &o);
   EXPECT_FAILS_WITH(b.st, TSD_ERR_LIMIT, "max_objects");
   o = TSD_OPEN_OPTIONS_INIT;
-  o.limits.max_depth = 1;  // nested: a dict holding an OrderedDict is depth 2
+  o.limits.max_depth = 1; // nested: a dict holding an OrderedDict is depth 2
   Ckpt c(fixture("nested.pth"), &o);
   EXPECT_FAILS_WITH(c.st, TSD_ERR_LIMIT, "max_depth");
   o.limits.max_depth = 2;
@@ -647,8 +700,7 @@ TEST(Reader, ADuplicateKeyMakesFindFailButEntriesStillList) {
   ASSERT_EQ(k.st, TSD_OK) << tsd_last_error();
   EXPECT_EQ(tsd_checkpoint_count(k.c), 2u);
   size_t i;
-  EXPECT_FAILS_WITH(tsd_checkpoint_find(k.c, &i, "a"), TSD_ERR_FORMAT,
-                    "twice");
+  EXPECT_FAILS_WITH(tsd_checkpoint_find(k.c, &i, "a"), TSD_ERR_FORMAT, "twice");
   EXPECT_EQ(k.c->view_status, TSD_ERR_FORMAT);
   tsd_entry e;
   EXPECT_EQ(tsd_checkpoint_entry(k.c, 1, &e), TSD_OK);
@@ -681,36 +733,37 @@ TEST(Reader, FindsTheArchivePrefixWhateverItIs) {
 TEST(Reader, AStorageWithoutItsRecordIsNamed) {
   // {'w': _rebuild_tensor_v2(('storage', FloatStorage, '7', 'cpu', 1),
   //                            0, (), (), False, {})}
-  const char raw[] =
-      "\x80\x02}X\x01\0\0\0w"
-      "ctorch._utils\n_rebuild_tensor_v2\n"
-      "((X\x07\0\0\0storage"
-      "ctorch\nFloatStorage\n"
-      "X\x01\0\0\0"
-      "7"
-      "X\x03\0\0\0cpu"
-      "K\x01tQ"
-      "K\x00))\x89}tRs.";
+  const char raw[] = "\x80\x02}X\x01\0\0\0w"
+                     "ctorch._utils\n_rebuild_tensor_v2\n"
+                     "((X\x07\0\0\0storage"
+                     "ctorch\nFloatStorage\n"
+                     "X\x01\0\0\0"
+                     "7"
+                     "X\x03\0\0\0cpu"
+                     "K\x01tQ"
+                     "K\x00))\x89}tRs.";
   std::string p = std::string(raw, sizeof raw - 1);
   Ckpt k(pickle_zip(p));
   EXPECT_FAILS_WITH(k.st, TSD_ERR_FORMAT, "storage '7'");
-  EXPECT_NE(std::string(tsd_last_error()).find("ck/data/7"),
-            std::string::npos)
+  EXPECT_NE(std::string(tsd_last_error()).find("ck/data/7"), std::string::npos)
       << tsd_last_error();
   // With the record it opens and reads (0-dim: size () stride ()).
   float one = 2.5f;
-  Ckpt ok(make_zip({{"ck/data.pkl", p},
-                    {"ck/data/7", std::string(reinterpret_cast<char *>(&one), 4)}}));
+  Ckpt ok(make_zip(
+      {{"ck/data.pkl", p},
+       {"ck/data/7", std::string(reinterpret_cast<char *>(&one), 4)}}));
   ASSERT_EQ(ok.st, TSD_OK) << tsd_last_error();
   double d = 0;
   ASSERT_EQ(tsd_checkpoint_read(ok.c, 0, TSD_FLOAT64, &d, sizeof d), TSD_OK);
   EXPECT_EQ(d, 2.5);
 }
 
-// ---- the unpickler on raw bytes -----------------------------------------------
+// ---- the unpickler on raw bytes
+// -----------------------------------------------
 
 TEST(Unpickler, StackUnderflowIsAnError) {
-  Unpickled u(B("\x80\x02" "a."));
+  Unpickled u(B("\x80\x02"
+                "a."));
   EXPECT_EQ(u.st, TSD_ERR_FORMAT);
   EXPECT_NE(std::string(tsd_last_error()).find("APPEND"), std::string::npos);
   EXPECT_NE(std::string(tsd_last_error()).find("offset 2"), std::string::npos)
@@ -748,7 +801,10 @@ TEST(Unpickler, MemoIndexesMustBeSequential) {
   Unpickled huge(B("Nr\xff\xff\xff\xff."));
   EXPECT_EQ(huge.st, TSD_ERR_FORMAT);
   // 0, 1, then overwrite 0, then get both
-  Unpickled ok(B("K\x01q\x00K\x02q\x01K\x03q\x00" "0" "0" "0h\x00h\x01\x86."));
+  Unpickled ok(B("K\x01q\x00K\x02q\x01K\x03q\x00"
+                 "0"
+                 "0"
+                 "0h\x00h\x01\x86."));
   ASSERT_EQ(ok.st, TSD_OK) << tsd_last_error();
   ASSERT_EQ(ok.v->kind, TSD__V_TUPLE);
   EXPECT_EQ(ok.v->u.seq.items[0]->u.i, 3);
@@ -761,7 +817,8 @@ TEST(Unpickler, HugeLengthsAreCheckedBeforeAllocating) {
         B("B\xff\xff\xff\xff"), B("\x8e\0\0\0\0\0\0\0\x01"),
         B("\x8b\xff\xff\xff\x7f"), B("T\xff\xff\xff\xff"),
         B("\x95\xff\xff\xff\xff\xff\xff\xff\xff"),
-        B("\x8c\x05" "ab")}) {
+        B("\x8c\x05"
+          "ab")}) {
     Unpickled u(p);
     EXPECT_EQ(u.st, TSD_ERR_FORMAT) << tsd_last_error();
     EXPECT_STRNE(tsd_last_error(), "");
@@ -798,19 +855,27 @@ TEST(Unpickler, OperandTypesAreChecked) {
     const char *text;
   } cases[] = {
       {B("]K\x01K\x02s."), "SETITEM on a list"},
-      {B("}K\x01" "a."), "APPEND to a dict"},
+      {B("}K\x01"
+         "a."),
+       "APPEND to a dict"},
       {B("K\x01(K\x02u."), "SETITEMS on a int"},
-      {B("](K\x01K\x02" "u."), "SETITEMS on a list"},
-      {B("}(K\x01" "u."), "odd number"},
+      {B("](K\x01K\x02"
+         "u."),
+       "SETITEMS on a list"},
+      {B("}(K\x01"
+         "u."),
+       "odd number"},
       {B("K\x01)R."), "REDUCE on a int"},
       {B("e."), "no MARK"},
       {B("](K\x01\x90."), "ADDITEMS on a list"},
       {B("}K\x01]s."), "ok"},
       {B("}]K\x01s."), "unhashable"},
       {B("\x8c\x02\xc3\x28."), "UTF-8"},
-      {B("\x8c\x03\xed\xa0\x80."), "ok"},  // surrogatepass
+      {B("\x8c\x03\xed\xa0\x80."), "ok"}, // surrogatepass
       {B("NQ."), "persistent"},
-      {B("K\x01]N" "b."), "BUILD"},
+      {B("K\x01]N"
+         "b."),
+       "BUILD"},
       {B("\x80\x06N."), "protocol 6"},
       {B("\x80\x02S'a'\n."), "STRING"},
       {B("ccollections\nOrderedDict\nK\x01\x85R."), "argument"},
@@ -833,24 +898,26 @@ TEST(Unpickler, OperandTypesAreChecked) {
 
 TEST(Unpickler, ASelfContainingListCannotBeBuilt) {
   // l = []; l.append(l)
-  Unpickled a(B("]q\x00h\x00" "a."));
+  Unpickled a(B("]q\x00h\x00"
+                "a."));
   EXPECT_EQ(a.st, TSD_ERR_FORMAT);
   EXPECT_NE(std::string(tsd_last_error()).find("itself"), std::string::npos);
   // a = []; b = [a]; a.append(b): modifying a list already inside another
-  Unpickled b(B("]q\x00h\x00\x85q\x01" "0h\x00h\x01" "a."));
+  Unpickled b(B("]q\x00h\x00\x85q\x01"
+                "0h\x00h\x01"
+                "a."));
   EXPECT_EQ(b.st, TSD_ERR_FORMAT) << tsd_last_error();
 }
 
 TEST(Unpickler, DecodesScalarsLikePython) {
   // (True, False, None, -1, 255, 65535, LONG1 2**70, LONG1 -2, 1.5, 'é', b'xy')
-  const char raw[] =
-      "(\x88\x89NJ\xff\xff\xff\xffK\xffM\xff\xff"
-      "\x8a\x09\0\0\0\0\0\0\0\0\x40"
-      "\x8a\x01\xfe"
-      "G\x3f\xf8\0\0\0\0\0\0"
-      "\x8c\x02\xc3\xa9"
-      "C\x02xy"
-      "I01\nL-12L\nt.";
+  const char raw[] = "(\x88\x89NJ\xff\xff\xff\xffK\xffM\xff\xff"
+                     "\x8a\x09\0\0\0\0\0\0\0\0\x40"
+                     "\x8a\x01\xfe"
+                     "G\x3f\xf8\0\0\0\0\0\0"
+                     "\x8c\x02\xc3\xa9"
+                     "C\x02xy"
+                     "I01\nL-12L\nt.";
   Unpickled u(std::string(raw, sizeof raw - 1));
   ASSERT_EQ(u.st, TSD_OK) << tsd_last_error();
   ASSERT_EQ(u.v->kind, TSD__V_TUPLE);
@@ -884,11 +951,120 @@ TEST(Unpickler, DecodesScalarsLikePython) {
 
 TEST(Unpickler, ProtocolTwoBytesComeFromCodecsEncode) {
   // _codecs.encode('\x00\xff', 'latin1')
-  const char raw[] =
-      "\x80\x02" "c_codecs\nencode\n"
-      "X\x03\0\0\0\0\xc3\xbf" "X\x06\0\0\0latin1\x86R.";
+  const char raw[] = "\x80\x02"
+                     "c_codecs\nencode\n"
+                     "X\x03\0\0\0\0\xc3\xbf"
+                     "X\x06\0\0\0latin1\x86R.";
   Unpickled u(std::string(raw, sizeof raw - 1));
   ASSERT_EQ(u.st, TSD_OK) << tsd_last_error();
   ASSERT_EQ(u.v->kind, TSD__V_BYTES);
   EXPECT_EQ(std::string(u.v->u.s.p, u.v->u.s.len), B("\x00\xff"));
+}
+
+// ---- large tensors through a file: chunked conversion, strided windows ------
+
+namespace {
+
+std::string le32(uint32_t v) {
+  std::string s(4, '\0');
+  for (int i = 0; i < 4; i++)
+    s[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  return s;
+}
+std::string pstr(const std::string &s) {
+  return "X" + le32(s.size()) + s;
+}
+std::string pints(const std::vector<uint32_t> &v) {
+  std::string s = "(";
+  for (uint32_t x : v)
+    s += "J" + le32(x);
+  return s + "t";
+}
+// _rebuild_tensor_v2(('storage', FloatStorage, '0', 'cpu', numel), offset,
+//                    sizes, strides, False, {})
+std::string ptensor(uint32_t numel, uint32_t offset,
+                    const std::vector<uint32_t> &sizes,
+                    const std::vector<uint32_t> &strides) {
+  return "ctorch._utils\n_rebuild_tensor_v2\n((" + pstr("storage") +
+         "ctorch\nFloatStorage\n" + pstr("0") + pstr("cpu") + "J" +
+         le32(numel) + "tQJ" + le32(offset) + pints(sizes) + pints(strides) +
+         "\x89}tR";
+}
+
+void write_file(const std::string &path, const std::vector<uint8_t> &b) {
+  FILE *f = fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr) << path;
+  ASSERT_EQ(fwrite(b.data(), 1, b.size(), f), b.size());
+  fclose(f);
+}
+
+} // namespace
+
+TEST(Reader, ReadsLargeTensorsInChunksAndStridedViewsThroughAWindow) {
+  const uint32_t R = 2048, C = 768, N = R * C; // 6 MiB of float32
+  std::string data(static_cast<size_t>(N) * 4, '\0');
+  for (uint32_t i = 0; i < N; i++) {
+    float v = static_cast<float>(i) * 0.25f;
+    memcpy(&data[static_cast<size_t>(i) * 4], &v, 4);
+  }
+  std::string pkl = "\x80\x02}(" + pstr("w") + ptensor(N, 0, {R, C}, {C, 1}) +
+                    pstr("wt") + ptensor(N, 0, {C, R}, {1, C}) + pstr("col") +
+                    ptensor(N, 5, {R}, {C}) + "u.";
+  std::string path = std::string(TSD_TEST_TMP) + "/reader_large.pth";
+  write_file(path, make_zip({{"large/data.pkl", pkl}, {"large/data/0", data}}));
+  Ckpt k(path);
+  ASSERT_EQ(k.st, TSD_OK) << tsd_last_error();
+
+  std::vector<double> w(N);
+  ASSERT_EQ(tsd_checkpoint_read(k.c, 0, TSD_FLOAT64, w.data(), w.size() * 8),
+            TSD_OK)
+      << tsd_last_error();
+  for (uint32_t i = 0; i < N; i += 997)
+    ASSERT_EQ(w[i], i * 0.25) << i;
+  ASSERT_EQ(w[N - 1], (N - 1) * 0.25);
+
+  std::vector<float> wt(N);
+  ASSERT_EQ(tsd_checkpoint_read(k.c, 1, TSD_FLOAT32, wt.data(), wt.size() * 4),
+            TSD_OK)
+      << tsd_last_error();
+  for (uint32_t r = 0; r < C; r += 7)
+    for (uint32_t c = 0; c < R; c += 13)
+      ASSERT_EQ(wt[static_cast<size_t>(r) * R + c],
+                static_cast<float>(c * C + r) * 0.25f)
+          << r << "," << c;
+  ASSERT_EQ(wt[N - 1], static_cast<float>(N - 1) * 0.25f);
+
+  std::vector<uint16_t> col(R);
+  ASSERT_EQ(tsd_checkpoint_read(k.c, 2, TSD_BFLOAT16, col.data(), R * 2),
+            TSD_OK);
+  for (uint32_t r = 0; r < R; r++)
+    ASSERT_EQ(col[r],
+              tsd__float_to_bf16(static_cast<float>(5 + r * C) * 0.25f));
+  remove(path.c_str());
+}
+
+TEST(Reader, AFileTruncatedWhileOpenGivesAnErrorNotACrash) {
+  auto bytes = slurp(fixture("zip_p2.pth"));
+  std::string path = std::string(TSD_TEST_TMP) + "/reader_truncated.pth";
+  write_file(path, bytes);
+  Ckpt k(path);
+  ASSERT_EQ(k.st, TSD_OK) << tsd_last_error();
+  ASSERT_EQ(truncate(path.c_str(), 100), 0);
+  size_t fails = 0;
+  for (size_t i = 0; i < tsd_checkpoint_count(k.c); i++) {
+    tsd_entry e;
+    ASSERT_EQ(tsd_checkpoint_entry(k.c, i, &e), TSD_OK);
+    std::vector<double> out(static_cast<size_t>(e.numel) + 1);
+    tsd_status st =
+        tsd_checkpoint_read(k.c, i, TSD_FLOAT64, out.data(), out.size() * 8);
+    if (e.numel > 0) {
+      EXPECT_EQ(st, TSD_ERR_IO) << e.key;
+      EXPECT_NE(std::string(tsd_last_error()).find("truncated"),
+                std::string::npos)
+          << tsd_last_error();
+      fails++;
+    }
+  }
+  EXPECT_GT(fails, 10u);
+  remove(path.c_str());
 }

@@ -223,7 +223,9 @@ TSD_API tsd_status tsd_checkpoint_find(const tsd_checkpoint *ckpt,
 /* Makes the dict found under `key` of the current dict the current dict (for
  * nested training checkpoints: {'epoch': 7, 'state_dict': {...}}). Can be
  * called again to go deeper. TSD_ERR_NOT_FOUND, or TSD_ERR_TYPE when the value
- * is not a dict. Invalidates borrowed entries. */
+ * is not a dict. Invalidates borrowed entries. Pops are a property of the
+ * current view: selecting (or returning to the root) shows the dict as the
+ * file holds it, with no key popped. */
 TSD_API tsd_status tsd_checkpoint_select(tsd_checkpoint *ckpt,
                                          const char *key);
 /* Returns to the top-level dict. */

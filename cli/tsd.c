@@ -11,6 +11,10 @@
 #include <string.h>
 
 #include "tsd.h"
+#include "cli_common.h" /* remap flags, --select auto, progress, diff, pop */
+
+int cmd_diff(int argc, char **argv); /* cmd_diff.c */
+int cmd_pop(int argc, char **argv);  /* cmd_pop.c */
 
 enum { EXIT_LOADED = 0, EXIT_RAISED = 1, EXIT_USAGE = 2 };
 
@@ -28,8 +32,7 @@ static const char *const LOAD_HELP =
     "  --non-strict          strict=False (unmatched keys are not errors)\n"
     "  --auto-pop            drop checkpoint keys whose shape differs from\n"
     "                        the model's, then load; report them as popped\n"
-    "  --select KEY          load the state dict found under KEY of a nested\n"
-    "                        checkpoint (repeat to go deeper)\n"
+    CLI_SELECT_HELP CLI_REMAP_HELP
     "  --json                print the report as one JSON object\n"
     "  -o OUT                write the loaded model (.pth for --model-spec,\n"
     "                        a TorchScript archive for MODEL.pt); only when\n"
@@ -41,6 +44,9 @@ static const char *const LOAD_HELP =
     "  --non-persistent NAME the model's buffer NAME is not persistent\n"
     "  --none-param NAME     the model has a parameter NAME set to None\n"
     "                        (--model-spec only)\n"
+    "\n"
+    "A progress bar is shown on stderr when it is a terminal and the\n"
+    "checkpoint is larger than 64 MB.\n"
     "\n"
     "exit status: 0 loaded, 1 load_state_dict raised, 2 bad usage or "
     "input\n";
@@ -56,6 +62,8 @@ static const char *const MAIN_HELP =
     "commands:\n"
     "  load      load a checkpoint into a model (load_state_dict)\n"
     "  inspect   list a checkpoint's entries\n"
+    "  diff      show how a checkpoint's keys meet a model's, loading nothing\n"
+    "  pop       write a checkpoint without some keys\n"
     "\n"
     "tsd <command> --help for a command's options; tsd --version.\n";
 
@@ -347,10 +355,18 @@ static int build_spec_model(spec_model *sm, const load_args *a) {
     sm->buffers[sm->n_buffers++] = buf;
     st = tsd_checkpoint_read(spec, i, e.dtype, buf, nbytes);
     if (st != TSD_OK) break;
-    tsd_tensor_role role =
-        in_list(a->non_persistent, a->n_non_persistent, e.key)
-            ? TSD_BUFFER_NON_PERSISTENT
-            : TSD_PARAMETER;
+    /* A state dict does not say which tensors are buffers; the engine needs
+     * it only for the norm layers' rules, whose buffers have fixed names.
+     * Within a module, parameters come before buffers in a state dict, so
+     * this keeps the spec's order. */
+    const char *last_dot = strrchr(e.key, '.');
+    const char *leaf = last_dot ? last_dot + 1 : e.key;
+    tsd_tensor_role role = TSD_PARAMETER;
+    if (in_list(a->non_persistent, a->n_non_persistent, e.key))
+      role = TSD_BUFFER_NON_PERSISTENT;
+    else if (!strcmp(leaf, "running_mean") || !strcmp(leaf, "running_var") ||
+             !strcmp(leaf, "num_batches_tracked"))
+      role = TSD_BUFFER;
     st = tsd_model_add_tensor(sm->model, e.key, role, e.dtype, e.ndim,
                               e.shape, buf);
     const char *dot = strrchr(e.key, '.');
@@ -390,6 +406,8 @@ static int apply_declarations(tsd_model *m, const load_args *a) {
 
 static int cmd_load(int argc, char **argv) {
   static load_args a; /* large; one per process */
+  static cli_remap remap;
+  memset(&remap, 0, sizeof remap);
   tsd_load_options defaults = TSD_LOAD_OPTIONS_INIT;
   memset(&a, 0, sizeof a);
   a.opts = defaults;
@@ -403,6 +421,9 @@ static int cmd_load(int argc, char **argv) {
     if (!val) return usage_error(LOAD_HELP, "option needs a value", o);    \
     i++;                                                                   \
   } while (0)
+    int remap_arg = cli_remap_arg(&remap, argc, argv, &i);
+    if (remap_arg < 0) return usage_error(LOAD_HELP, "bad remapping option", o);
+    if (remap_arg) continue;
     if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
       fputs(LOAD_HELP, stdout);
       return EXIT_LOADED;
@@ -501,24 +522,28 @@ static int cmd_load(int argc, char **argv) {
     spec_model_free(&sm);
     return fail("cannot read checkpoint", st);
   }
-  for (size_t i = 0; i < a.n_select && st == TSD_OK; i++)
-    st = tsd_checkpoint_select(ck, a.selects[i]);
-  if (st != TSD_OK) {
+  char selected[1024];
+  rc = cli_select(ck, a.selects, a.n_select, selected, sizeof selected);
+  if (rc >= 0) {
     tsd_checkpoint_free(ck);
     spec_model_free(&sm);
-    return fail("--select", st);
+    return rc;
   }
 
   tsd_report *report = NULL;
+  cli_remap_apply(&remap, &a.opts);
+  cli_progress progress;
+  cli_progress_setup(&progress, &a.opts, a.ckpt);
   st = tsd_load(&report, sm.model, ck, &a.opts);
+  cli_progress_end(&progress);
+  cli_remap_free(&remap);
   if (st != TSD_OK && st != TSD_ERR_LOAD) {
     tsd_checkpoint_free(ck);
     spec_model_free(&sm);
     return fail("cannot load", st);
   }
   if (a.json) {
-    fputs(tsd_report_json(report), stdout);
-    fputc('\n', stdout);
+    cli_print_report_json(report, selected);
   } else {
     puts(tsd_report_message(report));
   }
@@ -550,6 +575,8 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "load")) return cmd_load(argc - 2, argv + 2);
   if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
+  if (!strcmp(cmd, "diff")) return cmd_diff(argc - 2, argv + 2);
+  if (!strcmp(cmd, "pop")) return cmd_pop(argc - 2, argv + 2);
   fprintf(stderr, "tsd: unknown command '%s'\n\n%s", cmd, MAIN_HELP);
   return EXIT_USAGE;
 }

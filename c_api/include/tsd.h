@@ -90,7 +90,8 @@ typedef enum tsd_status {
   TSD_ERR_LIMIT = -9,       /* a tsd_limits bound was exceeded */
   TSD_ERR_LOAD = -10,       /* load_state_dict raised (see the report) */
   TSD_ERR_TORCH = -11,      /* LibTorch reported an error (shim only) */
-  TSD_ERR_BUFFER = -12      /* a caller's buffer is too small */
+  TSD_ERR_BUFFER = -12,     /* a caller's buffer is too small */
+  TSD_ERR_CANCELED = -13    /* a progress callback asked to stop */
 } tsd_status;
 
 /* The message of the calling thread's last failure ("" if none). Borrowed:
@@ -231,6 +232,25 @@ TSD_API tsd_status tsd_checkpoint_select(tsd_checkpoint *ckpt,
 /* Returns to the top-level dict. */
 TSD_API void tsd_checkpoint_select_root(tsd_checkpoint *ckpt);
 
+/* Automatic selection of the state dict inside a training checkpoint.
+ * The rule: if the current dict holds at least one tensor value, it is the
+ * state dict: nothing changes and *out_key is set to NULL. Otherwise the
+ * first key of this priority list that is present and whose value is a
+ * dict holding at least one tensor value is selected (as by
+ * tsd_checkpoint_select) and *out_key is set to it (a static string):
+ *   "state_dict"        Lightning, timm train.py, mmcv
+ *   "model_state_dict"  the PyTorch tutorials' checkpoint recipe
+ *   "model"             torchvision references, fairseq, DeiT/MAE
+ *   "module"            DeepSpeed
+ *   "net", "network", "params"
+ *   "state_dict_ema", "model_ema"   EMA weights (timm, torchvision), last:
+ *                       the raw weights are preferred when both exist.
+ * Only one level is searched. TSD_ERR_NOT_FOUND (naming the keys tried)
+ * when no candidate qualifies, TSD_ERR_TYPE when there is no current dict
+ * (the root is not a dict). `out_key` may be NULL. */
+TSD_API tsd_status tsd_checkpoint_select_auto(tsd_checkpoint *ckpt,
+                                              const char **out_key);
+
 /* Removes `key` from the current dict, like Python's `sd.pop(key)`.
  * TSD_ERR_NOT_FOUND if absent. Invalidates borrowed entries. */
 TSD_API tsd_status tsd_checkpoint_pop(tsd_checkpoint *ckpt, const char *key);
@@ -358,15 +378,78 @@ typedef enum tsd_rules {
                                keeps the model's value instead of 0 */
 } tsd_rules;
 
-#define TSD_LOAD_OPTIONS_VERSION 1
+/* A key rename rule: a checkpoint key that starts with `from` has that
+ * prefix replaced by `to` ("backbone." -> "encoder."). Plain string
+ * prefixes: "fc" also matches "fc2.weight", so write "fc." -> "head.". */
+typedef struct tsd_rename {
+  const char *from; /* non-empty */
+  const char *to;   /* may be "" (drops the prefix) */
+} tsd_rename;
+
+/* Progress of the copy phase of a load (see tsd_load_options.progress).
+ * `done` and `total` count checkpoint tensor bytes (numel * checkpoint
+ * itemsize) of the tensors being copied. Return 0 to go on, non-zero to
+ * cancel. */
+typedef int (*tsd_progress_fn)(void *user, uint64_t done, uint64_t total);
+
+/* Version 1 callers (the first four fields, version = 1) keep working: the
+ * fields after `rules` are only read when version >= 2. */
+#define TSD_LOAD_OPTIONS_VERSION 2
 typedef struct tsd_load_options {
   unsigned version; /* TSD_LOAD_OPTIONS_VERSION */
   int strict;       /* like PyTorch's strict (default 1) */
   int auto_pop;     /* drop shape-mismatched keys first (default 0) */
   tsd_rules rules;  /* default TSD_RULES_TORCH_1_13 */
+
+  /* ---- version 2 ---- */
+
+  /* Key remapping, before anything is matched. The load sees the current
+   * dict's keys transformed by, in this order:
+   *  1. each of `strip_prefixes` in turn, with the semantics of PyTorch's
+   *     torch.nn.modules.utils.consume_prefix_in_state_dict_if_present:
+   *     only keys that start with the prefix lose it; those keys move, in
+   *     sorted order of their old names, after the keys left alone (PyTorch
+   *     pops and re-inserts them; this order is the order of
+   *     unexpected_keys). `_metadata` module names: left unchanged with
+   *     TSD_RULES_TORCH_1_13 (1.13's consume_prefix tests
+   *     `"_metadata" in state_dict` and never finds it), stripped with
+   *     TSD_RULES_TORCH_2 ("module" -> "", "module.fc" -> "fc");
+   *  2. `renames`: for each key the first rule (in array order) whose
+   *     `from` prefixes it, and only that one;
+   *  3. `add_prefix` (NULL or "" for none) in front of every key.
+   * Steps 2 and 3 rename `_metadata` module names the same way (module
+   * "m" is renamed as the key "m." would be, then loses the final dot).
+   * The report names keys as the model sees them (after remapping). Two
+   * checkpoint keys that end up with the same name make the load fail with
+   * TSD_ERR_INVALID_ARG naming both (PyTorch would silently keep one). An
+   * empty strip prefix or rename `from` is TSD_ERR_INVALID_ARG. */
+  const char *const *strip_prefixes; /* n_strip_prefixes strings */
+  size_t n_strip_prefixes;
+  const tsd_rename *renames; /* n_renames rules */
+  size_t n_renames;
+  const char *add_prefix;
+
+  /* Progress of the copy phase, from the calling thread: first with
+   * done = 0 before any byte of the model is written, then after each
+   * tensor copied once at least 1% of `total` more is done, and last with
+   * done == total. (One large tensor is one step; with nothing to copy
+   * the only call is (0, 0).) A non-zero return cancels: tsd_load returns
+   * TSD_ERR_CANCELED and no report. Canceled at the first call (done = 0),
+   * the model is unchanged; at a later call, the tensors copied so far (in
+   * state_dict order) are loaded and the others unchanged; the return of
+   * the final call (done == total, all copied) is ignored. Not called when
+   * the load fails before copying, nor with dry_run. NULL: no progress. */
+  tsd_progress_fn progress;
+  void *progress_user;
+
+  /* Non-zero: do everything except copying (the report and the status are
+   * those of the real load; the model is never written). This is what
+   * `tsd diff` shows. */
+  int dry_run;
 } tsd_load_options;
-#define TSD_LOAD_OPTIONS_INIT \
-  {TSD_LOAD_OPTIONS_VERSION, 1, 0, TSD_RULES_TORCH_1_13}
+#define TSD_LOAD_OPTIONS_INIT                                             \
+  {TSD_LOAD_OPTIONS_VERSION, 1, 0, TSD_RULES_TORCH_1_13, NULL, 0, NULL, 0, \
+   NULL, NULL, NULL, 0}
 
 typedef struct tsd_report tsd_report;
 
@@ -391,7 +474,12 @@ typedef enum tsd_list {
   TSD_LIST_UNEXPECTED = 1, /* unexpected_keys */
   TSD_LIST_ERRORS = 2,     /* error_msgs, PyTorch's order */
   TSD_LIST_MISMATCHED = 3, /* keys of size mismatches (errors) */
-  TSD_LIST_POPPED = 4      /* keys auto-pop dropped */
+  TSD_LIST_POPPED = 4,     /* keys auto-pop dropped, in the model's
+                              state_dict order (the order PyTorch would
+                              report their size mismatches in) */
+  TSD_LIST_MATCHED = 5     /* keys whose values are (or, with dry_run,
+                              would be) copied, model order; not in the
+                              JSON */
 } tsd_list;
 
 /* A shape mismatch (an error, or a key auto-pop dropped). Borrowed. */

@@ -36,6 +36,7 @@ typedef struct mod_info {
 typedef struct load_ctx {
   tsd_model *m;
   const tsd_checkpoint *c;
+  tsd__keyview view; /* the keys as the model sees them (remap.c) */
   tsd_rules rules;
   size_t n_keys;
   bool *popped;     /* n_keys: dropped from the load's view by auto-pop */
@@ -85,18 +86,27 @@ static bool is_local_state(const tsd__mtensor *t) {
   return t->role == TSD_PARAMETER || t->role == TSD_BUFFER;
 }
 
-static void key_of(const tsd_checkpoint *c, size_t i, const char **s,
-                   size_t *n) {
-  const tsd__value *k = tsd__ckpt_key(c, i);
-  *s = k->u.s.p;
-  *n = k->u.s.len;
+/* Key i of the load's view (after remapping), and its value. */
+static void key_of(const load_ctx *x, size_t i, const char **s, size_t *n) {
+  if (x->view.identity) {
+    const tsd__value *k = tsd__ckpt_key(x->c, i);
+    *s = k->u.s.p;
+    *n = k->u.s.len;
+  } else {
+    *s = x->view.keys[i].name;
+    *n = x->view.keys[i].len;
+  }
+}
+
+static const tsd__value *val_of(const load_ctx *x, size_t i) {
+  return tsd__ckpt_val(x->c, x->view.identity ? i : x->view.keys[i].src);
 }
 
 /* Is `key` in the load's view (present in the checkpoint, not auto-popped)? */
 static bool view_lookup(const load_ctx *x, const char *key, size_t len,
                         size_t *out) {
   size_t i;
-  if (!tsd__ckpt_lookup(x->c, key, len, &i) || x->popped[i]) return false;
+  if (!tsd__keyview_find(&x->view, key, len, &i) || x->popped[i]) return false;
   *out = i;
   return true;
 }
@@ -142,7 +152,7 @@ static tsd_status auto_pop(load_ctx *x, const size_t *order) {
     if (!is_local_state(t)) continue;
     size_t i;
     if (!view_lookup(x, t->name, strlen(t->name), &i)) continue;
-    const tsd__value *v = tsd__ckpt_val(x->c, i);
+    const tsd__value *v = val_of(x, i);
     if (v->kind != TSD__V_TENSOR) continue; /* an error, not a mismatch */
     const tsd__tensor *s = v->u.tensor;
     int rule = zero_dim_rule(x, t, s);
@@ -173,14 +183,13 @@ static bool tracks_running_stats(const tsd_model *m, const tsd__module *mod) {
 }
 
 static tsd_status module_rules(load_ctx *x) {
-  const tsd__value *meta = tsd__ckpt_metadata(x->c);
   for (size_t mi = 0; mi < x->m->n_modules; mi++) {
     const tsd__module *mod = &x->m->modules[mi];
     mod_info *info = &x->info[mi];
     info->extra = NONE_IDX;
     if (mod->norm == TSD__NORM_NONE) continue;
     /* local_metadata = metadata.get(prefix[:-1], {}); version may be None */
-    int64_t version = meta ? tsd__metadata_version(meta, mod->prefix) : -1;
+    int64_t version = tsd__keyview_version(&x->view, mod->prefix);
     bool tracking = tracks_running_stats(x->m, mod);
     size_t len, i;
     if (mod->norm == TSD__NORM_INSTANCE && version < 0 && !tracking) {
@@ -218,7 +227,7 @@ static void classify_key(load_ctx *x, size_t i) {
   const tsd_model *m = x->m;
   const char *key;
   size_t len;
-  key_of(x->c, i, &key, &len);
+  key_of(x, i, &key, &len);
   size_t mod = 0, off = 0;
   for (;;) {
     const char *rest = key + off;
@@ -329,7 +338,7 @@ static tsd_status load_module(load_ctx *x, size_t mi) {
     for (size_t k = 0; k < info->n_in_drop; k++) {
       const char *key;
       size_t len;
-      key_of(x->c, info->in_drop[k], &key, &len);
+      key_of(x, info->in_drop[k], &key, &len);
       tsd__buf_printf(&x->scratch, "%s\"%.*s\"", k ? " and " : "", (int)len,
                       key);
     }
@@ -367,7 +376,7 @@ static tsd_status load_module(load_ctx *x, size_t mi) {
         }
         continue;
       }
-      const tsd__value *v = tsd__ckpt_val(x->c, i);
+      const tsd__value *v = val_of(x, i);
       if (v->kind != TSD__V_TENSOR) {
         x->scratch.len = 0;
         tsd__buf_printf(&x->scratch,
@@ -386,12 +395,12 @@ static tsd_status load_module(load_ctx *x, size_t mi) {
   const char *key;
   size_t len;
   if (info->extra != NONE_IDX) {
-    key_of(x->c, info->extra, &key, &len);
+    key_of(x, info->extra, &key, &len);
     if ((st = tsd__report_add(x->report, TSD_LIST_UNEXPECTED, key, len)))
       return st;
   }
   for (size_t b = info->unexp_begin; b < info->unexp_end; b++) {
-    key_of(x->c, x->bucket[b], &key, &len);
+    key_of(x, x->bucket[b], &key, &len);
     if ((st = tsd__report_add(x->report, TSD_LIST_UNEXPECTED, key, len)))
       return st;
   }
@@ -437,7 +446,66 @@ static void ctx_free(load_ctx *x) {
   tsd__free(x->preorder);
   tsd__free(x->plan);
   tsd__buf_free(&x->scratch);
+  tsd__keyview_free(&x->view);
   tsd_report_free(x->report);
+}
+
+static bool is_synthetic(const load_ctx *x, const plan_item *p) {
+  return p->src.storage == &x->zero_storage;
+}
+
+/* The matched keys, for TSD_LIST_MATCHED: every planned copy except the
+ * num_batches_tracked the _NormBase rule made up (no checkpoint key). */
+static tsd_status record_matched(load_ctx *x) {
+  for (size_t k = 0; k < x->n_plan; k++) {
+    if (is_synthetic(x, &x->plan[k])) continue;
+    const char *name = x->m->tensors[x->plan[k].tensor].name;
+    tsd_status st =
+        tsd__report_add(x->report, TSD_LIST_MATCHED, name, strlen(name));
+    if (st) return st;
+  }
+  return TSD_OK;
+}
+
+static uint64_t src_bytes(const tsd__tensor *t) {
+  uint64_t n;
+  if (t->numel <= 0 ||
+      !tsd__mul_u64((uint64_t)t->numel, tsd_dtype_size(t->dtype), &n))
+    return 0;
+  return n;
+}
+
+/* Copies the plan, reporting progress: done = 0 before the first byte, then
+ * after a tensor once >= 1% more is done, and done == total at the end. */
+static tsd_status copy_plan(load_ctx *x, const tsd_load_options *opt) {
+  uint64_t total = 0, done = 0, last = 0;
+  for (size_t k = 0; k < x->n_plan; k++)
+    total += src_bytes(&x->plan[k].src);
+  uint64_t step = total / 100 ? total / 100 : 1;
+  if (opt->progress && opt->progress(opt->progress_user, 0, total))
+    return tsd__err(TSD_ERR_CANCELED,
+                    "tsd_load: canceled by the progress callback before "
+                    "copying (the model is unchanged)");
+  for (size_t k = 0; k < x->n_plan; k++) {
+    tsd__mtensor *t = &x->m->tensors[x->plan[k].tensor];
+    tsd_status st = x->m->ops->copy_in(x->m, t, x->c, &x->plan[k].src);
+    if (st) {
+      tsd__err_prefix("tsd_load: copying \"%s\" (the model is partly loaded)",
+                      t->name);
+      return st;
+    }
+    done += src_bytes(&x->plan[k].src);
+    bool last_one = k + 1 == x->n_plan;
+    if (!opt->progress || (!last_one && done - last < step)) continue;
+    last = done;
+    if (opt->progress(opt->progress_user, done, total) && !last_one)
+      return tsd__err(TSD_ERR_CANCELED,
+                      "tsd_load: canceled by the progress callback after "
+                      "%zu of %zu tensors (those are loaded, the others "
+                      "unchanged)",
+                      k + 1, x->n_plan);
+  }
+  return TSD_OK;
 }
 
 TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
@@ -458,6 +526,17 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
     opt.strict = options->strict;
     opt.auto_pop = options->auto_pop;
     opt.rules = options->rules;
+    /* A version-1 caller's struct ends at `rules`: read no further. */
+    if (options->version >= 2) {
+      opt.strip_prefixes = options->strip_prefixes;
+      opt.n_strip_prefixes = options->n_strip_prefixes;
+      opt.renames = options->renames;
+      opt.n_renames = options->n_renames;
+      opt.add_prefix = options->add_prefix;
+      opt.progress = options->progress;
+      opt.progress_user = options->progress_user;
+      opt.dry_run = options->dry_run;
+    }
   }
   if (opt.rules != TSD_RULES_TORCH_1_13 && opt.rules != TSD_RULES_TORCH_2)
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_load: unknown rules %d",
@@ -478,8 +557,16 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
   x.m = model;
   x.c = ckpt;
   x.rules = opt.rules;
-  x.n_keys = tsd__ckpt_count(ckpt);
   tsd__buf_init(&x.scratch);
+  tsd__remap remap = {opt.strip_prefixes, opt.n_strip_prefixes, opt.renames,
+                      opt.n_renames, opt.add_prefix,
+                      opt.rules == TSD_RULES_TORCH_2};
+  tsd_status st = tsd__keyview_build(&x.view, ckpt, &remap);
+  if (st) {
+    ctx_free(&x);
+    return st;
+  }
+  x.n_keys = x.view.n;
   x.zero_storage.dtype = TSD_INT64;
   x.zero_storage.numel = 1;
   x.zero_storage.nbytes = sizeof k_zero;
@@ -499,7 +586,6 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
   x.plan =
       tsd__malloc((model->n_tensors ? model->n_tensors : 1) * sizeof *x.plan);
   if (!model->order) model->order = tsd__model_order(model);
-  tsd_status st = TSD_OK;
   if (!x.popped || !x.unexp_at || !x.bucket || !x.info || !x.preorder ||
       !x.plan || !model->order)
     st = tsd__err(TSD_ERR_NOMEM, "tsd_load: out of memory");
@@ -510,6 +596,7 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
   for (size_t k = 0; !st && k < model->n_modules; k++)
     st = load_module(&x, x.preorder[k]);
   if (!st) st = tsd__report_finish(x.report, opt.strict != 0);
+  if (!st) st = record_matched(&x);
   if (st) {
     ctx_free(&x);
     return st;
@@ -524,15 +611,10 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
     return st;
   }
   /* Copy in state_dict order: the plan was built in traversal order. */
-  for (size_t k = 0; k < x.n_plan; k++) {
-    tsd__mtensor *t = &model->tensors[x.plan[k].tensor];
-    st = model->ops->copy_in(model, t, ckpt, &x.plan[k].src);
-    if (st) {
-      tsd__err_prefix("tsd_load: copying \"%s\" (the model is partly loaded)",
-                      t->name);
-      ctx_free(&x);
-      return st;
-    }
+  if (!opt.dry_run) st = copy_plan(&x, &opt);
+  if (st) {
+    ctx_free(&x);
+    return st;
   }
   *out = x.report;
   x.report = NULL;

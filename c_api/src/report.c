@@ -19,6 +19,7 @@ struct tsd_report {
   tsd__arena arena; /* every string and shape of the report */
   const char *class_name;
   str_list missing, unexpected, errors, mismatched_keys, popped_keys;
+  str_list matched; /* TSD_LIST_MATCHED: not part of PyTorch's result */
   mismatch_list mismatched, popped;
   bool ok;
   char *message; /* tsd__free */
@@ -71,6 +72,8 @@ static str_list *str_list_of(tsd_report *r, tsd_list list) {
     return &r->mismatched_keys;
   case TSD_LIST_POPPED:
     return &r->popped_keys;
+  case TSD_LIST_MATCHED:
+    return &r->matched;
   }
   return NULL;
 }
@@ -602,7 +605,7 @@ tsd_status tsd__report_finish(tsd_report *r, bool strict) {
 TSD_API void tsd_report_free(tsd_report *r) {
   if (!r) return;
   str_list *lists[] = {&r->missing, &r->unexpected, &r->errors,
-                       &r->mismatched_keys, &r->popped_keys};
+                       &r->mismatched_keys, &r->popped_keys, &r->matched};
   for (size_t i = 0; i < sizeof lists / sizeof *lists; i++)
     tsd__free(lists[i]->items);
   tsd__free(r->mismatched.items);

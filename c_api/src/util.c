@@ -54,6 +54,7 @@ const char *tsd_status_name(tsd_status s) {
   case TSD_ERR_LOAD: return "TSD_ERR_LOAD";
   case TSD_ERR_TORCH: return "TSD_ERR_TORCH";
   case TSD_ERR_BUFFER: return "TSD_ERR_BUFFER";
+  case TSD_ERR_CANCELED: return "TSD_ERR_CANCELED";
   }
   return "TSD_ERR_UNKNOWN";
 }

@@ -10,6 +10,7 @@
  * against the central directory, which no record may overlap.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -173,6 +174,42 @@ static tsd_status find_eocd(zarchive *z, uint64_t *n_entries, uint64_t *cd_size,
   return TSD_OK;
 }
 
+static int cmp_local_off(const void *a, const void *b) {
+  const zrec *x = *(const zrec *const *)a, *y = *(const zrec *const *)b;
+  return x->local_off < y->local_off ? -1 : x->local_off > y->local_off;
+}
+
+/* No two records may share bytes: otherwise one tensor's storage silently
+ * reads another's (Python's zipfile, and torch.load, accept such files).
+ * A record spans at least its local header, its name and its data; the local
+ * extra field is only known later and is checked against the directory in
+ * record_data. */
+static tsd_status check_overlaps(zarchive *z) {
+  if (z->nrecs < 2) return TSD_OK;
+  const zrec **by_off = tsd__malloc(z->nrecs * sizeof *by_off);
+  if (!by_off)
+    return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", z->src->name);
+  for (size_t i = 0; i < z->nrecs; i++) by_off[i] = &z->recs[i];
+  qsort(by_off, z->nrecs, sizeof *by_off, cmp_local_off);
+  tsd_status st = TSD_OK;
+  for (size_t i = 0; i + 1 < z->nrecs; i++) {
+    const zrec *a = by_off[i], *b = by_off[i + 1];
+    /* local_off + LFH_SIZE + csize <= cd_offset was checked per record. */
+    uint64_t end = a->local_off + LFH_SIZE + a->name_len + a->csize;
+    if (end > b->local_off) {
+      st = tsd__err(TSD_ERR_FORMAT,
+                    "%s: zip records '%.*s' (offset %llu) and '%.*s' "
+                    "(offset %llu) overlap",
+                    z->src->name, (int)a->name_len, a->name,
+                    (unsigned long long)a->local_off, (int)b->name_len,
+                    b->name, (unsigned long long)b->local_off);
+      break;
+    }
+  }
+  tsd__free(by_off);
+  return st;
+}
+
 static tsd_status parse_cd(zarchive *z) {
   const tsd__source *s = z->src;
   uint64_t n = 0, cd_size = 0, cd_off = 0, cd_limit = 0;
@@ -260,7 +297,7 @@ static tsd_status parse_cd(zarchive *z) {
     }
   }
   z->nrecs = (size_t)n;
-  return TSD_OK;
+  return check_overlaps(z);
 }
 
 /* The data offset of a record comes from its own local header: its name
@@ -293,6 +330,19 @@ static tsd_status record_data(zarchive *z, const zrec *r, uint64_t *off) {
                     "record '%.*s'",
                     s->name, (unsigned long long)r->local_off, (int)r->name_len,
                     r->name);
+  /* The local header must name the same record as the directory, so two
+   * directory entries cannot share one local record. */
+  char name[512];
+  if (rd16(h + 26) != r->name_len ||
+      (r->name_len <= sizeof name &&
+       (tsd__source_read(s, r->local_off + LFH_SIZE, name, r->name_len,
+                         "zip local header name") != TSD_OK ||
+        memcmp(name, r->name, r->name_len) != 0)))
+    return tsd__err(TSD_ERR_FORMAT,
+                    "%s: offset %llu: the local header of zip record '%.*s' "
+                    "names another record",
+                    s->name, (unsigned long long)r->local_off,
+                    (int)r->name_len, r->name);
   uint64_t data = r->local_off + LFH_SIZE + rd16(h + 26) + rd16(h + 28), end;
   if (!tsd__add_u64(data, r->size, &end) || end > z->cd_offset)
     return tsd__err(TSD_ERR_FORMAT,

@@ -1,0 +1,108 @@
+/* cli_common.h — pieces the tsd subcommands share: key-remapping flags,
+ * state-dict selection (explicit or automatic), the progress bar, JSON
+ * output, and building a model (TorchScript or --model-spec). */
+#ifndef TSD_CLI_COMMON_H
+#define TSD_CLI_COMMON_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tsd.h"
+
+#define CLI_MAX_RULES 256
+#define CLI_MAX_SELECT 64
+#define CLI_MAX_LIST 4096
+
+/* --strip-prefix P (repeatable), --add-prefix P, --rename OLD=NEW
+ * (repeatable). */
+typedef struct cli_remap {
+  const char *strip[CLI_MAX_RULES];
+  size_t n_strip;
+  tsd_rename renames[CLI_MAX_RULES];
+  char *rename_from[CLI_MAX_RULES]; /* owned copies of OLD */
+  size_t n_renames;
+  const char *add;
+} cli_remap;
+
+#define CLI_REMAP_HELP                                                       \
+  "  --strip-prefix P      remove the prefix P from the checkpoint keys\n"   \
+  "                        that start with it (module. from DataParallel,\n" \
+  "                        _orig_mod. from torch.compile), as PyTorch's\n"   \
+  "                        consume_prefix_in_state_dict_if_present does;\n"  \
+  "                        repeatable, applied in order\n"                   \
+  "  --rename OLD=NEW      rename the key prefix OLD to NEW (repeatable;\n"  \
+  "                        for each key the first matching rule applies,\n"  \
+  "                        after the strips)\n"                              \
+  "  --add-prefix P        put P in front of every key (last)\n"             \
+  "                        Keys are reported as the model sees them. Two\n"  \
+  "                        keys renamed to one name are an error.\n"
+
+#define CLI_SELECT_HELP                                                      \
+  "  --select KEY          use the state dict under KEY of a nested\n"       \
+  "                        checkpoint (repeat to go deeper); --select auto\n" \
+  "                        picks it by name. Without --select, when the\n"   \
+  "                        checkpoint's dict holds no tensor, the first of\n" \
+  "                        state_dict, model_state_dict, model, module,\n"   \
+  "                        net, network, params, state_dict_ema, model_ema\n" \
+  "                        that is a dict of tensors is used (said on\n"     \
+  "                        stderr, and as \"selected\" in --json)\n"
+
+/* If argv[*i] is a remap flag, consumes it (and its value) and returns 1;
+ * 0 if it is not one; -1 after printing a usage error. */
+int cli_remap_arg(cli_remap *r, int argc, char **argv, int *i);
+void cli_remap_apply(const cli_remap *r, tsd_load_options *o);
+void cli_remap_free(cli_remap *r);
+/* The name a checkpoint key gets (strip, rename, add; order aside), into
+ * out (cap bytes). */
+void cli_remap_name(const cli_remap *r, const char *key, char *out,
+                    size_t cap);
+
+/* Applies --select KEY... (KEY "auto" = tsd_checkpoint_select_auto), or,
+ * with no --select, the automatic selection when the dict holds no tensor.
+ * Writes the selected path ("state_dict", "a/b") into `path` ("" if none)
+ * and says it on stderr when automatic. Returns -1 on success, else an exit
+ * status after printing the error. */
+int cli_select(tsd_checkpoint *ck, const char *const *selects, size_t n,
+               char *path, size_t cap);
+
+/* The progress bar: on stderr, only when stderr is a terminal and the
+ * checkpoint file is larger than 64 MB. */
+typedef struct cli_progress {
+  int active;
+  int last_pct;
+} cli_progress;
+void cli_progress_setup(cli_progress *p, tsd_load_options *o,
+                        const char *ckpt_path);
+void cli_progress_end(cli_progress *p);
+
+void cli_json_str(FILE *f, const char *s, size_t n);
+void cli_json_shape(FILE *f, size_t ndim, const int64_t *shape);
+/* Prints a report's JSON object with `"selected": ...` appended (null when
+ * path is ""), then a newline. */
+void cli_print_report_json(const tsd_report *r, const char *path);
+
+/* A model to load into: a TorchScript archive, or built from a state-dict
+ * checkpoint (--model-spec): tensors with their values, modules from its
+ * `_metadata`, a module holding num_batches_tracked declared BatchNorm2d. */
+typedef struct cli_model_args {
+  const char *model_path, *spec, *class_name, *device;
+  const char *modules[CLI_MAX_LIST]; /* PREFIX=TYPE */
+  size_t n_modules;
+  const char *non_persistent[CLI_MAX_LIST];
+  size_t n_non_persistent;
+} cli_model_args;
+
+typedef struct cli_model {
+  tsd_model *model;
+  void **buffers;
+  size_t n_buffers;
+} cli_model;
+
+/* Returns -1 on success, else an exit status (error printed). */
+int cli_model_build(cli_model *m, const cli_model_args *a);
+void cli_model_free(cli_model *m);
+
+/* Prints "tsd: WHAT: <last error> (STATUS)" and returns 2. */
+int cli_fail(const char *what, tsd_status st);
+
+#endif

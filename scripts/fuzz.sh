@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Bounded libFuzzer run of every reader entry point (tests/fuzz/).
+#   scripts/fuzz.sh [SECONDS_PER_TARGET]      (default 30)
+# Builds the fuzz targets in build-fuzz/ with clang (the whole library
+# instrumented, ASan + UBSan), writes seed corpora from real checkpoints with
+# Python torch (tests/fuzz/make_seeds.py; the committed malformed corpus is a
+# seed too), runs each target for the given time and prints its executions.
+# A crash, leak, timeout or OOM file is copied to tests/malformed/regressions/
+# (test_malformed then checks it). Exits non-zero on any finding.
+set -uo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+secs=${1:-30}
+bdir=$here/build-fuzz
+targets="zip pickle legacy load"
+
+if ! command -v clang >/dev/null; then
+  echo "fuzz: FAILED: clang is needed for libFuzzer"; exit 2
+fi
+san="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1"
+mkdir -p "$bdir"
+if ! { CC=clang CXX=clang++ cmake -S "$here" -B "$bdir" -DTSD_WITH_TORCH=OFF \
+      -DTSD_BUILD_FUZZERS=ON -DTSD_BUILD_CLI=ON -DTSD_BUILD_SAMPLES=OFF \
+      -DTSD_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      "-DCMAKE_C_FLAGS=$san" "-DCMAKE_CXX_FLAGS=$san" >"$bdir/build.log" 2>&1 &&
+    cmake --build "$bdir" -j2 $(for t in $targets; do echo --target fuzz_$t; done) \
+      >>"$bdir/build.log" 2>&1; }; then
+  tail -30 "$bdir/build.log"; echo "fuzz: FAILED: build (see $bdir/build.log)"; exit 2
+fi
+
+seeds=$bdir/seeds
+if [ ! -d "$seeds/zip" ]; then
+  (cd / && /usr/bin/python3 "$here/tests/fuzz/make_seeds.py" "$seeds") ||
+    { echo "fuzz: FAILED: seed corpora (needs /usr/bin/python3 with torch)"; exit 2; }
+fi
+mkdir -p tests/malformed/regressions
+status=0
+summary=""
+for t in $targets; do
+  corpus=$bdir/corpus/$t art=$bdir/artifacts/$t/
+  mkdir -p "$corpus" "$art"
+  extra=("$seeds/$t")
+  case $t in zip|load) extra+=("$here/tests/malformed/cases") ;; esac
+  log=$bdir/fuzz_$t.log
+  ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    "$bdir/tests/fuzz/fuzz_$t" "$corpus" "${extra[@]}" -max_total_time="$secs" \
+      -rss_limit_mb=2048 -timeout=10 -max_len=1048576 -print_final_stats=1 \
+      -artifact_prefix="$art" >"$log" 2>&1
+  rc=$?
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+  found=0
+  for f in "$art"*; do
+    [ -e "$f" ] || continue
+    found=$((found + 1))
+    cp "$f" "tests/malformed/regressions/fuzz_${t}-$(basename "$f")"
+  done
+  if [ $rc -ne 0 ] || [ $found -ne 0 ]; then
+    status=1
+    echo "fuzz_$t: FINDING (exit $rc, $found artifact(s) copied to tests/malformed/regressions/); log: $log"
+    grep -m1 -A12 -E 'ERROR: |runtime error|deadly signal' "$log" || tail -20 "$log"
+  fi
+  echo "fuzz_$t: ${execs:-0} executions in ${secs}s, $found crash(es)"
+  summary="$summary fuzz_$t=${execs:-0}"
+done
+if [ $status -eq 0 ]; then
+  echo "fuzz: OK, no crash ($summary executions)"
+else
+  echo "fuzz: FAILED ($summary executions)"
+fi
+exit $status

@@ -1,24 +1,35 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh Debian machine: installs the packages,
 # builds tsd twice (with LibTorch, and pure C with -DTSD_WITH_TORCH=OFF) and
-# runs every test of both builds, the PyTorch parity suite included.
-set -euo pipefail
+# runs every test of both builds (unit, PyTorch parity, the seed sample), then
+# the robustness runs: ASan+UBSan and TSan, a bounded fuzzing run of every
+# target, valgrind on the CLI, and the installed-package downstream build.
+set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
-bash scripts/deps.sh
-status=0
+bash scripts/deps.sh || exit 1
+failed=()
+passed=0
+step() { # name command...
+  local name=$1; shift
+  echo "=== $name"
+  local t0=$SECONDS
+  if "$@"; then echo "=== $name: ok ($((SECONDS - t0)) s)"; passed=$((passed + 1))
+  else echo "=== $name: FAILED ($((SECONDS - t0)) s)"; failed+=("$name"); fi
+}
 
-echo "== build with LibTorch (build/)"
-bash scripts/build.sh build
-echo "== tests with LibTorch"
-(cd build && ctest --output-on-failure -j2 --timeout 3000) || status=1
-
-echo "== pure-C build (build-c/, -DTSD_WITH_TORCH=OFF)"
-bash scripts/build.sh build-c -DTSD_WITH_TORCH=OFF
-if ldd build-c/tsd | grep -qi torch; then
-  echo "pure-C build links LibTorch"; status=1
+step "build with LibTorch (build/)" bash scripts/build.sh build
+step "ctest, LibTorch build" bash -c 'cd build && ctest --output-on-failure -j2 --timeout 3000'
+step "pure-C build (build-c/, -DTSD_WITH_TORCH=OFF)" bash scripts/build.sh build-c -DTSD_WITH_TORCH=OFF
+step "pure-C build links no LibTorch" bash -c '! ldd build-c/tsd | grep -qi torch'
+step "ctest, pure-C build" bash -c 'cd build-c && ctest --output-on-failure -j2 --timeout 3000'
+step "sanitizers (ASan+UBSan unit tests, TSan threads)" bash scripts/sanitize.sh
+step "fuzzing (${TSD_FUZZ_SECONDS:-20} s per target)" bash scripts/fuzz.sh "${TSD_FUZZ_SECONDS:-20}"
+step "valgrind on the CLI" bash scripts/valgrind_cli.sh build-c
+if [ -f scripts/downstream.sh ]; then
+  step "downstream project against the installed package" bash scripts/downstream.sh
 fi
-echo "== tests of the pure-C build"
-(cd build-c && ctest --output-on-failure -j2 --timeout 3000) || status=1
 
-exit $status
+[ ${#failed[@]} -eq 0 ] || echo "FAILED steps: ${failed[*]}"
+echo "steps: $passed passed, ${#failed[@]} failed"
+[ ${#failed[@]} -eq 0 ]

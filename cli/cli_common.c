@@ -291,6 +291,9 @@ static int build_spec(cli_model *m, const cli_model_args *a) {
                                 tsd_checkpoint_module_version(spec, prefix));
     }
   }
+  for (size_t i = 0; i < a->n_none_params && st == TSD_OK; i++)
+    st = tsd_model_add_tensor(m->model, a->none_params[i], TSD_PARAMETER_NONE,
+                              TSD_FLOAT32, 0, NULL, NULL);
   tsd_checkpoint_free(spec);
   if (st != TSD_OK) return cli_fail("cannot build model from --model-spec", st);
   return -1;

@@ -90,6 +90,8 @@ typedef struct cli_model_args {
   size_t n_modules;
   const char *non_persistent[CLI_MAX_LIST];
   size_t n_non_persistent;
+  const char *none_params[CLI_MAX_LIST]; /* --model-spec only */
+  size_t n_none_params;
 } cli_model_args;
 
 typedef struct cli_model {

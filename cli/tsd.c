@@ -67,11 +67,6 @@ static const char *const MAIN_HELP =
     "\n"
     "tsd <command> --help for a command's options; tsd --version.\n";
 
-static int fail(const char *what, tsd_status st) {
-  fprintf(stderr, "tsd: %s: %s (%s)\n", what, tsd_last_error(),
-          tsd_status_name(st));
-  return EXIT_USAGE;
-}
 
 static int usage_error(const char *help, const char *msg, const char *arg) {
   fprintf(stderr, "tsd: %s%s%s\n\n%s", msg, arg ? ": " : "", arg ? arg : "",
@@ -79,34 +74,7 @@ static int usage_error(const char *help, const char *msg, const char *arg) {
   return EXIT_USAGE;
 }
 
-/* ---- small JSON writer (stdout) ----------------------------------------- */
 
-static void json_str(FILE *f, const char *s, size_t n) {
-  fputc('"', f);
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    switch (c) {
-    case '"': fputs("\\\"", f); break;
-    case '\\': fputs("\\\\", f); break;
-    case '\n': fputs("\\n", f); break;
-    case '\r': fputs("\\r", f); break;
-    case '\t': fputs("\\t", f); break;
-    case '\b': fputs("\\b", f); break;
-    case '\f': fputs("\\f", f); break;
-    default:
-      if (c < 0x20) fprintf(f, "\\u%04x", c);
-      else fputc(c, f);
-    }
-  }
-  fputc('"', f);
-}
-
-static void json_shape(FILE *f, size_t ndim, const int64_t *shape) {
-  fputc('[', f);
-  for (size_t i = 0; i < ndim; i++)
-    fprintf(f, "%s%lld", i ? ", " : "", (long long)shape[i]);
-  fputc(']', f);
-}
 
 /* ---- inspect -------------------------------------------------------------- */
 
@@ -155,12 +123,12 @@ static int cmd_inspect(int argc, char **argv) {
 
   tsd_checkpoint *ck = NULL;
   tsd_status st = tsd_checkpoint_open(&ck, path, NULL);
-  if (st != TSD_OK) return fail("cannot read checkpoint", st);
+  if (st != TSD_OK) return cli_fail("cannot read checkpoint", st);
   for (size_t i = 0; i < n_select; i++) {
     st = tsd_checkpoint_select(ck, selects[i]);
     if (st != TSD_OK) {
       tsd_checkpoint_free(ck);
-      return fail("--select", st);
+      return cli_fail("--select", st);
     }
   }
   size_t n = tsd_checkpoint_count(ck);
@@ -176,7 +144,7 @@ static int cmd_inspect(int argc, char **argv) {
     if (st != TSD_OK) {
       free(entries);
       tsd_checkpoint_free(ck);
-      return fail("cannot read entry", st);
+      return cli_fail("cannot read entry", st);
     }
   }
   uint64_t total_bytes = 0, total_numel = 0;
@@ -189,7 +157,7 @@ static int cmd_inspect(int argc, char **argv) {
   }
   if (json) {
     printf("{\"file\": ");
-    json_str(stdout, path, strlen(path));
+    cli_json_str(stdout, path, strlen(path));
     printf(", \"root_kind\": \"%s\", \"tensors\": %zu, \"numel\": %llu, "
            "\"bytes\": %llu, \"entries\": [",
            kind_name(tsd_checkpoint_root_kind(ck)), n_tensors,
@@ -197,11 +165,11 @@ static int cmd_inspect(int argc, char **argv) {
     for (size_t i = 0; i < n; i++) {
       const tsd_entry *e = &entries[i];
       printf("%s{\"key\": ", i ? ", " : "");
-      json_str(stdout, e->key, e->key_len);
+      cli_json_str(stdout, e->key, e->key_len);
       printf(", \"kind\": \"%s\"", kind_name(e->kind));
       if (e->kind == TSD_KIND_TENSOR) {
         printf(", \"dtype\": \"%s\", \"shape\": ", tsd_dtype_name(e->dtype));
-        json_shape(stdout, e->ndim, e->shape);
+        cli_json_shape(stdout, e->ndim, e->shape);
         printf(", \"numel\": %lld, \"bytes\": %llu, \"parameter\": %s",
                (long long)e->numel,
                (unsigned long long)e->numel * tsd_dtype_size(e->dtype),
@@ -214,7 +182,7 @@ static int cmd_inspect(int argc, char **argv) {
         printf(", \"value\": %.17g", e->float_value);
       } else if (e->kind == TSD_KIND_STR) {
         printf(", \"value\": ");
-        json_str(stdout, e->str_value, e->str_len);
+        cli_json_str(stdout, e->str_value, e->str_len);
       } else if (e->kind == TSD_KIND_DICT || e->kind == TSD_KIND_LIST ||
                  e->kind == TSD_KIND_TUPLE) {
         printf(", \"length\": %zu", e->length);
@@ -273,136 +241,14 @@ static int cmd_inspect(int argc, char **argv) {
 
 /* ---- load ----------------------------------------------------------------- */
 
-#define MAX_LIST 4096
-
 typedef struct load_args {
-  const char *model_path, *spec, *class_name, *ckpt, *out, *device;
-  const char *selects[64];
+  cli_model_args model; /* MODEL.pt or --model-spec and its declarations */
+  const char *ckpt, *out;
+  const char *selects[CLI_MAX_SELECT];
   size_t n_select;
-  const char *modules[MAX_LIST];
-  size_t n_modules;
-  const char *non_persistent[MAX_LIST];
-  size_t n_non_persistent;
-  const char *none_params[MAX_LIST];
-  size_t n_none_params;
   int json;
   tsd_load_options opts;
 } load_args;
-
-static int in_list(const char *const *list, size_t n, const char *s) {
-  for (size_t i = 0; i < n; i++)
-    if (!strcmp(list[i], s)) return 1;
-  return 0;
-}
-
-/* The spec's tensors own their memory here; tsd borrows it. */
-typedef struct spec_model {
-  tsd_model *model;
-  void **buffers;
-  size_t n_buffers;
-} spec_model;
-
-static void spec_model_free(spec_model *sm) {
-  tsd_model_free(sm->model);
-  for (size_t i = 0; i < sm->n_buffers; i++) free(sm->buffers[i]);
-  free(sm->buffers);
-  memset(sm, 0, sizeof *sm);
-}
-
-/* Builds a C-owned model from a state-dict checkpoint: modules from its
- * `_metadata` (pre-order, parameterless ones included), tensors in its order
- * with their values. A module holding `num_batches_tracked` is a norm layer
- * unless --module says otherwise. */
-static int build_spec_model(spec_model *sm, const load_args *a) {
-  tsd_checkpoint *spec = NULL;
-  tsd_status st = tsd_checkpoint_open(&spec, a->spec, NULL);
-  if (st != TSD_OK) return fail("cannot read --model-spec", st);
-  st = tsd_model_new(&sm->model, a->class_name);
-  if (st != TSD_OK) {
-    tsd_checkpoint_free(spec);
-    return fail("cannot create model", st);
-  }
-  size_t n_meta = tsd_checkpoint_metadata_count(spec);
-  for (size_t i = 0; i < n_meta && st == TSD_OK; i++) {
-    const char *prefix = tsd_checkpoint_metadata_prefix(spec, i);
-    st = tsd_model_add_module(sm->model, prefix, NULL,
-                              tsd_checkpoint_module_version(spec, prefix));
-  }
-  size_t n = tsd_checkpoint_count(spec);
-  sm->buffers = calloc(n ? n : 1, sizeof *sm->buffers);
-  if (!sm->buffers) {
-    tsd_checkpoint_free(spec);
-    fprintf(stderr, "tsd: out of memory\n");
-    return EXIT_USAGE;
-  }
-  for (size_t i = 0; i < n && st == TSD_OK; i++) {
-    tsd_entry e;
-    st = tsd_checkpoint_entry(spec, i, &e);
-    if (st != TSD_OK) break;
-    if (e.kind != TSD_KIND_TENSOR) {
-      fprintf(stderr, "tsd: --model-spec: entry '%s' is not a tensor (%s)\n",
-              e.key, e.type_repr);
-      tsd_checkpoint_free(spec);
-      return EXIT_USAGE;
-    }
-    size_t nbytes = (size_t)e.numel * tsd_dtype_size(e.dtype);
-    void *buf = malloc(nbytes ? nbytes : 1);
-    if (!buf) {
-      tsd_checkpoint_free(spec);
-      fprintf(stderr, "tsd: out of memory for '%s'\n", e.key);
-      return EXIT_USAGE;
-    }
-    sm->buffers[sm->n_buffers++] = buf;
-    st = tsd_checkpoint_read(spec, i, e.dtype, buf, nbytes);
-    if (st != TSD_OK) break;
-    /* A state dict does not say which tensors are buffers; the engine needs
-     * it only for the norm layers' rules, whose buffers have fixed names.
-     * Within a module, parameters come before buffers in a state dict, so
-     * this keeps the spec's order. */
-    const char *last_dot = strrchr(e.key, '.');
-    const char *leaf = last_dot ? last_dot + 1 : e.key;
-    tsd_tensor_role role = TSD_PARAMETER;
-    if (in_list(a->non_persistent, a->n_non_persistent, e.key))
-      role = TSD_BUFFER_NON_PERSISTENT;
-    else if (!strcmp(leaf, "running_mean") || !strcmp(leaf, "running_var") ||
-             !strcmp(leaf, "num_batches_tracked"))
-      role = TSD_BUFFER;
-    st = tsd_model_add_tensor(sm->model, e.key, role, e.dtype, e.ndim,
-                              e.shape, buf);
-    const char *dot = strrchr(e.key, '.');
-    const char *local = dot ? dot + 1 : e.key;
-    if (st == TSD_OK && !strcmp(local, "num_batches_tracked")) {
-      char prefix[4096];
-      size_t plen = dot ? (size_t)(dot - e.key) : 0;
-      if (plen >= sizeof prefix) plen = sizeof prefix - 1;
-      memcpy(prefix, e.key, plen);
-      prefix[plen] = '\0';
-      st = tsd_model_add_module(sm->model, prefix, "BatchNorm2d",
-                                tsd_checkpoint_module_version(spec, prefix));
-    }
-  }
-  for (size_t i = 0; i < a->n_none_params && st == TSD_OK; i++)
-    st = tsd_model_add_tensor(sm->model, a->none_params[i],
-                              TSD_PARAMETER_NONE, TSD_FLOAT32, 0, NULL, NULL);
-  tsd_checkpoint_free(spec);
-  if (st != TSD_OK) return fail("cannot build model from --model-spec", st);
-  return -1;
-}
-
-static int apply_declarations(tsd_model *m, const load_args *a) {
-  for (size_t i = 0; i < a->n_modules; i++) {
-    const char *eq = strchr(a->modules[i], '=');
-    char prefix[4096];
-    size_t plen = (size_t)(eq - a->modules[i]);
-    if (plen >= sizeof prefix)
-      return usage_error(LOAD_HELP, "--module prefix too long", NULL);
-    memcpy(prefix, a->modules[i], plen);
-    prefix[plen] = '\0';
-    tsd_status st = tsd_model_add_module(m, prefix, eq + 1, -1);
-    if (st != TSD_OK) return fail("--module", st);
-  }
-  return -1;
-}
 
 static int cmd_load(int argc, char **argv) {
   static load_args a; /* large; one per process */
@@ -437,19 +283,19 @@ static int cmd_load(int argc, char **argv) {
       a.json = 1;
     } else if (!strcmp(o, "--model-spec")) {
       NEED_VALUE();
-      a.spec = val;
+      a.model.spec = val;
     } else if (!strcmp(o, "--class-name")) {
       NEED_VALUE();
-      a.class_name = val;
+      a.model.class_name = val;
     } else if (!strcmp(o, "-o") || !strcmp(o, "--output")) {
       NEED_VALUE();
       a.out = val;
     } else if (!strcmp(o, "--device")) {
       NEED_VALUE();
-      a.device = val;
+      a.model.device = val;
     } else if (!strcmp(o, "--select")) {
       NEED_VALUE();
-      if (a.n_select == 64) return usage_error(LOAD_HELP, "too many --select", NULL);
+      if (a.n_select == CLI_MAX_SELECT) return usage_error(LOAD_HELP, "too many --select", NULL);
       a.selects[a.n_select++] = val;
     } else if (!strcmp(o, "--rules")) {
       NEED_VALUE();
@@ -458,19 +304,19 @@ static int cmd_load(int argc, char **argv) {
       else return usage_error(LOAD_HELP, "--rules takes 1.13 or 2", val);
     } else if (!strcmp(o, "--module")) {
       NEED_VALUE();
-      if (!strchr(val, '=') || a.n_modules == MAX_LIST)
+      if (!strchr(val, '=') || a.model.n_modules == CLI_MAX_LIST)
         return usage_error(LOAD_HELP, "--module takes PREFIX=TYPE", val);
-      a.modules[a.n_modules++] = val;
+      a.model.modules[a.model.n_modules++] = val;
     } else if (!strcmp(o, "--non-persistent")) {
       NEED_VALUE();
-      if (a.n_non_persistent == MAX_LIST)
+      if (a.model.n_non_persistent == CLI_MAX_LIST)
         return usage_error(LOAD_HELP, "too many --non-persistent", NULL);
-      a.non_persistent[a.n_non_persistent++] = val;
+      a.model.non_persistent[a.model.n_non_persistent++] = val;
     } else if (!strcmp(o, "--none-param")) {
       NEED_VALUE();
-      if (a.n_none_params == MAX_LIST)
+      if (a.model.n_none_params == CLI_MAX_LIST)
         return usage_error(LOAD_HELP, "too many --none-param", NULL);
-      a.none_params[a.n_none_params++] = val;
+      a.model.none_params[a.model.n_none_params++] = val;
     } else if (o[0] == '-' && o[1]) {
       return usage_error(LOAD_HELP, "unknown option", o);
     } else {
@@ -479,54 +325,39 @@ static int cmd_load(int argc, char **argv) {
     }
 #undef NEED_VALUE
   }
-  if (a.spec) {
+  if (a.model.spec) {
     if (n_pos != 1)
       return usage_error(LOAD_HELP, "--model-spec takes one CHECKPOINT", NULL);
-    if (!a.class_name)
+    if (!a.model.class_name)
       return usage_error(LOAD_HELP, "--model-spec needs --class-name", NULL);
     a.ckpt = positional[0];
   } else {
     if (n_pos != 2)
       return usage_error(LOAD_HELP, "expected MODEL.pt CHECKPOINT", NULL);
-    if (a.n_none_params)
+    if (a.model.n_none_params)
       return usage_error(LOAD_HELP, "--none-param needs --model-spec", NULL);
-    a.model_path = positional[0];
+    a.model.model_path = positional[0];
     a.ckpt = positional[1];
   }
 
-  spec_model sm = {0};
-  int rc;
-  if (a.spec) {
-    rc = build_spec_model(&sm, &a);
-    if (rc >= 0) {
-      spec_model_free(&sm);
-      return rc;
-    }
-  } else {
-    tsd_status st = tsd_model_open_torchscript(&sm.model, a.model_path, a.device);
-    if (st != TSD_OK) return fail("cannot open model", st);
-  }
-  rc = apply_declarations(sm.model, &a);
-  for (size_t i = 0; rc < 0 && i < a.n_non_persistent; i++) {
-    tsd_status st = tsd_model_set_persistent(sm.model, a.non_persistent[i], 0);
-    if (st != TSD_OK) rc = fail("--non-persistent", st);
-  }
+  cli_model sm;
+  int rc = cli_model_build(&sm, &a.model);
   if (rc >= 0) {
-    spec_model_free(&sm);
+    cli_model_free(&sm);
     return rc;
   }
 
   tsd_checkpoint *ck = NULL;
   tsd_status st = tsd_checkpoint_open(&ck, a.ckpt, NULL);
   if (st != TSD_OK) {
-    spec_model_free(&sm);
-    return fail("cannot read checkpoint", st);
+    cli_model_free(&sm);
+    return cli_fail("cannot read checkpoint", st);
   }
   char selected[1024];
   rc = cli_select(ck, a.selects, a.n_select, selected, sizeof selected);
   if (rc >= 0) {
     tsd_checkpoint_free(ck);
-    spec_model_free(&sm);
+    cli_model_free(&sm);
     return rc;
   }
 
@@ -539,8 +370,8 @@ static int cmd_load(int argc, char **argv) {
   cli_remap_free(&remap);
   if (st != TSD_OK && st != TSD_ERR_LOAD) {
     tsd_checkpoint_free(ck);
-    spec_model_free(&sm);
-    return fail("cannot load", st);
+    cli_model_free(&sm);
+    return cli_fail("cannot load", st);
   }
   if (a.json) {
     cli_print_report_json(report, selected);
@@ -550,11 +381,11 @@ static int cmd_load(int argc, char **argv) {
   rc = tsd_report_ok(report) ? EXIT_LOADED : EXIT_RAISED;
   if (rc == EXIT_LOADED && a.out) {
     st = tsd_model_save(sm.model, a.out);
-    if (st != TSD_OK) rc = fail("cannot write output", st);
+    if (st != TSD_OK) rc = cli_fail("cannot write output", st);
   }
   tsd_report_free(report);
   tsd_checkpoint_free(ck);
-  spec_model_free(&sm);
+  cli_model_free(&sm);
   return rc;
 }
 

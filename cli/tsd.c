@@ -15,6 +15,7 @@
 
 int cmd_diff(int argc, char **argv); /* cmd_diff.c */
 int cmd_pop(int argc, char **argv);  /* cmd_pop.c */
+int cmd_convert(int argc, char **argv); /* cmd_convert.c */
 
 enum { EXIT_LOADED = 0, EXIT_RAISED = 1, EXIT_USAGE = 2 };
 
@@ -64,6 +65,7 @@ static const char *const MAIN_HELP =
     "  inspect   list a checkpoint's entries\n"
     "  diff      show how a checkpoint's keys meet a model's, loading nothing\n"
     "  pop       write a checkpoint without some keys\n"
+    "  convert   rewrite a checkpoint as .pth or .safetensors\n"
     "\n"
     "tsd <command> --help for a command's options; tsd --version.\n";
 
@@ -408,6 +410,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
   if (!strcmp(cmd, "diff")) return cmd_diff(argc - 2, argv + 2);
   if (!strcmp(cmd, "pop")) return cmd_pop(argc - 2, argv + 2);
+  if (!strcmp(cmd, "convert")) return cmd_convert(argc - 2, argv + 2);
   fprintf(stderr, "tsd: unknown command '%s'\n\n%s", cmd, MAIN_HELP);
   return EXIT_USAGE;
 }

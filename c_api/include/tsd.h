@@ -149,9 +149,31 @@ typedef struct tsd_open_options {
 #define TSD_OPEN_OPTIONS_INIT {TSD_OPEN_OPTIONS_VERSION, {0, 0, 0}}
 
 /* Opens a checkpoint written by torch.save (zip format, any pickle protocol
- * 2-5, ZIP64; or the legacy pre-1.6 format). Only the pickle is read and
- * checked now; tensor bytes are read when asked for. The file stays open until
- * tsd_checkpoint_free. `options` may be NULL (defaults).
+ * 2-5, ZIP64; or the legacy pre-1.6 format), a safetensors file, or (from a
+ * path ending in ".json", e.g. "model.safetensors.index.json") a sharded
+ * checkpoint. Only the pickle / header is read and checked now; tensor bytes
+ * are read when asked for. The file stays open until tsd_checkpoint_free.
+ * `options` may be NULL (defaults).
+ *
+ * safetensors: detected by content (a '{' after the 8-byte header length)
+ * or by the ".safetensors" extension. Every header rule is checked (length
+ * within the file and at most 100 MB, well-formed JSON, known dtype,
+ * non-negative shape, data_offsets in bounds and matching numel * itemsize,
+ * the tensors tiling the data section with no gap or overlap); a dtype tsd
+ * does not handle (F8_*, U16, ...) is TSD_ERR_UNSUPPORTED naming it. The
+ * root is a dict of tensors in the header's order; `__metadata__` is
+ * available through tsd_checkpoint_file_metadata.
+ *
+ * Sharded: a JSON index {"metadata": {...}, "weight_map": {"key": "file"}}
+ * over torch.save (.bin/.pth) or safetensors shards, named relative to the
+ * index's directory (plain file names: a '/' , "." or ".." is refused).
+ * The root is one dict holding every weight_map key in the index's order,
+ * each value taken from its shard; each shard is opened once, its header or
+ * pickle read now, tensor bytes on demand. A weight_map key its shard does
+ * not hold is TSD_ERR_FORMAT; shard entries the weight_map does not list are
+ * ignored (the index is the checkpoint's table of contents). The torch.save
+ * shards' `_metadata` are merged (first shard naming a module wins). Not
+ * available from memory.
  * On failure *out is NULL and the status says why: TSD_ERR_IO (cannot open or
  * read), TSD_ERR_FORMAT (malformed), TSD_ERR_REFUSED (a global outside the
  * allow-list, named in the message), TSD_ERR_LIMIT, TSD_ERR_UNSUPPORTED. */
@@ -163,6 +185,19 @@ TSD_API tsd_status tsd_checkpoint_open(tsd_checkpoint **out, const char *path,
 TSD_API tsd_status tsd_checkpoint_open_memory(tsd_checkpoint **out,
                                               const void *data, size_t size,
                                               const tsd_open_options *options);
+
+/* Opens a TorchScript archive (torch.jit.save output, or a C++ program's
+ * `torch::save(module, path)`) as a checkpoint, through LibTorch: its dict
+ * is what Python's `torch.jit.load(path).state_dict()` holds — every
+ * module's parameters, then buffers (persistent or not: TorchScript keeps no
+ * persistent flag), then its children, with a `_metadata` version of 1 for
+ * every module. The tensors are copied to memory (CPU) and the module is
+ * released before this returns. TorchScript archives are code: open only
+ * files you trust. TSD_ERR_UNSUPPORTED in a build without LibTorch
+ * (tsd_has_torch() == 0); otherwise the errors of
+ * tsd_model_open_torchscript. */
+TSD_API tsd_status tsd_checkpoint_open_torchscript(tsd_checkpoint **out,
+                                                   const char *path);
 
 /* Releases the checkpoint and everything borrowed from it. NULL is a no-op. */
 TSD_API void tsd_checkpoint_free(tsd_checkpoint *ckpt);
@@ -275,6 +310,21 @@ TSD_API size_t tsd_checkpoint_metadata_count(const tsd_checkpoint *ckpt);
 TSD_API const char *tsd_checkpoint_metadata_prefix(const tsd_checkpoint *ckpt,
                                                    size_t index);
 
+/* File-level metadata: a safetensors file's `__metadata__` (str -> str), or
+ * a sharded index's "metadata" object (strings as they are, numbers,
+ * booleans and null as their JSON text, arrays and objects left out).
+ * Empty for torch.save files (their module versions are above). Keys and
+ * values are borrowed from the checkpoint, in file order. */
+TSD_API size_t tsd_checkpoint_file_metadata_count(const tsd_checkpoint *ckpt);
+/* TSD_ERR_NOT_FOUND if index >= count. out_key / out_value may be NULL. */
+TSD_API tsd_status tsd_checkpoint_file_metadata(const tsd_checkpoint *ckpt,
+                                                size_t index,
+                                                const char **out_key,
+                                                const char **out_value);
+/* The file metadata value of `key` (borrowed), or NULL. */
+TSD_API const char *tsd_checkpoint_metadata_string(const tsd_checkpoint *ckpt,
+                                                   const char *key);
+
 /* ------------------------------------------------------------------------ */
 /* Models                                                                    */
 /* ------------------------------------------------------------------------ */
@@ -363,7 +413,12 @@ TSD_API tsd_status tsd_model_read(const tsd_model *model, size_t index,
 
 /* Saves the model: a C-owned model as a torch.save-compatible .pth (an
  * OrderedDict of its persistent tensors with `_metadata`, readable by Python
- * torch.load); a TorchScript model as a TorchScript archive. */
+ * torch.load); a TorchScript model as a TorchScript archive.
+ * Any model to a path ending in ".safetensors": a safetensors file of its
+ * persistent tensors (header in state_dict order, `__metadata__`
+ * {"format": "pt"}, data C-order with larger element types first so every
+ * tensor is aligned to its element size). Both writers write a temporary
+ * file next to `path` and rename it into place. */
 TSD_API tsd_status tsd_model_save(const tsd_model *model, const char *path);
 
 /* ------------------------------------------------------------------------ */

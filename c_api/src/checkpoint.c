@@ -235,7 +235,8 @@ static tsd_status read_bytes(const tsd_checkpoint *c, const tsd__storage *s,
   }
   char what[256];
   snprintf(what, sizeof what, "storage '%s'", s->key);
-  return tsd__source_read(&c->src, s->offset + off, dst, n, what);
+  return tsd__source_read(s->src ? s->src : &c->src, s->offset + off, dst, n,
+                          what);
 }
 
 tsd_status tsd__tensor_read(const tsd_checkpoint *c, const tsd__tensor *t,
@@ -339,6 +340,39 @@ tsd_status tsd__tensor_read(const tsd_checkpoint *c, const tsd__tensor *t,
 
 /* ---- opening ------------------------------------------------------------- */
 
+static bool has_suffix(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
+tsd_status tsd__read_file_format(const tsd__source *src, tsd__arena *arena,
+                                 const tsd__limits *lim, tsd__parsed *out) {
+  uint8_t head[9] = {0};
+  size_t hn = src->size < 9 ? (size_t)src->size : 9;
+  tsd_status st = tsd__source_read(src, 0, head, hn, "header");
+  if (st != TSD_OK) return st;
+  /* safetensors: an 8-byte length then '{'. A torch.save file never has
+   * '{' there (zip: the method field; legacy: the magic number). */
+  if ((hn == 9 && head[8] == '{') || has_suffix(src->name, ".safetensors"))
+    return tsd__read_safetensors(src, arena, lim, out);
+  if (hn >= 2 && head[0] == 'P' && head[1] == 'K')
+    return tsd__read_zip(src, arena, lim, out);
+  if (hn >= 1 && head[0] == 0x80) return tsd__read_legacy(src, arena, lim, out);
+  if (src->size >= 262) {
+    /* a tar (legacy < 0.4) or a zip with a prefix: let the readers say */
+    uint8_t t[5];
+    st = tsd__source_read(src, 257, t, 5, "header");
+    if (st == TSD_OK && memcmp(t, "ustar", 5) == 0)
+      return tsd__read_legacy(src, arena, lim, out);
+    if (st == TSD_OK) return tsd__read_zip(src, arena, lim, out);
+    return st;
+  }
+  return tsd__err(TSD_ERR_FORMAT,
+                  "%s: not a torch.save checkpoint (neither a zip archive "
+                  "nor a legacy pickle; %llu bytes)",
+                  src->name, (unsigned long long)src->size);
+}
+
 static tsd_status open_source(tsd_checkpoint **out, tsd_checkpoint *c,
                               const tsd_open_options *options) {
   tsd__limits lim;
@@ -349,29 +383,13 @@ static tsd_status open_source(tsd_checkpoint **out, tsd_checkpoint *c,
                     options->version, TSD_OPEN_OPTIONS_VERSION);
   }
   tsd__limits_resolve(&lim, options);
-  uint8_t head[4] = {0};
-  size_t hn = c->src.size < 4 ? (size_t)c->src.size : 4;
-  tsd_status st = tsd__source_read(&c->src, 0, head, hn, "header");
-  if (st == TSD_OK) {
-    if (hn >= 2 && head[0] == 'P' && head[1] == 'K') {
-      st = tsd__read_zip(&c->src, &c->arena, &lim, &c->parsed);
-    } else if (hn >= 1 && head[0] == 0x80) {
-      st = tsd__read_legacy(&c->src, &c->arena, &lim, &c->parsed);
-    } else if (c->src.size >= 262) {
-      /* a tar (legacy < 0.4) or a zip with a prefix: let the readers say */
-      uint8_t t[5];
-      st = tsd__source_read(&c->src, 257, t, 5, "header");
-      if (st == TSD_OK && memcmp(t, "ustar", 5) == 0)
-        st = tsd__read_legacy(&c->src, &c->arena, &lim, &c->parsed);
-      else if (st == TSD_OK)
-        st = tsd__read_zip(&c->src, &c->arena, &lim, &c->parsed);
-    } else {
-      st = tsd__err(TSD_ERR_FORMAT,
-                    "%s: not a torch.save checkpoint (neither a zip archive "
-                    "nor a legacy pickle; %llu bytes)",
-                    c->src.name, (unsigned long long)c->src.size);
-    }
-  }
+  tsd_status st;
+  /* A sharded checkpoint's index names its shards relative to its own
+   * directory, so it is recognised by its path (never from memory). */
+  if (c->src.fd >= 0 && has_suffix(c->src.name, ".json"))
+    st = tsd__read_sharded(c, &lim);
+  else
+    st = tsd__read_file_format(&c->src, &c->arena, &lim, &c->parsed);
   if (st != TSD_OK) {
     /* every message names the file; readers name what inside it */
     const char *msg = tsd_last_error();
@@ -432,6 +450,9 @@ void tsd_checkpoint_free(tsd_checkpoint *c) {
   view_clear(c);
   tsd__arena_free(&c->arena);
   tsd__source_close(&c->src);
+  for (size_t i = 0; i < c->n_shards; i++)
+    tsd__source_close(&c->shards[i]);
+  tsd__free(c->shards);
   tsd__free(c);
 }
 

@@ -16,6 +16,9 @@
  *                `_metadata`), automatic state-dict selection
  *   report.c     reports, PyTorch's message texts, JSON
  *   save.c       writing a torch.save-compatible .pth (zip + pickle writer)
+ *   json.c       a strict JSON parser (safetensors headers, shard indexes)
+ *   safetensors.c the safetensors format, read and written
+ *   sharded.c    `*.index.json` sharded checkpoints opened as one
  * shim/torchscript.cpp (C++) implements TorchScript models on the same tree.
  */
 #ifndef TSD_INTERNAL_H
@@ -149,6 +152,9 @@ typedef struct tsd__storage {
   uint64_t offset;      /* byte offset of the data in the source */
   const uint8_t *mem;   /* non-NULL: data lives here instead (synthetic) */
   const char *key;      /* storage key / record name, for messages */
+  /* non-NULL: `offset` is in this source, not the checkpoint's own (the
+   * shards of a sharded checkpoint, sharded.c) */
+  const tsd__source *src;
 } tsd__storage;
 
 typedef struct tsd__tensor {
@@ -211,6 +217,9 @@ typedef struct tsd__parsed {
   tsd__value *root;
   tsd__storage **storages;
   size_t n_storages;
+  /* A str -> str dict: safetensors `__metadata__`, a sharded index's
+   * "metadata" (scalars as their JSON text); NULL when the file has none. */
+  tsd__value *file_metadata;
 } tsd__parsed;
 
 /* Limits with defaults filled in. */
@@ -242,6 +251,47 @@ tsd_status tsd__read_zip(const tsd__source *src, tsd__arena *arena,
                          const tsd__limits *limits, tsd__parsed *out);
 tsd_status tsd__read_legacy(const tsd__source *src, tsd__arena *arena,
                             const tsd__limits *limits, tsd__parsed *out);
+/* safetensors.c: a safetensors file (header checked against every rule of
+ * the format; tensor bytes stay in the file). */
+tsd_status tsd__read_safetensors(const tsd__source *src, tsd__arena *arena,
+                                 const tsd__limits *limits, tsd__parsed *out);
+/* checkpoint.c: any single-file format, detected from the first bytes
+ * (safetensors, zip, legacy). */
+tsd_status tsd__read_file_format(const tsd__source *src, tsd__arena *arena,
+                                 const tsd__limits *limits, tsd__parsed *out);
+
+/* ---- JSON (json.c): strict RFC 8259, exact int64, into an arena --------- */
+typedef enum tsd__jkind {
+  TSD__J_NULL,
+  TSD__J_BOOL,
+  TSD__J_INT, /* an integer literal that fits int64 */
+  TSD__J_NUM, /* any other number (text in s) */
+  TSD__J_STR,
+  TSD__J_ARR,
+  TSD__J_OBJ
+} tsd__jkind;
+typedef struct tsd__json tsd__json;
+struct tsd__json {
+  tsd__jkind kind;
+  bool b;
+  int64_t i;
+  const char *s;     /* STR: NUL-terminated UTF-8 (no NUL inside); NUM text */
+  size_t len;
+  tsd__json **items; /* ARR, OBJ: n values, in document order */
+  tsd__json **keys;  /* OBJ: n names (TSD__J_STR), distinct */
+  size_t n;
+};
+/* Parses text[0..len) (one value, whitespace around it). Containers may
+ * nest max_depth levels (1: a flat object). Errors are TSD_ERR_FORMAT
+ * "<what>: bad JSON at byte N: ...". */
+tsd_status tsd__json_parse(const char *text, size_t len, tsd__arena *arena,
+                           uint32_t max_depth, const char *what,
+                           tsd__json **out);
+/* The member `key` of an object, or NULL. */
+const tsd__json *tsd__json_get(const tsd__json *obj, const char *key);
+const char *tsd__json_kind_name(tsd__jkind kind); /* "an object", ... */
+/* Strict UTF-8 (no overlong forms, no surrogates, <= U+10FFFF). */
+bool tsd__utf8_valid(const char *s, size_t n);
 
 /* ---- checkpoint (checkpoint.c) ------------------------------------------ */
 
@@ -254,6 +304,9 @@ struct tsd_checkpoint {
   size_t *live;
   size_t n_live;
   tsd__strmap index;     /* key -> position in `live` */
+  /* a sharded checkpoint's shard files (sharded.c); storages point at them */
+  tsd__source *shards;
+  size_t n_shards;
   tsd_status view_status;/* non-OK if a key is not a str or is duplicated */
   char *view_error;      /* message for view_status */
 };
@@ -417,6 +470,14 @@ bool tsd__keyview_find(const tsd__keyview *v, const char *key, size_t len,
                        size_t *out);
 /* The `_metadata` version of module `prefix` as the model names it, or -1. */
 int64_t tsd__keyview_version(const tsd__keyview *v, const char *prefix);
+
+/* sharded.c: reads the index c->src (a `*.index.json`) and its shards into
+ * c->parsed / c->shards. */
+tsd_status tsd__read_sharded(tsd_checkpoint *c, const tsd__limits *limits);
+
+/* safetensors.c: writes the model's persistent tensors (state_dict order)
+ * as a safetensors file, through a temporary file renamed into place. */
+tsd_status tsd__save_safetensors(const tsd_model *m, const char *path);
 
 /* save.c: writes (name, tensor-reader) pairs as a torch.save .pth. */
 tsd_status tsd__save_pth(const tsd_model *m, const char *path);

@@ -565,6 +565,9 @@ TSD_API tsd_status tsd_model_read(const tsd_model *model, size_t index,
 TSD_API tsd_status tsd_model_save(const tsd_model *model, const char *path) {
   if (!model || !path)
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_save: NULL argument");
+  size_t n = strlen(path), sn = strlen(".safetensors");
+  if (n > sn && strcmp(path + n - sn, ".safetensors") == 0)
+    return tsd__save_safetensors(model, path);
   if (!model->ops || !model->ops->save)
     return tsd__err(TSD_ERR_UNSUPPORTED, "this model kind cannot be saved");
   return model->ops->save(model, path);

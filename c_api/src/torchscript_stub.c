@@ -13,3 +13,12 @@ tsd_status tsd__torchscript_open(tsd_model **out, const char *path,
                   "TorchScript models are not available",
                   path ? path : "(null)");
 }
+
+tsd_status tsd_checkpoint_open_torchscript(tsd_checkpoint **out,
+                                           const char *path) {
+  if (out) *out = NULL;
+  return tsd__err(TSD_ERR_UNSUPPORTED,
+                  "%s: this build of tsd has no LibTorch (TSD_WITH_TORCH=OFF); "
+                  "TorchScript archives cannot be opened as checkpoints",
+                  path ? path : "(null)");
+}

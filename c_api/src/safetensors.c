@@ -1,0 +1,614 @@
+/* safetensors.c — the safetensors format (huggingface/safetensors), read and
+ * written.
+ *
+ * Layout: an 8-byte little-endian header length N, N bytes of JSON header
+ * (UTF-8, starting with '{', possibly padded with trailing spaces), then the
+ * data section. The header maps each tensor name to
+ * {"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]} with
+ * offsets relative to the data section, plus an optional "__metadata__"
+ * str -> str map. Data is C-order, little-endian, no strides.
+ *
+ * Reading checks every rule the reference reader (the Rust crate's
+ * `SafeTensors::read_metadata` / `validate`) checks, and some more:
+ * N <= 100,000,000 (its MAX_HEADER_SIZE) and within the file; the header
+ * valid UTF-8 JSON starting with '{' (no duplicate names: json.c); a known
+ * dtype; a shape of non-negative integers; data_offsets exactly two
+ * integers, begin <= end; end - begin == numel * itemsize, overflow-checked;
+ * the tensors, sorted by offset, tiling the data section exactly from 0 to
+ * its end (no gap, no overlap, no trailing bytes). Tensors keep their bytes
+ * in the file: a storage per tensor points at them, so a read converts or
+ * copies straight into the destination, as for .pth.
+ *
+ * Key order is the header's order as the JSON text gives it. Python's
+ * safetensors writer sorts the names, so a state dict saved that way has
+ * lost PyTorch's order; the engine takes its order from the model anyway.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define ST_MAX_HEADER 100000000ull
+
+/* safetensors dtype names, by tsd_dtype. */
+static const char *const ST_NAMES[TSD_DTYPE_COUNT] = {
+    [TSD_FLOAT32] = "F32",   [TSD_FLOAT64] = "F64", [TSD_FLOAT16] = "F16",
+    [TSD_BFLOAT16] = "BF16", [TSD_INT8] = "I8",     [TSD_INT16] = "I16",
+    [TSD_INT32] = "I32",     [TSD_INT64] = "I64",   [TSD_UINT8] = "U8",
+    [TSD_BOOL] = "BOOL"};
+
+static bool st_dtype(const char *s, tsd_dtype *out) {
+  for (int d = 0; d < TSD_DTYPE_COUNT; d++)
+    if (strcmp(s, ST_NAMES[d]) == 0) {
+      *out = (tsd_dtype)d;
+      return true;
+    }
+  return false;
+}
+
+/* ---- reading --------------------------------------------------------------
+ */
+
+typedef struct span {
+  uint64_t begin, end;
+  size_t index; /* position in the root dict */
+} span;
+
+static int span_cmp(const void *a, const void *b) {
+  const span *x = a, *y = b;
+  if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+  if (x->end != y->end) return x->end < y->end ? -1 : 1;
+  return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static tsd__value *new_value(tsd__arena *a, tsd__vkind kind) {
+  tsd__value *v = tsd__arena_alloc(a, sizeof *v);
+  if (v) v->kind = kind;
+  return v;
+}
+
+static tsd__value *new_str(tsd__arena *a, const char *s, size_t n) {
+  tsd__value *v = new_value(a, TSD__V_STR);
+  if (!v) return NULL;
+  v->u.s.p = (char *)s; /* json.c strings live in the same arena */
+  v->u.s.len = n;
+  return v;
+}
+
+/* A dict value with room for n entries (len 0). */
+static tsd__value *new_dict(tsd__arena *a, size_t n) {
+  tsd__value *d = new_value(a, TSD__V_DICT);
+  if (!d) return NULL;
+  d->depth = 1;
+  if (n) {
+    d->u.dict.keys = tsd__arena_alloc(a, n * sizeof *d->u.dict.keys);
+    d->u.dict.vals = tsd__arena_alloc(a, n * sizeof *d->u.dict.vals);
+    if (!d->u.dict.keys || !d->u.dict.vals) return NULL;
+  }
+  d->u.dict.cap = n;
+  return d;
+}
+
+static tsd_status read_metadata(const tsd__json *m, tsd__arena *a,
+                                const char *name, tsd__value **out) {
+  *out = NULL;
+  if (m->kind == TSD__J_NULL) return TSD_OK;
+  if (m->kind != TSD__J_OBJ)
+    return tsd__err(TSD_ERR_FORMAT,
+                    "%s: safetensors header: __metadata__ is %s, not an "
+                    "object of strings",
+                    name, tsd__json_kind_name(m->kind));
+  tsd__value *d = new_dict(a, m->n);
+  if (!d) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", name);
+  for (size_t i = 0; i < m->n; i++) {
+    const tsd__json *k = m->keys[i], *v = m->items[i];
+    if (v->kind != TSD__J_STR)
+      return tsd__err(TSD_ERR_FORMAT,
+                      "%s: safetensors header: __metadata__[\"%.200s\"] is "
+                      "%s; the format allows only strings",
+                      name, k->s, tsd__json_kind_name(v->kind));
+    d->u.dict.keys[i] = new_str(a, k->s, k->len);
+    d->u.dict.vals[i] = new_str(a, v->s, v->len);
+    if (!d->u.dict.keys[i] || !d->u.dict.vals[i])
+      return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", name);
+  }
+  d->u.dict.len = m->n;
+  *out = d;
+  return TSD_OK;
+}
+
+/* One tensor entry of the header: checked, turned into a tensor value
+ * whose storage points at its bytes. */
+static tsd_status read_tensor(const tsd__json *info, const char *key,
+                              uint64_t data_start, uint64_t data_size,
+                              tsd__arena *a, const char *name, tsd__value **out,
+                              span *sp) {
+  if (info->kind != TSD__J_OBJ)
+    return tsd__err(TSD_ERR_FORMAT,
+                    "%s: safetensors header: tensor '%.200s' is described by "
+                    "%s, not an object",
+                    name, key, tsd__json_kind_name(info->kind));
+  const tsd__json *dt = tsd__json_get(info, "dtype"),
+                  *shape = tsd__json_get(info, "shape"),
+                  *offs = tsd__json_get(info, "data_offsets");
+  const char *missing = !dt      ? "dtype"
+                        : !shape ? "shape"
+                        : !offs  ? "data_offsets"
+                                 : NULL;
+  if (missing)
+    return tsd__err(TSD_ERR_FORMAT,
+                    "%s: safetensors header: tensor '%.200s' has no \"%s\"",
+                    name, key, missing);
+  tsd_dtype dtype;
+  if (dt->kind != TSD__J_STR)
+    return tsd__err(TSD_ERR_FORMAT,
+                    "%s: safetensors header: tensor '%.200s': dtype is %s, "
+                    "not a string",
+                    name, key, tsd__json_kind_name(dt->kind));
+  if (!st_dtype(dt->s, &dtype))
+    return tsd__err(TSD_ERR_UNSUPPORTED,
+                    "%s: safetensors tensor '%.200s' has dtype \"%.40s\", "
+                    "which tsd does not handle (F32 F64 F16 BF16 I8 I16 I32 "
+                    "I64 U8 BOOL)",
+                    name, key, dt->s);
+  if (shape->kind != TSD__J_ARR)
+    return tsd__err(TSD_ERR_FORMAT,
+                    "%s: safetensors header: tensor '%.200s': shape is %s, "
+                    "not an array",
+                    name, key, tsd__json_kind_name(shape->kind));
+  if (shape->n > TSD_MAX_NDIM)
+    return tsd__err(TSD_ERR_UNSUPPORTED,
+                    "%s: safetensors tensor '%.200s' has %zu dimensions "
+                    "(tsd handles up to %d)",
+                    name, key, shape->n, TSD_MAX_NDIM);
+  uint64_t numel = 1;
+  bool too_big = false;
+  for (size_t d = 0; d < shape->n; d++) {
+    const tsd__json *x = shape->items[d];
+    if (x->kind != TSD__J_INT || x->i < 0)
+      return tsd__err(TSD_ERR_FORMAT,
+                      "%s: safetensors header: tensor '%.200s': shape[%zu] "
+                      "is %s, not a non-negative integer",
+                      name, key, d,
+                      x->kind == TSD__J_INT || x->kind == TSD__J_NUM
+                          ? x->s
+                          : tsd__json_kind_name(x->kind));
+    if (!tsd__mul_u64(numel, (uint64_t)x->i, &numel)) too_big = true;
+  }
+  uint64_t nbytes = 0;
+  if (too_big || numel > (uint64_t)INT64_MAX ||
+      !tsd__mul_u64(numel, tsd_dtype_size(dtype), &nbytes))
+    return tsd__err(TSD_ERR_FORMAT,
+                    "%s: safetensors header: tensor '%.200s': the shape's "
+                    "byte count overflows 64 bits",
+                    name, key);
+  if (offs->kind != TSD__J_ARR || offs->n != 2 ||
+      offs->items[0]->kind != TSD__J_INT || offs->items[0]->i < 0 ||
+      offs->items[1]->kind != TSD__J_INT || offs->items[1]->i < 0)
+    return tsd__err(TSD_ERR_FORMAT,
+                    "%s: safetensors header: tensor '%.200s': data_offsets "
+                    "is not [begin, end] of two non-negative integers",
+                    name, key);
+  uint64_t begin = (uint64_t)offs->items[0]->i,
+           end = (uint64_t)offs->items[1]->i;
+  if (begin > end || end > data_size)
+    return tsd__err(TSD_ERR_FORMAT,
+                    "%s: safetensors tensor '%.200s': data_offsets [%llu, "
+                    "%llu] are not a range inside the data section (%llu "
+                    "bytes)",
+                    name, key, (unsigned long long)begin,
+                    (unsigned long long)end, (unsigned long long)data_size);
+  if (end - begin != nbytes)
+    return tsd__err(TSD_ERR_FORMAT,
+                    "%s: safetensors tensor '%.200s': data_offsets [%llu, "
+                    "%llu] hold %llu bytes, but shape and dtype %s need "
+                    "%llu",
+                    name, key, (unsigned long long)begin,
+                    (unsigned long long)end, (unsigned long long)(end - begin),
+                    dt->s, (unsigned long long)nbytes);
+
+  tsd__storage *s = tsd__arena_alloc(a, sizeof *s);
+  tsd__tensor *t = tsd__arena_alloc(a, sizeof *t);
+  tsd__value *v = new_value(a, TSD__V_TENSOR);
+  int64_t *sh = tsd__arena_alloc(a, (shape->n + 1) * sizeof *sh);
+  int64_t *stride = tsd__arena_alloc(a, (shape->n + 1) * sizeof *stride);
+  if (!s || !t || !v || !sh || !stride)
+    return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", name);
+  s->dtype = dtype;
+  s->numel = numel;
+  s->nbytes = nbytes;
+  s->offset = data_start + begin; /* no overflow: both within the file */
+  s->key = key;
+  t->storage = s;
+  t->dtype = dtype;
+  t->ndim = shape->n;
+  t->shape = sh;
+  t->stride = stride;
+  t->numel = (int64_t)numel;
+  t->contiguous = true;
+  int64_t acc = 1; /* PyTorch's contiguous strides: size-0 dims count as 1 */
+  for (size_t d = shape->n; d-- > 0;) {
+    sh[d] = shape->items[d]->i;
+    stride[d] = acc;
+    if (sh[d] > 1) acc = (int64_t)((uint64_t)acc * (uint64_t)sh[d]);
+  }
+  v->u.tensor = t;
+  *out = v;
+  sp->begin = begin;
+  sp->end = end;
+  return TSD_OK;
+}
+
+static tsd_status parse_header(const tsd__source *src, tsd__arena *arena,
+                               const tsd__limits *limits, const char *text,
+                               uint64_t hlen, tsd__parsed *out) {
+  const char *name = src->name;
+  uint64_t data_start = 8 + hlen, data_size = src->size - data_start;
+  tsd__json *root = NULL;
+  uint32_t depth = limits->max_depth < 3 ? limits->max_depth : 3;
+  char what[64];
+  snprintf(what, sizeof what, "safetensors header");
+  tsd_status st =
+      tsd__json_parse(text, (size_t)hlen, arena, depth, what, &root);
+  if (st) return st;
+  if (root->kind != TSD__J_OBJ)
+    return tsd__err(TSD_ERR_FORMAT,
+                    "%s: safetensors header is %s, not an object", name,
+                    tsd__json_kind_name(root->kind));
+  size_t n = root->n;
+  const tsd__json *meta = tsd__json_get(root, "__metadata__");
+  if (meta) n--;
+  if (n > limits->max_objects)
+    return tsd__err(TSD_ERR_LIMIT,
+                    "%s: safetensors header lists %zu tensors, more than the "
+                    "limit of %llu",
+                    name, n, (unsigned long long)limits->max_objects);
+  tsd__value *dict = new_dict(arena, n);
+  tsd__storage **storages =
+      n ? tsd__arena_alloc(arena, n * sizeof *storages) : NULL;
+  span *spans = tsd__malloc((n ? n : 1) * sizeof *spans);
+  if (!dict || (n && !storages) || !spans) {
+    tsd__free(spans);
+    return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", name);
+  }
+  if (meta) st = read_metadata(meta, arena, name, &out->file_metadata);
+  size_t k = 0;
+  for (size_t i = 0; !st && i < root->n; i++) {
+    const tsd__json *key = root->keys[i];
+    if (root->items[i] == meta) continue;
+    tsd__value *v = NULL;
+    st = read_tensor(root->items[i], key->s, data_start, data_size, arena, name,
+                     &v, &spans[k]);
+    if (st) break;
+    dict->u.dict.keys[k] = new_str(arena, key->s, key->len);
+    if (!dict->u.dict.keys[k]) {
+      st = tsd__err(TSD_ERR_NOMEM, "%s: out of memory", name);
+      break;
+    }
+    dict->u.dict.vals[k] = v;
+    storages[k] = v->u.tensor->storage;
+    spans[k].index = k;
+    k++;
+  }
+  dict->u.dict.len = k;
+  if (!st) {
+    /* The reference reader's rule: sorted by offsets, each tensor starts
+     * where the previous one ended, and the last ends at the file's end. */
+    qsort(spans, n, sizeof *spans, span_cmp);
+    uint64_t pos = 0;
+    for (size_t i = 0; !st && i < n; i++) {
+      const char *key = dict->u.dict.keys[spans[i].index]->u.s.p;
+      if (spans[i].begin < pos) {
+        const char *prev = dict->u.dict.keys[spans[i - 1].index]->u.s.p;
+        st = tsd__err(TSD_ERR_FORMAT,
+                      "%s: safetensors tensors '%.200s' and '%.200s' overlap "
+                      "(data_offsets [%llu, %llu] and [%llu, %llu])",
+                      name, prev, key, (unsigned long long)spans[i - 1].begin,
+                      (unsigned long long)spans[i - 1].end,
+                      (unsigned long long)spans[i].begin,
+                      (unsigned long long)spans[i].end);
+      } else if (spans[i].begin > pos) {
+        st = tsd__err(TSD_ERR_FORMAT,
+                      "%s: safetensors data section has a gap: bytes [%llu, "
+                      "%llu) belong to no tensor (the next is '%.200s')",
+                      name, (unsigned long long)pos,
+                      (unsigned long long)spans[i].begin, key);
+      }
+      pos = spans[i].end;
+    }
+    if (!st && pos != data_size)
+      st = tsd__err(TSD_ERR_FORMAT,
+                    "%s: safetensors data section has %llu bytes but the "
+                    "tensors cover only [0, %llu)",
+                    name, (unsigned long long)data_size,
+                    (unsigned long long)pos);
+  }
+  tsd__free(spans);
+  if (st) return st;
+  out->root = dict;
+  out->storages = storages;
+  out->n_storages = n;
+  return TSD_OK;
+}
+
+tsd_status tsd__read_safetensors(const tsd__source *src, tsd__arena *arena,
+                                 const tsd__limits *limits, tsd__parsed *out) {
+  const char *name = src->name;
+  uint8_t len8[8];
+  if (src->size < 8)
+    return tsd__err(TSD_ERR_FORMAT,
+                    "%s: too short for safetensors (%llu bytes; the header "
+                    "length alone is 8)",
+                    name, (unsigned long long)src->size);
+  tsd_status st =
+      tsd__source_read(src, 0, len8, 8, "safetensors header length");
+  if (st) return st;
+  uint64_t hlen = 0;
+  for (int i = 7; i >= 0; i--)
+    hlen = hlen << 8 | len8[i];
+  if (hlen > ST_MAX_HEADER)
+    return tsd__err(TSD_ERR_FORMAT,
+                    "%s: safetensors header length %llu is larger than the "
+                    "format's limit (%llu bytes)",
+                    name, (unsigned long long)hlen,
+                    (unsigned long long)ST_MAX_HEADER);
+  if (hlen > src->size - 8)
+    return tsd__err(TSD_ERR_FORMAT,
+                    "%s: safetensors header length %llu runs past the end of "
+                    "the file (%llu bytes after the length)",
+                    name, (unsigned long long)hlen,
+                    (unsigned long long)(src->size - 8));
+  if (hlen > limits->max_pickle_bytes)
+    return tsd__err(TSD_ERR_LIMIT,
+                    "%s: safetensors header of %llu bytes exceeds the limit "
+                    "of %llu",
+                    name, (unsigned long long)hlen,
+                    (unsigned long long)limits->max_pickle_bytes);
+  char *text = tsd__malloc(hlen ? (size_t)hlen : 1);
+  if (!text) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", name);
+  st = tsd__source_read(src, 8, text, (size_t)hlen, "safetensors header");
+  if (!st && (hlen == 0 || text[0] != '{'))
+    st = tsd__err(TSD_ERR_FORMAT,
+                  "%s: safetensors header does not start with '{'", name);
+  if (!st) st = parse_header(src, arena, limits, text, hlen, out);
+  tsd__free(text);
+  return st;
+}
+
+/* ---- the file metadata, public ------------------------------------------ */
+
+static const tsd__value *file_meta(const tsd_checkpoint *c) {
+  return c ? c->parsed.file_metadata : NULL;
+}
+
+size_t tsd_checkpoint_file_metadata_count(const tsd_checkpoint *ckpt) {
+  const tsd__value *m = file_meta(ckpt);
+  return m ? m->u.dict.len : 0;
+}
+
+tsd_status tsd_checkpoint_file_metadata(const tsd_checkpoint *ckpt,
+                                        size_t index, const char **out_key,
+                                        const char **out_value) {
+  const tsd__value *m = file_meta(ckpt);
+  size_t n = m ? m->u.dict.len : 0;
+  if (index >= n)
+    return tsd__err(TSD_ERR_NOT_FOUND,
+                    "file metadata entry %zu does not exist (there are %zu)",
+                    index, n);
+  if (out_key) *out_key = m->u.dict.keys[index]->u.s.p;
+  if (out_value) *out_value = m->u.dict.vals[index]->u.s.p;
+  return TSD_OK;
+}
+
+const char *tsd_checkpoint_metadata_string(const tsd_checkpoint *ckpt,
+                                           const char *key) {
+  const tsd__value *m = file_meta(ckpt);
+  if (!m || !key) return NULL;
+  for (size_t i = 0; i < m->u.dict.len; i++)
+    if (strcmp(m->u.dict.keys[i]->u.s.p, key) == 0)
+      return m->u.dict.vals[i]->u.s.p;
+  return NULL;
+}
+
+/* ---- writing --------------------------------------------------------------
+ */
+
+static void json_escaped(tsd__buf *b, const char *s) {
+  tsd__buf_puts(b, "\"");
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p == '"' || *p == '\\') {
+      char e[2] = {'\\', (char)*p};
+      tsd__buf_append(b, e, 2);
+    } else if (*p < 0x20) {
+      tsd__buf_printf(b, "\\u%04x", *p);
+    } else {
+      tsd__buf_append(b, (const char *)p, 1);
+    }
+  }
+  tsd__buf_puts(b, "\"");
+}
+
+static tsd_status write_fd(int fd, const void *p, size_t n, const char *path) {
+  const unsigned char *c = p;
+  while (n) {
+    size_t chunk = n > ((size_t)1 << 30) ? (size_t)1 << 30 : n;
+    ssize_t r = write(fd, c, chunk);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return tsd__err(TSD_ERR_IO, "%s: write failed: %s", path,
+                      strerror(errno));
+    }
+    c += r;
+    n -= (size_t)r;
+  }
+  return TSD_OK;
+}
+
+static tsd_status open_temp(const char *path, char **out_tmp, int *out_fd) {
+  const char *slash = strrchr(path, '/');
+  size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
+  for (unsigned attempt = 0; attempt < 100; attempt++) {
+    tsd__buf b;
+    tsd__buf_init(&b);
+    tsd__buf_append(&b, path, dir_len);
+    tsd__buf_printf(&b, ".%s.tsd-tmp-%ld-%u", path + dir_len, (long)getpid(),
+                    attempt);
+    char *tmp = tsd__buf_take(&b);
+    if (!tmp) return tsd__err(TSD_ERR_NOMEM, "out of memory");
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd >= 0) {
+      *out_tmp = tmp;
+      *out_fd = fd;
+      return TSD_OK;
+    }
+    int e = errno;
+    tsd__free(tmp);
+    if (e != EEXIST)
+      return tsd__err(TSD_ERR_IO, "%s: cannot create a file next to it: %s",
+                      path, strerror(e));
+  }
+  return tsd__err(TSD_ERR_IO, "%s: cannot find a free temporary name", path);
+}
+
+typedef struct witem {
+  const tsd__mtensor *t;
+  uint64_t nbytes, begin;
+  size_t pos; /* state_dict position, the header's order */
+} witem;
+
+/* Data layout: larger elements first (stable), so that every tensor starts
+ * at a multiple of its own element size (the data section starts 8-aligned)
+ * and a reader can use the bytes in place, as the Rust writer arranges. */
+static int witem_cmp(const void *a, const void *b) {
+  const witem *x = a, *y = b;
+  size_t sx = tsd_dtype_size(x->t->dtype), sy = tsd_dtype_size(y->t->dtype);
+  if (sx != sy) return sx > sy ? -1 : 1;
+  return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static int witem_pos_cmp(const void *a, const void *b) {
+  const witem *x = a, *y = b;
+  return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static tsd_status build_header(const witem *items, size_t n, tsd__buf *h,
+                               const char *path) {
+  tsd__buf_puts(h, "{\"__metadata__\":{\"format\":\"pt\"}");
+  for (size_t i = 0; i < n; i++) {
+    const tsd__mtensor *t = items[i].t;
+    if (strcmp(t->name, "__metadata__") == 0)
+      return tsd__err(TSD_ERR_INVALID_ARG,
+                      "%s: a tensor named \"__metadata__\" cannot be saved as "
+                      "safetensors (the name is the format's metadata)",
+                      path);
+    if (!tsd__utf8_valid(t->name, strlen(t->name)))
+      return tsd__err(TSD_ERR_INVALID_ARG,
+                      "%s: tensor name \"%.200s\" is not valid UTF-8", path,
+                      t->name);
+    tsd__buf_puts(h, ",");
+    json_escaped(h, t->name);
+    tsd__buf_printf(h, ":{\"dtype\":\"%s\",\"shape\":[", ST_NAMES[t->dtype]);
+    for (size_t d = 0; d < t->ndim; d++)
+      tsd__buf_printf(h, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+    tsd__buf_printf(h, "],\"data_offsets\":[%llu,%llu]}",
+                    (unsigned long long)items[i].begin,
+                    (unsigned long long)(items[i].begin + items[i].nbytes));
+  }
+  tsd__buf_puts(h, "}");
+  /* The reference writer pads the header with spaces so the data section
+   * starts at a multiple of 8. */
+  while ((8 + h->len) % 8)
+    tsd__buf_puts(h, " ");
+  if (h->oom) return tsd__err(TSD_ERR_NOMEM, "out of memory writing %s", path);
+  return TSD_OK;
+}
+
+static tsd_status write_all(int fd, const tsd_model *m, witem *items, size_t n,
+                            const char *path) {
+  /* offsets in data order, then the header in state_dict order */
+  qsort(items, n, sizeof *items, witem_cmp);
+  uint64_t pos = 0;
+  for (size_t i = 0; i < n; i++) {
+    items[i].begin = pos;
+    if (!tsd__add_u64(pos, items[i].nbytes, &pos))
+      return tsd__err(TSD_ERR_LIMIT, "%s: the tensors exceed 2^64 bytes", path);
+  }
+  qsort(items, n, sizeof *items, witem_pos_cmp);
+  tsd__buf h;
+  tsd__buf_init(&h);
+  tsd_status st = build_header(items, n, &h, path);
+  if (!st) {
+    uint8_t len8[8];
+    for (int i = 0; i < 8; i++)
+      len8[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
+    st = write_fd(fd, len8, 8, path);
+  }
+  if (!st) st = write_fd(fd, h.data, h.len, path);
+  tsd__buf_free(&h);
+  qsort(items, n, sizeof *items, witem_cmp);
+  for (size_t i = 0; !st && i < n; i++) {
+    const tsd__mtensor *t = items[i].t;
+    if (!items[i].nbytes) continue;
+    if (t->data) {
+      st = write_fd(fd, t->data, (size_t)items[i].nbytes, path);
+      continue;
+    }
+    /* Not in memory (a TorchScript model): one tensor at a time. */
+    void *tmp = tsd__malloc((size_t)items[i].nbytes);
+    if (!tmp)
+      return tsd__err(TSD_ERR_NOMEM,
+                      "out of memory reading \"%s\" (%llu bytes)", t->name,
+                      (unsigned long long)items[i].nbytes);
+    st = m->ops->read(m, t, t->dtype, tmp);
+    if (!st) st = write_fd(fd, tmp, (size_t)items[i].nbytes, path);
+    tsd__free(tmp);
+  }
+  return st;
+}
+
+tsd_status tsd__save_safetensors(const tsd_model *m, const char *path) {
+  if (!m || !path || !*path)
+    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_save: no model or path");
+  size_t *order = tsd__model_order(m);
+  witem *items = tsd__malloc((m->n_tensors ? m->n_tensors : 1) * sizeof *items);
+  if (!order || !items) {
+    tsd__free(order);
+    tsd__free(items);
+    return tsd__err(TSD_ERR_NOMEM, "out of memory saving %s", path);
+  }
+  size_t n = 0;
+  tsd_status st = TSD_OK;
+  for (size_t i = 0; i < m->n_tensors; i++) {
+    const tsd__mtensor *t = &m->tensors[order[i]];
+    if (t->role != TSD_PARAMETER && t->role != TSD_BUFFER) continue;
+    items[n].t = t;
+    items[n].pos = n;
+    if (!tsd__mul_u64((uint64_t)t->numel, tsd_dtype_size(t->dtype),
+                      &items[n].nbytes) ||
+        items[n].nbytes > SIZE_MAX) {
+      st = tsd__err(TSD_ERR_LIMIT, "%s: tensor \"%s\" is too large", path,
+                    t->name);
+      break;
+    }
+    n++;
+  }
+  tsd__free(order);
+  char *tmp = NULL;
+  int fd = -1;
+  if (!st) st = open_temp(path, &tmp, &fd);
+  if (!st) st = write_all(fd, m, items, n, path);
+  if (fd >= 0 && close(fd) != 0 && !st)
+    st = tsd__err(TSD_ERR_IO, "%s: close failed: %s", path, strerror(errno));
+  if (!st && rename(tmp, path) != 0)
+    st = tsd__err(TSD_ERR_IO,
+                  "%s: cannot rename the finished file into place: %s", path,
+                  strerror(errno));
+  if (st && tmp) unlink(tmp);
+  tsd__free(tmp);
+  tsd__free(items);
+  return st;
+}

@@ -1,0 +1,642 @@
+// torchscript.cpp — TorchScript modules as tsd models: the only translation
+// unit of tsd that includes LibTorch headers.
+//
+// A module opened with torch::jit::load is presented to the load engine on
+// the same module tree as a C-owned model (model.c): every module of the
+// TorchScript module tree (with its class name, so norm layers get their
+// rules), every parameter and buffer in state_dict order, each tensor's
+// handle holding its at::Tensor. A load writes a CPU, C-contiguous tensor
+// directly from the checkpoint (tsd's reader converts with copy_'s rules,
+// convert.c); any other tensor (another device, other strides) gets a
+// temporary CPU copy of the checkpoint tensor through Tensor::copy_ under
+// NoGradGuard, so that device, stride and dtype conversion are LibTorch's.
+//
+// The C++ border: every entry point runs its body through guarded(), which
+// turns every exception (c10::Error, std::exception, anything else) into a
+// tsd status and thread-local message. No exception reaches C.
+//
+// What TorchScript does not keep, and so a TorchScript model cannot know:
+//  - persistent=False: a scripted module reports such a buffer as a buffer
+//    (in named_buffers and in its own state_dict); tsd_model_set_persistent
+//    is the way back to the eager model's answer;
+//  - a submodule registered as None in `_modules` (add_module(name, None);
+//    not the common `self.downsample = None`, a plain attribute) becomes a
+//    NoneType attribute like any other None attribute; in eager PyTorch
+//    1.13 its name is in `_modules`, so checkpoint keys under it are
+//    ignored, while for tsd they are unexpected;
+//  - a buffer registered as None is an attribute of NoneType: it is not in
+//    state_dict and its key is unexpected, exactly as if it were absent, so
+//    it is not registered at all.
+// Parameters registered as None keep their parameter flag (the class type's
+// attribute kind) and are registered as TSD_PARAMETER_NONE.
+#include <torch/cuda.h>
+#include <torch/script.h>
+
+#include <caffe2/serialize/inline_container.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "internal.h"
+
+namespace {
+
+// The model kind's private parts: the module, and one of these per tensor
+// (tsd__mtensor.handle).
+struct ts_impl {
+  torch::jit::Module module;
+};
+
+struct ts_tensor {
+  at::Tensor tensor;
+};
+
+// ---- the C++ border -------------------------------------------------------
+
+// Runs `body` (returning tsd_status) and converts anything it throws into
+// the status and message of the calling thread. `op` and `object` (a path,
+// a tensor name) name what failed; both are plain C strings so that building
+// the message cannot throw outside the try.
+template <class F>
+tsd_status guarded(const char *op, const char *object, F &&body) noexcept {
+  try {
+    return body();
+  } catch (const c10::Error &e) {
+    return tsd__err(TSD_ERR_TORCH, "%s \"%s\": LibTorch: %s", op, object,
+                    e.what_without_backtrace());
+  } catch (const std::bad_alloc &) {
+    return tsd__err(TSD_ERR_NOMEM, "%s \"%s\": out of memory", op, object);
+  } catch (const std::exception &e) {
+    return tsd__err(TSD_ERR_TORCH, "%s \"%s\": %s", op, object, e.what());
+  } catch (...) {
+    return tsd__err(TSD_ERR_TORCH, "%s \"%s\": unknown C++ exception", op,
+                    object);
+  }
+}
+
+// ---- dtypes ---------------------------------------------------------------
+
+bool dtype_of(at::ScalarType s, tsd_dtype *out) {
+  switch (s) {
+  case at::kFloat:
+    *out = TSD_FLOAT32;
+    return true;
+  case at::kDouble:
+    *out = TSD_FLOAT64;
+    return true;
+  case at::kHalf:
+    *out = TSD_FLOAT16;
+    return true;
+  case at::kBFloat16:
+    *out = TSD_BFLOAT16;
+    return true;
+  case at::kChar:
+    *out = TSD_INT8;
+    return true;
+  case at::kShort:
+    *out = TSD_INT16;
+    return true;
+  case at::kInt:
+    *out = TSD_INT32;
+    return true;
+  case at::kLong:
+    *out = TSD_INT64;
+    return true;
+  case at::kByte:
+    *out = TSD_UINT8;
+    return true;
+  case at::kBool:
+    *out = TSD_BOOL;
+    return true;
+  default:
+    return false;
+  }
+}
+
+at::ScalarType scalar_of(tsd_dtype d) {
+  switch (d) {
+  case TSD_FLOAT32:
+    return at::kFloat;
+  case TSD_FLOAT64:
+    return at::kDouble;
+  case TSD_FLOAT16:
+    return at::kHalf;
+  case TSD_BFLOAT16:
+    return at::kBFloat16;
+  case TSD_INT8:
+    return at::kChar;
+  case TSD_INT16:
+    return at::kShort;
+  case TSD_INT32:
+    return at::kInt;
+  case TSD_INT64:
+    return at::kLong;
+  case TSD_UINT8:
+    return at::kByte;
+  case TSD_BOOL:
+    return at::kBool;
+  default:
+    break;
+  }
+  // Callers pass dtypes model.c and the engine validated.
+  throw std::invalid_argument("invalid tsd dtype " + std::to_string(int(d)));
+}
+
+// ---- names ----------------------------------------------------------------
+
+// PyTorch prints `type(m).__name__`. TorchScript qualifies the class with
+// its Python module and, when one Python class gives several TorchScript
+// types (a Linear with and one without bias), a `___torch_mangle_N`
+// namespace: `__torch__.torch.nn.modules.linear.___torch_mangle_3.Linear`.
+std::string class_name_of(const torch::jit::Module &m) {
+  const auto &qn = m.type()->name();
+  if (!qn) return "RecursiveScriptModule";
+  std::string q = qn->qualifiedName();
+  std::vector<std::string> atoms;
+  size_t start = 0;
+  for (size_t i = 0; i <= q.size(); i++) {
+    if (i == q.size() || q[i] == '.') {
+      atoms.push_back(q.substr(start, i - start));
+      start = i + 1;
+    }
+  }
+  static const char mangle[] = "___torch_mangle_";
+  for (size_t i = atoms.size(); i-- > 0;) {
+    std::string &a = atoms[i];
+    // A mangle prefixed to the class atom itself (older LibTorch) or a
+    // namespace atom of its own (1.13): skip the marker either way.
+    if (a.compare(0, sizeof mangle - 1, mangle) == 0) {
+      size_t j = sizeof mangle - 1;
+      while (j < a.size() && a[j] >= '0' && a[j] <= '9')
+        j++;
+      if (j < a.size() && a[j] == '.') j++;
+      a = a.substr(j);
+    }
+    if (!a.empty()) return a;
+  }
+  return q;
+}
+
+std::string join(const std::string &prefix, const std::string &name) {
+  return prefix.empty() ? name : prefix + "." + name;
+}
+
+// ---- the model kind's operations --------------------------------------------
+
+at::Tensor &tensor_of(const tsd__mtensor *t) {
+  return static_cast<ts_tensor *>(t->handle)->tensor;
+}
+
+tsd_status ts_copy_in(tsd_model *m, tsd__mtensor *t, const tsd_checkpoint *c,
+                      const tsd__tensor *src) {
+  (void)m;
+  if (t->numel == 0) return TSD_OK;
+  return guarded("copying into", t->name, [&]() -> tsd_status {
+    torch::NoGradGuard no_grad;
+    at::Tensor &dst = tensor_of(t);
+    // Straight into the tensor when its memory is exactly what
+    // tsd__tensor_read writes: no temporary, no second pass. A read can then
+    // only fail on an I/O error (the engine validated the rest), which
+    // tsd_load documents as possibly leaving the model partly written.
+    if (dst.device().is_cpu() && dst.is_contiguous() &&
+        dst.scalar_type() == scalar_of(t->dtype) && !dst.is_conj() &&
+        !dst.is_neg())
+      return tsd__tensor_read(c, src, t->dtype, dst.data_ptr());
+    // Otherwise read into a temporary in the checkpoint's own dtype and let
+    // copy_ convert (dtype, device, strides), as load_state_dict does. The
+    // destination is written only once the read succeeded.
+    at::Tensor tmp = at::empty(
+        dst.sizes(),
+        at::TensorOptions().dtype(scalar_of(src->dtype)).device(at::kCPU));
+    tsd_status st = tsd__tensor_read(c, src, src->dtype, tmp.data_ptr());
+    if (st) return st;
+    dst.copy_(tmp);
+    return TSD_OK;
+  });
+}
+
+tsd_status ts_read(const tsd_model *m, const tsd__mtensor *t, tsd_dtype dtype,
+                   void *dst) {
+  (void)m;
+  if (t->numel == 0) return TSD_OK;
+  return guarded("reading", t->name, [&]() -> tsd_status {
+    torch::NoGradGuard no_grad;
+    at::Tensor cpu = tensor_of(t)
+                         .detach()
+                         .to(at::kCPU, scalar_of(dtype))
+                         .resolve_conj()
+                         .resolve_neg()
+                         .contiguous();
+    std::memcpy(dst, cpu.data_ptr(), size_t(t->numel) * tsd_dtype_size(dtype));
+    return TSD_OK;
+  });
+}
+
+tsd_status ts_save(const tsd_model *m, const char *path) {
+  return guarded("saving TorchScript archive", path, [&]() -> tsd_status {
+    static_cast<const ts_impl *>(m->impl)->module.save(std::string(path));
+    return TSD_OK;
+  });
+}
+
+void ts_destroy(tsd_model *m) {
+  // Destructors of LibTorch objects do not throw; the guard is for form's
+  // sake at a C border.
+  (void)guarded("freeing TorchScript model", m->class_name,
+                [&]() -> tsd_status {
+                  for (size_t i = 0; i < m->n_tensors; i++) {
+                    delete static_cast<ts_tensor *>(m->tensors[i].handle);
+                    m->tensors[i].handle = nullptr;
+                  }
+                  delete static_cast<ts_impl *>(m->impl);
+                  m->impl = nullptr;
+                  return TSD_OK;
+                });
+}
+
+const tsd__model_ops ts_ops = {ts_copy_in, ts_read, ts_save, ts_destroy};
+
+// ---- opening --------------------------------------------------------------
+
+tsd_status add_tensor(tsd_model *m, const std::string &name,
+                      tsd_tensor_role role, const at::Tensor *t,
+                      const char *path) {
+  if (!t)
+    return tsd__model_add(m, name.c_str(), TSD_PARAMETER_NONE, TSD_FLOAT32, 0,
+                          nullptr, nullptr, nullptr, nullptr);
+  tsd_dtype dtype;
+  if (!dtype_of(t->scalar_type(), &dtype))
+    return tsd__err(TSD_ERR_UNSUPPORTED,
+                    "%s: tensor \"%s\" has dtype %s, which tsd does not "
+                    "support",
+                    path, name.c_str(), c10::toString(t->scalar_type()));
+  if (t->layout() != at::kStrided || t->is_quantized())
+    return tsd__err(TSD_ERR_UNSUPPORTED,
+                    "%s: tensor \"%s\" is not a dense strided tensor", path,
+                    name.c_str());
+  std::vector<int64_t> shape(t->sizes().begin(), t->sizes().end());
+  if (shape.size() > TSD_MAX_NDIM)
+    return tsd__err(TSD_ERR_UNSUPPORTED,
+                    "%s: tensor \"%s\" has %zu dimensions (at most %d)", path,
+                    name.c_str(), shape.size(), TSD_MAX_NDIM);
+  auto handle = std::make_unique<ts_tensor>();
+  handle->tensor = *t;
+  tsd_status st = tsd__model_add(m, name.c_str(), role, dtype, shape.size(),
+                                 shape.data(), nullptr, handle.get(), nullptr);
+  if (st == TSD_OK) handle.release(); // the model owns it now (destroy)
+  return st;
+}
+
+// state_dict order (module.py, _save_to_state_dict): a module's parameters,
+// then its buffers, then each child. The class type's attribute slots keep
+// the order of `_parameters`, `_buffers` and `_modules`, and their kind.
+// Recursion is fine: a TorchScript archive is trusted input (it is code), its
+// depth is the model author's.
+tsd_status walk(tsd_model *m, const torch::jit::Module &mod,
+                const std::string &prefix, const char *path) {
+  std::string type = class_name_of(mod);
+  tsd_status st =
+      tsd__model_module(m, prefix.c_str(), type.c_str(), -1, nullptr);
+  if (st) return st;
+  const c10::ClassTypePtr &cls = mod.type();
+  const auto &obj = mod._ivalue();
+  const size_t n = cls->numAttributes();
+  for (size_t i = 0; i < n && !st; i++) {
+    if (!cls->is_parameter(i)) continue;
+    const c10::IValue &v = obj->getSlot(i);
+    std::string name = join(prefix, cls->getAttributeName(i));
+    if (v.isTensor()) {
+      at::Tensor t = v.toTensor();
+      st = add_tensor(m, name, TSD_PARAMETER, &t, path);
+    } else if (v.isNone()) {
+      st = add_tensor(m, name, TSD_PARAMETER_NONE, nullptr, path);
+    } else {
+      st = tsd__err(TSD_ERR_UNSUPPORTED,
+                    "%s: parameter \"%s\" is a %s, not a tensor", path,
+                    name.c_str(), v.tagKind().c_str());
+    }
+  }
+  for (size_t i = 0; i < n && !st; i++) {
+    if (!cls->is_buffer(i)) continue;
+    const c10::IValue &v = obj->getSlot(i);
+    if (!v.isTensor()) continue; // a None buffer: not in state_dict
+    at::Tensor t = v.toTensor();
+    st = add_tensor(m, join(prefix, cls->getAttributeName(i)), TSD_BUFFER, &t,
+                    path);
+  }
+  if (st) return st;
+  for (const auto &child : mod.named_children()) {
+    st = walk(m, child.value, join(prefix, child.name), path);
+    if (st) return st;
+  }
+  return TSD_OK;
+}
+
+// The device, checked before anything is loaded onto it: CUDA must exist on
+// this machine (a CPU-only LibTorch would fail deep inside the load). Other
+// device types (mps, xla, ...) are left to torch::jit::load, which refuses
+// those this LibTorch does not support.
+tsd_status parse_device(const char *device, c10::Device *out) {
+  try {
+    *out = c10::Device(std::string(device));
+  } catch (const c10::Error &e) {
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "device \"%s\" is not a device name LibTorch knows "
+                    "(\"cpu\", \"cuda\", \"cuda:1\", ...): %s",
+                    device, e.what_without_backtrace());
+  }
+  // A meta tensor has a shape and no data: a load would "succeed" and keep
+  // nothing, a save would write no weights.
+  if (out->is_meta())
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "device \"%s\": meta tensors hold no data to load into",
+                    device);
+  if (out->is_cuda()) {
+    if (!torch::cuda::is_available())
+      return tsd__err(TSD_ERR_INVALID_ARG,
+                      "device \"%s\" is not available: no CUDA device (or "
+                      "this LibTorch was built without CUDA)",
+                      device);
+    size_t count = torch::cuda::device_count();
+    if (out->has_index() && size_t(out->index()) >= count)
+      return tsd__err(TSD_ERR_INVALID_ARG,
+                      "device \"%s\" is not available: %zu CUDA device(s)",
+                      device, count);
+  }
+  return TSD_OK;
+}
+
+// Before torch::jit::load: a missing file is an I/O error, and a file that
+// is not a TorchScript archive (a torch.save checkpoint, random bytes) says
+// so instead of LibTorch's "constants.pkl: file not found".
+tsd_status check_archive(const char *path) {
+  FILE *f = std::fopen(path, "rb");
+  if (!f)
+    return tsd__err(TSD_ERR_IO, "%s: cannot open: %s", path,
+                    std::strerror(errno));
+  std::fclose(f);
+  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
+  try {
+    reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(
+        std::string(path));
+  } catch (const c10::Error &e) {
+    return tsd__err(TSD_ERR_FORMAT,
+                    "%s is not a TorchScript archive (torch.jit.save output): "
+                    "not a zip archive LibTorch can read (%s)",
+                    path, e.what_without_backtrace());
+  }
+  // torch.jit.save writes constants.pkl and code/; torch.save writes neither.
+  if (!reader->hasRecord("constants.pkl"))
+    return tsd__err(TSD_ERR_FORMAT,
+                    "%s is not a TorchScript archive (torch.jit.save output): "
+                    "a zip archive without constants.pkl, such as a torch.save "
+                    "checkpoint (open those with tsd_checkpoint_open)",
+                    path);
+  return TSD_OK;
+}
+
+tsd_status open_impl(tsd_model **out, const char *path, const char *device) {
+  c10::Device dev(c10::kCPU);
+  tsd_status st = parse_device(device, &dev);
+  if (st) return st;
+  if ((st = check_archive(path))) return st;
+
+  auto impl = std::make_unique<ts_impl>();
+  impl->module = torch::jit::load(std::string(path), dev);
+  std::string cls = class_name_of(impl->module);
+
+  tsd_model *raw = nullptr;
+  if ((st = tsd__model_create(&raw, cls.c_str(), &ts_ops, impl.get())))
+    return st;
+  impl.release(); // the model owns it now: tsd_model_free -> ts_destroy
+  std::unique_ptr<tsd_model, void (*)(tsd_model *)> m(raw, tsd_model_free);
+  if ((st = walk(m.get(), static_cast<ts_impl *>(raw->impl)->module, "", path)))
+    return st;
+  *out = m.release();
+  return TSD_OK;
+}
+
+// ---- a TorchScript archive as a checkpoint
+// ------------------------------------
+
+// What Python's `torch.jit.load(path).state_dict()` holds: the tensors of
+// every module (parameters, then buffers, then children; None skipped) and
+// a `_metadata` entry per module. A scripted module's `_version` is
+// nn.Module's, 1, for every module (BatchNorm's 2 is a Python class
+// attribute TorchScript does not keep): the norm rules then see version 1,
+// not None, which matters for _InstanceNorm's (it applies only to None).
+struct named_tensor {
+  std::string name;
+  at::Tensor tensor;
+  bool is_parameter;
+};
+
+void collect(const torch::jit::Module &mod, const std::string &prefix,
+             std::vector<named_tensor> *tensors,
+             std::vector<std::string> *modules) {
+  modules->push_back(prefix);
+  const c10::ClassTypePtr &cls = mod.type();
+  const auto &obj = mod._ivalue();
+  const size_t n = cls->numAttributes();
+  for (int pass = 0; pass < 2; pass++) {
+    for (size_t i = 0; i < n; i++) {
+      bool want = pass == 0 ? cls->is_parameter(i) : cls->is_buffer(i);
+      const c10::IValue &v = obj->getSlot(i);
+      if (!want || !v.isTensor()) continue;
+      tensors->push_back(
+          {join(prefix, cls->getAttributeName(i)), v.toTensor(), pass == 0});
+    }
+  }
+  for (const auto &child : mod.named_children())
+    collect(child.value, join(prefix, child.name), tensors, modules);
+}
+
+struct ckpt_builder {
+  tsd_checkpoint *c;
+  const char *path;
+
+  template <class T> T *alloc(size_t n) {
+    void *p = tsd__arena_alloc(&c->arena, n * sizeof(T));
+    if (!p) throw std::bad_alloc();
+    return static_cast<T *>(p);
+  }
+  tsd__value *value(tsd__vkind kind) {
+    tsd__value *v = alloc<tsd__value>(1);
+    std::memset(v, 0, sizeof *v);
+    v->kind = kind;
+    return v;
+  }
+  tsd__value *str(const std::string &s) {
+    tsd__value *v = value(TSD__V_STR);
+    char *p = alloc<char>(s.size() + 1);
+    std::memcpy(p, s.c_str(), s.size() + 1);
+    v->u.s.p = p;
+    v->u.s.len = s.size();
+    return v;
+  }
+  tsd__value *dict(size_t n) {
+    tsd__value *d = value(TSD__V_DICT);
+    d->flags = TSD__VF_ORDERED;
+    d->depth = 1;
+    d->u.dict.keys = alloc<tsd__value *>(n ? n : 1);
+    d->u.dict.vals = alloc<tsd__value *>(n ? n : 1);
+    d->u.dict.cap = n;
+    return d;
+  }
+  void set(tsd__value *d, tsd__value *k, tsd__value *v) {
+    d->u.dict.keys[d->u.dict.len] = k;
+    d->u.dict.vals[d->u.dict.len] = v;
+    d->u.dict.len++;
+  }
+
+  // A tensor value whose storage is an in-memory copy of `t` (CPU,
+  // C-contiguous).
+  tsd_status tensor(const named_tensor &nt, tsd__value **out) {
+    tsd_dtype dtype;
+    const at::Tensor &src = nt.tensor;
+    if (!dtype_of(src.scalar_type(), &dtype))
+      return tsd__err(TSD_ERR_UNSUPPORTED,
+                      "%s: tensor \"%s\" has dtype %s, which tsd does not "
+                      "support",
+                      path, nt.name.c_str(), c10::toString(src.scalar_type()));
+    if (src.layout() != at::kStrided || src.is_quantized())
+      return tsd__err(TSD_ERR_UNSUPPORTED,
+                      "%s: tensor \"%s\" is not a dense strided tensor", path,
+                      nt.name.c_str());
+    if (size_t(src.dim()) > TSD_MAX_NDIM)
+      return tsd__err(TSD_ERR_UNSUPPORTED,
+                      "%s: tensor \"%s\" has %lld dimensions (at most %d)",
+                      path, nt.name.c_str(), (long long)src.dim(),
+                      TSD_MAX_NDIM);
+    at::Tensor cpu =
+        src.detach().to(at::kCPU).resolve_conj().resolve_neg().contiguous();
+    const size_t ndim = size_t(cpu.dim());
+    const uint64_t numel = uint64_t(cpu.numel());
+    const uint64_t nbytes = numel * tsd_dtype_size(dtype); // LibTorch's own
+    tsd__storage *s = alloc<tsd__storage>(1);
+    tsd__tensor *t = alloc<tsd__tensor>(1);
+    std::memset(s, 0, sizeof *s);
+    std::memset(t, 0, sizeof *t);
+    uint8_t *mem = alloc<uint8_t>(nbytes ? size_t(nbytes) : 1);
+    if (nbytes) std::memcpy(mem, cpu.data_ptr(), size_t(nbytes));
+    s->dtype = dtype;
+    s->numel = numel;
+    s->nbytes = nbytes;
+    s->mem = mem;
+    s->key = str(nt.name)->u.s.p;
+    t->storage = s;
+    t->dtype = dtype;
+    t->ndim = ndim;
+    t->shape = alloc<int64_t>(ndim + 1);
+    t->stride = alloc<int64_t>(ndim + 1);
+    int64_t acc = 1; // PyTorch's contiguous strides: size-0 dims count as 1
+    for (size_t d = ndim; d-- > 0;) {
+      t->shape[d] = cpu.size(int64_t(d));
+      t->stride[d] = acc;
+      if (t->shape[d] > 1) acc *= t->shape[d];
+    }
+    t->numel = int64_t(numel);
+    t->is_parameter = nt.is_parameter;
+    t->contiguous = true;
+    tsd__value *v = value(TSD__V_TENSOR);
+    v->u.tensor = t;
+    *out = v;
+    return TSD_OK;
+  }
+};
+
+tsd_status ckpt_impl(tsd_checkpoint **out, const char *path) {
+  tsd_status st = check_archive(path);
+  if (st) return st;
+  torch::jit::Module module = torch::jit::load(std::string(path), at::kCPU);
+  std::vector<named_tensor> tensors;
+  std::vector<std::string> modules;
+  collect(module, "", &tensors, &modules);
+
+  tsd_checkpoint *raw =
+      static_cast<tsd_checkpoint *>(tsd__calloc(1, sizeof(tsd_checkpoint)));
+  if (!raw) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", path);
+  raw->src.fd = -1;
+  tsd__arena_init(&raw->arena, 0);
+  tsd__strmap_init(&raw->index);
+  std::unique_ptr<tsd_checkpoint, void (*)(tsd_checkpoint *)> c(
+      raw, tsd_checkpoint_free);
+  // Messages about the checkpoint name its file.
+  if (!(raw->src.name = tsd__strdup(path)))
+    return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", path);
+
+  ckpt_builder b{raw, path};
+  tsd__value *root = b.dict(tensors.size());
+  std::vector<tsd__storage *> storages;
+  for (const named_tensor &nt : tensors) {
+    tsd__value *v = nullptr;
+    if ((st = b.tensor(nt, &v))) return st;
+    b.set(root, b.str(nt.name), v);
+    storages.push_back(v->u.tensor->storage);
+  }
+  tsd__value *meta = b.dict(modules.size());
+  for (const std::string &prefix : modules) {
+    tsd__value *entry = b.dict(1);
+    tsd__value *one = b.value(TSD__V_INT);
+    one->u.i = 1;
+    b.set(entry, b.str("version"), one);
+    b.set(meta, b.str(prefix), entry);
+  }
+  meta->depth = 2;
+  root->u.dict.metadata = meta;
+  raw->parsed.root = root;
+  raw->parsed.storages = b.alloc<tsd__storage *>(storages.size() + 1);
+  std::copy(storages.begin(), storages.end(), raw->parsed.storages);
+  raw->parsed.n_storages = storages.size();
+  tsd_checkpoint_select_root(raw); // builds the view of the root dict
+  if (raw->view_status != TSD_OK)
+    return tsd__err(raw->view_status, "%s: %s", path,
+                    raw->view_error ? raw->view_error
+                                    : "cannot build the checkpoint view");
+  *out = c.release();
+  return TSD_OK;
+}
+
+} // namespace
+
+extern "C" {
+
+TSD_API int tsd_has_torch(void) {
+  return 1;
+}
+
+tsd_status tsd__torchscript_open(tsd_model **out, const char *path,
+                                 const char *device) {
+  if (!out)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_model_open_torchscript: out is NULL");
+  *out = nullptr;
+  if (!path)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_model_open_torchscript: path is NULL");
+  if (!device) device = "cpu";
+  return guarded("opening TorchScript archive", path,
+                 [&]() { return open_impl(out, path, device); });
+}
+
+TSD_API tsd_status tsd_checkpoint_open_torchscript(tsd_checkpoint **out,
+                                                   const char *path) {
+  if (!out)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_checkpoint_open_torchscript: out is NULL");
+  *out = nullptr;
+  if (!path)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_checkpoint_open_torchscript: path is NULL");
+  return guarded("opening TorchScript archive", path,
+                 [&]() { return ckpt_impl(out, path); });
+}
+
+} // extern "C"

@@ -417,27 +417,6 @@ static tsd_status load_module(load_ctx *x, size_t mi) {
   return TSD_OK;
 }
 
-static size_t *module_preorder(const tsd_model *m) {
-  size_t *out = tsd__malloc(m->n_modules * sizeof *out);
-  size_t *stack = tsd__malloc(m->n_modules * sizeof *stack);
-  if (!out || !stack) {
-    tsd__free(out);
-    tsd__free(stack);
-    return NULL;
-  }
-  size_t sp = 0, n = 0;
-  stack[sp++] = 0;
-  while (sp) {
-    size_t mi = stack[--sp];
-    out[n++] = mi;
-    const tsd__module *mod = &m->modules[mi];
-    for (size_t k = mod->n_children; k-- > 0;)
-      stack[sp++] = mod->children[k];
-  }
-  tsd__free(stack);
-  return out;
-}
-
 static void ctx_free(load_ctx *x) {
   tsd__free(x->popped);
   tsd__free(x->unexp_at);
@@ -582,7 +561,7 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
   x.unexp_at = tsd__malloc(nk * sizeof *x.unexp_at);
   x.bucket = tsd__malloc(nk * sizeof *x.bucket);
   x.info = tsd__calloc(model->n_modules, sizeof *x.info);
-  x.preorder = module_preorder(model);
+  x.preorder = tsd__model_module_preorder(model);
   x.plan =
       tsd__malloc((model->n_tensors ? model->n_tensors : 1) * sizeof *x.plan);
   if (!model->order) model->order = tsd__model_order(model);

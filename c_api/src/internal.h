@@ -406,6 +406,8 @@ tsd__norm tsd__norm_of_type(const char *type_name);
 /* Tensor indices in state_dict order (pre-order: params, buffers, children).
  * Returns a new array of m->n_tensors (tsd__free) or NULL on OOM. */
 size_t *tsd__model_order(const tsd_model *m);
+/* Module indices in pre-order (a new array of n_modules, or NULL). */
+size_t *tsd__model_module_preorder(const tsd_model *m);
 
 /* ---- reports (report.c), built by the engine ----------------------------- */
 /* All return TSD_OK or TSD_ERR_NOMEM. */

@@ -336,6 +336,30 @@ static bool is_param_role(tsd_tensor_role r) {
   return r == TSD_PARAMETER || r == TSD_PARAMETER_NONE;
 }
 
+/* Module indices in pre-order (the `_metadata` order). A new array of
+ * m->n_modules (tsd__free), or NULL on OOM. Iterative: the depth of a model
+ * is the caller's. */
+size_t *tsd__model_module_preorder(const tsd_model *m) {
+  size_t *out = tsd__malloc(m->n_modules * sizeof *out);
+  size_t *stack = tsd__malloc(m->n_modules * sizeof *stack);
+  if (!out || !stack) {
+    tsd__free(out);
+    tsd__free(stack);
+    return NULL;
+  }
+  size_t sp = 0, n = 0;
+  stack[sp++] = 0;
+  while (sp) {
+    size_t mi = stack[--sp];
+    out[n++] = mi;
+    const tsd__module *mod = &m->modules[mi];
+    for (size_t k = mod->n_children; k-- > 0;)
+      stack[sp++] = mod->children[k];
+  }
+  tsd__free(stack);
+  return out;
+}
+
 size_t *tsd__model_order(const tsd_model *m) {
   size_t *order =
       tsd__malloc((m->n_tensors ? m->n_tensors : 1) * sizeof *order);

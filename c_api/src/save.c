@@ -518,28 +518,6 @@ static tsd_status open_temp(const char *path, char **out_tmp, int *out_fd) {
   return tsd__err(TSD_ERR_IO, "%s: cannot find a free temporary name", path);
 }
 
-/* Modules in pre-order (state_dict's `_metadata` order). */
-static size_t *modules_preorder(const tsd_model *m) {
-  size_t *out = tsd__malloc(m->n_modules * sizeof *out);
-  size_t *stack = tsd__malloc(m->n_modules * sizeof *stack);
-  if (!out || !stack) {
-    tsd__free(out);
-    tsd__free(stack);
-    return NULL;
-  }
-  size_t sp = 0, n = 0;
-  stack[sp++] = 0;
-  while (sp) {
-    size_t mi = stack[--sp];
-    out[n++] = mi;
-    const tsd__module *mod = &m->modules[mi];
-    for (size_t k = mod->n_children; k-- > 0;)
-      stack[sp++] = mod->children[k];
-  }
-  tsd__free(stack);
-  return out;
-}
-
 static tsd_status write_all(zw *w, const tsd_model *m, const char *stem,
                             const size_t *items, size_t n_items,
                             const size_t *mods) {
@@ -597,7 +575,7 @@ tsd_status tsd__save_pth_ex(const tsd_model *m, const char *path,
   if (!m || !path || !*path)
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_save: no model or path");
   size_t *order = tsd__model_order(m);
-  size_t *mods = modules_preorder(m);
+  size_t *mods = tsd__model_module_preorder(m);
   char *stem = archive_stem(path);
   zw w;
   memset(&w, 0, sizeof w);

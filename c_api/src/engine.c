@@ -29,6 +29,7 @@ typedef struct mod_info {
   bool bn_synth;     /* the _NormBase rule inserted num_batches_tracked */
   size_t in_drop[2]; /* keys the _InstanceNorm rule popped (running_mean/var) */
   size_t n_in_drop;
+  size_t frozen_drop; /* num_batches_tracked FrozenBatchNorm2d deletes */
   size_t extra; /* checkpoint index of prefix + "_extra_state" */
   size_t unexp_begin, unexp_end; /* range in the bucketed unexpected keys */
 } mod_info;
@@ -187,11 +188,20 @@ static tsd_status module_rules(load_ctx *x) {
     const tsd__module *mod = &x->m->modules[mi];
     mod_info *info = &x->info[mi];
     info->extra = NONE_IDX;
+    info->frozen_drop = NONE_IDX;
+    size_t len, i;
+    if (mod->type_name && strcmp(mod->type_name, "FrozenBatchNorm2d") == 0) {
+      /* torchvision.ops.FrozenBatchNorm2d._load_from_state_dict deletes
+       * prefix + "num_batches_tracked" from its dict before loading: the key
+       * is neither loaded nor unexpected. */
+      const char *key = module_key_name(x, mod, "num_batches_tracked", &len);
+      if (!key) return tsd__err(TSD_ERR_NOMEM, "out of memory");
+      if (view_lookup(x, key, len, &i)) info->frozen_drop = i;
+    }
     if (mod->norm == TSD__NORM_NONE) continue;
     /* local_metadata = metadata.get(prefix[:-1], {}); version may be None */
     int64_t version = tsd__keyview_version(&x->view, mod->prefix);
     bool tracking = tracks_running_stats(x->m, mod);
-    size_t len, i;
     if (mod->norm == TSD__NORM_INSTANCE && version < 0 && !tracking) {
       /* _InstanceNorm, version None, track_running_stats=False: running
        * stats in the checkpoint are an error and are popped. */
@@ -214,6 +224,7 @@ static tsd_status module_rules(load_ctx *x) {
 }
 
 static bool in_dropped(const mod_info *info, size_t i) {
+  if (info->frozen_drop == i) return true;
   for (size_t k = 0; k < info->n_in_drop; k++)
     if (info->in_drop[k] == i) return true;
   return false;

@@ -770,3 +770,31 @@ TEST(Engine, PythonCheckpointGivesPythonsAnswer) {
   }
   tsd_checkpoint_free(c);
 }
+
+// torchvision's FrozenBatchNorm2d deletes `num_batches_tracked` from the
+// checkpoint before loading (ResNet backbones of detection models).
+TEST(Engine, FrozenBatchNormIgnoresNumBatchesTracked) {
+  Model m("Backbone");
+  m.module("bn", "FrozenBatchNorm2d");
+  for (const char *n : {"bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"})
+    m.add(n, {3}, TSD_BUFFER);
+  m.module("other", "BatchNorm2d");
+  m.add("other.num_batches_tracked", {}, TSD_BUFFER, TSD_INT64, 5);
+  CkptBuilder b;
+  for (const char *n : {"bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"})
+    b.f32(n, {3});
+  b.add("bn.num_batches_tracked", b.integer(7));
+  b.add("other.num_batches_tracked", b.integer(7));
+  b.version("other", 2);
+  Load l(m.get(), b.get());
+  // bn.num_batches_tracked is dropped before anything looks at it (so its
+  // non-tensor value is no error, and the key is not unexpected); the same
+  // key under the BatchNorm2d is loaded, so the non-tensor error names only
+  // that one.
+  EXPECT_EQ(l.status, TSD_ERR_LOAD);
+  EXPECT_EQ(l.message(),
+            "Error(s) in loading state_dict for Backbone:\n\tWhile copying "
+            "the parameter named \"other.num_batches_tracked\", expected "
+            "torch.Tensor or Tensor-like object from checkpoint but received "
+            "<class 'int'>");
+}

@@ -30,7 +30,7 @@ typedef struct mod_info {
   size_t in_drop[2]; /* keys the _InstanceNorm rule popped (running_mean/var) */
   size_t n_in_drop;
   size_t frozen_drop; /* num_batches_tracked FrozenBatchNorm2d deletes */
-  size_t extra; /* checkpoint index of prefix + "_extra_state" */
+  size_t extra;       /* checkpoint index of prefix + "_extra_state" */
   size_t unexp_begin, unexp_end; /* range in the bucketed unexpected keys */
 } mod_info;
 
@@ -56,30 +56,6 @@ typedef struct load_ctx {
 static const int64_t k_zero = 0;
 
 /* ---- lookups ------------------------------------------------------------ */
-
-static const char *tensor_key(const void *ctx, size_t index, size_t *len) {
-  const tsd_model *m = ctx;
-  const char *k = m->tensors[index].name;
-  *len = strlen(k);
-  return k;
-}
-
-static const char *module_key(const void *ctx, size_t index, size_t *len) {
-  const tsd_model *m = ctx;
-  const char *k = m->modules[index].prefix;
-  *len = strlen(k);
-  return k;
-}
-
-static bool model_tensor(const tsd_model *m, const char *s, size_t n,
-                         size_t *out) {
-  return tsd__strmap_find(&m->tensor_index, s, n, tensor_key, m, out);
-}
-
-static bool model_module(const tsd_model *m, const char *s, size_t n,
-                         size_t *out) {
-  return tsd__strmap_find(&m->module_index, s, n, module_key, m, out);
-}
 
 /* A module's local_state: parameters that are not None, and persistent
  * buffers (Module._load_from_state_dict). */
@@ -253,9 +229,9 @@ static void classify_key(load_ctx *x, size_t i) {
     const char *dot = memchr(rest, '.', rn);
     size_t end = off + (dot ? (size_t)(dot - rest) : rn);
     size_t child, ti;
-    bool is_child =
-        model_module(m, key, end, &child) && m->modules[child].parent == mod;
-    bool is_local = model_tensor(m, key, end, &ti) &&
+    bool is_child = tsd__model_find_module(m, key, end, &child) &&
+                    m->modules[child].parent == mod;
+    bool is_local = tsd__model_find_tensor(m, key, end, &ti) &&
                     m->tensors[ti].module == mod &&
                     is_local_state(&m->tensors[ti]);
     bool unexpected;
@@ -421,7 +397,8 @@ static tsd_status load_module(load_ctx *x, size_t mi) {
     key = module_key_name(x, mod, "num_batches_tracked", &len);
     if (!key) return tsd__err(TSD_ERR_NOMEM, "out of memory");
     size_t ti;
-    if (!(model_tensor(m, key, len, &ti) && is_local_state(&m->tensors[ti])))
+    if (!(tsd__model_find_tensor(m, key, len, &ti) &&
+          is_local_state(&m->tensors[ti])))
       if ((st = tsd__report_add(x->report, TSD_LIST_UNEXPECTED, key, len)))
         return st;
   }
@@ -548,9 +525,9 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
   x.c = ckpt;
   x.rules = opt.rules;
   tsd__buf_init(&x.scratch);
-  tsd__remap remap = {opt.strip_prefixes, opt.n_strip_prefixes, opt.renames,
-                      opt.n_renames, opt.add_prefix,
-                      opt.rules == TSD_RULES_TORCH_2};
+  tsd__remap remap = {opt.strip_prefixes, opt.n_strip_prefixes,
+                      opt.renames,        opt.n_renames,
+                      opt.add_prefix,     opt.rules == TSD_RULES_TORCH_2};
   tsd_status st = tsd__keyview_build(&x.view, ckpt, &remap);
   if (st) {
     ctx_free(&x);

@@ -408,6 +408,11 @@ tsd__norm tsd__norm_of_type(const char *type_name);
 size_t *tsd__model_order(const tsd_model *m);
 /* Module indices in pre-order (a new array of n_modules, or NULL). */
 size_t *tsd__model_module_preorder(const tsd_model *m);
+/* Index of the tensor named / the module at prefix (s, n): true if found. */
+bool tsd__model_find_tensor(const tsd_model *m, const char *s, size_t n,
+                            size_t *out);
+bool tsd__model_find_module(const tsd_model *m, const char *s, size_t n,
+                            size_t *out);
 
 /* ---- reports (report.c), built by the engine ----------------------------- */
 /* All return TSD_OK or TSD_ERR_NOMEM. */

@@ -87,13 +87,13 @@ static tsd_status check_path(const char *name, const char *what) {
   return TSD_OK;
 }
 
-static bool find_module(const tsd_model *m, const char *p, size_t len,
-                        size_t *out) {
+bool tsd__model_find_module(const tsd_model *m, const char *p, size_t len,
+                            size_t *out) {
   return tsd__strmap_find(&m->module_index, p, len, module_key, m, out);
 }
 
-static bool find_tensor(const tsd_model *m, const char *p, size_t len,
-                        size_t *out) {
+bool tsd__model_find_tensor(const tsd_model *m, const char *p, size_t len,
+                            size_t *out) {
   return tsd__strmap_find(&m->tensor_index, p, len, tensor_key, m, out);
 }
 
@@ -104,7 +104,7 @@ static tsd_status check_no_tensor_on_path(const tsd_model *m, const char *path,
                                           size_t len, const char *full) {
   for (size_t i = 0; i <= len; i++) {
     if (i == len || path[i] == '.') {
-      if (find_tensor(m, path, i, NULL))
+      if (tsd__model_find_tensor(m, path, i, NULL))
         return tsd__err(TSD_ERR_INVALID_ARG,
                         "\"%s\": \"%.*s\" is already a tensor, it cannot also "
                         "be a module",
@@ -127,7 +127,7 @@ static tsd_status ensure_modules(tsd_model *m, const char *path, size_t len,
   for (size_t i = 0; i <= len; i++) {
     if (i != len && path[i] != '.') continue;
     size_t found;
-    if (find_module(m, path, i, &found)) {
+    if (tsd__model_find_module(m, path, i, &found)) {
       cur = found;
     } else {
       if (!grow((void **)&m->modules, &m->cap_modules, m->n_modules + 1,
@@ -270,9 +270,9 @@ tsd_status tsd__model_add(tsd_model *m, const char *name, tsd_tensor_role role,
   if (is_none) numel = 0;
 
   size_t len = strlen(name);
-  if (find_tensor(m, name, len, NULL))
+  if (tsd__model_find_tensor(m, name, len, NULL))
     return tsd__err(TSD_ERR_INVALID_ARG, "duplicate tensor name \"%s\"", name);
-  if (find_module(m, name, len, NULL))
+  if (tsd__model_find_module(m, name, len, NULL))
     return tsd__err(TSD_ERR_INVALID_ARG,
                     "\"%s\" is already a module, it cannot also be a tensor",
                     name);
@@ -514,7 +514,7 @@ TSD_API tsd_status tsd_model_set_persistent(tsd_model *model, const char *name,
     return tsd__err(TSD_ERR_INVALID_ARG,
                     "tsd_model_set_persistent: NULL argument");
   size_t i;
-  if (!find_tensor(model, name, strlen(name), &i))
+  if (!tsd__model_find_tensor(model, name, strlen(name), &i))
     return tsd__err(TSD_ERR_NOT_FOUND, "model %s has no tensor \"%s\"",
                     model->class_name, name);
   tsd__mtensor *t = &model->tensors[i];

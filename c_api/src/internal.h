@@ -59,6 +59,9 @@ void *tsd__realloc(void *p, size_t n);
 void tsd__free(void *p);
 char *tsd__strdup(const char *s);
 char *tsd__strndup(const char *s, size_t n);
+/* Grows the array *p (capacity *cap elements of `elem` bytes) to hold at
+ * least `need`, doubling; false on overflow or OOM, leaving it unchanged. */
+bool tsd__grow(void **p, size_t *cap, size_t need, size_t elem);
 
 /* ---- arena (util.c): bump allocator freed all at once -------------------- */
 typedef struct tsd__arena_block tsd__arena_block;
@@ -488,6 +491,9 @@ tsd_status tsd__save_safetensors(const tsd_model *m, const char *path);
 
 /* save.c: writes (name, tensor-reader) pairs as a torch.save .pth. */
 tsd_status tsd__save_pth(const tsd_model *m, const char *path);
+/* Creates ".<name>.tsd-tmp-<pid>-<n>" next to `path` (O_EXCL), for writers
+ * that rename it into place when done. *out_tmp is freed with tsd__free. */
+tsd_status tsd__open_temp(const char *path, char **out_tmp, int *out_fd);
 /* Same, with ZIP64 fields for every size/offset >= zip64_at (tests force
  * ZIP64 on small files; tsd__save_pth uses 0xFFFFFFFF). */
 tsd_status tsd__save_pth_ex(const tsd_model *m, const char *path,

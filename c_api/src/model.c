@@ -25,20 +25,6 @@ static void invalidate_order(tsd_model *m) {
   m->order = NULL;
 }
 
-static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
-  if (need <= *cap) return true;
-  size_t c = *cap ? *cap : 8;
-  while (c < need) {
-    if (c > SIZE_MAX / 2 / elem) return false;
-    c *= 2;
-  }
-  void *q = tsd__realloc(*p, c * elem);
-  if (!q) return false;
-  *p = q;
-  *cap = c;
-  return true;
-}
-
 tsd_status tsd__model_create(tsd_model **out, const char *class_name,
                              const tsd__model_ops *ops, void *impl) {
   *out = NULL;
@@ -130,12 +116,12 @@ static tsd_status ensure_modules(tsd_model *m, const char *path, size_t len,
     if (tsd__model_find_module(m, path, i, &found)) {
       cur = found;
     } else {
-      if (!grow((void **)&m->modules, &m->cap_modules, m->n_modules + 1,
+      if (!tsd__grow((void **)&m->modules, &m->cap_modules, m->n_modules + 1,
                 sizeof *m->modules))
         return tsd__err(TSD_ERR_NOMEM, "out of memory adding module %.*s",
                         (int)i, path);
       tsd__module *parent = &m->modules[cur];
-      if (!grow((void **)&parent->children, &parent->cap_children,
+      if (!tsd__grow((void **)&parent->children, &parent->cap_children,
                 parent->n_children + 1, sizeof *parent->children))
         return tsd__err(TSD_ERR_NOMEM, "out of memory adding module %.*s",
                         (int)i, path);
@@ -286,7 +272,7 @@ tsd_status tsd__model_add(tsd_model *m, const char *name, tsd_tensor_role role,
   char *name_copy = tsd__strndup(name, len);
   int64_t *shape_copy = tsd__malloc((ndim ? ndim : 1) * sizeof *shape_copy);
   if (!name_copy || !shape_copy ||
-      !grow((void **)&m->tensors, &m->cap_tensors, m->n_tensors + 1,
+      !tsd__grow((void **)&m->tensors, &m->cap_tensors, m->n_tensors + 1,
             sizeof *m->tensors)) {
     tsd__free(name_copy);
     tsd__free(shape_copy);
@@ -296,7 +282,7 @@ tsd_status tsd__model_add(tsd_model *m, const char *name, tsd_tensor_role role,
   size_t mod;
   st = ensure_modules(m, name, mod_len, &mod);
   tsd__module *mm = st ? NULL : &m->modules[mod];
-  if (!st && !grow((void **)&mm->tensors, &mm->cap_tensors, mm->n_tensors + 1,
+  if (!st && !tsd__grow((void **)&mm->tensors, &mm->cap_tensors, mm->n_tensors + 1,
                    sizeof *mm->tensors))
     st = tsd__err(TSD_ERR_NOMEM, "out of memory adding tensor %s", name);
   size_t idx = m->n_tensors;

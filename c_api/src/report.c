@@ -26,20 +26,6 @@ struct tsd_report {
   char *json;    /* tsd__free */
 };
 
-static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
-  if (need <= *cap) return true;
-  size_t c = *cap ? *cap : 16;
-  while (c < need) {
-    if (c > SIZE_MAX / 2 / elem) return false;
-    c *= 2;
-  }
-  void *q = tsd__realloc(*p, c * elem);
-  if (!q) return false;
-  *p = q;
-  *cap = c;
-  return true;
-}
-
 static const char *arena_strndup(tsd__arena *a, const char *s, size_t n) {
   if (n == SIZE_MAX) return NULL;
   char *p = tsd__arena_alloc(a, n + 1);
@@ -54,7 +40,7 @@ static tsd_status oom(void) {
 }
 
 static tsd_status list_push(str_list *l, const char *s) {
-  if (!grow((void **)&l->items, &l->cap, l->len + 1, sizeof *l->items))
+  if (!tsd__grow((void **)&l->items, &l->cap, l->len + 1, sizeof *l->items))
     return oom();
   l->items[l->len++] = s;
   return TSD_OK;
@@ -153,7 +139,7 @@ tsd_status tsd__report_add_mismatch(tsd_report *r, tsd_list list,
     tsd__buf_free(&b);
     if (st) return st;
   }
-  if (!grow((void **)&ml->items, &ml->cap, ml->len + 1, sizeof *ml->items))
+  if (!tsd__grow((void **)&ml->items, &ml->cap, ml->len + 1, sizeof *ml->items))
     return oom();
   tsd_status st = list_push(keys, mm.key);
   if (st) return st;
@@ -522,7 +508,7 @@ static tsd_status insert_front(tsd_report *r, tsd__buf *b) {
   const char *s = arena_strndup(&r->arena, b->data, b->len);
   if (!s) return oom();
   str_list *l = &r->errors;
-  if (!grow((void **)&l->items, &l->cap, l->len + 1, sizeof *l->items))
+  if (!tsd__grow((void **)&l->items, &l->cap, l->len + 1, sizeof *l->items))
     return oom();
   memmove(l->items + 1, l->items, l->len * sizeof *l->items);
   l->items[0] = s;

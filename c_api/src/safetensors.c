@@ -448,32 +448,6 @@ static tsd_status write_fd(int fd, const void *p, size_t n, const char *path) {
   return TSD_OK;
 }
 
-static tsd_status open_temp(const char *path, char **out_tmp, int *out_fd) {
-  const char *slash = strrchr(path, '/');
-  size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
-  for (unsigned attempt = 0; attempt < 100; attempt++) {
-    tsd__buf b;
-    tsd__buf_init(&b);
-    tsd__buf_append(&b, path, dir_len);
-    tsd__buf_printf(&b, ".%s.tsd-tmp-%ld-%u", path + dir_len, (long)getpid(),
-                    attempt);
-    char *tmp = tsd__buf_take(&b);
-    if (!tmp) return tsd__err(TSD_ERR_NOMEM, "out of memory");
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd >= 0) {
-      *out_tmp = tmp;
-      *out_fd = fd;
-      return TSD_OK;
-    }
-    int e = errno;
-    tsd__free(tmp);
-    if (e != EEXIST)
-      return tsd__err(TSD_ERR_IO, "%s: cannot create a file next to it: %s",
-                      path, strerror(e));
-  }
-  return tsd__err(TSD_ERR_IO, "%s: cannot find a free temporary name", path);
-}
-
 typedef struct witem {
   const tsd__mtensor *t;
   uint64_t nbytes, begin;
@@ -599,7 +573,7 @@ tsd_status tsd__save_safetensors(const tsd_model *m, const char *path) {
   tsd__free(order);
   char *tmp = NULL;
   int fd = -1;
-  if (!st) st = open_temp(path, &tmp, &fd);
+  if (!st) st = tsd__open_temp(path, &tmp, &fd);
   if (!st) st = write_all(fd, m, items, n, path);
   if (fd >= 0 && close(fd) != 0 && !st)
     st = tsd__err(TSD_ERR_IO, "%s: close failed: %s", path, strerror(errno));

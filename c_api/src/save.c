@@ -492,7 +492,7 @@ static char *archive_stem(const char *path) {
   return s;
 }
 
-static tsd_status open_temp(const char *path, char **out_tmp, int *out_fd) {
+tsd_status tsd__open_temp(const char *path, char **out_tmp, int *out_fd) {
   const char *slash = strrchr(path, '/');
   size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
   const char *base = path + dir_len;
@@ -591,7 +591,7 @@ tsd_status tsd__save_pth_ex(const tsd_model *m, const char *path,
   size_t n_items = 0;
   for (size_t i = 0; !st && i < m->n_tensors; i++)
     if (saved(&m->tensors[order[i]])) order[n_items++] = order[i];
-  if (!st) st = open_temp(path, &tmp, &w.fd);
+  if (!st) st = tsd__open_temp(path, &tmp, &w.fd);
   if (!st) st = write_all(&w, m, stem, order, n_items, mods);
   if (w.fd >= 0 && close(w.fd) != 0 && !st)
     st = tsd__err(TSD_ERR_IO, "%s: close failed: %s", path, strerror(errno));

@@ -86,6 +86,22 @@ char *tsd__strndup(const char *s, size_t n) {
 }
 char *tsd__strdup(const char *s) { return tsd__strndup(s, strlen(s)); }
 
+/* Grows the array *p of *cap elements of `elem` bytes to hold `need`,
+ * doubling; false on overflow or OOM (the array is then unchanged). */
+bool tsd__grow(void **p, size_t *cap, size_t need, size_t elem) {
+  if (need <= *cap) return true;
+  size_t c = *cap ? *cap : 16;
+  while (c < need) {
+    if (c > SIZE_MAX / 2 / elem) return false;
+    c *= 2;
+  }
+  void *q = tsd__realloc(*p, c * elem);
+  if (!q) return false;
+  *p = q;
+  *cap = c;
+  return true;
+}
+
 /* ---- arena -------------------------------------------------------------- */
 
 struct tsd__arena_block {

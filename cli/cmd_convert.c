@@ -42,79 +42,6 @@ static int usage(const char *msg, const char *arg) {
   return EXIT_USAGE;
 }
 
-/* The current dict as a C-owned model; -1 on success, else an exit status. */
-static int rebuild(cli_model *m, const tsd_checkpoint *ck) {
-  memset(m, 0, sizeof *m);
-  size_t n = tsd_checkpoint_count(ck);
-  for (size_t i = 0; i < n; i++) {
-    tsd_entry e;
-    tsd_status st = tsd_checkpoint_entry(ck, i, &e);
-    if (st != TSD_OK) return cli_fail("cannot read entry", st);
-    if (e.kind != TSD_KIND_TENSOR) {
-      fprintf(stderr,
-              "tsd convert: entry '%s' is a %s: only tensors can be written "
-              "(--select the state dict inside a training checkpoint)\n",
-              e.key, e.type_repr);
-      return EXIT_USAGE;
-    }
-  }
-  tsd_status st = tsd_model_new(&m->model, "StateDict");
-  if (st != TSD_OK) return cli_fail("cannot create model", st);
-  size_t n_meta = tsd_checkpoint_metadata_count(ck);
-  for (size_t i = 0; i < n_meta && st == TSD_OK; i++) {
-    const char *prefix = tsd_checkpoint_metadata_prefix(ck, i);
-    if (!prefix) continue;
-    int64_t v = tsd_checkpoint_module_version(ck, prefix);
-    st = tsd_model_add_module(m->model, prefix, NULL, v >= 0 ? v : 1);
-  }
-  if (st != TSD_OK) return cli_fail("cannot rebuild _metadata", st);
-  m->buffers = calloc(n ? n : 1, sizeof *m->buffers);
-  if (!m->buffers) {
-    fprintf(stderr, "tsd: out of memory\n");
-    return EXIT_USAGE;
-  }
-  for (size_t i = 0; i < n; i++) {
-    tsd_entry e;
-    st = tsd_checkpoint_entry(ck, i, &e);
-    if (st != TSD_OK) return cli_fail("cannot read entry", st);
-    size_t nbytes;
-    if (e.numel < 0 || __builtin_mul_overflow(
-                           (size_t)e.numel, tsd_dtype_size(e.dtype), &nbytes)) {
-      fprintf(stderr, "tsd convert: entry '%s' is too large\n", e.key);
-      return EXIT_USAGE;
-    }
-    void *buf = malloc(nbytes ? nbytes : 1);
-    if (!buf) {
-      fprintf(stderr, "tsd: out of memory for '%s'\n", e.key);
-      return EXIT_USAGE;
-    }
-    m->buffers[m->n_buffers++] = buf;
-    st = tsd_checkpoint_read(ck, i, e.dtype, buf, nbytes);
-    if (st == TSD_OK)
-      st = tsd_model_add_tensor(m->model, e.key, TSD_BUFFER, e.dtype, e.ndim,
-                                e.shape, buf);
-    if (st != TSD_OK) {
-      fprintf(stderr, "tsd convert: entry '%s': %s (%s)\n", e.key,
-              tsd_last_error(), tsd_status_name(st));
-      return EXIT_USAGE;
-    }
-  }
-  for (size_t i = 0; i < n; i++) {
-    tsd_entry e;
-    tsd_tensor_info ti;
-    if (tsd_checkpoint_entry(ck, i, &e) == TSD_OK &&
-        tsd_model_tensor(m->model, i, &ti) == TSD_OK &&
-        strcmp(e.key, ti.name)) {
-      fprintf(stderr,
-              "tsd convert: note: IN's keys are not in module order (first "
-              "difference at '%s'); OUT lists them module by module\n",
-              e.key);
-      break;
-    }
-  }
-  return -1;
-}
-
 int cmd_convert(int argc, char **argv);
 int cmd_convert(int argc, char **argv) {
   const char *in = NULL, *out = NULL;
@@ -157,7 +84,10 @@ int cmd_convert(int argc, char **argv) {
     fprintf(stderr, "tsd convert: %s holds no dict\n", in);
     rc = EXIT_USAGE;
   }
-  if (rc < 0) rc = rebuild(&m, ck);
+  if (rc < 0)
+    rc = cli_dict_as_model(&m, ck, "convert",
+                           "only tensors can be written (--select the state "
+                           "dict inside a training checkpoint)");
   if (rc < 0) {
     st = tsd_model_save(m.model, out);
     if (st != TSD_OK) rc = cli_fail("cannot write output", st);

@@ -28,92 +28,14 @@ static const char *const POP_HELP =
     "  -o OUT                the file to write (required; may not be\n"
     "                        CHECKPOINT itself)\n"
     "  --missing-ok          a KEY that is not in the state dict is not an\n"
-    "                        error\n" CLI_SELECT_HELP
-    "\n"
+    "                        error\n" CLI_SELECT_HELP "\n"
     "exit status: 0 written, 2 bad usage, a KEY not found, unreadable or\n"
     "unwritable input\n";
 
 static int usage(const char *msg, const char *arg) {
-  fprintf(stderr, "tsd pop: %s%s%s\n\n%s", msg, arg ? ": " : "",
-          arg ? arg : "", POP_HELP);
+  fprintf(stderr, "tsd pop: %s%s%s\n\n%s", msg, arg ? ": " : "", arg ? arg : "",
+          POP_HELP);
   return EXIT_USAGE;
-}
-
-/* Builds a C-owned model that saves as the current dict: modules from
- * `_metadata` in its (pre-)order with their versions, tensors in dict
- * order with their values. */
-static int rebuild(cli_model *m, const tsd_checkpoint *ck) {
-  memset(m, 0, sizeof *m);
-  size_t n = tsd_checkpoint_count(ck);
-  for (size_t i = 0; i < n; i++) {
-    tsd_entry e;
-    tsd_status st = tsd_checkpoint_entry(ck, i, &e);
-    if (st != TSD_OK) return cli_fail("cannot read entry", st);
-    if (e.kind != TSD_KIND_TENSOR) {
-      fprintf(stderr,
-              "tsd pop: entry '%s' is a %s: the .pth writer writes tensors "
-              "only (pop it as well, or --select the state dict inside)\n",
-              e.key, e.type_repr);
-      return EXIT_USAGE;
-    }
-  }
-  tsd_status st = tsd_model_new(&m->model, "StateDict");
-  if (st != TSD_OK) return cli_fail("cannot create model", st);
-  size_t n_meta = tsd_checkpoint_metadata_count(ck);
-  for (size_t i = 0; i < n_meta && st == TSD_OK; i++) {
-    const char *prefix = tsd_checkpoint_metadata_prefix(ck, i);
-    if (!prefix) continue;
-    int64_t v = tsd_checkpoint_module_version(ck, prefix);
-    st = tsd_model_add_module(m->model, prefix, NULL, v >= 0 ? v : 1);
-  }
-  if (st != TSD_OK) return cli_fail("cannot rebuild _metadata", st);
-  m->buffers = calloc(n ? n : 1, sizeof *m->buffers);
-  if (!m->buffers) {
-    fprintf(stderr, "tsd: out of memory\n");
-    return EXIT_USAGE;
-  }
-  for (size_t i = 0; i < n; i++) {
-    tsd_entry e;
-    st = tsd_checkpoint_entry(ck, i, &e);
-    if (st != TSD_OK) return cli_fail("cannot read entry", st);
-    size_t nbytes;
-    if (e.numel < 0 ||
-        __builtin_mul_overflow((size_t)e.numel, tsd_dtype_size(e.dtype),
-                               &nbytes)) {
-      fprintf(stderr, "tsd pop: entry '%s' is too large\n", e.key);
-      return EXIT_USAGE;
-    }
-    void *buf = malloc(nbytes ? nbytes : 1);
-    if (!buf) {
-      fprintf(stderr, "tsd: out of memory for '%s'\n", e.key);
-      return EXIT_USAGE;
-    }
-    m->buffers[m->n_buffers++] = buf;
-    st = tsd_checkpoint_read(ck, i, e.dtype, buf, nbytes);
-    if (st == TSD_OK)
-      st = tsd_model_add_tensor(m->model, e.key, TSD_BUFFER, e.dtype, e.ndim,
-                                e.shape, buf);
-    if (st != TSD_OK) {
-      fprintf(stderr, "tsd pop: entry '%s': %s (%s)\n", e.key,
-              tsd_last_error(), tsd_status_name(st));
-      return EXIT_USAGE;
-    }
-  }
-  /* tsd_model_save writes state_dict order (modules in pre-order); a dict
-   * that torch.save(model.state_dict()) wrote is already in that order. */
-  for (size_t i = 0; i < n; i++) {
-    tsd_entry e;
-    tsd_tensor_info ti;
-    if (tsd_checkpoint_entry(ck, i, &e) == TSD_OK &&
-        tsd_model_tensor(m->model, i, &ti) == TSD_OK && strcmp(e.key, ti.name)) {
-      fprintf(stderr,
-              "tsd pop: note: the keys are not in module order (first "
-              "difference at '%s'); OUT lists them module by module\n",
-              e.key);
-      break;
-    }
-  }
-  return -1;
 }
 
 int cmd_pop(int argc, char **argv);
@@ -133,18 +55,25 @@ int cmd_pop(int argc, char **argv) {
       fputs(POP_HELP, stdout);
       rc = EXIT_OK;
     } else if (!strcmp(o, "-o") || !strcmp(o, "--output")) {
-      if (i + 1 >= argc) rc = usage("-o needs a file", NULL);
-      else out = argv[++i];
+      if (i + 1 >= argc)
+        rc = usage("-o needs a file", NULL);
+      else
+        out = argv[++i];
     } else if (!strcmp(o, "--select")) {
-      if (i + 1 >= argc) rc = usage("--select needs a key", NULL);
-      else if (n_select == CLI_MAX_SELECT) rc = usage("too many --select", NULL);
-      else selects[n_select++] = argv[++i];
+      if (i + 1 >= argc)
+        rc = usage("--select needs a key", NULL);
+      else if (n_select == CLI_MAX_SELECT)
+        rc = usage("too many --select", NULL);
+      else
+        selects[n_select++] = argv[++i];
     } else if (!strcmp(o, "--missing-ok")) {
       missing_ok = 1;
     } else if (!strcmp(o, "--")) {
       for (i++; i < argc; i++) {
-        if (!ckpt_path) ckpt_path = argv[i];
-        else keys[n_keys++] = argv[i];
+        if (!ckpt_path)
+          ckpt_path = argv[i];
+        else
+          keys[n_keys++] = argv[i];
       }
     } else if (o[0] == '-' && o[1]) {
       rc = usage("unknown option (use -- before a KEY that starts with -)", o);
@@ -177,11 +106,15 @@ int cmd_pop(int argc, char **argv) {
   size_t popped = 0;
   for (size_t k = 0; rc < 0 && k < n_keys; k++) {
     st = tsd_checkpoint_pop(ck, keys[k]);
-    if (st == TSD_OK) popped++;
+    if (st == TSD_OK)
+      popped++;
     else if (!(st == TSD_ERR_NOT_FOUND && missing_ok))
       rc = cli_fail("cannot pop", st);
   }
-  if (rc < 0) rc = rebuild(&m, ck);
+  if (rc < 0)
+    rc = cli_dict_as_model(&m, ck, "pop",
+                           "the .pth writer writes tensors only (pop it as "
+                           "well, or --select the state dict inside)");
   if (rc < 0) {
     st = tsd_model_save(m.model, out);
     if (st != TSD_OK) rc = cli_fail("cannot write output", st);

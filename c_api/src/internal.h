@@ -71,7 +71,7 @@ typedef struct tsd__arena {
   uint64_t limit;  /* 0 = unlimited; past it allocations fail */
 } tsd__arena;
 void tsd__arena_init(tsd__arena *a, uint64_t limit);
-void *tsd__arena_alloc(tsd__arena *a, size_t n); /* 16-byte aligned, zeroed */
+void *tsd__arena_alloc(tsd__arena *a, size_t n); /* 8-byte aligned, zeroed */
 void tsd__arena_free(tsd__arena *a);
 
 /* ---- growable string buffer (util.c) ------------------------------------ */

@@ -250,8 +250,15 @@ typedef struct up {
   size_t op_off;
   uint8_t op;
   bool truncated;
-  tsd__value *v_none, *v_true, *v_false;
+  tsd__value *v_none, *v_true, *v_false, *v_empty_tuple;
+  /* Shared nodes for the ints 0..SMALL_INTS-1: a saved tensor's offset,
+   * sizes, strides and storage numel are mostly small, and a checkpoint of
+   * tens of thousands of tensors would otherwise spend most of its value
+   * tree on them (bench/notes.md). Ints are immutable, so sharing is safe. */
+  tsd__value **small_ints;
 } up;
+
+#define SMALL_INTS 1024
 
 static tsd_status fail(up *u, tsd_status st, const char *fmt, ...)
     TSD_PRINTF(3, 4);
@@ -396,7 +403,10 @@ static tsd_status pop_mark(up *u, size_t *base) {
 
 static tsd_status grow_seq(up *u, tsd__value *v, size_t need_len) {
   if (need_len <= v->u.seq.cap) return TSD_OK;
-  size_t cap = v->u.seq.cap ? v->u.seq.cap : 4;
+  /* a tuple is filled once and never grows: no spare room */
+  size_t cap = v->u.seq.cap          ? v->u.seq.cap
+               : v->kind == TSD__V_TUPLE ? need_len
+                                         : 4;
   while (cap < need_len) {
     if (cap > SIZE_MAX / 16) return oom(u);
     cap *= 2;
@@ -570,6 +580,8 @@ static tsd_status op_string(up *u, size_t width, bool is_str, bool signed_len) {
   return push(u, v);
 }
 
+static tsd_status make_int(up *u, int64_t i, tsd__value **out);
+
 /* LONG1/LONG4: little-endian two's complement; INT when it fits int64. */
 static tsd_status make_long(up *u, const uint8_t *p, size_t n,
                             tsd__value **out) {
@@ -580,13 +592,12 @@ static tsd_status make_long(up *u, const uint8_t *p, size_t n,
     if (p[i] != (neg ? 0xFF : 0x00)) fits = false;
   if (n > 8 && fits && (((p[7] & 0x80) != 0) != neg)) fits = false;
   if (fits) {
-    TRY(mk(u, TSD__V_INT, &v));
     uint64_t x = 0;
     size_t m = n < 8 ? n : 8;
     for (size_t i = 0; i < m; i++)
       x |= (uint64_t)p[i] << (8 * i);
     if (neg && m < 8) x |= ~(uint64_t)0 << (8 * m);
-    v->u.i = (int64_t)x;
+    TRY(make_int(u, (int64_t)x, &v));
   } else {
     TRY(mk(u, TSD__V_BIGINT, &v));
     char *s = alloc(u, n + 1);
@@ -600,8 +611,14 @@ static tsd_status make_long(up *u, const uint8_t *p, size_t n,
 }
 
 static tsd_status make_int(up *u, int64_t i, tsd__value **out) {
+  bool small = i >= 0 && i < SMALL_INTS;
+  if (small && u->small_ints[i]) {
+    *out = u->small_ints[i];
+    return TSD_OK;
+  }
   TRY(mk(u, TSD__V_INT, out));
   (*out)->u.i = i;
+  if (small) u->small_ints[i] = *out;
   return TSD_OK;
 }
 
@@ -1087,9 +1104,9 @@ static tsd_status step(up *u, bool *done, tsd__value **out) {
   case ']':
     TRY(mk(u, TSD__V_LIST, &v));
     return push(u, v);
-  case ')':
-    TRY(mk(u, TSD__V_TUPLE, &v));
-    return push(u, v);
+  case ')': /* tuples are immutable: one empty tuple serves them all */
+    if (!u->v_empty_tuple) TRY(mk(u, TSD__V_TUPLE, &u->v_empty_tuple));
+    return push(u, u->v_empty_tuple);
   case 0x8f:
     TRY(mk(u, TSD__V_SET, &v));
     return push(u, v);
@@ -1306,6 +1323,10 @@ tsd_status tsd__unpickle(const uint8_t *buf, size_t len, size_t *used,
   if (st == TSD_OK) st = mk(&u, TSD__V_BOOL, &u.v_true);
   if (st == TSD_OK) st = mk(&u, TSD__V_BOOL, &u.v_false);
   if (st == TSD_OK) u.v_true->u.i = 1;
+  if (st == TSD_OK) {
+    u.small_ints = tsd__calloc(SMALL_INTS, sizeof *u.small_ints);
+    if (!u.small_ints) st = fail(&u, TSD_ERR_NOMEM, "out of memory");
+  }
   bool done = false;
   while (st == TSD_OK && !done) {
     if (u.pos >= u.len) {
@@ -1329,5 +1350,6 @@ tsd_status tsd__unpickle(const uint8_t *buf, size_t len, size_t *used,
   tsd__free(u.stack);
   tsd__free(u.marks);
   tsd__free(u.memo);
+  tsd__free(u.small_ints);
   return st;
 }

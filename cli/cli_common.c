@@ -15,6 +15,31 @@ int cli_fail(const char *what, tsd_status st) {
   return EXIT_USAGE;
 }
 
+/* ---- opening a checkpoint -------------------------------------------------- */
+
+/* Globals only a TorchScript archive's data.pkl holds: its module classes
+ * (`__torch__.Net`) and the jit's own pickle helpers. */
+static int is_torchscript_refusal(const char *msg) {
+  return strstr(msg, "refusing global '__torch__.") ||
+         strstr(msg, "refusing global 'torch.jit.");
+}
+
+int cli_open_checkpoint(tsd_checkpoint **out, const char *path,
+                        int torchscript) {
+  tsd_status st = torchscript ? tsd_checkpoint_open_torchscript(out, path)
+                              : tsd_checkpoint_open(out, path, NULL);
+  if (st == TSD_OK) return -1;
+  /* Decided before cli_fail: the message is only ours until the next call. */
+  int hint = st == TSD_ERR_REFUSED && is_torchscript_refusal(tsd_last_error());
+  int rc = cli_fail("cannot read checkpoint", st);
+  if (hint)
+    fprintf(stderr,
+            "tsd: hint: %s looks like a TorchScript archive; if you trust it, "
+            "open it with --torchscript-checkpoint\n",
+            path);
+  return rc;
+}
+
 /* ---- remapping flags ------------------------------------------------------ */
 
 int cli_remap_arg(cli_remap *r, int argc, char **argv, int *i) {

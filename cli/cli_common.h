@@ -112,6 +112,24 @@ void cli_model_free(cli_model *m);
 int cli_dict_as_model(cli_model *m, const tsd_checkpoint *ck, const char *cmd,
                       const char *non_tensor_hint);
 
+/* --torchscript-checkpoint: opening CHECKPOINT through LibTorch is never
+ * tried on its own, because an untrusted .pth must never reach LibTorch's
+ * unpickler; the user asks for it. */
+#define CLI_TORCHSCRIPT_HELP                                                 \
+  "  --torchscript-checkpoint\n"                                             \
+  "                        CHECKPOINT is a TorchScript archive\n"            \
+  "                        (torch.jit.save, or C++ torch::save(module)):\n"  \
+  "                        read its state_dict() through LibTorch. Such an\n" \
+  "                        archive is code: use it only on files you trust.\n" \
+  "                        Needs a build with LibTorch\n"
+
+/* Opens CHECKPOINT, with tsd_checkpoint_open_torchscript when `torchscript`
+ * is set. A file refused for a TorchScript global gets a hint naming
+ * --torchscript-checkpoint. Returns -1 on success, else an exit status
+ * (error printed). */
+int cli_open_checkpoint(tsd_checkpoint **out, const char *path,
+                        int torchscript);
+
 /* Prints "tsd: WHAT: <last error> (STATUS)" and returns 2. */
 int cli_fail(const char *what, tsd_status st);
 

@@ -32,7 +32,7 @@ static const char *const CONVERT_HELP =
     "training checkpoint. Tensors are written contiguous, in their own dtype.\n"
     "The whole state dict is held in memory while writing.\n"
     "\n"
-    "options:\n" CLI_SELECT_HELP "\n"
+    "options:\n" CLI_SELECT_HELP CLI_TORCHSCRIPT_HELP "\n"
     "exit status: 0 written, 2 bad usage, unreadable input or unwritable\n"
     "output\n";
 
@@ -47,12 +47,14 @@ int cmd_convert(int argc, char **argv) {
   const char *in = NULL, *out = NULL;
   const char *selects[CLI_MAX_SELECT];
   size_t n_select = 0;
-  int rc = -1;
+  int rc = -1, torchscript = 0;
   for (int i = 0; i < argc && rc < 0; i++) {
     const char *o = argv[i];
     if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
       fputs(CONVERT_HELP, stdout);
       rc = EXIT_OK;
+    } else if (!strcmp(o, "--torchscript-checkpoint")) {
+      torchscript = 1;
     } else if (!strcmp(o, "--select")) {
       if (i + 1 >= argc)
         rc = usage("--select needs a key", NULL);
@@ -77,8 +79,8 @@ int cmd_convert(int argc, char **argv) {
   tsd_checkpoint *ck = NULL;
   cli_model m = {0};
   char selected[1024];
-  tsd_status st = tsd_checkpoint_open(&ck, in, NULL);
-  if (st != TSD_OK) rc = cli_fail("cannot read checkpoint", st);
+  tsd_status st = TSD_OK;
+  rc = cli_open_checkpoint(&ck, in, torchscript);
   if (rc < 0) rc = cli_select(ck, selects, n_select, selected, sizeof selected);
   if (rc < 0 && tsd_checkpoint_root_kind(ck) != TSD_KIND_DICT) {
     fprintf(stderr, "tsd convert: %s holds no dict\n", in);

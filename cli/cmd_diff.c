@@ -30,6 +30,7 @@ static const char *const DIFF_HELP =
     "                        Model; --model-spec only)\n"
     "  --rules 1.13|2        PyTorch edge rules (default 1.13)\n"
     "  --device DEV          device of a TorchScript model (default cpu)\n"
+    CLI_TORCHSCRIPT_HELP
     "  --module PREFIX=TYPE  declare a module's PyTorch class (see tsd load)\n"
     "  --non-persistent NAME the model's buffer NAME is not persistent\n";
 
@@ -231,7 +232,7 @@ int cmd_diff(int argc, char **argv) {
   size_t n_select = 0;
   const char *pos[2];
   size_t n_pos = 0;
-  int json = 0, all = 0, rc = -1;
+  int json = 0, all = 0, torchscript = 0, rc = -1;
   for (int i = 0; i < argc && rc < 0; i++) {
     const char *o = argv[i];
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -254,6 +255,8 @@ int cmd_diff(int argc, char **argv) {
       json = 1;
     } else if (!strcmp(o, "--all")) {
       all = 1;
+    } else if (!strcmp(o, "--torchscript-checkpoint")) {
+      torchscript = 1;
     } else if (!strcmp(o, "--auto-pop")) {
       opts.auto_pop = 1;
     } else if (!strcmp(o, "--model-spec")) {
@@ -300,10 +303,7 @@ int cmd_diff(int argc, char **argv) {
   tsd_report *report = NULL;
   char selected[1024];
   rc = cli_model_build(&m, &ma);
-  if (rc < 0) {
-    tsd_status st = tsd_checkpoint_open(&ck, ckpt_path, NULL);
-    if (st != TSD_OK) rc = cli_fail("cannot read checkpoint", st);
-  }
+  if (rc < 0) rc = cli_open_checkpoint(&ck, ckpt_path, torchscript);
   if (rc < 0)
     rc = cli_select(ck, selects, n_select, selected, sizeof selected);
   if (rc < 0) {

@@ -28,7 +28,7 @@ static const char *const POP_HELP =
     "  -o OUT                the file to write (required; may not be\n"
     "                        CHECKPOINT itself)\n"
     "  --missing-ok          a KEY that is not in the state dict is not an\n"
-    "                        error\n" CLI_SELECT_HELP "\n"
+    "                        error\n" CLI_SELECT_HELP CLI_TORCHSCRIPT_HELP "\n"
     "exit status: 0 written, 2 bad usage, a KEY not found, unreadable or\n"
     "unwritable input\n";
 
@@ -44,7 +44,7 @@ int cmd_pop(int argc, char **argv) {
   const char **keys = calloc((size_t)argc + 1, sizeof *keys);
   const char *selects[CLI_MAX_SELECT];
   size_t n_keys = 0, n_select = 0;
-  int missing_ok = 0, rc = -1;
+  int missing_ok = 0, torchscript = 0, rc = -1;
   if (!keys) {
     fprintf(stderr, "tsd: out of memory\n");
     return EXIT_USAGE;
@@ -59,6 +59,8 @@ int cmd_pop(int argc, char **argv) {
         rc = usage("-o needs a file", NULL);
       else
         out = argv[++i];
+    } else if (!strcmp(o, "--torchscript-checkpoint")) {
+      torchscript = 1;
     } else if (!strcmp(o, "--select")) {
       if (i + 1 >= argc)
         rc = usage("--select needs a key", NULL);
@@ -96,8 +98,8 @@ int cmd_pop(int argc, char **argv) {
   tsd_checkpoint *ck = NULL;
   cli_model m = {0};
   char selected[1024];
-  tsd_status st = tsd_checkpoint_open(&ck, ckpt_path, NULL);
-  if (st != TSD_OK) rc = cli_fail("cannot read checkpoint", st);
+  tsd_status st = TSD_OK;
+  rc = cli_open_checkpoint(&ck, ckpt_path, torchscript);
   if (rc < 0) rc = cli_select(ck, selects, n_select, selected, sizeof selected);
   if (rc < 0 && tsd_checkpoint_root_kind(ck) != TSD_KIND_DICT) {
     fprintf(stderr, "tsd pop: %s holds no dict\n", ckpt_path);

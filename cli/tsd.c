@@ -2,7 +2,7 @@
  *
  *   tsd load MODEL.pt CHECKPOINT [options]
  *   tsd load --model-spec SPEC --class-name NAME CHECKPOINT [options]
- *   tsd inspect CHECKPOINT [--json] [--select KEY]
+ *   tsd inspect CHECKPOINT [--json] [--select KEY] [--torchscript-checkpoint]
  *
  * Exit status: 0 loaded, 1 load_state_dict raised, 2 bad usage or
  * unreadable/malformed input (design.md, "The tsd command"). */
@@ -40,6 +40,7 @@ static const char *const LOAD_HELP =
     "                        the load succeeded\n"
     "  --rules 1.13|2        PyTorch edge rules to follow (default 1.13)\n"
     "  --device DEV          device of a TorchScript model (default cpu)\n"
+    CLI_TORCHSCRIPT_HELP
     "  --module PREFIX=TYPE  declare the module at PREFIX as PyTorch class\n"
     "                        TYPE (e.g. features.2=ReLU, bn1=BatchNorm2d)\n"
     "  --non-persistent NAME the model's buffer NAME is not persistent\n"
@@ -53,9 +54,19 @@ static const char *const LOAD_HELP =
     "input\n";
 
 static const char *const INSPECT_HELP =
-    "usage: tsd inspect CHECKPOINT [--json] [--select KEY]\n"
+    "usage: tsd inspect CHECKPOINT [--json] [--select KEY] "
+    "[--torchscript-checkpoint]\n"
     "\n"
-    "Lists the entries of a checkpoint: key, dtype, shape, bytes.\n";
+    "Lists the entries of a checkpoint: key, dtype, shape, bytes; then the\n"
+    "bytes of each dtype and in all; then the file's metadata, if any (a\n"
+    "safetensors __metadata__, a sharded index's \"metadata\").\n"
+    "\n"
+    "options:\n"
+    "  --json                one JSON object: file, root_kind, tensors,\n"
+    "                        numel, bytes, entries, bytes_by_dtype, metadata\n"
+    "                        (values as strings)\n"
+    "  --select KEY          list the dict under KEY (repeat to go deeper)\n"
+    CLI_TORCHSCRIPT_HELP;
 
 static const char *const MAIN_HELP =
     "usage: tsd <command> [args]\n"
@@ -97,9 +108,44 @@ static void shape_text(char *out, size_t cap, size_t ndim,
   if (len < cap) snprintf(out + len, cap - len, "]");
 }
 
+typedef struct dtype_total {
+  tsd_dtype dtype;
+  size_t tensors;
+  uint64_t bytes;
+} dtype_total;
+
+static void tensors_text(char *out, size_t cap, size_t n) {
+  snprintf(out, cap, "%zu tensor%s", n, n == 1 ? "" : "s");
+}
+
+/* Columns count characters, not bytes: metadata is often non-ASCII text. */
+static size_t utf8_width(const char *s) {
+  size_t w = 0;
+  for (; *s; s++)
+    if (((unsigned char)*s & 0xC0) != 0x80) w++;
+  return w;
+}
+
+/* "metadata:" then one aligned "  key  value" line per entry. */
+static void print_file_metadata(const tsd_checkpoint *ck) {
+  size_t n = tsd_checkpoint_file_metadata_count(ck), wkey = 0;
+  for (size_t i = 0; i < n; i++) {
+    const char *k = NULL;
+    if (tsd_checkpoint_file_metadata(ck, i, &k, NULL) == TSD_OK &&
+        utf8_width(k) > wkey)
+      wkey = utf8_width(k);
+  }
+  if (n) printf("metadata:\n");
+  for (size_t i = 0; i < n; i++) {
+    const char *k = NULL, *v = NULL;
+    if (tsd_checkpoint_file_metadata(ck, i, &k, &v) != TSD_OK) continue;
+    printf("  %s%*s  %s\n", k, (int)(wkey - utf8_width(k)), "", v);
+  }
+}
+
 static int cmd_inspect(int argc, char **argv) {
   const char *path = NULL;
-  int json = 0;
+  int json = 0, torchscript = 0;
   const char *selects[64];
   size_t n_select = 0;
   for (int i = 0; i < argc; i++) {
@@ -109,6 +155,8 @@ static int cmd_inspect(int argc, char **argv) {
       return EXIT_LOADED;
     } else if (!strcmp(a, "--json")) {
       json = 1;
+    } else if (!strcmp(a, "--torchscript-checkpoint")) {
+      torchscript = 1;
     } else if (!strcmp(a, "--select")) {
       if (i + 1 >= argc) return usage_error(INSPECT_HELP, "--select needs a key", NULL);
       if (n_select == 64) return usage_error(INSPECT_HELP, "too many --select", NULL);
@@ -124,8 +172,9 @@ static int cmd_inspect(int argc, char **argv) {
   if (!path) return usage_error(INSPECT_HELP, "missing CHECKPOINT", NULL);
 
   tsd_checkpoint *ck = NULL;
-  tsd_status st = tsd_checkpoint_open(&ck, path, NULL);
-  if (st != TSD_OK) return cli_fail("cannot read checkpoint", st);
+  int rc = cli_open_checkpoint(&ck, path, torchscript);
+  if (rc >= 0) return rc;
+  tsd_status st;
   for (size_t i = 0; i < n_select; i++) {
     st = tsd_checkpoint_select(ck, selects[i]);
     if (st != TSD_OK) {
@@ -151,11 +200,23 @@ static int cmd_inspect(int argc, char **argv) {
   }
   uint64_t total_bytes = 0, total_numel = 0;
   size_t n_tensors = 0;
+  dtype_total by_dtype[TSD_DTYPE_COUNT];
+  size_t n_dtypes = 0;
   for (size_t i = 0; i < n; i++) {
     if (entries[i].kind != TSD_KIND_TENSOR) continue;
+    uint64_t bytes =
+        (uint64_t)entries[i].numel * tsd_dtype_size(entries[i].dtype);
     n_tensors++;
     total_numel += (uint64_t)entries[i].numel;
-    total_bytes += (uint64_t)entries[i].numel * tsd_dtype_size(entries[i].dtype);
+    total_bytes += bytes;
+    size_t d = 0;
+    while (d < n_dtypes && by_dtype[d].dtype != entries[i].dtype) d++;
+    if (d == n_dtypes) {
+      if (n_dtypes == TSD_DTYPE_COUNT) continue; /* not a dtype we know */
+      by_dtype[n_dtypes++] = (dtype_total){entries[i].dtype, 0, 0};
+    }
+    by_dtype[d].tensors++;
+    by_dtype[d].bytes += bytes;
   }
   if (json) {
     printf("{\"file\": ");
@@ -191,10 +252,30 @@ static int cmd_inspect(int argc, char **argv) {
       }
       printf("}");
     }
-    printf("]}\n");
+    printf("], \"bytes_by_dtype\": {");
+    for (size_t d = 0; d < n_dtypes; d++)
+      printf("%s\"%s\": %llu", d ? ", " : "", tsd_dtype_name(by_dtype[d].dtype),
+             (unsigned long long)by_dtype[d].bytes);
+    printf("}, \"metadata\": {");
+    for (size_t m = 0; m < tsd_checkpoint_file_metadata_count(ck); m++) {
+      const char *k = NULL, *v = NULL;
+      if (tsd_checkpoint_file_metadata(ck, m, &k, &v) != TSD_OK) continue;
+      if (m) printf(", ");
+      cli_json_str(stdout, k, strlen(k));
+      printf(": ");
+      cli_json_str(stdout, v, strlen(v));
+    }
+    printf("}}\n");
   } else {
     size_t wkey = 3, wdtype = 5, wshape = 5;
     char shape[512];
+    if (n_dtypes) wkey = 5; /* "total" */
+    for (size_t d = 0; d < n_dtypes; d++) {
+      tensors_text(shape, sizeof shape, by_dtype[d].tensors);
+      if (strlen(shape) > wshape) wshape = strlen(shape);
+      if (strlen(tsd_dtype_name(by_dtype[d].dtype)) > wdtype)
+        wdtype = strlen(tsd_dtype_name(by_dtype[d].dtype));
+    }
     for (size_t i = 0; i < n; i++) {
       const tsd_entry *e = &entries[i];
       if (e->key_len > wkey) wkey = e->key_len;
@@ -233,8 +314,20 @@ static int cmd_inspect(int argc, char **argv) {
                kind_name(e->kind), value);
       }
     }
+    if (n_dtypes) {
+      size_t rule = wkey + 2 + wdtype + 2 + wshape + 2 + 12;
+      for (size_t c = 0; c < rule; c++) putchar('-');
+      putchar('\n');
+    }
+    for (size_t d = 0; d < n_dtypes; d++) {
+      tensors_text(shape, sizeof shape, by_dtype[d].tensors);
+      printf("%-*s  %-*s  %-*s  %12llu\n", (int)wkey, "total", (int)wdtype,
+             tsd_dtype_name(by_dtype[d].dtype), (int)wshape, shape,
+             (unsigned long long)by_dtype[d].bytes);
+    }
     printf("%zu tensors, %llu elements, %llu bytes\n", n_tensors,
            (unsigned long long)total_numel, (unsigned long long)total_bytes);
+    print_file_metadata(ck);
   }
   free(entries);
   tsd_checkpoint_free(ck);
@@ -249,6 +342,7 @@ typedef struct load_args {
   const char *selects[CLI_MAX_SELECT];
   size_t n_select;
   int json;
+  int torchscript_ckpt; /* --torchscript-checkpoint */
   tsd_load_options opts;
 } load_args;
 
@@ -283,6 +377,8 @@ static int cmd_load(int argc, char **argv) {
       a.opts.auto_pop = 1;
     } else if (!strcmp(o, "--json")) {
       a.json = 1;
+    } else if (!strcmp(o, "--torchscript-checkpoint")) {
+      a.torchscript_ckpt = 1;
     } else if (!strcmp(o, "--model-spec")) {
       NEED_VALUE();
       a.model.spec = val;
@@ -350,11 +446,12 @@ static int cmd_load(int argc, char **argv) {
   }
 
   tsd_checkpoint *ck = NULL;
-  tsd_status st = tsd_checkpoint_open(&ck, a.ckpt, NULL);
-  if (st != TSD_OK) {
+  rc = cli_open_checkpoint(&ck, a.ckpt, a.torchscript_ckpt);
+  if (rc >= 0) {
     cli_model_free(&sm);
-    return cli_fail("cannot read checkpoint", st);
+    return rc;
   }
+  tsd_status st;
   char selected[1024];
   rc = cli_select(ck, a.selects, a.n_select, selected, sizeof selected);
   if (rc >= 0) {

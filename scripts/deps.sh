@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config zlib1g-dev googletest libgtest-dev
       libtorch-dev python3-torch python3-torchvision
-      valgrind clang libclang-rt-14-dev)
+      valgrind clang libclang-rt-14-dev doxygen)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

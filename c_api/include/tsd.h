@@ -1,5 +1,6 @@
-/*
- * tsd.h — PyTorch's load_state_dict for C.
+/**
+ * \file
+ * \brief PyTorch's load_state_dict for C.
  *
  * tsd reads checkpoints written by Python `torch.save` (zip and legacy
  * formats) with its own restricted unpickler (no Python, no code execution),
@@ -43,6 +44,10 @@
 extern "C" {
 #endif
 
+/** \def TSD_API
+ * Marks a public function: exported from the shared library (visibility
+ * "default" with GCC and Clang, dllexport/dllimport on Windows when
+ * TSD_SHARED is defined). */
 #if defined(_WIN32) && defined(TSD_SHARED)
 #ifdef TSD_BUILDING
 #define TSD_API __declspec(dllexport)
@@ -59,17 +64,22 @@ extern "C" {
 /* Version                                                                   */
 /* ------------------------------------------------------------------------ */
 
+/** Major version of the header. */
 #define TSD_VERSION_MAJOR 0
+/** Minor version of the header. */
 #define TSD_VERSION_MINOR 1
+/** Patch version of the header. */
 #define TSD_VERSION_PATCH 0
+/** The header's version as one number (MAJOR * 10000 + MINOR * 100 + PATCH),
+ * to compare with tsd_version_number(). */
 #define TSD_VERSION_NUMBER \
   (TSD_VERSION_MAJOR * 10000 + TSD_VERSION_MINOR * 100 + TSD_VERSION_PATCH)
 
-/* The library's version as "MAJOR.MINOR.PATCH" (static string). */
+/** The library's version as "MAJOR.MINOR.PATCH" (static string). */
 TSD_API const char *tsd_version(void);
-/* TSD_VERSION_NUMBER of the library actually linked. */
+/** TSD_VERSION_NUMBER of the library actually linked. */
 TSD_API int tsd_version_number(void);
-/* 1 if this build of the library can open TorchScript models (LibTorch shim
+/** 1 if this build of the library can open TorchScript models (LibTorch shim
  * compiled in), 0 for the pure-C build. */
 TSD_API int tsd_has_torch(void);
 
@@ -77,78 +87,85 @@ TSD_API int tsd_has_torch(void);
 /* Errors                                                                    */
 /* ------------------------------------------------------------------------ */
 
+/** The result of every fallible function: TSD_OK or a negative error. */
 typedef enum tsd_status {
-  TSD_OK = 0,
-  TSD_ERR_INVALID_ARG = -1, /* a NULL handle, a bad enum value, a bad name */
-  TSD_ERR_IO = -2,          /* a file could not be opened or read */
-  TSD_ERR_FORMAT = -3,      /* malformed or truncated input */
-  TSD_ERR_UNSUPPORTED = -4, /* valid input tsd does not handle (yet) */
-  TSD_ERR_REFUSED = -5,     /* a pickle global outside the allow-list */
-  TSD_ERR_NOMEM = -6,       /* an allocation failed */
-  TSD_ERR_NOT_FOUND = -7,   /* no such key / entry */
-  TSD_ERR_TYPE = -8,        /* an entry is not of the kind asked for */
-  TSD_ERR_LIMIT = -9,       /* a tsd_limits bound was exceeded */
-  TSD_ERR_LOAD = -10,       /* load_state_dict raised (see the report) */
-  TSD_ERR_TORCH = -11,      /* LibTorch reported an error (shim only) */
-  TSD_ERR_BUFFER = -12,     /* a caller's buffer is too small */
-  TSD_ERR_CANCELED = -13    /* a progress callback asked to stop */
+  TSD_OK = 0,               /**< success */
+  TSD_ERR_INVALID_ARG = -1, /**< a NULL handle, a bad enum value, a bad name */
+  TSD_ERR_IO = -2,          /**< a file could not be opened or read */
+  TSD_ERR_FORMAT = -3,      /**< malformed or truncated input */
+  TSD_ERR_UNSUPPORTED = -4, /**< valid input tsd does not handle (yet) */
+  TSD_ERR_REFUSED = -5,     /**< a pickle global outside the allow-list */
+  TSD_ERR_NOMEM = -6,       /**< an allocation failed */
+  TSD_ERR_NOT_FOUND = -7,   /**< no such key / entry */
+  TSD_ERR_TYPE = -8,        /**< an entry is not of the kind asked for */
+  TSD_ERR_LIMIT = -9,       /**< a tsd_limits bound was exceeded */
+  TSD_ERR_LOAD = -10,       /**< load_state_dict raised (see the report) */
+  TSD_ERR_TORCH = -11,      /**< LibTorch reported an error (shim only) */
+  TSD_ERR_BUFFER = -12,     /**< a caller's buffer is too small */
+  TSD_ERR_CANCELED = -13    /**< a progress callback asked to stop */
 } tsd_status;
 
-/* The message of the calling thread's last failure ("" if none). Borrowed:
+/** The message of the calling thread's last failure ("" if none). Borrowed:
  * valid until the next tsd call on the same thread. */
 TSD_API const char *tsd_last_error(void);
-/* A short static name for a status ("TSD_ERR_FORMAT"). */
+/** A short static name for a status ("TSD_ERR_FORMAT"). */
 TSD_API const char *tsd_status_name(tsd_status status);
 
 /* ------------------------------------------------------------------------ */
 /* Data types                                                                */
 /* ------------------------------------------------------------------------ */
 
-/* Our own numbering: it is not LibTorch's ScalarType. */
+/** Our own numbering: it is not LibTorch's ScalarType. */
 typedef enum tsd_dtype {
-  TSD_FLOAT32 = 0,
-  TSD_FLOAT64 = 1,
-  TSD_FLOAT16 = 2,
-  TSD_BFLOAT16 = 3,
-  TSD_INT8 = 4,
-  TSD_INT16 = 5,
-  TSD_INT32 = 6,
-  TSD_INT64 = 7,
-  TSD_UINT8 = 8,
-  TSD_BOOL = 9,
-  TSD_DTYPE_COUNT
+  TSD_FLOAT32 = 0,  /**< torch.float32 */
+  TSD_FLOAT64 = 1,  /**< torch.float64 */
+  TSD_FLOAT16 = 2,  /**< torch.float16 */
+  TSD_BFLOAT16 = 3, /**< torch.bfloat16 */
+  TSD_INT8 = 4,     /**< torch.int8 */
+  TSD_INT16 = 5,    /**< torch.int16 */
+  TSD_INT32 = 6,    /**< torch.int32 */
+  TSD_INT64 = 7,    /**< torch.int64 */
+  TSD_UINT8 = 8,    /**< torch.uint8 */
+  TSD_BOOL = 9,     /**< torch.bool */
+  TSD_DTYPE_COUNT    /**< number of dtypes (not a dtype) */
 } tsd_dtype;
 
-/* Bytes per element (0 for an invalid dtype). */
+/** Bytes per element (0 for an invalid dtype). */
 TSD_API size_t tsd_dtype_size(tsd_dtype dtype);
-/* PyTorch's name: "float32", "bfloat16", "bool", ... (static string; "?" for
+/** PyTorch's name: "float32", "bfloat16", "bool", ... (static string; "?" for
  * an invalid dtype). */
 TSD_API const char *tsd_dtype_name(tsd_dtype dtype);
 
+/** The most dimensions a tensor may have. */
 #define TSD_MAX_NDIM 64
 
 /* ------------------------------------------------------------------------ */
 /* Checkpoints                                                               */
 /* ------------------------------------------------------------------------ */
 
+/** An open checkpoint (opaque): from tsd_checkpoint_open and friends,
+ * released by tsd_checkpoint_free. */
 typedef struct tsd_checkpoint tsd_checkpoint;
 
-/* Bounds a hostile file cannot make tsd exceed. Zero in a field means the
+/** Bounds a hostile file cannot make tsd exceed. Zero in a field means the
  * default shown. */
 typedef struct tsd_limits {
-  uint32_t max_depth;       /* container nesting (default 1000) */
-  uint64_t max_objects;     /* values built by the unpickler (default 64M) */
-  uint64_t max_pickle_bytes;/* size of the pickle stream (default 4 GiB) */
+  uint32_t max_depth;       /**< container nesting (default 1000) */
+  uint64_t max_objects;     /**< values built by the unpickler (default 64M) */
+  uint64_t max_pickle_bytes;/**< size of the pickle stream (default 4 GiB) */
 } tsd_limits;
 
+/** The current version of tsd_open_options. */
 #define TSD_OPEN_OPTIONS_VERSION 1
+/** Options of tsd_checkpoint_open (NULL there means the defaults). */
 typedef struct tsd_open_options {
-  unsigned version; /* TSD_OPEN_OPTIONS_VERSION */
-  tsd_limits limits;
+  unsigned version; /**< TSD_OPEN_OPTIONS_VERSION */
+  tsd_limits limits; /**< bounds for hostile files */
 } tsd_open_options;
+/** Initializer of a tsd_open_options with the defaults. */
 #define TSD_OPEN_OPTIONS_INIT {TSD_OPEN_OPTIONS_VERSION, {0, 0, 0}}
 
-/* Opens a checkpoint written by torch.save (zip format, any pickle protocol
+/** Opens a checkpoint written by torch.save (zip format, any pickle protocol
  * 2-5, ZIP64; or the legacy pre-1.6 format), a safetensors file, or (from a
  * path ending in ".json", e.g. "model.safetensors.index.json") a sharded
  * checkpoint. Only the pickle / header is read and checked now; tensor bytes
@@ -180,13 +197,13 @@ typedef struct tsd_open_options {
 TSD_API tsd_status tsd_checkpoint_open(tsd_checkpoint **out, const char *path,
                                        const tsd_open_options *options);
 
-/* Same, from memory. The bytes are borrowed, not copied: they must stay valid
+/** Same, from memory. The bytes are borrowed, not copied: they must stay valid
  * and unchanged until tsd_checkpoint_free. */
 TSD_API tsd_status tsd_checkpoint_open_memory(tsd_checkpoint **out,
                                               const void *data, size_t size,
                                               const tsd_open_options *options);
 
-/* Opens a TorchScript archive (torch.jit.save output, or a C++ program's
+/** Opens a TorchScript archive (torch.jit.save output, or a C++ program's
  * `torch::save(module, path)`) as a checkpoint, through LibTorch: its dict
  * is what Python's `torch.jit.load(path).state_dict()` holds — every
  * module's parameters, then buffers (persistent or not: TorchScript keeps no
@@ -199,64 +216,65 @@ TSD_API tsd_status tsd_checkpoint_open_memory(tsd_checkpoint **out,
 TSD_API tsd_status tsd_checkpoint_open_torchscript(tsd_checkpoint **out,
                                                    const char *path);
 
-/* Releases the checkpoint and everything borrowed from it. NULL is a no-op. */
+/** Releases the checkpoint and everything borrowed from it. NULL is a no-op. */
 TSD_API void tsd_checkpoint_free(tsd_checkpoint *ckpt);
 
-/* The kind of a checkpoint entry's value. */
+/** The kind of a checkpoint entry's value. */
 typedef enum tsd_kind {
-  TSD_KIND_TENSOR = 0, /* torch.Tensor or nn.Parameter */
-  TSD_KIND_NONE,
-  TSD_KIND_BOOL,
-  TSD_KIND_INT,
-  TSD_KIND_FLOAT,
-  TSD_KIND_STR,
-  TSD_KIND_BYTES,
-  TSD_KIND_DICT, /* dict or OrderedDict */
-  TSD_KIND_LIST,
-  TSD_KIND_TUPLE,
-  TSD_KIND_OTHER /* sets, big integers, ... */
+  TSD_KIND_TENSOR = 0, /**< torch.Tensor or nn.Parameter */
+  TSD_KIND_NONE,       /**< None */
+  TSD_KIND_BOOL,       /**< bool */
+  TSD_KIND_INT,        /**< int (64-bit) */
+  TSD_KIND_FLOAT,      /**< float */
+  TSD_KIND_STR,        /**< str */
+  TSD_KIND_BYTES,      /**< bytes */
+  TSD_KIND_DICT,       /**< dict or OrderedDict */
+  TSD_KIND_LIST,       /**< list */
+  TSD_KIND_TUPLE,      /**< tuple */
+  TSD_KIND_OTHER       /**< sets, big integers, ... */
 } tsd_kind;
 
-/* One entry of the current dict. All pointers are borrowed from the
+/** One entry of the current dict. All pointers are borrowed from the
  * checkpoint. */
 typedef struct tsd_entry {
-  const char *key;      /* NUL-terminated UTF-8 */
-  size_t key_len;       /* bytes, without the NUL */
-  tsd_kind kind;
+  const char *key;      /**< NUL-terminated UTF-8 */
+  size_t key_len;       /**< bytes, without the NUL */
+  tsd_kind kind;        /**< what the value is */
   /* for TSD_KIND_TENSOR */
-  tsd_dtype dtype;
-  size_t ndim;
-  const int64_t *shape; /* ndim elements */
-  int64_t numel;
-  int is_parameter;     /* saved as nn.Parameter */
-  int contiguous;       /* C-contiguous view of its storage */
+  tsd_dtype dtype;      /**< element type */
+  size_t ndim;          /**< number of dimensions */
+  const int64_t *shape; /**< ndim elements */
+  int64_t numel;        /**< number of elements */
+  int is_parameter;     /**< saved as nn.Parameter */
+  int contiguous;       /**< C-contiguous view of its storage */
   /* for scalars */
-  int64_t int_value;    /* TSD_KIND_INT, TSD_KIND_BOOL */
-  double float_value;   /* TSD_KIND_FLOAT */
-  const char *str_value;/* TSD_KIND_STR (NUL-terminated), TSD_KIND_BYTES */
-  size_t str_len;
-  size_t length;        /* number of items for DICT, LIST, TUPLE */
-  /* Python's type name as `type(x)` prints it: "<class 'int'>",
+  int64_t int_value;    /**< TSD_KIND_INT, TSD_KIND_BOOL */
+  double float_value;   /**< TSD_KIND_FLOAT */
+  const char *str_value;/**< TSD_KIND_STR (NUL-terminated), TSD_KIND_BYTES */
+  size_t str_len;       /**< bytes of str_value, without the NUL */
+  size_t length;        /**< number of items for DICT, LIST, TUPLE */
+  /** Python's type name as `type(x)` prints it: "<class 'int'>",
    * "<class 'torch.Tensor'>", "<class 'collections.OrderedDict'>", ... */
   const char *type_repr;
 } tsd_entry;
 
-/* The checkpoint's current dict is the top-level object when it is a dict,
+/** The checkpoint's current dict is the top-level object when it is a dict,
  * or the one chosen with tsd_checkpoint_select. If the top-level object is not
  * a dict, the count is 0 and tsd_checkpoint_root_kind says what it is. */
 TSD_API tsd_kind tsd_checkpoint_root_kind(const tsd_checkpoint *ckpt);
+/** Number of entries of the current dict (0 when there is none). */
 TSD_API size_t tsd_checkpoint_count(const tsd_checkpoint *ckpt);
-/* Fills *out with entry `index` (0-based, checkpoint order) of the current
+/** Fills *out with entry `index` (0-based, checkpoint order) of the current
  * dict. TSD_ERR_NOT_FOUND if index >= count; TSD_ERR_TYPE if the dict's key
  * is not a string. */
 TSD_API tsd_status tsd_checkpoint_entry(const tsd_checkpoint *ckpt,
                                         size_t index, tsd_entry *out);
-/* Index of `key` in the current dict: TSD_OK and *out_index, or
+/** Index of `key` in the current dict: TSD_OK and *out_index, or
  * TSD_ERR_NOT_FOUND. */
 TSD_API tsd_status tsd_checkpoint_find(const tsd_checkpoint *ckpt,
                                        size_t *out_index, const char *key);
 
-/* Makes the dict found under `key` of the current dict the current dict (for
+/** Makes the dict found under `key` of the current dict the current dict (for
  * nested training checkpoints: {'epoch': 7, 'state_dict': {...}}). Can be
  * called again to go deeper. TSD_ERR_NOT_FOUND, or TSD_ERR_TYPE when the value
  * is not a dict. Invalidates borrowed entries. Pops are a property of the
@@ -264,10 +282,10 @@ TSD_API tsd_status tsd_checkpoint_find(const tsd_checkpoint *ckpt,
  * file holds it, with no key popped. */
 TSD_API tsd_status tsd_checkpoint_select(tsd_checkpoint *ckpt,
                                          const char *key);
-/* Returns to the top-level dict. */
+/** Returns to the top-level dict. */
 TSD_API void tsd_checkpoint_select_root(tsd_checkpoint *ckpt);
 
-/* Automatic selection of the state dict inside a training checkpoint.
+/** Automatic selection of the state dict inside a training checkpoint.
  * The rule: if the current dict holds at least one tensor value, it is the
  * state dict: nothing changes and *out_key is set to NULL. Otherwise the
  * first key of this priority list that is present and whose value is a
@@ -286,11 +304,11 @@ TSD_API void tsd_checkpoint_select_root(tsd_checkpoint *ckpt);
 TSD_API tsd_status tsd_checkpoint_select_auto(tsd_checkpoint *ckpt,
                                               const char **out_key);
 
-/* Removes `key` from the current dict, like Python's `sd.pop(key)`.
+/** Removes `key` from the current dict, like Python's `sd.pop(key)`.
  * TSD_ERR_NOT_FOUND if absent. Invalidates borrowed entries. */
 TSD_API tsd_status tsd_checkpoint_pop(tsd_checkpoint *ckpt, const char *key);
 
-/* Copies the tensor at `index` of the current dict into `dst` as a
+/** Copies the tensor at `index` of the current dict into `dst` as a
  * C-contiguous array of `dtype`, converting as Tensor.copy_ does.
  * `dst_bytes` must be at least numel * tsd_dtype_size(dtype)
  * (TSD_ERR_BUFFER otherwise). TSD_ERR_TYPE if the entry is not a tensor. */
@@ -298,30 +316,32 @@ TSD_API tsd_status tsd_checkpoint_read(const tsd_checkpoint *ckpt,
                                        size_t index, tsd_dtype dtype,
                                        void *dst, size_t dst_bytes);
 
-/* The `_metadata` version PyTorch stored for module `prefix` ("" for the
+/** The `_metadata` version PyTorch stored for module `prefix` ("" for the
  * root, "features.1" ...) in the current dict, or -1 when the dict has no
  * `_metadata` or no version for that module. */
 TSD_API int64_t tsd_checkpoint_module_version(const tsd_checkpoint *ckpt,
                                               const char *prefix);
-/* Number of module prefixes in the current dict's `_metadata` (0 if none),
+/** Number of module prefixes in the current dict's `_metadata` (0 if none),
  * and the i-th of them (borrowed), in the order PyTorch wrote them
  * (pre-order over modules). */
 TSD_API size_t tsd_checkpoint_metadata_count(const tsd_checkpoint *ckpt);
+/** The `index`-th module prefix of the current dict's `_metadata`
+ * (borrowed), or NULL if index >= tsd_checkpoint_metadata_count. */
 TSD_API const char *tsd_checkpoint_metadata_prefix(const tsd_checkpoint *ckpt,
                                                    size_t index);
 
-/* File-level metadata: a safetensors file's `__metadata__` (str -> str), or
+/** File-level metadata: a safetensors file's `__metadata__` (str -> str), or
  * a sharded index's "metadata" object (strings as they are, numbers,
  * booleans and null as their JSON text, arrays and objects left out).
  * Empty for torch.save files (their module versions are above). Keys and
  * values are borrowed from the checkpoint, in file order. */
 TSD_API size_t tsd_checkpoint_file_metadata_count(const tsd_checkpoint *ckpt);
-/* TSD_ERR_NOT_FOUND if index >= count. out_key / out_value may be NULL. */
+/** TSD_ERR_NOT_FOUND if index >= count. out_key / out_value may be NULL. */
 TSD_API tsd_status tsd_checkpoint_file_metadata(const tsd_checkpoint *ckpt,
                                                 size_t index,
                                                 const char **out_key,
                                                 const char **out_value);
-/* The file metadata value of `key` (borrowed), or NULL. */
+/** The file metadata value of `key` (borrowed), or NULL. */
 TSD_API const char *tsd_checkpoint_metadata_string(const tsd_checkpoint *ckpt,
                                                    const char *key);
 
@@ -329,21 +349,24 @@ TSD_API const char *tsd_checkpoint_metadata_string(const tsd_checkpoint *ckpt,
 /* Models                                                                    */
 /* ------------------------------------------------------------------------ */
 
+/** A model to load into (opaque): C-owned (tsd_model_new) or a TorchScript
+ * module (tsd_model_open_torchscript), released by tsd_model_free. */
 typedef struct tsd_model tsd_model;
 
+/** What a model tensor is to PyTorch. */
 typedef enum tsd_tensor_role {
-  TSD_PARAMETER = 0,            /* nn.Parameter */
-  TSD_BUFFER = 1,               /* persistent buffer */
-  TSD_BUFFER_NON_PERSISTENT = 2,/* register_buffer(..., persistent=False) */
-  TSD_PARAMETER_NONE = 3        /* a parameter registered as None: no data */
+  TSD_PARAMETER = 0,            /**< nn.Parameter */
+  TSD_BUFFER = 1,               /**< persistent buffer */
+  TSD_BUFFER_NON_PERSISTENT = 2,/**< register_buffer(..., persistent=False) */
+  TSD_PARAMETER_NONE = 3        /**< a parameter registered as None: no data */
 } tsd_tensor_role;
 
-/* A new, empty C-owned model. `class_name` is what PyTorch would print as
+/** A new, empty C-owned model. `class_name` is what PyTorch would print as
  * the model's class (`self.__class__.__name__`), e.g. "VisionTransformer";
  * it is copied. */
 TSD_API tsd_status tsd_model_new(tsd_model **out, const char *class_name);
 
-/* Opens a TorchScript archive (torch.jit.save output) as a model on `device`
+/** Opens a TorchScript archive (torch.jit.save output) as a model on `device`
  * ("cpu", "cuda:0", ...; NULL means "cpu"). TorchScript archives are code:
  * open only files you trust. TSD_ERR_UNSUPPORTED in a build without LibTorch;
  * TSD_ERR_TORCH for LibTorch's own failures (message kept). */
@@ -351,10 +374,10 @@ TSD_API tsd_status tsd_model_open_torchscript(tsd_model **out,
                                               const char *path,
                                               const char *device);
 
-/* Releases the model (never the caller's tensor memory). NULL is a no-op. */
+/** Releases the model (never the caller's tensor memory). NULL is a no-op. */
 TSD_API void tsd_model_free(tsd_model *model);
 
-/* Adds a tensor to a C-owned model. `name` is its full dotted name
+/** Adds a tensor to a C-owned model. `name` is its full dotted name
  * ("features.0.weight"); the modules on its path are created as needed, in
  * order of first appearance. `data` is borrowed: it must hold
  * numel * tsd_dtype_size(dtype) bytes, C-contiguous, and stay valid while the
@@ -366,7 +389,7 @@ TSD_API tsd_status tsd_model_add_tensor(tsd_model *model, const char *name,
                                         size_t ndim, const int64_t *shape,
                                         void *data);
 
-/* Declares the module at dotted path `name` ("features.2"; "" is the root)
+/** Declares the module at dotted path `name` ("features.2"; "" is the root)
  * with its PyTorch class name `type_name` ("ReLU", "BatchNorm2d", ...; NULL
  * leaves the type unknown/unchanged), creating it (and its parents) if
  * needed. Declaring matters for:
@@ -379,39 +402,42 @@ TSD_API tsd_status tsd_model_add_module(tsd_model *model, const char *name,
                                         const char *type_name,
                                         int64_t version);
 
-/* Marks the buffer `name` persistent (1) or not (0). Non-persistent buffers
+/** Marks the buffer `name` persistent (1) or not (0). Non-persistent buffers
  * are not loaded and their keys are unexpected, as in PyTorch. For
  * TorchScript models this is the way to get the eager model's answer:
  * TorchScript forgets persistent=False. */
 TSD_API tsd_status tsd_model_set_persistent(tsd_model *model,
                                             const char *name, int persistent);
 
-/* The class name (borrowed). */
+/** The class name (borrowed). */
 TSD_API const char *tsd_model_class_name(const tsd_model *model);
 
-/* One tensor of a model, in PyTorch's state_dict order (pre-order over
+/** One tensor of a model, in PyTorch's state_dict order (pre-order over
  * modules: a module's parameters, then its buffers, then its children).
  * Pointers borrowed from the model. */
 typedef struct tsd_tensor_info {
-  const char *name;
-  tsd_tensor_role role;
-  tsd_dtype dtype;
-  size_t ndim;
-  const int64_t *shape;
-  int64_t numel;
-  void *data; /* C-owned models: the caller's pointer; TorchScript: NULL */
+  const char *name;     /**< full dotted name ("features.0.weight") */
+  tsd_tensor_role role; /**< parameter or buffer */
+  tsd_dtype dtype;      /**< element type */
+  size_t ndim;          /**< number of dimensions */
+  const int64_t *shape; /**< ndim elements */
+  int64_t numel;        /**< number of elements */
+  void *data; /**< C-owned models: the caller's pointer; TorchScript: NULL */
 } tsd_tensor_info;
 
+/** Number of tensors of the model (every role, None parameters too). */
 TSD_API size_t tsd_model_tensor_count(const tsd_model *model);
+/** Fills *out with tensor `index` (state_dict order). TSD_ERR_NOT_FOUND if
+ * index >= tsd_model_tensor_count. */
 TSD_API tsd_status tsd_model_tensor(const tsd_model *model, size_t index,
                                     tsd_tensor_info *out);
 
-/* Copies model tensor `index` into `dst` as C-contiguous `dtype`. */
+/** Copies model tensor `index` into `dst` as C-contiguous `dtype`. */
 TSD_API tsd_status tsd_model_read(const tsd_model *model, size_t index,
                                   tsd_dtype dtype, void *dst,
                                   size_t dst_bytes);
 
-/* Saves the model: a C-owned model as a torch.save-compatible .pth (an
+/** Saves the model: a C-owned model as a torch.save-compatible .pth (an
  * OrderedDict of its persistent tensors with `_metadata`, readable by Python
  * torch.load); a TorchScript model as a TorchScript archive.
  * Any model to a path ending in ".safetensors": a safetensors file of its
@@ -425,40 +451,43 @@ TSD_API tsd_status tsd_model_save(const tsd_model *model, const char *path);
 /* Loading                                                                   */
 /* ------------------------------------------------------------------------ */
 
+/** Which PyTorch version's edge rules a load follows. */
 typedef enum tsd_rules {
-  TSD_RULES_TORCH_1_13 = 0, /* default: PyTorch 1.13's edge rules */
-  TSD_RULES_TORCH_2 = 1     /* PyTorch 2.x's: a 0-dim tensor accepts only a
+  TSD_RULES_TORCH_1_13 = 0, /**< default: PyTorch 1.13's edge rules */
+  TSD_RULES_TORCH_2 = 1     /**< PyTorch 2.x's: a 0-dim tensor accepts only a
                                length-1 tensor; `weight.foo` is unexpected; a
                                norm layer's missing `num_batches_tracked`
                                keeps the model's value instead of 0 */
 } tsd_rules;
 
-/* A key rename rule: a checkpoint key that starts with `from` has that
+/** A key rename rule: a checkpoint key that starts with `from` has that
  * prefix replaced by `to` ("backbone." -> "encoder."). Plain string
  * prefixes: "fc" also matches "fc2.weight", so write "fc." -> "head.". */
 typedef struct tsd_rename {
-  const char *from; /* non-empty */
-  const char *to;   /* may be "" (drops the prefix) */
+  const char *from; /**< non-empty */
+  const char *to;   /**< may be "" (drops the prefix) */
 } tsd_rename;
 
-/* Progress of the copy phase of a load (see tsd_load_options.progress).
+/** Progress of the copy phase of a load (see tsd_load_options.progress).
  * `done` and `total` count checkpoint tensor bytes (numel * checkpoint
  * itemsize) of the tensors being copied. Return 0 to go on, non-zero to
  * cancel. */
 typedef int (*tsd_progress_fn)(void *user, uint64_t done, uint64_t total);
 
-/* Version 1 callers (the first four fields, version = 1) keep working: the
- * fields after `rules` are only read when version >= 2. */
+/** The current version of tsd_load_options. Version 1 callers (the first
+ * four fields, version = 1) keep working: the fields after `rules` are only
+ * read when version >= 2. */
 #define TSD_LOAD_OPTIONS_VERSION 2
+/** Options of tsd_load (NULL there means the defaults). */
 typedef struct tsd_load_options {
-  unsigned version; /* TSD_LOAD_OPTIONS_VERSION */
-  int strict;       /* like PyTorch's strict (default 1) */
-  int auto_pop;     /* drop shape-mismatched keys first (default 0) */
-  tsd_rules rules;  /* default TSD_RULES_TORCH_1_13 */
+  unsigned version; /**< TSD_LOAD_OPTIONS_VERSION */
+  int strict;       /**< like PyTorch's strict (default 1) */
+  int auto_pop;     /**< drop shape-mismatched keys first (default 0) */
+  tsd_rules rules;  /**< default TSD_RULES_TORCH_1_13 */
 
-  /* ---- version 2 ---- */
+  /** ---- version 2 ---- */
 
-  /* Key remapping, before anything is matched. The load sees the current
+  /** Key remapping, before anything is matched. The load sees the current
    * dict's keys transformed by, in this order:
    *  1. each of `strip_prefixes` in turn, with the semantics of PyTorch's
    *     torch.nn.modules.utils.consume_prefix_in_state_dict_if_present:
@@ -478,13 +507,13 @@ typedef struct tsd_load_options {
    * checkpoint keys that end up with the same name make the load fail with
    * TSD_ERR_INVALID_ARG naming both (PyTorch would silently keep one). An
    * empty strip prefix or rename `from` is TSD_ERR_INVALID_ARG. */
-  const char *const *strip_prefixes; /* n_strip_prefixes strings */
-  size_t n_strip_prefixes;
-  const tsd_rename *renames; /* n_renames rules */
-  size_t n_renames;
-  const char *add_prefix;
+  const char *const *strip_prefixes; /**< n_strip_prefixes strings */
+  size_t n_strip_prefixes;   /**< number of strip_prefixes */
+  const tsd_rename *renames; /**< n_renames rules */
+  size_t n_renames;          /**< number of renames */
+  const char *add_prefix;    /**< NULL or "" for none */
 
-  /* Progress of the copy phase, from the calling thread: first with
+  /** Progress of the copy phase, from the calling thread: first with
    * done = 0 before any byte of the model is written, then after each
    * tensor copied once at least 1% of `total` more is done, and last with
    * done == total. (One large tensor is one step; with nothing to copy
@@ -495,20 +524,23 @@ typedef struct tsd_load_options {
    * the final call (done == total, all copied) is ignored. Not called when
    * the load fails before copying, nor with dry_run. NULL: no progress. */
   tsd_progress_fn progress;
-  void *progress_user;
+  void *progress_user; /**< passed to progress as `user` */
 
-  /* Non-zero: do everything except copying (the report and the status are
+  /** Non-zero: do everything except copying (the report and the status are
    * those of the real load; the model is never written). This is what
    * `tsd diff` shows. */
   int dry_run;
 } tsd_load_options;
+/** Initializer of a tsd_load_options with the defaults. */
 #define TSD_LOAD_OPTIONS_INIT                                             \
   {TSD_LOAD_OPTIONS_VERSION, 1, 0, TSD_RULES_TORCH_1_13, NULL, 0, NULL, 0, \
    NULL, NULL, NULL, 0}
 
+/** The result of a load (opaque): what PyTorch's load_state_dict returned
+ * or raised. From tsd_load, released by tsd_report_free. */
 typedef struct tsd_report tsd_report;
 
-/* load_state_dict(model, current dict of ckpt, options). `options` may be
+/** load_state_dict(model, current dict of ckpt, options). `options` may be
  * NULL (strict, no auto-pop, 1.13 rules). The checkpoint is not modified
  * (auto-pop works on the load's own view of the keys).
  *
@@ -524,49 +556,53 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
                             const tsd_checkpoint *ckpt,
                             const tsd_load_options *options);
 
+/** The lists of keys and messages a report holds. */
 typedef enum tsd_list {
-  TSD_LIST_MISSING = 0,    /* missing_keys */
-  TSD_LIST_UNEXPECTED = 1, /* unexpected_keys */
-  TSD_LIST_ERRORS = 2,     /* error_msgs, PyTorch's order */
-  TSD_LIST_MISMATCHED = 3, /* keys of size mismatches (errors) */
-  TSD_LIST_POPPED = 4,     /* keys auto-pop dropped, in the model's
+  TSD_LIST_MISSING = 0,    /**< missing_keys */
+  TSD_LIST_UNEXPECTED = 1, /**< unexpected_keys */
+  TSD_LIST_ERRORS = 2,     /**< error_msgs, PyTorch's order */
+  TSD_LIST_MISMATCHED = 3, /**< keys of size mismatches (errors) */
+  TSD_LIST_POPPED = 4,     /**< keys auto-pop dropped, in the model's
                               state_dict order (the order PyTorch would
                               report their size mismatches in) */
-  TSD_LIST_MATCHED = 5     /* keys whose values are (or, with dry_run,
+  TSD_LIST_MATCHED = 5     /**< keys whose values are (or, with dry_run,
                               would be) copied, model order; not in the
                               JSON */
 } tsd_list;
 
-/* A shape mismatch (an error, or a key auto-pop dropped). Borrowed. */
+/** A shape mismatch (an error, or a key auto-pop dropped). Borrowed. */
 typedef struct tsd_mismatch {
-  const char *key;
-  size_t checkpoint_ndim;
-  const int64_t *checkpoint_shape;
-  size_t model_ndim;
-  const int64_t *model_shape;
+  const char *key;                 /**< as the model names it */
+  size_t checkpoint_ndim;          /**< dimensions in the checkpoint */
+  const int64_t *checkpoint_shape; /**< checkpoint_ndim elements */
+  size_t model_ndim;               /**< dimensions in the model */
+  const int64_t *model_shape;      /**< model_ndim elements */
 } tsd_mismatch;
 
+/** Releases the report and everything borrowed from it. NULL is a no-op. */
 TSD_API void tsd_report_free(tsd_report *report);
-/* 1 if the load succeeded (PyTorch returned), else 0. */
+/** 1 if the load succeeded (PyTorch returned), else 0. */
 TSD_API int tsd_report_ok(const tsd_report *report);
+/** The model's class name, as in the messages (borrowed). */
 TSD_API const char *tsd_report_class_name(const tsd_report *report);
+/** Number of strings (or mismatches) in a list. */
 TSD_API size_t tsd_report_count(const tsd_report *report, tsd_list list);
-/* The i-th string of a list (borrowed), NULL if out of range. */
+/** The i-th string of a list (borrowed), NULL if out of range. */
 TSD_API const char *tsd_report_item(const tsd_report *report, tsd_list list,
                                     size_t index);
-/* For TSD_LIST_MISMATCHED and TSD_LIST_POPPED: both shapes. */
+/** For TSD_LIST_MISMATCHED and TSD_LIST_POPPED: both shapes. */
 TSD_API tsd_status tsd_report_mismatch(const tsd_report *report,
                                        tsd_list list, size_t index,
                                        tsd_mismatch *out);
-/* Exactly what PyTorch prints: the RuntimeError message when not ok,
+/** Exactly what PyTorch prints: the RuntimeError message when not ok,
  * otherwise the `_IncompatibleKeys(...)` / `<All keys matched
  * successfully>` text. Borrowed. */
 TSD_API const char *tsd_report_message(const tsd_report *report);
-/* The report as one JSON object (the `tsd load --json` format). Borrowed. */
+/** The report as one JSON object (the `tsd load --json` format). Borrowed. */
 TSD_API const char *tsd_report_json(const tsd_report *report);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* TSD_H */
+#endif /**< TSD_H */

@@ -1,13 +1,17 @@
 // test_cli.cc — the `tsd` command's output and exit statuses on committed
 // fixtures (tests/fixtures; remap_*.pth from make_remap_fixtures.py): help
 // texts, key remapping and selection flags of `tsd load`, `tsd diff`,
-// `tsd pop`. Runs the built binary (TSD_CLI).
+// `tsd pop`, `tsd inspect`'s table and file metadata, and
+// --torchscript-checkpoint (shim_*.pt from make_shim_fixtures.py). Runs the
+// built binary (TSD_CLI).
 #include <sys/wait.h>
 
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "test_helpers.h"
+#include "tsd.h"
 
 namespace {
 
@@ -81,6 +85,11 @@ TEST(Cli, EveryCommandHasHelp) {
                         "--select", "progress bar"})
     EXPECT_TRUE(has(load.out, f)) << f;
   EXPECT_TRUE(has(tsd("pop --help").out, "writes tensors only"));
+  for (const char *c : {"load", "inspect", "diff"})
+    EXPECT_TRUE(has(tsd(std::string(c) + " --help").out,
+                    "--torchscript-checkpoint"))
+        << c;
+  EXPECT_TRUE(has(tsd("inspect --help").out, "metadata")) << "inspect";
 }
 
 // ---- load: remapping and selection --------------------------------------------
@@ -289,4 +298,226 @@ TEST(Cli, PopErrors) {
   Out d = tsd("pop " + fx("remap_mixed.pth") + " step -o " + q(out));
   EXPECT_EQ(d.rc, 0) << d.err;
   remove(out.c_str());
+}
+
+// ---- inspect ---------------------------------------------------------------------
+
+// st_small.safetensors (make_formats_fixtures.py): one tensor of every dtype,
+// __metadata__ {"format": "pt", "note": "tsd été fixture"}. The byte counts
+// are data_offsets differences of its header.
+TEST(Cli, InspectSafetensorsPrintsDtypeTotalsAndMetadata) {
+  Out r = tsd("inspect " + fx("st_small.safetensors"));
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "key     dtype     shape             bytes\n"
+            "w.f32   float32   [3, 4]               48\n"
+            "a.f64   float64   [2, 3]               48\n"
+            "h.f16   float16   [5]                  10\n"
+            "b.bf16  bfloat16  [2, 2]                8\n"
+            "i.i8    int8      [5]                   5\n"
+            "i.i16   int16     [2, 2]                8\n"
+            "i.i32   int32     [3]                  12\n"
+            "i.i64   int64     [3]                  24\n"
+            "u.u8    uint8     [3]                   3\n"
+            "m.bool  bool      [4]                   4\n"
+            "scalar  float32   []                    4\n"
+            "empty   float32   [0, 3]                0\n"
+            "z.last  float32   [1, 2, 3]            24\n"
+            "-----------------------------------------\n"
+            "total   float32   4 tensors            76\n"
+            "total   float64   1 tensor             48\n"
+            "total   float16   1 tensor             10\n"
+            "total   bfloat16  1 tensor              8\n"
+            "total   int8      1 tensor              5\n"
+            "total   int16     1 tensor              8\n"
+            "total   int32     1 tensor             12\n"
+            "total   int64     1 tensor             24\n"
+            "total   uint8     1 tensor              3\n"
+            "total   bool      1 tensor              4\n"
+            "13 tensors, 56 elements, 198 bytes\n"
+            "metadata:\n"
+            "  format  pt\n"
+            "  note    tsd \xc3\xa9t\xc3\xa9 fixture\n");
+}
+
+TEST(Cli, InspectSafetensorsJsonHasDtypeTotalsAndMetadata) {
+  std::string path = std::string(TSD_FIXTURES) + "/st_small.safetensors";
+  Out r = tsd("inspect " + q(path) + " --json");
+  EXPECT_EQ(r.rc, 0) << r.err;
+  auto t = [](const char *key, const char *dtype, const char *shape,
+              int numel, int bytes) {
+    return std::string("{\"key\": \"") + key +
+           "\", \"kind\": \"tensor\", \"dtype\": \"" + dtype +
+           "\", \"shape\": " + shape + ", \"numel\": " +
+           std::to_string(numel) + ", \"bytes\": " + std::to_string(bytes) +
+           ", \"parameter\": false}";
+  };
+  std::string expect =
+      "{\"file\": \"" + path +
+      "\", \"root_kind\": \"dict\", \"tensors\": 13, \"numel\": 56, "
+      "\"bytes\": 198, \"entries\": [" +
+      t("w.f32", "float32", "[3, 4]", 12, 48) + ", " +
+      t("a.f64", "float64", "[2, 3]", 6, 48) + ", " +
+      t("h.f16", "float16", "[5]", 5, 10) + ", " +
+      t("b.bf16", "bfloat16", "[2, 2]", 4, 8) + ", " +
+      t("i.i8", "int8", "[5]", 5, 5) + ", " +
+      t("i.i16", "int16", "[2, 2]", 4, 8) + ", " +
+      t("i.i32", "int32", "[3]", 3, 12) + ", " +
+      t("i.i64", "int64", "[3]", 3, 24) + ", " +
+      t("u.u8", "uint8", "[3]", 3, 3) + ", " +
+      t("m.bool", "bool", "[4]", 4, 4) + ", " +
+      t("scalar", "float32", "[]", 1, 4) + ", " +
+      t("empty", "float32", "[0, 3]", 0, 0) + ", " +
+      t("z.last", "float32", "[1, 2, 3]", 6, 24) +
+      "], \"bytes_by_dtype\": {\"float32\": 76, \"float64\": 48, "
+      "\"float16\": 10, \"bfloat16\": 8, \"int8\": 5, \"int16\": 8, "
+      "\"int32\": 12, \"int64\": 24, \"uint8\": 3, \"bool\": 4}, "
+      "\"metadata\": {\"format\": \"pt\", \"note\": \"tsd \xc3\xa9t\xc3\xa9 "
+      "fixture\"}}\n";
+  EXPECT_EQ(r.out, expect);
+}
+
+// A sharded index's "metadata": numbers come as their JSON text.
+TEST(Cli, InspectShardedIndexShowsItsMetadata) {
+  Out r = tsd("inspect " + fx("shard_st.index.json"));
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(has(r.out, "10 tensors, 40 elements, 164 bytes\n"
+                         "metadata:\n"
+                         "  total_size  164\n"
+                         "  format      safetensors\n"))
+      << r.out;
+  Out j = tsd("inspect " + fx("shard_st.index.json") + " --json");
+  EXPECT_TRUE(has(j.out, "\"bytes_by_dtype\": {\"float32\": 156, \"int64\": "
+                         "8}, \"metadata\": {\"total_size\": \"164\", "
+                         "\"format\": \"safetensors\"}}\n"))
+      << j.out;
+}
+
+// torch.save files have no file metadata: no heading, an empty object.
+TEST(Cli, InspectPthHasNoFileMetadata) {
+  Out r = tsd("inspect " + fx("small.pth"));
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_FALSE(has(r.out, "metadata:")) << r.out;
+  EXPECT_TRUE(has(r.out, "total  float32  1 tensor            16\n"
+                         "total  int64    1 tensor            16\n"
+                         "2 tensors, 6 elements, 32 bytes\n"))
+      << r.out;
+  Out j = tsd("inspect " + fx("small.pth") + " --json");
+  EXPECT_TRUE(has(j.out, "\"bytes_by_dtype\": {\"float32\": 16, \"int64\": "
+                         "16}, \"metadata\": {}}\n"))
+      << j.out;
+}
+
+// ---- --torchscript-checkpoint ---------------------------------------------------
+
+// Without the option a TorchScript archive is refused by tsd's own unpickler
+// (it never reaches LibTorch), with a hint naming the option.
+TEST(Cli, TorchScriptArchiveIsRefusedWithoutTheOptionWithAHint) {
+  const std::string model =
+      "--model-spec " + fx("small.pth") + " --class-name M ";
+  for (const std::string &args :
+       {"inspect " + fx("shim_tiny.pt"), "load --non-strict " + model + fx("shim_tiny.pt"),
+        "diff " + model + fx("shim_cpp_seq.pt")}) {
+    Out r = tsd(args);
+    EXPECT_EQ(r.rc, 2) << args;
+    EXPECT_EQ(r.out, "") << args;
+    EXPECT_TRUE(has(r.err, "refusing global '__torch__.")) << r.err;
+    EXPECT_TRUE(has(r.err, "(TSD_ERR_REFUSED)")) << r.err;
+    EXPECT_TRUE(has(r.err, "open it with --torchscript-checkpoint")) << r.err;
+  }
+  // Refusals of other globals get no such hint.
+  Out o = tsd("inspect " + fx("refused.pth"));
+  EXPECT_EQ(o.rc, 2);
+  EXPECT_TRUE(has(o.err, "TSD_ERR_REFUSED")) << o.err;
+  EXPECT_FALSE(has(o.err, "--torchscript-checkpoint")) << o.err;
+}
+
+// Each build checks what it can do: the pure-C build the clear error, the
+// LibTorch build the archive's state dict.
+static void check_torchscript_option_without_libtorch() {
+  const std::string model =
+      "--model-spec " + fx("small.pth") + " --class-name M ";
+  for (const std::string &args :
+       {"inspect --torchscript-checkpoint " + fx("shim_tiny.pt"),
+        "load --non-strict --torchscript-checkpoint " + model +
+            fx("shim_tiny.pt"),
+        "diff --torchscript-checkpoint " + model + fx("shim_tiny.pt"),
+        "convert --torchscript-checkpoint " + fx("shim_tiny.pt") + " " +
+            q(tmp("never.safetensors"))}) {
+    Out r = tsd(args);
+    EXPECT_EQ(r.rc, 2) << args;
+    EXPECT_EQ(r.out, "") << args;
+    EXPECT_TRUE(has(r.err, "this build of tsd has no LibTorch")) << r.err;
+    EXPECT_TRUE(has(r.err, "(TSD_ERR_UNSUPPORTED)")) << r.err;
+  }
+  EXPECT_FALSE(std::ifstream(tmp("never.safetensors")).good());
+}
+
+namespace {
+// shim_cpp_seq.values: key, dtype, shape ("8,4"), values; one tensor a line.
+std::vector<std::vector<std::string>> read_values(const char *name) {
+  std::ifstream f(std::string(TSD_FIXTURES) + "/" + name);
+  std::vector<std::vector<std::string>> rows;
+  std::string line;
+  while (std::getline(f, line)) {
+    std::vector<std::string> cols;
+    std::stringstream ss(line);
+    std::string c;
+    while (std::getline(ss, c, '\t')) cols.push_back(c);
+    rows.push_back(cols);
+  }
+  return rows;
+}
+} // namespace
+
+static void check_torchscript_option_with_libtorch() {
+  // inspect: the keys, dtypes and shapes Python's
+  // torch.jit.load(...).state_dict() holds, in its order.
+  auto rows = read_values("shim_cpp_seq.values");
+  ASSERT_GT(rows.size(), 0u);
+  Out r = tsd("inspect --json --torchscript-checkpoint " +
+              fx("shim_cpp_seq.pt"));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  size_t at = 0;
+  for (const auto &row : rows) {
+    ASSERT_GE(row.size(), 3u);
+    std::string shape = "[" + row[2] + "]";
+    for (size_t c = 0; (c = shape.find(',', c)) != std::string::npos; c += 2)
+      shape.replace(c, 1, ", ");
+    std::string entry = "{\"key\": \"" + row[0] +
+                        "\", \"kind\": \"tensor\", \"dtype\": \"" + row[1] +
+                        "\", \"shape\": " + shape + ",";
+    size_t pos = r.out.find(entry, at);
+    EXPECT_NE(pos, std::string::npos) << entry << "\n" << r.out;
+    if (pos != std::string::npos) at = pos;
+  }
+  EXPECT_TRUE(has(r.out, "\"tensors\": " + std::to_string(rows.size()) + ","))
+      << r.out;
+  // load and diff: a scripted Tiny's state into the TorchScript Tiny.
+  Out l = tsd("load --torchscript-checkpoint " + fx("shim_tiny.pt") + " " +
+              fx("shim_tiny_src.pt"));
+  EXPECT_EQ(l.rc, 0) << l.err;
+  EXPECT_EQ(l.out, "<All keys matched successfully>\n");
+  Out d = tsd("diff " + fx("shim_tiny.pt") + " " + fx("shim_tiny_src.pt") +
+              " --torchscript-checkpoint");
+  EXPECT_EQ(d.rc, 0) << d.err;
+  EXPECT_TRUE(has(d.out, " 0 missing, 0 unexpected, 0 shape mismatches: a "
+                         "strict load would succeed\n"))
+      << d.out;
+  // convert: the archive's state dict as a safetensors file, read back.
+  std::string out = tmp("cpp_seq.safetensors");
+  Out c = tsd("convert --torchscript-checkpoint " + fx("shim_cpp_seq.pt") +
+              " " + q(out));
+  EXPECT_EQ(c.rc, 0) << c.err;
+  Out back = tsd("inspect " + q(out));
+  EXPECT_TRUE(has(back.out, std::to_string(rows.size()) + " tensors, ")) <<
+      back.out;
+  remove(out.c_str());
+}
+
+TEST(Cli, TorchScriptCheckpointOptionLoadsWithLibTorchElseIsAClearError) {
+  if (tsd_has_torch())
+    check_torchscript_option_with_libtorch();
+  else
+    check_torchscript_option_without_libtorch();
 }

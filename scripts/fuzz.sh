@@ -6,13 +6,14 @@
 # Python torch (tests/fuzz/make_seeds.py; the committed malformed corpus is a
 # seed too), runs each target for the given time and prints its executions.
 # A crash, leak, timeout or OOM file is copied to tests/malformed/regressions/
-# (test_malformed then checks it). Exits non-zero on any finding.
+# (test_malformed then checks it; fuzz_sharded's to regressions_sharded/,
+# which test_sharded replays). Exits non-zero on any finding.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 secs=${1:-30}
 bdir=$here/build-fuzz
-targets="zip pickle legacy load"
+targets="zip pickle legacy load safetensors sharded"
 
 if ! command -v clang >/dev/null; then
   echo "fuzz: FAILED: clang is needed for libFuzzer"; exit 2
@@ -29,7 +30,7 @@ if ! { CC=clang CXX=clang++ cmake -S "$here" -B "$bdir" -DTSD_WITH_TORCH=OFF \
 fi
 
 seeds=$bdir/seeds
-if [ ! -d "$seeds/zip" ]; then
+if [ ! -d "$seeds/zip" ] || [ ! -d "$seeds/sharded" ]; then
   (cd / && /usr/bin/python3 "$here/tests/fuzz/make_seeds.py" "$seeds") ||
     { echo "fuzz: FAILED: seed corpora (needs /usr/bin/python3 with torch)"; exit 2; }
 fi
@@ -50,10 +51,24 @@ for t in $targets; do
   rc=$?
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
   found=0
+  # fuzz_sharded's inputs are index JSONs over its own shards:
+  # test_sharded replays them from regressions_sharded/.
+  dest=tests/malformed/regressions
+  [ "$t" = sharded ] && dest=tests/malformed/regressions_sharded
   for f in "$art"*; do
     [ -e "$f" ] || continue
     found=$((found + 1))
-    cp "$f" "tests/malformed/regressions/fuzz_${t}-$(basename "$f")"
+    mkdir -p "$dest"
+    out="$dest/fuzz_${t}-$(basename "$f")"
+    cp "$f" "$out"
+    # Store the bytes the target actually opened: fuzz_legacy forces byte 0
+    # to 0x80, fuzz_safetensors byte 8 to '{'.
+    size=$(stat -c %s "$out")
+    if [ "$t" = legacy ] && [ "$size" -ge 1 ]; then
+      printf '\x80' | dd of="$out" bs=1 seek=0 conv=notrunc status=none
+    elif [ "$t" = safetensors ] && [ "$size" -ge 9 ]; then
+      printf '{' | dd of="$out" bs=1 seek=8 conv=notrunc status=none
+    fi
   done
   if [ $rc -ne 0 ] || [ $found -ne 0 ]; then
     status=1

@@ -368,10 +368,15 @@ tsd_status tsd__read_safetensors(const tsd__source *src, tsd__arena *arena,
                     "of %llu",
                     name, (unsigned long long)hlen,
                     (unsigned long long)limits->max_pickle_bytes);
-  char *text = tsd__malloc(hlen ? (size_t)hlen : 1);
+  if (hlen == 0)
+    return tsd__err(TSD_ERR_FORMAT,
+                    "%s: safetensors header length is 0 (the smallest header "
+                    "is \"{}\", 2 bytes)",
+                    name);
+  char *text = tsd__malloc((size_t)hlen);
   if (!text) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", name);
   st = tsd__source_read(src, 8, text, (size_t)hlen, "safetensors header");
-  if (!st && (hlen == 0 || text[0] != '{'))
+  if (!st && text[0] != '{')
     st = tsd__err(TSD_ERR_FORMAT,
                   "%s: safetensors header does not start with '{'", name);
   if (!st) st = parse_header(src, arena, limits, text, hlen, out);

@@ -6,9 +6,12 @@
 #ifndef TSD_FUZZ_COMMON_H
 #define TSD_FUZZ_COMMON_H
 
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tsd.h"
 
@@ -72,6 +75,81 @@ fail:
 static inline void tsdf_net_free(tsdf_net *n) {
   tsd_model_free(n->model);
   n->model = NULL;
+}
+
+/* ---- shards for sharded indexes (fuzz_sharded, test_sharded) ------------
+ * Written by tsd's own writers from the fixed model (its initial pattern):
+ *   net.safetensors, net.pth   every tensor of the model
+ *   fc.safetensors             fc.weight, fc.bias
+ *   bn.pth                     the BatchNorm2d's five tensors (_metadata)
+ *   bad.safetensors            a malformed shard (header length past the end)
+ *   empty.pth                  an empty file
+ * tests/fuzz/make_seeds.py writes indexes naming them. */
+static const char *const tsdf_shard_files[6] = {
+    "net.safetensors", "net.pth",         "fc.safetensors",
+    "bn.pth",          "bad.safetensors", "empty.pth"};
+
+/* 0, or -1 if the file cannot be written. */
+static inline int tsdf_write_file(const char *path, const void *data,
+                                  size_t n) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) return -1;
+  const uint8_t *p = (const uint8_t *)data;
+  while (n) {
+    ssize_t w = write(fd, p, n);
+    if (w <= 0) {
+      close(fd);
+      return -1;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return close(fd);
+}
+
+/* A model of the tensors of `net` whose names start with `prefix` ("" for
+ * all), saved as dir/file. */
+static inline tsd_status tsdf_save_part(const tsdf_net *net,
+                                        const char *prefix, const char *dir,
+                                        const char *file) {
+  tsd_model *m = NULL;
+  tsd_status st = tsd_model_new(&m, "Net");
+  size_t n = tsd_model_tensor_count(net->model);
+  for (size_t i = 0; st == TSD_OK && i < n; i++) {
+    tsd_tensor_info t;
+    st = tsd_model_tensor(net->model, i, &t);
+    if (st == TSD_OK && strncmp(t.name, prefix, strlen(prefix)) == 0)
+      st = tsd_model_add_tensor(m, t.name, t.role, t.dtype, t.ndim, t.shape,
+                                t.data);
+  }
+  if (st == TSD_OK && (!*prefix || strcmp(prefix, "bn.") == 0))
+    st = tsd_model_add_module(m, "bn", "BatchNorm2d", -1);
+  char p[4096];
+  snprintf(p, sizeof p, "%s/%s", dir, file);
+  if (st == TSD_OK) st = tsd_model_save(m, p);
+  tsd_model_free(m);
+  return st;
+}
+
+/* Writes the shards above into `dir` (which must exist). */
+static inline tsd_status tsdf_write_shards(const char *dir) {
+  /* an 8-byte header length far past the end, then '{' */
+  static const uint8_t bad[16] = {0xff, 0xff, 0, 0, 0, 0, 0, 0, '{', '}'};
+  char p[4096];
+  tsdf_net net;
+  tsd_status st = tsdf_net_init(&net);
+  if (st != TSD_OK) return st;
+  if ((st = tsdf_save_part(&net, "", dir, "net.safetensors")) == TSD_OK &&
+      (st = tsdf_save_part(&net, "", dir, "net.pth")) == TSD_OK &&
+      (st = tsdf_save_part(&net, "fc.", dir, "fc.safetensors")) == TSD_OK &&
+      (st = tsdf_save_part(&net, "bn.", dir, "bn.pth")) == TSD_OK) {
+    snprintf(p, sizeof p, "%s/bad.safetensors", dir);
+    if (tsdf_write_file(p, bad, sizeof bad) != 0) st = TSD_ERR_IO;
+    snprintf(p, sizeof p, "%s/empty.pth", dir);
+    if (tsdf_write_file(p, "", 0) != 0) st = TSD_ERR_IO;
+  }
+  tsdf_net_free(&net);
+  return st;
 }
 
 /* ---- a minimal stored zip ------------------------------------------------ */
@@ -209,6 +287,20 @@ static inline int tsdf_exercise(const tsd_checkpoint *ckpt, tsdf_net *net) {
       bad = 1;
     free(buf);
   }
+  /* file metadata (safetensors __metadata__, a sharded index's metadata):
+   * every key and value must be a readable C string */
+  size_t nf = tsd_checkpoint_file_metadata_count(ckpt);
+  for (size_t i = 0; i < nf; i++) {
+    const char *k = NULL, *v = NULL;
+    if (tsd_checkpoint_file_metadata(ckpt, i, &k, &v) != TSD_OK || !k || !v)
+      bad = 1;
+    else if (tsd_checkpoint_metadata_string(ckpt, k) == NULL)
+      bad = 1;
+    else
+      (void)strlen(v);
+  }
+  if (tsd_checkpoint_file_metadata(ckpt, nf, NULL, NULL) != TSD_ERR_NOT_FOUND)
+    bad = 1;
   (void)tsd_checkpoint_module_version(ckpt, "bn");
   size_t nm = tsd_checkpoint_metadata_count(ckpt);
   for (size_t i = 0; i < nm; i++)

@@ -5,11 +5,20 @@ torch (the files libFuzzer mutates). Usage, with Debian's Python:
 OUT_DIR/zip, OUT_DIR/load: zip checkpoints (protocols 2-5) and legacy files;
 OUT_DIR/legacy: legacy files; OUT_DIR/pickle: the data.pkl of each zip
 checkpoint (fuzz_pickle wraps its input as data.pkl, with storage records
-data/0 .. data/7 of 64 bytes, so the seeds use storage keys '0'..'7').
+data/0 .. data/7 of 64 bytes, so the seeds use storage keys '0'..'7');
+OUT_DIR/safetensors: the same state dicts as safetensors files (written by
+hand: Debian has no `safetensors` package; the format is an 8-byte length,
+a JSON header and the data), plus the committed malformed corpus's st_*
+cases; OUT_DIR/sharded: index JSONs over the shards fuzz_sharded writes
+(tsdf_write_shards in fuzz_common.h: net.safetensors, net.pth,
+fc.safetensors, bn.pth, bad.safetensors, empty.pth).
 """
 import collections
 import io
+import json
 import os
+import shutil
+import struct
 import sys
 import zipfile
 
@@ -66,11 +75,100 @@ def small_storages(sd):
     return out
 
 
+ST_DTYPES = {
+    torch.float32: "F32", torch.float64: "F64", torch.float16: "F16",
+    torch.bfloat16: "BF16", torch.int8: "I8", torch.int16: "I16",
+    torch.int32: "I32", torch.int64: "I64", torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
+
+
+def safetensors_bytes(sd, metadata=None, order=None):
+    """A safetensors file of the tensors of `sd` (non-tensors dropped), header
+    in `order` (default: the dict's), data packed in the same order."""
+    items = [(k, v) for k, v in sd.items() if torch.is_tensor(v)]
+    if order:
+        items = order(items, key=lambda kv: kv[0])
+    header = collections.OrderedDict()
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    data = b""
+    for k, v in items:
+        v = v.detach().contiguous()
+        dtype = ST_DTYPES[v.dtype]
+        if v.dtype == torch.bfloat16:
+            v = v.view(torch.int16)
+        b = v.numpy().tobytes()
+        header[k] = {"dtype": dtype, "shape": list(v.shape),
+                     "data_offsets": [len(data), len(data) + len(b)]}
+        data += b
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * ((8 - (8 + len(text)) % 8) % 8)
+    return struct.pack("<Q", len(text)) + text + data
+
+
+NET_KEYS = ["fc.weight", "fc.bias", "bn.weight", "bn.bias", "bn.running_mean",
+            "bn.running_var", "bn.num_batches_tracked"]
+
+
+def sharded_indexes():
+    """(name, index dict) over the shards of tsdf_write_shards."""
+    def index(wm, metadata=None):
+        d = collections.OrderedDict()
+        if metadata is not None:
+            d["metadata"] = metadata
+        d["weight_map"] = collections.OrderedDict(wm)
+        return d
+    fc = [k for k in NET_KEYS if k.startswith("fc.")]
+    bn = [k for k in NET_KEYS if k.startswith("bn.")]
+    yield "whole_st", index([(k, "net.safetensors") for k in NET_KEYS],
+                            {"total_size": 164})
+    yield "whole_pth", index([(k, "net.pth") for k in NET_KEYS])
+    yield "halves", index([(k, "fc.safetensors") for k in fc] +
+                          [(k, "bn.pth") for k in bn],
+                          {"total_size": 164, "format": "pt"})
+    yield "halves_sorted", index(sorted([(k, "fc.safetensors") for k in fc] +
+                                        [(k, "bn.pth") for k in bn]))
+    yield "mixed", index([(k, "net.pth" if i % 2 else "net.safetensors")
+                          for i, k in enumerate(NET_KEYS)],
+                         {"a": None, "b": True, "c": 1.5, "d": [1], "e": {}})
+    yield "partial", index([(k, "fc.safetensors") for k in fc])
+    yield "empty", index([])
+    yield "key_not_in_shard", index([(k, "fc.safetensors") for k in NET_KEYS])
+    yield "bad_shard", index([("fc.weight", "bad.safetensors")])
+    yield "empty_shard", index([("fc.weight", "empty.pth")])
+    yield "missing_shard", index([("fc.weight", "absent.pth")])
+    yield "path_shard", index([("fc.weight", "../net.pth")])
+    yield "index_as_shard", index([("fc.weight", "in.index.json")])
+
+
 def main():
     out = sys.argv[1]
-    for sub in ("zip", "load", "legacy", "pickle"):
+    for sub in ("safetensors", "sharded"):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
     n = 0
+    for name, sd in state_dicts():
+        for variant, kw in (("", {}),
+                            ("_sorted_meta", {"metadata": {"format": "pt"},
+                                              "order": sorted})):
+            with open(os.path.join(out, "safetensors", "%s%s.safetensors" %
+                                   (name, variant)), "wb") as f:
+                f.write(safetensors_bytes(sd, **kw))
+            n += 1
+    cases = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                         "malformed", "cases")
+    for f in sorted(os.listdir(cases)):
+        if f.startswith(("st_", "ok_st_")):
+            shutil.copy(os.path.join(cases, f),
+                        os.path.join(out, "safetensors", f))
+            n += 1
+    for name, idx in sharded_indexes():
+        with open(os.path.join(out, "sharded", name + ".index.json"),
+                  "w") as f:
+            json.dump(idx, f, indent=2)
+        n += 1
+    for sub in ("zip", "load", "legacy", "pickle"):
+        os.makedirs(os.path.join(out, sub), exist_ok=True)
     for name, sd in state_dicts():
         for proto in (2, 3, 4, 5):
             b = io.BytesIO()

@@ -25,6 +25,7 @@ manifest.tsv: one line per case, tab-separated:
 """
 import collections
 import io
+import json
 import os
 import pickle
 import random
@@ -74,7 +75,17 @@ def torch_save(obj, **kw):
 
 
 ZIP = {p: torch_save(SD, pickle_protocol=p) for p in (2, 4, 5)}
-LEGACY = torch_save(SD, _use_new_zipfile_serialization=False)
+
+# The legacy format names storages by their memory address (str(_cdata)), so
+# saving again gives other bytes (and other truncation and flip points).
+# Reuse the committed reference so regenerating keeps every case
+# byte-identical; a fresh checkout without cases saves a new one.
+_LEGACY_REF = os.path.join(OUT, "ok_legacy.bin")
+if os.path.exists(_LEGACY_REF):
+    with open(_LEGACY_REF, "rb") as _f:
+        LEGACY = _f.read()
+else:
+    LEGACY = torch_save(SD, _use_new_zipfile_serialization=False)
 
 # ---- a hand-written zip writer (stored records, like torch.save) ----------
 
@@ -660,8 +671,367 @@ def build():
     case("legacy_no_storages", pre + obj + keys_p, "open:TSD_ERR_FORMAT", "")
 
 
+# ---- safetensors ------------------------------------------------------------
+# Cases named st_* (and ok_st_*): safetensors files of the same Net. A .bin
+# file is recognised as safetensors by content (a '{' after the 8-byte header
+# length), so every case keeps that '{'; a header that is not an object
+# cannot be reached that way (tests/unit/test_safetensors.cc opens those by
+# their .safetensors name).
+
+ST_DTYPES = {
+    torch.float32: "F32", torch.float64: "F64", torch.float16: "F16",
+    torch.bfloat16: "BF16", torch.int8: "I8", torch.int16: "I16",
+    torch.int32: "I32", torch.int64: "I64", torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
+ST_TORCH = {v: k for k, v in ST_DTYPES.items()}
+
+
+def st_blob(t):
+    t = t.detach().contiguous()
+    if t.dtype == torch.bfloat16:
+        t = t.view(torch.int16)
+    return t.numpy().tobytes()
+
+
+def st_parts(items, metadata=None):
+    """items: (name, tensor) in header order. Returns (header dict, data):
+    data packed in the same order, as the format's reference writer does for
+    one dtype."""
+    header = collections.OrderedDict()
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    data, pos = b"", 0
+    for name, t in items:
+        b = st_blob(t)
+        header[name] = {"dtype": ST_DTYPES[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [pos, pos + len(b)]}
+        data += b
+        pos += len(b)
+    return header, data
+
+
+def st_text(header):
+    """The header as the reference writer spells it, padded with spaces so
+    the data starts at a multiple of 8."""
+    text = json.dumps(header, separators=(",", ":")).encode()
+    return text + b" " * ((8 - (8 + len(text)) % 8) % 8)
+
+
+def st_file(header, data, hlen=None):
+    """header: a dict (dumped as JSON) or the raw header bytes."""
+    text = header if isinstance(header, (bytes, bytearray)) else st_text(header)
+    return struct.pack("<Q", len(text) if hlen is None else hlen) + text + data
+
+
+def st_read(data):
+    """A reference reader for the valid cases: the state dict torch sees."""
+    n = struct.unpack_from("<Q", data)[0]
+    header = json.loads(data[8:8 + n])
+    base = 8 + n
+    sd = collections.OrderedDict()
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        b, e = v["data_offsets"]
+        dt = ST_TORCH[v["dtype"]]
+        raw = bytearray(data[base + b:base + e])
+        t = torch.frombuffer(raw, dtype=dt) if raw else torch.zeros(0, dtype=dt)
+        sd[k] = t.reshape(v["shape"]).clone()
+    return sd
+
+
+def st_edit(items, fn, metadata=None):
+    """A valid file of `items` whose header dict fn(header) edits in place;
+    data unchanged."""
+    h, d = st_parts(items, metadata)
+    fn(h)
+    return st_file(h, d)
+
+
+def build_safetensors():
+    rnd = random.Random(4321)
+    items = list(SD.items())
+    h, d = st_parts(items)
+    good = st_file(h, d)
+    hlen = len(st_text(h))
+
+    # Valid references.
+    case("ok_st_net", good, "ok")
+    case("ok_st_sorted_with_metadata",
+         st_file(*st_parts(sorted(items), {"format": "pt"})), "ok")
+    # dtype conversion on load (copy_), and other dtypes than the model's
+    conv = [(k, v.double() if v.is_floating_point() else v) for k, v in items]
+    case("ok_st_float64_converted", st_file(*st_parts(conv)), "ok")
+    conv = [(k, v.half() if v.is_floating_point() else v) for k, v in items]
+    case("ok_st_float16_converted", st_file(*st_parts(conv)), "ok")
+    # the data laid out in another order than the header's
+    rev = collections.OrderedDict()
+    pos, data = 0, b""
+    for k, t in reversed(items):
+        b = st_blob(t)
+        rev[k] = (pos, pos + len(b))
+        data += b
+        pos += len(b)
+    hr = collections.OrderedDict(
+        (k, {"dtype": ST_DTYPES[t.dtype], "shape": list(t.shape),
+             "data_offsets": list(rev[k])}) for k, t in items)
+    case("ok_st_data_order_differs", st_file(hr, data), "ok")
+    # a header padded with tabs/newlines: JSON whitespace
+    text = json.dumps(h, separators=(",", ":")).encode() + b"\n\t  \r"
+    case("ok_st_header_whitespace_padding", st_file(text, d), "ok")
+    case("st_load_empty_header",
+         st_file(b"{}", b""), "load:TSD_ERR_LOAD",
+         "Missing key(s) in state_dict: \"fc.weight\"")
+    wide = [(k, torch.zeros(5, 4) if k == "fc.weight" else v)
+            for k, v in items]
+    case("st_load_size_mismatch", st_file(*st_parts(wide)),
+         "load:TSD_ERR_LOAD",
+         "size mismatch for fc.weight: copying a param with shape "
+         "torch.Size([5, 4]) from checkpoint")
+    case("st_load_unexpected_key",
+         st_file(*st_parts(items + [("fc.extra", torch.ones(2))])),
+         "load:TSD_ERR_LOAD", "Unexpected key(s) in state_dict: \"fc.extra\"")
+
+    # The header length.
+    case("st_header_len_beyond_file", st_file(st_text(h), d,
+                                               hlen=8 + hlen + len(d)),
+         "open:TSD_ERR_FORMAT", "runs past the end of the file")
+    case("st_header_len_one_past_file", st_file(st_text(h), d,
+                                                 hlen=hlen + len(d) + 1),
+         "open:TSD_ERR_FORMAT", "runs past the end of the file")
+    case("st_header_len_zero", st_file(b"", b"{}" + d, hlen=0),
+         "open:TSD_ERR_FORMAT", "header length is 0")
+    case("st_header_len_over_format_limit",
+         st_file(st_text(h), d, hlen=100000001), "open:TSD_ERR_FORMAT",
+         "larger than the format's limit")
+    case("st_header_len_2_63", st_file(st_text(h), d, hlen=1 << 63),
+         "open:TSD_ERR_FORMAT", "larger than the format's limit")
+    case("st_header_len_2_64_minus_1",
+         st_file(st_text(h), d, hlen=(1 << 64) - 1), "open:TSD_ERR_FORMAT",
+         "larger than the format's limit")
+    # one byte short: a padding space becomes data no tensor covers
+    case("st_header_len_short_by_one", st_file(st_text(h), d, hlen=hlen - 1),
+         "open:TSD_ERR_FORMAT", "but the tensors cover only")
+    # short enough to cut the JSON's closing '}'
+    tlen = len(json.dumps(h, separators=(",", ":")))
+    case("st_header_len_cuts_the_json", st_file(st_text(h), d, hlen=tlen - 1),
+         "open:TSD_ERR_FORMAT", "bad JSON at byte %d: expected ',' or '}'"
+         % (tlen - 1))
+
+    # Truncation at many points (from 9 bytes: below, the '{' is gone and
+    # the file is no longer safetensors).
+    for cut in sorted({9, 10, 16, 8 + hlen // 2, 8 + hlen - 1, 8 + hlen,
+                       8 + hlen + 1, 8 + hlen + len(d) // 2,
+                       len(good) - 1}):
+        want = ("runs past the end of the file" if cut < 8 + hlen else
+                "not a range inside the data section")
+        case("st_truncated_at_%d" % cut, good[:cut], "open:TSD_ERR_FORMAT",
+             want)
+
+    # Not JSON, truncated JSON, trailing text.
+    case("st_header_not_json", st_file(b"{not json}      ", d),
+         "open:TSD_ERR_FORMAT",
+         "bad JSON at byte 1: expected a string (an object member name)")
+    t = json.dumps(h, separators=(",", ":")).encode()
+    case("st_header_truncated_json", st_file(t[:len(t) // 2], d),
+         "open:TSD_ERR_FORMAT", "bad JSON")
+    case("st_header_unterminated_string", st_file(b'{"fc.weight', d),
+         "open:TSD_ERR_FORMAT", "unterminated string")
+    case("st_header_nul_padding", st_file(t + b"\0" * 8, d),
+         "open:TSD_ERR_FORMAT", "text after the value")
+    case("st_header_two_objects", st_file(t + b"{}", d),
+         "open:TSD_ERR_FORMAT", "text after the value")
+    case("st_header_trailing_comma", st_file(t[:-1] + b",}", d),
+         "open:TSD_ERR_FORMAT", "expected a string (an object member name)")
+    case("st_header_single_quotes", st_file(b"{'a': 1}", d),
+         "open:TSD_ERR_FORMAT", "bad JSON at byte 1")
+    case("st_header_bad_literal", st_file(t.replace(b"[3,4]", b"[3,nul]"), d),
+         "open:TSD_ERR_FORMAT", "bad literal")
+    case("st_header_leading_zero", st_file(t.replace(b"[3,4]", b"[03,4]"), d),
+         "open:TSD_ERR_FORMAT", "leading zero")
+
+    # Names: duplicates, bad UTF-8, escapes that cannot be C strings.
+    k0 = b'"fc.weight":'
+    entry = t[t.index(k0):t.index(b"}", t.index(k0)) + 1]
+    case("st_duplicate_key", st_file(t[:-1] + b"," + entry + b"}", d),
+         "open:TSD_ERR_FORMAT", "duplicate name \"fc.weight\"")
+    # the same name spelled once with an escape: still a duplicate
+    case("st_duplicate_key_escaped",
+         st_file(t[:-1] + b"," + entry.replace(b"fc.weight", b"fc\\u002eweight")
+                 + b"}", d),
+         "open:TSD_ERR_FORMAT", "duplicate name \"fc.weight\"")
+    for nm, bad, sub in (
+            ("invalid_utf8", b"fc.\xffweight", "invalid UTF-8"),
+            ("overlong_utf8", b"fc\xc0\xaeweight", "invalid UTF-8"),
+            ("surrogate_utf8", b"fc.\xed\xa0\x80", "invalid UTF-8"),
+            ("lone_surrogate_escape", b"fc.\\ud800", "lone high surrogate"),
+            ("lone_low_surrogate_escape", b"fc.\\udc00", "lone low surrogate"),
+            ("nul_escape", b"fc.\\u0000", "\\u0000 in a string"),
+            ("control_char", b"fc.\nweight", "control character"),
+            ("bad_escape", b"fc.\\x41", "bad escape")):
+        case("st_key_" + nm, st_file(t.replace(b"fc.weight", bad, 1), d),
+             "open:TSD_ERR_FORMAT", sub)
+    # a valid non-ASCII name: opens, the key is simply unexpected
+    case("st_key_non_ascii_unexpected",
+         st_file(t.replace(b"fc.weight", "fc.wéight".encode(), 1), d),
+         "load:TSD_ERR_LOAD", "Missing key(s) in state_dict: \"fc.weight\"")
+
+    # dtype
+    def set_(key, field, value):
+        def fn(hd):
+            hd[key][field] = value
+        return fn
+    case("st_dtype_unknown", st_edit(items, set_("fc.bias", "dtype", "Q7")),
+         "open:TSD_ERR_UNSUPPORTED", "dtype \"Q7\", which tsd does not handle")
+    case("st_dtype_f8_unsupported",
+         st_edit(items, set_("fc.bias", "dtype", "F8_E4M3")),
+         "open:TSD_ERR_UNSUPPORTED", "dtype \"F8_E4M3\"")
+    case("st_dtype_lowercase", st_edit(items, set_("fc.bias", "dtype", "f32")),
+         "open:TSD_ERR_UNSUPPORTED", "dtype \"f32\"")
+    case("st_dtype_not_string", st_edit(items, set_("fc.bias", "dtype", 32)),
+         "open:TSD_ERR_FORMAT", "dtype is a number, not a string")
+    case("st_dtype_wrong_size", st_edit(items, set_("fc.bias", "dtype", "F64")),
+         "open:TSD_ERR_FORMAT", "hold 12 bytes, but shape and dtype F64 need 24")
+    for fld in ("dtype", "shape", "data_offsets"):
+        def drop(hd, fld=fld):
+            del hd["fc.bias"][fld]
+        case("st_missing_" + fld, st_edit(items, drop), "open:TSD_ERR_FORMAT",
+             "tensor 'fc.bias' has no \"%s\"" % fld)
+    case("st_tensor_not_object", st_edit(items, lambda hd: hd.__setitem__(
+        "fc.bias", [0, 12])), "open:TSD_ERR_FORMAT",
+         "described by an array, not an object")
+
+    # shape
+    case("st_shape_inconsistent", st_edit(items, set_("fc.weight", "shape",
+                                                     [3, 3])),
+         "open:TSD_ERR_FORMAT", "hold 48 bytes, but shape and dtype F32 need 36")
+    case("st_shape_negative", st_edit(items, set_("fc.weight", "shape",
+                                                 [-3, -4])),
+         "open:TSD_ERR_FORMAT", "shape[0] is -3, not a non-negative integer")
+    case("st_shape_float", st_edit(items, set_("fc.weight", "shape",
+                                              [3.0, 4])),
+         "open:TSD_ERR_FORMAT", "shape[0] is 3.0, not a non-negative integer")
+    case("st_shape_over_2_64", st_edit(items, set_("fc.weight", "shape",
+                                                  [3, (1 << 64) + 4])),
+         "open:TSD_ERR_FORMAT",
+         "shape[1] is 18446744073709551620, not a non-negative integer")
+    case("st_shape_2_63", st_edit(items, set_("fc.weight", "shape",
+                                             [1 << 63])),
+         "open:TSD_ERR_FORMAT",
+         "shape[0] is 9223372036854775808, not a non-negative integer")
+    case("st_shape_string_dim", st_edit(items, set_("fc.weight", "shape",
+                                                   ["3", 4])),
+         "open:TSD_ERR_FORMAT", "shape[0] is a string")
+    case("st_shape_not_array", st_edit(items, set_("fc.weight", "shape",
+                                                  "3x4")),
+         "open:TSD_ERR_FORMAT", "shape is a string, not an array")
+    case("st_shape_product_overflow",
+         st_edit(items, set_("fc.weight", "shape", [1 << 32, 1 << 32, 2])),
+         "open:TSD_ERR_FORMAT", "byte count overflows 64 bits")
+    case("st_shape_bytes_overflow",
+         st_edit(items, set_("fc.weight", "shape", [1 << 62, 4])),
+         "open:TSD_ERR_FORMAT", "byte count overflows 64 bits")
+    case("st_shape_numel_over_int64",
+         st_edit(items, set_("fc.weight", "shape", [1 << 62, 3])),
+         "open:TSD_ERR_FORMAT", "byte count overflows 64 bits")
+    case("st_shape_65_dims", st_edit(items, set_("fc.weight", "shape",
+                                                [1] * 62 + [3, 4, 1])),
+         "open:TSD_ERR_UNSUPPORTED", "has 65 dimensions")
+    # numel 0 with a huge dimension: no bytes, opens, the shape mismatches
+    case("st_shape_huge_but_empty",
+         st_edit(items, lambda hd: hd.__setitem__("fc.huge", {
+             "dtype": "F32", "shape": [0, (1 << 63) - 1],
+             "data_offsets": [len(d), len(d)]})),
+         "load:TSD_ERR_LOAD", "Unexpected key(s) in state_dict: \"fc.huge\"")
+
+    # data_offsets
+    n_w = 48  # fc.weight: [3, 4] float32, first in the data
+    case("st_offsets_out_of_bounds",
+         st_edit(items, set_("bn.num_batches_tracked", "data_offsets",
+                             [len(d), len(d) + 8])),
+         "open:TSD_ERR_FORMAT", "are not a range inside the data section")
+    case("st_offsets_far_out_of_bounds",
+         st_edit(items, set_("fc.weight", "data_offsets",
+                             [(1 << 63) - 1 - n_w, (1 << 63) - 1])),
+         "open:TSD_ERR_FORMAT", "are not a range inside the data section")
+    case("st_offsets_reversed", st_edit(items, set_("fc.weight", "data_offsets",
+                                                   [n_w, 0])),
+         "open:TSD_ERR_FORMAT", "data_offsets [48, 0] are not a range")
+    case("st_offsets_overlap", st_edit(items, set_("fc.bias", "data_offsets",
+                                                  [n_w - 4, n_w + 8])),
+         "open:TSD_ERR_FORMAT",
+         "tensors 'fc.weight' and 'fc.bias' overlap")
+    case("st_offsets_same_range", st_edit(items, set_(
+        "bn.running_mean", "data_offsets",
+        h["bn.bias"]["data_offsets"])), "open:TSD_ERR_FORMAT", "overlap")
+
+    def gap(hd):
+        for k in list(hd)[1:]:
+            b, e = hd[k]["data_offsets"]
+            hd[k]["data_offsets"] = [b + 4, e + 4]
+    hg, _ = st_parts(items)
+    gap(hg)
+    case("st_offsets_gap", st_file(hg, d[:n_w] + b"\0" * 4 + d[n_w:]),
+         "open:TSD_ERR_FORMAT",
+         "data section has a gap: bytes [48, 52) belong to no tensor")
+    hs, _ = st_parts(items)
+    for k in hs:
+        b, e = hs[k]["data_offsets"]
+        hs[k]["data_offsets"] = [b + 4, e + 4]
+    case("st_offsets_gap_at_start", st_file(hs, b"\0" * 4 + d),
+         "open:TSD_ERR_FORMAT", "gap: bytes [0, 4)")
+    for nm, val in (("negative", [-4, n_w - 4]), ("float", [0.0, 48.0]),
+                    ("over_2_64", [0, (1 << 64) + n_w]),
+                    ("three", [0, 24, n_w]), ("one", [n_w]),
+                    ("strings", ["0", "48"]), ("object", {"begin": 0}),
+                    ("null", None)):
+        case("st_offsets_" + nm, st_edit(items, set_("fc.weight",
+                                                    "data_offsets", val)),
+             "open:TSD_ERR_FORMAT",
+             "data_offsets is not [begin, end] of two non-negative integers")
+    case("st_trailing_bytes", st_file(h, d + b"\0" * 8),
+         "open:TSD_ERR_FORMAT",
+         "data section has %d bytes but the tensors cover only [0, %d)"
+         % (len(d) + 8, len(d)))
+
+    # __metadata__
+    case("st_metadata_not_object", st_file(*st_parts(items, "pt")),
+         "open:TSD_ERR_FORMAT", "__metadata__ is a string, not an object")
+    case("st_metadata_value_number", st_file(*st_parts(items, {"n": 1})),
+         "open:TSD_ERR_FORMAT",
+         "__metadata__[\"n\"] is a number; the format allows only strings")
+    case("st_metadata_value_object",
+         st_file(*st_parts(items, {"a": {"b": "c"}})), "open:TSD_ERR_FORMAT",
+         "__metadata__[\"a\"] is an object")
+    case("st_metadata_value_null", st_file(*st_parts(items, {"a": None})),
+         "open:TSD_ERR_FORMAT", "__metadata__[\"a\"] is null")
+    case("ok_st_metadata_null", st_file(*st_parts(items, None)), "ok")
+
+    # Nesting: the header needs 3 levels; deeper is refused before descending
+    # (a recursive parser would exhaust its stack on the 100,000 levels).
+    case("st_deep_nesting_shape",
+         st_edit(items, set_("fc.weight", "shape", [[3], 4])),
+         "open:TSD_ERR_FORMAT", "nested deeper than the limit allows")
+    deep = b'{"a":' + b"[" * 100000 + b"]" * 100000 + b"}"
+    case("st_deep_nesting_100000", st_file(deep, b""), "open:TSD_ERR_FORMAT",
+         "nested deeper than the limit allows")
+    deep = b'{"__metadata__":' + b'{"a":' * 50000 + b'""' + b"}" * 50001
+    case("st_deep_nesting_metadata", st_file(deep, b""),
+         "open:TSD_ERR_FORMAT", "nested deeper than the limit allows")
+
+    # Random bit flips in the header and in the length: any outcome but a
+    # crash (a flipped '{' makes the file something else entirely).
+    for i in range(24):
+        b = bytearray(good)
+        pos = rnd.randrange(0, 8 + hlen) if i < 20 else rnd.randrange(0, 8)
+        b[pos] ^= 1 << rnd.randrange(8)
+        case("st_bitflip_%02d_at_%d" % (i, pos), b, "any")
+
+
 def main():
     build()
+    build_safetensors()
     os.makedirs(OUT, exist_ok=True)
     for f in os.listdir(OUT):
         if f.endswith(".bin"):
@@ -677,11 +1047,13 @@ def main():
     print("%d cases, %d bytes" % (len(cases), total))
     # The valid references must be valid for PyTorch itself.
     for name, data, expect, _ in cases:
+        load = st_read if name.startswith(("st_", "ok_st_")) else (
+            lambda b: torch.load(io.BytesIO(b)))
         if expect == "ok":
-            sd = torch.load(io.BytesIO(data))
+            sd = load(data)
             NET.load_state_dict(sd, strict=True)
         elif expect == "load:TSD_ERR_LOAD":
-            sd = torch.load(io.BytesIO(data))
+            sd = load(data)
             try:
                 NET.load_state_dict(sd, strict=True)
                 raise AssertionError(name + " loads in PyTorch")

@@ -1,11 +1,14 @@
 // test_sharded.cc — `*.index.json` sharded checkpoints (torch.save and
 // safetensors shards) open as one checkpoint equal to the unsharded file.
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
+#include <sstream>
 
+#include "../fuzz/fuzz_common.h"
 #include "test_helpers.h"
 
 namespace {
@@ -65,6 +68,27 @@ struct Ckpt {
     return b;
   }
 };
+
+std::string malformed(const std::string &name) {
+  return std::string(TSD_FIXTURES) + "/../malformed/" + name;
+}
+
+std::string read_text(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// A fresh directory holding the shards of fuzz_common.h (the fixed model of
+// the fuzz targets as net.safetensors, net.pth, fc.safetensors, bn.pth, plus
+// bad.safetensors and empty.pth), as fuzz_sharded sees them.
+std::string fuzz_shard_dir(const std::string &name) {
+  std::string dir = tmp_dir() + "/" + name;
+  mkdir(dir.c_str(), 0777);
+  EXPECT_EQ(tsdf_write_shards(dir.c_str()), TSD_OK) << tsd_last_error();
+  return dir;
+}
 
 // Every key of `got` holds the same dtype, shape and bytes as in `ref`.
 void expect_same_values(const Ckpt &got, const Ckpt &ref) {
@@ -263,4 +287,236 @@ TEST(Sharded, AShardTruncatedAfterOpeningFailsTheReadNotTheProcess) {
       std::string(tsd_last_error()).find("shard_st-00002-of-00002.safetensors"),
       std::string::npos)
       << tsd_last_error();
+}
+
+namespace {
+
+const char *const kNetKeys[] = {"fc.weight",       "fc.bias",
+                                "bn.weight",       "bn.bias",
+                                "bn.running_mean", "bn.running_var",
+                                "bn.num_batches_tracked"};
+
+// {"weight_map": {key: file, ...}} with `extra` members before it.
+std::string index_json(const std::vector<std::pair<std::string, std::string>> &wm,
+                       const std::string &extra = "") {
+  std::string s = "{" + extra + "\"weight_map\": {";
+  for (size_t i = 0; i < wm.size(); i++)
+    s += (i ? ", \"" : "\"") + wm[i].first + "\": \"" + wm[i].second + "\"";
+  return s + "}}";
+}
+
+} // namespace
+
+TEST(Sharded, TheFuzzShardsOpenAndLoadThroughAValidIndex) {
+  // The harness of fuzz_sharded: halves of the fixed model in two formats.
+  std::string dir = fuzz_shard_dir("fuzz_valid");
+  std::vector<std::pair<std::string, std::string>> wm;
+  for (const char *k : kNetKeys)
+    wm.push_back({k, k[0] == 'f' ? "fc.safetensors" : "bn.pth"});
+  write_text(dir + "/v.index.json", index_json(wm));
+  Ckpt sh(dir + "/v.index.json");
+  ASSERT_EQ(sh.st, TSD_OK) << sh.err;
+  EXPECT_EQ(sh.c->n_shards, 2u);
+  EXPECT_EQ(tsd_checkpoint_module_version(sh.c, "bn"), 2); // bn.pth's
+  tsdf_net net;
+  ASSERT_EQ(tsdf_net_init(&net), TSD_OK);
+  tsdf_net_data want = net.data; // the shards hold the initial pattern
+  memset(&net.data, 0, sizeof net.data);
+  tsd_report *r = nullptr;
+  ASSERT_EQ(tsd_load(&r, net.model, sh.c, nullptr), TSD_OK) << tsd_last_error();
+  EXPECT_STREQ(tsd_report_message(r), "<All keys matched successfully>");
+  for (size_t i = 0; i < 12; i++)
+    EXPECT_EQ(net.data.fc_weight[i], want.fc_weight[i]) << i;
+  for (size_t i = 0; i < 3; i++) {
+    EXPECT_EQ(net.data.fc_bias[i], want.fc_bias[i]) << i;
+    EXPECT_EQ(net.data.bn_weight[i], want.bn_weight[i]) << i;
+    EXPECT_EQ(net.data.bn_bias[i], want.bn_bias[i]) << i;
+    EXPECT_EQ(net.data.bn_running_mean[i], want.bn_running_mean[i]) << i;
+    EXPECT_EQ(net.data.bn_running_var[i], want.bn_running_var[i]) << i;
+  }
+  EXPECT_EQ(net.data.bn_num_batches_tracked, -77);
+  EXPECT_EQ(tsdf_exercise(sh.c, &net), 0);
+  tsd_report_free(r);
+  tsdf_net_free(&net);
+}
+
+TEST(Sharded, AKeyInTwoShardsIsTakenFromTheShardTheIndexNames) {
+  // fc.* are in net.pth and in fc.safetensors: each key is read from the
+  // shard its weight_map entry names; the other copy is ignored.
+  std::string dir = fuzz_shard_dir("fuzz_two");
+  write_text(dir + "/t.index.json",
+             index_json({{"fc.weight", "net.pth"},
+                         {"fc.bias", "fc.safetensors"},
+                         {"bn.bias", "net.safetensors"}}));
+  Ckpt sh(dir + "/t.index.json");
+  ASSERT_EQ(sh.st, TSD_OK) << sh.err;
+  EXPECT_EQ(sh.c->n_shards, 3u);
+  EXPECT_EQ(sh.keys(),
+            (std::vector<std::string>{"fc.weight", "fc.bias", "bn.bias"}));
+  EXPECT_EQ(source_of(sh, 0), "net.pth");
+  EXPECT_EQ(source_of(sh, 1), "fc.safetensors");
+  EXPECT_EQ(source_of(sh, 2), "net.safetensors");
+  Ckpt ref(dir + "/net.pth");
+  ASSERT_EQ(ref.st, TSD_OK) << ref.err;
+  expect_same_values(sh, ref);
+}
+
+TEST(Sharded, MalformedShardsAndIndexesGiveTheirStatusAndAMessage) {
+  std::string dir = fuzz_shard_dir("fuzz_bad");
+  mkdir((dir + "/sub").c_str(), 0777);
+  copy_file(fixture("list_root.pth"), dir + "/list.pth");
+  copy_file(malformed("cases/key_duplicate.bin"), dir + "/dup.pth");
+  copy_file(malformed("cases/refused_builtins_eval.bin"), dir + "/eval.pth");
+  copy_file(malformed("cases/st_offsets_overlap.bin"), dir + "/ov.safetensors");
+  std::string deep = "{\"metadata\": {\"x\": " + std::string(100000, '[') +
+                     std::string(100000, ']') + "}, \"weight_map\": {}}";
+  struct Case {
+    std::string text;
+    tsd_status st;
+    std::string needle;
+  } cases[] = {
+      // the index itself
+      {"", TSD_ERR_FORMAT, "sharded index: bad JSON at byte 0: unexpected end"},
+      {"hello", TSD_ERR_FORMAT, "sharded index: bad JSON at byte 0"},
+      {"\"weight_map\"", TSD_ERR_FORMAT, "a JSON object; this is a string"},
+      {"{\"weight_map\": \"net.pth\"}", TSD_ERR_FORMAT,
+       "needs a \"weight_map\" object"},
+      {"{\"weight_map\": {\"fc.weight\": null}}", TSD_ERR_FORMAT,
+       "weight_map[\"fc.weight\"] is null, not a shard file name"},
+      {"{\"weight_map\": {\"fc.weight\": [\"net.pth\"]}}", TSD_ERR_FORMAT,
+       "is an array, not a shard file name"},
+      {"{\"weight_map\": {\"fc.weight\": {\"file\": \"net.pth\"}}}",
+       TSD_ERR_FORMAT, "is an object, not a shard file name"},
+      {"{\"weight_map\": {\"fc.\\ud800\": \"net.pth\"}}", TSD_ERR_FORMAT,
+       "lone high surrogate"},
+      {"{\"weight_map\": {\"fc.weight\": \"net.pth\"}} x", TSD_ERR_FORMAT,
+       "text after the value"},
+      {deep, TSD_ERR_FORMAT, "nested deeper than the limit allows"},
+      // shard names that would leave the index's directory
+      {index_json({{"fc.weight", "."}}), TSD_ERR_FORMAT, "refused"},
+      {index_json({{"fc.weight", "sub/net.pth"}}), TSD_ERR_FORMAT, "refused"},
+      {index_json({{"fc.weight", "../fuzz_bad/net.pth"}}), TSD_ERR_FORMAT,
+       "refused"},
+      {index_json({{"fc.weight", "/etc/passwd"}}), TSD_ERR_FORMAT, "refused"},
+      {index_json({{"fc.weight", "..\\\\net.pth"}}), TSD_ERR_FORMAT, "refused"},
+      // shards that are missing or malformed: the message names the shard
+      {index_json({{"fc.weight", "absent.pth"}}), TSD_ERR_IO,
+       "absent.pth: cannot open"},
+      {index_json({{"fc.weight", "bad.safetensors"}}), TSD_ERR_FORMAT,
+       "bad.safetensors: safetensors header length 65535 runs past the end"},
+      {index_json({{"fc.weight", "empty.pth"}}), TSD_ERR_FORMAT,
+       "empty.pth: not a torch.save checkpoint"},
+      {index_json({{"fc.weight", "ov.safetensors"}}), TSD_ERR_FORMAT,
+       "ov.safetensors: safetensors tensors 'fc.weight' and 'fc.bias' overlap"},
+      {index_json({{"fc.weight", "eval.pth"}}), TSD_ERR_REFUSED,
+       "refusing global 'builtins.eval'"},
+      {index_json({{"fc.weight", "list.pth"}}), TSD_ERR_FORMAT,
+       "list.pth: the shard holds a <class 'list'>, not a dict"},
+      {index_json({{"fc.weight", "dup.pth"}}), TSD_ERR_FORMAT,
+       "shard dup.pth holds the key 'fc.weight' twice"},
+      {index_json({{"fc.weight", "bad.index.json"}}), TSD_ERR_FORMAT,
+       "bad.index.json: not a torch.save checkpoint"},
+      // a key the index promises but its shard lacks
+      {index_json({{"fc.weight", "net.pth"}, {"bn.weight", "fc.safetensors"}}),
+       TSD_ERR_FORMAT,
+       "weight_map maps 'bn.weight' to shard fc.safetensors, which does not "
+       "hold it"},
+  };
+  for (const auto &c : cases) {
+    std::string p = dir + "/bad.index.json";
+    write_text(p, c.text);
+    Ckpt k(p);
+    std::string what = c.text.substr(0, 120);
+    EXPECT_EQ(k.st, c.st) << what << "\nmessage: " << k.err;
+    EXPECT_EQ(k.c, nullptr) << what;
+    EXPECT_NE(k.err.find(c.needle), std::string::npos)
+        << what << "\nmessage: " << k.err;
+    EXPECT_NE(k.err.find("bad.index.json"), std::string::npos) << k.err;
+  }
+  // A directory where a shard should be: an error, whatever the platform
+  // says about reading it.
+  write_text(dir + "/bad.index.json", index_json({{"fc.weight", "sub"}}));
+  Ckpt d(dir + "/bad.index.json");
+  EXPECT_TRUE(d.st == TSD_ERR_IO || d.st == TSD_ERR_FORMAT) << d.err;
+  EXPECT_NE(d.err.find("sub"), std::string::npos) << d.err;
+}
+
+TEST(Sharded, IndexNestingAndSizeAreBounded) {
+  std::string dir = fuzz_shard_dir("fuzz_limits");
+  // 60 levels of metadata nesting are fine (arrays are left out of the file
+  // metadata); the caller's max_depth lowers the bound.
+  std::string nested = "{\"metadata\": {\"x\": " + std::string(60, '[') +
+                       std::string(60, ']') + ", \"total_size\": 164}, " +
+                       index_json({{"fc.weight", "net.pth"}}).substr(1);
+  write_text(dir + "/n.index.json", nested);
+  {
+    Ckpt k(dir + "/n.index.json");
+    ASSERT_EQ(k.st, TSD_OK) << k.err;
+    EXPECT_EQ(tsd_checkpoint_file_metadata_count(k.c), 1u);
+    EXPECT_STREQ(tsd_checkpoint_metadata_string(k.c, "total_size"), "164");
+  }
+  tsd_open_options o = TSD_OPEN_OPTIONS_INIT;
+  o.limits.max_depth = 10;
+  tsd_checkpoint *c = nullptr;
+  EXPECT_EQ(tsd_checkpoint_open(&c, (dir + "/n.index.json").c_str(), &o),
+            TSD_ERR_FORMAT);
+  EXPECT_EQ(c, nullptr);
+  EXPECT_NE(std::string(tsd_last_error()).find("nested deeper"),
+            std::string::npos)
+      << tsd_last_error();
+  // max_objects bounds the weight_map's size
+  std::vector<std::pair<std::string, std::string>> wm;
+  for (const char *k : kNetKeys)
+    wm.push_back({k, "net.safetensors"});
+  write_text(dir + "/w.index.json", index_json(wm));
+  o = TSD_OPEN_OPTIONS_INIT;
+  o.limits.max_objects = 3;
+  EXPECT_EQ(tsd_checkpoint_open(&c, (dir + "/w.index.json").c_str(), &o),
+            TSD_ERR_LIMIT);
+  EXPECT_NE(std::string(tsd_last_error()).find("weight_map has 7 keys, more "
+                                               "than the limit of 3"),
+            std::string::npos)
+      << tsd_last_error();
+  o.limits.max_objects = 7;
+  EXPECT_EQ(tsd_checkpoint_open(&c, (dir + "/w.index.json").c_str(), &o),
+            TSD_OK)
+      << tsd_last_error();
+  tsd_checkpoint_free(c);
+  // An index over 100 MB is refused before a byte of it is read (a sparse
+  // file: no disk used).
+  std::string huge = dir + "/huge.index.json";
+  write_text(huge, "{");
+  ASSERT_EQ(truncate(huge.c_str(), 100000001), 0);
+  Ckpt h(huge);
+  EXPECT_EQ(h.st, TSD_ERR_LIMIT);
+  EXPECT_NE(h.err.find("a sharded index of 100000001 bytes is larger than"),
+            std::string::npos)
+      << h.err;
+  unlink(huge.c_str());
+}
+
+TEST(Sharded, FuzzFindingsAreHandled) {
+  // Inputs fuzz_sharded found (scripts/fuzz.sh copies them to
+  // tests/malformed/regressions_sharded/), replayed as fuzz_sharded runs
+  // them: any outcome but a crash, a message on failure, a failed load
+  // leaving the model unchanged.
+  std::string rdir = malformed("regressions_sharded");
+  DIR *d = opendir(rdir.c_str());
+  if (!d) return; // no finding so far
+  std::string dir = fuzz_shard_dir("fuzz_regressions");
+  while (dirent *e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    SCOPED_TRACE(e->d_name);
+    write_text(dir + "/in.index.json", read_text(rdir + "/" + e->d_name));
+    Ckpt k(dir + "/in.index.json");
+    if (k.st != TSD_OK) {
+      EXPECT_FALSE(k.err.empty());
+      continue;
+    }
+    tsdf_net net;
+    ASSERT_EQ(tsdf_net_init(&net), TSD_OK);
+    EXPECT_EQ(tsdf_exercise(k.c, &net), 0);
+    tsdf_net_free(&net);
+  }
+  closedir(d);
 }

@@ -413,7 +413,7 @@ tsd_status open_impl(tsd_model **out, const char *path, const char *device) {
   std::string cls = class_name_of(impl->module);
 
   tsd_model *raw = nullptr;
-  if ((st = tsd__model_create(&raw, cls.c_str(), &ts_ops, impl.get())))
+  if ((st = tsd__model_create(&raw, cls.c_str(), &ts_ops, impl.get(), nullptr)))
     return st;
   impl.release(); // the model owns it now: tsd_model_free -> ts_destroy
   std::unique_ptr<tsd_model, void (*)(tsd_model *)> m(raw, tsd_model_free);

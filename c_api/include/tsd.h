@@ -24,6 +24,10 @@
  *    handle they came from and stay valid until that handle is freed or (for a
  *    checkpoint) until the next call that modifies it (tsd_checkpoint_select,
  *    tsd_checkpoint_pop). The library never asks you to call free().
+ *  - Memory. By default tsd allocates with malloc; a checkpoint or a C-owned
+ *    model may be given its own allocator instead (tsd_allocator), used for
+ *    everything that object allocates. A C-owned model's tensor memory is
+ *    always the caller's: tsd writes into it and never allocates it.
  *  - Threads. Handles are not internally locked. Distinct handles may be used
  *    from distinct threads at once. A checkpoint may be read (entries, read,
  *    load) from several threads at once as long as no thread modifies it
@@ -155,15 +159,48 @@ typedef struct tsd_limits {
   uint64_t max_pickle_bytes;/**< size of the pickle stream (default 4 GiB) */
 } tsd_limits;
 
-/** The current version of tsd_open_options. */
-#define TSD_OPEN_OPTIONS_VERSION 1
+/** Memory hooks for programs that own their memory (game engines, robot
+ * runtimes). A checkpoint (tsd_open_options.allocator) or a C-owned model
+ * (tsd_model_new_ex) keeps a copy of the struct and makes every allocation
+ * of its own through it, for as long as it lives: its tables, the unpickled
+ * values, read buffers, and — for a model — the reports of tsd_load and the
+ * buffers of tsd_model_save. There are no process-wide hooks: two objects
+ * may use two allocators.
+ *
+ * The functions have malloc/realloc/free semantics (a NULL return is an
+ * out-of-memory failure, reported as TSD_ERR_NOMEM; tsd never asks for 0
+ * bytes and never frees NULL); the returned memory must be aligned for any
+ * type (like malloc's). They are called from the thread that calls tsd, so
+ * an object shared by threads (a checkpoint loaded from several threads)
+ * needs thread-safe hooks. A NULL allocator pointer means libc's malloc.
+ *
+ * Not covered: the memory LibTorch allocates for TorchScript models and
+ * archives (tsd_model_open_torchscript, tsd_checkpoint_open_torchscript),
+ * and the stacks of the short-lived worker threads a large converting read
+ * may start. The model's tensor memory is always the caller's. */
+typedef struct tsd_allocator {
+  /** Returns `size` bytes or NULL. */
+  void *(*allocate)(void *user, size_t size);
+  /** Resizes `ptr` (never NULL) to `size` bytes, or returns NULL and leaves
+   * it as it was. */
+  void *(*reallocate)(void *user, void *ptr, size_t size);
+  /** Releases `ptr` (never NULL). */
+  void (*deallocate)(void *user, void *ptr);
+  void *user; /**< passed to the three functions */
+} tsd_allocator;
+
+/** The current version of tsd_open_options. Version 1 callers (`limits`
+ * only) keep working: `allocator` is read when version >= 2. */
+#define TSD_OPEN_OPTIONS_VERSION 2
 /** Options of tsd_checkpoint_open (NULL there means the defaults). */
 typedef struct tsd_open_options {
   unsigned version; /**< TSD_OPEN_OPTIONS_VERSION */
   tsd_limits limits; /**< bounds for hostile files */
+  /** The checkpoint's allocator (copied), or NULL for malloc. Version 2. */
+  const tsd_allocator *allocator;
 } tsd_open_options;
 /** Initializer of a tsd_open_options with the defaults. */
-#define TSD_OPEN_OPTIONS_INIT {TSD_OPEN_OPTIONS_VERSION, {0, 0, 0}}
+#define TSD_OPEN_OPTIONS_INIT {TSD_OPEN_OPTIONS_VERSION, {0, 0, 0}, NULL}
 
 /** Opens a checkpoint written by torch.save (zip format, any pickle protocol
  * 2-5, ZIP64; or the legacy pre-1.6 format), a safetensors file, or (from a
@@ -365,6 +402,14 @@ typedef enum tsd_tensor_role {
  * the model's class (`self.__class__.__name__`), e.g. "VisionTransformer";
  * it is copied. */
 TSD_API tsd_status tsd_model_new(tsd_model **out, const char *class_name);
+
+/** tsd_model_new with an allocator (copied; NULL means malloc) for the
+ * model's own tables and for what tsd_load and tsd_model_save allocate on
+ * its behalf, reports included: tsd_report_free gives their memory back to
+ * the same allocator. TSD_ERR_INVALID_ARG if one of its three functions is
+ * NULL. */
+TSD_API tsd_status tsd_model_new_ex(tsd_model **out, const char *class_name,
+                                    const tsd_allocator *allocator);
 
 /** Opens a TorchScript archive (torch.jit.save output) as a model on `device`
  * ("cpu", "cuda:0", ...; NULL means "cpu"). TorchScript archives are code:

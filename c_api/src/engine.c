@@ -406,12 +406,13 @@ static tsd_status load_module(load_ctx *x, size_t mi) {
 }
 
 static void ctx_free(load_ctx *x) {
-  tsd__free(x->popped);
-  tsd__free(x->unexp_at);
-  tsd__free(x->bucket);
-  tsd__free(x->info);
-  tsd__free(x->preorder);
-  tsd__free(x->plan);
+  const tsd_allocator *al = x->m->al;
+  tsd__mem_free(al, x->popped);
+  tsd__mem_free(al, x->unexp_at);
+  tsd__mem_free(al, x->bucket);
+  tsd__mem_free(al, x->info);
+  tsd__mem_free(al, x->preorder);
+  tsd__mem_free(al, x->plan);
   tsd__buf_free(&x->scratch);
   tsd__keyview_free(&x->view);
   tsd_report_free(x->report);
@@ -525,10 +526,11 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
   x.c = ckpt;
   x.rules = opt.rules;
   tsd__buf_init(&x.scratch);
+  x.scratch.al = model->al;
   tsd__remap remap = {opt.strip_prefixes, opt.n_strip_prefixes,
                       opt.renames,        opt.n_renames,
                       opt.add_prefix,     opt.rules == TSD_RULES_TORCH_2};
-  tsd_status st = tsd__keyview_build(&x.view, ckpt, &remap);
+  tsd_status st = tsd__keyview_build(&x.view, ckpt, &remap, model->al);
   if (st) {
     ctx_free(&x);
     return st;
@@ -545,18 +547,19 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
   x.zero_tensor.contiguous = true;
 
   size_t nk = x.n_keys ? x.n_keys : 1;
-  x.popped = tsd__calloc(nk, sizeof *x.popped);
-  x.unexp_at = tsd__malloc(nk * sizeof *x.unexp_at);
-  x.bucket = tsd__malloc(nk * sizeof *x.bucket);
-  x.info = tsd__calloc(model->n_modules, sizeof *x.info);
+  const tsd_allocator *al = model->al;
+  x.popped = tsd__mem_calloc(al, nk, sizeof *x.popped);
+  x.unexp_at = tsd__mem_alloc(al, nk * sizeof *x.unexp_at);
+  x.bucket = tsd__mem_alloc(al, nk * sizeof *x.bucket);
+  x.info = tsd__mem_calloc(al, model->n_modules, sizeof *x.info);
   x.preorder = tsd__model_module_preorder(model);
-  x.plan =
-      tsd__malloc((model->n_tensors ? model->n_tensors : 1) * sizeof *x.plan);
+  x.plan = tsd__mem_alloc(
+      al, (model->n_tensors ? model->n_tensors : 1) * sizeof *x.plan);
   if (!model->order) model->order = tsd__model_order(model);
   if (!x.popped || !x.unexp_at || !x.bucket || !x.info || !x.preorder ||
       !x.plan || !model->order)
     st = tsd__err(TSD_ERR_NOMEM, "tsd_load: out of memory");
-  if (!st) st = tsd__report_new(&x.report, model->class_name);
+  if (!st) st = tsd__report_new(&x.report, model->class_name, model->al);
   if (!st && opt.auto_pop) st = auto_pop(&x, model->order);
   if (!st) st = module_rules(&x);
   if (!st) st = bucket_unexpected(&x);

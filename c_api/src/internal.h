@@ -51,6 +51,20 @@ void tsd__err_prefix(const char *fmt, ...) TSD_PRINTF(1, 2);
 void tsd__err_clear(void);
 
 /* ---- allocation (util.c) ------------------------------------------------ */
+/* Allocation through an object's allocator `al` (its copy of the caller's
+ * hooks); NULL means libc's. Sizes are never 0 when they reach the hooks.
+ * They never abort; on failure they return NULL. */
+void *tsd__mem_alloc(const tsd_allocator *al, size_t n);
+void *tsd__mem_calloc(const tsd_allocator *al, size_t count, size_t size);
+void *tsd__mem_realloc(const tsd_allocator *al, void *p, size_t n);
+void tsd__mem_free(const tsd_allocator *al, void *p);
+char *tsd__mem_strdup(const tsd_allocator *al, const char *s);
+char *tsd__mem_strndup(const tsd_allocator *al, const char *s, size_t n);
+bool tsd__mem_grow(const tsd_allocator *al, void **p, size_t *cap, size_t need,
+                   size_t elem);
+/* Checks a caller's allocator: all three functions or none (NULL). */
+tsd_status tsd__allocator_check(const tsd_allocator *al, const char *fn);
+/* OLD (libc), being replaced by the tsd__mem_* functions above: */
 /* Every allocation of the library goes through these (hooks later). They
  * never abort; on failure they return NULL. */
 void *tsd__malloc(size_t n);
@@ -63,9 +77,14 @@ char *tsd__strndup(const char *s, size_t n);
  * least `need`, doubling; false on overflow or OOM, leaving it unchanged. */
 bool tsd__grow(void **p, size_t *cap, size_t need, size_t elem);
 
+/* qsort's contract, without allocating (util.c; not stable). */
+void tsd__sort(void *base, size_t n, size_t size,
+               int (*cmp)(const void *, const void *));
+
 /* ---- arena (util.c): bump allocator freed all at once -------------------- */
 typedef struct tsd__arena_block tsd__arena_block;
 typedef struct tsd__arena {
+  const tsd_allocator *al; /* NULL: libc */
   tsd__arena_block *head;
   uint64_t total;  /* bytes handed out so far */
   uint64_t limit;  /* 0 = unlimited; past it allocations fail */
@@ -76,6 +95,7 @@ void tsd__arena_free(tsd__arena *a);
 
 /* ---- growable string buffer (util.c) ------------------------------------ */
 typedef struct tsd__buf {
+  const tsd_allocator *al; /* NULL: libc; set after tsd__buf_init */
   char *data; /* always NUL-terminated when len > 0 or after any append */
   size_t len, cap;
   bool oom;   /* set once an append failed; later appends are no-ops */
@@ -90,6 +110,7 @@ char *tsd__buf_take(tsd__buf *b);
 
 /* ---- string -> index hash map (util.c) ---------------------------------- */
 typedef struct tsd__strmap {
+  const tsd_allocator *al; /* NULL: libc; set after tsd__strmap_init */
   size_t *slots; /* index+1, 0 = empty */
   size_t cap;    /* power of two */
   size_t count;
@@ -299,6 +320,8 @@ bool tsd__utf8_valid(const char *s, size_t n);
 /* ---- checkpoint (checkpoint.c) ------------------------------------------ */
 
 struct tsd_checkpoint {
+  tsd_allocator alloc;     /* the caller's hooks, copied */
+  const tsd_allocator *al; /* &alloc, or NULL for libc */
   tsd__source src;
   tsd__arena arena;
   tsd__parsed parsed;
@@ -379,6 +402,8 @@ typedef struct tsd__model_ops {
 } tsd__model_ops;
 
 struct tsd_model {
+  tsd_allocator alloc;     /* the caller's hooks, copied */
+  const tsd_allocator *al; /* &alloc, or NULL for libc */
   char *class_name;
   tsd__module *modules;   /* modules[0] is the root */
   size_t n_modules, cap_modules;
@@ -393,7 +418,8 @@ struct tsd_model {
 
 /* Creates an empty model with a root module, for any model kind. */
 tsd_status tsd__model_create(tsd_model **out, const char *class_name,
-                             const tsd__model_ops *ops, void *impl);
+                             const tsd__model_ops *ops, void *impl,
+                             const tsd_allocator *al);
 /* Adds a tensor (name checked, modules on its path created). *out_index
  * may be NULL. `data`/`handle` stored as given. */
 tsd_status tsd__model_add(tsd_model *m, const char *name, tsd_tensor_role role,
@@ -419,7 +445,9 @@ bool tsd__model_find_module(const tsd_model *m, const char *s, size_t n,
 
 /* ---- reports (report.c), built by the engine ----------------------------- */
 /* All return TSD_OK or TSD_ERR_NOMEM. */
-tsd_status tsd__report_new(tsd_report **out, const char *class_name);
+/* The report allocates with `al` (the model's allocator; NULL: libc). */
+tsd_status tsd__report_new(tsd_report **out, const char *class_name,
+                           const tsd_allocator *al);
 /* Appends a copy of `text` to a string list (MISSING, UNEXPECTED, ERRORS). */
 tsd_status tsd__report_add(tsd_report *r, tsd_list list, const char *text,
                            size_t len);
@@ -457,6 +485,7 @@ typedef struct tsd__remap {
 
 typedef struct tsd__keyview {
   const tsd_checkpoint *c;
+  const tsd_allocator *al; /* the loading model's */
   bool identity;       /* no remapping: names and order are the dict's */
   size_t n;
   tsd__vkey *keys;     /* n, in the order the load sees them */
@@ -473,7 +502,7 @@ typedef struct tsd__keyview {
 /* Builds the view; `r` NULL means no remapping. TSD_ERR_INVALID_ARG for a
  * bad rule or two keys remapped to one name, TSD_ERR_NOMEM. */
 tsd_status tsd__keyview_build(tsd__keyview *v, const tsd_checkpoint *c,
-                              const tsd__remap *r);
+                              const tsd__remap *r, const tsd_allocator *al);
 void tsd__keyview_free(tsd__keyview *v);
 /* Position of `key` in the view. */
 bool tsd__keyview_find(const tsd__keyview *v, const char *key, size_t len,
@@ -493,7 +522,8 @@ tsd_status tsd__save_safetensors(const tsd_model *m, const char *path);
 tsd_status tsd__save_pth(const tsd_model *m, const char *path);
 /* Creates ".<name>.tsd-tmp-<pid>-<n>" next to `path` (O_EXCL), for writers
  * that rename it into place when done. *out_tmp is freed with tsd__free. */
-tsd_status tsd__open_temp(const char *path, char **out_tmp, int *out_fd);
+tsd_status tsd__open_temp(const tsd_allocator *al, const char *path,
+                          char **out_tmp, int *out_fd);
 /* Same, with ZIP64 fields for every size/offset >= zip64_at (tests force
  * ZIP64 on small files; tsd__save_pth uses 0xFFFFFFFF). */
 tsd_status tsd__save_pth_ex(const tsd_model *m, const char *path,

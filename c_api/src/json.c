@@ -8,7 +8,7 @@
  *    silently become another offset. Here an integer literal is parsed
  *    exactly or rejected as out of range;
  *  - allocation: every byte comes from the checkpoint's arena (bounded,
- *    freed at once, through tsd__malloc). cJSON's only allocator switch,
+ *    freed at once, through the checkpoint's allocator). cJSON's only allocator switch,
  *    cJSON_InitHooks, is process-global mutable state, which tsd must not
  *    touch (a host may use cJSON itself);
  *  - strictness the formats need: duplicate object names are an error (a
@@ -267,11 +267,11 @@ typedef struct vec {
   size_t n, cap;
 } vec;
 
-static bool vec_push(vec *v, tsd__json *x) {
+static bool vec_push(const tsd_allocator *al, vec *v, tsd__json *x) {
   if (v->n == v->cap) {
     size_t cap = v->cap ? v->cap * 2 : 8;
     if (cap > SIZE_MAX / sizeof *v->items) return false;
-    tsd__json **p = tsd__realloc(v->items, cap * sizeof *p);
+    tsd__json **p = tsd__mem_realloc(al, v->items, cap * sizeof *p);
     if (!p) return false;
     v->items = p;
     v->cap = cap;
@@ -293,6 +293,7 @@ static tsd_status parse_container(jp *j, uint32_t depth, bool object,
   vec items = {0}, keys = {0};
   tsd__strmap seen;
   tsd__strmap_init(&seen);
+  seen.al = j->arena->al;
   tsd_status st = TSD_OK;
   char close = object ? '}' : ']';
   skip_ws(j);
@@ -314,7 +315,7 @@ static tsd_status parse_container(jp *j, uint32_t depth, bool object,
         }
         const char *kstart = j->p - 1;
         if ((st = parse_string(j, &k->s, &k->len))) break;
-        if (!vec_push(&keys, k)) {
+        if (!vec_push(j->arena->al, &keys, k)) {
           st = tsd__err(TSD_ERR_NOMEM, "%s: out of memory", j->what);
           break;
         }
@@ -342,7 +343,7 @@ static tsd_status parse_container(jp *j, uint32_t depth, bool object,
       }
       tsd__json *item = NULL;
       if ((st = parse_value(j, depth + 1, &item))) break;
-      if (!vec_push(&items, item)) {
+      if (!vec_push(j->arena->al, &items, item)) {
         st = tsd__err(TSD_ERR_NOMEM, "%s: out of memory", j->what);
         break;
       }
@@ -371,8 +372,8 @@ static tsd_status parse_container(jp *j, uint32_t depth, bool object,
       v->n = items.n;
     }
   }
-  tsd__free(items.items);
-  tsd__free(keys.items);
+  tsd__mem_free(j->arena->al, items.items);
+  tsd__mem_free(j->arena->al, keys.items);
   tsd__strmap_free(&seen);
   return st;
 }

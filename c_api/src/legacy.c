@@ -61,7 +61,7 @@ static tsd_status add_storage(legacy *L, const tsd__value *key, tsd_dtype dtype,
     return tsd__err(TSD_ERR_FORMAT, "storage key contains a NUL byte");
   if (L->n == L->cap) {
     size_t cap = L->cap ? L->cap * 2 : 16;
-    lstorage *a = tsd__realloc(L->st, cap * sizeof *a);
+    lstorage *a = tsd__mem_realloc(L->arena->al, L->st, cap * sizeof *a);
     if (!a) return tsd__err(TSD_ERR_NOMEM, "out of memory");
     L->st = a;
     L->cap = cap;
@@ -167,11 +167,11 @@ static tsd_status unpickle_at(legacy *L, uint64_t *pos, bool with_pid,
   uint64_t w = cap < (64u << 10) ? cap : (64u << 10);
   uint64_t old_limit = L->arena->limit;
   for (;;) {
-    uint8_t *buf = tsd__malloc((size_t)w);
+    uint8_t *buf = tsd__mem_alloc(L->arena->al, (size_t)w);
     if (!buf) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", s->name);
     tsd_status st = tsd__source_read(s, *pos, buf, (size_t)w, what);
     if (st != TSD_OK) {
-      tsd__free(buf);
+      tsd__mem_free(L->arena->al, buf);
       return st;
     }
     uint64_t lim = L->arena->total + 256 * w + (1u << 20);
@@ -184,7 +184,7 @@ static tsd_status unpickle_at(legacy *L, uint64_t *pos, bool with_pid,
     st = tsd__unpickle(buf, (size_t)w, &used, L->arena, L->limits,
                        with_pid ? legacy_persistent : NULL, &pctx, label, out);
     L->arena->limit = old_limit;
-    tsd__free(buf);
+    tsd__mem_free(L->arena->al, buf);
     if (st == TSD_OK) {
       *pos += used;
       return TSD_OK;
@@ -328,10 +328,11 @@ tsd_status tsd__read_legacy(const tsd__source *src, tsd__arena *arena,
   L.arena = arena;
   L.limits = limits;
   tsd__strmap_init(&L.keys);
+  L.keys.al = arena->al;
   memset(out, 0, sizeof *out);
   tsd_status st = read_legacy(&L, out);
   tsd__strmap_free(&L.keys);
-  tsd__free(L.st);
+  tsd__mem_free(arena->al, L.st);
   if (st != TSD_OK) memset(out, 0, sizeof *out);
   return st;
 }

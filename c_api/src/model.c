@@ -21,22 +21,28 @@ static const char *module_key(const void *ctx, size_t index, size_t *len) {
 }
 
 static void invalidate_order(tsd_model *m) {
-  tsd__free(m->order);
+  tsd__mem_free(m->al, m->order);
   m->order = NULL;
 }
 
 tsd_status tsd__model_create(tsd_model **out, const char *class_name,
-                             const tsd__model_ops *ops, void *impl) {
+                             const tsd__model_ops *ops, void *impl,
+                             const tsd_allocator *al) {
   *out = NULL;
-  tsd_model *m = tsd__calloc(1, sizeof *m);
+  tsd_model *m = tsd__mem_calloc(al, 1, sizeof *m);
   if (!m) return tsd__err(TSD_ERR_NOMEM, "out of memory creating a model");
+  if (al) {
+    m->alloc = *al;
+    m->al = &m->alloc;
+  }
   tsd__strmap_init(&m->tensor_index);
   tsd__strmap_init(&m->module_index);
+  m->tensor_index.al = m->module_index.al = m->al;
   m->ops = ops;
   m->impl = impl;
-  m->class_name = tsd__strdup(class_name ? class_name : "");
-  m->modules = tsd__calloc(8, sizeof *m->modules);
-  char *root_prefix = tsd__strdup("");
+  m->class_name = tsd__mem_strdup(m->al, class_name ? class_name : "");
+  m->modules = tsd__mem_calloc(m->al, 8, sizeof *m->modules);
+  char *root_prefix = tsd__mem_strdup(m->al, "");
   bool oom = !m->class_name || !m->modules || !root_prefix;
   if (!oom) {
     m->cap_modules = 8;
@@ -50,7 +56,7 @@ tsd_status tsd__model_create(tsd_model **out, const char *class_name,
     tsd__strmap_insert(&m->module_index, "", 0, 0, module_key, m, NULL, &oom);
   }
   if (oom) {
-    tsd__free(root_prefix);
+    tsd__mem_free(m->al, root_prefix);
     m->impl = NULL;
     m->ops = NULL; /* the caller still owns impl on failure */
     tsd_model_free(m);
@@ -116,16 +122,16 @@ static tsd_status ensure_modules(tsd_model *m, const char *path, size_t len,
     if (tsd__model_find_module(m, path, i, &found)) {
       cur = found;
     } else {
-      if (!tsd__grow((void **)&m->modules, &m->cap_modules, m->n_modules + 1,
+      if (!tsd__mem_grow(m->al, (void **)&m->modules, &m->cap_modules, m->n_modules + 1,
                 sizeof *m->modules))
         return tsd__err(TSD_ERR_NOMEM, "out of memory adding module %.*s",
                         (int)i, path);
       tsd__module *parent = &m->modules[cur];
-      if (!tsd__grow((void **)&parent->children, &parent->cap_children,
+      if (!tsd__mem_grow(m->al, (void **)&parent->children, &parent->cap_children,
                 parent->n_children + 1, sizeof *parent->children))
         return tsd__err(TSD_ERR_NOMEM, "out of memory adding module %.*s",
                         (int)i, path);
-      char *prefix = tsd__strndup(path, i);
+      char *prefix = tsd__mem_strndup(m->al, path, i);
       if (!prefix)
         return tsd__err(TSD_ERR_NOMEM, "out of memory adding module %.*s",
                         (int)i, path);
@@ -141,7 +147,7 @@ static tsd_status ensure_modules(tsd_model *m, const char *path, size_t len,
       if (!tsd__strmap_insert(&m->module_index, prefix, i, idx, module_key, m,
                               NULL, &oom)) {
         m->n_modules--;
-        tsd__free(prefix);
+        tsd__mem_free(m->al, prefix);
         return tsd__err(TSD_ERR_NOMEM, "out of memory adding module %.*s",
                         (int)i, path);
       }
@@ -186,17 +192,17 @@ tsd_status tsd__model_module(tsd_model *m, const char *prefix,
     return tsd__err(TSD_ERR_INVALID_ARG, "module \"%s\": version %lld < -1",
                     prefix, (long long)version);
   char *type_copy = NULL;
-  if (type_name && !(type_copy = tsd__strdup(type_name)))
+  if (type_name && !(type_copy = tsd__mem_strdup(m->al, type_name)))
     return tsd__err(TSD_ERR_NOMEM, "out of memory declaring module %s", prefix);
   size_t idx;
   tsd_status st = ensure_modules(m, prefix, len, &idx);
   if (st) {
-    tsd__free(type_copy);
+    tsd__mem_free(m->al, type_copy);
     return st;
   }
   tsd__module *mod = &m->modules[idx];
   if (type_copy) {
-    tsd__free(mod->type_name);
+    tsd__mem_free(m->al, mod->type_name);
     mod->type_name = type_copy;
     mod->norm = tsd__norm_of_type(type_copy);
     /* _NormBase._version = 2 (num_batches_tracked added); nn.Module's is 1. */
@@ -269,20 +275,20 @@ tsd_status tsd__model_add(tsd_model *m, const char *name, tsd_tensor_role role,
 
   /* Allocate everything before changing the model, so a failure leaves it
    * as it was (modules created on the path may stay: they are harmless). */
-  char *name_copy = tsd__strndup(name, len);
-  int64_t *shape_copy = tsd__malloc((ndim ? ndim : 1) * sizeof *shape_copy);
+  char *name_copy = tsd__mem_strndup(m->al, name, len);
+  int64_t *shape_copy = tsd__mem_alloc(m->al, (ndim ? ndim : 1) * sizeof *shape_copy);
   if (!name_copy || !shape_copy ||
-      !tsd__grow((void **)&m->tensors, &m->cap_tensors, m->n_tensors + 1,
+      !tsd__mem_grow(m->al, (void **)&m->tensors, &m->cap_tensors, m->n_tensors + 1,
             sizeof *m->tensors)) {
-    tsd__free(name_copy);
-    tsd__free(shape_copy);
+    tsd__mem_free(m->al, name_copy);
+    tsd__mem_free(m->al, shape_copy);
     return tsd__err(TSD_ERR_NOMEM, "out of memory adding tensor %s", name);
   }
   if (ndim) memcpy(shape_copy, shape, ndim * sizeof *shape_copy);
   size_t mod;
   st = ensure_modules(m, name, mod_len, &mod);
   tsd__module *mm = st ? NULL : &m->modules[mod];
-  if (!st && !tsd__grow((void **)&mm->tensors, &mm->cap_tensors, mm->n_tensors + 1,
+  if (!st && !tsd__mem_grow(m->al, (void **)&mm->tensors, &mm->cap_tensors, mm->n_tensors + 1,
                    sizeof *mm->tensors))
     st = tsd__err(TSD_ERR_NOMEM, "out of memory adding tensor %s", name);
   size_t idx = m->n_tensors;
@@ -308,8 +314,8 @@ tsd_status tsd__model_add(tsd_model *m, const char *name, tsd_tensor_role role,
     }
   }
   if (st) {
-    tsd__free(name_copy);
-    tsd__free(shape_copy);
+    tsd__mem_free(m->al, name_copy);
+    tsd__mem_free(m->al, shape_copy);
     return st;
   }
   mm->tensors[mm->n_tensors++] = idx;
@@ -326,11 +332,11 @@ static bool is_param_role(tsd_tensor_role r) {
  * m->n_modules (tsd__free), or NULL on OOM. Iterative: the depth of a model
  * is the caller's. */
 size_t *tsd__model_module_preorder(const tsd_model *m) {
-  size_t *out = tsd__malloc(m->n_modules * sizeof *out);
-  size_t *stack = tsd__malloc(m->n_modules * sizeof *stack);
+  size_t *out = tsd__mem_alloc(m->al, m->n_modules * sizeof *out);
+  size_t *stack = tsd__mem_alloc(m->al, m->n_modules * sizeof *stack);
   if (!out || !stack) {
-    tsd__free(out);
-    tsd__free(stack);
+    tsd__mem_free(m->al, out);
+    tsd__mem_free(m->al, stack);
     return NULL;
   }
   size_t sp = 0, n = 0;
@@ -342,17 +348,17 @@ size_t *tsd__model_module_preorder(const tsd_model *m) {
     for (size_t k = mod->n_children; k-- > 0;)
       stack[sp++] = mod->children[k];
   }
-  tsd__free(stack);
+  tsd__mem_free(m->al, stack);
   return out;
 }
 
 size_t *tsd__model_order(const tsd_model *m) {
   size_t *order =
-      tsd__malloc((m->n_tensors ? m->n_tensors : 1) * sizeof *order);
-  size_t *stack = tsd__malloc(m->n_modules * sizeof *stack);
+      tsd__mem_alloc(m->al, (m->n_tensors ? m->n_tensors : 1) * sizeof *order);
+  size_t *stack = tsd__mem_alloc(m->al, m->n_modules * sizeof *stack);
   if (!order || !stack) {
-    tsd__free(order);
-    tsd__free(stack);
+    tsd__mem_free(m->al, order);
+    tsd__mem_free(m->al, stack);
     return NULL;
   }
   /* Pre-order with an explicit stack: the depth of a model is the caller's
@@ -372,7 +378,7 @@ size_t *tsd__model_order(const tsd_model *m) {
     for (size_t i = mod->n_children; i-- > 0;)
       stack[sp++] = mod->children[i];
   }
-  tsd__free(stack);
+  tsd__mem_free(m->al, stack);
   return order;
 }
 
@@ -390,7 +396,7 @@ static const size_t *model_order(const tsd_model *cm) {
   if (__atomic_compare_exchange_n(&m->order, &expected, fresh, false,
                                   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
     return fresh;
-  tsd__free(fresh);
+  tsd__mem_free(m->al, fresh);
   return expected;
 }
 
@@ -425,7 +431,20 @@ TSD_API tsd_status tsd_model_new(tsd_model **out, const char *class_name) {
   if (!class_name || !*class_name)
     return tsd__err(TSD_ERR_INVALID_ARG,
                     "tsd_model_new: class_name is NULL or empty");
-  return tsd__model_create(out, class_name, &cown_ops, NULL);
+  return tsd__model_create(out, class_name, &cown_ops, NULL, NULL);
+}
+
+TSD_API tsd_status tsd_model_new_ex(tsd_model **out, const char *class_name,
+                                    const tsd_allocator *allocator) {
+  if (!out)
+    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_new_ex: out is NULL");
+  *out = NULL;
+  if (!class_name || !*class_name)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_model_new_ex: class_name is NULL or empty");
+  tsd_status st = tsd__allocator_check(allocator, "tsd_model_new_ex");
+  if (st != TSD_OK) return st;
+  return tsd__model_create(out, class_name, &cown_ops, NULL, allocator);
 }
 
 TSD_API tsd_status tsd_model_open_torchscript(tsd_model **out, const char *path,
@@ -444,22 +463,24 @@ TSD_API void tsd_model_free(tsd_model *m) {
   if (!m) return;
   if (m->ops && m->ops->destroy) m->ops->destroy(m);
   for (size_t i = 0; i < m->n_modules; i++) {
-    tsd__free(m->modules[i].prefix);
-    tsd__free(m->modules[i].type_name);
-    tsd__free(m->modules[i].children);
-    tsd__free(m->modules[i].tensors);
+    tsd__mem_free(m->al, m->modules[i].prefix);
+    tsd__mem_free(m->al, m->modules[i].type_name);
+    tsd__mem_free(m->al, m->modules[i].children);
+    tsd__mem_free(m->al, m->modules[i].tensors);
   }
   for (size_t i = 0; i < m->n_tensors; i++) {
-    tsd__free(m->tensors[i].name);
-    tsd__free(m->tensors[i].shape);
+    tsd__mem_free(m->al, m->tensors[i].name);
+    tsd__mem_free(m->al, m->tensors[i].shape);
   }
-  tsd__free(m->modules);
-  tsd__free(m->tensors);
+  tsd__mem_free(m->al, m->modules);
+  tsd__mem_free(m->al, m->tensors);
   tsd__strmap_free(&m->tensor_index);
   tsd__strmap_free(&m->module_index);
-  tsd__free(m->order);
-  tsd__free(m->class_name);
-  tsd__free(m);
+  tsd__mem_free(m->al, m->order);
+  tsd__mem_free(m->al, m->class_name);
+  /* m->al points into m: free m through a copy */
+  tsd_allocator a = m->alloc;
+  tsd__mem_free(m->al ? &a : NULL, m);
 }
 
 TSD_API tsd_status tsd_model_add_tensor(tsd_model *model, const char *name,

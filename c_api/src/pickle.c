@@ -372,7 +372,7 @@ static tsd_status check_mutable(up *u, const tsd__value *v) {
 static tsd_status push(up *u, tsd__value *v) {
   if (u->sp == u->scap) {
     size_t cap = u->scap ? u->scap * 2 : 64;
-    tsd__value **s = tsd__realloc(u->stack, cap * sizeof *s);
+    tsd__value **s = tsd__mem_realloc(u->arena->al, u->stack, cap * sizeof *s);
     if (!s) return fail(u, TSD_ERR_NOMEM, "out of memory");
     u->stack = s;
     u->scap = cap;
@@ -1030,7 +1030,7 @@ static tsd_status step(up *u, bool *done, tsd__value **out) {
   case '(': /* MARK */
     if (u->nmarks == u->mcap) {
       size_t cap = u->mcap ? u->mcap * 2 : 16;
-      size_t *m = tsd__realloc(u->marks, cap * sizeof *m);
+      size_t *m = tsd__mem_realloc(u->arena->al, u->marks, cap * sizeof *m);
       if (!m) return fail(u, TSD_ERR_NOMEM, "out of memory");
       u->marks = m;
       u->mcap = cap;
@@ -1081,7 +1081,7 @@ static tsd_status step(up *u, bool *done, tsd__value **out) {
     if (x == u->nmemo) {
       if (u->nmemo == u->memocap) {
         size_t cap = u->memocap ? u->memocap * 2 : 64;
-        tsd__value **m = tsd__realloc(u->memo, cap * sizeof *m);
+        tsd__value **m = tsd__mem_realloc(u->arena->al, u->memo, cap * sizeof *m);
         if (!m) return fail(u, TSD_ERR_NOMEM, "out of memory");
         u->memo = m;
         u->memocap = cap;
@@ -1324,7 +1324,7 @@ tsd_status tsd__unpickle(const uint8_t *buf, size_t len, size_t *used,
   if (st == TSD_OK) st = mk(&u, TSD__V_BOOL, &u.v_false);
   if (st == TSD_OK) u.v_true->u.i = 1;
   if (st == TSD_OK) {
-    u.small_ints = tsd__calloc(SMALL_INTS, sizeof *u.small_ints);
+    u.small_ints = tsd__mem_calloc(u.arena->al, SMALL_INTS, sizeof *u.small_ints);
     if (!u.small_ints) st = fail(&u, TSD_ERR_NOMEM, "out of memory");
   }
   bool done = false;
@@ -1347,9 +1347,9 @@ tsd_status tsd__unpickle(const uint8_t *buf, size_t len, size_t *used,
   } else if (used) {
     *used = u.pos;
   }
-  tsd__free(u.stack);
-  tsd__free(u.marks);
-  tsd__free(u.memo);
-  tsd__free(u.small_ints);
+  tsd__mem_free(u.arena->al, u.stack);
+  tsd__mem_free(u.arena->al, u.marks);
+  tsd__mem_free(u.arena->al, u.memo);
+  tsd__mem_free(u.arena->al, u.small_ints);
   return st;
 }

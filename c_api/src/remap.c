@@ -62,7 +62,7 @@ static tsd_status strip_step(tsd__vkey *keys, size_t n, const char *p,
     if (!starts_with(keys[i].name, keys[i].len, p, pn)) keys[kept++] = keys[i];
     else tmp[moved++] = keys[i];
   if (moved == 0) return TSD_OK;
-  qsort(tmp, moved, sizeof *tmp, key_cmp);
+  tsd__sort(tmp, moved, sizeof *tmp, key_cmp);
   for (size_t i = 0; i < moved; i++) {
     tmp[i].name += pn;
     tmp[i].len -= pn;
@@ -128,11 +128,11 @@ static int64_t version_of(const tsd__value *m) {
 static tsd_status remap_metadata(tsd__keyview *v, const tsd__remap *r) {
   const tsd__value *m = v->meta;
   size_t n = m->u.dict.len;
-  v->meta_names = tsd__calloc(n ? n : 1, sizeof *v->meta_names);
-  v->meta_versions = tsd__calloc(n ? n : 1, sizeof *v->meta_versions);
-  bool *changed = tsd__calloc(n ? n : 1, sizeof *changed);
+  v->meta_names = tsd__mem_calloc(v->al, n ? n : 1, sizeof *v->meta_names);
+  v->meta_versions = tsd__mem_calloc(v->al, n ? n : 1, sizeof *v->meta_versions);
+  bool *changed = tsd__mem_calloc(v->al, n ? n : 1, sizeof *changed);
   if (!v->meta_names || !v->meta_versions || !changed) {
-    tsd__free(changed);
+    tsd__mem_free(v->al, changed);
     return tsd__err(TSD_ERR_NOMEM, "tsd_load: out of memory");
   }
   tsd_status st = TSD_OK;
@@ -186,17 +186,19 @@ static tsd_status remap_metadata(tsd__keyview *v, const tsd__remap *r) {
         st = tsd__err(TSD_ERR_NOMEM, "tsd_load: out of memory");
     }
   }
-  tsd__free(changed);
+  tsd__mem_free(v->al, changed);
   return st;
 }
 
 tsd_status tsd__keyview_build(tsd__keyview *v, const tsd_checkpoint *c,
-                              const tsd__remap *r) {
+                              const tsd__remap *r, const tsd_allocator *al) {
   memset(v, 0, sizeof *v);
   v->c = c;
+  v->al = al;
   tsd__strmap_init(&v->map);
   tsd__strmap_init(&v->meta_map);
   tsd__arena_init(&v->arena, 0);
+  v->map.al = v->meta_map.al = v->arena.al = al;
   v->n = tsd__ckpt_count(c);
   v->meta = tsd__ckpt_metadata(c);
   bool any = r && (r->n_strip || r->n_renames || (r->add && r->add[0]));
@@ -207,10 +209,10 @@ tsd_status tsd__keyview_build(tsd__keyview *v, const tsd_checkpoint *c,
   tsd_status st = check_rules(r);
   if (st) return st;
   size_t n = v->n;
-  v->keys = tsd__malloc((n ? n : 1) * sizeof *v->keys);
-  tsd__vkey *tmp = tsd__malloc((n ? n : 1) * sizeof *tmp);
+  v->keys = tsd__mem_alloc(v->al, (n ? n : 1) * sizeof *v->keys);
+  tsd__vkey *tmp = tsd__mem_alloc(v->al, (n ? n : 1) * sizeof *tmp);
   if (!v->keys || !tmp) {
-    tsd__free(tmp);
+    tsd__mem_free(v->al, tmp);
     return tsd__err(TSD_ERR_NOMEM, "tsd_load: out of memory");
   }
   for (size_t i = 0; i < n; i++) {
@@ -221,7 +223,7 @@ tsd_status tsd__keyview_build(tsd__keyview *v, const tsd_checkpoint *c,
   }
   for (size_t j = 0; j < r->n_strip; j++)
     strip_step(v->keys, n, r->strip[j], tmp);
-  tsd__free(tmp);
+  tsd__mem_free(v->al, tmp);
   for (size_t i = 0; i < n; i++) {
     bool ch = false;
     if (!rename_one(&v->arena, r, &v->keys[i], &ch))
@@ -251,9 +253,10 @@ tsd_status tsd__keyview_build(tsd__keyview *v, const tsd_checkpoint *c,
 
 void tsd__keyview_free(tsd__keyview *v) {
   if (!v) return;
-  tsd__free(v->keys);
-  tsd__free(v->meta_names);
-  tsd__free(v->meta_versions);
+  /* allocated with v->al */
+  tsd__mem_free(v->al, v->keys);
+  tsd__mem_free(v->al, v->meta_names);
+  tsd__mem_free(v->al, v->meta_versions);
   tsd__strmap_free(&v->map);
   tsd__strmap_free(&v->meta_map);
   tsd__arena_free(&v->arena);
@@ -316,6 +319,7 @@ TSD_API tsd_status tsd_checkpoint_select_auto(tsd_checkpoint *c,
   }
   tsd__buf b;
   tsd__buf_init(&b);
+  b.al = c->al;
   for (size_t i = 0; i < n && i < 20; i++) {
     const tsd__value *k = tsd__ckpt_key(c, i);
     if (k->kind == TSD__V_STR)

@@ -16,14 +16,16 @@ typedef struct mismatch_list {
 } mismatch_list;
 
 struct tsd_report {
+  tsd_allocator alloc;     /* the model's allocator, copied */
+  const tsd_allocator *al; /* &alloc, or NULL for libc */
   tsd__arena arena; /* every string and shape of the report */
   const char *class_name;
   str_list missing, unexpected, errors, mismatched_keys, popped_keys;
   str_list matched; /* TSD_LIST_MATCHED: not part of PyTorch's result */
   mismatch_list mismatched, popped;
   bool ok;
-  char *message; /* tsd__free */
-  char *json;    /* tsd__free */
+  char *message; /* al */
+  char *json;    /* al */
 };
 
 static const char *arena_strndup(tsd__arena *a, const char *s, size_t n) {
@@ -39,8 +41,9 @@ static tsd_status oom(void) {
   return tsd__err(TSD_ERR_NOMEM, "out of memory building the load report");
 }
 
-static tsd_status list_push(str_list *l, const char *s) {
-  if (!tsd__grow((void **)&l->items, &l->cap, l->len + 1, sizeof *l->items))
+static tsd_status list_push(const tsd_allocator *al, str_list *l,
+                            const char *s) {
+  if (!tsd__mem_grow(al, (void **)&l->items, &l->cap, l->len + 1, sizeof *l->items))
     return oom();
   l->items[l->len++] = s;
   return TSD_OK;
@@ -64,11 +67,17 @@ static str_list *str_list_of(tsd_report *r, tsd_list list) {
   return NULL;
 }
 
-tsd_status tsd__report_new(tsd_report **out, const char *class_name) {
+tsd_status tsd__report_new(tsd_report **out, const char *class_name,
+                           const tsd_allocator *al) {
   *out = NULL;
-  tsd_report *r = tsd__calloc(1, sizeof *r);
+  tsd_report *r = tsd__mem_calloc(al, 1, sizeof *r);
   if (!r) return oom();
+  if (al) {
+    r->alloc = *al;
+    r->al = &r->alloc;
+  }
   tsd__arena_init(&r->arena, 0);
+  r->arena.al = r->al;
   r->class_name = arena_strndup(&r->arena, class_name, strlen(class_name));
   if (!r->class_name) {
     tsd_report_free(r);
@@ -84,7 +93,7 @@ tsd_status tsd__report_add(tsd_report *r, tsd_list list, const char *text,
   if (!l) return tsd__err(TSD_ERR_INVALID_ARG, "bad report list %d", (int)list);
   const char *s = arena_strndup(&r->arena, text, len);
   if (!s) return oom();
-  return list_push(l, s);
+  return list_push(r->al, l, s);
 }
 
 void tsd__shape_repr(tsd__buf *b, size_t ndim, const int64_t *shape) {
@@ -125,6 +134,7 @@ tsd_status tsd__report_add_mismatch(tsd_report *r, tsd_list list,
     /* Module._load_from_state_dict's text, shapes printed as torch.Size. */
     tsd__buf b;
     tsd__buf_init(&b);
+    b.al = r->al;
     tsd__buf_printf(&b, "size mismatch for %s: copying a param with shape ",
                     key);
     tsd__shape_repr(&b, ckpt_ndim, ckpt_shape);
@@ -139,9 +149,9 @@ tsd_status tsd__report_add_mismatch(tsd_report *r, tsd_list list,
     tsd__buf_free(&b);
     if (st) return st;
   }
-  if (!tsd__grow((void **)&ml->items, &ml->cap, ml->len + 1, sizeof *ml->items))
+  if (!tsd__mem_grow(r->al, (void **)&ml->items, &ml->cap, ml->len + 1, sizeof *ml->items))
     return oom();
-  tsd_status st = list_push(keys, mm.key);
+  tsd_status st = list_push(r->al, keys, mm.key);
   if (st) return st;
   ml->items[ml->len++] = mm;
   return TSD_OK;
@@ -508,7 +518,7 @@ static tsd_status insert_front(tsd_report *r, tsd__buf *b) {
   const char *s = arena_strndup(&r->arena, b->data, b->len);
   if (!s) return oom();
   str_list *l = &r->errors;
-  if (!tsd__grow((void **)&l->items, &l->cap, l->len + 1, sizeof *l->items))
+  if (!tsd__mem_grow(r->al, (void **)&l->items, &l->cap, l->len + 1, sizeof *l->items))
     return oom();
   memmove(l->items + 1, l->items, l->len * sizeof *l->items);
   l->items[0] = s;
@@ -522,6 +532,7 @@ tsd_status tsd__report_finish(tsd_report *r, bool strict) {
   /* load_state_dict: unexpected first at index 0, then missing before it. */
   if (strict && r->unexpected.len) {
     tsd__buf_init(&b);
+    b.al = r->al;
     tsd__buf_puts(&b, "Unexpected key(s) in state_dict: ");
     quoted_join(&b, &r->unexpected);
     tsd__buf_puts(&b, ". ");
@@ -531,6 +542,7 @@ tsd_status tsd__report_finish(tsd_report *r, bool strict) {
   }
   if (strict && r->missing.len) {
     tsd__buf_init(&b);
+    b.al = r->al;
     tsd__buf_puts(&b, "Missing key(s) in state_dict: ");
     quoted_join(&b, &r->missing);
     tsd__buf_puts(&b, ". ");
@@ -541,6 +553,7 @@ tsd_status tsd__report_finish(tsd_report *r, bool strict) {
   r->ok = r->errors.len == 0;
 
   tsd__buf_init(&b);
+    b.al = r->al;
   if (!r->ok) {
     tsd__buf_printf(&b, "Error(s) in loading state_dict for %s:\n\t",
                     r->class_name);
@@ -557,11 +570,12 @@ tsd_status tsd__report_finish(tsd_report *r, bool strict) {
     py_list_repr(&b, &r->unexpected);
     tsd__buf_puts(&b, ")");
   }
-  tsd__free(r->message);
+  tsd__mem_free(r->al, r->message);
   r->message = tsd__buf_take(&b);
   if (!r->message) return oom();
 
   tsd__buf_init(&b);
+    b.al = r->al;
   tsd__buf_printf(&b,
                   "{\"ok\": %s, \"class_name\": ", r->ok ? "true" : "false");
   json_str(&b, r->class_name);
@@ -580,7 +594,7 @@ tsd_status tsd__report_finish(tsd_report *r, bool strict) {
   tsd__buf_puts(&b, ", \"message\": ");
   json_str(&b, r->message);
   tsd__buf_puts(&b, "}");
-  tsd__free(r->json);
+  tsd__mem_free(r->al, r->json);
   r->json = tsd__buf_take(&b);
   if (!r->json) return oom();
   return TSD_OK;
@@ -593,13 +607,15 @@ TSD_API void tsd_report_free(tsd_report *r) {
   str_list *lists[] = {&r->missing, &r->unexpected, &r->errors,
                        &r->mismatched_keys, &r->popped_keys, &r->matched};
   for (size_t i = 0; i < sizeof lists / sizeof *lists; i++)
-    tsd__free(lists[i]->items);
-  tsd__free(r->mismatched.items);
-  tsd__free(r->popped.items);
-  tsd__free(r->message);
-  tsd__free(r->json);
+    tsd__mem_free(r->al, lists[i]->items);
+  tsd__mem_free(r->al, r->mismatched.items);
+  tsd__mem_free(r->al, r->popped.items);
+  tsd__mem_free(r->al, r->message);
+  tsd__mem_free(r->al, r->json);
   tsd__arena_free(&r->arena);
-  tsd__free(r);
+  /* r->al points into r: free r through a copy */
+  tsd_allocator a = r->alloc;
+  tsd__mem_free(r->al ? &a : NULL, r);
 }
 
 TSD_API int tsd_report_ok(const tsd_report *r) {

@@ -270,9 +270,9 @@ static tsd_status parse_header(const tsd__source *src, tsd__arena *arena,
   tsd__value *dict = new_dict(arena, n);
   tsd__storage **storages =
       n ? tsd__arena_alloc(arena, n * sizeof *storages) : NULL;
-  span *spans = tsd__malloc((n ? n : 1) * sizeof *spans);
+  span *spans = tsd__mem_alloc(arena->al, (n ? n : 1) * sizeof *spans);
   if (!dict || (n && !storages) || !spans) {
-    tsd__free(spans);
+    tsd__mem_free(arena->al, spans);
     return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", name);
   }
   if (meta) st = read_metadata(meta, arena, name, &out->file_metadata);
@@ -298,7 +298,7 @@ static tsd_status parse_header(const tsd__source *src, tsd__arena *arena,
   if (!st) {
     /* The reference reader's rule: sorted by offsets, each tensor starts
      * where the previous one ended, and the last ends at the file's end. */
-    qsort(spans, n, sizeof *spans, span_cmp);
+    tsd__sort(spans, n, sizeof *spans, span_cmp);
     uint64_t pos = 0;
     for (size_t i = 0; !st && i < n; i++) {
       const char *key = dict->u.dict.keys[spans[i].index]->u.s.p;
@@ -327,7 +327,7 @@ static tsd_status parse_header(const tsd__source *src, tsd__arena *arena,
                     name, (unsigned long long)data_size,
                     (unsigned long long)pos);
   }
-  tsd__free(spans);
+  tsd__mem_free(arena->al, spans);
   if (st) return st;
   out->root = dict;
   out->storages = storages;
@@ -373,14 +373,14 @@ tsd_status tsd__read_safetensors(const tsd__source *src, tsd__arena *arena,
                     "%s: safetensors header length is 0 (the smallest header "
                     "is \"{}\", 2 bytes)",
                     name);
-  char *text = tsd__malloc((size_t)hlen);
+  char *text = tsd__mem_alloc(arena->al, (size_t)hlen);
   if (!text) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", name);
   st = tsd__source_read(src, 8, text, (size_t)hlen, "safetensors header");
   if (!st && text[0] != '{')
     st = tsd__err(TSD_ERR_FORMAT,
                   "%s: safetensors header does not start with '{'", name);
   if (!st) st = parse_header(src, arena, limits, text, hlen, out);
-  tsd__free(text);
+  tsd__mem_free(arena->al, text);
   return st;
 }
 
@@ -509,16 +509,17 @@ static tsd_status build_header(const witem *items, size_t n, tsd__buf *h,
 static tsd_status write_all(int fd, const tsd_model *m, witem *items, size_t n,
                             const char *path) {
   /* offsets in data order, then the header in state_dict order */
-  qsort(items, n, sizeof *items, witem_cmp);
+  tsd__sort(items, n, sizeof *items, witem_cmp);
   uint64_t pos = 0;
   for (size_t i = 0; i < n; i++) {
     items[i].begin = pos;
     if (!tsd__add_u64(pos, items[i].nbytes, &pos))
       return tsd__err(TSD_ERR_LIMIT, "%s: the tensors exceed 2^64 bytes", path);
   }
-  qsort(items, n, sizeof *items, witem_pos_cmp);
+  tsd__sort(items, n, sizeof *items, witem_pos_cmp);
   tsd__buf h;
   tsd__buf_init(&h);
+  h.al = m->al;
   tsd_status st = build_header(items, n, &h, path);
   if (!st) {
     uint8_t len8[8];
@@ -528,7 +529,7 @@ static tsd_status write_all(int fd, const tsd_model *m, witem *items, size_t n,
   }
   if (!st) st = write_fd(fd, h.data, h.len, path);
   tsd__buf_free(&h);
-  qsort(items, n, sizeof *items, witem_cmp);
+  tsd__sort(items, n, sizeof *items, witem_cmp);
   for (size_t i = 0; !st && i < n; i++) {
     const tsd__mtensor *t = items[i].t;
     if (!items[i].nbytes) continue;
@@ -537,14 +538,14 @@ static tsd_status write_all(int fd, const tsd_model *m, witem *items, size_t n,
       continue;
     }
     /* Not in memory (a TorchScript model): one tensor at a time. */
-    void *tmp = tsd__malloc((size_t)items[i].nbytes);
+    void *tmp = tsd__mem_alloc(m->al, (size_t)items[i].nbytes);
     if (!tmp)
       return tsd__err(TSD_ERR_NOMEM,
                       "out of memory reading \"%s\" (%llu bytes)", t->name,
                       (unsigned long long)items[i].nbytes);
     st = m->ops->read(m, t, t->dtype, tmp);
     if (!st) st = write_fd(fd, tmp, (size_t)items[i].nbytes, path);
-    tsd__free(tmp);
+    tsd__mem_free(m->al, tmp);
   }
   return st;
 }
@@ -553,10 +554,11 @@ tsd_status tsd__save_safetensors(const tsd_model *m, const char *path) {
   if (!m || !path || !*path)
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_save: no model or path");
   size_t *order = tsd__model_order(m);
-  witem *items = tsd__malloc((m->n_tensors ? m->n_tensors : 1) * sizeof *items);
+  witem *items =
+      tsd__mem_alloc(m->al, (m->n_tensors ? m->n_tensors : 1) * sizeof *items);
   if (!order || !items) {
-    tsd__free(order);
-    tsd__free(items);
+    tsd__mem_free(m->al, order);
+    tsd__mem_free(m->al, items);
     return tsd__err(TSD_ERR_NOMEM, "out of memory saving %s", path);
   }
   size_t n = 0;
@@ -575,10 +577,10 @@ tsd_status tsd__save_safetensors(const tsd_model *m, const char *path) {
     }
     n++;
   }
-  tsd__free(order);
+  tsd__mem_free(m->al, order);
   char *tmp = NULL;
   int fd = -1;
-  if (!st) st = tsd__open_temp(path, &tmp, &fd);
+  if (!st) st = tsd__open_temp(m->al, path, &tmp, &fd);
   if (!st) st = write_all(fd, m, items, n, path);
   if (fd >= 0 && close(fd) != 0 && !st)
     st = tsd__err(TSD_ERR_IO, "%s: close failed: %s", path, strerror(errno));
@@ -587,7 +589,7 @@ tsd_status tsd__save_safetensors(const tsd_model *m, const char *path) {
                   "%s: cannot rename the finished file into place: %s", path,
                   strerror(errno));
   if (st && tmp) unlink(tmp);
-  tsd__free(tmp);
-  tsd__free(items);
+  tsd__mem_free(m->al, tmp);
+  tsd__mem_free(m->al, items);
   return st;
 }

@@ -260,6 +260,7 @@ typedef struct zrec {
 } zrec;
 
 typedef struct zw {
+  const tsd_allocator *al; /* the model's */
   int fd;
   const char *path; /* the final path, for messages */
   uint64_t off;
@@ -340,13 +341,13 @@ static tsd_status zw_record(zw *w, const char *name, const void *data,
                             uint64_t size) {
   if (!w->recs || w->n_recs == w->cap_recs) {
     size_t cap = w->cap_recs ? w->cap_recs * 2 : 16;
-    zrec *r = tsd__realloc(w->recs, cap * sizeof *r);
+    zrec *r = tsd__mem_realloc(w->al, w->recs, cap * sizeof *r);
     if (!r) return tsd__err(TSD_ERR_NOMEM, "out of memory writing %s", w->path);
     w->recs = r;
     w->cap_recs = cap;
   }
   zrec *rec = &w->recs[w->n_recs];
-  rec->name = tsd__strdup(name);
+  rec->name = tsd__mem_strdup(w->al, name);
   if (!rec->name) return tsd__err(TSD_ERR_NOMEM, "out of memory");
   w->n_recs++;
   rec->offset = w->off;
@@ -474,14 +475,14 @@ static tsd_status zw_finish(zw *w) {
 
 /* PyTorchStreamWriter: the archive's directory is the file's base name up to
  * its last '.'; we also keep it to characters every zip tool accepts. */
-static char *archive_stem(const char *path) {
+static char *archive_stem(const tsd_allocator *al, const char *path) {
   const char *base = strrchr(path, '/');
   base = base ? base + 1 : path;
   const char *dot = strrchr(base, '.');
   size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
   if (n > 200) n = 200;
-  if (n == 0) return tsd__strdup("archive");
-  char *s = tsd__strndup(base, n);
+  if (n == 0) return tsd__mem_strdup(al, "archive");
+  char *s = tsd__mem_strndup(al, base, n);
   if (!s) return NULL;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
@@ -492,13 +493,15 @@ static char *archive_stem(const char *path) {
   return s;
 }
 
-tsd_status tsd__open_temp(const char *path, char **out_tmp, int *out_fd) {
+tsd_status tsd__open_temp(const tsd_allocator *al, const char *path,
+                          char **out_tmp, int *out_fd) {
   const char *slash = strrchr(path, '/');
   size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
   const char *base = path + dir_len;
   for (unsigned attempt = 0; attempt < 100; attempt++) {
     tsd__buf b;
     tsd__buf_init(&b);
+    b.al = al;
     tsd__buf_append(&b, path, dir_len);
     tsd__buf_printf(&b, ".%s.tsd-tmp-%ld-%u", base, (long)getpid(), attempt);
     char *tmp = tsd__buf_take(&b);
@@ -510,7 +513,7 @@ tsd_status tsd__open_temp(const char *path, char **out_tmp, int *out_fd) {
       return TSD_OK;
     }
     int e = errno;
-    tsd__free(tmp);
+    tsd__mem_free(al, tmp);
     if (e != EEXIST)
       return tsd__err(TSD_ERR_IO, "%s: cannot create a file next to it: %s",
                       path, strerror(e));
@@ -524,6 +527,7 @@ static tsd_status write_all(zw *w, const tsd_model *m, const char *stem,
   save_ctx sc = {m, items, mods};
   pk p;
   tsd__buf_init(&p.b);
+  p.b.al = w->al;
   pk_state_dict(&p, &sc, n_items, m->n_modules);
   if (p.b.oom) {
     tsd__buf_free(&p.b);
@@ -531,6 +535,7 @@ static tsd_status write_all(zw *w, const tsd_model *m, const char *stem,
   }
   tsd__buf name;
   tsd__buf_init(&name);
+  name.al = w->al;
   tsd__buf_printf(&name, "%s/data.pkl", stem);
   tsd_status st = name.oom ? tsd__err(TSD_ERR_NOMEM, "out of memory")
                            : zw_record(w, name.data, p.b.data, p.b.len);
@@ -542,7 +547,7 @@ static tsd_status write_all(zw *w, const tsd_model *m, const char *stem,
     void *tmp = NULL;
     if (!data && nbytes) {
       /* Not in memory (another model kind): one tensor at a time. */
-      tmp = tsd__malloc((size_t)nbytes);
+      tmp = tsd__mem_alloc(w->al, (size_t)nbytes);
       if (!tmp) {
         st = tsd__err(TSD_ERR_NOMEM,
                       "out of memory reading \"%s\" (%llu "
@@ -557,7 +562,7 @@ static tsd_status write_all(zw *w, const tsd_model *m, const char *stem,
     tsd__buf_printf(&name, "%s/data/%zu", stem, i);
     if (!st && name.oom) st = tsd__err(TSD_ERR_NOMEM, "out of memory");
     if (!st) st = zw_record(w, name.data, data, nbytes);
-    tsd__free(tmp);
+    tsd__mem_free(w->al, tmp);
   }
   if (!st) {
     name.len = 0;
@@ -576,14 +581,15 @@ tsd_status tsd__save_pth_ex(const tsd_model *m, const char *path,
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_save: no model or path");
   size_t *order = tsd__model_order(m);
   size_t *mods = tsd__model_module_preorder(m);
-  char *stem = archive_stem(path);
+  char *stem = archive_stem(m->al, path);
   zw w;
   memset(&w, 0, sizeof w);
+  w.al = m->al;
   w.fd = -1;
   w.path = path;
   w.zip64_at = zip64_at;
   w.cap = (size_t)1 << 20;
-  w.buf = tsd__malloc(w.cap);
+  w.buf = tsd__mem_alloc(w.al, w.cap);
   char *tmp = NULL;
   tsd_status st = TSD_OK;
   if (!order || !mods || !stem || !w.buf)
@@ -591,7 +597,7 @@ tsd_status tsd__save_pth_ex(const tsd_model *m, const char *path,
   size_t n_items = 0;
   for (size_t i = 0; !st && i < m->n_tensors; i++)
     if (saved(&m->tensors[order[i]])) order[n_items++] = order[i];
-  if (!st) st = tsd__open_temp(path, &tmp, &w.fd);
+  if (!st) st = tsd__open_temp(w.al, path, &tmp, &w.fd);
   if (!st) st = write_all(&w, m, stem, order, n_items, mods);
   if (w.fd >= 0 && close(w.fd) != 0 && !st)
     st = tsd__err(TSD_ERR_IO, "%s: close failed: %s", path, strerror(errno));
@@ -602,13 +608,13 @@ tsd_status tsd__save_pth_ex(const tsd_model *m, const char *path,
                   path, strerror(errno));
   if (st && tmp) unlink(tmp);
   for (size_t i = 0; i < w.n_recs; i++)
-    tsd__free(w.recs[i].name);
-  tsd__free(w.recs);
-  tsd__free(w.buf);
-  tsd__free(tmp);
-  tsd__free(stem);
-  tsd__free(mods);
-  tsd__free(order);
+    tsd__mem_free(w.al, w.recs[i].name);
+  tsd__mem_free(w.al, w.recs);
+  tsd__mem_free(w.al, w.buf);
+  tsd__mem_free(w.al, tmp);
+  tsd__mem_free(w.al, stem);
+  tsd__mem_free(w.al, mods);
+  tsd__mem_free(w.al, order);
   return st;
 }
 

@@ -69,7 +69,7 @@ static tsd_status read_index(tsd_checkpoint *c, const tsd__limits *lim,
                     "%llu tsd accepts",
                     src->name, (unsigned long long)src->size,
                     (unsigned long long)INDEX_MAX_BYTES);
-  char *text = tsd__malloc(src->size ? (size_t)src->size : 1);
+  char *text = tsd__mem_alloc(c->al, src->size ? (size_t)src->size : 1);
   if (!text) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", src->name);
   tsd_status st =
       tsd__source_read(src, 0, text, (size_t)src->size, "sharded index");
@@ -77,7 +77,7 @@ static tsd_status read_index(tsd_checkpoint *c, const tsd__limits *lim,
   if (!st)
     st = tsd__json_parse(text, (size_t)src->size, &c->arena, depth,
                          "sharded index", out);
-  tsd__free(text);
+  tsd__mem_free(c->al, text);
   return st;
 }
 
@@ -136,6 +136,7 @@ static tsd_status open_shard(tsd_checkpoint *c, const tsd__limits *lim,
                              size_t k, tsd__parsed *p) {
   tsd__buf path;
   tsd__buf_init(&path);
+  path.al = c->al;
   tsd__buf_append(&path, dir, dir_len);
   tsd__buf_puts(&path, file);
   if (path.oom) {
@@ -178,6 +179,7 @@ static tsd_status merge_metadata(tsd_checkpoint *c, tsd__parsed *parts,
   d->u.dict.cap = total;
   tsd__strmap seen;
   tsd__strmap_init(&seen);
+  seen.al = c->al;
   tsd_status st = TSD_OK;
   for (size_t k = 0; !st && k < n_parts; k++) {
     const tsd__value *m = parts[k].root->u.dict.metadata;
@@ -211,13 +213,15 @@ static tsd_status build_root(tsd_checkpoint *c, const tsd__json *wm,
   tsd__value *root = tsd__arena_alloc(&c->arena, sizeof *root);
   tsd__value **keys = tsd__arena_alloc(&c->arena, (n + 1) * sizeof *keys);
   tsd__value **vals = tsd__arena_alloc(&c->arena, (n + 1) * sizeof *vals);
-  tsd__strmap *maps = tsd__calloc(n_shards ? n_shards : 1, sizeof *maps);
+  tsd__strmap *maps = tsd__mem_calloc(c->al, n_shards ? n_shards : 1, sizeof *maps);
   if (!root || !keys || !vals || !maps) {
-    tsd__free(maps);
+    tsd__mem_free(c->al, maps);
     return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", name);
   }
-  for (size_t k = 0; k < n_shards; k++)
+  for (size_t k = 0; k < n_shards; k++) {
     tsd__strmap_init(&maps[k]);
+    maps[k].al = c->al;
+  }
   tsd_status st = TSD_OK;
   /* one key index per shard */
   for (size_t k = 0; !st && k < n_shards; k++) {
@@ -253,7 +257,7 @@ static tsd_status build_root(tsd_checkpoint *c, const tsd__json *wm,
   }
   for (size_t k = 0; k < n_shards; k++)
     tsd__strmap_free(&maps[k]);
-  tsd__free(maps);
+  tsd__mem_free(c->al, maps);
   if (st) return st;
   root->kind = TSD__V_DICT;
   root->flags = TSD__VF_ORDERED;
@@ -290,10 +294,11 @@ tsd_status tsd__read_sharded(tsd_checkpoint *c, const tsd__limits *lim) {
                     name, n, (unsigned long long)lim->max_objects);
 
   /* distinct shards, in order of first mention */
-  size_t *shard_of = tsd__malloc((n ? n : 1) * sizeof *shard_of);
-  const tsd__json **first = tsd__malloc((n ? n : 1) * sizeof *first);
+  size_t *shard_of = tsd__mem_alloc(c->al, (n ? n : 1) * sizeof *shard_of);
+  const tsd__json **first = tsd__mem_alloc(c->al, (n ? n : 1) * sizeof *first);
   tsd__strmap files;
   tsd__strmap_init(&files);
+  files.al = c->al;
   size_t n_shards = 0;
   if (!shard_of || !first) st = tsd__err(TSD_ERR_NOMEM, "out of memory");
   names ctx = {first};
@@ -319,9 +324,9 @@ tsd_status tsd__read_sharded(tsd_checkpoint *c, const tsd__limits *lim) {
   tsd__parsed *parts = NULL;
   const char **file_names = NULL;
   if (!st) {
-    c->shards = tsd__calloc(n_shards ? n_shards : 1, sizeof *c->shards);
-    parts = tsd__calloc(n_shards ? n_shards : 1, sizeof *parts);
-    file_names = tsd__calloc(n_shards ? n_shards : 1, sizeof *file_names);
+    c->shards = tsd__mem_calloc(c->al, n_shards ? n_shards : 1, sizeof *c->shards);
+    parts = tsd__mem_calloc(c->al, n_shards ? n_shards : 1, sizeof *parts);
+    file_names = tsd__mem_calloc(c->al, n_shards ? n_shards : 1, sizeof *file_names);
     if (!c->shards || !parts || !file_names)
       st = tsd__err(TSD_ERR_NOMEM, "out of memory");
   }
@@ -332,9 +337,9 @@ tsd_status tsd__read_sharded(tsd_checkpoint *c, const tsd__limits *lim) {
     st = open_shard(c, lim, name, dir_len, first[k]->s, k, &parts[k]);
   }
   if (!st) st = build_root(c, wm, shard_of, parts, file_names, n_shards);
-  tsd__free(file_names);
-  tsd__free(parts);
-  tsd__free(first);
-  tsd__free(shard_of);
+  tsd__mem_free(c->al, file_names);
+  tsd__mem_free(c->al, parts);
+  tsd__mem_free(c->al, first);
+  tsd__mem_free(c->al, shard_of);
   return st;
 }

@@ -70,6 +70,82 @@ int tsd_version_number(void) { return TSD_VERSION_NUMBER; }
 
 /* ---- allocation --------------------------------------------------------- */
 
+/* Every object keeps a copy of the allocator it was created with and passes
+ * it down (zstd's customMem model): no process-wide hooks to set, so two
+ * parts of a program (or two threads) can use different allocators. */
+static void *libc_allocate(void *user, size_t n) {
+  (void)user;
+  return malloc(n);
+}
+static void *libc_reallocate(void *user, void *p, size_t n) {
+  (void)user;
+  return realloc(p, n);
+}
+static void libc_deallocate(void *user, void *p) {
+  (void)user;
+  free(p);
+}
+static const tsd_allocator libc_allocator = {libc_allocate, libc_reallocate,
+                                             libc_deallocate, NULL};
+
+void *tsd__mem_alloc(const tsd_allocator *al, size_t n) {
+  if (!al) al = &libc_allocator;
+  return al->allocate(al->user, n ? n : 1);
+}
+void *tsd__mem_calloc(const tsd_allocator *al, size_t count, size_t size) {
+  size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) return NULL;
+  void *p = tsd__mem_alloc(al, n);
+  if (p) memset(p, 0, n ? n : 1);
+  return p;
+}
+void *tsd__mem_realloc(const tsd_allocator *al, void *p, size_t n) {
+  if (!al) al = &libc_allocator;
+  if (!p) return al->allocate(al->user, n ? n : 1);
+  return al->reallocate(al->user, p, n ? n : 1);
+}
+void tsd__mem_free(const tsd_allocator *al, void *p) {
+  if (!p) return;
+  if (!al) al = &libc_allocator;
+  al->deallocate(al->user, p);
+}
+char *tsd__mem_strndup(const tsd_allocator *al, const char *s, size_t n) {
+  if (n == SIZE_MAX) return NULL;
+  char *p = tsd__mem_alloc(al, n + 1);
+  if (!p) return NULL;
+  memcpy(p, s, n);
+  p[n] = '\0';
+  return p;
+}
+char *tsd__mem_strdup(const tsd_allocator *al, const char *s) {
+  return tsd__mem_strndup(al, s, strlen(s));
+}
+bool tsd__mem_grow(const tsd_allocator *al, void **p, size_t *cap, size_t need,
+                   size_t elem) {
+  if (need <= *cap) return true;
+  size_t c = *cap ? *cap : 16;
+  while (c < need) {
+    if (c > SIZE_MAX / 2 / elem) return false;
+    c *= 2;
+  }
+  void *q = tsd__mem_realloc(al, *p, c * elem);
+  if (!q) return false;
+  *p = q;
+  *cap = c;
+  return true;
+}
+
+tsd_status tsd__allocator_check(const tsd_allocator *al, const char *fn) {
+  if (al && (!al->allocate || !al->reallocate || !al->deallocate))
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "%s: the allocator must give all three functions "
+                    "(allocate, reallocate, deallocate)",
+                    fn);
+  return TSD_OK;
+}
+
+/* OLD (libc): callers move to tsd__mem_* with their object's allocator. */
+
 void *tsd__malloc(size_t n) { return malloc(n ? n : 1); }
 void *tsd__calloc(size_t count, size_t size) {
   return calloc(count ? count : 1, size ? size : 1);
@@ -102,6 +178,47 @@ bool tsd__grow(void **p, size_t *cap, size_t need, size_t elem) {
   return true;
 }
 
+/* ---- sorting ------------------------------------------------------------ */
+
+/* Heapsort: O(n log n) worst case and no memory at all. glibc's qsort
+ * mallocs a merge buffer for arrays over 1 KiB, which would go around the
+ * caller's allocator (and can be made quadratic by no input here, but a
+ * checkpoint's order is the attacker's to choose). Not stable: every caller
+ * sorts distinct keys. */
+static void swap_bytes(unsigned char *a, unsigned char *b, size_t size) {
+  while (size--) {
+    unsigned char t = *a;
+    *a++ = *b;
+    *b++ = t;
+  }
+}
+
+static void sift_down(unsigned char *base, size_t root, size_t n, size_t size,
+                      int (*cmp)(const void *, const void *)) {
+  for (;;) {
+    size_t child = 2 * root + 1;
+    if (child >= n) return;
+    if (child + 1 < n &&
+        cmp(base + child * size, base + (child + 1) * size) < 0)
+      child++;
+    if (cmp(base + root * size, base + child * size) >= 0) return;
+    swap_bytes(base + root * size, base + child * size, size);
+    root = child;
+  }
+}
+
+void tsd__sort(void *base, size_t n, size_t size,
+               int (*cmp)(const void *, const void *)) {
+  unsigned char *b = base;
+  if (n < 2) return;
+  for (size_t i = n / 2; i-- > 0;)
+    sift_down(b, i, n, size, cmp);
+  for (size_t end = n - 1; end > 0; end--) {
+    swap_bytes(b, b + end * size, size);
+    sift_down(b, 0, end, size, cmp);
+  }
+}
+
 /* ---- arena -------------------------------------------------------------- */
 
 struct tsd__arena_block {
@@ -111,6 +228,7 @@ struct tsd__arena_block {
 };
 
 void tsd__arena_init(tsd__arena *a, uint64_t limit) {
+  a->al = NULL;
   a->head = NULL;
   a->total = 0;
   a->limit = limit;
@@ -128,7 +246,7 @@ void *tsd__arena_alloc(tsd__arena *a, size_t n) {
     size_t cap = 64 * 1024;
     if (b && b->cap < (size_t)16 << 20) cap = b->cap * 2;
     if (cap < n) cap = n;
-    b = tsd__malloc(sizeof *b + cap);
+    b = tsd__mem_alloc(a->al, sizeof *b + cap);
     if (!b) return NULL;
     b->next = a->head;
     b->used = 0;
@@ -146,7 +264,7 @@ void tsd__arena_free(tsd__arena *a) {
   tsd__arena_block *b = a->head;
   while (b) {
     tsd__arena_block *next = b->next;
-    tsd__free(b);
+    tsd__mem_free(a->al, b);
     b = next;
   }
   a->head = NULL;
@@ -157,8 +275,10 @@ void tsd__arena_free(tsd__arena *a) {
 
 void tsd__buf_init(tsd__buf *b) { memset(b, 0, sizeof *b); }
 void tsd__buf_free(tsd__buf *b) {
-  tsd__free(b->data);
+  const tsd_allocator *al = b->al;
+  tsd__mem_free(al, b->data);
   memset(b, 0, sizeof *b);
+  b->al = al;
 }
 
 static bool buf_reserve(tsd__buf *b, size_t extra) {
@@ -172,7 +292,7 @@ static bool buf_reserve(tsd__buf *b, size_t extra) {
     }
     cap *= 2;
   }
-  char *p = tsd__realloc(b->data, cap);
+  char *p = tsd__mem_realloc(b->al, b->data, cap);
   if (!p) {
     b->oom = true;
     return false;
@@ -221,7 +341,9 @@ char *tsd__buf_take(tsd__buf *b) {
     b->data[0] = '\0';
   }
   char *p = b->data;
+  const tsd_allocator *al = b->al;
   memset(b, 0, sizeof *b);
+  b->al = al;
   return p;
 }
 
@@ -241,8 +363,10 @@ uint64_t tsd__hash(const char *s, size_t n) {
 
 void tsd__strmap_init(tsd__strmap *m) { memset(m, 0, sizeof *m); }
 void tsd__strmap_free(tsd__strmap *m) {
-  tsd__free(m->slots);
+  const tsd_allocator *al = m->al;
+  tsd__mem_free(al, m->slots);
   memset(m, 0, sizeof *m);
+  m->al = al;
 }
 
 static bool key_eq(const char *key, size_t len, size_t index,
@@ -255,7 +379,7 @@ static bool key_eq(const char *key, size_t len, size_t index,
 static bool strmap_grow(tsd__strmap *m, tsd__strmap_keyfn fn,
                         const void *ctx) {
   size_t cap = m->cap ? m->cap * 2 : 16;
-  size_t *slots = tsd__calloc(cap, sizeof *slots);
+  size_t *slots = tsd__mem_calloc(m->al, cap, sizeof *slots);
   if (!slots) return false;
   for (size_t i = 0; i < m->cap; i++) {
     if (!m->slots[i]) continue;
@@ -265,7 +389,7 @@ static bool strmap_grow(tsd__strmap *m, tsd__strmap_keyfn fn,
     while (slots[j]) j = (j + 1) & (cap - 1);
     slots[j] = m->slots[i];
   }
-  tsd__free(m->slots);
+  tsd__mem_free(m->al, m->slots);
   m->slots = slots;
   m->cap = cap;
   return true;

@@ -43,7 +43,38 @@ typedef struct zarchive {
   tsd__storage **storages; /* arena; doubling, old blocks wasted */
   size_t nstorages, cap_storages;
   tsd__strmap keys; /* storage key -> index in storages */
+  /* read-ahead over the local headers: torch.save writes the records in
+   * file order, so one read serves the headers of many small tensors */
+  uint8_t *ra;
+  uint64_t ra_off;
+  size_t ra_len;
 } zarchive;
+
+#define RA_SIZE ((size_t)32 << 10)
+
+/* Reads [off, off+n) of the archive for a local header, through the
+ * read-ahead window when it fits. */
+static tsd_status local_read(zarchive *z, uint64_t off, void *dst, size_t n,
+                             const char *what) {
+  const tsd__source *s = z->src;
+  if (n > RA_SIZE || s->mem) return tsd__source_read(s, off, dst, n, what);
+  if (!(z->ra && off >= z->ra_off && off - z->ra_off <= z->ra_len &&
+        n <= z->ra_len - (off - z->ra_off))) {
+    if (!z->ra && !(z->ra = tsd__mem_alloc(z->arena->al, RA_SIZE)))
+      return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", s->name);
+    if (off >= s->size) return tsd__source_read(s, off, dst, n, what);
+    uint64_t left = s->size - off;
+    size_t len = left < RA_SIZE ? (size_t)left : RA_SIZE;
+    z->ra_len = 0;
+    tsd_status st = tsd__source_read(s, off, z->ra, len, what);
+    if (st != TSD_OK) return st;
+    z->ra_off = off;
+    z->ra_len = len;
+    if (n > len) return tsd__source_read(s, off, dst, n, what);
+  }
+  memcpy(dst, z->ra + (off - z->ra_off), n);
+  return TSD_OK;
+}
 
 static uint16_t rd16(const uint8_t *p) {
   return (uint16_t)(p[0] | p[1] << 8);
@@ -85,11 +116,11 @@ static tsd_status find_eocd(zarchive *z, uint64_t *n_entries, uint64_t *cd_size,
   size_t tail =
       (size_t)(s->size < 65535 + EOCD_SIZE ? s->size : 65535 + EOCD_SIZE);
   uint64_t tail_off = s->size - tail;
-  uint8_t *buf = tsd__malloc(tail);
+  uint8_t *buf = tsd__mem_alloc(z->arena->al, tail);
   if (!buf) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", s->name);
   tsd_status st = tsd__source_read(s, tail_off, buf, tail, "zip end record");
   if (st != TSD_OK) {
-    tsd__free(buf);
+    tsd__mem_free(z->arena->al, buf);
     return st;
   }
   size_t at = SIZE_MAX;
@@ -101,7 +132,7 @@ static tsd_status find_eocd(zarchive *z, uint64_t *n_entries, uint64_t *cd_size,
     }
   }
   if (at == SIZE_MAX) {
-    tsd__free(buf);
+    tsd__mem_free(z->arena->al, buf);
     return tsd__err(TSD_ERR_FORMAT,
                     "%s: no zip End of Central Directory record (not a zip "
                     "archive, or truncated)",
@@ -126,7 +157,7 @@ static tsd_status find_eocd(zarchive *z, uint64_t *n_entries, uint64_t *cd_size,
       has_locator = rd32(loc) == 0x07064b50u;
     }
   }
-  tsd__free(buf);
+  tsd__mem_free(z->arena->al, buf);
   if (has_locator) {
     uint64_t off64 = rd64(loc + 8), end64;
     if (!tsd__add_u64(off64, EOCD64_SIZE, &end64) ||
@@ -186,11 +217,11 @@ static int cmp_local_off(const void *a, const void *b) {
  * record_data. */
 static tsd_status check_overlaps(zarchive *z) {
   if (z->nrecs < 2) return TSD_OK;
-  const zrec **by_off = tsd__malloc(z->nrecs * sizeof *by_off);
+  const zrec **by_off = tsd__mem_alloc(z->arena->al, z->nrecs * sizeof *by_off);
   if (!by_off)
     return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", z->src->name);
   for (size_t i = 0; i < z->nrecs; i++) by_off[i] = &z->recs[i];
-  qsort(by_off, z->nrecs, sizeof *by_off, cmp_local_off);
+  tsd__sort(by_off, z->nrecs, sizeof *by_off, cmp_local_off);
   tsd_status st = TSD_OK;
   for (size_t i = 0; i + 1 < z->nrecs; i++) {
     const zrec *a = by_off[i], *b = by_off[i + 1];
@@ -206,7 +237,7 @@ static tsd_status check_overlaps(zarchive *z) {
       break;
     }
   }
-  tsd__free(by_off);
+  tsd__mem_free(z->arena->al, by_off);
   return st;
 }
 
@@ -216,8 +247,8 @@ static tsd_status parse_cd(zarchive *z) {
   tsd_status st = find_eocd(z, &n, &cd_size, &cd_off, &cd_limit);
   if (st != TSD_OK) return st;
   z->cd_offset = cd_off;
-  z->cd = tsd__malloc((size_t)cd_size);
-  z->recs = tsd__calloc((size_t)n, sizeof *z->recs);
+  z->cd = tsd__mem_alloc(z->arena->al, (size_t)cd_size);
+  z->recs = tsd__mem_calloc(z->arena->al, (size_t)n, sizeof *z->recs);
   if (!z->cd || !z->recs)
     return tsd__err(TSD_ERR_NOMEM, "%s: out of memory for the zip directory",
                     s->name);
@@ -321,8 +352,7 @@ static tsd_status record_data(zarchive *z, const zrec *r, uint64_t *off) {
                     s->name, (int)r->name_len, r->name,
                     (unsigned long long)r->csize, (unsigned long long)r->size);
   uint8_t h[LFH_SIZE];
-  tsd_status st =
-      tsd__source_read(s, r->local_off, h, LFH_SIZE, "zip local header");
+  tsd_status st = local_read(z, r->local_off, h, LFH_SIZE, "zip local header");
   if (st != TSD_OK) return st;
   if (rd32(h) != 0x04034b50u)
     return tsd__err(TSD_ERR_FORMAT,
@@ -335,8 +365,8 @@ static tsd_status record_data(zarchive *z, const zrec *r, uint64_t *off) {
   char name[512];
   if (rd16(h + 26) != r->name_len ||
       (r->name_len <= sizeof name &&
-       (tsd__source_read(s, r->local_off + LFH_SIZE, name, r->name_len,
-                         "zip local header name") != TSD_OK ||
+       (local_read(z, r->local_off + LFH_SIZE, name, r->name_len,
+                   "zip local header name") != TSD_OK ||
         memcmp(name, r->name, r->name_len) != 0)))
     return tsd__err(TSD_ERR_FORMAT,
                     "%s: offset %llu: the local header of zip record '%.*s' "
@@ -433,7 +463,7 @@ static tsd_status zip_persistent(tsd__persistent_ctx *ctx, tsd__value *pid,
     return tsd__err(TSD_ERR_FORMAT, "storage key contains a NUL byte");
   /* `<prefix>/data/<key>` */
   size_t nlen = z->prefix_len + 5 + klen;
-  char *name = tsd__malloc(nlen + 1);
+  char *name = tsd__mem_alloc(z->arena->al, nlen + 1);
   if (!name) return tsd__err(TSD_ERR_NOMEM, "out of memory");
   memcpy(name, z->prefix, z->prefix_len);
   memcpy(name + z->prefix_len, "data/", 5);
@@ -444,10 +474,10 @@ static tsd_status zip_persistent(tsd__persistent_ctx *ctx, tsd__value *pid,
     tsd_status st =
         tsd__err(TSD_ERR_FORMAT, "storage '%s': the archive has no record '%s'",
                  key, name);
-    tsd__free(name);
+    tsd__mem_free(z->arena->al, name);
     return st;
   }
-  tsd__free(name);
+  tsd__mem_free(z->arena->al, name);
   uint64_t numel = (uint64_t)it[4]->u.i, nbytes;
   if (!tsd__mul_u64(numel, tsd_dtype_size(dtype), &nbytes) || nbytes != r->size)
     return tsd__err(TSD_ERR_FORMAT,
@@ -527,11 +557,11 @@ static tsd_status read_zip(zarchive *z, tsd__parsed *out) {
   if (pkl->size > SIZE_MAX / 2)
     return tsd__err(TSD_ERR_LIMIT, "%s: data.pkl too large", s->name);
   size_t len = (size_t)pkl->size;
-  uint8_t *buf = tsd__malloc(len);
+  uint8_t *buf = tsd__mem_alloc(z->arena->al, len);
   if (!buf) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", s->name);
   st = tsd__source_read(s, off, buf, len, "data.pkl");
   if (st != TSD_OK) {
-    tsd__free(buf);
+    tsd__mem_free(z->arena->al, buf);
     return st;
   }
   char what[600];
@@ -551,7 +581,7 @@ static tsd_status read_zip(zarchive *z, tsd__parsed *out) {
   st = tsd__unpickle(buf, len, &used, z->arena, z->limits, zip_persistent,
                      &pctx, what, &root);
   z->arena->limit = old_limit;
-  tsd__free(buf);
+  tsd__mem_free(z->arena->al, buf);
   if (st != TSD_OK) return st;
   out->root = root;
   out->storages = z->storages;
@@ -569,12 +599,14 @@ tsd_status tsd__read_zip(const tsd__source *src, tsd__arena *arena,
   z.prefix = "";
   tsd__strmap_init(&z.names);
   tsd__strmap_init(&z.keys);
+  z.names.al = z.keys.al = arena->al;
   memset(out, 0, sizeof *out);
   tsd_status st = read_zip(&z, out);
   tsd__strmap_free(&z.names);
   tsd__strmap_free(&z.keys);
-  tsd__free(z.recs);
-  tsd__free(z.cd);
+  tsd__mem_free(arena->al, z.recs);
+  tsd__mem_free(arena->al, z.cd);
+  tsd__mem_free(arena->al, z.ra);
   if (st != TSD_OK) memset(out, 0, sizeof *out);
   return st;
 }

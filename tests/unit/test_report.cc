@@ -8,7 +8,7 @@ namespace {
 struct Report {
   tsd_report *r = nullptr;
   explicit Report(const char *cls = "Net") {
-    EXPECT_EQ(tsd__report_new(&r, cls), TSD_OK);
+    EXPECT_EQ(tsd__report_new(&r, cls, nullptr), TSD_OK);
   }
   ~Report() {
     tsd_report_free(r);

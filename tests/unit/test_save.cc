@@ -245,7 +245,7 @@ TEST(Save, FailureLeavesNoFileBehind) {
   }
   { // a tensor that cannot be read, mid-file
     tsd_model *m = nullptr;
-    ASSERT_EQ(tsd__model_create(&m, "Broken", &kFailingOps, nullptr), TSD_OK);
+    ASSERT_EQ(tsd__model_create(&m, "Broken", &kFailingOps, nullptr, nullptr), TSD_OK);
     int64_t shape[1] = {1000};
     ASSERT_EQ(tsd__model_add(m, "a", TSD_PARAMETER, TSD_FLOAT32, 1, shape,
                              nullptr, nullptr, nullptr),

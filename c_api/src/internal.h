@@ -111,7 +111,7 @@ char *tsd__buf_take(tsd__buf *b);
 /* ---- string -> index hash map (util.c) ---------------------------------- */
 typedef struct tsd__strmap {
   const tsd_allocator *al; /* NULL: libc; set after tsd__strmap_init */
-  size_t *slots; /* index+1, 0 = empty */
+  uint64_t *slots; /* hash << 32 | (index + 1); 0 = empty (util.c) */
   size_t cap;    /* power of two */
   size_t count;
 } tsd__strmap;

@@ -369,23 +369,29 @@ void tsd__strmap_free(tsd__strmap *m) {
   m->al = al;
 }
 
-static bool key_eq(const char *key, size_t len, size_t index,
+/* A slot holds the key's index + 1 (low 32 bits, 0 = empty) and the low 32
+ * bits of its hash (high 32 bits): probes compare hashes before calling back
+ * for the key, and growing never needs the keys again. */
+#define SLOT(h, i) ((uint64_t)(uint32_t)(h) << 32 | (uint64_t)((i) + 1))
+#define SLOT_INDEX(s) ((size_t)((s) & 0xFFFFFFFFu) - 1)
+#define SLOT_HASH(s) ((uint32_t)((s) >> 32))
+
+static bool key_eq(const char *key, size_t len, uint64_t slot, uint32_t hash,
                    tsd__strmap_keyfn fn, const void *ctx) {
+  if (SLOT_HASH(slot) != hash) return false;
   size_t klen;
-  const char *k = fn(ctx, index, &klen);
+  const char *k = fn(ctx, SLOT_INDEX(slot), &klen);
   return klen == len && memcmp(k, key, len) == 0;
 }
 
-static bool strmap_grow(tsd__strmap *m, tsd__strmap_keyfn fn,
-                        const void *ctx) {
+static bool strmap_grow(tsd__strmap *m) {
   size_t cap = m->cap ? m->cap * 2 : 16;
-  size_t *slots = tsd__mem_calloc(m->al, cap, sizeof *slots);
+  if (cap > ((size_t)1 << 31)) return false;
+  uint64_t *slots = tsd__mem_calloc(m->al, cap, sizeof *slots);
   if (!slots) return false;
   for (size_t i = 0; i < m->cap; i++) {
     if (!m->slots[i]) continue;
-    size_t len;
-    const char *k = fn(ctx, m->slots[i] - 1, &len);
-    size_t j = (size_t)tsd__hash(k, len) & (cap - 1);
+    size_t j = SLOT_HASH(m->slots[i]) & (cap - 1);
     while (slots[j]) j = (j + 1) & (cap - 1);
     slots[j] = m->slots[i];
   }
@@ -399,19 +405,21 @@ bool tsd__strmap_insert(tsd__strmap *m, const char *key, size_t len,
                         size_t index, tsd__strmap_keyfn fn, const void *ctx,
                         size_t *existing, bool *oom) {
   *oom = false;
-  if ((m->count + 1) * 2 > m->cap && !strmap_grow(m, fn, ctx)) {
+  if (index >= 0xFFFFFFFFu ||
+      ((m->count + 1) * 2 > m->cap && !strmap_grow(m))) {
     *oom = true;
     return false;
   }
-  size_t j = (size_t)tsd__hash(key, len) & (m->cap - 1);
+  uint32_t h = (uint32_t)tsd__hash(key, len);
+  size_t j = h & (m->cap - 1);
   while (m->slots[j]) {
-    if (key_eq(key, len, m->slots[j] - 1, fn, ctx)) {
-      if (existing) *existing = m->slots[j] - 1;
+    if (key_eq(key, len, m->slots[j], h, fn, ctx)) {
+      if (existing) *existing = SLOT_INDEX(m->slots[j]);
       return false;
     }
     j = (j + 1) & (m->cap - 1);
   }
-  m->slots[j] = index + 1;
+  m->slots[j] = SLOT(h, index);
   m->count++;
   return true;
 }
@@ -419,10 +427,11 @@ bool tsd__strmap_insert(tsd__strmap *m, const char *key, size_t len,
 bool tsd__strmap_find(const tsd__strmap *m, const char *key, size_t len,
                       tsd__strmap_keyfn fn, const void *ctx, size_t *out) {
   if (!m->cap) return false;
-  size_t j = (size_t)tsd__hash(key, len) & (m->cap - 1);
+  uint32_t h = (uint32_t)tsd__hash(key, len);
+  size_t j = h & (m->cap - 1);
   while (m->slots[j]) {
-    if (key_eq(key, len, m->slots[j] - 1, fn, ctx)) {
-      if (out) *out = m->slots[j] - 1;
+    if (key_eq(key, len, m->slots[j], h, fn, ctx)) {
+      if (out) *out = SLOT_INDEX(m->slots[j]);
       return true;
     }
     j = (j + 1) & (m->cap - 1);
@@ -434,9 +443,10 @@ void tsd__strmap_remove(tsd__strmap *m, const char *key, size_t len,
                         tsd__strmap_keyfn fn, const void *ctx) {
   if (!m->cap) return;
   size_t mask = m->cap - 1;
-  size_t j = (size_t)tsd__hash(key, len) & mask;
+  uint32_t h = (uint32_t)tsd__hash(key, len);
+  size_t j = h & mask;
   while (m->slots[j]) {
-    if (key_eq(key, len, m->slots[j] - 1, fn, ctx)) break;
+    if (key_eq(key, len, m->slots[j], h, fn, ctx)) break;
     j = (j + 1) & mask;
   }
   if (!m->slots[j]) return;
@@ -445,9 +455,7 @@ void tsd__strmap_remove(tsd__strmap *m, const char *key, size_t len,
   /* Backward-shift deletion keeps linear probing chains intact. */
   size_t k = (j + 1) & mask;
   while (m->slots[k]) {
-    size_t len2;
-    const char *k2 = fn(ctx, m->slots[k] - 1, &len2);
-    size_t home = (size_t)tsd__hash(k2, len2) & mask;
+    size_t home = SLOT_HASH(m->slots[k]) & mask;
     /* Move slot k to hole j if its home is not in (j, k]. */
     bool between = (j < k) ? (home > j && home <= k) : (home > j || home <= k);
     if (!between) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The unit tests under sanitizers (pure-C build, no LibTorch):
 #   build-asan/  -fsanitize=address,undefined, all of `ctest -L unit`
-#   build-tsan/  -fsanitize=thread, test_threads
+#   build-tsan/  -fsanitize=thread, test_threads and test_parallel
 #   scripts/sanitize.sh [asan|tsan|all]     (default all)
 # Uses clang if installed, else gcc. Exits non-zero on any finding and prints
 # one summary line.
@@ -56,19 +56,27 @@ fi
 
 if [ "$what" = all ] || [ "$what" = tsan ]; then
   flags="-fsanitize=thread -fno-omit-frame-pointer -O1 -g"
-  if build build-tsan "$flags" --target test_threads; then
-    log=build-tsan/test_threads.log
-    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-      build-tsan/tests/test_threads >"$log" 2>&1
-    rc=$?
-    if [ $rc -ne 0 ] || grep -q 'WARNING: ThreadSanitizer' "$log"; then
+  if build build-tsan "$flags" --target test_threads --target test_parallel; then
+    tfail=0 passed=""
+    for t in test_threads test_parallel; do
+      log=build-tsan/$t.log
+      TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+        build-tsan/tests/$t >"$log" 2>&1
+      rc=$?
+      if [ $rc -ne 0 ] || grep -q 'WARNING: ThreadSanitizer' "$log"; then
+        tfail=1
+        grep -A20 -m2 'WARNING: ThreadSanitizer' "$log" | head -60
+        grep -E '^\[  FAILED' "$log" | head
+        echo "tsan: $t FAILED (log: $here/$log)"
+      else
+        passed="$passed $t: $(grep -E '^\[  PASSED' "$log")"
+      fi
+    done
+    if [ $tfail -ne 0 ]; then
       status=1
-      grep -A20 -m2 'WARNING: ThreadSanitizer' "$log" | head -60
-      grep -E '^\[  FAILED' "$log" | head
-      echo "tsan: FAILED (log: $here/$log)"
       summary="$summary tsan:FAILED"
     else
-      echo "tsan: OK ($(grep -E '^\[  PASSED' "$log"))"
+      echo "tsan: OK ($passed)"
       summary="$summary tsan:ok"
     fi
   else

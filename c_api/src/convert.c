@@ -6,6 +6,9 @@
  * integers to half/bfloat16 through float (two roundings, as c10 does). */
 #include <math.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "internal.h"
 
@@ -297,9 +300,35 @@ static void half_to_f32(float *restrict d, const uint8_t *restrict s,
     d[i] = half_to_float(h);
   }
 }
+/* From this many elements bfloat16 -> float32 writes with non-temporal
+ * stores: a large destination is not read again soon, and plain stores
+ * would first read every destination line into the cache (a third of the
+ * memory traffic of the widening; bench/notes.md). */
+#define BF16_STREAM_MIN ((size_t)1 << 16)
+
 static void bf16_to_f32(float *restrict d, const uint8_t *restrict s,
                         size_t n) {
   size_t i = 0;
+#if defined(__SSE2__)
+  if (n >= BF16_STREAM_MIN) {
+    for (; i < n && ((uintptr_t)(d + i) & 15); i++) {
+      uint16_t h;
+      memcpy(&h, s + 2 * i, 2);
+      d[i] = bf16_to_float(h);
+    }
+    const __m128i zero = _mm_setzero_si128();
+    for (; i + 8 <= n; i += 8) {
+      __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + 2 * i));
+      /* bfloat16 bits in the high half of each 32-bit lane */
+      _mm_stream_si128((__m128i *)(void *)(d + i), _mm_unpacklo_epi16(zero, x));
+      _mm_stream_si128((__m128i *)(void *)(d + i + 4),
+                       _mm_unpackhi_epi16(zero, x));
+    }
+    /* the streamed stores are ordered before whatever the caller does next
+     * (another thread reading dst after a join) */
+    _mm_sfence();
+  }
+#endif
   for (; i + VEC <= n; i += VEC) {
     uint16_t h[VEC];
     uint32_t u[VEC];

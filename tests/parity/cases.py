@@ -453,6 +453,11 @@ def _build_table():
     C.append(Case("resnet18_straight", "resnet18", lambda m: random_like(m, 2)))
     C.append(Case("mobilenet_v3_small_straight", "mobilenet_v3_small",
                   lambda m: random_like(m, 2)))
+    # bfloat16 -> float32 of tensors above the 1 MiB split threshold of
+    # checkpoint.c (layer4's 512x512x3x3 convolutions: 4.5 MiB each), which
+    # two threads convert.
+    C.append(Case("resnet18_bfloat16_into_float_two_threads", "resnet18",
+                  cast_ckpt(torch.bfloat16)))
     C.append(Case("mobilenet_v3_small_half_autopop_nonstrict", "mobilenet_v3_small",
                   lambda m: edit(cast_ckpt(torch.float16)(m),
                                  replace=[("classifier.3.weight", torch.zeros(10, 1024)),

@@ -195,7 +195,7 @@ at::Tensor &tensor_of(const tsd__mtensor *t) {
 }
 
 tsd_status ts_copy_in(tsd_model *m, tsd__mtensor *t, const tsd_checkpoint *c,
-                      const tsd__tensor *src) {
+                      const tsd__tensor *src, const tsd__scratch *scratch) {
   (void)m;
   if (t->numel == 0) return TSD_OK;
   return guarded("copying into", t->name, [&]() -> tsd_status {
@@ -208,14 +208,15 @@ tsd_status ts_copy_in(tsd_model *m, tsd__mtensor *t, const tsd_checkpoint *c,
     if (dst.device().is_cpu() && dst.is_contiguous() &&
         dst.scalar_type() == scalar_of(t->dtype) && !dst.is_conj() &&
         !dst.is_neg())
-      return tsd__tensor_read(c, src, t->dtype, dst.data_ptr());
+      return tsd__tensor_read(c, src, t->dtype, dst.data_ptr(), scratch);
     // Otherwise read into a temporary in the checkpoint's own dtype and let
     // copy_ convert (dtype, device, strides), as load_state_dict does. The
     // destination is written only once the read succeeded.
     at::Tensor tmp = at::empty(
         dst.sizes(),
         at::TensorOptions().dtype(scalar_of(src->dtype)).device(at::kCPU));
-    tsd_status st = tsd__tensor_read(c, src, src->dtype, tmp.data_ptr());
+    tsd_status st =
+        tsd__tensor_read(c, src, src->dtype, tmp.data_ptr(), scratch);
     if (st) return st;
     dst.copy_(tmp);
     return TSD_OK;
@@ -561,15 +562,15 @@ tsd_status ckpt_impl(tsd_checkpoint **out, const char *path) {
   collect(module, "", &tensors, &modules);
 
   tsd_checkpoint *raw =
-      static_cast<tsd_checkpoint *>(tsd__calloc(1, sizeof(tsd_checkpoint)));
+      static_cast<tsd_checkpoint *>(tsd__mem_calloc(nullptr, 1, sizeof(tsd_checkpoint)));
   if (!raw) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", path);
   raw->src.fd = -1;
-  tsd__arena_init(&raw->arena, 0);
-  tsd__strmap_init(&raw->index);
+  tsd__arena_init(&raw->arena, 0, nullptr);
+  tsd__strmap_init(&raw->index, nullptr);
   std::unique_ptr<tsd_checkpoint, void (*)(tsd_checkpoint *)> c(
       raw, tsd_checkpoint_free);
   // Messages about the checkpoint name its file.
-  if (!(raw->src.name = tsd__strdup(path)))
+  if (!(raw->src.name = tsd__mem_strdup(nullptr, path)))
     return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", path);
 
   ckpt_builder b{raw, path};

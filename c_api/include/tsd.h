@@ -162,10 +162,13 @@ typedef struct tsd_limits {
 /** Memory hooks for programs that own their memory (game engines, robot
  * runtimes). A checkpoint (tsd_open_options.allocator) or a C-owned model
  * (tsd_model_new_ex) keeps a copy of the struct and makes every allocation
- * of its own through it, for as long as it lives: its tables, the unpickled
- * values, read buffers, and — for a model — the reports of tsd_load and the
- * buffers of tsd_model_save. There are no process-wide hooks: two objects
- * may use two allocators.
+ * of its own through it, for as long as it lives: a checkpoint its tables,
+ * the unpickled values and the buffers of tsd_checkpoint_read; a model its
+ * tables, and what tsd_load (key views, read buffers, the report) and
+ * tsd_model_save allocate for it. tsd_load allocates everything it needs
+ * before it writes the first byte, so an allocation failure never leaves
+ * a model partly loaded. There are no process-wide hooks: two objects may
+ * use two allocators.
  *
  * The functions have malloc/realloc/free semantics (a NULL return is an
  * out-of-memory failure, reported as TSD_ERR_NOMEM; tsd never asks for 0
@@ -176,8 +179,9 @@ typedef struct tsd_limits {
  *
  * Not covered: the memory LibTorch allocates for TorchScript models and
  * archives (tsd_model_open_torchscript, tsd_checkpoint_open_torchscript),
- * and the stacks of the short-lived worker threads a large converting read
- * may start. The model's tensor memory is always the caller's. */
+ * and the worker thread a large read may start for its duration (its stack
+ * and the C library's per-thread data). The model's tensor memory is always
+ * the caller's. */
 typedef struct tsd_allocator {
   /** Returns `size` bytes or NULL. */
   void *(*allocate)(void *user, size_t size);

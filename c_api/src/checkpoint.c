@@ -104,11 +104,11 @@ static const char *dict_key(const void *ctx, size_t i, size_t *len) {
 }
 
 static void view_clear(tsd_checkpoint *c) {
-  tsd__free(c->live);
+  tsd__mem_free(c->al, c->live);
   c->live = NULL;
   c->n_live = 0;
   tsd__strmap_free(&c->index);
-  tsd__free(c->view_error);
+  tsd__mem_free(c->al, c->view_error);
   c->view_error = NULL;
   c->view_status = TSD_OK;
 }
@@ -116,20 +116,22 @@ static void view_clear(tsd_checkpoint *c) {
 static void view_fail(tsd_checkpoint *c, tsd_status st, const char *msg) {
   if (c->view_status != TSD_OK) return;
   c->view_status = st;
-  c->view_error = tsd__strdup(msg);
+  c->view_error = tsd__mem_strdup(c->al, msg);
 }
 
-/* Builds the view of c->current. Never fails outright: a dict whose keys
- * are not all distinct strings gets a view_status the engine and find
- * report. */
-static void view_build(tsd_checkpoint *c) {
+/* Builds the view of c->current. A dict whose keys are not all distinct
+ * strings gets a view_status the engine and find report (the checkpoint
+ * still opens: its entries can be listed). Out of memory is returned (and
+ * kept as the view_status, so later calls report it too). */
+static tsd_status view_build(tsd_checkpoint *c) {
   view_clear(c);
-  if (!c->current) return;
+  if (!c->current) return TSD_OK;
   size_t n = c->current->u.dict.len;
-  c->live = tsd__malloc((n ? n : 1) * sizeof *c->live);
+  c->live = tsd__mem_alloc(c->al, (n ? n : 1) * sizeof *c->live);
   if (!c->live) {
     view_fail(c, TSD_ERR_NOMEM, "out of memory building the checkpoint view");
-    return;
+    return tsd__err(TSD_ERR_NOMEM, "%s: out of memory building the view",
+                    c->src.name);
   }
   c->n_live = n;
   char msg[512];
@@ -149,6 +151,8 @@ static void view_build(tsd_checkpoint *c) {
                             &prev, &oom)) {
       if (oom) {
         view_fail(c, TSD_ERR_NOMEM, "out of memory building the view");
+        return tsd__err(TSD_ERR_NOMEM, "%s: out of memory building the view",
+                        c->src.name);
       } else {
         snprintf(msg, sizeof msg,
                  "%s: the state dict has the key '%.200s' twice (positions "
@@ -158,6 +162,7 @@ static void view_build(tsd_checkpoint *c) {
       }
     }
   }
+  return TSD_OK;
 }
 
 size_t tsd__ckpt_count(const tsd_checkpoint *c) {
@@ -329,35 +334,61 @@ static void *piece_worker_main(void *arg) {
   return NULL;
 }
 
+/* Pieces of a read of n elements `from` -> `to` (how read_pieces cuts it):
+ * *per elements a piece, *threaded when two threads share them. */
+static void piece_plan(tsd_dtype from, tsd_dtype to, uint64_t n, uint64_t *per,
+                       bool *split) {
+  const size_t isz = tsd_dtype_size(from);
+  const uint64_t bytes = n * isz;
+  if (from == to) {
+    *per = bytes < SPLIT_COPY ? n : COPY_PIECE / isz;
+  } else {
+    *per = CHUNK / isz;
+    if (*per > n) *per = n; /* a small tensor, a small buffer */
+  }
+  uint64_t pieces = *per ? (n + *per - 1) / *per : 0;
+  *split = pieces >= 2 && bytes >= (from == to ? SPLIT_COPY : SPLIT_CONVERT);
+}
+
 static tsd_status read_pieces(const tsd_checkpoint *c, const tsd__storage *s,
                               uint64_t start, tsd_dtype from, tsd_dtype to,
-                              uint64_t n, uint8_t *dst) {
+                              uint64_t n, uint8_t *dst,
+                              const tsd__scratch *scratch) {
   const size_t isz = tsd_dtype_size(from);
   /* n * isz fits: the tensor was checked against its storage */
   const uint64_t bytes = n * isz;
   piece_job j = {.c = c, .s = s, .start = start, .dst = dst, .from = from,
                  .to = to, .n = n};
-  if (from == to) {
-    if (bytes < SPLIT_COPY) return read_bytes(c, s, start, dst, (size_t)bytes);
-    j.per = COPY_PIECE / isz;
-  } else {
-    j.per = CHUNK / isz;
-    if (j.per > n) j.per = n; /* a small tensor, a small buffer */
-  }
+  bool split;
+  piece_plan(from, to, n, &j.per, &split);
+  if (from == to && !split)
+    return read_bytes(c, s, start, dst, (size_t)bytes);
   j.pieces = (n + j.per - 1) / j.per;
   atomic_init(&j.claimed, 0);
   atomic_init(&j.stop, false);
-  uint8_t *tmp = NULL;
-  if (needs_staging(&j) && !(tmp = staging(&j)))
-    return tsd__err(TSD_ERR_NOMEM,
-                    "storage '%s': out of memory (a %zu-byte read buffer)",
-                    s->key, (size_t)j.per * isz);
+  /* Staging: the caller's scratch when given and large enough (one buffer,
+   * or two for a split), else allocated here. */
+  const size_t one = (size_t)j.per * isz;
+  uint8_t *tmp = NULL, *own_tmp = NULL, *own_wtmp = NULL;
+  if (needs_staging(&j)) {
+    if (scratch && scratch->len >= one)
+      tmp = scratch->p;
+    else if (!(tmp = own_tmp = staging(&j)))
+      return tsd__err(TSD_ERR_NOMEM,
+                      "storage '%s': out of memory (a %zu-byte read buffer)",
+                      s->key, one);
+  }
 
   piece_worker w = {.job = &j, .st = TSD_OK};
   pthread_t th;
   bool threaded = false;
-  if (j.pieces >= 2 && bytes >= (from == to ? SPLIT_COPY : SPLIT_CONVERT) &&
-      (!needs_staging(&j) || (w.tmp = staging(&j)))) {
+  if (split && needs_staging(&j)) {
+    if (scratch && tmp == scratch->p && scratch->len >= 2 * one)
+      w.tmp = scratch->p + one;
+    else if (!scratch) /* a load passes scratch: it never allocates here */
+      w.tmp = own_wtmp = staging(&j);
+  }
+  if (split && (!needs_staging(&j) || w.tmp)) {
     /* The worker blocks every signal, so a host's handlers keep running on
      * the host's own threads. Without a thread (or its buffer) the caller
      * does it all. */
@@ -379,8 +410,8 @@ static tsd_status read_pieces(const tsd_checkpoint *c, const tsd__storage *s,
     }
   }
   if (threaded) pthread_join(th, NULL);
-  tsd__mem_free(c->al, w.tmp);
-  tsd__mem_free(c->al, tmp);
+  tsd__mem_free(c->al, own_wtmp);
+  tsd__mem_free(c->al, own_tmp);
   /* The caller's pieces all precede the worker's, so its error, if any, is
    * the one a one-thread read would report; the worker's comes next. */
   if (st != TSD_OK) return st;
@@ -388,8 +419,34 @@ static tsd_status read_pieces(const tsd_checkpoint *c, const tsd__storage *s,
   return TSD_OK;
 }
 
+/* Elements [lo, hi) of the storage a strided tensor spans. */
+static void strided_span(const tsd__tensor *t, uint64_t *lo, uint64_t *hi) {
+  *lo = (uint64_t)t->offset;
+  *hi = *lo + 1;
+  for (size_t d = 0; d < t->ndim; d++)
+    *hi += (uint64_t)(t->shape[d] - 1) * (uint64_t)t->stride[d];
+}
+
+size_t tsd__tensor_read_scratch(const tsd__tensor *t, tsd_dtype dtype) {
+  if (t->numel <= 0 || t->storage->mem) return 0;
+  const size_t isz = tsd_dtype_size(t->dtype);
+  const uint64_t n = (uint64_t)t->numel;
+  if (t->contiguous) {
+    if (t->dtype == dtype) return 0;
+    uint64_t per;
+    bool split;
+    piece_plan(t->dtype, dtype, n, &per, &split);
+    return (size_t)(per * isz) * (split ? 2 : 1);
+  }
+  uint64_t lo, hi, cap = WINDOW / isz;
+  strided_span(t, &lo, &hi);
+  if (hi - lo < cap) cap = hi - lo;
+  return (size_t)(cap * isz);
+}
+
 tsd_status tsd__tensor_read(const tsd_checkpoint *c, const tsd__tensor *t,
-                            tsd_dtype dtype, void *dst) {
+                            tsd_dtype dtype, void *dst,
+                            const tsd__scratch *scratch) {
   if (!tsd__dtype_valid((int)dtype))
     return tsd__err(TSD_ERR_INVALID_ARG, "invalid dtype %d", (int)dtype);
   if (t->numel <= 0) return TSD_OK;
@@ -402,7 +459,7 @@ tsd_status tsd__tensor_read(const tsd_checkpoint *c, const tsd__tensor *t,
 
   if (t->contiguous) {
     uint64_t start = (uint64_t)t->offset * isz;
-    return read_pieces(c, s, start, t->dtype, dtype, n, out);
+    return read_pieces(c, s, start, t->dtype, dtype, n, out, scratch);
   }
 
   /* Strided: visit the elements in the order of the storage (dimensions by
@@ -425,11 +482,10 @@ tsd_status tsd__tensor_read(const tsd_checkpoint *c, const tsd__tensor *t,
     }
     perm[b] = x;
   }
-  uint64_t lo = (uint64_t)t->offset, hi = lo + 1; /* element range needed */
-  for (size_t d = 0; d < nd; d++)
-    hi += (uint64_t)(t->shape[d] - 1) * (uint64_t)t->stride[d];
+  uint64_t lo, hi; /* element range needed */
+  strided_span(t, &lo, &hi);
   const uint8_t *win;
-  uint8_t *buf = NULL;
+  uint8_t *buf = NULL, *own_buf = NULL;
   uint64_t win_lo = 0, win_n = 0; /* window, in elements */
   uint64_t cap = WINDOW / isz;
   if (s->mem) {
@@ -438,8 +494,10 @@ tsd_status tsd__tensor_read(const tsd_checkpoint *c, const tsd__tensor *t,
   } else {
     uint64_t span = hi - lo;
     if (span < cap) cap = span;
-    buf = tsd__malloc((size_t)cap * isz);
-    if (!buf) return tsd__err(TSD_ERR_NOMEM, "out of memory");
+    if (scratch && scratch->len >= (size_t)cap * isz)
+      buf = scratch->p;
+    else if (!(buf = own_buf = tsd__mem_alloc(c->al, (size_t)cap * isz)))
+      return tsd__err(TSD_ERR_NOMEM, "out of memory");
     win = buf;
   }
   memset(idx, 0, sizeof idx);
@@ -465,7 +523,7 @@ tsd_status tsd__tensor_read(const tsd_checkpoint *c, const tsd__tensor *t,
       idx[d] = 0;
     }
   }
-  tsd__free(buf);
+  tsd__mem_free(c->al, own_buf);
   return st;
 }
 
@@ -507,12 +565,6 @@ tsd_status tsd__read_file_format(const tsd__source *src, tsd__arena *arena,
 static tsd_status open_source(tsd_checkpoint **out, tsd_checkpoint *c,
                               const tsd_open_options *options) {
   tsd__limits lim;
-  if (options && options->version != TSD_OPEN_OPTIONS_VERSION) {
-    tsd_checkpoint_free(c);
-    return tsd__err(TSD_ERR_INVALID_ARG,
-                    "tsd_open_options.version is %u, expected %d",
-                    options->version, TSD_OPEN_OPTIONS_VERSION);
-  }
   tsd__limits_resolve(&lim, options);
   tsd_status st;
   /* A sharded checkpoint's index names its shards relative to its own
@@ -532,18 +584,41 @@ static tsd_status open_source(tsd_checkpoint **out, tsd_checkpoint *c,
   }
   tsd__value *root = c->parsed.root;
   c->current = root && root->kind == TSD__V_DICT ? root : NULL;
-  view_build(c);
+  st = view_build(c);
+  if (st != TSD_OK) {
+    tsd_checkpoint_free(c);
+    return st;
+  }
   *out = c;
   return TSD_OK;
 }
 
-static tsd_checkpoint *ckpt_new(void) {
-  tsd_checkpoint *c = tsd__calloc(1, sizeof *c);
-  if (!c) return NULL;
+/* Checks the options (version 1: limits; 2: and an allocator) and makes
+ * an empty checkpoint with their allocator. */
+static tsd_status ckpt_new(tsd_checkpoint **out,
+                           const tsd_open_options *options) {
+  *out = NULL;
+  const tsd_allocator *al = NULL;
+  if (options) {
+    if (options->version < 1 || options->version > TSD_OPEN_OPTIONS_VERSION)
+      return tsd__err(TSD_ERR_INVALID_ARG,
+                      "tsd_open_options.version is %u, expected 1 to %d",
+                      options->version, TSD_OPEN_OPTIONS_VERSION);
+    if (options->version >= 2) al = options->allocator;
+  }
+  tsd_status st = tsd__allocator_check(al, "tsd_open_options.allocator");
+  if (st != TSD_OK) return st;
+  tsd_checkpoint *c = tsd__mem_calloc(al, 1, sizeof *c);
+  if (!c) return tsd__err(TSD_ERR_NOMEM, "out of memory");
+  if (al) {
+    c->alloc = *al;
+    c->al = &c->alloc;
+  }
   c->src.fd = -1;
-  tsd__arena_init(&c->arena, 0);
-  tsd__strmap_init(&c->index);
-  return c;
+  tsd__arena_init(&c->arena, 0, c->al);
+  tsd__strmap_init(&c->index, c->al);
+  *out = c;
+  return TSD_OK;
 }
 
 tsd_status tsd_checkpoint_open(tsd_checkpoint **out, const char *path,
@@ -551,11 +626,12 @@ tsd_status tsd_checkpoint_open(tsd_checkpoint **out, const char *path,
   if (!out) return tsd__err(TSD_ERR_INVALID_ARG, "out is NULL");
   *out = NULL;
   if (!path) return tsd__err(TSD_ERR_INVALID_ARG, "path is NULL");
-  tsd_checkpoint *c = ckpt_new();
-  if (!c) return tsd__err(TSD_ERR_NOMEM, "out of memory");
-  tsd_status st = tsd__source_open_file(&c->src, path);
+  tsd_checkpoint *c;
+  tsd_status st = ckpt_new(&c, options);
+  if (st != TSD_OK) return st;
+  st = tsd__source_open_file(&c->src, path, c->al);
   if (st != TSD_OK) {
-    tsd__free(c);
+    tsd_checkpoint_free(c);
     return st;
   }
   return open_source(out, c, options);
@@ -566,11 +642,12 @@ tsd_status tsd_checkpoint_open_memory(tsd_checkpoint **out, const void *data,
                                       const tsd_open_options *options) {
   if (!out) return tsd__err(TSD_ERR_INVALID_ARG, "out is NULL");
   *out = NULL;
-  tsd_checkpoint *c = ckpt_new();
-  if (!c) return tsd__err(TSD_ERR_NOMEM, "out of memory");
-  tsd_status st = tsd__source_open_memory(&c->src, data, size);
+  tsd_checkpoint *c;
+  tsd_status st = ckpt_new(&c, options);
+  if (st != TSD_OK) return st;
+  st = tsd__source_open_memory(&c->src, data, size, c->al);
   if (st != TSD_OK) {
-    tsd__free(c);
+    tsd_checkpoint_free(c);
     return st;
   }
   return open_source(out, c, options);
@@ -583,8 +660,10 @@ void tsd_checkpoint_free(tsd_checkpoint *c) {
   tsd__source_close(&c->src);
   for (size_t i = 0; i < c->n_shards; i++)
     tsd__source_close(&c->shards[i]);
-  tsd__free(c->shards);
-  tsd__free(c);
+  tsd__mem_free(c->al, c->shards);
+  /* c->al points into c: free c through a copy */
+  tsd_allocator a = c->alloc;
+  tsd__mem_free(c->al ? &a : NULL, c);
 }
 
 /* ---- the public view API --------------------------------------------------
@@ -679,15 +758,14 @@ tsd_status tsd_checkpoint_select(tsd_checkpoint *c, const char *key) {
     return tsd__err(TSD_ERR_TYPE, "%s: '%s' is a %s, not a dict", c->src.name,
                     key, tsd__type_repr(v));
   c->current = v;
-  view_build(c);
-  return TSD_OK;
+  return view_build(c);
 }
 
 void tsd_checkpoint_select_root(tsd_checkpoint *c) {
   if (!c) return;
   tsd__value *root = c->parsed.root;
   c->current = root && root->kind == TSD__V_DICT ? root : NULL;
-  view_build(c);
+  (void)view_build(c); /* out of memory: kept as the view's status */
 }
 
 tsd_status tsd_checkpoint_pop(tsd_checkpoint *c, const char *key) {
@@ -721,7 +799,7 @@ tsd_status tsd_checkpoint_read(const tsd_checkpoint *c, size_t index,
                     "the buffer has %zu bytes; the tensor needs %llu",
                     dst_bytes, (unsigned long long)need);
   if (!dst && need) return tsd__err(TSD_ERR_INVALID_ARG, "dst is NULL");
-  return tsd__tensor_read(c, t, dtype, dst);
+  return tsd__tensor_read(c, t, dtype, dst, NULL);
 }
 
 int64_t tsd_checkpoint_module_version(const tsd_checkpoint *c,

@@ -445,18 +445,49 @@ static uint64_t src_bytes(const tsd__tensor *t) {
 
 /* Copies the plan, reporting progress: done = 0 before the first byte, then
  * after a tensor once >= 1% more is done, and done == total at the end. */
+static tsd_status copy_tensors(load_ctx *x, const tsd_load_options *opt,
+                               const tsd__scratch *scratch, uint64_t total,
+                               uint64_t step);
+
 static tsd_status copy_plan(load_ctx *x, const tsd_load_options *opt) {
-  uint64_t total = 0, done = 0, last = 0;
+  uint64_t total = 0;
   for (size_t k = 0; k < x->n_plan; k++)
     total += src_bytes(&x->plan[k].src);
   uint64_t step = total / 100 ? total / 100 : 1;
+  /* Every staging buffer the copies need, allocated before the first byte
+   * is written: running out of memory leaves the model unchanged. (A model
+   * kind may read in the checkpoint's dtype and convert itself: room for
+   * both.) */
+  size_t need = 0;
+  for (size_t k = 0; k < x->n_plan; k++) {
+    const tsd__tensor *src = &x->plan[k].src;
+    size_t a = tsd__tensor_read_scratch(src, x->m->tensors[x->plan[k].tensor].dtype);
+    size_t b = tsd__tensor_read_scratch(src, src->dtype);
+    if (a > need) need = a;
+    if (b > need) need = b;
+  }
+  tsd__scratch scratch = {NULL, need};
+  if (need && !(scratch.p = tsd__mem_alloc(x->m->al, need)))
+    return tsd__err(TSD_ERR_NOMEM,
+                    "tsd_load: out of memory (a %zu-byte read buffer; the "
+                    "model is unchanged)",
+                    need);
+  tsd_status st = copy_tensors(x, opt, &scratch, total, step);
+  tsd__mem_free(x->m->al, scratch.p);
+  return st;
+}
+
+static tsd_status copy_tensors(load_ctx *x, const tsd_load_options *opt,
+                               const tsd__scratch *scratch, uint64_t total,
+                               uint64_t step) {
+  uint64_t done = 0, last = 0;
   if (opt->progress && opt->progress(opt->progress_user, 0, total))
     return tsd__err(TSD_ERR_CANCELED,
                     "tsd_load: canceled by the progress callback before "
                     "copying (the model is unchanged)");
   for (size_t k = 0; k < x->n_plan; k++) {
     tsd__mtensor *t = &x->m->tensors[x->plan[k].tensor];
-    tsd_status st = x->m->ops->copy_in(x->m, t, x->c, &x->plan[k].src);
+    tsd_status st = x->m->ops->copy_in(x->m, t, x->c, &x->plan[k].src, scratch);
     if (st) {
       tsd__err_prefix("tsd_load: copying \"%s\" (the model is partly loaded)",
                       t->name);
@@ -516,7 +547,9 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
                     ckpt->parsed.root ? tsd__type_repr(ckpt->parsed.root)
                                       : "<class 'NoneType'>");
   if (ckpt->view_status != TSD_OK)
-    return tsd__err(TSD_ERR_FORMAT, "%s",
+    return tsd__err(ckpt->view_status == TSD_ERR_NOMEM ? TSD_ERR_NOMEM
+                                                       : TSD_ERR_FORMAT,
+                    "%s",
                     ckpt->view_error ? ckpt->view_error
                                      : "the state dict has invalid keys");
 
@@ -525,8 +558,7 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
   x.m = model;
   x.c = ckpt;
   x.rules = opt.rules;
-  tsd__buf_init(&x.scratch);
-  x.scratch.al = model->al;
+  tsd__buf_init(&x.scratch, model->al);
   tsd__remap remap = {opt.strip_prefixes, opt.n_strip_prefixes,
                       opt.renames,        opt.n_renames,
                       opt.add_prefix,     opt.rules == TSD_RULES_TORCH_2};

@@ -60,23 +60,12 @@ void *tsd__mem_realloc(const tsd_allocator *al, void *p, size_t n);
 void tsd__mem_free(const tsd_allocator *al, void *p);
 char *tsd__mem_strdup(const tsd_allocator *al, const char *s);
 char *tsd__mem_strndup(const tsd_allocator *al, const char *s, size_t n);
+/* Grows the array *p (capacity *cap elements of `elem` bytes) to hold at
+ * least `need`, doubling; false on overflow or OOM, leaving it unchanged. */
 bool tsd__mem_grow(const tsd_allocator *al, void **p, size_t *cap, size_t need,
                    size_t elem);
 /* Checks a caller's allocator: all three functions or none (NULL). */
 tsd_status tsd__allocator_check(const tsd_allocator *al, const char *fn);
-/* OLD (libc), being replaced by the tsd__mem_* functions above: */
-/* Every allocation of the library goes through these (hooks later). They
- * never abort; on failure they return NULL. */
-void *tsd__malloc(size_t n);
-void *tsd__calloc(size_t count, size_t size);
-void *tsd__realloc(void *p, size_t n);
-void tsd__free(void *p);
-char *tsd__strdup(const char *s);
-char *tsd__strndup(const char *s, size_t n);
-/* Grows the array *p (capacity *cap elements of `elem` bytes) to hold at
- * least `need`, doubling; false on overflow or OOM, leaving it unchanged. */
-bool tsd__grow(void **p, size_t *cap, size_t need, size_t elem);
-
 /* qsort's contract, without allocating (util.c; not stable). */
 void tsd__sort(void *base, size_t n, size_t size,
                int (*cmp)(const void *, const void *));
@@ -89,18 +78,18 @@ typedef struct tsd__arena {
   uint64_t total;  /* bytes handed out so far */
   uint64_t limit;  /* 0 = unlimited; past it allocations fail */
 } tsd__arena;
-void tsd__arena_init(tsd__arena *a, uint64_t limit);
+void tsd__arena_init(tsd__arena *a, uint64_t limit, const tsd_allocator *al);
 void *tsd__arena_alloc(tsd__arena *a, size_t n); /* 8-byte aligned, zeroed */
 void tsd__arena_free(tsd__arena *a);
 
 /* ---- growable string buffer (util.c) ------------------------------------ */
 typedef struct tsd__buf {
-  const tsd_allocator *al; /* NULL: libc; set after tsd__buf_init */
+  const tsd_allocator *al; /* NULL: libc */
   char *data; /* always NUL-terminated when len > 0 or after any append */
   size_t len, cap;
   bool oom;   /* set once an append failed; later appends are no-ops */
 } tsd__buf;
-void tsd__buf_init(tsd__buf *b);
+void tsd__buf_init(tsd__buf *b, const tsd_allocator *al);
 void tsd__buf_free(tsd__buf *b);
 void tsd__buf_append(tsd__buf *b, const char *s, size_t n);
 void tsd__buf_puts(tsd__buf *b, const char *s);
@@ -110,7 +99,7 @@ char *tsd__buf_take(tsd__buf *b);
 
 /* ---- string -> index hash map (util.c) ---------------------------------- */
 typedef struct tsd__strmap {
-  const tsd_allocator *al; /* NULL: libc; set after tsd__strmap_init */
+  const tsd_allocator *al; /* NULL: libc */
   uint64_t *slots; /* hash << 32 | (index + 1); 0 = empty (util.c) */
   size_t cap;    /* power of two */
   size_t count;
@@ -119,7 +108,7 @@ typedef struct tsd__strmap {
  * index. */
 typedef const char *(*tsd__strmap_keyfn)(const void *ctx, size_t index,
                                           size_t *len);
-void tsd__strmap_init(tsd__strmap *m);
+void tsd__strmap_init(tsd__strmap *m, const tsd_allocator *al);
 void tsd__strmap_free(tsd__strmap *m);
 /* Inserts index; if an equal key exists returns false and sets *existing. */
 bool tsd__strmap_insert(tsd__strmap *m, const char *key, size_t len,
@@ -154,13 +143,16 @@ bool tsd__dtype_valid(int dtype);
 
 /* ---- byte source (source.c) --------------------------------------------- */
 typedef struct tsd__source {
+  const tsd_allocator *al; /* for `name` */
   int fd;               /* -1 for memory */
   const uint8_t *mem;   /* non-NULL for memory */
   uint64_t size;
   char *name;           /* path, or "<memory>", for messages (owned) */
 } tsd__source;
-tsd_status tsd__source_open_file(tsd__source *s, const char *path);
-tsd_status tsd__source_open_memory(tsd__source *s, const void *p, size_t n);
+tsd_status tsd__source_open_file(tsd__source *s, const char *path,
+                                 const tsd_allocator *al);
+tsd_status tsd__source_open_memory(tsd__source *s, const void *p, size_t n,
+                                   const tsd_allocator *al);
 void tsd__source_close(tsd__source *s);
 /* Reads exactly n bytes at `off`; TSD_ERR_FORMAT if past the end (message
  * names `what` and the offset), TSD_ERR_IO on a read error. */
@@ -348,11 +340,26 @@ const tsd__value *tsd__ckpt_metadata(const tsd_checkpoint *c);
 /* `_metadata`[prefix]['version'] or -1. */
 int64_t tsd__metadata_version(const tsd__value *metadata, const char *prefix);
 
+/* Memory a tensor read uses for its staging buffers instead of allocating:
+ * tsd_load allocates it before copying anything, so that running out of
+ * memory can never leave a model partly loaded. */
+typedef struct tsd__scratch {
+  uint8_t *p;
+  size_t len;
+} tsd__scratch;
+
 /* Reads tensor `t` into dst as C-contiguous `dtype` (numel*itemsize bytes).
  * Handles storage offset, strides, in-memory storages, conversion; never
- * reads outside the tensor's storage (checked when the tensor was built). */
+ * reads outside the tensor's storage (checked when the tensor was built).
+ * Staging buffers come from `scratch` when it is large enough (see
+ * tsd__tensor_read_scratch), else from the checkpoint's allocator; NULL
+ * scratch is allowed. */
 tsd_status tsd__tensor_read(const tsd_checkpoint *c, const tsd__tensor *t,
-                            tsd_dtype dtype, void *dst);
+                            tsd_dtype dtype, void *dst,
+                            const tsd__scratch *scratch);
+/* The scratch bytes a read of `t` as `dtype` needs to allocate nothing
+ * (0 for a same-dtype contiguous read or an in-memory storage). */
+size_t tsd__tensor_read_scratch(const tsd__tensor *t, tsd_dtype dtype);
 
 /* ---- models (model.c) --------------------------------------------------- */
 
@@ -392,7 +399,8 @@ typedef struct tsd__model_ops {
   /* Copies checkpoint tensor `src` (same numel as `t`, already validated)
    * into model tensor `t`, converting dtype. */
   tsd_status (*copy_in)(tsd_model *m, tsd__mtensor *t,
-                        const tsd_checkpoint *c, const tsd__tensor *src);
+                        const tsd_checkpoint *c, const tsd__tensor *src,
+                        const tsd__scratch *scratch);
   /* Reads model tensor `t` as C-contiguous `dtype` into dst. */
   tsd_status (*read)(const tsd_model *m, const tsd__mtensor *t,
                      tsd_dtype dtype, void *dst);

@@ -292,8 +292,7 @@ static tsd_status parse_container(jp *j, uint32_t depth, bool object,
     return jerr(j, "nested deeper than the limit allows");
   vec items = {0}, keys = {0};
   tsd__strmap seen;
-  tsd__strmap_init(&seen);
-  seen.al = j->arena->al;
+  tsd__strmap_init(&seen, j->arena->al);
   tsd_status st = TSD_OK;
   char close = object ? '}' : ']';
   skip_ws(j);

@@ -327,8 +327,7 @@ tsd_status tsd__read_legacy(const tsd__source *src, tsd__arena *arena,
   L.src = src;
   L.arena = arena;
   L.limits = limits;
-  tsd__strmap_init(&L.keys);
-  L.keys.al = arena->al;
+  tsd__strmap_init(&L.keys, arena->al);
   memset(out, 0, sizeof *out);
   tsd_status st = read_legacy(&L, out);
   tsd__strmap_free(&L.keys);

@@ -35,9 +35,8 @@ tsd_status tsd__model_create(tsd_model **out, const char *class_name,
     m->alloc = *al;
     m->al = &m->alloc;
   }
-  tsd__strmap_init(&m->tensor_index);
-  tsd__strmap_init(&m->module_index);
-  m->tensor_index.al = m->module_index.al = m->al;
+  tsd__strmap_init(&m->tensor_index, m->al);
+  tsd__strmap_init(&m->module_index, m->al);
   m->ops = ops;
   m->impl = impl;
   m->class_name = tsd__mem_strdup(m->al, class_name ? class_name : "");
@@ -329,7 +328,7 @@ static bool is_param_role(tsd_tensor_role r) {
 }
 
 /* Module indices in pre-order (the `_metadata` order). A new array of
- * m->n_modules (tsd__free), or NULL on OOM. Iterative: the depth of a model
+ * m->n_modules (freed with m->al), or NULL on OOM. Iterative: the depth of a model
  * is the caller's. */
 size_t *tsd__model_module_preorder(const tsd_model *m) {
   size_t *out = tsd__mem_alloc(m->al, m->n_modules * sizeof *out);
@@ -403,11 +402,11 @@ static const size_t *model_order(const tsd_model *cm) {
 /* ---- C-owned models ----------------------------------------------------- */
 
 static tsd_status cown_copy_in(tsd_model *m, tsd__mtensor *t,
-                               const tsd_checkpoint *c,
-                               const tsd__tensor *src) {
+                               const tsd_checkpoint *c, const tsd__tensor *src,
+                               const tsd__scratch *scratch) {
   (void)m;
   if (t->numel == 0) return TSD_OK;
-  return tsd__tensor_read(c, src, t->dtype, t->data);
+  return tsd__tensor_read(c, src, t->dtype, t->data, scratch);
 }
 
 static tsd_status cown_read(const tsd_model *m, const tsd__mtensor *t,

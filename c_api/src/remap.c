@@ -195,10 +195,9 @@ tsd_status tsd__keyview_build(tsd__keyview *v, const tsd_checkpoint *c,
   memset(v, 0, sizeof *v);
   v->c = c;
   v->al = al;
-  tsd__strmap_init(&v->map);
-  tsd__strmap_init(&v->meta_map);
-  tsd__arena_init(&v->arena, 0);
-  v->map.al = v->meta_map.al = v->arena.al = al;
+  tsd__strmap_init(&v->map, al);
+  tsd__strmap_init(&v->meta_map, al);
+  tsd__arena_init(&v->arena, 0, al);
   v->n = tsd__ckpt_count(c);
   v->meta = tsd__ckpt_metadata(c);
   bool any = r && (r->n_strip || r->n_renames || (r->add && r->add[0]));
@@ -318,8 +317,7 @@ TSD_API tsd_status tsd_checkpoint_select_auto(tsd_checkpoint *c,
     return st;
   }
   tsd__buf b;
-  tsd__buf_init(&b);
-  b.al = c->al;
+  tsd__buf_init(&b, c->al);
   for (size_t i = 0; i < n && i < 20; i++) {
     const tsd__value *k = tsd__ckpt_key(c, i);
     if (k->kind == TSD__V_STR)

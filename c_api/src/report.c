@@ -76,8 +76,7 @@ tsd_status tsd__report_new(tsd_report **out, const char *class_name,
     r->alloc = *al;
     r->al = &r->alloc;
   }
-  tsd__arena_init(&r->arena, 0);
-  r->arena.al = r->al;
+  tsd__arena_init(&r->arena, 0, r->al);
   r->class_name = arena_strndup(&r->arena, class_name, strlen(class_name));
   if (!r->class_name) {
     tsd_report_free(r);
@@ -133,8 +132,7 @@ tsd_status tsd__report_add_mismatch(tsd_report *r, tsd_list list,
   if (list == TSD_LIST_MISMATCHED) {
     /* Module._load_from_state_dict's text, shapes printed as torch.Size. */
     tsd__buf b;
-    tsd__buf_init(&b);
-    b.al = r->al;
+    tsd__buf_init(&b, r->al);
     tsd__buf_printf(&b, "size mismatch for %s: copying a param with shape ",
                     key);
     tsd__shape_repr(&b, ckpt_ndim, ckpt_shape);
@@ -531,8 +529,7 @@ tsd_status tsd__report_finish(tsd_report *r, bool strict) {
   tsd_status st = TSD_OK;
   /* load_state_dict: unexpected first at index 0, then missing before it. */
   if (strict && r->unexpected.len) {
-    tsd__buf_init(&b);
-    b.al = r->al;
+    tsd__buf_init(&b, r->al);
     tsd__buf_puts(&b, "Unexpected key(s) in state_dict: ");
     quoted_join(&b, &r->unexpected);
     tsd__buf_puts(&b, ". ");
@@ -541,8 +538,7 @@ tsd_status tsd__report_finish(tsd_report *r, bool strict) {
     if (st) return st;
   }
   if (strict && r->missing.len) {
-    tsd__buf_init(&b);
-    b.al = r->al;
+    tsd__buf_init(&b, r->al);
     tsd__buf_puts(&b, "Missing key(s) in state_dict: ");
     quoted_join(&b, &r->missing);
     tsd__buf_puts(&b, ". ");
@@ -552,8 +548,7 @@ tsd_status tsd__report_finish(tsd_report *r, bool strict) {
   }
   r->ok = r->errors.len == 0;
 
-  tsd__buf_init(&b);
-    b.al = r->al;
+  tsd__buf_init(&b, r->al);
   if (!r->ok) {
     tsd__buf_printf(&b, "Error(s) in loading state_dict for %s:\n\t",
                     r->class_name);
@@ -574,8 +569,7 @@ tsd_status tsd__report_finish(tsd_report *r, bool strict) {
   r->message = tsd__buf_take(&b);
   if (!r->message) return oom();
 
-  tsd__buf_init(&b);
-    b.al = r->al;
+  tsd__buf_init(&b, r->al);
   tsd__buf_printf(&b,
                   "{\"ok\": %s, \"class_name\": ", r->ok ? "true" : "false");
   json_str(&b, r->class_name);

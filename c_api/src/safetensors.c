@@ -500,7 +500,7 @@ static tsd_status build_header(const witem *items, size_t n, tsd__buf *h,
   tsd__buf_puts(h, "}");
   /* The reference writer pads the header with spaces so the data section
    * starts at a multiple of 8. */
-  while ((8 + h->len) % 8)
+  while (!h->oom && (8 + h->len) % 8) /* an out-of-memory buffer stops growing */
     tsd__buf_puts(h, " ");
   if (h->oom) return tsd__err(TSD_ERR_NOMEM, "out of memory writing %s", path);
   return TSD_OK;
@@ -518,8 +518,7 @@ static tsd_status write_all(int fd, const tsd_model *m, witem *items, size_t n,
   }
   tsd__sort(items, n, sizeof *items, witem_pos_cmp);
   tsd__buf h;
-  tsd__buf_init(&h);
-  h.al = m->al;
+  tsd__buf_init(&h, m->al);
   tsd_status st = build_header(items, n, &h, path);
   if (!st) {
     uint8_t len8[8];

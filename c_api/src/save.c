@@ -500,8 +500,7 @@ tsd_status tsd__open_temp(const tsd_allocator *al, const char *path,
   const char *base = path + dir_len;
   for (unsigned attempt = 0; attempt < 100; attempt++) {
     tsd__buf b;
-    tsd__buf_init(&b);
-    b.al = al;
+    tsd__buf_init(&b, al);
     tsd__buf_append(&b, path, dir_len);
     tsd__buf_printf(&b, ".%s.tsd-tmp-%ld-%u", base, (long)getpid(), attempt);
     char *tmp = tsd__buf_take(&b);
@@ -526,16 +525,14 @@ static tsd_status write_all(zw *w, const tsd_model *m, const char *stem,
                             const size_t *mods) {
   save_ctx sc = {m, items, mods};
   pk p;
-  tsd__buf_init(&p.b);
-  p.b.al = w->al;
+  tsd__buf_init(&p.b, w->al);
   pk_state_dict(&p, &sc, n_items, m->n_modules);
   if (p.b.oom) {
     tsd__buf_free(&p.b);
     return tsd__err(TSD_ERR_NOMEM, "out of memory writing %s", w->path);
   }
   tsd__buf name;
-  tsd__buf_init(&name);
-  name.al = w->al;
+  tsd__buf_init(&name, w->al);
   tsd__buf_printf(&name, "%s/data.pkl", stem);
   tsd_status st = name.oom ? tsd__err(TSD_ERR_NOMEM, "out of memory")
                            : zw_record(w, name.data, p.b.data, p.b.len);

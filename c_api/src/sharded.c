@@ -135,15 +135,14 @@ static tsd_status open_shard(tsd_checkpoint *c, const tsd__limits *lim,
                              const char *dir, size_t dir_len, const char *file,
                              size_t k, tsd__parsed *p) {
   tsd__buf path;
-  tsd__buf_init(&path);
-  path.al = c->al;
+  tsd__buf_init(&path, c->al);
   tsd__buf_append(&path, dir, dir_len);
   tsd__buf_puts(&path, file);
   if (path.oom) {
     tsd__buf_free(&path);
     return tsd__err(TSD_ERR_NOMEM, "out of memory");
   }
-  tsd_status st = tsd__source_open_file(&c->shards[k], path.data);
+  tsd_status st = tsd__source_open_file(&c->shards[k], path.data, c->al);
   tsd__buf_free(&path);
   if (st) return st;
   memset(p, 0, sizeof *p);
@@ -178,8 +177,7 @@ static tsd_status merge_metadata(tsd_checkpoint *c, tsd__parsed *parts,
   d->u.dict.vals = vals;
   d->u.dict.cap = total;
   tsd__strmap seen;
-  tsd__strmap_init(&seen);
-  seen.al = c->al;
+  tsd__strmap_init(&seen, c->al);
   tsd_status st = TSD_OK;
   for (size_t k = 0; !st && k < n_parts; k++) {
     const tsd__value *m = parts[k].root->u.dict.metadata;
@@ -219,8 +217,7 @@ static tsd_status build_root(tsd_checkpoint *c, const tsd__json *wm,
     return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", name);
   }
   for (size_t k = 0; k < n_shards; k++) {
-    tsd__strmap_init(&maps[k]);
-    maps[k].al = c->al;
+    tsd__strmap_init(&maps[k], c->al);
   }
   tsd_status st = TSD_OK;
   /* one key index per shard */
@@ -297,8 +294,7 @@ tsd_status tsd__read_sharded(tsd_checkpoint *c, const tsd__limits *lim) {
   size_t *shard_of = tsd__mem_alloc(c->al, (n ? n : 1) * sizeof *shard_of);
   const tsd__json **first = tsd__mem_alloc(c->al, (n ? n : 1) * sizeof *first);
   tsd__strmap files;
-  tsd__strmap_init(&files);
-  files.al = c->al;
+  tsd__strmap_init(&files, c->al);
   size_t n_shards = 0;
   if (!shard_of || !first) st = tsd__err(TSD_ERR_NOMEM, "out of memory");
   names ctx = {first};

@@ -10,8 +10,10 @@
 
 #include "internal.h"
 
-tsd_status tsd__source_open_file(tsd__source *s, const char *path) {
+tsd_status tsd__source_open_file(tsd__source *s, const char *path,
+                                 const tsd_allocator *al) {
   memset(s, 0, sizeof *s);
+  s->al = al;
   s->fd = -1;
   int fd;
   do {
@@ -29,7 +31,7 @@ tsd_status tsd__source_open_file(tsd__source *s, const char *path) {
     close(fd);
     return tsd__err(TSD_ERR_IO, "%s: not a regular file", path);
   }
-  s->name = tsd__strdup(path);
+  s->name = tsd__mem_strdup(al, path);
   if (!s->name) {
     close(fd);
     return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", path);
@@ -39,8 +41,10 @@ tsd_status tsd__source_open_file(tsd__source *s, const char *path) {
   return TSD_OK;
 }
 
-tsd_status tsd__source_open_memory(tsd__source *s, const void *p, size_t n) {
+tsd_status tsd__source_open_memory(tsd__source *s, const void *p, size_t n,
+                                   const tsd_allocator *al) {
   memset(s, 0, sizeof *s);
+  s->al = al;
   s->fd = -1;
   if (!p && n)
     return tsd__err(TSD_ERR_INVALID_ARG, "<memory>: NULL data with size %zu",
@@ -48,7 +52,7 @@ tsd_status tsd__source_open_memory(tsd__source *s, const void *p, size_t n) {
   static const uint8_t empty[1] = {0};
   s->mem = p ? p : empty;
   s->size = n;
-  s->name = tsd__strdup("<memory>");
+  s->name = tsd__mem_strdup(al, "<memory>");
   if (!s->name) return tsd__err(TSD_ERR_NOMEM, "<memory>: out of memory");
   return TSD_OK;
 }
@@ -56,7 +60,7 @@ tsd_status tsd__source_open_memory(tsd__source *s, const void *p, size_t n) {
 void tsd__source_close(tsd__source *s) {
   if (!s) return;
   if (s->fd >= 0) close(s->fd);
-  tsd__free(s->name);
+  tsd__mem_free(s->al, s->name);
   s->fd = -1;
   s->name = NULL;
   s->mem = NULL;

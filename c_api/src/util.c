@@ -144,40 +144,6 @@ tsd_status tsd__allocator_check(const tsd_allocator *al, const char *fn) {
   return TSD_OK;
 }
 
-/* OLD (libc): callers move to tsd__mem_* with their object's allocator. */
-
-void *tsd__malloc(size_t n) { return malloc(n ? n : 1); }
-void *tsd__calloc(size_t count, size_t size) {
-  return calloc(count ? count : 1, size ? size : 1);
-}
-void *tsd__realloc(void *p, size_t n) { return realloc(p, n ? n : 1); }
-void tsd__free(void *p) { free(p); }
-
-char *tsd__strndup(const char *s, size_t n) {
-  char *p = tsd__malloc(n + 1);
-  if (!p) return NULL;
-  memcpy(p, s, n);
-  p[n] = '\0';
-  return p;
-}
-char *tsd__strdup(const char *s) { return tsd__strndup(s, strlen(s)); }
-
-/* Grows the array *p of *cap elements of `elem` bytes to hold `need`,
- * doubling; false on overflow or OOM (the array is then unchanged). */
-bool tsd__grow(void **p, size_t *cap, size_t need, size_t elem) {
-  if (need <= *cap) return true;
-  size_t c = *cap ? *cap : 16;
-  while (c < need) {
-    if (c > SIZE_MAX / 2 / elem) return false;
-    c *= 2;
-  }
-  void *q = tsd__realloc(*p, c * elem);
-  if (!q) return false;
-  *p = q;
-  *cap = c;
-  return true;
-}
-
 /* ---- sorting ------------------------------------------------------------ */
 
 /* Heapsort: O(n log n) worst case and no memory at all. glibc's qsort
@@ -227,8 +193,8 @@ struct tsd__arena_block {
   _Alignas(16) unsigned char data[];
 };
 
-void tsd__arena_init(tsd__arena *a, uint64_t limit) {
-  a->al = NULL;
+void tsd__arena_init(tsd__arena *a, uint64_t limit, const tsd_allocator *al) {
+  a->al = al;
   a->head = NULL;
   a->total = 0;
   a->limit = limit;
@@ -273,7 +239,10 @@ void tsd__arena_free(tsd__arena *a) {
 
 /* ---- string buffer ------------------------------------------------------ */
 
-void tsd__buf_init(tsd__buf *b) { memset(b, 0, sizeof *b); }
+void tsd__buf_init(tsd__buf *b, const tsd_allocator *al) {
+  memset(b, 0, sizeof *b);
+  b->al = al;
+}
 void tsd__buf_free(tsd__buf *b) {
   const tsd_allocator *al = b->al;
   tsd__mem_free(al, b->data);
@@ -361,7 +330,10 @@ uint64_t tsd__hash(const char *s, size_t n) {
   return h;
 }
 
-void tsd__strmap_init(tsd__strmap *m) { memset(m, 0, sizeof *m); }
+void tsd__strmap_init(tsd__strmap *m, const tsd_allocator *al) {
+  memset(m, 0, sizeof *m);
+  m->al = al;
+}
 void tsd__strmap_free(tsd__strmap *m) {
   const tsd_allocator *al = m->al;
   tsd__mem_free(al, m->slots);

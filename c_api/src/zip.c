@@ -597,9 +597,8 @@ tsd_status tsd__read_zip(const tsd__source *src, tsd__arena *arena,
   z.arena = arena;
   z.limits = limits;
   z.prefix = "";
-  tsd__strmap_init(&z.names);
-  tsd__strmap_init(&z.keys);
-  z.names.al = z.keys.al = arena->al;
+  tsd__strmap_init(&z.names, arena->al);
+  tsd__strmap_init(&z.keys, arena->al);
   memset(out, 0, sizeof *out);
   tsd_status st = read_zip(&z, out);
   tsd__strmap_free(&z.names);

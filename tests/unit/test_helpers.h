@@ -26,12 +26,12 @@ public:
   CkptBuilder() {
     c_ = static_cast<tsd_checkpoint *>(calloc(1, sizeof *c_));
     c_->src.fd = -1;
-    tsd__arena_init(&c_->arena, 0);
-    tsd__strmap_init(&c_->index);
+    tsd__arena_init(&c_->arena, 0, nullptr);
+    tsd__strmap_init(&c_->index, nullptr);
   }
   ~CkptBuilder() {
     tsd__strmap_free(&c_->index);
-    tsd__free(c_->live);
+    tsd__mem_free(nullptr, c_->live);
     tsd__arena_free(&c_->arena);
     free(c_);
   }
@@ -141,7 +141,7 @@ public:
     c_->current = d;
     c_->n_live = items_.size();
     c_->live = static_cast<size_t *>(
-        tsd__malloc((items_.size() + 1) * sizeof(size_t)));
+        tsd__mem_alloc(nullptr, (items_.size() + 1) * sizeof(size_t)));
     for (size_t i = 0; i < items_.size(); i++) {
       c_->live[i] = i;
       bool oom;

@@ -302,7 +302,7 @@ struct Unpickled {
                      const tsd__limits *lim = nullptr) {
     tsd__limits def;
     tsd__limits_resolve(&def, nullptr);
-    tsd__arena_init(&arena, 0);
+    tsd__arena_init(&arena, 0, nullptr);
     st = tsd__unpickle(reinterpret_cast<const uint8_t *>(bytes.data()),
                        bytes.size(), &used, &arena, lim ? lim : &def, nullptr,
                        nullptr, "test.pkl", &v);

@@ -47,7 +47,7 @@ TEST(StrMap, AgreesWithStdMapUnderRandomInsertFindRemove) {
     keys.push_back("k" + std::to_string(rng() % 2000) + "." +
                    std::to_string(i % 3));
   tsd__strmap m;
-  tsd__strmap_init(&m);
+  tsd__strmap_init(&m, nullptr);
   std::map<std::string, size_t> ref;
   for (size_t i = 0; i < keys.size(); i++) {
     size_t existing = 0;

@@ -205,9 +205,11 @@ typedef enum tsd__vkind {
 
 typedef struct tsd__value tsd__value;
 struct tsd__value {
-  tsd__vkind kind;
-  uint32_t flags;  /* TSD__VF_* */
-  uint32_t depth;  /* nesting depth of this container, for limits */
+  /* 8 bytes of header, 48 in all: a checkpoint of tens of thousands of
+   * tensors holds ~10 of these per tensor (bench/notes.md) */
+  tsd__vkind kind : 8;
+  unsigned flags : 16; /* TSD__VF_* and the unpickler's VF_FROZEN (0x100) */
+  uint32_t depth;     /* nesting depth of this container, for limits */
   union {
     int64_t i;     /* BOOL, INT, GLOBAL (a TSD__G_* id) */
     double f;

@@ -22,6 +22,7 @@
 #include "internal.h"
 
 #define VF_FROZEN 0x100u /* internal to the unpickler, see above */
+_Static_assert(VF_FROZEN < (1u << 16), "tsd__value.flags has 16 bits");
 
 enum {
   G_ORDERED_DICT = 1,

@@ -25,17 +25,7 @@ extern "C" {
 #include "internal.h"
 }
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define TSD_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) ||     \
-    __has_feature(memory_sanitizer)
-#define TSD_TEST_SANITIZED 1
-#endif
-#endif
-#ifndef TSD_TEST_SANITIZED
-#define TSD_TEST_SANITIZED 0
-#endif
+#include "test_sanitized.h"
 
 // ---- libc interposer (normal builds only) ---------------------------------
 

@@ -561,8 +561,8 @@ tsd_status ckpt_impl(tsd_checkpoint **out, const char *path) {
   std::vector<std::string> modules;
   collect(module, "", &tensors, &modules);
 
-  tsd_checkpoint *raw =
-      static_cast<tsd_checkpoint *>(tsd__mem_calloc(nullptr, 1, sizeof(tsd_checkpoint)));
+  tsd_checkpoint *raw = static_cast<tsd_checkpoint *>(
+      tsd__mem_calloc(nullptr, 1, sizeof(tsd_checkpoint)));
   if (!raw) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", path);
   raw->src.fd = -1;
   tsd__arena_init(&raw->arena, 0, nullptr);

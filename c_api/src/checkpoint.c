@@ -357,12 +357,16 @@ static tsd_status read_pieces(const tsd_checkpoint *c, const tsd__storage *s,
   const size_t isz = tsd_dtype_size(from);
   /* n * isz fits: the tensor was checked against its storage */
   const uint64_t bytes = n * isz;
-  piece_job j = {.c = c, .s = s, .start = start, .dst = dst, .from = from,
-                 .to = to, .n = n};
+  piece_job j = {.c = c,
+                 .s = s,
+                 .start = start,
+                 .dst = dst,
+                 .from = from,
+                 .to = to,
+                 .n = n};
   bool split;
   piece_plan(from, to, n, &j.per, &split);
-  if (from == to && !split)
-    return read_bytes(c, s, start, dst, (size_t)bytes);
+  if (from == to && !split) return read_bytes(c, s, start, dst, (size_t)bytes);
   j.pieces = (n + j.per - 1) / j.per;
   atomic_init(&j.claimed, 0);
   atomic_init(&j.stop, false);

@@ -461,7 +461,8 @@ static tsd_status copy_plan(load_ctx *x, const tsd_load_options *opt) {
   size_t need = 0;
   for (size_t k = 0; k < x->n_plan; k++) {
     const tsd__tensor *src = &x->plan[k].src;
-    size_t a = tsd__tensor_read_scratch(src, x->m->tensors[x->plan[k].tensor].dtype);
+    size_t a =
+        tsd__tensor_read_scratch(src, x->m->tensors[x->plan[k].tensor].dtype);
     size_t b = tsd__tensor_read_scratch(src, src->dtype);
     if (a > need) need = a;
     if (b > need) need = b;
@@ -585,8 +586,8 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
   x.bucket = tsd__mem_alloc(al, nk * sizeof *x.bucket);
   x.info = tsd__mem_calloc(al, model->n_modules, sizeof *x.info);
   x.preorder = tsd__model_module_preorder(model);
-  x.plan = tsd__mem_alloc(
-      al, (model->n_tensors ? model->n_tensors : 1) * sizeof *x.plan);
+  x.plan = tsd__mem_alloc(al, (model->n_tensors ? model->n_tensors : 1) *
+                                  sizeof *x.plan);
   if (!model->order) model->order = tsd__model_order(model);
   if (!x.popped || !x.unexp_at || !x.bucket || !x.info || !x.preorder ||
       !x.plan || !model->order)

@@ -8,8 +8,8 @@
  *    silently become another offset. Here an integer literal is parsed
  *    exactly or rejected as out of range;
  *  - allocation: every byte comes from the checkpoint's arena (bounded,
- *    freed at once, through the checkpoint's allocator). cJSON's only allocator switch,
- *    cJSON_InitHooks, is process-global mutable state, which tsd must not
+ *    freed at once, through the checkpoint's allocator). cJSON's only allocator
+ * switch, cJSON_InitHooks, is process-global mutable state, which tsd must not
  *    touch (a host may use cJSON itself);
  *  - strictness the formats need: duplicate object names are an error (a
  *    header naming one tensor twice is ambiguous; cJSON keeps both), strings

@@ -121,13 +121,14 @@ static tsd_status ensure_modules(tsd_model *m, const char *path, size_t len,
     if (tsd__model_find_module(m, path, i, &found)) {
       cur = found;
     } else {
-      if (!tsd__mem_grow(m->al, (void **)&m->modules, &m->cap_modules, m->n_modules + 1,
-                sizeof *m->modules))
+      if (!tsd__mem_grow(m->al, (void **)&m->modules, &m->cap_modules,
+                         m->n_modules + 1, sizeof *m->modules))
         return tsd__err(TSD_ERR_NOMEM, "out of memory adding module %.*s",
                         (int)i, path);
       tsd__module *parent = &m->modules[cur];
-      if (!tsd__mem_grow(m->al, (void **)&parent->children, &parent->cap_children,
-                parent->n_children + 1, sizeof *parent->children))
+      if (!tsd__mem_grow(m->al, (void **)&parent->children,
+                         &parent->cap_children, parent->n_children + 1,
+                         sizeof *parent->children))
         return tsd__err(TSD_ERR_NOMEM, "out of memory adding module %.*s",
                         (int)i, path);
       char *prefix = tsd__mem_strndup(m->al, path, i);
@@ -275,10 +276,11 @@ tsd_status tsd__model_add(tsd_model *m, const char *name, tsd_tensor_role role,
   /* Allocate everything before changing the model, so a failure leaves it
    * as it was (modules created on the path may stay: they are harmless). */
   char *name_copy = tsd__mem_strndup(m->al, name, len);
-  int64_t *shape_copy = tsd__mem_alloc(m->al, (ndim ? ndim : 1) * sizeof *shape_copy);
+  int64_t *shape_copy =
+      tsd__mem_alloc(m->al, (ndim ? ndim : 1) * sizeof *shape_copy);
   if (!name_copy || !shape_copy ||
-      !tsd__mem_grow(m->al, (void **)&m->tensors, &m->cap_tensors, m->n_tensors + 1,
-            sizeof *m->tensors)) {
+      !tsd__mem_grow(m->al, (void **)&m->tensors, &m->cap_tensors,
+                     m->n_tensors + 1, sizeof *m->tensors)) {
     tsd__mem_free(m->al, name_copy);
     tsd__mem_free(m->al, shape_copy);
     return tsd__err(TSD_ERR_NOMEM, "out of memory adding tensor %s", name);
@@ -287,8 +289,8 @@ tsd_status tsd__model_add(tsd_model *m, const char *name, tsd_tensor_role role,
   size_t mod;
   st = ensure_modules(m, name, mod_len, &mod);
   tsd__module *mm = st ? NULL : &m->modules[mod];
-  if (!st && !tsd__mem_grow(m->al, (void **)&mm->tensors, &mm->cap_tensors, mm->n_tensors + 1,
-                   sizeof *mm->tensors))
+  if (!st && !tsd__mem_grow(m->al, (void **)&mm->tensors, &mm->cap_tensors,
+                            mm->n_tensors + 1, sizeof *mm->tensors))
     st = tsd__err(TSD_ERR_NOMEM, "out of memory adding tensor %s", name);
   size_t idx = m->n_tensors;
   bool oom = false;
@@ -328,8 +330,8 @@ static bool is_param_role(tsd_tensor_role r) {
 }
 
 /* Module indices in pre-order (the `_metadata` order). A new array of
- * m->n_modules (freed with m->al), or NULL on OOM. Iterative: the depth of a model
- * is the caller's. */
+ * m->n_modules (freed with m->al), or NULL on OOM. Iterative: the depth of a
+ * model is the caller's. */
 size_t *tsd__model_module_preorder(const tsd_model *m) {
   size_t *out = tsd__mem_alloc(m->al, m->n_modules * sizeof *out);
   size_t *stack = tsd__mem_alloc(m->al, m->n_modules * sizeof *stack);

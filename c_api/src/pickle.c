@@ -405,7 +405,7 @@ static tsd_status pop_mark(up *u, size_t *base) {
 static tsd_status grow_seq(up *u, tsd__value *v, size_t need_len) {
   if (need_len <= v->u.seq.cap) return TSD_OK;
   /* a tuple is filled once and never grows: no spare room */
-  size_t cap = v->u.seq.cap          ? v->u.seq.cap
+  size_t cap = v->u.seq.cap              ? v->u.seq.cap
                : v->kind == TSD__V_TUPLE ? need_len
                                          : 4;
   while (cap < need_len) {
@@ -1082,7 +1082,8 @@ static tsd_status step(up *u, bool *done, tsd__value **out) {
     if (x == u->nmemo) {
       if (u->nmemo == u->memocap) {
         size_t cap = u->memocap ? u->memocap * 2 : 64;
-        tsd__value **m = tsd__mem_realloc(u->arena->al, u->memo, cap * sizeof *m);
+        tsd__value **m =
+            tsd__mem_realloc(u->arena->al, u->memo, cap * sizeof *m);
         if (!m) return fail(u, TSD_ERR_NOMEM, "out of memory");
         u->memo = m;
         u->memocap = cap;
@@ -1325,7 +1326,8 @@ tsd_status tsd__unpickle(const uint8_t *buf, size_t len, size_t *used,
   if (st == TSD_OK) st = mk(&u, TSD__V_BOOL, &u.v_false);
   if (st == TSD_OK) u.v_true->u.i = 1;
   if (st == TSD_OK) {
-    u.small_ints = tsd__mem_calloc(u.arena->al, SMALL_INTS, sizeof *u.small_ints);
+    u.small_ints =
+        tsd__mem_calloc(u.arena->al, SMALL_INTS, sizeof *u.small_ints);
     if (!u.small_ints) st = fail(&u, TSD_ERR_NOMEM, "out of memory");
   }
   bool done = false;

@@ -59,8 +59,10 @@ static tsd_status strip_step(tsd__vkey *keys, size_t n, const char *p,
                              tsd__vkey *tmp) {
   size_t pn = strlen(p), kept = 0, moved = 0;
   for (size_t i = 0; i < n; i++)
-    if (!starts_with(keys[i].name, keys[i].len, p, pn)) keys[kept++] = keys[i];
-    else tmp[moved++] = keys[i];
+    if (!starts_with(keys[i].name, keys[i].len, p, pn))
+      keys[kept++] = keys[i];
+    else
+      tmp[moved++] = keys[i];
   if (moved == 0) return TSD_OK;
   tsd__sort(tmp, moved, sizeof *tmp, key_cmp);
   for (size_t i = 0; i < moved; i++) {
@@ -104,8 +106,7 @@ static tsd_status check_rules(const tsd__remap *r) {
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_load: renames is NULL");
   for (size_t i = 0; i < r->n_renames; i++)
     if (!r->renames[i].from || !r->renames[i].from[0] || !r->renames[i].to)
-      return tsd__err(TSD_ERR_INVALID_ARG,
-                      "tsd_load: renames[%zu] has %s", i,
+      return tsd__err(TSD_ERR_INVALID_ARG, "tsd_load: renames[%zu] has %s", i,
                       !r->renames[i].to ? "a NULL `to`" : "an empty `from`");
   return TSD_OK;
 }
@@ -129,7 +130,8 @@ static tsd_status remap_metadata(tsd__keyview *v, const tsd__remap *r) {
   const tsd__value *m = v->meta;
   size_t n = m->u.dict.len;
   v->meta_names = tsd__mem_calloc(v->al, n ? n : 1, sizeof *v->meta_names);
-  v->meta_versions = tsd__mem_calloc(v->al, n ? n : 1, sizeof *v->meta_versions);
+  v->meta_versions =
+      tsd__mem_calloc(v->al, n ? n : 1, sizeof *v->meta_versions);
   bool *changed = tsd__mem_calloc(v->al, n ? n : 1, sizeof *changed);
   if (!v->meta_names || !v->meta_versions || !changed) {
     tsd__mem_free(v->al, changed);
@@ -174,8 +176,8 @@ static tsd_status remap_metadata(tsd__keyview *v, const tsd__remap *r) {
     changed[at] = ch;
     size_t prev;
     bool oom = false;
-    if (tsd__strmap_insert(&v->meta_map, k.name, k.len, at, meta_key, v,
-                           &prev, &oom))
+    if (tsd__strmap_insert(&v->meta_map, k.name, k.len, at, meta_key, v, &prev,
+                           &oom))
       continue;
     if (oom) {
       st = tsd__err(TSD_ERR_NOMEM, "tsd_load: out of memory");
@@ -281,9 +283,8 @@ int64_t tsd__keyview_version(const tsd__keyview *v, const char *prefix) {
 /* Keys training scripts save the model's state dict under, most common
  * first; EMA copies last so the raw weights win when both are present. */
 static const char *const k_auto_keys[] = {
-    "state_dict", "model_state_dict", "model",          "module",
-    "net",        "network",          "params",         "state_dict_ema",
-    "model_ema"};
+    "state_dict", "model_state_dict", "model",          "module",   "net",
+    "network",    "params",           "state_dict_ema", "model_ema"};
 #define N_AUTO_KEYS (sizeof k_auto_keys / sizeof *k_auto_keys)
 
 static bool dict_has_tensor(const tsd__value *d) {

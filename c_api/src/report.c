@@ -18,7 +18,7 @@ typedef struct mismatch_list {
 struct tsd_report {
   tsd_allocator alloc;     /* the model's allocator, copied */
   const tsd_allocator *al; /* &alloc, or NULL for libc */
-  tsd__arena arena; /* every string and shape of the report */
+  tsd__arena arena;        /* every string and shape of the report */
   const char *class_name;
   str_list missing, unexpected, errors, mismatched_keys, popped_keys;
   str_list matched; /* TSD_LIST_MATCHED: not part of PyTorch's result */
@@ -43,7 +43,8 @@ static tsd_status oom(void) {
 
 static tsd_status list_push(const tsd_allocator *al, str_list *l,
                             const char *s) {
-  if (!tsd__mem_grow(al, (void **)&l->items, &l->cap, l->len + 1, sizeof *l->items))
+  if (!tsd__mem_grow(al, (void **)&l->items, &l->cap, l->len + 1,
+                     sizeof *l->items))
     return oom();
   l->items[l->len++] = s;
   return TSD_OK;
@@ -147,7 +148,8 @@ tsd_status tsd__report_add_mismatch(tsd_report *r, tsd_list list,
     tsd__buf_free(&b);
     if (st) return st;
   }
-  if (!tsd__mem_grow(r->al, (void **)&ml->items, &ml->cap, ml->len + 1, sizeof *ml->items))
+  if (!tsd__mem_grow(r->al, (void **)&ml->items, &ml->cap, ml->len + 1,
+                     sizeof *ml->items))
     return oom();
   tsd_status st = list_push(r->al, keys, mm.key);
   if (st) return st;
@@ -516,7 +518,8 @@ static tsd_status insert_front(tsd_report *r, tsd__buf *b) {
   const char *s = arena_strndup(&r->arena, b->data, b->len);
   if (!s) return oom();
   str_list *l = &r->errors;
-  if (!tsd__mem_grow(r->al, (void **)&l->items, &l->cap, l->len + 1, sizeof *l->items))
+  if (!tsd__mem_grow(r->al, (void **)&l->items, &l->cap, l->len + 1,
+                     sizeof *l->items))
     return oom();
   memmove(l->items + 1, l->items, l->len * sizeof *l->items);
   l->items[0] = s;
@@ -598,7 +601,7 @@ tsd_status tsd__report_finish(tsd_report *r, bool strict) {
 
 TSD_API void tsd_report_free(tsd_report *r) {
   if (!r) return;
-  str_list *lists[] = {&r->missing, &r->unexpected, &r->errors,
+  str_list *lists[] = {&r->missing,         &r->unexpected,  &r->errors,
                        &r->mismatched_keys, &r->popped_keys, &r->matched};
   for (size_t i = 0; i < sizeof lists / sizeof *lists; i++)
     tsd__mem_free(r->al, lists[i]->items);

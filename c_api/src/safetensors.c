@@ -500,7 +500,8 @@ static tsd_status build_header(const witem *items, size_t n, tsd__buf *h,
   tsd__buf_puts(h, "}");
   /* The reference writer pads the header with spaces so the data section
    * starts at a multiple of 8. */
-  while (!h->oom && (8 + h->len) % 8) /* an out-of-memory buffer stops growing */
+  while (!h->oom &&
+         (8 + h->len) % 8) /* an out-of-memory buffer stops growing */
     tsd__buf_puts(h, " ");
   if (h->oom) return tsd__err(TSD_ERR_NOMEM, "out of memory writing %s", path);
   return TSD_OK;

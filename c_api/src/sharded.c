@@ -211,7 +211,8 @@ static tsd_status build_root(tsd_checkpoint *c, const tsd__json *wm,
   tsd__value *root = tsd__arena_alloc(&c->arena, sizeof *root);
   tsd__value **keys = tsd__arena_alloc(&c->arena, (n + 1) * sizeof *keys);
   tsd__value **vals = tsd__arena_alloc(&c->arena, (n + 1) * sizeof *vals);
-  tsd__strmap *maps = tsd__mem_calloc(c->al, n_shards ? n_shards : 1, sizeof *maps);
+  tsd__strmap *maps =
+      tsd__mem_calloc(c->al, n_shards ? n_shards : 1, sizeof *maps);
   if (!root || !keys || !vals || !maps) {
     tsd__mem_free(c->al, maps);
     return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", name);
@@ -320,9 +321,11 @@ tsd_status tsd__read_sharded(tsd_checkpoint *c, const tsd__limits *lim) {
   tsd__parsed *parts = NULL;
   const char **file_names = NULL;
   if (!st) {
-    c->shards = tsd__mem_calloc(c->al, n_shards ? n_shards : 1, sizeof *c->shards);
+    c->shards =
+        tsd__mem_calloc(c->al, n_shards ? n_shards : 1, sizeof *c->shards);
     parts = tsd__mem_calloc(c->al, n_shards ? n_shards : 1, sizeof *parts);
-    file_names = tsd__mem_calloc(c->al, n_shards ? n_shards : 1, sizeof *file_names);
+    file_names =
+        tsd__mem_calloc(c->al, n_shards ? n_shards : 1, sizeof *file_names);
     if (!c->shards || !parts || !file_names)
       st = tsd__err(TSD_ERR_NOMEM, "out of memory");
   }

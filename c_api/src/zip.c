@@ -220,7 +220,8 @@ static tsd_status check_overlaps(zarchive *z) {
   const zrec **by_off = tsd__mem_alloc(z->arena->al, z->nrecs * sizeof *by_off);
   if (!by_off)
     return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", z->src->name);
-  for (size_t i = 0; i < z->nrecs; i++) by_off[i] = &z->recs[i];
+  for (size_t i = 0; i < z->nrecs; i++)
+    by_off[i] = &z->recs[i];
   tsd__sort(by_off, z->nrecs, sizeof *by_off, cmp_local_off);
   tsd_status st = TSD_OK;
   for (size_t i = 0; i + 1 < z->nrecs; i++) {
@@ -232,8 +233,8 @@ static tsd_status check_overlaps(zarchive *z) {
                     "%s: zip records '%.*s' (offset %llu) and '%.*s' "
                     "(offset %llu) overlap",
                     z->src->name, (int)a->name_len, a->name,
-                    (unsigned long long)a->local_off, (int)b->name_len,
-                    b->name, (unsigned long long)b->local_off);
+                    (unsigned long long)a->local_off, (int)b->name_len, b->name,
+                    (unsigned long long)b->local_off);
       break;
     }
   }
@@ -371,8 +372,8 @@ static tsd_status record_data(zarchive *z, const zrec *r, uint64_t *off) {
     return tsd__err(TSD_ERR_FORMAT,
                     "%s: offset %llu: the local header of zip record '%.*s' "
                     "names another record",
-                    s->name, (unsigned long long)r->local_off,
-                    (int)r->name_len, r->name);
+                    s->name, (unsigned long long)r->local_off, (int)r->name_len,
+                    r->name);
   uint64_t data = r->local_off + LFH_SIZE + rd16(h + 26) + rd16(h + 28), end;
   if (!tsd__add_u64(data, r->size, &end) || end > z->cd_offset)
     return tsd__err(TSD_ERR_FORMAT,

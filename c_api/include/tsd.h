@@ -180,8 +180,8 @@ typedef struct tsd_limits {
  * Not covered: the memory LibTorch allocates for TorchScript models and
  * archives (tsd_model_open_torchscript, tsd_checkpoint_open_torchscript),
  * and the worker thread a large read may start for its duration (its stack
- * and the C library's per-thread data). The model's tensor memory is always
- * the caller's. */
+ * and the C library's per-thread data; tsd_load_options.threads = 1 starts
+ * none). The model's tensor memory is always the caller's. */
 typedef struct tsd_allocator {
   /** Returns `size` bytes or NULL. */
   void *(*allocate)(void *user, size_t size);
@@ -523,10 +523,10 @@ typedef struct tsd_rename {
  * cancel. */
 typedef int (*tsd_progress_fn)(void *user, uint64_t done, uint64_t total);
 
-/** The current version of tsd_load_options. Version 1 callers (the first
- * four fields, version = 1) keep working: the fields after `rules` are only
- * read when version >= 2. */
-#define TSD_LOAD_OPTIONS_VERSION 2
+/** The current version of tsd_load_options. Older callers keep working:
+ * version 1 structs (the first four fields) are read up to `rules`, version
+ * 2 up to `dry_run`; `threads` is read from version 3. */
+#define TSD_LOAD_OPTIONS_VERSION 3
 /** Options of tsd_load (NULL there means the defaults). */
 typedef struct tsd_load_options {
   unsigned version; /**< TSD_LOAD_OPTIONS_VERSION */
@@ -579,11 +579,20 @@ typedef struct tsd_load_options {
    * those of the real load; the model is never written). This is what
    * `tsd diff` shows. */
   int dry_run;
+
+  /* ---- version 3 ---- */
+
+  /** Threads a load may use. 0 (the default): the calling thread, plus one
+   * worker thread, started and joined inside the read, for a tensor of at
+   * least 4 MiB (1 MiB when converting dtypes) — both cores of a small
+   * machine copy at once. 1: the calling thread only (for hosts that own
+   * every thread). 2 or more: as 0. Negative: TSD_ERR_INVALID_ARG. */
+  int threads;
 } tsd_load_options;
 /** Initializer of a tsd_load_options with the defaults. */
 #define TSD_LOAD_OPTIONS_INIT                                             \
   {TSD_LOAD_OPTIONS_VERSION, 1, 0, TSD_RULES_TORCH_1_13, NULL, 0, NULL, 0, \
-   NULL, NULL, NULL, 0}
+   NULL, NULL, NULL, 0, 0}
 
 /** The result of a load (opaque): what PyTorch's load_state_dict returned
  * or raised. From tsd_load, released by tsd_report_free. */

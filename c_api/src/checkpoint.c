@@ -366,6 +366,7 @@ static tsd_status read_pieces(const tsd_checkpoint *c, const tsd__storage *s,
                  .n = n};
   bool split;
   piece_plan(from, to, n, &j.per, &split);
+  if (scratch && scratch->one_thread) split = false;
   if (from == to && !split) return read_bytes(c, s, start, dst, (size_t)bytes);
   j.pieces = (n + j.per - 1) / j.per;
   atomic_init(&j.claimed, 0);
@@ -431,7 +432,8 @@ static void strided_span(const tsd__tensor *t, uint64_t *lo, uint64_t *hi) {
     *hi += (uint64_t)(t->shape[d] - 1) * (uint64_t)t->stride[d];
 }
 
-size_t tsd__tensor_read_scratch(const tsd__tensor *t, tsd_dtype dtype) {
+size_t tsd__tensor_read_scratch(const tsd__tensor *t, tsd_dtype dtype,
+                                bool one_thread) {
   if (t->numel <= 0 || t->storage->mem) return 0;
   const size_t isz = tsd_dtype_size(t->dtype);
   const uint64_t n = (uint64_t)t->numel;
@@ -440,7 +442,7 @@ size_t tsd__tensor_read_scratch(const tsd__tensor *t, tsd_dtype dtype) {
     uint64_t per;
     bool split;
     piece_plan(t->dtype, dtype, n, &per, &split);
-    return (size_t)(per * isz) * (split ? 2 : 1);
+    return (size_t)(per * isz) * (split && !one_thread ? 2 : 1);
   }
   uint64_t lo, hi, cap = WINDOW / isz;
   strided_span(t, &lo, &hi);

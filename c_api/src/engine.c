@@ -458,16 +458,17 @@ static tsd_status copy_plan(load_ctx *x, const tsd_load_options *opt) {
    * is written: running out of memory leaves the model unchanged. (A model
    * kind may read in the checkpoint's dtype and convert itself: room for
    * both.) */
+  const bool one = opt->threads == 1;
   size_t need = 0;
   for (size_t k = 0; k < x->n_plan; k++) {
     const tsd__tensor *src = &x->plan[k].src;
-    size_t a =
-        tsd__tensor_read_scratch(src, x->m->tensors[x->plan[k].tensor].dtype);
-    size_t b = tsd__tensor_read_scratch(src, src->dtype);
+    tsd_dtype to = x->m->tensors[x->plan[k].tensor].dtype;
+    size_t a = tsd__tensor_read_scratch(src, to, one);
+    size_t b = tsd__tensor_read_scratch(src, src->dtype, one);
     if (a > need) need = a;
     if (b > need) need = b;
   }
-  tsd__scratch scratch = {NULL, need};
+  tsd__scratch scratch = {NULL, need, one};
   if (need && !(scratch.p = tsd__mem_alloc(x->m->al, need)))
     return tsd__err(TSD_ERR_NOMEM,
                     "tsd_load: out of memory (a %zu-byte read buffer; the "
@@ -537,7 +538,11 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
       opt.progress_user = options->progress_user;
       opt.dry_run = options->dry_run;
     }
+    if (options->version >= 3) opt.threads = options->threads;
   }
+  if (opt.threads < 0)
+    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_load: threads is %d",
+                    opt.threads);
   if (opt.rules != TSD_RULES_TORCH_1_13 && opt.rules != TSD_RULES_TORCH_2)
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_load: unknown rules %d",
                     (int)opt.rules);

@@ -348,6 +348,7 @@ int64_t tsd__metadata_version(const tsd__value *metadata, const char *prefix);
 typedef struct tsd__scratch {
   uint8_t *p;
   size_t len;
+  bool one_thread; /* tsd_load_options.threads == 1: start no worker */
 } tsd__scratch;
 
 /* Reads tensor `t` into dst as C-contiguous `dtype` (numel*itemsize bytes).
@@ -361,7 +362,8 @@ tsd_status tsd__tensor_read(const tsd_checkpoint *c, const tsd__tensor *t,
                             const tsd__scratch *scratch);
 /* The scratch bytes a read of `t` as `dtype` needs to allocate nothing
  * (0 for a same-dtype contiguous read or an in-memory storage). */
-size_t tsd__tensor_read_scratch(const tsd__tensor *t, tsd_dtype dtype);
+size_t tsd__tensor_read_scratch(const tsd__tensor *t, tsd_dtype dtype,
+                                bool one_thread);
 
 /* ---- models (model.c) --------------------------------------------------- */
 

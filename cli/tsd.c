@@ -146,7 +146,7 @@ static void print_file_metadata(const tsd_checkpoint *ck) {
 static int cmd_inspect(int argc, char **argv) {
   const char *path = NULL;
   int json = 0, torchscript = 0;
-  const char *selects[64];
+  const char *selects[CLI_MAX_SELECT];
   size_t n_select = 0;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
@@ -159,7 +159,7 @@ static int cmd_inspect(int argc, char **argv) {
       torchscript = 1;
     } else if (!strcmp(a, "--select")) {
       if (i + 1 >= argc) return usage_error(INSPECT_HELP, "--select needs a key", NULL);
-      if (n_select == 64) return usage_error(INSPECT_HELP, "too many --select", NULL);
+      if (n_select == CLI_MAX_SELECT) return usage_error(INSPECT_HELP, "too many --select", NULL);
       selects[n_select++] = argv[++i];
     } else if (a[0] == '-' && a[1]) {
       return usage_error(INSPECT_HELP, "unknown option", a);

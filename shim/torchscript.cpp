@@ -613,16 +613,9 @@ TSD_API int tsd_has_torch(void) {
   return 1;
 }
 
+// tsd_model_open_torchscript (model.c) has checked the arguments.
 tsd_status tsd__torchscript_open(tsd_model **out, const char *path,
                                  const char *device) {
-  if (!out)
-    return tsd__err(TSD_ERR_INVALID_ARG,
-                    "tsd_model_open_torchscript: out is NULL");
-  *out = nullptr;
-  if (!path)
-    return tsd__err(TSD_ERR_INVALID_ARG,
-                    "tsd_model_open_torchscript: path is NULL");
-  if (!device) device = "cpu";
   return guarded("opening TorchScript archive", path,
                  [&]() { return open_impl(out, path, device); });
 }

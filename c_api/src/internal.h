@@ -541,7 +541,9 @@ tsd_status tsd__open_temp(const tsd_allocator *al, const char *path,
 tsd_status tsd__save_pth_ex(const tsd_model *m, const char *path,
                             uint64_t zip64_at);
 
-/* shim: implemented in shim/torchscript.cpp, or a stub without LibTorch. */
+/* shim: implemented in shim/torchscript.cpp, or a stub without LibTorch.
+ * Called only by tsd_model_open_torchscript, which checks out and path and
+ * gives "cpu" for a NULL device. */
 tsd_status tsd__torchscript_open(tsd_model **out, const char *path,
                                  const char *device);
 

@@ -426,26 +426,25 @@ static void cown_destroy(tsd_model *m) {
 static const tsd__model_ops cown_ops = {cown_copy_in, cown_read, tsd__save_pth,
                                         cown_destroy};
 
-TSD_API tsd_status tsd_model_new(tsd_model **out, const char *class_name) {
-  if (!out) return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_new: out is NULL");
+/* tsd_model_new and tsd_model_new_ex; `fn` names the caller in messages. */
+static tsd_status model_new(tsd_model **out, const char *class_name,
+                            const tsd_allocator *allocator, const char *fn) {
+  if (!out) return tsd__err(TSD_ERR_INVALID_ARG, "%s: out is NULL", fn);
   *out = NULL;
   if (!class_name || !*class_name)
-    return tsd__err(TSD_ERR_INVALID_ARG,
-                    "tsd_model_new: class_name is NULL or empty");
-  return tsd__model_create(out, class_name, &cown_ops, NULL, NULL);
+    return tsd__err(TSD_ERR_INVALID_ARG, "%s: class_name is NULL or empty", fn);
+  tsd_status st = tsd__allocator_check(allocator, fn);
+  if (st != TSD_OK) return st;
+  return tsd__model_create(out, class_name, &cown_ops, NULL, allocator);
+}
+
+TSD_API tsd_status tsd_model_new(tsd_model **out, const char *class_name) {
+  return model_new(out, class_name, NULL, "tsd_model_new");
 }
 
 TSD_API tsd_status tsd_model_new_ex(tsd_model **out, const char *class_name,
                                     const tsd_allocator *allocator) {
-  if (!out)
-    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_new_ex: out is NULL");
-  *out = NULL;
-  if (!class_name || !*class_name)
-    return tsd__err(TSD_ERR_INVALID_ARG,
-                    "tsd_model_new_ex: class_name is NULL or empty");
-  tsd_status st = tsd__allocator_check(allocator, "tsd_model_new_ex");
-  if (st != TSD_OK) return st;
-  return tsd__model_create(out, class_name, &cown_ops, NULL, allocator);
+  return model_new(out, class_name, allocator, "tsd_model_new_ex");
 }
 
 TSD_API tsd_status tsd_model_open_torchscript(tsd_model **out, const char *path,

@@ -120,7 +120,9 @@ bool tsd__strmap_find(const tsd__strmap *m, const char *key, size_t len,
                       tsd__strmap_keyfn fn, const void *ctx, size_t *out);
 void tsd__strmap_remove(tsd__strmap *m, const char *key, size_t len,
                         tsd__strmap_keyfn fn, const void *ctx);
+/* SipHash-1-3 of s[0..n) keyed with a per-process random seed (util.c). */
 uint64_t tsd__hash(const char *s, size_t n);
+uint64_t tsd__siphash13(uint64_t k0, uint64_t k1, const void *data, size_t n);
 
 /* overflow-safe arithmetic */
 static inline bool tsd__mul_u64(uint64_t a, uint64_t b, uint64_t *r) {
@@ -150,12 +152,18 @@ typedef struct tsd__source {
   const uint8_t *mem;   /* non-NULL for memory */
   uint64_t size;
   char *name;           /* path, or "<memory>", for messages (owned) */
+  /* Named by another file (a shard of an index), not by the user: until
+   * its bytes prove to be a checkpoint, messages must not quote them (a
+   * shard may be a symlink to any file the user can read). */
+  bool indirect;
 } tsd__source;
 tsd_status tsd__source_open_file(tsd__source *s, const char *path,
                                  const tsd_allocator *al);
 tsd_status tsd__source_open_memory(tsd__source *s, const void *p, size_t n,
                                    const tsd_allocator *al);
 void tsd__source_close(tsd__source *s);
+/* "directory", "FIFO", "character device", ... for an st_mode. */
+const char *tsd__file_type_name(unsigned mode);
 /* Reads exactly n bytes at `off`; TSD_ERR_FORMAT if past the end (message
  * names `what` and the offset), TSD_ERR_IO on a read error. */
 tsd_status tsd__source_read(const tsd__source *s, uint64_t off, void *dst,

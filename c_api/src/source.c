@@ -10,14 +10,31 @@
 
 #include "internal.h"
 
+const char *tsd__file_type_name(unsigned mode) {
+  switch (mode & S_IFMT) {
+  case S_IFREG: return "regular file";
+  case S_IFDIR: return "directory";
+  case S_IFIFO: return "FIFO";
+  case S_IFCHR: return "character device";
+  case S_IFBLK: return "block device";
+  case S_IFSOCK: return "socket";
+  case S_IFLNK: return "symbolic link";
+  }
+  return "special file";
+}
+
 tsd_status tsd__source_open_file(tsd__source *s, const char *path,
                                  const tsd_allocator *al) {
   memset(s, 0, sizeof *s);
   s->al = al;
   s->fd = -1;
+  /* O_NONBLOCK: opening a FIFO for reading blocks until a writer comes (a
+   * device may block too), so the file type is checked on the descriptor
+   * before anything can wait; O_NOCTTY: a terminal never becomes ours. The
+   * flag is cleared again for the reads of a regular file. */
   int fd;
   do {
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   } while (fd < 0 && errno == EINTR);
   if (fd < 0)
     return tsd__err(TSD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -29,7 +46,17 @@ tsd_status tsd__source_open_file(tsd__source *s, const char *path,
   }
   if (!S_ISREG(st.st_mode)) {
     close(fd);
-    return tsd__err(TSD_ERR_IO, "%s: not a regular file", path);
+    return tsd__err(TSD_ERR_IO,
+                    "%s: not a regular file (a %s): refused, a checkpoint "
+                    "must be a regular file",
+                    path, tsd__file_type_name(st.st_mode));
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+    int e = errno;
+    close(fd);
+    return tsd__err(TSD_ERR_IO, "%s: cannot clear O_NONBLOCK: %s", path,
+                    strerror(e));
   }
   s->name = tsd__mem_strdup(al, path);
   if (!s->name) {

@@ -29,6 +29,18 @@
 //    it is not registered at all.
 // Parameters registered as None keep their parameter flag (the class type's
 // attribute kind) and are registered as TSD_PARAMETER_NONE.
+//
+// Archive geometry is not trusted: LibTorch's unpickler sizes a storage
+// from the element count the pickle declares, not from the record that holds
+// its bytes, and sets a tensor's storage offset, sizes and strides on it with
+// no bound check at all. A corrupt archive would make at::copy_,
+// .contiguous() or our own memcpy read or write outside the storage. So
+// before torch::jit::load, prescan() unpickles the archive's pickles with
+// LibTorch's own Unpickler (classes as plain objects: no type resolved, no
+// code compiled or run) and checks every tensor against the record behind
+// it; after the load, every tensor tsd will copy is checked against its
+// storage again (check_extent), before any copy in either direction.
+#include <torch/csrc/jit/serialization/unpickler.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
 
@@ -42,6 +54,8 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "internal.h"
@@ -147,6 +161,197 @@ at::ScalarType scalar_of(tsd_dtype d) {
   }
   // Callers pass dtypes model.c and the engine validated.
   throw std::invalid_argument("invalid tsd dtype " + std::to_string(int(d)));
+}
+
+// ---- archive geometry ------------------------------------------------------
+
+std::string ints_repr(c10::IntArrayRef v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); i++)
+    s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+// Checks that strided tensor `t` lies inside `storage_nbytes` bytes: every
+// size, stride and the storage offset non-negative (PyTorch makes no
+// negative strides), and the last element it reaches, offset +
+// sum((size-1)*stride), within the storage, computed without overflow. A
+// tensor without elements touches no byte. `what` names the tensor.
+tsd_status check_extent(const at::Tensor &t, uint64_t storage_nbytes,
+                        const char *path, const std::string &what) {
+  const c10::IntArrayRef sizes = t.sizes(), strides = t.strides();
+  const int64_t offset = t.storage_offset();
+  auto geometry = [&]() {
+    return "sizes " + ints_repr(sizes) + ", strides " + ints_repr(strides) +
+           ", storage offset " + std::to_string(offset);
+  };
+  bool empty = false, negative = offset < 0 || sizes.size() != strides.size();
+  for (size_t d = 0; d < sizes.size() && d < strides.size(); d++) {
+    negative = negative || sizes[d] < 0 || strides[d] < 0;
+    empty = empty || sizes[d] == 0;
+  }
+  if (negative)
+    return tsd__err(TSD_ERR_FORMAT,
+                    "%s: tensor %s has a negative or inconsistent geometry "
+                    "(%s): a corrupt archive",
+                    path, what.c_str(), geometry().c_str());
+  if (empty) return TSD_OK;
+  uint64_t last = uint64_t(offset), end = 0;
+  bool ok = true;
+  for (size_t d = 0; d < sizes.size() && ok; d++) {
+    uint64_t step = 0;
+    ok = tsd__mul_u64(uint64_t(sizes[d] - 1), uint64_t(strides[d]), &step) &&
+         tsd__add_u64(last, step, &last);
+  }
+  ok = ok && tsd__add_u64(last, 1, &end) &&
+       tsd__mul_u64(end, uint64_t(t.element_size()), &end);
+  if (!ok || end > storage_nbytes)
+    return tsd__err(TSD_ERR_FORMAT,
+                    "%s: tensor %s reaches %s of its storage, which holds %llu "
+                    "bytes (%s): a corrupt archive",
+                    path, what.c_str(),
+                    ok ? ("byte " + std::to_string(end)).c_str()
+                       : "past 2^64 bytes",
+                    (unsigned long long)storage_nbytes, geometry().c_str());
+  return TSD_OK;
+}
+
+// A tensor of the loaded module, checked against the storage LibTorch gave
+// it (whose size prescan() checked against the archive's record).
+tsd_status check_loaded(const at::Tensor &t, const char *path,
+                        const std::string &name) {
+  const std::string what = "\"" + name + "\"";
+  if (t.layout() != at::kStrided || !t.has_storage())
+    return TSD_OK; // refused by the callers: tsd copies only dense tensors
+  return check_extent(t, t.storage().nbytes(), path, what);
+}
+
+// Restore-type tags name TorchScript types ("Dict[str, __torch__.Foo]"),
+// which the prescan does not resolve: an unknown one is Any there, which
+// changes nothing it checks.
+c10::TypePtr lenient_type(const std::string &s) {
+  try {
+    return torch::jit::Unpickler::defaultTypeParser(s);
+  } catch (const std::exception &) {
+    return c10::AnyType::get();
+  }
+}
+
+// Unpickles `<archive>.pkl` (constants, data) as torch::jit::load would, and
+// checks every tensor in it: the storage the pickle declares must fit in the
+// record that holds its bytes, and the tensor in its storage. Records are
+// read only to learn their size (one at a time: peak memory is the largest
+// record); a one-byte marker stands for each, which the unpickler never
+// dereferences (it only builds tensors on storages).
+tsd_status prescan_pickle(caffe2::serialize::PyTorchStreamReader &reader,
+                          const char *path, const std::string &archive,
+                          uint64_t version) {
+  const std::string pkl = archive + ".pkl";
+  if (!reader.hasRecord(pkl))
+    return tsd__err(TSD_ERR_FORMAT, "%s: the archive has no %s record", path,
+                    pkl.c_str());
+  auto rec = reader.getRecord(pkl);
+  const char *bytes = static_cast<const char *>(std::get<0>(rec).get());
+  const size_t len = std::get<1>(rec);
+  size_t pos = 0;
+  auto read = [&](char *dst, size_t n) -> size_t {
+    n = std::min(n, len - pos);
+    if (n) std::memcpy(dst, bytes + pos, n);
+    pos += n;
+    return n;
+  };
+
+  struct record {
+    std::string key;
+    uint64_t size;
+  };
+  std::unordered_map<const void *, record> records; // marker -> record
+  auto read_record = [&](const std::string &key) -> at::DataPtr {
+    const uint64_t size = std::get<1>(reader.getRecord(archive + "/" + key));
+    char *marker = new char[1];
+    at::DataPtr p(
+        marker, marker, [](void *q) { delete[] static_cast<char *>(q); },
+        at::kCPU);
+    records[marker] = {key, size};
+    return p;
+  };
+
+  auto cu = std::make_shared<torch::jit::CompilationUnit>();
+  std::unordered_map<std::string, c10::ClassTypePtr> classes;
+  auto resolve = [&](const c10::QualifiedName &qn) {
+    c10::ClassTypePtr &cls = classes[qn.qualifiedName()];
+    if (!cls) cls = c10::ClassType::create(qn, cu);
+    return c10::StrongTypePtr(cu, cls);
+  };
+  // An object keeps its BUILD state in its one slot: nothing is run.
+  auto load_object = [](const at::StrongTypePtr &type, c10::IValue state) {
+    auto obj = c10::ivalue::Object::create(type, 1);
+    obj->setSlot(0, std::move(state));
+    return obj;
+  };
+  torch::jit::Unpickler up(read, resolve, load_object, read_record,
+                           c10::nullopt, false, lenient_type);
+  up.set_version(version);
+  c10::IValue root = up.parse_ivalue();
+
+  // Every value reachable from the root; a list may contain itself.
+  std::vector<c10::IValue> todo{root};
+  std::unordered_set<const void *> seen;
+  while (!todo.empty()) {
+    c10::IValue v = std::move(todo.back());
+    todo.pop_back();
+    if (v.isPtrType() && !seen.insert(v.internalToPointer()).second) continue;
+    if (v.isTensor()) {
+      const at::Tensor &t = v.toTensor();
+      if (t.is_sparse()) { // COO: its parts are dense tensors
+        todo.push_back(t._indices());
+        todo.push_back(t._values());
+        continue;
+      }
+      if (t.layout() != at::kStrided || !t.has_storage())
+        return tsd__err(TSD_ERR_UNSUPPORTED,
+                        "%s: a tensor of %s has layout %s, whose geometry "
+                        "tsd cannot check",
+                        path, pkl.c_str(), c10::toString(t.layout()).c_str());
+      // Tensors are named by their storage's record ("data/1").
+      const c10::Storage &s = t.storage();
+      uint64_t have = 0;
+      std::string what = "on an empty storage of " + pkl;
+      if (s.data()) {
+        auto it = records.find(s.data());
+        if (it == records.end())
+          return tsd__err(TSD_ERR_FORMAT,
+                          "%s: a tensor of %s has a storage that no record "
+                          "of the archive holds",
+                          path, pkl.c_str());
+        have = it->second.size;
+        what = "on storage \"" + archive + "/" + it->second.key + "\"";
+      }
+      if (s.nbytes() > have)
+        return tsd__err(TSD_ERR_FORMAT,
+                        "%s: tensor %s: the storage is declared with %llu "
+                        "bytes, its record holds %llu: a corrupt archive",
+                        path, what.c_str(), (unsigned long long)s.nbytes(),
+                        (unsigned long long)have);
+      tsd_status st = check_extent(t, s.nbytes(), path, what);
+      if (st) return st;
+    } else if (v.isTuple()) {
+      for (const c10::IValue &e : v.toTupleRef().elements())
+        todo.push_back(e);
+    } else if (v.isList()) {
+      for (const c10::IValue &e : v.toListRef())
+        todo.push_back(e);
+    } else if (v.isGenericDict()) {
+      for (const auto &e : v.toGenericDict()) {
+        todo.push_back(e.key());
+        todo.push_back(e.value());
+      }
+    } else if (v.isObject()) {
+      for (const c10::IValue &e : v.toObjectRef().slots())
+        todo.push_back(e);
+    }
+  }
+  return TSD_OK;
 }
 
 // ---- names ----------------------------------------------------------------
@@ -282,6 +487,8 @@ tsd_status add_tensor(tsd_model *m, const std::string &name,
     return tsd__err(TSD_ERR_UNSUPPORTED,
                     "%s: tensor \"%s\" is not a dense strided tensor", path,
                     name.c_str());
+  tsd_status st = check_loaded(*t, path, name);
+  if (st) return st;
   std::vector<int64_t> shape(t->sizes().begin(), t->sizes().end());
   if (shape.size() > TSD_MAX_NDIM)
     return tsd__err(TSD_ERR_UNSUPPORTED,
@@ -289,8 +496,8 @@ tsd_status add_tensor(tsd_model *m, const std::string &name,
                     name.c_str(), shape.size(), TSD_MAX_NDIM);
   auto handle = std::make_unique<ts_tensor>();
   handle->tensor = *t;
-  tsd_status st = tsd__model_add(m, name.c_str(), role, dtype, shape.size(),
-                                 shape.data(), nullptr, handle.get(), nullptr);
+  st = tsd__model_add(m, name.c_str(), role, dtype, shape.size(), shape.data(),
+                      nullptr, handle.get(), nullptr);
   if (st == TSD_OK) handle.release(); // the model owns it now (destroy)
   return st;
 }
@@ -400,7 +607,10 @@ tsd_status check_archive(const char *path) {
                     "a zip archive without constants.pkl, such as a torch.save "
                     "checkpoint (open those with tsd_checkpoint_open)",
                     path);
-  return TSD_OK;
+  // The pickles torch::jit::load reads, in its order.
+  tsd_status st = prescan_pickle(*reader, path, "constants", reader->version());
+  if (!st) st = prescan_pickle(*reader, path, "data", reader->version());
+  return st;
 }
 
 tsd_status open_impl(tsd_model **out, const char *path, const char *device) {
@@ -516,6 +726,8 @@ struct ckpt_builder {
                       "%s: tensor \"%s\" has %lld dimensions (at most %d)",
                       path, nt.name.c_str(), (long long)src.dim(),
                       TSD_MAX_NDIM);
+    tsd_status st = check_loaded(src, path, nt.name);
+    if (st) return st;
     at::Tensor cpu =
         src.detach().to(at::kCPU).resolve_conj().resolve_neg().contiguous();
     const size_t ndim = size_t(cpu.dim());

@@ -675,3 +675,73 @@ TEST(Shim, TorchScriptCheckpointErrors) {
   EXPECT_EQ(c, nullptr);
   EXPECT_EQ(tsd_checkpoint_open_torchscript(nullptr, "x"), TSD_ERR_INVALID_ARG);
 }
+
+// ---- corrupt archive geometry (tests/malformed/torchscript) ----------------
+
+namespace {
+
+struct CorruptCase {
+  std::string name, expect, needle;
+};
+
+std::vector<CorruptCase> corrupt_corpus() {
+  const std::string dir = kFixtures + "/../malformed/torchscript";
+  std::ifstream in(dir + "/manifest.tsv");
+  std::vector<CorruptCase> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    auto f = split(line, '\t');
+    if (f.size() == 3)
+      out.push_back({dir + "/cases/" + f[0] + ".pt", f[1], f[2]});
+  }
+  return out;
+}
+
+// The documented status and message text, naming the file.
+void expect_refused(tsd_status st, const CorruptCase &c, const char *how) {
+  const std::string msg = tsd_last_error();
+  EXPECT_STREQ(tsd_status_name(st), c.expect.c_str())
+      << how << " " << c.name << ": " << msg;
+  EXPECT_NE(msg.find(c.needle), std::string::npos)
+      << how << " " << c.name << ": " << msg << "\nexpected: " << c.needle;
+  EXPECT_NE(msg.find(c.name), std::string::npos) << msg;
+}
+
+} // namespace
+
+TEST(Shim, CorruptArchiveCorpusIsPresent) {
+  auto cases = corrupt_corpus();
+  EXPECT_GE(cases.size(), 20u) << "tests/malformed/torchscript/manifest.tsv";
+  size_t ok = 0;
+  for (const auto &c : cases) {
+    EXPECT_TRUE(std::ifstream(c.name).good()) << c.name;
+    ok += c.expect == "ok";
+  }
+  EXPECT_EQ(ok, 4u);
+}
+
+// Every corrupt geometry is refused before LibTorch copies a byte, as a
+// model and as a checkpoint; the valid bases open, read and load.
+TEST(Shim, CorruptArchiveGeometryIsRefusedAsModelAndAsCheckpoint) {
+  for (const auto &c : corrupt_corpus()) {
+    tsd_model *m = nullptr;
+    tsd_status st = tsd_model_open_torchscript(&m, c.name.c_str(), "cpu");
+    tsd_checkpoint *k = nullptr;
+    if (c.expect == "ok") {
+      ASSERT_EQ(st, TSD_OK) << c.name << ": " << tsd_last_error();
+      Model model(m);
+      snapshot(model.get()); // every tensor reads
+      ASSERT_EQ(tsd_checkpoint_open_torchscript(&k, c.name.c_str()), TSD_OK)
+          << c.name << ": " << tsd_last_error();
+      Ckpt ck(k);
+      load(model.get(), ck.get(), 1, 0, TSD_OK);
+      continue;
+    }
+    expect_refused(st, c, "model");
+    EXPECT_EQ(m, nullptr);
+    st = tsd_checkpoint_open_torchscript(&k, c.name.c_str());
+    expect_refused(st, c, "checkpoint");
+    EXPECT_EQ(k, nullptr);
+  }
+}

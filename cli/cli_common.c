@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli_common.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -10,9 +12,115 @@
 #define EXIT_USAGE 2
 
 int cli_fail(const char *what, tsd_status st) {
+  int ratio = st == TSD_ERR_LIMIT && strstr(tsd_last_error(), "max_output_ratio");
   fprintf(stderr, "tsd: %s: %s (%s)\n", what, tsd_last_error(),
           tsd_status_name(st));
+  if (ratio)
+    fprintf(stderr, "tsd: hint: --max-output-ratio N (or inf) raises the "
+                    "bound, if you want that output\n");
   return EXIT_USAGE;
+}
+
+/* ---- outputs --------------------------------------------------------------- */
+
+static tsd_open_options open_opts = TSD_OPEN_OPTIONS_INIT;
+
+const tsd_open_options *cli_open_options(void) { return &open_opts; }
+
+int cli_output_arg(int argc, char **argv, int *i) {
+  const char *o = argv[*i];
+  const char *val = NULL;
+  if (!strncmp(o, "--max-output-ratio=", 19))
+    val = o + 19;
+  else if (strcmp(o, "--max-output-ratio"))
+    return 0;
+  else if (*i + 1 < argc)
+    val = argv[++*i];
+  if (!val) {
+    fprintf(stderr, "tsd: --max-output-ratio needs a value\n");
+    return -1;
+  }
+  if (!strcmp(val, "inf")) {
+    open_opts.limits.max_output_ratio = UINT64_MAX;
+    return 1;
+  }
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(val, &end, 10);
+  if (errno || end == val || *end || v == 0 || val[0] == '-') {
+    fprintf(stderr,
+            "tsd: --max-output-ratio takes a positive integer or 'inf': %s\n",
+            val);
+    return -1;
+  }
+  open_opts.limits.max_output_ratio = (uint64_t)v;
+  return 1;
+}
+
+int cli_same_file(const char *cmd, const char *out, const char *in) {
+  struct stat a, b;
+  if (!out || !in || !strcmp(out, "-") || !strcmp(in, "-")) return 0;
+  if (stat(out, &a) != 0 || stat(in, &b) != 0) return 0;
+  if (a.st_dev != b.st_dev || a.st_ino != b.st_ino) return 0;
+  fprintf(stderr,
+          "tsd %s: OUT %s is the input %s (the same file: a link or another "
+          "path to it); write elsewhere\n",
+          cmd, out, in);
+  return 1;
+}
+
+/* The named temporary of the save in progress, for the signal handler:
+ * written only with the signals blocked, read only by the handler. */
+static char temp_path[4096];
+static volatile sig_atomic_t temp_set;
+static const int save_signals[] = {SIGINT, SIGTERM, SIGHUP};
+
+static void on_signal(int sig) {
+  if (temp_set) unlink(temp_path);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static void on_temp_file(void *user, const char *path) {
+  (void)user;
+  sigset_t block, old;
+  sigemptyset(&block);
+  for (size_t i = 0; i < sizeof save_signals / sizeof *save_signals; i++)
+    sigaddset(&block, save_signals[i]);
+  sigprocmask(SIG_BLOCK, &block, &old);
+  temp_set = 0;
+  if (path && strlen(path) < sizeof temp_path) {
+    memcpy(temp_path, path, strlen(path) + 1);
+    temp_set = 1;
+  }
+  sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+int cli_save(const tsd_model *model, const char *out) {
+  tsd_save_options so = TSD_SAVE_OPTIONS_INIT;
+  if (!strcmp(out, "-")) {
+    if (isatty(STDOUT_FILENO)) {
+      fprintf(stderr, "tsd: not writing a binary file to a terminal "
+                      "(redirect stdout, or -o FILE)\n");
+      return EXIT_USAGE;
+    }
+    fflush(stdout);
+    so.fd = STDOUT_FILENO;
+    tsd_status st = tsd_model_save_ex(model, "<stdout>", &so);
+    return st == TSD_OK ? -1 : cli_fail("cannot write output", st);
+  }
+  /* The library installs no handlers; the command removes a named
+   * temporary (a file system without O_TMPFILE) when it is interrupted. */
+  struct sigaction sa, old[3];
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  for (size_t i = 0; i < 3; i++) sigaction(save_signals[i], &sa, &old[i]);
+  so.temp_file = on_temp_file;
+  tsd_status st = tsd_model_save_ex(model, out, &so);
+  on_temp_file(NULL, NULL);
+  for (size_t i = 0; i < 3; i++) sigaction(save_signals[i], &old[i], NULL);
+  return st == TSD_OK ? -1 : cli_fail("cannot write output", st);
 }
 
 /* ---- opening a checkpoint -------------------------------------------------- */
@@ -26,8 +134,9 @@ static int is_torchscript_refusal(const char *msg) {
 
 int cli_open_checkpoint(tsd_checkpoint **out, const char *path,
                         int torchscript) {
-  tsd_status st = torchscript ? tsd_checkpoint_open_torchscript(out, path)
-                              : tsd_checkpoint_open(out, path, NULL);
+  tsd_status st = torchscript
+                      ? tsd_checkpoint_open_torchscript(out, path)
+                      : tsd_checkpoint_open(out, path, cli_open_options());
   if (st == TSD_OK) return -1;
   /* Decided before cli_fail: the message is only ours until the next call. */
   int hint = st == TSD_ERR_REFUSED && is_torchscript_refusal(tsd_last_error());
@@ -255,8 +364,15 @@ static int in_list(const char *const *list, size_t n, const char *s) {
 
 static int build_spec(cli_model *m, const cli_model_args *a) {
   tsd_checkpoint *spec = NULL;
-  tsd_status st = tsd_checkpoint_open(&spec, a->spec, NULL);
+  tsd_status st = tsd_checkpoint_open(&spec, a->spec, cli_open_options());
   if (st != TSD_OK) return cli_fail("cannot read --model-spec", st);
+  /* The model holds every tensor of SPEC in memory: bounded by SPEC's size
+   * (an expanded tensor is 4 bytes in a file, GiBs in memory). */
+  st = tsd_checkpoint_output_bytes(spec, NULL);
+  if (st != TSD_OK) {
+    tsd_checkpoint_free(spec);
+    return cli_fail("--model-spec", st);
+  }
   st = tsd_model_new(&m->model, a->class_name ? a->class_name : "Model");
   size_t n_meta = tsd_checkpoint_metadata_count(spec);
   for (size_t i = 0; i < n_meta && st == TSD_OK; i++) {
@@ -373,48 +489,9 @@ int cli_dict_as_model(cli_model *m, const tsd_checkpoint *ck, const char *cmd,
       return EXIT_USAGE;
     }
   }
-  tsd_status st = tsd_model_new(&m->model, "StateDict");
-  if (st != TSD_OK) return cli_fail("cannot create model", st);
-  size_t n_meta = tsd_checkpoint_metadata_count(ck);
-  for (size_t i = 0; i < n_meta && st == TSD_OK; i++) {
-    const char *prefix = tsd_checkpoint_metadata_prefix(ck, i);
-    if (!prefix) continue;
-    int64_t v = tsd_checkpoint_module_version(ck, prefix);
-    st = tsd_model_add_module(m->model, prefix, NULL, v >= 0 ? v : 1);
-  }
-  if (st != TSD_OK) return cli_fail("cannot rebuild _metadata", st);
-  m->buffers = calloc(n ? n : 1, sizeof *m->buffers);
-  if (!m->buffers) {
-    fprintf(stderr, "tsd: out of memory\n");
-    return EXIT_USAGE;
-  }
-  for (size_t i = 0; i < n; i++) {
-    tsd_entry e;
-    st = tsd_checkpoint_entry(ck, i, &e);
-    if (st != TSD_OK) return cli_fail("cannot read entry", st);
-    size_t nbytes;
-    if (e.numel < 0 ||
-        __builtin_mul_overflow((size_t)e.numel, tsd_dtype_size(e.dtype),
-                               &nbytes)) {
-      fprintf(stderr, "tsd %s: entry '%s' is too large\n", cmd, e.key);
-      return EXIT_USAGE;
-    }
-    void *buf = malloc(nbytes ? nbytes : 1);
-    if (!buf) {
-      fprintf(stderr, "tsd: out of memory for '%s'\n", e.key);
-      return EXIT_USAGE;
-    }
-    m->buffers[m->n_buffers++] = buf;
-    st = tsd_checkpoint_read(ck, i, e.dtype, buf, nbytes);
-    if (st == TSD_OK)
-      st = tsd_model_add_tensor(m->model, e.key, TSD_BUFFER, e.dtype, e.ndim,
-                                e.shape, buf);
-    if (st != TSD_OK) {
-      fprintf(stderr, "tsd %s: entry '%s': %s (%s)\n", cmd, e.key,
-              tsd_last_error(), tsd_status_name(st));
-      return EXIT_USAGE;
-    }
-  }
+  /* The tensors stay in the checkpoint: the writer streams them. */
+  tsd_status st = tsd_model_from_checkpoint(&m->model, ck, "StateDict");
+  if (st != TSD_OK) return cli_fail("cannot write the state dict", st);
   /* tsd_model_save writes state_dict order (modules in pre-order); a dict
    * that torch.save(model.state_dict()) wrote is already in that order. */
   for (size_t i = 0; i < n; i++) {

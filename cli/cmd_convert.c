@@ -29,10 +29,12 @@ static const char *const CONVERT_HELP =
     "\n"
     "Only tensors can be written: a state dict holding another value (an\n"
     "'epoch' int) is refused, naming the entry; --select the state dict of a\n"
-    "training checkpoint. Tensors are written contiguous, in their own dtype.\n"
-    "The whole state dict is held in memory while writing.\n"
+    "training checkpoint. Tensors are written contiguous, in their own dtype,\n"
+    "streamed from IN a few MiB at a time (OUT '-' is a .pth).\n"
     "\n"
-    "options:\n" CLI_SELECT_HELP CLI_TORCHSCRIPT_HELP "\n"
+    CLI_OUT_RULES_HELP
+    "\n"
+    "options:\n" CLI_SELECT_HELP CLI_OUTPUT_HELP CLI_TORCHSCRIPT_HELP "\n"
     "exit status: 0 written, 2 bad usage, unreadable input or unwritable\n"
     "output\n";
 
@@ -50,7 +52,12 @@ int cmd_convert(int argc, char **argv) {
   int rc = -1, torchscript = 0;
   for (int i = 0; i < argc && rc < 0; i++) {
     const char *o = argv[i];
-    if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+    int out_arg = cli_output_arg(argc, argv, &i);
+    if (out_arg < 0) {
+      rc = EXIT_USAGE;
+    } else if (out_arg) {
+      continue;
+    } else if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
       fputs(CONVERT_HELP, stdout);
       rc = EXIT_OK;
     } else if (!strcmp(o, "--torchscript-checkpoint")) {
@@ -73,13 +80,13 @@ int cmd_convert(int argc, char **argv) {
     }
   }
   if (rc < 0 && (!in || !out)) rc = usage("needs IN and OUT", NULL);
-  if (rc < 0 && !strcmp(in, out)) rc = usage("OUT must differ from IN", out);
+  if (rc < 0 && (!strcmp(in, out) || cli_same_file("convert", out, in)))
+    rc = usage("OUT must differ from IN", out);
   if (rc >= 0) return rc;
 
   tsd_checkpoint *ck = NULL;
   cli_model m = {0};
   char selected[1024];
-  tsd_status st = TSD_OK;
   rc = cli_open_checkpoint(&ck, in, torchscript);
   if (rc < 0) rc = cli_select(ck, selects, n_select, selected, sizeof selected);
   if (rc < 0 && tsd_checkpoint_root_kind(ck) != TSD_KIND_DICT) {
@@ -90,15 +97,14 @@ int cmd_convert(int argc, char **argv) {
     rc = cli_dict_as_model(&m, ck, "convert",
                            "only tensors can be written (--select the state "
                            "dict inside a training checkpoint)");
-  if (rc < 0) {
-    st = tsd_model_save(m.model, out);
-    if (st != TSD_OK) rc = cli_fail("cannot write output", st);
-  }
+  if (rc < 0) rc = cli_save(m.model, out);
   if (rc < 0) {
     size_t n = strlen(out), k = strlen(".safetensors");
     int st_out = n > k && !strcmp(out + n - k, ".safetensors");
-    printf("wrote %s (%zu tensors, %s)\n", out, tsd_checkpoint_count(ck),
-           st_out ? "safetensors" : "torch.save .pth");
+    /* the status line goes where the data does not */
+    fprintf(strcmp(out, "-") ? stdout : stderr, "wrote %s (%zu tensors, %s)\n",
+            out, tsd_checkpoint_count(ck),
+            st_out ? "safetensors" : "torch.save .pth");
     rc = EXIT_OK;
   }
   cli_model_free(&m);

@@ -22,13 +22,17 @@ static const char *const POP_HELP =
     "pop it too, or --select the state dict inside a training checkpoint\n"
     "(OUT then holds that state dict alone). Tensors are written contiguous,\n"
     "each in its own storage (views and shared storages are not kept), and\n"
-    "nn.Parameter entries as plain tensors, as state_dict() holds them.\n"
+    "nn.Parameter entries as plain tensors, as state_dict() holds them;\n"
+    "they are streamed from CHECKPOINT a few MiB at a time.\n"
+    "\n"
+    CLI_OUT_RULES_HELP
     "\n"
     "options:\n"
     "  -o OUT                the file to write (required; may not be\n"
     "                        CHECKPOINT itself)\n"
     "  --missing-ok          a KEY that is not in the state dict is not an\n"
-    "                        error\n" CLI_SELECT_HELP CLI_TORCHSCRIPT_HELP "\n"
+    "                        error\n" CLI_SELECT_HELP CLI_OUTPUT_HELP
+    CLI_TORCHSCRIPT_HELP "\n"
     "exit status: 0 written, 2 bad usage, a KEY not found, unreadable or\n"
     "unwritable input\n";
 
@@ -51,7 +55,12 @@ int cmd_pop(int argc, char **argv) {
   }
   for (int i = 0; i < argc && rc < 0; i++) {
     const char *o = argv[i];
-    if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+    int out_arg = cli_output_arg(argc, argv, &i);
+    if (out_arg < 0) {
+      rc = EXIT_USAGE;
+    } else if (out_arg) {
+      continue;
+    } else if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
       fputs(POP_HELP, stdout);
       rc = EXIT_OK;
     } else if (!strcmp(o, "-o") || !strcmp(o, "--output")) {
@@ -88,7 +97,7 @@ int cmd_pop(int argc, char **argv) {
   if (rc < 0 && !ckpt_path) rc = usage("missing CHECKPOINT", NULL);
   if (rc < 0 && !n_keys) rc = usage("missing KEY (what to pop)", NULL);
   if (rc < 0 && !out) rc = usage("missing -o OUT", NULL);
-  if (rc < 0 && !strcmp(out, ckpt_path))
+  if (rc < 0 && (!strcmp(out, ckpt_path) || cli_same_file("pop", out, ckpt_path)))
     rc = usage("OUT must differ from CHECKPOINT", out);
   if (rc >= 0) {
     free(keys);
@@ -117,13 +126,11 @@ int cmd_pop(int argc, char **argv) {
     rc = cli_dict_as_model(&m, ck, "pop",
                            "the .pth writer writes tensors only (pop it as "
                            "well, or --select the state dict inside)");
+  if (rc < 0) rc = cli_save(m.model, out);
   if (rc < 0) {
-    st = tsd_model_save(m.model, out);
-    if (st != TSD_OK) rc = cli_fail("cannot write output", st);
-  }
-  if (rc < 0) {
-    printf("popped %zu key%s; wrote %s (%zu tensors)\n", popped,
-           popped == 1 ? "" : "s", out, tsd_checkpoint_count(ck));
+    fprintf(strcmp(out, "-") ? stdout : stderr,
+            "popped %zu key%s; wrote %s (%zu tensors)\n", popped,
+            popped == 1 ? "" : "s", out, tsd_checkpoint_count(ck));
     rc = EXIT_OK;
   }
   cli_model_free(&m);

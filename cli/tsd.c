@@ -36,8 +36,11 @@ static const char *const LOAD_HELP =
     CLI_SELECT_HELP CLI_REMAP_HELP
     "  --json                print the report as one JSON object\n"
     "  -o OUT                write the loaded model (.pth for --model-spec,\n"
-    "                        a TorchScript archive for MODEL.pt); only when\n"
-    "                        the load succeeded\n"
+    "                        a TorchScript archive for MODEL.pt; safetensors\n"
+    "                        when OUT ends in .safetensors); only when the\n"
+    "                        load succeeded. '-' is stdout (the report then\n"
+    "                        goes to stderr)\n"
+    CLI_OUTPUT_HELP
     "  --rules 1.13|2        PyTorch edge rules to follow (default 1.13)\n"
     "  --device DEV          device of a TorchScript model (default cpu)\n"
     CLI_TORCHSCRIPT_HELP
@@ -49,6 +52,10 @@ static const char *const LOAD_HELP =
     "\n"
     "A progress bar is shown on stderr when it is a terminal and the\n"
     "checkpoint is larger than 64 MB.\n"
+    "\n"
+    CLI_OUT_RULES_HELP
+    "--model-spec holds SPEC's tensors in memory: they may take at most\n"
+    "--max-output-ratio times SPEC's size + 64 MiB.\n"
     "\n"
     "exit status: 0 loaded, 1 load_state_dict raised, 2 bad usage or "
     "input\n";
@@ -366,6 +373,9 @@ static int cmd_load(int argc, char **argv) {
     int remap_arg = cli_remap_arg(&remap, argc, argv, &i);
     if (remap_arg < 0) return usage_error(LOAD_HELP, "bad remapping option", o);
     if (remap_arg) continue;
+    int out_arg = cli_output_arg(argc, argv, &i);
+    if (out_arg < 0) return usage_error(LOAD_HELP, "bad --max-output-ratio", o);
+    if (out_arg) continue;
     if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
       fputs(LOAD_HELP, stdout);
       return EXIT_LOADED;
@@ -438,6 +448,11 @@ static int cmd_load(int argc, char **argv) {
     a.ckpt = positional[1];
   }
 
+  if (a.out && (cli_same_file("load", a.out, a.ckpt) ||
+                cli_same_file("load", a.out, a.model.model_path) ||
+                cli_same_file("load", a.out, a.model.spec)))
+    return usage_error(LOAD_HELP, "OUT must differ from the inputs", a.out);
+
   cli_model sm;
   int rc = cli_model_build(&sm, &a.model);
   if (rc >= 0) {
@@ -472,15 +487,21 @@ static int cmd_load(int argc, char **argv) {
     cli_model_free(&sm);
     return cli_fail("cannot load", st);
   }
+  /* -o -: the model is the data on stdout, the report goes to stderr (glibc
+   * lets a program assign stdout, so the JSON printer is reused as is) */
+  FILE *report_to = a.out && !strcmp(a.out, "-") ? stderr : stdout;
   if (a.json) {
+    FILE *keep = stdout;
+    stdout = report_to;
     cli_print_report_json(report, selected);
+    stdout = keep;
   } else {
-    puts(tsd_report_message(report));
+    fprintf(report_to, "%s\n", tsd_report_message(report));
   }
   rc = tsd_report_ok(report) ? EXIT_LOADED : EXIT_RAISED;
   if (rc == EXIT_LOADED && a.out) {
-    st = tsd_model_save(sm.model, a.out);
-    if (st != TSD_OK) rc = cli_fail("cannot write output", st);
+    int save_rc = cli_save(sm.model, a.out);
+    if (save_rc >= 0) rc = save_rc;
   }
   tsd_report_free(report);
   tsd_checkpoint_free(ck);

@@ -53,6 +53,7 @@
 #include <exception>
 #include <memory>
 #include <new>
+#include <sstream>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -445,11 +446,22 @@ tsd_status ts_read(const tsd_model *m, const tsd__mtensor *t, tsd_dtype dtype,
   });
 }
 
-tsd_status ts_save(const tsd_model *m, const char *path) {
-  return guarded("saving TorchScript archive", path, [&]() -> tsd_status {
-    static_cast<const ts_impl *>(m->impl)->module.save(std::string(path));
-    return TSD_OK;
-  });
+// LibTorch's file writer writes through a symlink into its target, blocks
+// on a FIFO, destroys the old file as it starts and aborts the process on a
+// full disk. So the archive is built in memory (where LibTorch's writer only
+// throws, on out-of-memory) and handed to tsd's one atomic writer (afile.c):
+// the same rules as every other output.
+tsd_status ts_save(const tsd_model *m, tsd__afile *out) {
+  std::string bytes;
+  tsd_status st = guarded("saving TorchScript archive", out->name,
+                          [&]() -> tsd_status {
+                            std::ostringstream os;
+                            static_cast<const ts_impl *>(m->impl)->module.save(os);
+                            bytes = os.str();
+                            return TSD_OK;
+                          });
+  if (st) return st;
+  return tsd__afile_write(out, bytes.data(), bytes.size());
 }
 
 void ts_destroy(tsd_model *m) {

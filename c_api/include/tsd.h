@@ -157,6 +157,17 @@ typedef struct tsd_limits {
   uint32_t max_depth;       /**< container nesting (default 1000) */
   uint64_t max_objects;     /**< values built by the unpickler (default 64M) */
   uint64_t max_pickle_bytes;/**< size of the pickle stream (default 4 GiB) */
+  /** The tensor bytes a command may produce from this checkpoint, per byte
+   * of input: writing its dict (tsd_model_from_checkpoint, then
+   * tsd_model_save) or holding its tensors in memory (a model built from
+   * it) may take at most max_output_ratio * (the input's size in bytes) +
+   * 64 MiB. A view, a shared storage and an expanded (stride-0) tensor take
+   * few bytes in a file and their full size when written: eight
+   * `zeros(1).expand(2**25)` views are 1 GiB from a 2.5 KB file. Checked
+   * by tsd_checkpoint_output_bytes (TSD_ERR_LIMIT naming the key that
+   * crosses the bound). Default 16; UINT64_MAX for no bound. Read when
+   * tsd_open_options.version >= 3. */
+  uint64_t max_output_ratio;
 } tsd_limits;
 
 /** Memory hooks for programs that own their memory (game engines, robot
@@ -194,8 +205,10 @@ typedef struct tsd_allocator {
 } tsd_allocator;
 
 /** The current version of tsd_open_options. Version 1 callers (`limits`
- * only) keep working: `allocator` is read when version >= 2. */
-#define TSD_OPEN_OPTIONS_VERSION 2
+ * only) keep working: `allocator` is read when version >= 2. Version 3
+ * added tsd_limits.max_output_ratio (which moved `allocator`): a struct
+ * whose version is 1 or 2 is read in its own, older layout. */
+#define TSD_OPEN_OPTIONS_VERSION 3
 /** Options of tsd_checkpoint_open (NULL there means the defaults). */
 typedef struct tsd_open_options {
   unsigned version; /**< TSD_OPEN_OPTIONS_VERSION */
@@ -204,7 +217,7 @@ typedef struct tsd_open_options {
   const tsd_allocator *allocator;
 } tsd_open_options;
 /** Initializer of a tsd_open_options with the defaults. */
-#define TSD_OPEN_OPTIONS_INIT {TSD_OPEN_OPTIONS_VERSION, {0, 0, 0}, NULL}
+#define TSD_OPEN_OPTIONS_INIT {TSD_OPEN_OPTIONS_VERSION, {0, 0, 0, 0}, NULL}
 
 /** Opens a checkpoint written by torch.save (zip format, any pickle protocol
  * 2-5, ZIP64; or the legacy pre-1.6 format), a safetensors file, or (from a
@@ -492,8 +505,28 @@ TSD_API tsd_status tsd_model_read(const tsd_model *model, size_t index,
  * Any model to a path ending in ".safetensors": a safetensors file of its
  * persistent tensors (header in state_dict order, `__metadata__`
  * {"format": "pt"}, data C-order with larger element types first so every
- * tensor is aligned to its element size). Both writers write a temporary
- * file next to `path` and rename it into place. */
+ * tensor is aligned to its element size).
+ *
+ * Every writer follows one rule, so that a write never damages what it
+ * replaces:
+ *  - the file is written in `path`'s directory as an unnamed file
+ *    (O_TMPFILE) where the file system allows, else as ".tsd-XXXXXX";
+ *    fsync'ed, given its name (rename over the old file), and the directory
+ *    fsync'ed. On any failure (a full disk is TSD_ERR_IO) the old file is
+ *    intact and nothing is left behind. A process killed mid-write leaves
+ *    nothing with O_TMPFILE; with a named temporary the library cannot
+ *    remove it (it installs no signal handlers): see
+ *    tsd_save_options.temp_file;
+ *  - an existing file keeps its permission bits (and its owner when the
+ *    process may set it); hard links to it keep the old contents;
+ *  - only a regular file is replaced: a directory, FIFO, device or socket
+ *    at `path` is refused (TSD_ERR_INVALID_ARG), never replaced;
+ *  - a symbolic link at `path` is replaced by the file; its target is not
+ *    written. (Writing through a link would let a link planted in a shared
+ *    directory redirect the write to any file; rename(2) replaces the link
+ *    itself.) To update the target, pass the target's path.
+ * Tensors that are not in memory (tsd_model_from_checkpoint, TorchScript
+ * models) are written in windows of a few MiB, never held whole. */
 TSD_API tsd_status tsd_model_save(const tsd_model *model, const char *path);
 
 /* ------------------------------------------------------------------------ */
@@ -658,6 +691,71 @@ TSD_API tsd_status tsd_report_mismatch(const tsd_report *report,
 TSD_API const char *tsd_report_message(const tsd_report *report);
 /** The report as one JSON object (the `tsd load --json` format). Borrowed. */
 TSD_API const char *tsd_report_json(const tsd_report *report);
+
+/* ------------------------------------------------------------------------ */
+/* Writing: options, outputs bounded by inputs                              */
+/* ------------------------------------------------------------------------ */
+
+/** What tsd_model_save_ex writes. */
+typedef enum tsd_save_format {
+  /** a safetensors file for a path ending in ".safetensors", else the
+   * model's own format (tsd_model_save's rule) */
+  TSD_SAVE_AUTO = 0,
+  /** a C-owned model: a torch.save .pth; a TorchScript model: its archive */
+  TSD_SAVE_NATIVE = 1,
+  TSD_SAVE_SAFETENSORS = 2 /**< a safetensors file */
+} tsd_save_format;
+
+/** The current version of tsd_save_options. */
+#define TSD_SAVE_OPTIONS_VERSION 1
+/** Options of tsd_model_save_ex (NULL there means the defaults). */
+typedef struct tsd_save_options {
+  unsigned version;       /**< TSD_SAVE_OPTIONS_VERSION */
+  tsd_save_format format; /**< TSD_SAVE_AUTO */
+  /** -1: write to the path. >= 0: write to this descriptor instead (e.g.
+   * STDOUT_FILENO for a command's `-o -`): written in order from its
+   * current position, never closed; a failure leaves what was written. */
+  int fd;
+  /** Called (on the calling thread) with the full name of a named
+   * temporary when one exists next to the output (the file system has no
+   * O_TMPFILE, or for the instant between linking and renaming), and with
+   * NULL once it is gone. A host that removes it in its own SIGINT/SIGTERM
+   * handler keeps a copy of the name (the string is borrowed for the call).
+   * NULL: not called. */
+  void (*temp_file)(void *user, const char *temp_path);
+  void *user; /**< passed to temp_file */
+} tsd_save_options;
+/** Initializer of a tsd_save_options with the defaults. */
+#define TSD_SAVE_OPTIONS_INIT {TSD_SAVE_OPTIONS_VERSION, TSD_SAVE_AUTO, -1, NULL, NULL}
+
+/** tsd_model_save with options. `path` may be NULL when options->fd >= 0
+ * (it then only names the output in messages and, with TSD_SAVE_AUTO,
+ * chooses the format by its extension). */
+TSD_API tsd_status tsd_model_save_ex(const tsd_model *model, const char *path,
+                                     const tsd_save_options *options);
+
+/** The bytes the tensors of the checkpoint's current dict take when
+ * written or held in memory (the sum of numel * itemsize), into *out_bytes
+ * (may be NULL). TSD_ERR_LIMIT when they exceed the checkpoint's bound
+ * (tsd_limits.max_output_ratio): the message names the key that crosses
+ * it, the sizes, and the limit to raise. Non-tensor entries count 0. */
+TSD_API tsd_status tsd_checkpoint_output_bytes(const tsd_checkpoint *ckpt,
+                                               uint64_t *out_bytes);
+
+/** A model whose tensors are the tensors of the checkpoint's current dict,
+ * read from the checkpoint when saved (in windows: never a whole tensor in
+ * memory), for writing a checkpoint in another format or without some keys
+ * (`tsd convert`, `tsd pop`). Modules and versions come from the dict's
+ * `_metadata` (1 for the modules it does not list), tensors in dict order
+ * as persistent buffers; `class_name` NULL means "StateDict". The
+ * checkpoint must outlive the model; pops made later are not seen.
+ * TSD_ERR_TYPE naming the first entry that is not a tensor; TSD_ERR_LIMIT
+ * from tsd_checkpoint_output_bytes. Such a model cannot be loaded into
+ * (tsd_load gives TSD_ERR_UNSUPPORTED); tsd_model_read works. Allocates
+ * with the checkpoint's allocator. */
+TSD_API tsd_status tsd_model_from_checkpoint(tsd_model **out,
+                                             const tsd_checkpoint *ckpt,
+                                             const char *class_name);
 
 #ifdef __cplusplus
 }

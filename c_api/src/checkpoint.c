@@ -20,6 +20,38 @@ void tsd__limits_resolve(tsd__limits *out, const tsd_open_options *opts) {
   if (opts->limits.max_objects) out->max_objects = opts->limits.max_objects;
   if (opts->limits.max_pickle_bytes)
     out->max_pickle_bytes = opts->limits.max_pickle_bytes;
+  out->max_output_ratio = opts->limits.max_output_ratio;
+}
+
+/* tsd_open_options before version 3 (tsd_limits without max_output_ratio):
+ * the layout a caller built against an older header passes. */
+typedef struct open_options_v2 {
+  unsigned version;
+  struct {
+    uint32_t max_depth;
+    uint64_t max_objects;
+    uint64_t max_pickle_bytes;
+  } limits;
+  const tsd_allocator *allocator;
+} open_options_v2;
+
+/* Copies the caller's options, of any version, into the current layout
+ * (NULL stays NULL). */
+static const tsd_open_options *options_in(const tsd_open_options *in,
+                                          tsd_open_options *buf) {
+  if (!in) return NULL;
+  if (in->version >= 3) {
+    *buf = *in;
+    return buf;
+  }
+  const open_options_v2 *o = (const open_options_v2 *)(const void *)in;
+  memset(buf, 0, sizeof *buf);
+  buf->version = o->version;
+  buf->limits.max_depth = o->limits.max_depth;
+  buf->limits.max_objects = o->limits.max_objects;
+  buf->limits.max_pickle_bytes = o->limits.max_pickle_bytes;
+  if (o->version >= 2) buf->allocator = o->allocator;
+  return buf;
 }
 
 /* ---- value descriptions ---------------------------------------------------
@@ -588,6 +620,7 @@ static tsd_status open_source(tsd_checkpoint **out, tsd_checkpoint *c,
     tsd_checkpoint_free(c);
     return st;
   }
+  c->max_output_ratio = lim.max_output_ratio;
   tsd__value *root = c->parsed.root;
   c->current = root && root->kind == TSD__V_DICT ? root : NULL;
   st = view_build(c);
@@ -632,6 +665,8 @@ tsd_status tsd_checkpoint_open(tsd_checkpoint **out, const char *path,
   if (!out) return tsd__err(TSD_ERR_INVALID_ARG, "out is NULL");
   *out = NULL;
   if (!path) return tsd__err(TSD_ERR_INVALID_ARG, "path is NULL");
+  tsd_open_options copy;
+  options = options_in(options, &copy);
   tsd_checkpoint *c;
   tsd_status st = ckpt_new(&c, options);
   if (st != TSD_OK) return st;
@@ -648,6 +683,8 @@ tsd_status tsd_checkpoint_open_memory(tsd_checkpoint **out, const void *data,
                                       const tsd_open_options *options) {
   if (!out) return tsd__err(TSD_ERR_INVALID_ARG, "out is NULL");
   *out = NULL;
+  tsd_open_options copy;
+  options = options_in(options, &copy);
   tsd_checkpoint *c;
   tsd_status st = ckpt_new(&c, options);
   if (st != TSD_OK) return st;

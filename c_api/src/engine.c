@@ -517,6 +517,10 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
   if (!model || !ckpt)
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_load: %s is NULL",
                     model ? "checkpoint" : "model");
+  if (!model->ops || !model->ops->copy_in)
+    return tsd__err(TSD_ERR_UNSUPPORTED,
+                    "tsd_load: this model cannot be loaded into (a model over "
+                    "a checkpoint is read-only)");
   tsd_load_options opt = TSD_LOAD_OPTIONS_INIT;
   if (options) {
     if (options->version < 1)

@@ -255,6 +255,7 @@ typedef struct tsd__limits {
   uint32_t max_depth;
   uint64_t max_objects;
   uint64_t max_pickle_bytes;
+  uint64_t max_output_ratio; /* as given (0: the default, write.c) */
 } tsd__limits;
 void tsd__limits_resolve(tsd__limits *out, const tsd_open_options *opts);
 
@@ -339,6 +340,7 @@ struct tsd_checkpoint {
   size_t n_shards;
   tsd_status view_status;/* non-OK if a key is not a str or is duplicated */
   char *view_error;      /* message for view_status */
+  uint64_t max_output_ratio; /* tsd_limits.max_output_ratio, 0: default */
 };
 
 /* Current-dict access for the engine. Keys are TSD__V_STR values. */
@@ -374,6 +376,8 @@ tsd_status tsd__tensor_read(const tsd_checkpoint *c, const tsd__tensor *t,
  * (0 for a same-dtype contiguous read or an in-memory storage). */
 size_t tsd__tensor_read_scratch(const tsd__tensor *t, tsd_dtype dtype,
                                 bool one_thread);
+
+typedef struct tsd__afile tsd__afile;
 
 /* ---- models (model.c) --------------------------------------------------- */
 
@@ -418,9 +422,17 @@ typedef struct tsd__model_ops {
   /* Reads model tensor `t` as C-contiguous `dtype` into dst. */
   tsd_status (*read)(const tsd_model *m, const tsd__mtensor *t,
                      tsd_dtype dtype, void *dst);
-  tsd_status (*save)(const tsd_model *m, const char *path);
+  /* Writes the model in its own format into `out` (tsd_model_save opens
+   * and commits it). */
+  tsd_status (*save)(const tsd_model *m, tsd__afile *out);
   /* Frees the kind-specific parts (impl, tensor handles). */
   void (*destroy)(tsd_model *m);
+  /* Optional: reads elements [first, first + count) of `t` (C order) as
+   * `dtype`, so writers stream a tensor in windows. NULL: writers read
+   * tensors that are not in memory whole. */
+  tsd_status (*read_range)(const tsd_model *m, const tsd__mtensor *t,
+                           tsd_dtype dtype, uint64_t first, uint64_t count,
+                           void *dst);
 } tsd__model_ops;
 
 struct tsd_model {
@@ -536,18 +548,70 @@ int64_t tsd__keyview_version(const tsd__keyview *v, const char *prefix);
  * c->parsed / c->shards. */
 tsd_status tsd__read_sharded(tsd_checkpoint *c, const tsd__limits *limits);
 
-/* safetensors.c: writes the model's persistent tensors (state_dict order)
- * as a safetensors file, through a temporary file renamed into place. */
-tsd_status tsd__save_safetensors(const tsd_model *m, const char *path);
+/* ---- output files (afile.c): the one atomic writer ---------------------- */
+/* An output being written: an unnamed (O_TMPFILE) or ".tsd-XXXXXX" file in
+ * the destination's directory, given its name by tsd__afile_commit (fsync,
+ * link/rename, fsync of the directory), or a caller's descriptor written
+ * through. The rules are at the top of afile.c. */
+typedef struct tsd__afile {
+  const tsd_allocator *al;
+  const char *name; /* for messages: the path, or the descriptor's name */
+  const char *path; /* the destination, NULL for a caller's descriptor */
+  int fd, dirfd;
+  char *dir, *base; /* the destination's directory and last component */
+  char tmp[12];     /* the named temporary in dir, "" if none */
+  bool caller_fd;   /* fd is the caller's: written through, kept open */
+  bool seekable;    /* tsd__afile_pwrite works */
+  uint64_t base_off;/* a caller's regular file: where the output starts */
+  uint64_t off;     /* bytes written so far */
+  void (*temp_file)(void *user, const char *temp_path);
+  void *temp_user;
+} tsd__afile;
+/* Opens an output at `path` (refusing a non-regular file there) or on the
+ * caller's descriptor `fd` (`name` for messages). On failure nothing is
+ * left to clean up. */
+tsd_status tsd__afile_open(tsd__afile *f, const tsd_allocator *al,
+                           const char *path,
+                           void (*temp_file)(void *, const char *),
+                           void *temp_user);
+tsd_status tsd__afile_open_fd(tsd__afile *f, const tsd_allocator *al, int fd,
+                              const char *name);
+/* Appends; TSD_ERR_IO naming the output and offset (a full disk: ENOSPC). */
+tsd_status tsd__afile_write(tsd__afile *f, const void *p, size_t n);
+/* Overwrites bytes already written at `off` (only when f->seekable). */
+tsd_status tsd__afile_pwrite(tsd__afile *f, uint64_t off, const void *p,
+                             size_t n);
+/* Makes the file the destination, durably; on failure the old file is
+ * intact and no temporary is left. Either way `f` is closed. */
+tsd_status tsd__afile_commit(tsd__afile *f);
+/* Drops the output (the old file stays). Safe on a closed/zeroed afile. */
+void tsd__afile_abort(tsd__afile *f);
 
-/* save.c: writes (name, tensor-reader) pairs as a torch.save .pth. */
-tsd_status tsd__save_pth(const tsd_model *m, const char *path);
-/* Creates ".<name>.tsd-tmp-<pid>-<n>" next to `path` (O_EXCL), for writers
- * that rename it into place when done. *out_tmp is freed with tsd__free. */
-tsd_status tsd__open_temp(const tsd_allocator *al, const char *path,
-                          char **out_tmp, int *out_fd);
-/* Same, with ZIP64 fields for every size/offset >= zip64_at (tests force
- * ZIP64 on small files; tsd__save_pth uses 0xFFFFFFFF). */
+/* Bytes a writer reads from a model at a time (tensors not in memory are
+ * streamed through a buffer this large, never held whole). */
+#define TSD__WRITE_WINDOW ((size_t)4 << 20)
+
+/* safetensors.c: writes the model's persistent tensors (state_dict order)
+ * as a safetensors file into `out`. */
+tsd_status tsd__save_safetensors(const tsd_model *m, tsd__afile *out);
+
+/* save.c: writes a C-owned model as a torch.save .pth into `out`. */
+tsd_status tsd__save_pth(const tsd_model *m, tsd__afile *out);
+/* Hands the bytes of model tensor `t` (its own dtype, C order) to `sink`
+ * in order: at once when in memory, else in windows read into `win`
+ * (TSD__WRITE_WINDOW bytes) through the model's read_range, else (a model
+ * kind without one) read whole into a temporary (write.c). */
+typedef tsd_status (*tsd__sink_fn)(void *ctx, const void *p, size_t n);
+tsd_status tsd__model_stream(const tsd_model *m, const tsd__mtensor *t,
+                             void *win, tsd__sink_fn sink, void *ctx);
+/* Reads elements [first, first + count) of checkpoint tensor `t` (C order)
+ * as `dtype` into dst, in strided sub-views of t (write.c). */
+tsd_status tsd__tensor_read_range(const tsd_checkpoint *c,
+                                  const tsd__tensor *t, tsd_dtype dtype,
+                                  uint64_t first, uint64_t count, void *dst);
+/* tsd__save_pth to a path, with ZIP64 fields for every size/offset >=
+ * zip64_at (tests force ZIP64 on small files; tsd__save_pth uses
+ * 0xFFFFFFFF). */
 tsd_status tsd__save_pth_ex(const tsd_model *m, const char *path,
                             uint64_t zip64_at);
 

@@ -424,7 +424,7 @@ static void cown_destroy(tsd_model *m) {
 }
 
 static const tsd__model_ops cown_ops = {cown_copy_in, cown_read, tsd__save_pth,
-                                        cown_destroy};
+                                        cown_destroy, NULL};
 
 /* tsd_model_new and tsd_model_new_ex; `fn` names the caller in messages. */
 static tsd_status model_new(tsd_model **out, const char *class_name,
@@ -591,15 +591,4 @@ TSD_API tsd_status tsd_model_read(const tsd_model *model, size_t index,
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_read: dst is NULL");
   if (need == 0) return TSD_OK;
   return model->ops->read(model, t, dtype, dst);
-}
-
-TSD_API tsd_status tsd_model_save(const tsd_model *model, const char *path) {
-  if (!model || !path)
-    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_save: NULL argument");
-  size_t n = strlen(path), sn = strlen(".safetensors");
-  if (n > sn && strcmp(path + n - sn, ".safetensors") == 0)
-    return tsd__save_safetensors(model, path);
-  if (!model->ops || !model->ops->save)
-    return tsd__err(TSD_ERR_UNSUPPORTED, "this model kind cannot be saved");
-  return model->ops->save(model, path);
 }

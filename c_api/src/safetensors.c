@@ -437,22 +437,6 @@ static void json_escaped(tsd__buf *b, const char *s) {
   tsd__buf_puts(b, "\"");
 }
 
-static tsd_status write_fd(int fd, const void *p, size_t n, const char *path) {
-  const unsigned char *c = p;
-  while (n) {
-    size_t chunk = n > ((size_t)1 << 30) ? (size_t)1 << 30 : n;
-    ssize_t r = write(fd, c, chunk);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return tsd__err(TSD_ERR_IO, "%s: write failed: %s", path,
-                      strerror(errno));
-    }
-    c += r;
-    n -= (size_t)r;
-  }
-  return TSD_OK;
-}
-
 typedef struct witem {
   const tsd__mtensor *t;
   uint64_t nbytes, begin;
@@ -507,13 +491,19 @@ static tsd_status build_header(const witem *items, size_t n, tsd__buf *h,
   return TSD_OK;
 }
 
-static tsd_status write_all(int fd, const tsd_model *m, witem *items, size_t n,
-                            const char *path) {
+static tsd_status afile_sink(void *ctx, const void *p, size_t n) {
+  return tsd__afile_write(ctx, p, n);
+}
+
+static tsd_status write_all(tsd__afile *f, const tsd_model *m, witem *items,
+                            size_t n, const char *path) {
   /* offsets in data order, then the header in state_dict order */
   tsd__sort(items, n, sizeof *items, witem_cmp);
   uint64_t pos = 0;
+  bool stream = false;
   for (size_t i = 0; i < n; i++) {
     items[i].begin = pos;
+    stream |= !items[i].t->data && items[i].nbytes;
     if (!tsd__add_u64(pos, items[i].nbytes, &pos))
       return tsd__err(TSD_ERR_LIMIT, "%s: the tensors exceed 2^64 bytes", path);
   }
@@ -525,34 +515,25 @@ static tsd_status write_all(int fd, const tsd_model *m, witem *items, size_t n,
     uint8_t len8[8];
     for (int i = 0; i < 8; i++)
       len8[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
-    st = write_fd(fd, len8, 8, path);
+    st = tsd__afile_write(f, len8, 8);
   }
-  if (!st) st = write_fd(fd, h.data, h.len, path);
+  if (!st) st = tsd__afile_write(f, h.data, h.len);
   tsd__buf_free(&h);
   tsd__sort(items, n, sizeof *items, witem_cmp);
-  for (size_t i = 0; !st && i < n; i++) {
-    const tsd__mtensor *t = items[i].t;
-    if (!items[i].nbytes) continue;
-    if (t->data) {
-      st = write_fd(fd, t->data, (size_t)items[i].nbytes, path);
-      continue;
-    }
-    /* Not in memory (a TorchScript model): one tensor at a time. */
-    void *tmp = tsd__mem_alloc(m->al, (size_t)items[i].nbytes);
-    if (!tmp)
-      return tsd__err(TSD_ERR_NOMEM,
-                      "out of memory reading \"%s\" (%llu bytes)", t->name,
-                      (unsigned long long)items[i].nbytes);
-    st = m->ops->read(m, t, t->dtype, tmp);
-    if (!st) st = write_fd(fd, tmp, (size_t)items[i].nbytes, path);
-    tsd__mem_free(m->al, tmp);
-  }
+  /* Tensors not in memory (a model over a checkpoint, a TorchScript model)
+   * are streamed in windows, never held whole. */
+  uint8_t *win = NULL;
+  if (!st && stream && m->ops->read_range &&
+      !(win = tsd__mem_alloc(m->al, TSD__WRITE_WINDOW)))
+    st = tsd__err(TSD_ERR_NOMEM, "out of memory writing %s", path);
+  for (size_t i = 0; !st && i < n; i++)
+    st = tsd__model_stream(m, items[i].t, win, afile_sink, f);
+  tsd__mem_free(m->al, win);
   return st;
 }
 
-tsd_status tsd__save_safetensors(const tsd_model *m, const char *path) {
-  if (!m || !path || !*path)
-    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_save: no model or path");
+tsd_status tsd__save_safetensors(const tsd_model *m, tsd__afile *f) {
+  const char *path = f->name;
   size_t *order = tsd__model_order(m);
   witem *items =
       tsd__mem_alloc(m->al, (m->n_tensors ? m->n_tensors : 1) * sizeof *items);
@@ -578,18 +559,7 @@ tsd_status tsd__save_safetensors(const tsd_model *m, const char *path) {
     n++;
   }
   tsd__mem_free(m->al, order);
-  char *tmp = NULL;
-  int fd = -1;
-  if (!st) st = tsd__open_temp(m->al, path, &tmp, &fd);
-  if (!st) st = write_all(fd, m, items, n, path);
-  if (fd >= 0 && close(fd) != 0 && !st)
-    st = tsd__err(TSD_ERR_IO, "%s: close failed: %s", path, strerror(errno));
-  if (!st && rename(tmp, path) != 0)
-    st = tsd__err(TSD_ERR_IO,
-                  "%s: cannot rename the finished file into place: %s", path,
-                  strerror(errno));
-  if (st && tmp) unlink(tmp);
-  tsd__mem_free(m->al, tmp);
+  if (!st) st = write_all(f, m, items, n, path);
   tsd__mem_free(m->al, items);
   return st;
 }

@@ -4,13 +4,13 @@
  * "FB" padding extra field, ZIP64 past 4 GiB) around a protocol-2 pickle of
  * an OrderedDict with `_metadata`, as torch.save(model.state_dict()) writes.
  *
- * The file is written to a temporary name in the same directory and renamed
- * at the end, so a failure never leaves a half-written file at `path`. */
-#include <errno.h>
-#include <fcntl.h>
+ * Output goes through afile.c (a failure never leaves a half-written file).
+ * Tensors not in memory (a model over a checkpoint, a TorchScript model) are
+ * streamed in TSD__WRITE_WINDOW windows, never held whole: a record's CRC,
+ * which its local header holds before the data, is patched in afterwards,
+ * or, on an output that cannot seek (stdout), computed by a first pass. */
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include "internal.h"
@@ -261,30 +261,20 @@ typedef struct zrec {
 
 typedef struct zw {
   const tsd_allocator *al; /* the model's */
-  int fd;
-  const char *path; /* the final path, for messages */
+  tsd__afile *f;
+  const char *path; /* the output's name, for messages */
   uint64_t off;
   unsigned char *buf;
   size_t len, cap;
   uint64_t zip64_at; /* a size or offset >= this uses ZIP64 fields */
   zrec *recs;
   size_t n_recs, cap_recs;
+  const tsd_model *m;
+  unsigned char *win; /* TSD__WRITE_WINDOW bytes, for streamed tensors */
 } zw;
 
 static tsd_status zw_raw(zw *w, const void *p, size_t n) {
-  const unsigned char *c = p;
-  while (n) {
-    size_t chunk = n > ((size_t)1 << 30) ? (size_t)1 << 30 : n;
-    ssize_t r = write(w->fd, c, chunk);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return tsd__err(TSD_ERR_IO, "%s: write failed at offset %llu: %s",
-                      w->path, (unsigned long long)w->off, strerror(errno));
-    }
-    c += r;
-    n -= (size_t)r;
-  }
-  return TSD_OK;
+  return tsd__afile_write(w->f, p, n);
 }
 
 static tsd_status zw_flush(zw *w) {
@@ -322,23 +312,47 @@ static void le64(unsigned char *p, uint64_t v) {
   le32(p + 4, (uint32_t)(v >> 32));
 }
 
-static uint32_t crc_of(const void *data, uint64_t n) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  const unsigned char *p = data;
-  while (n) {
-    uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
-    crc = crc32(crc, p, chunk);
-    p += chunk;
-    n -= chunk;
+/* Where a streamed tensor's bytes come from. */
+typedef struct zsrc {
+  const void *data;       /* in memory, or NULL: */
+  const tsd__mtensor *t;  /* read from the model in windows */
+} zsrc;
+
+typedef struct zsink {
+  zw *w;
+  uLong crc;
+  bool write;
+} zsink;
+
+static tsd_status zsink_fn(void *ctx, const void *p, size_t n) {
+  zsink *k = ctx;
+  const unsigned char *c = p;
+  for (size_t left = n; left;) {
+    uInt chunk = left > (1u << 30) ? (1u << 30) : (uInt)left;
+    k->crc = crc32(k->crc, c, chunk);
+    c += chunk;
+    left -= chunk;
   }
-  return (uint32_t)crc;
+  return k->write ? zw_write(k->w, p, n) : TSD_OK;
+}
+
+/* Visits the record's bytes (in windows when streamed): crc and/or write. */
+static tsd_status zw_stream(zw *w, const zsrc *src, uint64_t size,
+                            uint32_t *crc, bool write) {
+  zsink k = {w, crc32(0L, Z_NULL, 0), write};
+  tsd_status st = src->data ? (size ? zsink_fn(&k, src->data, (size_t)size)
+                                    : TSD_OK)
+                            : tsd__model_stream(w->m, src->t, w->win,
+                                                zsink_fn, &k);
+  if (!st && crc) *crc = (uint32_t)k.crc;
+  return st;
 }
 
 /* One stored record: local header (with ZIP64 sizes if needed and the "FB"
  * extra field that pads the data to a 64-byte boundary, as PyTorch's writer
  * does), then the data. */
-static tsd_status zw_record(zw *w, const char *name, const void *data,
-                            uint64_t size) {
+static tsd_status zw_record_src(zw *w, const char *name, const zsrc *src,
+                                uint64_t size) {
   if (!w->recs || w->n_recs == w->cap_recs) {
     size_t cap = w->cap_recs ? w->cap_recs * 2 : 16;
     zrec *r = tsd__mem_realloc(w->al, w->recs, cap * sizeof *r);
@@ -352,7 +366,13 @@ static tsd_status zw_record(zw *w, const char *name, const void *data,
   w->n_recs++;
   rec->offset = w->off;
   rec->size = size;
-  rec->crc = crc_of(data, size);
+  rec->crc = 0;
+  /* the CRC precedes the data: known for memory, patched in afterwards on a
+   * seekable output, else a first pass over the tensor */
+  bool patch = !src->data && w->f->seekable;
+  tsd_status st = TSD_OK;
+  if (!patch) st = zw_stream(w, src, size, &rec->crc, false);
+  if (st) return st;
 
   size_t fn = strlen(name);
   bool z64 = size >= w->zip64_at;
@@ -371,7 +391,7 @@ static tsd_status zw_record(zw *w, const char *name, const void *data,
   le32(h + 22, z64 ? U32_MAX_MARK : (uint32_t)size);
   le16(h + 26, (uint32_t)fn);
   le16(h + 28, (uint32_t)(z64_len + 4 + pad));
-  tsd_status st = zw_write(w, h, 30);
+  st = zw_write(w, h, 30);
   if (!st) st = zw_write(w, name, fn);
   size_t e = 0;
   if (z64) {
@@ -387,8 +407,20 @@ static tsd_status zw_record(zw *w, const char *name, const void *data,
   memset(h + e + 4, 'Z', pad);
   e += 4 + pad;
   if (!st) st = zw_write(w, h, e);
-  if (!st && size) st = zw_write(w, data, (size_t)size);
+  if (!st) st = zw_stream(w, src, size, patch ? &rec->crc : NULL, true);
+  if (!st && patch) {
+    unsigned char c4[4];
+    le32(c4, rec->crc);
+    st = zw_flush(w);
+    if (!st) st = tsd__afile_pwrite(w->f, rec->offset + 14, c4, 4);
+  }
   return st;
+}
+
+static tsd_status zw_record(zw *w, const char *name, const void *data,
+                            uint64_t size) {
+  zsrc src = {data ? data : "", NULL};
+  return zw_record_src(w, name, &src, size);
 }
 
 static tsd_status zw_finish(zw *w) {
@@ -493,33 +525,6 @@ static char *archive_stem(const tsd_allocator *al, const char *path) {
   return s;
 }
 
-tsd_status tsd__open_temp(const tsd_allocator *al, const char *path,
-                          char **out_tmp, int *out_fd) {
-  const char *slash = strrchr(path, '/');
-  size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
-  const char *base = path + dir_len;
-  for (unsigned attempt = 0; attempt < 100; attempt++) {
-    tsd__buf b;
-    tsd__buf_init(&b, al);
-    tsd__buf_append(&b, path, dir_len);
-    tsd__buf_printf(&b, ".%s.tsd-tmp-%ld-%u", base, (long)getpid(), attempt);
-    char *tmp = tsd__buf_take(&b);
-    if (!tmp) return tsd__err(TSD_ERR_NOMEM, "out of memory");
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd >= 0) {
-      *out_tmp = tmp;
-      *out_fd = fd;
-      return TSD_OK;
-    }
-    int e = errno;
-    tsd__mem_free(al, tmp);
-    if (e != EEXIST)
-      return tsd__err(TSD_ERR_IO, "%s: cannot create a file next to it: %s",
-                      path, strerror(e));
-  }
-  return tsd__err(TSD_ERR_IO, "%s: cannot find a free temporary name", path);
-}
-
 static tsd_status write_all(zw *w, const tsd_model *m, const char *stem,
                             const size_t *items, size_t n_items,
                             const size_t *mods) {
@@ -540,26 +545,12 @@ static tsd_status write_all(zw *w, const tsd_model *m, const char *stem,
   for (size_t i = 0; !st && i < n_items; i++) {
     const tsd__mtensor *t = &m->tensors[items[i]];
     uint64_t nbytes = (uint64_t)t->numel * tsd_dtype_size(t->dtype);
-    const void *data = t->data;
-    void *tmp = NULL;
-    if (!data && nbytes) {
-      /* Not in memory (another model kind): one tensor at a time. */
-      tmp = tsd__mem_alloc(w->al, (size_t)nbytes);
-      if (!tmp) {
-        st = tsd__err(TSD_ERR_NOMEM,
-                      "out of memory reading \"%s\" (%llu "
-                      "bytes)",
-                      t->name, (unsigned long long)nbytes);
-        break;
-      }
-      st = m->ops->read(m, t, t->dtype, tmp);
-      data = tmp;
-    }
+    /* not in memory (another model kind): streamed in windows */
+    zsrc src = {t->data ? t->data : nbytes ? NULL : "", t};
     name.len = 0;
     tsd__buf_printf(&name, "%s/data/%zu", stem, i);
-    if (!st && name.oom) st = tsd__err(TSD_ERR_NOMEM, "out of memory");
-    if (!st) st = zw_record(w, name.data, data, nbytes);
-    tsd__mem_free(w->al, tmp);
+    if (name.oom) st = tsd__err(TSD_ERR_NOMEM, "out of memory");
+    if (!st) st = zw_record_src(w, name.data, &src, nbytes);
   }
   if (!st) {
     name.len = 0;
@@ -572,49 +563,62 @@ static tsd_status write_all(zw *w, const tsd_model *m, const char *stem,
   return st;
 }
 
-tsd_status tsd__save_pth_ex(const tsd_model *m, const char *path,
-                            uint64_t zip64_at) {
-  if (!m || !path || !*path)
-    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_save: no model or path");
+static tsd_status save_pth(const tsd_model *m, tsd__afile *f,
+                           uint64_t zip64_at) {
   size_t *order = tsd__model_order(m);
   size_t *mods = tsd__model_module_preorder(m);
-  char *stem = archive_stem(m->al, path);
+  /* a descriptor has no file name: torch.save to a file object says
+   * "archive" */
+  char *stem = archive_stem(m->al, f->path ? f->path : "archive");
   zw w;
   memset(&w, 0, sizeof w);
   w.al = m->al;
-  w.fd = -1;
-  w.path = path;
+  w.f = f;
+  w.m = m;
+  w.path = f->name;
   w.zip64_at = zip64_at;
   w.cap = (size_t)1 << 20;
   w.buf = tsd__mem_alloc(w.al, w.cap);
-  char *tmp = NULL;
   tsd_status st = TSD_OK;
   if (!order || !mods || !stem || !w.buf)
-    st = tsd__err(TSD_ERR_NOMEM, "out of memory saving %s", path);
+    st = tsd__err(TSD_ERR_NOMEM, "out of memory saving %s", f->name);
   size_t n_items = 0;
+  bool stream = false;
   for (size_t i = 0; !st && i < m->n_tensors; i++)
-    if (saved(&m->tensors[order[i]])) order[n_items++] = order[i];
-  if (!st) st = tsd__open_temp(w.al, path, &tmp, &w.fd);
+    if (saved(&m->tensors[order[i]])) {
+      order[n_items++] = order[i];
+      stream |= !m->tensors[order[i]].data;
+    }
+  if (!st && stream && m->ops->read_range &&
+      !(w.win = tsd__mem_alloc(w.al, TSD__WRITE_WINDOW)))
+    st = tsd__err(TSD_ERR_NOMEM, "out of memory saving %s", f->name);
   if (!st) st = write_all(&w, m, stem, order, n_items, mods);
-  if (w.fd >= 0 && close(w.fd) != 0 && !st)
-    st = tsd__err(TSD_ERR_IO, "%s: close failed: %s", path, strerror(errno));
-  if (!st && rename(tmp, path) != 0)
-    st = tsd__err(TSD_ERR_IO,
-                  "%s: cannot rename the finished file into "
-                  "place: %s",
-                  path, strerror(errno));
-  if (st && tmp) unlink(tmp);
   for (size_t i = 0; i < w.n_recs; i++)
     tsd__mem_free(w.al, w.recs[i].name);
   tsd__mem_free(w.al, w.recs);
   tsd__mem_free(w.al, w.buf);
-  tsd__mem_free(w.al, tmp);
+  tsd__mem_free(w.al, w.win);
   tsd__mem_free(w.al, stem);
   tsd__mem_free(w.al, mods);
   tsd__mem_free(w.al, order);
   return st;
 }
 
-tsd_status tsd__save_pth(const tsd_model *m, const char *path) {
-  return tsd__save_pth_ex(m, path, U32_MAX_MARK);
+tsd_status tsd__save_pth(const tsd_model *m, tsd__afile *f) {
+  return save_pth(m, f, U32_MAX_MARK);
+}
+
+tsd_status tsd__save_pth_ex(const tsd_model *m, const char *path,
+                            uint64_t zip64_at) {
+  if (!m || !path || !*path)
+    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_save: no model or path");
+  tsd__afile f;
+  tsd_status st = tsd__afile_open(&f, m->al, path, NULL, NULL);
+  if (st) return st;
+  st = save_pth(m, &f, zip64_at);
+  if (st)
+    tsd__afile_abort(&f);
+  else
+    st = tsd__afile_commit(&f);
+  return st;
 }

@@ -27,6 +27,8 @@ void tsd__limits_resolve(tsd__limits *out, const tsd_open_options *opts) {
 
 const char *tsd__type_repr(const tsd__value *v) {
   if (!v) return "<class 'NoneType'>";
+  const char *np = tsd__np_scalar_repr(v);
+  if (np) return np;
   switch (v->kind) {
   case TSD__V_NONE:
     return "<class 'NoneType'>";
@@ -51,6 +53,7 @@ const char *tsd__type_repr(const tsd__value *v) {
     return (v->flags & TSD__VF_ORDERED) ? "<class 'collections.OrderedDict'>"
                                         : "<class 'dict'>";
   case TSD__V_TENSOR:
+    if (v->u.tensor->numpy) return "<class 'numpy.ndarray'>";
     return v->u.tensor->is_parameter ? "<class 'torch.nn.parameter.Parameter'>"
                                      : "<class 'torch.Tensor'>";
   case TSD__V_STORAGE:

@@ -185,6 +185,7 @@ typedef struct tsd__tensor {
   int64_t numel;
   bool is_parameter;
   bool contiguous;      /* C-contiguous (size-1 dims' strides ignored) */
+  bool numpy;           /* a numpy.ndarray (objects.c), not a torch tensor */
 } tsd__tensor;
 
 typedef enum tsd__vkind {
@@ -238,6 +239,12 @@ struct tsd__value {
   } u;
 };
 #define TSD__VF_ORDERED 1u /* collections.OrderedDict (vs dict) */
+/* BOOL/INT/FLOAT decoded from a numpy scalar: bits 4-7 hold its
+ * tsd__np_scalar code (objects.c), for its type's repr */
+#define TSD__VF_NP_SHIFT 4
+#define TSD__VF_NP_MASK 0xF0u
+/* "<class 'numpy.float32'>" ... for a value with a numpy code, else NULL. */
+const char *tsd__np_scalar_repr(const tsd__value *v);
 
 /* Python's `type(x)` text for a value: "<class 'int'>", ... (static). */
 const char *tsd__type_repr(const tsd__value *v);

@@ -59,6 +59,8 @@ static const tsd_open_options *options_in(const tsd_open_options *in,
 
 const char *tsd__type_repr(const tsd__value *v) {
   if (!v) return "<class 'NoneType'>";
+  const char *np = tsd__np_scalar_repr(v);
+  if (np) return np;
   switch (v->kind) {
   case TSD__V_NONE:
     return "<class 'NoneType'>";
@@ -83,6 +85,7 @@ const char *tsd__type_repr(const tsd__value *v) {
     return (v->flags & TSD__VF_ORDERED) ? "<class 'collections.OrderedDict'>"
                                         : "<class 'dict'>";
   case TSD__V_TENSOR:
+    if (v->u.tensor->numpy) return "<class 'numpy.ndarray'>";
     return v->u.tensor->is_parameter ? "<class 'torch.nn.parameter.Parameter'>"
                                      : "<class 'torch.Tensor'>";
   case TSD__V_STORAGE:
@@ -91,6 +94,8 @@ const char *tsd__type_repr(const tsd__value *v) {
     return "<class 'type'>";
   case TSD__V_DTYPE:
     return "<class 'torch.dtype'>";
+  case TSD__V_OBJECT:
+    return v->u.obj.cls->u.g.repr; /* the class Python would have built */
   }
   return "<class 'object'>";
 }
@@ -118,6 +123,8 @@ tsd_kind tsd__public_kind(const tsd__value *v) {
     return TSD_KIND_LIST;
   case TSD__V_TUPLE:
     return TSD_KIND_TUPLE;
+  case TSD__V_OBJECT:
+    return TSD_KIND_OBJECT;
   default:
     return TSD_KIND_OTHER;
   }
@@ -716,6 +723,10 @@ tsd_kind tsd_checkpoint_root_kind(const tsd_checkpoint *c) {
   return c ? tsd__public_kind(c->parsed.root) : TSD_KIND_NONE;
 }
 
+const char *tsd_checkpoint_root_class(const tsd_checkpoint *c) {
+  return c ? tsd__object_class(c->parsed.root) : NULL;
+}
+
 size_t tsd_checkpoint_count(const tsd_checkpoint *c) {
   return tsd__ckpt_count(c);
 }
@@ -843,6 +854,12 @@ tsd_status tsd_checkpoint_read(const tsd_checkpoint *c, size_t index,
                     dst_bytes, (unsigned long long)need);
   if (!dst && need) return tsd__err(TSD_ERR_INVALID_ARG, "dst is NULL");
   return tsd__tensor_read(c, t, dtype, dst, NULL);
+}
+
+const char *tsd_checkpoint_entry_class(const tsd_checkpoint *c,
+                                       size_t index) {
+  if (!c || index >= c->n_live) return NULL;
+  return tsd__object_class(tsd__ckpt_val(c, index));
 }
 
 int64_t tsd_checkpoint_module_version(const tsd_checkpoint *c,

@@ -579,6 +579,20 @@ TEST(Leak, ShardMessagesDoNotQuoteTheShardsBytes) {
     EXPECT_EQ(msg.find(u64_le_decimal(k.bytes)), std::string::npos) << msg;
     EXPECT_EQ(msg.find("hunter2"), std::string::npos) << msg;
   }
+  // A shard that starts like a pickle: the VM's message (which quotes
+  // globals and strings) is not passed on.
+  std::string pk = "\x80\x02\x63os\nsystem\n\x8c\x07hunter2\x85R.";
+  std::string pidx = work_dir() + "/leak_pickle/i.index.json";
+  index_over_secret("leak_pickle", pk);
+  std::string shard = work_dir() + "/leak_pickle/a.bin";
+  rename((work_dir() + "/leak_pickle/a.safetensors").c_str(), shard.c_str());
+  write_bytes(pidx, "{\"weight_map\": {\"w\": \"a.bin\"}}");
+  ChildOut po = open_in_child(pidx);
+  EXPECT_EQ(po.status, TSD_ERR_REFUSED) << po.msg;
+  EXPECT_EQ(std::string(po.msg),
+            pidx + ": " + shard +
+                ": not a torch.save checkpoint (a pickle, but its first one "
+                "is not the legacy magic number)");
   // A limit on the header size: refused without the length either.
   std::string hdr = "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],"
                     "\"data_offsets\":[0,4]}}";

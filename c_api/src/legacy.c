@@ -228,6 +228,11 @@ static tsd_status read_legacy(legacy *L, tsd__parsed *out) {
   uint64_t pos = 0;
   tsd__value *v;
   tsd_status st = unpickle_at(L, &pos, false, "magic number", &v);
+  if (st != TSD_OK && s->indirect) /* the VM's message may quote bytes */
+    return tsd__err(st,
+                    "%s: not a torch.save checkpoint (a pickle, but its "
+                    "first one is not the legacy magic number)",
+                    s->name);
   if (st != TSD_OK) return st;
   if (v->kind != TSD__V_BIGINT || v->u.s.len != sizeof magic ||
       memcmp(v->u.s.p, magic, sizeof magic) != 0)

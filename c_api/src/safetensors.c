@@ -350,23 +350,26 @@ tsd_status tsd__read_safetensors(const tsd__source *src, tsd__arena *arena,
   uint64_t hlen = 0;
   for (int i = 7; i >= 0; i--)
     hlen = hlen << 8 | len8[i];
+  /* The length is the file's first 8 bytes: of a file the user did not
+   * name (a shard, perhaps a symlink to a secret), it is not quoted. */
+  char shown[32] = "";
+  if (!src->indirect)
+    snprintf(shown, sizeof shown, " %llu", (unsigned long long)hlen);
   if (hlen > ST_MAX_HEADER)
     return tsd__err(TSD_ERR_FORMAT,
-                    "%s: safetensors header length %llu is larger than the "
+                    "%s: safetensors header length%s is larger than the "
                     "format's limit (%llu bytes)",
-                    name, (unsigned long long)hlen,
-                    (unsigned long long)ST_MAX_HEADER);
+                    name, shown, (unsigned long long)ST_MAX_HEADER);
   if (hlen > src->size - 8)
     return tsd__err(TSD_ERR_FORMAT,
-                    "%s: safetensors header length %llu runs past the end of "
+                    "%s: safetensors header length%s runs past the end of "
                     "the file (%llu bytes after the length)",
-                    name, (unsigned long long)hlen,
-                    (unsigned long long)(src->size - 8));
+                    name, shown, (unsigned long long)(src->size - 8));
   if (hlen > limits->max_pickle_bytes)
     return tsd__err(TSD_ERR_LIMIT,
-                    "%s: safetensors header of %llu bytes exceeds the limit "
-                    "of %llu",
-                    name, (unsigned long long)hlen,
+                    "%s: safetensors header%s%s exceeds the limit of %llu "
+                    "bytes",
+                    name, shown[0] ? " of" : "", shown,
                     (unsigned long long)limits->max_pickle_bytes);
   if (hlen == 0)
     return tsd__err(TSD_ERR_FORMAT,

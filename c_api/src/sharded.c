@@ -145,6 +145,7 @@ static tsd_status open_shard(tsd_checkpoint *c, const tsd__limits *lim,
   tsd_status st = tsd__source_open_file(&c->shards[k], path.data, c->al);
   tsd__buf_free(&path);
   if (st) return st;
+  c->shards[k].indirect = true;
   memset(p, 0, sizeof *p);
   st = tsd__read_file_format(&c->shards[k], &c->arena, lim, p);
   if (st) return st;

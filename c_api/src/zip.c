@@ -26,6 +26,7 @@ typedef struct zrec {
   const char *name; /* into the central directory copy */
   size_t name_len;
   uint64_t size, csize, local_off;
+  uint64_t end_off; /* where the next record (or the directory) starts */
   uint16_t method, flags;
 } zrec;
 
@@ -213,9 +214,12 @@ static int cmp_local_off(const void *a, const void *b) {
 /* No two records may share bytes: otherwise one tensor's storage silently
  * reads another's (Python's zipfile, and torch.load, accept such files).
  * A record spans at least its local header, its name and its data; the local
- * extra field is only known later and is checked against the directory in
- * record_data. */
+ * extra field is only known later: each record's end_off (the next record's
+ * offset, or the directory's) bounds it in record_data, as Python's zipfile
+ * (3.12+, "Overlapped entries") does. */
 static tsd_status check_overlaps(zarchive *z) {
+  for (size_t i = 0; i < z->nrecs; i++)
+    z->recs[i].end_off = z->cd_offset;
   if (z->nrecs < 2) return TSD_OK;
   const zrec **by_off = tsd__mem_alloc(z->arena->al, z->nrecs * sizeof *by_off);
   if (!by_off)
@@ -237,6 +241,7 @@ static tsd_status check_overlaps(zarchive *z) {
                     (unsigned long long)b->local_off);
       break;
     }
+    ((zrec *)a)->end_off = b->local_off;
   }
   tsd__mem_free(z->arena->al, by_off);
   return st;
@@ -362,26 +367,37 @@ static tsd_status record_data(zarchive *z, const zrec *r, uint64_t *off) {
                     s->name, (unsigned long long)r->local_off, (int)r->name_len,
                     r->name);
   /* The local header must name the same record as the directory, so two
-   * directory entries cannot share one local record. */
+   * directory entries cannot share one local record (compared in pieces:
+   * a name may be up to 65535 bytes). */
   char name[512];
-  if (rd16(h + 26) != r->name_len ||
-      (r->name_len <= sizeof name &&
-       (local_read(z, r->local_off + LFH_SIZE, name, r->name_len,
-                   "zip local header name") != TSD_OK ||
-        memcmp(name, r->name, r->name_len) != 0)))
+  bool same = rd16(h + 26) == r->name_len;
+  for (size_t at = 0; same && at < r->name_len; at += sizeof name) {
+    size_t k = r->name_len - at < sizeof name ? r->name_len - at : sizeof name;
+    if ((st = local_read(z, r->local_off + LFH_SIZE + at, name, k,
+                         "zip local header name")) != TSD_OK)
+      return st;
+    same = memcmp(name, r->name + at, k) == 0;
+  }
+  if (!same)
     return tsd__err(TSD_ERR_FORMAT,
                     "%s: offset %llu: the local header of zip record '%.*s' "
                     "names another record",
                     s->name, (unsigned long long)r->local_off, (int)r->name_len,
                     r->name);
+  /* The local extra field's length is the local header's own: the data it
+   * places must end before the next record (or the directory) begins, or
+   * one record's bytes would be read as another's. */
   uint64_t data = r->local_off + LFH_SIZE + rd16(h + 26) + rd16(h + 28), end;
-  if (!tsd__add_u64(data, r->size, &end) || end > z->cd_offset)
+  if (!tsd__add_u64(data, r->size, &end) || end > r->end_off)
     return tsd__err(TSD_ERR_FORMAT,
-                    "%s: zip record '%.*s' (data at %llu, %llu bytes) runs "
-                    "into the central directory at %llu",
+                    "%s: zip record '%.*s' (data at %llu, %llu bytes, after "
+                    "a local extra field of %u bytes) runs into %s at %llu",
                     s->name, (int)r->name_len, r->name,
                     (unsigned long long)data, (unsigned long long)r->size,
-                    (unsigned long long)z->cd_offset);
+                    (unsigned)rd16(h + 28),
+                    r->end_off == z->cd_offset ? "the central directory"
+                                               : "the next record",
+                    (unsigned long long)r->end_off);
   *off = data;
   return TSD_OK;
 }

@@ -398,6 +398,67 @@ def build():
          "open:TSD_ERR_UNSUPPORTED", "compressed")
     case("record_encrypted", hand_zip(flags={"archive/data.pkl": 1}),
          "open:TSD_ERR_UNSUPPORTED", "encrypted")
+
+    # Local headers against the record bounds (issue 11 item 4): a local
+    # header's own name and extra lengths place the data; it must end before
+    # the next record (or the central directory) begins. Python's zipfile
+    # refuses these ("Overlapped entries", "File name in directory ... and
+    # header ... differ").
+    def local_patch(data, name, field, fn):
+        """Applies fn to a local header's u16 at +field (26 name, 28 extra)."""
+        lo = zip_layout(data)[name].header_offset
+        old = struct.unpack_from("<H", data, lo + field)[0]
+        return patch(data, lo + field, "<H", fn(old))
+
+    def data_start(data, name):
+        lo = zip_layout(data)[name].header_offset
+        nl, el = struct.unpack_from("<HH", data, lo + 26)
+        return lo + 30 + nl + el
+
+    # bn.weight (data/2) and bn.bias (data/3) are both 3 floats: an extra
+    # field that moves data/2's start onto data/3's bytes would make
+    # bn.weight read bn.bias's values.
+    shift = data_start(base, "archive/data/3") - data_start(base,
+                                                            "archive/data/2")
+    case("local_extra_aliases_next_record",
+         local_patch(base, "archive/data/2", 28, lambda x: x + shift),
+         "open:TSD_ERR_FORMAT", "runs into the next record")
+    case("local_extra_overlaps_next_header",
+         local_patch(base, "archive/data/0", 28, lambda x: x + 40),
+         "open:TSD_ERR_FORMAT", "'archive/data/0' (data at")
+    case("local_extra_max_length",
+         local_patch(base, "archive/data/1", 28, lambda x: 0xFFFF),
+         "open:TSD_ERR_FORMAT", "runs into")
+    case("local_extra_overlaps_next_record_from_data_pkl",
+         local_patch(base, "archive/data.pkl", 28, lambda x: x + 64),
+         "open:TSD_ERR_FORMAT", "'archive/data.pkl' (data at")
+    # the last record before the central directory
+    last = zip_build([("archive/version", b"3\n"),
+                      ("archive/data.pkl", state_dict(
+                          [(k, q) for k, q, _, _ in items]))]
+                     + [("archive/data/" + sk, b) for _, _, sk, b in items])
+    case("ok_hand_zip_version_first", last, "ok")
+    case("local_extra_overlaps_central_directory",
+         local_patch(last, "archive/data/6", 28, lambda x: x + 8),
+         "open:TSD_ERR_FORMAT", "runs into the central directory")
+    case("local_name_length_longer_than_directory",
+         local_patch(base, "archive/data/4", 26, lambda x: x + 1),
+         "open:TSD_ERR_FORMAT", "names another record")
+    case("local_name_length_shorter_than_directory",
+         local_patch(base, "archive/data/4", 26, lambda x: x - 1),
+         "open:TSD_ERR_FORMAT", "names another record")
+    lo4 = zip_layout(base)["archive/data/4"].header_offset
+    b = bytearray(base)
+    b[lo4 + 30 + len("archive/data/")] = ord("5")  # names data/5 locally
+    case("local_name_differs_from_directory", bytes(b),
+         "open:TSD_ERR_FORMAT", "names another record")
+    case("local_header_past_end_of_file",
+         hand_zip(local_off={"archive/data/5": lambda o: 0xFFFFFFF0}),
+         "open:TSD_ERR_FORMAT", "archive/data/5")
+    case("local_header_straddles_central_directory",
+         hand_zip(local_off={"archive/data/5": lambda o: o["archive/version"]
+                             + 20}),
+         "open:TSD_ERR_FORMAT", "archive/data/5")
     case("zip_no_data_pkl", zip_build([("archive/version", b"3\n")]),
          "open:TSD_ERR_FORMAT", "data.pkl")
     case("zip_two_data_pkl", hand_zip(extra_records=[

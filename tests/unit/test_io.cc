@@ -297,4 +297,326 @@ TEST(NonRegular, RegularFileStillReadsAfterTheNonBlockingOpen) {
   tsd_checkpoint_free(c);
 }
 
+// ---- hash flooding ---------------------------------------------------------
+
+TEST(Hash, SipHash13MatchesReferenceVectors) {
+  // SipHash-1-3 with the all-zero key (vectors of the Rust crates).
+  EXPECT_EQ(tsd__siphash13(0, 0, "", 0), 0xd1fba762150c532cull);
+  EXPECT_EQ(tsd__siphash13(0, 0, "siphash", 7), 0x8264ceeccb16bcbeull);
+  EXPECT_EQ(tsd__siphash13(0, 0, "digest-sip_hash", 15),
+            0xce31007e34130c0aull);
+}
+
+TEST(Hash, MapHashIsKeyedNotTheBareFunction) {
+  // The seed is random per process: the map's hash is not the unkeyed one
+  // (a 2^-64 chance of equality per string).
+  const char *k[] = {"a", "weight", "layer.0.attention.self.query.weight"};
+  for (const char *s : k)
+    EXPECT_NE(tsd__hash(s, strlen(s)), tsd__siphash13(0, 0, s, strlen(s)))
+        << s;
+}
+
+// The hash tsd used before (FNV-1a 64): kept here to build keys that collide
+// for it.
+uint64_t old_fnv1a(uint64_t h, const std::string &s) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+// n keys of equal length whose old hash agrees in the low 32 bits (all the
+// old map used): "k." then 18 blocks of 6 characters, each block one of two
+// that collide from the state the previous blocks leave, so every choice
+// of the 2^18 paths ends in the same low 32 bits. And n random keys of the
+// same length and alphabet.
+void flood_keys(size_t n, std::vector<std::string> *collide,
+                std::vector<std::string> *random_keys) {
+  const char alpha[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::mt19937_64 rng(12345);
+  auto block = [&] {
+    std::string b(6, 'a');
+    for (char &ch : b)
+      ch = alpha[rng() % 36];
+    return b;
+  };
+  uint64_t h = old_fnv1a(1469598103934665603ull, "k.");
+  std::vector<std::pair<std::string, std::string>> pairs;
+  while (pairs.size() < 18) {
+    std::unordered_map<uint32_t, std::pair<std::string, uint64_t>> seen;
+    for (;;) {
+      std::string b = block();
+      uint64_t x = old_fnv1a(h, b);
+      auto it = seen.find(static_cast<uint32_t>(x));
+      if (it != seen.end() && it->second.first != b) {
+        pairs.emplace_back(it->second.first, b);
+        h = x; // the low 32 bits agree; later low bits depend only on them
+        break;
+      }
+      seen[static_cast<uint32_t>(x)] = {b, x};
+    }
+  }
+  for (size_t i = 0; i < n; i++) {
+    std::string k = "k.", r = "k.";
+    for (size_t l = 0; l < 18; l++) {
+      k += (i >> l & 1) ? pairs[l].second : pairs[l].first;
+      r += block();
+    }
+    collide->push_back(k);
+    random_keys->push_back(r);
+  }
+}
+
+// A safetensors file of empty F32 tensors named by `keys`.
+std::string safetensors_of(const std::vector<std::string> &keys) {
+  std::string h = "{";
+  for (size_t i = 0; i < keys.size(); i++)
+    h += (i ? ",\"" : "\"") + keys[i] +
+         "\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}";
+  h += "}";
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; i++)
+    out[i] = static_cast<char>(static_cast<uint64_t>(h.size()) >> (8 * i));
+  return out + h;
+}
+
+// A torch.save-style zip whose data.pkl is {key: i} (protocol 2).
+std::string pickle_zip_of(const std::vector<std::string> &keys) {
+  std::string p = "\x80\x02}(";
+  for (size_t i = 0; i < keys.size(); i++) {
+    uint32_t n = static_cast<uint32_t>(keys[i].size());
+    p += 'X';
+    for (int b = 0; b < 4; b++)
+      p += static_cast<char>(n >> (8 * b));
+    p += keys[i];
+    p += 'J';
+    for (int b = 0; b < 4; b++)
+      p += static_cast<char>(static_cast<uint32_t>(i) >> (8 * b));
+  }
+  p += "u.";
+  size_t zn = 0;
+  uint8_t *z = tsdf_zip_pickle(reinterpret_cast<const uint8_t *>(p.data()),
+                               p.size(), &zn);
+  std::string out(reinterpret_cast<char *>(z), zn);
+  free(z);
+  return out;
+}
+
+// Seconds to open `bytes` from memory and look up every key once (the best
+// of `reps`).
+double open_seconds(const std::string &bytes,
+                    const std::vector<std::string> &keys, int reps);
+
+// The colliding set's seconds, opened in a child bounded by alarm() (the old
+// hash took minutes: fail, not stall), or a failure.
+double bounded_open_seconds(const std::string &bytes,
+                            const std::vector<std::string> &keys,
+                            double random_s) {
+  ChildOut out;
+  std::string why;
+  unsigned bound = 10 + static_cast<unsigned>(20 * random_s);
+  bool ok = in_child(
+      bound,
+      [&](ChildOut *r) {
+        double s = open_seconds(bytes, keys, 2);
+        r->status = 0;
+        snprintf(r->msg, sizeof r->msg, "%.6f", s);
+      },
+      &out, &why);
+  EXPECT_TRUE(ok) << "colliding keys: " << why;
+  return ok ? atof(out.msg) : 1e9;
+}
+
+double open_seconds(const std::string &bytes,
+                    const std::vector<std::string> &keys, int reps) {
+  double best = 1e9;
+  for (int r = 0; r < reps; r++) {
+    auto t0 = std::chrono::steady_clock::now();
+    tsd_checkpoint *c = nullptr;
+    tsd_status st =
+        tsd_checkpoint_open_memory(&c, bytes.data(), bytes.size(), nullptr);
+    EXPECT_EQ(st, TSD_OK) << tsd_last_error();
+    if (st != TSD_OK) return best;
+    EXPECT_EQ(tsd_checkpoint_count(c), keys.size());
+    size_t found = 0;
+    for (const std::string &k : keys) {
+      size_t at;
+      found += tsd_checkpoint_find(c, &at, k.c_str()) == TSD_OK;
+    }
+    EXPECT_EQ(found, keys.size());
+    tsd_checkpoint_free(c);
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                             t0)
+                   .count();
+    if (s < best) best = s;
+  }
+  return best;
+}
+
+class Flood : public ::testing::Test {
+protected:
+  static void SetUpTestSuite() {
+    flood_keys(150000, &collide_, &random_);
+  }
+  static std::vector<std::string> collide_, random_;
+};
+std::vector<std::string> Flood::collide_, Flood::random_;
+
+TEST_F(Flood, KeysReallyCollideForTheOldHash) {
+  uint32_t low = static_cast<uint32_t>(
+      old_fnv1a(1469598103934665603ull, collide_[0]));
+  for (size_t i = 0; i < collide_.size(); i += 997)
+    ASSERT_EQ(static_cast<uint32_t>(
+                  old_fnv1a(1469598103934665603ull, collide_[i])),
+              low)
+        << i;
+  EXPECT_EQ(collide_[0].size(), random_[0].size());
+}
+
+// With the old hash every colliding key probed past all the ones before it:
+// 150k keys took minutes (> 300 s measured) where random keys take ~1 s.
+// Now both cost the same; compared within one run, so a slow machine slows
+// both alike.
+TEST_F(Flood, CollidingSafetensorsKeysCostWhatRandomOnesCost) {
+  std::string c = safetensors_of(collide_), r = safetensors_of(random_);
+  double tr = open_seconds(r, random_, 2);
+  double tc = bounded_open_seconds(c, collide_, tr);
+  RecordProperty("random_s", std::to_string(tr));
+  RecordProperty("colliding_s", std::to_string(tc));
+  EXPECT_LT(tc, 2.0 * tr + 0.05) << "colliding " << tc << " s, random " << tr
+                                 << " s";
+}
+
+TEST_F(Flood, CollidingPickleKeysCostWhatRandomOnesCost) {
+  std::string c = pickle_zip_of(collide_), r = pickle_zip_of(random_);
+  double tr = open_seconds(r, random_, 2);
+  double tc = bounded_open_seconds(c, collide_, tr);
+  RecordProperty("random_s", std::to_string(tr));
+  RecordProperty("colliding_s", std::to_string(tc));
+  EXPECT_LT(tc, 2.0 * tr + 0.05) << "colliding " << tc << " s, random " << tr
+                                 << " s";
+}
+
+TEST(Hash, MapStaysCorrectThroughGrowthAndRemoval) {
+  // Insert, find, remove and re-find 100k keys (growth, bounded-probe
+  // rehashing and backward-shift deletion all exercised).
+  std::vector<std::string> keys;
+  for (int i = 0; i < 100000; i++)
+    keys.push_back("key." + std::to_string(i));
+  struct Ctx {
+    const std::vector<std::string> *k;
+  } ctx{&keys};
+  auto fn = [](const void *c, size_t i, size_t *len) -> const char * {
+    const auto &k = *static_cast<const Ctx *>(c)->k;
+    *len = k[i].size();
+    return k[i].data();
+  };
+  tsd__strmap m;
+  tsd__strmap_init(&m, nullptr);
+  for (size_t i = 0; i < keys.size(); i++) {
+    bool oom = false;
+    ASSERT_TRUE(tsd__strmap_insert(&m, keys[i].data(), keys[i].size(), i, fn,
+                                   &ctx, nullptr, &oom));
+  }
+  size_t prev = 0;
+  bool oom = false;
+  EXPECT_FALSE(tsd__strmap_insert(&m, "key.7", 5, 0, fn, &ctx, &prev, &oom));
+  EXPECT_EQ(prev, 7u);
+  for (size_t i = 0; i < keys.size(); i += 2)
+    tsd__strmap_remove(&m, keys[i].data(), keys[i].size(), fn, &ctx);
+  for (size_t i = 0; i < keys.size(); i++) {
+    size_t at = 0;
+    bool f = tsd__strmap_find(&m, keys[i].data(), keys[i].size(), fn, &ctx,
+                              &at);
+    ASSERT_EQ(f, i % 2 == 1) << keys[i];
+    if (f) EXPECT_EQ(at, i);
+  }
+  EXPECT_EQ(m.count, keys.size() / 2);
+  tsd__strmap_free(&m);
+}
+
+// ---- messages about files the user did not name ----------------------------
+
+// An index whose shard a.safetensors is a symlink to `secret`.
+std::string index_over_secret(const std::string &sub,
+                              const std::string &secret_bytes) {
+  std::string secret = work_dir() + "/" + sub + ".secret";
+  write_bytes(secret, secret_bytes);
+  return index_over(sub, [&](const std::string &dir) {
+    std::string shard = dir + "/a.safetensors";
+    unlink(shard.c_str());
+    EXPECT_EQ(symlink(secret.c_str(), shard.c_str()), 0);
+    return shard;
+  });
+}
+
+std::string u64_le_decimal(const std::string &b) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--)
+    v = v << 8 | static_cast<unsigned char>(b[i]);
+  return std::to_string(v);
+}
+
+TEST(Leak, ShardMessagesDoNotQuoteTheShardsBytes) {
+  // A password file (the length would be huge) and a binary file whose
+  // first 8 bytes are a small number (runs past the end).
+  std::string pw = "hunter2-s3cr3t\nroot:x:0:0\n" + std::string(100, 'x');
+  std::string small("\x39\x30\x00\x00\x00\x00\x00\x00", 8);
+  small += std::string(100, '\x01');
+  struct {
+    const char *sub;
+    std::string bytes;
+  } cases[] = {{"leak_pw", pw}, {"leak_small", small}};
+  for (auto &k : cases) {
+    std::string idx = index_over_secret(k.sub, k.bytes);
+    ChildOut o = open_in_child(idx);
+    std::string msg = o.msg;
+    EXPECT_EQ(o.status, TSD_ERR_FORMAT) << msg;
+    EXPECT_NE(msg.find("a.safetensors: safetensors header length "),
+              std::string::npos)
+        << msg;
+    EXPECT_EQ(msg.find(u64_le_decimal(k.bytes)), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("hunter2"), std::string::npos) << msg;
+  }
+  // A shard that starts like a pickle: the VM's message (which quotes
+  // globals and strings) is not passed on.
+  std::string pk = "\x80\x02\x63os\nsystem\n\x8c\x07hunter2\x85R.";
+  std::string pidx = work_dir() + "/leak_pickle/i.index.json";
+  index_over_secret("leak_pickle", pk);
+  std::string shard = work_dir() + "/leak_pickle/a.bin";
+  rename((work_dir() + "/leak_pickle/a.safetensors").c_str(), shard.c_str());
+  write_bytes(pidx, "{\"weight_map\": {\"w\": \"a.bin\"}}");
+  ChildOut po = open_in_child(pidx);
+  EXPECT_EQ(po.status, TSD_ERR_REFUSED) << po.msg;
+  EXPECT_EQ(std::string(po.msg),
+            pidx + ": " + shard +
+                ": not a torch.save checkpoint (a pickle, but its first one "
+                "is not the legacy magic number)");
+  // A limit on the header size: refused without the length either.
+  std::string hdr = "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],"
+                    "\"data_offsets\":[0,4]}}";
+  std::string st(8, '\0');
+  st[0] = static_cast<char>(hdr.size());
+  st += hdr + std::string(4, '\0');
+  std::string idx = index_over_secret("leak_limit", st);
+  tsd_open_options opt = TSD_OPEN_OPTIONS_INIT;
+  opt.limits.max_pickle_bytes = 16;
+  tsd_checkpoint *c = nullptr;
+  EXPECT_EQ(tsd_checkpoint_open(&c, idx.c_str(), &opt), TSD_ERR_LIMIT);
+  std::string msg = tsd_last_error();
+  EXPECT_NE(msg.find("a.safetensors: safetensors header exceeds the limit of "
+                     "16 bytes"),
+            std::string::npos)
+      << msg;
+  EXPECT_EQ(msg.find(std::to_string(hdr.size())), std::string::npos) << msg;
+  // The file the user names keeps the number in its message.
+  std::string named = work_dir() + "/named.safetensors";
+  write_bytes(named, small);
+  ChildOut o = open_in_child(named);
+  EXPECT_NE(std::string(o.msg).find("header length 12345 runs past the end"),
+            std::string::npos)
+      << o.msg;
+}
+
 }  // namespace

@@ -403,7 +403,8 @@ TEST(Sharded, MalformedShardsAndIndexesGiveTheirStatusAndAMessage) {
       {index_json({{"fc.weight", "absent.pth"}}), TSD_ERR_IO,
        "absent.pth: cannot open"},
       {index_json({{"fc.weight", "bad.safetensors"}}), TSD_ERR_FORMAT,
-       "bad.safetensors: safetensors header length 65535 runs past the end"},
+       // a shard's first 8 bytes are not quoted (issue 11 item 9)
+       "bad.safetensors: safetensors header length runs past the end"},
       {index_json({{"fc.weight", "empty.pth"}}), TSD_ERR_FORMAT,
        "empty.pth: not a torch.save checkpoint"},
       {index_json({{"fc.weight", "ov.safetensors"}}), TSD_ERR_FORMAT,

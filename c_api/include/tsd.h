@@ -272,7 +272,14 @@ typedef enum tsd_kind {
   TSD_KIND_DICT,       /**< dict or OrderedDict */
   TSD_KIND_LIST,       /**< list */
   TSD_KIND_TUPLE,      /**< tuple */
-  TSD_KIND_OTHER       /**< sets, big integers, ... */
+  TSD_KIND_OTHER,      /**< sets, big integers, ... */
+  /** An object of a class tsd does not construct (argparse.Namespace,
+   * omegaconf.DictConfig, a pickled nn.Module ...): an inert placeholder
+   * that keeps the class name (tsd_checkpoint_entry_class), the constructor
+   * arguments and the pickled state as plain values. Nothing in the file is
+   * ever called or imported; a load that needs it as a tensor fails naming
+   * the key and the class. */
+  TSD_KIND_OBJECT
 } tsd_kind;
 
 /** One entry of the current dict. All pointers are borrowed from the
@@ -303,6 +310,9 @@ typedef struct tsd_entry {
  * or the one chosen with tsd_checkpoint_select. If the top-level object is not
  * a dict, the count is 0 and tsd_checkpoint_root_kind says what it is. */
 TSD_API tsd_kind tsd_checkpoint_root_kind(const tsd_checkpoint *ckpt);
+/** The class of the top-level object when it is a TSD_KIND_OBJECT
+ * ("module.qualname", borrowed), else NULL. */
+TSD_API const char *tsd_checkpoint_root_class(const tsd_checkpoint *ckpt);
 /** Number of entries of the current dict (0 when there is none). */
 TSD_API size_t tsd_checkpoint_count(const tsd_checkpoint *ckpt);
 /** Fills *out with entry `index` (0-based, checkpoint order) of the current
@@ -314,6 +324,13 @@ TSD_API tsd_status tsd_checkpoint_entry(const tsd_checkpoint *ckpt,
  * TSD_ERR_NOT_FOUND. */
 TSD_API tsd_status tsd_checkpoint_find(const tsd_checkpoint *ckpt,
                                        size_t *out_index, const char *key);
+
+/** The class of entry `index` of the current dict when it is a
+ * TSD_KIND_OBJECT: "module.qualname" as the pickle names it (for a value made
+ * by calling a function, the function's name), borrowed; NULL for any other
+ * kind or a bad index. */
+TSD_API const char *tsd_checkpoint_entry_class(const tsd_checkpoint *ckpt,
+                                               size_t index);
 
 /** Makes the dict found under `key` of the current dict the current dict (for
  * nested training checkpoints: {'epoch': 7, 'state_dict': {...}}). Can be

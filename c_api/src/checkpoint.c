@@ -59,6 +59,8 @@ const char *tsd__type_repr(const tsd__value *v) {
     return "<class 'type'>";
   case TSD__V_DTYPE:
     return "<class 'torch.dtype'>";
+  case TSD__V_OBJECT:
+    return v->u.obj.cls->u.g.repr; /* the class Python would have built */
   }
   return "<class 'object'>";
 }
@@ -86,6 +88,8 @@ tsd_kind tsd__public_kind(const tsd__value *v) {
     return TSD_KIND_LIST;
   case TSD__V_TUPLE:
     return TSD_KIND_TUPLE;
+  case TSD__V_OBJECT:
+    return TSD_KIND_OBJECT;
   default:
     return TSD_KIND_OTHER;
   }
@@ -679,6 +683,10 @@ tsd_kind tsd_checkpoint_root_kind(const tsd_checkpoint *c) {
   return c ? tsd__public_kind(c->parsed.root) : TSD_KIND_NONE;
 }
 
+const char *tsd_checkpoint_root_class(const tsd_checkpoint *c) {
+  return c ? tsd__object_class(c->parsed.root) : NULL;
+}
+
 size_t tsd_checkpoint_count(const tsd_checkpoint *c) {
   return tsd__ckpt_count(c);
 }
@@ -806,6 +814,12 @@ tsd_status tsd_checkpoint_read(const tsd_checkpoint *c, size_t index,
                     dst_bytes, (unsigned long long)need);
   if (!dst && need) return tsd__err(TSD_ERR_INVALID_ARG, "dst is NULL");
   return tsd__tensor_read(c, t, dtype, dst, NULL);
+}
+
+const char *tsd_checkpoint_entry_class(const tsd_checkpoint *c,
+                                       size_t index) {
+  if (!c || index >= c->n_live) return NULL;
+  return tsd__object_class(tsd__ckpt_val(c, index));
 }
 
 int64_t tsd_checkpoint_module_version(const tsd_checkpoint *c,

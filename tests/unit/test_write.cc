@@ -207,8 +207,9 @@ TEST(WriteWindows, EveryRangeOfEveryGeometryReadsAsTheWholeTensorDoes) {
 
 // ---- the output bound ---------------------------------------------------
 
-// A checkpoint (in memory, so 0 input bytes: the bound is 64 MiB) of six
-// expand(2**22) float32 views of one element: 16 MiB each.
+// A checkpoint of six expand(2**22) float32 views of one element, 16 MiB
+// each; no file, their storages in memory: 6 x 4 input bytes, the bound is
+// 64 MiB + 384 bytes.
 struct Expanded {
   tsdtest::CkptBuilder b;
   float one = 1.0f;
@@ -234,7 +235,7 @@ TEST(WriteBound, TheKeyThatCrossesTheBoundIsNamed) {
   EXPECT_EQ(bytes, 0u);
   EXPECT_STREQ(tsd_last_error(),
                "mem: 'e4' brings the tensors to 83886080 bytes, more than "
-               "max_output_ratio 16 x the input's 0 bytes + 64 MiB (views, "
+               "max_output_ratio 16 x the input's 24 bytes + 64 MiB (views, "
                "shared storages and expanded tensors take their full size "
                "when written or held in memory); raise "
                "tsd_limits.max_output_ratio to allow it");

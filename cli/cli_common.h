@@ -104,9 +104,10 @@ typedef struct cli_model {
 int cli_model_build(cli_model *m, const cli_model_args *a);
 void cli_model_free(cli_model *m);
 
-/* The current dict of `ck` as a C-owned model that saves as that dict
- * (modules and versions from `_metadata`, tensors with their values), for
- * tsd pop and tsd convert. Non-tensor entries are refused with
+/* The current dict of `ck` as a model that saves as that dict (modules and
+ * versions from `_metadata`, tensors read from `ck`, which must outlive it,
+ * a window at a time: tsd_model_from_checkpoint), for tsd pop and tsd
+ * convert. Non-tensor entries are refused with
  * "tsd CMD: entry 'k' is a <type>: HINT". Returns -1 on success, else an
  * exit status (error printed). */
 int cli_dict_as_model(cli_model *m, const tsd_checkpoint *ck, const char *cmd,

@@ -13,7 +13,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 secs=${1:-30}
 bdir=$here/build-fuzz
-targets="zip pickle legacy load safetensors sharded"
+targets="zip pickle legacy load safetensors sharded write"
 
 if ! command -v clang >/dev/null; then
   echo "fuzz: FAILED: clang is needed for libFuzzer"; exit 2
@@ -42,6 +42,8 @@ for t in $targets; do
   mkdir -p "$corpus" "$art"
   extra=("$seeds/$t")
   case $t in zip|load) extra+=("$here/tests/malformed/cases") ;; esac
+  # fuzz_write reads every format: the other targets' seeds
+  [ "$t" = write ] && extra=("$seeds/load" "$seeds/safetensors")
   log=$bdir/fuzz_$t.log
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

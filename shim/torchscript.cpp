@@ -479,7 +479,8 @@ void ts_destroy(tsd_model *m) {
                 });
 }
 
-const tsd__model_ops ts_ops = {ts_copy_in, ts_read, ts_save, ts_destroy};
+const tsd__model_ops ts_ops = {ts_copy_in, ts_read, ts_save, ts_destroy,
+                               nullptr};
 
 // ---- opening --------------------------------------------------------------
 

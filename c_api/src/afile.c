@@ -96,6 +96,13 @@ tsd_status tsd__afile_open(tsd__afile *f, const tsd_allocator *al,
                            const char *path,
                            void (*temp_file)(void *, const char *),
                            void *temp_user) {
+  return tsd__afile_open_ex(f, al, path, temp_file, temp_user, false);
+}
+
+tsd_status tsd__afile_open_ex(tsd__afile *f, const tsd_allocator *al,
+                              const char *path,
+                              void (*temp_file)(void *, const char *),
+                              void *temp_user, bool named) {
   memset(f, 0, sizeof *f);
   f->al = al;
   f->fd = f->dirfd = -1;
@@ -145,7 +152,7 @@ tsd_status tsd__afile_open(tsd__afile *f, const tsd_allocator *al,
     return tsd__err(TSD_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
   }
 
-  int fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+  int fd = named ? -1 : openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
   if (fd < 0) {
     /* no O_TMPFILE here (EOPNOTSUPP, EISDIR on old kernels, ...): a named
      * temporary, reported to the host */

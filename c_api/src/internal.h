@@ -596,6 +596,11 @@ tsd_status tsd__afile_open(tsd__afile *f, const tsd_allocator *al,
                            void *temp_user);
 tsd_status tsd__afile_open_fd(tsd__afile *f, const tsd_allocator *al, int fd,
                               const char *name);
+/* tsd__afile_open; `named` skips O_TMPFILE (tests of the fallback). */
+tsd_status tsd__afile_open_ex(tsd__afile *f, const tsd_allocator *al,
+                              const char *path,
+                              void (*temp_file)(void *, const char *),
+                              void *temp_user, bool named);
 /* Appends; TSD_ERR_IO naming the output and offset (a full disk: ENOSPC). */
 tsd_status tsd__afile_write(tsd__afile *f, const void *p, size_t n);
 /* Overwrites bytes already written at `off` (only when f->seekable). */

@@ -100,10 +100,19 @@ tsd_status tsd__tensor_read_range(const tsd_checkpoint *c,
 
 /* ---- the output bound ----------------------------------------------------- */
 
+/* The file (and shards); plus the storages held in memory rather than in a
+ * file (a TorchScript checkpoint's tensors, copied out of LibTorch: one
+ * storage each, already taking their bytes). */
 static uint64_t input_bytes(const tsd_checkpoint *c) {
   uint64_t n = c->src.size;
   for (size_t i = 0; i < c->n_shards; i++)
     if (!tsd__add_u64(n, c->shards[i].size, &n)) return UINT64_MAX;
+  for (size_t i = 0; i < tsd__ckpt_count(c); i++) {
+    const tsd__value *v = tsd__ckpt_val(c, i);
+    if (v && v->kind == TSD__V_TENSOR && v->u.tensor->storage->mem &&
+        !tsd__add_u64(n, v->u.tensor->storage->nbytes, &n))
+      return UINT64_MAX;
+  }
   return n;
 }
 

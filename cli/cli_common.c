@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,12 +14,29 @@
 
 int cli_fail(const char *what, tsd_status st) {
   int ratio = st == TSD_ERR_LIMIT && strstr(tsd_last_error(), "max_output_ratio");
-  fprintf(stderr, "tsd: %s: %s (%s)\n", what, tsd_last_error(),
-          tsd_status_name(st));
+  /* tsd_last_error() is escaped already (TSD_ESCAPE_MESSAGE) */
+  cli_msgf(stderr, "tsd: %s: %s (%s)", what, tsd_last_error(),
+           tsd_status_name(st));
   if (ratio)
     fprintf(stderr, "tsd: hint: --max-output-ratio N (or inf) raises the "
                     "bound, if you want that output\n");
   return EXIT_USAGE;
+}
+
+const char *cli_key(char *buf, size_t cap, const tsd_entry *e) {
+  tsd_escape(buf, cap, e->key, e->key_len, TSD_ESCAPE_MESSAGE);
+  return buf;
+}
+
+void cli_msgf(FILE *f, const char *fmt, ...) {
+  char raw[8192];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(raw, sizeof raw, fmt, ap);
+  va_end(ap);
+  size_t len = n < 0 ? 0 : (size_t)n < sizeof raw ? (size_t)n : sizeof raw - 1;
+  cli_text(f, raw, len, TSD_ESCAPE_MESSAGE);
+  fputc('\n', f);
 }
 
 /* ---- outputs --------------------------------------------------------------- */
@@ -156,10 +174,10 @@ int cli_open_checkpoint(tsd_checkpoint **out, const char *path,
   int hint = st == TSD_ERR_REFUSED && is_torchscript_refusal(tsd_last_error());
   int rc = cli_fail("cannot read checkpoint", st);
   if (hint)
-    fprintf(stderr,
-            "tsd: hint: %s looks like a TorchScript archive; if you trust it, "
-            "open it with --torchscript-checkpoint\n",
-            path);
+    cli_msgf(stderr,
+             "tsd: hint: %s looks like a TorchScript archive; if you trust "
+             "it, open it with --torchscript-checkpoint",
+             path);
   return rc;
 }
 
@@ -191,8 +209,8 @@ int cli_remap_arg(cli_remap *r, int argc, char **argv, int *i) {
   } else {
     const char *eq = strchr(val, '=');
     if (!eq || eq == val) {
-      fprintf(stderr, "tsd: --rename takes OLD=NEW with a non-empty OLD: %s\n",
-              val);
+      cli_msgf(stderr, "tsd: --rename takes OLD=NEW with a non-empty OLD: %s",
+               val);
       return -1;
     }
     if (r->n_renames == CLI_MAX_RULES) {
@@ -260,10 +278,10 @@ int cli_select(tsd_checkpoint *ck, const char *const *selects, size_t n,
     /* No candidate: load the dict as it is, as PyTorch would be given it. */
     if (st == TSD_OK && key) {
       path_append(path, cap, key);
-      fprintf(stderr,
-              "tsd: the checkpoint holds no tensor at its top level; using "
-              "the state dict under '%s' (--select to choose another)\n",
-              key);
+      cli_msgf(stderr,
+               "tsd: the checkpoint holds no tensor at its top level; using "
+               "the state dict under '%s' (--select to choose another)",
+               key);
     }
     return -1;
   }
@@ -274,7 +292,7 @@ int cli_select(tsd_checkpoint *ck, const char *const *selects, size_t n,
       if (st != TSD_OK) return cli_fail("--select auto", st);
       if (key) {
         path_append(path, cap, key);
-        fprintf(stderr, "tsd: --select auto: using '%s'\n", key);
+        cli_msgf(stderr, "tsd: --select auto: using '%s'", key);
       }
     } else {
       st = tsd_checkpoint_select(ck, selects[i]);
@@ -323,23 +341,42 @@ void cli_progress_end(cli_progress *p) {
 
 /* ---- JSON ------------------------------------------------------------------ */
 
+/* Escapes s[0..n) in pieces cut before a UTF-8 lead byte (never inside a
+ * character), so a key of any size costs a fixed buffer. */
+#define CLI_CHUNK 4096
+#define CLI_ESC_MAX 6 /* the longest escape per input byte: \udcNN */
+
+size_t cli_text(FILE *f, const char *s, size_t n, tsd_escape_mode mode) {
+  char esc[CLI_CHUNK * CLI_ESC_MAX + 1];
+  size_t cols = 0;
+  for (size_t i = 0; i < n;) {
+    size_t end = n - i > CLI_CHUNK ? i + CLI_CHUNK : n;
+    for (int back = 0; back < 3 && end < n && end > i + 1 &&
+                       ((unsigned char)s[end] & 0xC0) == 0x80;
+         back++)
+      end--;
+    size_t k = tsd_escape(esc, sizeof esc, s + i, end - i, mode);
+    if (k >= sizeof esc) k = strlen(esc); /* cannot happen: 6 per byte */
+    if (f) fwrite(esc, 1, k, f);
+    for (size_t j = 0; j < k; j++)
+      if (((unsigned char)esc[j] & 0xC0) != 0x80) cols++;
+    i = end;
+  }
+  return cols;
+}
+
+size_t cli_text_width(const char *s, size_t n) {
+  return cli_text(NULL, s, n, TSD_ESCAPE_TEXT);
+}
+
+void cli_text_pad(FILE *f, const char *s, size_t n, size_t width) {
+  for (size_t c = cli_text(f, s, n, TSD_ESCAPE_TEXT); c < width; c++)
+    fputc(' ', f);
+}
+
 void cli_json_str(FILE *f, const char *s, size_t n) {
   fputc('"', f);
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    switch (c) {
-    case '"': fputs("\\\"", f); break;
-    case '\\': fputs("\\\\", f); break;
-    case '\n': fputs("\\n", f); break;
-    case '\r': fputs("\\r", f); break;
-    case '\t': fputs("\\t", f); break;
-    case '\b': fputs("\\b", f); break;
-    case '\f': fputs("\\f", f); break;
-    default:
-      if (c < 0x20) fprintf(f, "\\u%04x", c);
-      else fputc(c, f);
-    }
-  }
+  cli_text(f, s, n, TSD_ESCAPE_JSON);
   fputc('"', f);
 }
 
@@ -348,6 +385,27 @@ void cli_json_shape(FILE *f, size_t ndim, const int64_t *shape) {
   for (size_t i = 0; i < ndim; i++)
     fprintf(f, "%s%lld", i ? ", " : "", (long long)shape[i]);
   fputc(']', f);
+}
+
+void cli_print_message(FILE *f, const tsd_report *r) {
+  if (tsd_report_ok(r)) {
+    /* "<All keys matched successfully>" or the _IncompatibleKeys repr,
+     * whose keys Python's repr (report.c) has escaped already */
+    fprintf(f, "%s\n", tsd_report_message(r));
+    return;
+  }
+  /* report.c's RuntimeError text, rebuilt with every piece escaped: the
+   * structure's own newlines and tabs stay, a key's cannot forge a line */
+  const char *cls = tsd_report_class_name(r);
+  fputs("Error(s) in loading state_dict for ", f);
+  cli_text(f, cls, strlen(cls), TSD_ESCAPE_MESSAGE);
+  fputs(":\n\t", f);
+  for (size_t i = 0; i < tsd_report_count(r, TSD_LIST_ERRORS); i++) {
+    const char *e = tsd_report_item(r, TSD_LIST_ERRORS, i);
+    if (i) fputs("\n\t", f);
+    cli_text(f, e, strlen(e), TSD_ESCAPE_MESSAGE);
+  }
+  fputc('\n', f);
 }
 
 void cli_print_report_json(const tsd_report *r, const char *path) {
@@ -374,6 +432,19 @@ static int in_list(const char *const *list, size_t n, const char *s) {
   for (size_t i = 0; i < n; i++)
     if (!strcmp(list[i], s)) return 1;
   return 0;
+}
+
+/* tsd_model_add_tensor takes a C string: a key holding a NUL byte
+ * ('head\0.evil') would be written back cut ('head'). Refused instead,
+ * naming the key escaped; 1 when refused (message printed). */
+static int refuse_nul_key(const tsd_entry *e, const char *cmd) {
+  if (!memchr(e->key, '\0', e->key_len)) return 0;
+  char key[1024];
+  cli_msgf(stderr,
+           "tsd %s: key '%s' holds a NUL byte; tsd writes keys as C strings "
+           "and would cut it",
+           cmd, cli_key(key, sizeof key, e));
+  return 1;
 }
 
 static int build_spec(cli_model *m, const cli_model_args *a) {
@@ -406,9 +477,11 @@ static int build_spec(cli_model *m, const cli_model_args *a) {
     tsd_entry e;
     st = tsd_checkpoint_entry(spec, i, &e);
     if (st != TSD_OK) break;
-    if (e.kind != TSD_KIND_TENSOR) {
-      fprintf(stderr, "tsd: --model-spec: entry '%s' is not a tensor (%s)\n",
-              e.key, e.type_repr);
+    if (e.kind != TSD_KIND_TENSOR || refuse_nul_key(&e, "load --model-spec")) {
+      char key[1024];
+      if (e.kind != TSD_KIND_TENSOR)
+        cli_msgf(stderr, "tsd: --model-spec: entry '%s' is not a tensor (%s)",
+                 cli_key(key, sizeof key, &e), e.type_repr);
       tsd_checkpoint_free(spec);
       return EXIT_USAGE;
     }
@@ -416,7 +489,7 @@ static int build_spec(cli_model *m, const cli_model_args *a) {
     void *buf = malloc(nbytes ? nbytes : 1);
     if (!buf) {
       tsd_checkpoint_free(spec);
-      fprintf(stderr, "tsd: out of memory for '%s'\n", e.key);
+      cli_msgf(stderr, "tsd: out of memory for '%s'", e.key);
       return EXIT_USAGE;
     }
     m->buffers[m->n_buffers++] = buf;
@@ -470,7 +543,7 @@ int cli_model_build(cli_model *m, const cli_model_args *a) {
     char prefix[4096];
     size_t plen = eq ? (size_t)(eq - a->modules[i]) : 0;
     if (!eq || plen >= sizeof prefix) {
-      fprintf(stderr, "tsd: --module takes PREFIX=TYPE: %s\n", a->modules[i]);
+      cli_msgf(stderr, "tsd: --module takes PREFIX=TYPE: %s", a->modules[i]);
       return EXIT_USAGE;
     }
     memcpy(prefix, a->modules[i], plen);
@@ -497,11 +570,12 @@ int cli_dict_as_model(cli_model *m, const tsd_checkpoint *ck, const char *cmd,
     tsd_status st = tsd_checkpoint_entry(ck, i, &e);
     if (st != TSD_OK) return cli_fail("cannot read entry", st);
     if (e.kind != TSD_KIND_TENSOR) {
-      fprintf(stderr,
-              "tsd %s: entry '%s' is a %s: %s\n", cmd, e.key, e.type_repr,
-              non_tensor_hint);
+      char key[1024];
+      cli_msgf(stderr, "tsd %s: entry '%s' is a %s: %s", cmd,
+               cli_key(key, sizeof key, &e), e.type_repr, non_tensor_hint);
       return EXIT_USAGE;
     }
+    if (refuse_nul_key(&e, cmd)) return EXIT_USAGE;
   }
   /* The tensors stay in the checkpoint: the writer streams them. */
   tsd_status st = tsd_model_from_checkpoint(&m->model, ck, "StateDict");
@@ -513,10 +587,10 @@ int cli_dict_as_model(cli_model *m, const tsd_checkpoint *ck, const char *cmd,
     tsd_tensor_info ti;
     if (tsd_checkpoint_entry(ck, i, &e) == TSD_OK &&
         tsd_model_tensor(m->model, i, &ti) == TSD_OK && strcmp(e.key, ti.name)) {
-      fprintf(stderr,
-              "tsd %s: note: the keys are not in module order (first "
-              "difference at '%s'); OUT lists them module by module\n",
-              cmd, e.key);
+      cli_msgf(stderr,
+               "tsd %s: note: the keys are not in module order (first "
+               "difference at '%s'); OUT lists them module by module",
+               cmd, e.key);
       break;
     }
   }

@@ -75,8 +75,29 @@ void cli_progress_setup(cli_progress *p, tsd_load_options *o,
                         const char *ckpt_path);
 void cli_progress_end(cli_progress *p);
 
+/* Strings from files (keys, values, names) are never printed raw: they may
+ * hold ESC sequences, newlines, NUL bytes or bytes that are not UTF-8.
+ * Human-readable output uses tsd_escape's TSD_ESCAPE_TEXT (Python's repr
+ * escaping: \x1b, \n, \\), except PyTorch's own message texts, which use
+ * TSD_ESCAPE_MESSAGE (byte for byte PyTorch's for printable keys); --json
+ * uses TSD_ESCAPE_JSON (always valid UTF-8). */
+/* Prints s[0..n) escaped on f (nothing when f is NULL); returns the columns
+ * (characters) it takes. */
+size_t cli_text(FILE *f, const char *s, size_t n, tsd_escape_mode mode);
+size_t cli_text_width(const char *s, size_t n);
+/* Prints s[0..n) as TEXT, then spaces up to `width` columns. */
+void cli_text_pad(FILE *f, const char *s, size_t n, size_t width);
+/* Table columns of keys are at most this wide: a longer key overflows its
+ * column instead of padding every row (a 1 MiB key would make a 1 GB
+ * table). */
+#define CLI_MAX_COLUMN 80
+/* A JSON string: quotes around TSD_ESCAPE_JSON. */
 void cli_json_str(FILE *f, const char *s, size_t n);
 void cli_json_shape(FILE *f, size_t ndim, const int64_t *shape);
+/* Prints tsd_report_message's text and a newline, keys escaped with
+ * TSD_ESCAPE_MESSAGE: byte for byte PyTorch's text when every key is
+ * printable. */
+void cli_print_message(FILE *f, const tsd_report *r);
 /* Prints a report's JSON object with `"selected": ...` appended (null when
  * path is ""), then a newline. */
 void cli_print_report_json(const tsd_report *r, const char *path);
@@ -130,6 +151,17 @@ int cli_dict_as_model(cli_model *m, const tsd_checkpoint *ck, const char *cmd,
  * (error printed). */
 int cli_open_checkpoint(tsd_checkpoint **out, const char *path,
                         int torchscript);
+
+/* Prints one message line on f (a newline is added): formatted, then
+ * escaped as a whole with TSD_ESCAPE_MESSAGE, so the file names, keys and
+ * values it quotes cannot forge lines or drive the terminal (an escaped
+ * message stays as it is). At most 8 KiB of it. */
+void cli_msgf(FILE *f, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* An entry's key for cli_msgf's "%s": escaped whole into buf (printf's %s
+ * would stop at a NUL byte the key holds); returns buf. */
+const char *cli_key(char *buf, size_t cap, const tsd_entry *e);
 
 /* Prints "tsd: WHAT: <last error> (STATUS)" and returns 2. */
 int cli_fail(const char *what, tsd_status st);

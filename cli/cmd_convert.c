@@ -22,7 +22,9 @@ static const char *const CONVERT_HELP =
     "\n"
     "Order and metadata: keys are written in state_dict (module) order; a\n"
     "state dict saved by torch.save(model.state_dict()) keeps its order\n"
-    "exactly (a note is printed when IN's order differs). A .pth OUT keeps\n"
+    "exactly (a note is printed when IN's order differs). A safetensors IN\n"
+    "is read sorted by key, as safetensors.torch.load_file gives it (its\n"
+    "header's order is lost, as in Python). A .pth OUT keeps\n"
     "IN's _metadata (module versions) when IN has one; safetensors has no\n"
     "such field, so a .pth made from safetensors says version 1 for every\n"
     "module. A safetensors OUT gets __metadata__ {\"format\": \"pt\"}.\n"
@@ -39,8 +41,9 @@ static const char *const CONVERT_HELP =
     "output\n";
 
 static int usage(const char *msg, const char *arg) {
-  fprintf(stderr, "tsd convert: %s%s%s\n\n%s", msg, arg ? ": " : "",
-          arg ? arg : "", CONVERT_HELP);
+  cli_msgf(stderr, "tsd %s: %s%s%s", "convert", msg, arg ? ": " : "",
+           arg ? arg : "");
+  fprintf(stderr, "\n%s", CONVERT_HELP);
   return EXIT_USAGE;
 }
 
@@ -90,7 +93,7 @@ int cmd_convert(int argc, char **argv) {
   rc = cli_open_checkpoint(&ck, in, torchscript);
   if (rc < 0) rc = cli_select(ck, selects, n_select, selected, sizeof selected);
   if (rc < 0 && tsd_checkpoint_root_kind(ck) != TSD_KIND_DICT) {
-    fprintf(stderr, "tsd convert: %s holds no dict\n", in);
+    cli_msgf(stderr, "tsd convert: %s holds no dict", in);
     rc = EXIT_USAGE;
   }
   if (rc < 0)
@@ -102,9 +105,9 @@ int cmd_convert(int argc, char **argv) {
     size_t n = strlen(out), k = strlen(".safetensors");
     int st_out = n > k && !strcmp(out + n - k, ".safetensors");
     /* the status line goes where the data does not */
-    fprintf(strcmp(out, "-") ? stdout : stderr, "wrote %s (%zu tensors, %s)\n",
-            out, tsd_checkpoint_count(ck),
-            st_out ? "safetensors" : "torch.save .pth");
+    cli_msgf(strcmp(out, "-") ? stdout : stderr, "wrote %s (%zu tensors, %s)",
+             out, tsd_checkpoint_count(ck),
+             st_out ? "safetensors" : "torch.save .pth");
     rc = EXIT_OK;
   }
   cli_model_free(&m);

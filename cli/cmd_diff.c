@@ -35,8 +35,8 @@ static const char *const DIFF_HELP =
     "  --non-persistent NAME the model's buffer NAME is not persistent\n";
 
 static int usage(const char *msg, const char *arg) {
-  fprintf(stderr, "tsd diff: %s%s%s\n\n%s", msg, arg ? ": " : "",
-          arg ? arg : "", DIFF_HELP);
+  cli_msgf(stderr, "tsd diff: %s%s%s", msg, arg ? ": " : "", arg ? arg : "");
+  fprintf(stderr, "\n%s", DIFF_HELP);
   return EXIT_USAGE;
 }
 
@@ -197,21 +197,26 @@ static void print_table(const tsd_report *r, const tsd_model *m,
     ckpt_shape(ck, remap, w->key, w->ck, sizeof w->ck);
     snprintf(w->model, sizeof w->model, "-");
   }
+  /* keys escaped (TEXT), their column capped: a longer key overflows it */
   size_t wk = 3, wc = 10;
   for (size_t i = 0; i < n; i++) {
-    if (strlen(rows[i].key) > wk) wk = strlen(rows[i].key);
+    size_t w = cli_text_width(rows[i].key, strlen(rows[i].key));
+    if (w > wk) wk = w < CLI_MAX_COLUMN ? w : CLI_MAX_COLUMN;
     if (strlen(rows[i].ck) > wc) wc = strlen(rows[i].ck);
   }
   if (n) {
     printf("%-10s  %-*s  %-*s  %s\n", "state", (int)wk, "key", (int)wc,
            "checkpoint", "model");
-    for (size_t i = 0; i < n; i++)
-      printf("%-10s  %-*s  %-*s  %s\n", rows[i].state, (int)wk, rows[i].key,
-             (int)wc, rows[i].ck[0] ? rows[i].ck : "?", rows[i].model);
+    for (size_t i = 0; i < n; i++) {
+      printf("%-10s  ", rows[i].state);
+      cli_text_pad(stdout, rows[i].key, strlen(rows[i].key), wk);
+      printf("  %-*s  %s\n", (int)wc, rows[i].ck[0] ? rows[i].ck : "?",
+             rows[i].model);
+    }
   }
   for (size_t i = 0; i < tsd_report_count(r, TSD_LIST_ERRORS); i++) {
     const char *e = tsd_report_item(r, TSD_LIST_ERRORS, i);
-    if (is_other_error(e)) printf("error: %s\n", e);
+    if (is_other_error(e)) cli_msgf(stdout, "error: %s", e);
   }
   printf("%zu matched, %zu missing, %zu unexpected, %zu shape mismatches",
          n_match, n_miss, n_unexp, n_mm);

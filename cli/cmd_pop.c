@@ -37,8 +37,9 @@ static const char *const POP_HELP =
     "unwritable input\n";
 
 static int usage(const char *msg, const char *arg) {
-  fprintf(stderr, "tsd pop: %s%s%s\n\n%s", msg, arg ? ": " : "", arg ? arg : "",
-          POP_HELP);
+  cli_msgf(stderr, "tsd %s: %s%s%s", "pop", msg, arg ? ": " : "",
+           arg ? arg : "");
+  fprintf(stderr, "\n%s", POP_HELP);
   return EXIT_USAGE;
 }
 
@@ -111,7 +112,7 @@ int cmd_pop(int argc, char **argv) {
   rc = cli_open_checkpoint(&ck, ckpt_path, torchscript);
   if (rc < 0) rc = cli_select(ck, selects, n_select, selected, sizeof selected);
   if (rc < 0 && tsd_checkpoint_root_kind(ck) != TSD_KIND_DICT) {
-    fprintf(stderr, "tsd pop: %s holds no dict\n", ckpt_path);
+    cli_msgf(stderr, "tsd pop: %s holds no dict", ckpt_path);
     rc = EXIT_USAGE;
   }
   size_t popped = 0;
@@ -128,9 +129,9 @@ int cmd_pop(int argc, char **argv) {
                            "well, or --select the state dict inside)");
   if (rc < 0) rc = cli_save(m.model, out);
   if (rc < 0) {
-    fprintf(strcmp(out, "-") ? stdout : stderr,
-            "popped %zu key%s; wrote %s (%zu tensors)\n", popped,
-            popped == 1 ? "" : "s", out, tsd_checkpoint_count(ck));
+    cli_msgf(strcmp(out, "-") ? stdout : stderr,
+             "popped %zu key%s; wrote %s (%zu tensors)", popped,
+             popped == 1 ? "" : "s", out, tsd_checkpoint_count(ck));
     rc = EXIT_OK;
   }
   cli_model_free(&m);

@@ -6,6 +6,7 @@
  *
  * Exit status: 0 loaded, 1 load_state_dict raised, 2 bad usage or
  * unreadable/malformed input (design.md, "The tsd command"). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,8 +90,8 @@ static const char *const MAIN_HELP =
 
 
 static int usage_error(const char *help, const char *msg, const char *arg) {
-  fprintf(stderr, "tsd: %s%s%s\n\n%s", msg, arg ? ": " : "", arg ? arg : "",
-          help);
+  cli_msgf(stderr, "tsd: %s%s%s", msg, arg ? ": " : "", arg ? arg : "");
+  fprintf(stderr, "\n%s", help);
   return EXIT_USAGE;
 }
 
@@ -116,22 +117,91 @@ static void shape_text(char *out, size_t cap, size_t ndim,
   if (len < cap) snprintf(out + len, cap - len, "]");
 }
 
+/* Byte and element totals in 128 bits: a stride-0 view of 2^62 float64
+ * elements is 2^65 bytes, which 64 bits would wrap to 0. 128 bits cannot
+ * wrap: at most 2^20 entries of at most 2^63 elements of 16 bytes. */
+__extension__ typedef unsigned __int128 u128;
+
+/* Decimal text of v into out (at least 40 bytes). */
+static const char *u128_text(char *out, u128 v) {
+  char tmp[40];
+  size_t n = 0;
+  do {
+    tmp[n++] = (char)('0' + (int)(v % 10));
+    v /= 10;
+  } while (v);
+  for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+  out[n] = '\0';
+  return out;
+}
+
+static u128 entry_bytes(const tsd_entry *e) {
+  return (u128)(uint64_t)e->numel * tsd_dtype_size(e->dtype);
+}
+
+/* An int beyond 64 bits: kind OTHER, Python type int, its bytes in
+ * str_value (tsd.h). */
+static int is_bigint(const tsd_entry *e) {
+  return e->kind == TSD_KIND_OTHER && e->type_repr &&
+         !strcmp(e->type_repr, "<class 'int'>");
+}
+
+/* Python refuses to print an int of more than 4300 digits
+ * (sys.get_int_max_str_digits); tsd prints up to 2048 bytes (~4900
+ * digits), in time quadratic in that bound. */
+#define BIGINT_MAX_BYTES 2048
+#define BIGINT_TEXT_CAP (BIGINT_MAX_BYTES * 5 / 2 + 16)
+
+/* The exact decimal text of a pickle LONG (little-endian two's complement),
+ * or NULL when it has more than BIGINT_MAX_BYTES bytes. */
+static const char *bigint_text(char *out, const unsigned char *p, size_t n) {
+  if (n > BIGINT_MAX_BYTES) return NULL;
+  uint32_t limb[BIGINT_MAX_BYTES / 4 + 1] = {0};
+  size_t nl = (n + 3) / 4;
+  int neg = n && (p[n - 1] & 0x80);
+  for (size_t i = 0; i < n; i++)
+    limb[i / 4] |= (uint32_t)(neg ? (unsigned char)~p[i] : p[i]) << (8 * (i % 4));
+  if (neg) { /* magnitude = ~x + 1, within the n bytes (and a carry past) */
+    if (n % 4)
+      limb[nl - 1] &= (uint32_t)((1ull << (8 * (n % 4))) - 1);
+    for (size_t i = 0; i <= nl; i++)
+      if (++limb[i] != 0) break;
+    if (limb[nl]) nl++;
+  }
+  uint32_t chunk[BIGINT_TEXT_CAP / 9 + 1];
+  size_t nc = 0;
+  while (nl && !limb[nl - 1]) nl--;
+  while (nl) { /* divide by 10^9, keep the remainder */
+    uint64_t rem = 0;
+    for (size_t i = nl; i-- > 0;) {
+      uint64_t cur = (rem << 32) | limb[i];
+      limb[i] = (uint32_t)(cur / 1000000000u);
+      rem = cur % 1000000000u;
+    }
+    chunk[nc++] = (uint32_t)rem;
+    while (nl && !limb[nl - 1]) nl--;
+  }
+  size_t len = 0;
+  if (neg) out[len++] = '-';
+  if (!nc) chunk[nc++] = 0;
+  len += (size_t)sprintf(out + len, "%u", (unsigned)chunk[nc - 1]);
+  for (size_t i = nc - 1; i-- > 0;)
+    len += (size_t)sprintf(out + len, "%09u", (unsigned)chunk[i]);
+  return out;
+}
+
 typedef struct dtype_total {
   tsd_dtype dtype;
   size_t tensors;
-  uint64_t bytes;
+  u128 bytes;
 } dtype_total;
 
 static void tensors_text(char *out, size_t cap, size_t n) {
   snprintf(out, cap, "%zu tensor%s", n, n == 1 ? "" : "s");
 }
 
-/* Columns count characters, not bytes: metadata is often non-ASCII text. */
-static size_t utf8_width(const char *s) {
-  size_t w = 0;
-  for (; *s; s++)
-    if (((unsigned char)*s & 0xC0) != 0x80) w++;
-  return w;
+static size_t key_column(size_t w) {
+  return w < CLI_MAX_COLUMN ? w : CLI_MAX_COLUMN;
 }
 
 /* "metadata:" then one aligned "  key  value" line per entry. */
@@ -139,15 +209,57 @@ static void print_file_metadata(const tsd_checkpoint *ck) {
   size_t n = tsd_checkpoint_file_metadata_count(ck), wkey = 0;
   for (size_t i = 0; i < n; i++) {
     const char *k = NULL;
-    if (tsd_checkpoint_file_metadata(ck, i, &k, NULL) == TSD_OK &&
-        utf8_width(k) > wkey)
-      wkey = utf8_width(k);
+    if (tsd_checkpoint_file_metadata(ck, i, &k, NULL) == TSD_OK) {
+      size_t w = key_column(cli_text_width(k, strlen(k)));
+      if (w > wkey) wkey = w;
+    }
   }
   if (n) printf("metadata:\n");
   for (size_t i = 0; i < n; i++) {
     const char *k = NULL, *v = NULL;
     if (tsd_checkpoint_file_metadata(ck, i, &k, &v) != TSD_OK) continue;
-    printf("  %s%*s  %s\n", k, (int)(wkey - utf8_width(k)), "", v);
+    fputs("  ", stdout);
+    cli_text_pad(stdout, k, strlen(k), wkey);
+    fputs("  ", stdout);
+    cli_text(stdout, v, strlen(v), TSD_ESCAPE_TEXT);
+    fputc('\n', stdout);
+  }
+}
+
+/* A float as JSON: JSON has no nan or infinity, so they are the strings
+ * "nan", "inf", "-inf" (Python's float() reads them back). */
+static void json_float(double d) {
+  if (isnan(d)) printf("\"nan\"");
+  else if (isinf(d)) printf(d > 0 ? "\"inf\"" : "\"-inf\"");
+  else printf("%.17g", d);
+}
+
+/* A non-tensor entry's value as the table shows it ("" for none). */
+static void value_text(const tsd_entry *e, const char *cls, char *out,
+                       size_t cap) {
+  out[0] = '\0';
+  if (e->kind == TSD_KIND_INT) {
+    snprintf(out, cap, "%lld", (long long)e->int_value);
+  } else if (e->kind == TSD_KIND_BOOL) {
+    snprintf(out, cap, "%s", e->int_value ? "True" : "False");
+  } else if (e->kind == TSD_KIND_FLOAT) {
+    snprintf(out, cap, "%.17g", e->float_value);
+  } else if (e->kind == TSD_KIND_STR) {
+    /* at most 100 bytes of the escaped text, then "..." */
+    char esc[101];
+    size_t need = tsd_escape(esc, sizeof esc, e->str_value, e->str_len,
+                             TSD_ESCAPE_TEXT);
+    snprintf(out, cap, "'%s'%s", esc, need >= sizeof esc ? "..." : "");
+  } else if (e->kind == TSD_KIND_DICT || e->kind == TSD_KIND_LIST ||
+             e->kind == TSD_KIND_TUPLE) {
+    snprintf(out, cap, "(%zu items)", e->length);
+  } else if (e->kind == TSD_KIND_OBJECT) {
+    /* an inert placeholder: its class, escaped (it comes from the file) */
+    if (!cls) cls = "";
+    tsd_escape(out, cap, cls, strlen(cls), TSD_ESCAPE_TEXT);
+  } else if (is_bigint(e)) {
+    if (!bigint_text(out, (const unsigned char *)e->str_value, e->str_len))
+      snprintf(out, cap, "(an int of %zu bytes)", e->str_len);
   }
 }
 
@@ -206,14 +318,13 @@ static int cmd_inspect(int argc, char **argv) {
       return cli_fail("cannot read entry", st);
     }
   }
-  uint64_t total_bytes = 0, total_numel = 0;
+  u128 total_bytes = 0, total_numel = 0;
   size_t n_tensors = 0;
   dtype_total by_dtype[TSD_DTYPE_COUNT];
   size_t n_dtypes = 0;
   for (size_t i = 0; i < n; i++) {
     if (entries[i].kind != TSD_KIND_TENSOR) continue;
-    uint64_t bytes =
-        (uint64_t)entries[i].numel * tsd_dtype_size(entries[i].dtype);
+    u128 bytes = entry_bytes(&entries[i]);
     n_tensors++;
     total_numel += (uint64_t)entries[i].numel;
     total_bytes += bytes;
@@ -226,31 +337,40 @@ static int cmd_inspect(int argc, char **argv) {
     by_dtype[d].tensors++;
     by_dtype[d].bytes += bytes;
   }
+  char num[40], num2[40];
+  static char big[BIGINT_TEXT_CAP];
   if (json) {
     printf("{\"file\": ");
     cli_json_str(stdout, path, strlen(path));
-    printf(", \"root_kind\": \"%s\", \"tensors\": %zu, \"numel\": %llu, "
-           "\"bytes\": %llu, \"entries\": [",
+    printf(", \"root_kind\": \"%s\", \"tensors\": %zu, \"numel\": %s, "
+           "\"bytes\": %s, \"entries\": [",
            kind_name(tsd_checkpoint_root_kind(ck)), n_tensors,
-           (unsigned long long)total_numel, (unsigned long long)total_bytes);
+           u128_text(num, total_numel), u128_text(num2, total_bytes));
     for (size_t i = 0; i < n; i++) {
       const tsd_entry *e = &entries[i];
       printf("%s{\"key\": ", i ? ", " : "");
       cli_json_str(stdout, e->key, e->key_len);
-      printf(", \"kind\": \"%s\"", kind_name(e->kind));
+      printf(", \"kind\": \"%s\"",
+             is_bigint(e) ? "int" : kind_name(e->kind));
       if (e->kind == TSD_KIND_TENSOR) {
         printf(", \"dtype\": \"%s\", \"shape\": ", tsd_dtype_name(e->dtype));
         cli_json_shape(stdout, e->ndim, e->shape);
-        printf(", \"numel\": %lld, \"bytes\": %llu, \"parameter\": %s",
-               (long long)e->numel,
-               (unsigned long long)e->numel * tsd_dtype_size(e->dtype),
+        printf(", \"numel\": %lld, \"bytes\": %s, \"parameter\": %s",
+               (long long)e->numel, u128_text(num, entry_bytes(e)),
                e->is_parameter ? "true" : "false");
       } else if (e->kind == TSD_KIND_INT) {
         printf(", \"value\": %lld", (long long)e->int_value);
+      } else if (is_bigint(e)) {
+        /* exact: JSON numbers have no size limit (Python reads it back as
+         * the same int); null beyond BIGINT_MAX_BYTES */
+        const char *t =
+            bigint_text(big, (const unsigned char *)e->str_value, e->str_len);
+        printf(", \"value\": %s", t ? t : "null");
       } else if (e->kind == TSD_KIND_BOOL) {
         printf(", \"value\": %s", e->int_value ? "true" : "false");
       } else if (e->kind == TSD_KIND_FLOAT) {
-        printf(", \"value\": %.17g", e->float_value);
+        printf(", \"value\": ");
+        json_float(e->float_value);
       } else if (e->kind == TSD_KIND_STR) {
         printf(", \"value\": ");
         cli_json_str(stdout, e->str_value, e->str_len);
@@ -266,8 +386,8 @@ static int cmd_inspect(int argc, char **argv) {
     }
     printf("], \"bytes_by_dtype\": {");
     for (size_t d = 0; d < n_dtypes; d++)
-      printf("%s\"%s\": %llu", d ? ", " : "", tsd_dtype_name(by_dtype[d].dtype),
-             (unsigned long long)by_dtype[d].bytes);
+      printf("%s\"%s\": %s", d ? ", " : "", tsd_dtype_name(by_dtype[d].dtype),
+             u128_text(num, by_dtype[d].bytes));
     printf("}, \"metadata\": {");
     for (size_t m = 0; m < tsd_checkpoint_file_metadata_count(ck); m++) {
       const char *k = NULL, *v = NULL;
@@ -279,69 +399,60 @@ static int cmd_inspect(int argc, char **argv) {
     }
     printf("}}\n");
   } else {
-    size_t wkey = 3, wdtype = 5, wshape = 5;
+    size_t wkey = 3, wdtype = 5, wshape = 5, wbytes = 12;
     char shape[512];
     if (n_dtypes) wkey = 5; /* "total" */
     for (size_t d = 0; d < n_dtypes; d++) {
       tensors_text(shape, sizeof shape, by_dtype[d].tensors);
       if (strlen(shape) > wshape) wshape = strlen(shape);
+      if (strlen(u128_text(num, by_dtype[d].bytes)) > wbytes)
+        wbytes = strlen(num); /* the totals are the widest numbers */
       if (strlen(tsd_dtype_name(by_dtype[d].dtype)) > wdtype)
         wdtype = strlen(tsd_dtype_name(by_dtype[d].dtype));
     }
     for (size_t i = 0; i < n; i++) {
       const tsd_entry *e = &entries[i];
-      if (e->key_len > wkey) wkey = e->key_len;
+      /* capped: a longer key overflows its column, not every row */
+      size_t w = key_column(cli_text_width(e->key, e->key_len));
+      if (w > wkey) wkey = w;
+      const char *kind = is_bigint(e) ? "int" : kind_name(e->kind);
       if (e->kind == TSD_KIND_TENSOR) {
         shape_text(shape, sizeof shape, e->ndim, e->shape);
         if (strlen(shape) > wshape) wshape = strlen(shape);
         if (strlen(tsd_dtype_name(e->dtype)) > wdtype)
           wdtype = strlen(tsd_dtype_name(e->dtype));
-      } else if (strlen(kind_name(e->kind)) > wdtype) {
-        wdtype = strlen(kind_name(e->kind));
+      } else if (strlen(kind) > wdtype) {
+        wdtype = strlen(kind);
       }
     }
-    printf("%-*s  %-*s  %-*s  %12s\n", (int)wkey, "key", (int)wdtype, "dtype",
-           (int)wshape, "shape", "bytes");
+    printf("%-*s  %-*s  %-*s  %*s\n", (int)wkey, "key", (int)wdtype, "dtype",
+           (int)wshape, "shape", (int)wbytes, "bytes");
     for (size_t i = 0; i < n; i++) {
       const tsd_entry *e = &entries[i];
+      cli_text_pad(stdout, e->key, e->key_len, wkey);
       if (e->kind == TSD_KIND_TENSOR) {
         shape_text(shape, sizeof shape, e->ndim, e->shape);
-        printf("%-*s  %-*s  %-*s  %12llu\n", (int)wkey, e->key, (int)wdtype,
-               tsd_dtype_name(e->dtype), (int)wshape, shape,
-               (unsigned long long)e->numel * tsd_dtype_size(e->dtype));
+        printf("  %-*s  %-*s  %*s\n", (int)wdtype, tsd_dtype_name(e->dtype),
+               (int)wshape, shape, (int)wbytes, u128_text(num, entry_bytes(e)));
       } else {
-        char value[128] = "";
-        if (e->kind == TSD_KIND_INT)
-          snprintf(value, sizeof value, "%lld", (long long)e->int_value);
-        else if (e->kind == TSD_KIND_BOOL)
-          snprintf(value, sizeof value, "%s", e->int_value ? "True" : "False");
-        else if (e->kind == TSD_KIND_FLOAT)
-          snprintf(value, sizeof value, "%.17g", e->float_value);
-        else if (e->kind == TSD_KIND_STR)
-          snprintf(value, sizeof value, "'%.100s'", e->str_value);
-        else if (e->kind == TSD_KIND_DICT || e->kind == TSD_KIND_LIST ||
-                 e->kind == TSD_KIND_TUPLE)
-          snprintf(value, sizeof value, "(%zu items)", e->length);
-        else if (e->kind == TSD_KIND_OBJECT)
-          snprintf(value, sizeof value, "%.120s",
-                   tsd_checkpoint_entry_class(ck, i));
-        printf("%-*s  %-*s  %s\n", (int)wkey, e->key, (int)wdtype,
-               kind_name(e->kind), value);
+        value_text(e, tsd_checkpoint_entry_class(ck, i), big, sizeof big);
+        printf("  %-*s  %s\n", (int)wdtype,
+               is_bigint(e) ? "int" : kind_name(e->kind), big);
       }
     }
     if (n_dtypes) {
-      size_t rule = wkey + 2 + wdtype + 2 + wshape + 2 + 12;
+      size_t rule = wkey + 2 + wdtype + 2 + wshape + 2 + wbytes;
       for (size_t c = 0; c < rule; c++) putchar('-');
       putchar('\n');
     }
     for (size_t d = 0; d < n_dtypes; d++) {
       tensors_text(shape, sizeof shape, by_dtype[d].tensors);
-      printf("%-*s  %-*s  %-*s  %12llu\n", (int)wkey, "total", (int)wdtype,
+      printf("%-*s  %-*s  %-*s  %*s\n", (int)wkey, "total", (int)wdtype,
              tsd_dtype_name(by_dtype[d].dtype), (int)wshape, shape,
-             (unsigned long long)by_dtype[d].bytes);
+             (int)wbytes, u128_text(num, by_dtype[d].bytes));
     }
-    printf("%zu tensors, %llu elements, %llu bytes\n", n_tensors,
-           (unsigned long long)total_numel, (unsigned long long)total_bytes);
+    printf("%zu tensors, %s elements, %s bytes\n", n_tensors,
+           u128_text(num, total_numel), u128_text(num2, total_bytes));
     print_file_metadata(ck);
   }
   free(entries);
@@ -504,7 +615,7 @@ static int cmd_load(int argc, char **argv) {
     cli_print_report_json(report, selected);
     stdout = keep;
   } else {
-    fprintf(report_to, "%s\n", tsd_report_message(report));
+    cli_print_message(report_to, report);
   }
   rc = tsd_report_ok(report) ? EXIT_LOADED : EXIT_RAISED;
   if (rc == EXIT_LOADED && a.out) {
@@ -537,6 +648,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "diff")) return cmd_diff(argc - 2, argv + 2);
   if (!strcmp(cmd, "pop")) return cmd_pop(argc - 2, argv + 2);
   if (!strcmp(cmd, "convert")) return cmd_convert(argc - 2, argv + 2);
-  fprintf(stderr, "tsd: unknown command '%s'\n\n%s", cmd, MAIN_HELP);
+  cli_msgf(stderr, "tsd: unknown command '%s'", cmd);
+  fprintf(stderr, "\n%s", MAIN_HELP);
   return EXIT_USAGE;
 }

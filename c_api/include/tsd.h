@@ -115,6 +115,40 @@ TSD_API const char *tsd_last_error(void);
 /** A short static name for a status ("TSD_ERR_FORMAT"). */
 TSD_API const char *tsd_status_name(tsd_status status);
 
+/** How to show a string that came from a file (a key, a metadata value, a
+ * shard name): it may hold ESC sequences, newlines, NUL bytes, lone
+ * surrogates (Python pickles str with 'surrogatepass') or bytes that are not
+ * UTF-8. Every tsd_last_error() message is escaped with TSD_ESCAPE_MESSAGE
+ * already, except TSD_ERR_LOAD's: that one and tsd_report_message() are
+ * PyTorch's RuntimeError text, keys as they are. */
+typedef enum tsd_escape_mode {
+  /** Python's repr() escaping without the quotes: `\\` `\n` `\r` `\t`;
+   * `\xNN` for C0, DEL, C1 and bytes that are not UTF-8; `\uNNNN` or
+   * `\UNNNNNNNN` for the other characters str.isprintable() rejects
+   * (surrogates, U+2028, bidi controls); printable UTF-8 as it is.
+   * Unambiguous. */
+  TSD_ESCAPE_TEXT = 0,
+  /** As TEXT, but a backslash stays as it is: escaping twice changes
+   * nothing, and a string without control or non-printable characters is
+   * shown byte for byte. */
+  TSD_ESCAPE_MESSAGE = 1,
+  /** The inside of a JSON string (no quotes), always valid UTF-8: `\"`
+   * `\\` `\b` `\f` `\n` `\r` `\t`; `\uNNNN` (a surrogate pair beyond
+   * U+FFFF) for every other character TEXT escapes; a lone surrogate as
+   * itself (`\ud800`); a byte that is not UTF-8 as `\udcNN`, Python's
+   * 'surrogateescape' (os.fsencode of the parsed string gives the bytes
+   * back). */
+  TSD_ESCAPE_JSON = 2
+} tsd_escape_mode;
+
+/** Escapes s[0..len) into out (cap bytes, NUL-terminated when cap > 0; a
+ * character's escape is never cut: what does not fit is left out). Returns
+ * the length the whole escaped text needs, without the NUL, as snprintf
+ * does: out holds all of it when the result is < cap. out may be NULL when
+ * cap is 0. */
+TSD_API size_t tsd_escape(char *out, size_t cap, const char *s, size_t len,
+                          tsd_escape_mode mode);
+
 /* ------------------------------------------------------------------------ */
 /* Data types                                                                */
 /* ------------------------------------------------------------------------ */
@@ -311,7 +345,11 @@ typedef struct tsd_entry {
   /* for scalars */
   int64_t int_value;    /**< TSD_KIND_INT, TSD_KIND_BOOL */
   double float_value;   /**< TSD_KIND_FLOAT */
-  const char *str_value;/**< TSD_KIND_STR (NUL-terminated), TSD_KIND_BYTES */
+  const char *str_value;/**< TSD_KIND_STR (NUL-terminated), TSD_KIND_BYTES;
+                             for an int beyond 64 bits (TSD_KIND_OTHER,
+                             type_repr "<class 'int'>") its little-endian
+                             two's complement bytes, as pickle's LONG1/LONG4
+                             hold it */
   size_t str_len;       /**< bytes of str_value, without the NUL */
   size_t length;        /**< number of items for DICT, LIST, TUPLE */
   /** Python's type name as `type(x)` prints it: "<class 'int'>",

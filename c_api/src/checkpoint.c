@@ -754,6 +754,7 @@ static void fill_entry(tsd_entry *e, const tsd__value *v) {
     break;
   case TSD__V_STR:
   case TSD__V_BYTES:
+  case TSD__V_BIGINT: /* its little-endian two's complement bytes */
     e->str_value = v->u.s.p;
     e->str_len = v->u.s.len;
     break;

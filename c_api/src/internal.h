@@ -342,6 +342,15 @@ const char *tsd__json_kind_name(tsd__jkind kind); /* "an object", ... */
 /* Strict UTF-8 (no overlong forms, no surrogates, <= U+10FFFF). */
 bool tsd__utf8_valid(const char *s, size_t n);
 
+/* ---- showing strings from files (text.c) -------------------------------- */
+/* Decodes one UTF-8 sequence at s[0..n) (n > 0); returns its length, or 0
+ * if the bytes are not UTF-8. Encoded surrogates are accepted (pickle
+ * decodes with 'surrogatepass'). */
+size_t tsd__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+/* Appends s[0..len) escaped as tsd_escape does. */
+void tsd__buf_escape(tsd__buf *b, const char *s, size_t len,
+                     tsd_escape_mode mode);
+
 /* ---- checkpoint (checkpoint.c) ------------------------------------------ */
 
 struct tsd_checkpoint {

@@ -202,6 +202,22 @@ tsd_status tsd__keyview_build(tsd__keyview *v, const tsd_checkpoint *c,
   tsd__arena_init(&v->arena, 0, al);
   v->n = tsd__ckpt_count(c);
   v->meta = tsd__ckpt_metadata(c);
+  /* A report lists keys as C strings: 'head\0.evil' would be reported as
+   * 'head', a key the checkpoint does not hold. Such a key never matches
+   * (model names are C strings too): refusing it loses no tensor a load
+   * could copy, only the unexpected-key entry; the message shows it
+   * escaped. */
+  for (size_t i = 0; i < v->n; i++) {
+    const tsd__value *k = tsd__ckpt_key(c, i);
+    if (k->kind != TSD__V_STR || !memchr(k->u.s.p, '\0', k->u.s.len))
+      continue;
+    char shown[1024]; /* escaped here: printf's %s would stop at the NUL */
+    tsd_escape(shown, sizeof shown, k->u.s.p, k->u.s.len, TSD_ESCAPE_MESSAGE);
+    return tsd__err(TSD_ERR_UNSUPPORTED,
+                    "%s: key '%s' holds a NUL byte, which a load report (C "
+                    "strings) cannot carry",
+                    src_name(c), shown);
+  }
   bool any = r && (r->n_strip || r->n_renames || (r->add && r->add[0]));
   if (!any) {
     v->identity = true;

@@ -19,9 +19,12 @@
  * in the file: a storage per tensor points at them, so a read converts or
  * copies straight into the destination, as for .pth.
  *
- * Key order is the header's order as the JSON text gives it. Python's
- * safetensors writer sorts the names, so a state dict saved that way has
- * lost PyTorch's order; the engine takes its order from the model anyway.
+ * Key order is what a Python user sees: safetensors.torch.load_file builds
+ * its dict from safe_open(...).keys(), which sorts the names (Rust's
+ * `keys.sort()` on String: byte order, which for UTF-8 is code point order,
+ * Python's str order), whatever order the header has. So listings and a
+ * non-strict load's unexpected keys come in that order. The engine takes
+ * its own order from the model.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -243,6 +246,38 @@ static tsd_status read_tensor(const tsd__json *info, const char *key,
   return TSD_OK;
 }
 
+typedef struct entry_pair {
+  tsd__value *key, *val;
+} entry_pair;
+
+static int pair_cmp(const void *a, const void *b) {
+  const tsd__value *x = ((const entry_pair *)a)->key;
+  const tsd__value *y = ((const entry_pair *)b)->key;
+  size_t n = x->u.s.len < y->u.s.len ? x->u.s.len : y->u.s.len;
+  int c = memcmp(x->u.s.p, y->u.s.p, n);
+  if (c) return c;
+  return (x->u.s.len > y->u.s.len) - (x->u.s.len < y->u.s.len);
+}
+
+/* The dict in safe_open(...).keys() order: sorted by name, bytewise (the
+ * names are unique: json.c refuses duplicates). */
+static tsd_status sort_by_key(tsd__value *dict, const tsd_allocator *al,
+                              const char *name) {
+  size_t n = dict->u.dict.len;
+  if (n < 2) return TSD_OK;
+  entry_pair *p = tsd__mem_alloc(al, n * sizeof *p);
+  if (!p) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", name);
+  for (size_t i = 0; i < n; i++)
+    p[i] = (entry_pair){dict->u.dict.keys[i], dict->u.dict.vals[i]};
+  tsd__sort(p, n, sizeof *p, pair_cmp);
+  for (size_t i = 0; i < n; i++) {
+    dict->u.dict.keys[i] = p[i].key;
+    dict->u.dict.vals[i] = p[i].val;
+  }
+  tsd__mem_free(al, p);
+  return TSD_OK;
+}
+
 static tsd_status parse_header(const tsd__source *src, tsd__arena *arena,
                                const tsd__limits *limits, const char *text,
                                uint64_t hlen, tsd__parsed *out) {
@@ -328,6 +363,7 @@ static tsd_status parse_header(const tsd__source *src, tsd__arena *arena,
                     (unsigned long long)pos);
   }
   tsd__mem_free(arena->al, spans);
+  if (!st) st = sort_by_key(dict, arena->al, name);
   if (st) return st;
   out->root = dict;
   out->storages = storages;

@@ -16,20 +16,32 @@
 #define TSD_ERRMSG_CAP 4096
 static _Thread_local char tls_errmsg[TSD_ERRMSG_CAP];
 
+/* Messages quote keys, names and values from files: every one is escaped
+ * here (text.c, TSD_ESCAPE_MESSAGE), so no call site can forget. Escaping is
+ * idempotent, so a message that quotes another is not escaped twice.
+ * TSD_ERR_LOAD's message is PyTorch's RuntimeError text, kept exact. */
 tsd_status tsd__err(tsd_status status, const char *fmt, ...) {
+  char raw[TSD_ERRMSG_CAP];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(tls_errmsg, sizeof tls_errmsg, fmt, ap);
+  int n = vsnprintf(raw, sizeof raw, fmt, ap);
   va_end(ap);
+  size_t len = n < 0 ? 0 : (size_t)n < sizeof raw ? (size_t)n : sizeof raw - 1;
+  if (status == TSD_ERR_LOAD)
+    memcpy(tls_errmsg, raw, len + 1);
+  else
+    tsd_escape(tls_errmsg, sizeof tls_errmsg, raw, len, TSD_ESCAPE_MESSAGE);
   return status;
 }
 
 void tsd__err_prefix(const char *fmt, ...) {
-  char prefix[1024];
+  char raw[1024], prefix[1024];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(prefix, sizeof prefix, fmt, ap);
+  int n = vsnprintf(raw, sizeof raw, fmt, ap);
   va_end(ap);
+  size_t len = n < 0 ? 0 : (size_t)n < sizeof raw ? (size_t)n : sizeof raw - 1;
+  tsd_escape(prefix, sizeof prefix, raw, len, TSD_ESCAPE_MESSAGE);
   size_t plen = strlen(prefix);
   size_t olen = strnlen(tls_errmsg, TSD_ERRMSG_CAP - 1);
   if (plen + 2 + olen >= TSD_ERRMSG_CAP) olen = TSD_ERRMSG_CAP - 1 - plen - 2;

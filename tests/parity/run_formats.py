@@ -178,9 +178,10 @@ def write_st_shards(work, stem, sd):
 def python_view(path):
     """The state dict Python gets from CKPT, read by Python alone: what
     safetensors' load_file / transformers' sharded loading hand to
-    load_state_dict (a dict in the file's / weight_map's order)."""
+    load_state_dict (load_file's dict is sorted by key: safe_open's keys()
+    sorts them; a sharded one in weight_map's order)."""
     if path.endswith(".safetensors"):
-        return read_safetensors(path)[0]
+        return OD(sorted(read_safetensors(path)[0].items()))
     if path.endswith(".json"):
         with open(path) as f:
             index = json.load(f, object_pairs_hook=OD)

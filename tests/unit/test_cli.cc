@@ -304,36 +304,37 @@ TEST(Cli, PopErrors) {
 
 // st_small.safetensors (make_formats_fixtures.py): one tensor of every dtype,
 // __metadata__ {"format": "pt", "note": "tsd été fixture"}. The byte counts
-// are data_offsets differences of its header.
+// are data_offsets differences of its header. Keys come sorted, as
+// safetensors.torch.load_file gives them (the header has w.f32 first).
 TEST(Cli, InspectSafetensorsPrintsDtypeTotalsAndMetadata) {
   Out r = tsd("inspect " + fx("st_small.safetensors"));
   EXPECT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(r.out,
             "key     dtype     shape             bytes\n"
-            "w.f32   float32   [3, 4]               48\n"
             "a.f64   float64   [2, 3]               48\n"
-            "h.f16   float16   [5]                  10\n"
             "b.bf16  bfloat16  [2, 2]                8\n"
-            "i.i8    int8      [5]                   5\n"
+            "empty   float32   [0, 3]                0\n"
+            "h.f16   float16   [5]                  10\n"
             "i.i16   int16     [2, 2]                8\n"
             "i.i32   int32     [3]                  12\n"
             "i.i64   int64     [3]                  24\n"
-            "u.u8    uint8     [3]                   3\n"
+            "i.i8    int8      [5]                   5\n"
             "m.bool  bool      [4]                   4\n"
             "scalar  float32   []                    4\n"
-            "empty   float32   [0, 3]                0\n"
+            "u.u8    uint8     [3]                   3\n"
+            "w.f32   float32   [3, 4]               48\n"
             "z.last  float32   [1, 2, 3]            24\n"
             "-----------------------------------------\n"
-            "total   float32   4 tensors            76\n"
             "total   float64   1 tensor             48\n"
-            "total   float16   1 tensor             10\n"
             "total   bfloat16  1 tensor              8\n"
-            "total   int8      1 tensor              5\n"
+            "total   float32   4 tensors            76\n"
+            "total   float16   1 tensor             10\n"
             "total   int16     1 tensor              8\n"
             "total   int32     1 tensor             12\n"
             "total   int64     1 tensor             24\n"
-            "total   uint8     1 tensor              3\n"
+            "total   int8      1 tensor              5\n"
             "total   bool      1 tensor              4\n"
+            "total   uint8     1 tensor              3\n"
             "13 tensors, 56 elements, 198 bytes\n"
             "metadata:\n"
             "  format  pt\n"
@@ -356,22 +357,22 @@ TEST(Cli, InspectSafetensorsJsonHasDtypeTotalsAndMetadata) {
       "{\"file\": \"" + path +
       "\", \"root_kind\": \"dict\", \"tensors\": 13, \"numel\": 56, "
       "\"bytes\": 198, \"entries\": [" +
-      t("w.f32", "float32", "[3, 4]", 12, 48) + ", " +
       t("a.f64", "float64", "[2, 3]", 6, 48) + ", " +
-      t("h.f16", "float16", "[5]", 5, 10) + ", " +
       t("b.bf16", "bfloat16", "[2, 2]", 4, 8) + ", " +
-      t("i.i8", "int8", "[5]", 5, 5) + ", " +
+      t("empty", "float32", "[0, 3]", 0, 0) + ", " +
+      t("h.f16", "float16", "[5]", 5, 10) + ", " +
       t("i.i16", "int16", "[2, 2]", 4, 8) + ", " +
       t("i.i32", "int32", "[3]", 3, 12) + ", " +
       t("i.i64", "int64", "[3]", 3, 24) + ", " +
-      t("u.u8", "uint8", "[3]", 3, 3) + ", " +
+      t("i.i8", "int8", "[5]", 5, 5) + ", " +
       t("m.bool", "bool", "[4]", 4, 4) + ", " +
       t("scalar", "float32", "[]", 1, 4) + ", " +
-      t("empty", "float32", "[0, 3]", 0, 0) + ", " +
+      t("u.u8", "uint8", "[3]", 3, 3) + ", " +
+      t("w.f32", "float32", "[3, 4]", 12, 48) + ", " +
       t("z.last", "float32", "[1, 2, 3]", 6, 24) +
-      "], \"bytes_by_dtype\": {\"float32\": 76, \"float64\": 48, "
-      "\"float16\": 10, \"bfloat16\": 8, \"int8\": 5, \"int16\": 8, "
-      "\"int32\": 12, \"int64\": 24, \"uint8\": 3, \"bool\": 4}, "
+      "], \"bytes_by_dtype\": {\"float64\": 48, \"bfloat16\": 8, "
+      "\"float32\": 76, \"float16\": 10, \"int16\": 8, \"int32\": 12, "
+      "\"int64\": 24, \"int8\": 5, \"bool\": 4, \"uint8\": 3}, "
       "\"metadata\": {\"format\": \"pt\", \"note\": \"tsd \xc3\xa9t\xc3\xa9 "
       "fixture\"}}\n";
   EXPECT_EQ(r.out, expect);

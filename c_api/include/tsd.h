@@ -131,6 +131,22 @@ typedef enum tsd_dtype {
   TSD_INT64 = 7,    /**< torch.int64 */
   TSD_UINT8 = 8,    /**< torch.uint8 */
   TSD_BOOL = 9,     /**< torch.bool */
+  /* Added later (PyTorch 2.2+ float8, 2.3+ uint16/32/64; complex since
+   * 1.x). Conversions follow c10's rounding and saturation, bit for bit. */
+  TSD_FLOAT8_E4M3FN = 10,   /**< torch.float8_e4m3fn (no inf; NaN 0x7F) */
+  TSD_FLOAT8_E5M2 = 11,     /**< torch.float8_e5m2 (IEEE-like) */
+  TSD_FLOAT8_E4M3FNUZ = 12, /**< torch.float8_e4m3fnuz (NaN 0x80, no -0) */
+  TSD_FLOAT8_E5M2FNUZ = 13, /**< torch.float8_e5m2fnuz (NaN 0x80, no -0) */
+  TSD_FLOAT8_E8M0FNU = 14,  /**< torch.float8_e8m0fnu (powers of two) */
+  TSD_UINT16 = 15,          /**< torch.uint16 */
+  TSD_UINT32 = 16,          /**< torch.uint32 */
+  TSD_UINT64 = 17,          /**< torch.uint64 */
+  /** torch.complex32 (torch.chalf): two float16, real then imaginary. As
+   * Tensor.copy_, complex -> real keeps the real part (PyTorch warns), real
+   * -> complex sets the imaginary part to 0. */
+  TSD_COMPLEX32 = 18,
+  TSD_COMPLEX64 = 19,       /**< torch.complex64: two float32 */
+  TSD_COMPLEX128 = 20,      /**< torch.complex128: two float64 */
   TSD_DTYPE_COUNT    /**< number of dtypes (not a dtype) */
 } tsd_dtype;
 

@@ -139,6 +139,10 @@ float tsd__half_to_float(uint16_t h);
 uint16_t tsd__float_to_half(float f);
 float tsd__bf16_to_float(uint16_t h);
 uint16_t tsd__float_to_bf16(float f);
+/* One float8 value of dtype t (a TSD_FLOAT8_*) to float and back, c10's
+ * rules (convert.c). */
+float tsd__fp8_to_float(uint8_t x, tsd_dtype t);
+uint8_t tsd__float_to_fp8(float f, tsd_dtype t);
 bool tsd__dtype_valid(int dtype);
 
 /* ---- byte source (source.c) --------------------------------------------- */

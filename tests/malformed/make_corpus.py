@@ -884,9 +884,15 @@ def build_safetensors():
         return fn
     case("st_dtype_unknown", st_edit(items, set_("fc.bias", "dtype", "Q7")),
          "open:TSD_ERR_UNSUPPORTED", "dtype \"Q7\", which tsd does not handle")
-    case("st_dtype_f8_unsupported",
+    # F4 (float4_e2m1fn_x2, two values a byte) is a real safetensors dtype
+    # tsd does not handle; F8_E4M3 is handled, so its size is checked
+    case("st_dtype_f4_unsupported",
+         st_edit(items, set_("fc.bias", "dtype", "F4")),
+         "open:TSD_ERR_UNSUPPORTED", "dtype \"F4\"")
+    case("st_dtype_f8_wrong_size",
          st_edit(items, set_("fc.bias", "dtype", "F8_E4M3")),
-         "open:TSD_ERR_UNSUPPORTED", "dtype \"F8_E4M3\"")
+         "open:TSD_ERR_FORMAT",
+         "hold 12 bytes, but shape and dtype F8_E4M3 need 3")
     case("st_dtype_lowercase", st_edit(items, set_("fc.bias", "dtype", "f32")),
          "open:TSD_ERR_UNSUPPORTED", "dtype \"f32\"")
     case("st_dtype_not_string", st_edit(items, set_("fc.bias", "dtype", 32)),

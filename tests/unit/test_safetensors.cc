@@ -258,13 +258,18 @@ TEST(Safetensors, OffsetsOutOfBoundsAreRefused) {
 }
 
 TEST(Safetensors, UnknownDtypesAreUnsupportedAndNamed) {
+  // F4 (float4_e2m1fn_x2) and F6 are safetensors dtypes tsd does not handle
   expect_refused(
-      st_bytes(R"({"q":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})",
-               2),
-      TSD_ERR_UNSUPPORTED, "\"F8_E4M3\"");
+      st_bytes(R"({"q":{"dtype":"F4","shape":[2],"data_offsets":[0,2]}})", 2),
+      TSD_ERR_UNSUPPORTED, "'q' has dtype \"F4\"");
   expect_refused(
-      st_bytes(R"({"q":{"dtype":"U16","shape":[1],"data_offsets":[0,2]}})", 2),
-      TSD_ERR_UNSUPPORTED, "'q' has dtype \"U16\"");
+      st_bytes(R"({"q":{"dtype":"F6_E2M3","shape":[1],"data_offsets":[0,1]}})",
+               1),
+      TSD_ERR_UNSUPPORTED, "'q' has dtype \"F6_E2M3\"");
+  expect_refused(
+      st_bytes(R"({"q":{"dtype":"f8_e4m3","shape":[1],"data_offsets":[0,1]}})",
+               1),
+      TSD_ERR_UNSUPPORTED, "'q' has dtype \"f8_e4m3\"");
   expect_refused(
       st_bytes(R"({"q":{"dtype":7,"shape":[1],"data_offsets":[0,2]}})", 2),
       TSD_ERR_FORMAT, "dtype is a number");

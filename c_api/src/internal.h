@@ -6,7 +6,9 @@
  *   convert.c    dtype conversion (Tensor.copy_ semantics), float16/bfloat16
  *   source.c     a byte source: a file read with pread, or caller memory
  *   zip.c        zip / ZIP64 central directory reader (stored records only)
- *   pickle.c     the restricted unpickler (protocols 2-5, allow-listed globals)
+ *   pickle_vm.c  the restricted unpickler's machine (opcodes, stack, memo,
+ *                marks, limits; pickle_vm.h is its interface)
+ *   torch_globals.c the allow-listed globals: torch's rebuild functions
  *   legacy.c     the legacy (pre-1.6) torch.save format
  *   checkpoint.c the public tsd_checkpoint_* API, the current-dict view,
  *                tensor reads (strides, offsets, conversion)
@@ -163,7 +165,7 @@ void tsd__source_close(tsd__source *s);
 tsd_status tsd__source_read(const tsd__source *s, uint64_t off, void *dst,
                             size_t n, const char *what);
 
-/* ---- the unpickled value tree (pickle.c, legacy.c) ----------------------- */
+/* ---- the unpickled value tree (pickle_vm.c, legacy.c) -------------------- */
 
 typedef struct tsd__storage {
   tsd_dtype dtype;
@@ -252,7 +254,7 @@ typedef struct tsd__limits {
 } tsd__limits;
 void tsd__limits_resolve(tsd__limits *out, const tsd_open_options *opts);
 
-/* pickle.c: how persistent ids are resolved, per format. */
+/* pickle_vm.c: how persistent ids are resolved, per format. */
 typedef struct tsd__persistent_ctx tsd__persistent_ctx;
 typedef tsd_status (*tsd__persistent_fn)(tsd__persistent_ctx *ctx,
                                          tsd__value *pid, tsd__value **out);
@@ -265,7 +267,7 @@ tsd_status tsd__unpickle(const uint8_t *buf, size_t len, size_t *used,
                          tsd__value **out);
 /* On failure *used is SIZE_MAX when the pickle ran past `len` (a caller
  * reading a stream of unknown length may retry with more bytes), else 0. */
-/* The dtype of an allow-listed torch.*Storage class value (pickle.c). */
+/* The dtype of an allow-listed torch.*Storage class value (torch_globals.c). */
 bool tsd__storage_type_dtype(const tsd__value *v, tsd_dtype *out);
 
 /* zip.c / legacy.c: parse a whole checkpoint from a source. */

@@ -1,0 +1,949 @@
+/* pickle_vm.c — the restricted unpickler's machine.
+ *
+ * In the spirit of PyTorch's weights_only unpickler (torch/_weights_only_
+ * unpickler.py): only the opcodes torch.save emits (protocols 2-5), every
+ * operand's type checked, every length checked against the bytes that
+ * remain. What a global is, and what calling or building it does, is
+ * torch_globals.c's business (the allow-list); this file is the generic
+ * machine: opcodes, stack, memo, marks and limits (pickle_vm.h).
+ *
+ * It is an explicit stack machine: no recursion anywhere, so a deeply
+ * nested pickle cannot overflow the C stack, and everything lives in the
+ * caller's arena, so freeing is not recursive either.
+ *
+ * Containers are frozen once they are placed inside another container (or
+ * used as BUILD state); modifying a frozen container is an error. torch.save
+ * (Python's pickler) always finishes a container before it inserts it, so
+ * real files never do this, and the rule makes the value graph acyclic: a
+ * self-referencing list (l.append(l)) cannot be built, and the nesting depth
+ * recorded when a child is inserted is final. Consumers may therefore walk
+ * the tree without cycle checks, within limits.max_depth.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "pickle_vm.h"
+
+#define TRY TSD__PK_TRY
+
+#define VF_FROZEN 0x100u /* internal to the unpickler, see above */
+_Static_assert(VF_FROZEN < (1u << 16), "tsd__value.flags has 16 bits");
+
+/* ---- opcode names, for messages ---------------------------------------- */
+
+static const char *opname(uint8_t op) {
+  switch (op) {
+  case 0x80:
+    return "PROTO";
+  case 0x95:
+    return "FRAME";
+  case '.':
+    return "STOP";
+  case '(':
+    return "MARK";
+  case '0':
+    return "POP";
+  case '1':
+    return "POP_MARK";
+  case '2':
+    return "DUP";
+  case 'c':
+    return "GLOBAL";
+  case 0x93:
+    return "STACK_GLOBAL";
+  case 'q':
+    return "BINPUT";
+  case 'r':
+    return "LONG_BINPUT";
+  case 0x94:
+    return "MEMOIZE";
+  case 'h':
+    return "BINGET";
+  case 'j':
+    return "LONG_BINGET";
+  case '}':
+    return "EMPTY_DICT";
+  case ']':
+    return "EMPTY_LIST";
+  case ')':
+    return "EMPTY_TUPLE";
+  case 0x8f:
+    return "EMPTY_SET";
+  case 0x90:
+    return "ADDITEMS";
+  case 0x91:
+    return "FROZENSET";
+  case 't':
+    return "TUPLE";
+  case 0x85:
+    return "TUPLE1";
+  case 0x86:
+    return "TUPLE2";
+  case 0x87:
+    return "TUPLE3";
+  case 'l':
+    return "LIST";
+  case 'd':
+    return "DICT";
+  case 'a':
+    return "APPEND";
+  case 'e':
+    return "APPENDS";
+  case 's':
+    return "SETITEM";
+  case 'u':
+    return "SETITEMS";
+  case 'R':
+    return "REDUCE";
+  case 'b':
+    return "BUILD";
+  case 0x81:
+    return "NEWOBJ";
+  case 0x92:
+    return "NEWOBJ_EX";
+  case 'Q':
+    return "BINPERSID";
+  case 'P':
+    return "PERSID";
+  case 'N':
+    return "NONE";
+  case 0x88:
+    return "NEWTRUE";
+  case 0x89:
+    return "NEWFALSE";
+  case 'J':
+    return "BININT";
+  case 'K':
+    return "BININT1";
+  case 'M':
+    return "BININT2";
+  case 0x8a:
+    return "LONG1";
+  case 0x8b:
+    return "LONG4";
+  case 'G':
+    return "BINFLOAT";
+  case 0x8c:
+    return "SHORT_BINUNICODE";
+  case 'X':
+    return "BINUNICODE";
+  case 0x8d:
+    return "BINUNICODE8";
+  case 'U':
+    return "SHORT_BINSTRING";
+  case 'T':
+    return "BINSTRING";
+  case 'C':
+    return "SHORT_BINBYTES";
+  case 'B':
+    return "BINBYTES";
+  case 0x8e:
+    return "BINBYTES8";
+  case 0x96:
+    return "BYTEARRAY8";
+  case 0x97:
+    return "NEXT_BUFFER";
+  case 0x98:
+    return "READONLY_BUFFER";
+  case 'I':
+    return "INT";
+  case 'L':
+    return "LONG";
+  case 'F':
+    return "FLOAT";
+  case 'S':
+    return "STRING";
+  case 'V':
+    return "UNICODE";
+  case 'p':
+    return "PUT";
+  case 'g':
+    return "GET";
+  case 'i':
+    return "INST";
+  case 'o':
+    return "OBJ";
+  case 0x82:
+    return "EXT1";
+  case 0x83:
+    return "EXT2";
+  case 0x84:
+    return "EXT4";
+  }
+  return "unknown";
+}
+
+/* ---- the machine -------------------------------------------------------- */
+
+tsd_status tsd__pk_fail(tsd__pk *u, tsd_status st, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return tsd__err(st, "%s: offset %zu (opcode %s, 0x%02x): %s", u->what,
+                  u->op_off, opname(u->op), u->op, msg);
+}
+
+tsd_status tsd__pk_oom(tsd__pk *u) {
+  if (u->arena->limit && u->arena->total >= u->arena->limit / 2)
+    return tsd__pk_fail(u, TSD_ERR_LIMIT,
+                        "the pickle needs more memory than its size justifies "
+                        "(arena limit %llu bytes)",
+                        (unsigned long long)u->arena->limit);
+  return tsd__pk_fail(u, TSD_ERR_NOMEM, "out of memory");
+}
+
+void *tsd__pk_alloc(tsd__pk *u, size_t n) {
+  return tsd__arena_alloc(u->arena, n);
+}
+
+tsd_status tsd__pk_new(tsd__pk *u, tsd__vkind kind, tsd__value **out) {
+  if (++u->nobjects > u->lim->max_objects)
+    return tsd__pk_fail(u, TSD_ERR_LIMIT,
+                        "more than %llu objects (limits.max_objects)",
+                        (unsigned long long)u->lim->max_objects);
+  tsd__value *v = tsd__pk_alloc(u, sizeof *v);
+  if (!v) return tsd__pk_oom(u);
+  v->kind = kind;
+  if (kind == TSD__V_TUPLE || kind == TSD__V_LIST || kind == TSD__V_SET ||
+      kind == TSD__V_DICT)
+    v->depth = 1;
+  *out = v;
+  return TSD_OK;
+}
+
+bool tsd__pk_is_container(const tsd__value *v) {
+  return v->kind == TSD__V_TUPLE || v->kind == TSD__V_LIST ||
+         v->kind == TSD__V_SET || v->kind == TSD__V_DICT;
+}
+
+const char *tsd__pk_kind_name(const tsd__value *v) {
+  switch (v->kind) {
+  case TSD__V_NONE:
+    return "None";
+  case TSD__V_BOOL:
+    return "bool";
+  case TSD__V_INT:
+  case TSD__V_BIGINT:
+    return "int";
+  case TSD__V_FLOAT:
+    return "float";
+  case TSD__V_STR:
+    return "str";
+  case TSD__V_BYTES:
+    return "bytes";
+  case TSD__V_TUPLE:
+    return "tuple";
+  case TSD__V_LIST:
+    return "list";
+  case TSD__V_SET:
+    return "set";
+  case TSD__V_DICT:
+    return (v->flags & TSD__VF_ORDERED) ? "OrderedDict" : "dict";
+  case TSD__V_TENSOR:
+    return "tensor";
+  case TSD__V_STORAGE:
+    return "storage";
+  case TSD__V_GLOBAL:
+    return "global";
+  case TSD__V_DTYPE:
+    return "dtype";
+  }
+  return "?";
+}
+
+/* `child` becomes part of `parent`: freeze it, propagate depth. */
+tsd_status tsd__pk_adopt(tsd__pk *u, tsd__value *parent, tsd__value *child) {
+  if (child == parent)
+    return tsd__pk_fail(u, TSD_ERR_FORMAT, "a %s cannot contain itself",
+                        tsd__pk_kind_name(parent));
+  child->flags |= VF_FROZEN;
+  uint32_t d = tsd__pk_is_container(child) ? child->depth + 1 : 1;
+  if (d > parent->depth) parent->depth = d;
+  if (parent->depth > u->lim->max_depth)
+    return tsd__pk_fail(u, TSD_ERR_LIMIT,
+                        "containers nested deeper than %u (limits.max_depth)",
+                        u->lim->max_depth);
+  return TSD_OK;
+}
+
+tsd_status tsd__pk_check_mutable(tsd__pk *u, const tsd__value *v) {
+  if (v->flags & VF_FROZEN)
+    return tsd__pk_fail(
+        u, TSD_ERR_FORMAT,
+        "modifying a %s that is already inside another container "
+        "(torch.save never does this; it would allow cycles)",
+        tsd__pk_kind_name(v));
+  return TSD_OK;
+}
+
+static tsd_status push(tsd__pk *u, tsd__value *v) {
+  if (u->sp == u->scap) {
+    size_t cap = u->scap ? u->scap * 2 : 64;
+    tsd__value **s = tsd__mem_realloc(u->arena->al, u->stack, cap * sizeof *s);
+    if (!s) return tsd__pk_fail(u, TSD_ERR_NOMEM, "out of memory");
+    u->stack = s;
+    u->scap = cap;
+  }
+  u->stack[u->sp++] = v;
+  return TSD_OK;
+}
+
+/* Items above the innermost MARK (the current frame, in Python's terms). */
+static size_t frame_base(const tsd__pk *u) {
+  return u->nmarks ? u->marks[u->nmarks - 1] : 0;
+}
+
+static tsd_status need(tsd__pk *u, size_t n) {
+  if (u->sp - frame_base(u) < n)
+    return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                        "stack underflow: needs %zu value(s), the %s has %zu",
+                        n, u->nmarks ? "frame above the MARK" : "stack",
+                        u->sp - frame_base(u));
+  return TSD_OK;
+}
+
+static tsd_status pop_mark(tsd__pk *u, size_t *base) {
+  if (!u->nmarks)
+    return tsd__pk_fail(u, TSD_ERR_FORMAT, "no MARK on the stack");
+  *base = u->marks[--u->nmarks];
+  return TSD_OK;
+}
+
+tsd_status tsd__pk_grow_seq(tsd__pk *u, tsd__value *v, size_t need_len) {
+  if (need_len <= v->u.seq.cap) return TSD_OK;
+  /* a tuple is filled once and never grows: no spare room */
+  size_t cap = v->u.seq.cap              ? v->u.seq.cap
+               : v->kind == TSD__V_TUPLE ? need_len
+                                         : 4;
+  while (cap < need_len) {
+    if (cap > SIZE_MAX / 16) return tsd__pk_oom(u);
+    cap *= 2;
+  }
+  /* the old block stays in the arena: at most as much again as the final */
+  tsd__value **items = tsd__pk_alloc(u, cap * sizeof *items);
+  if (!items) return tsd__pk_oom(u);
+  if (v->u.seq.len) memcpy(items, v->u.seq.items, v->u.seq.len * sizeof *items);
+  v->u.seq.items = items;
+  v->u.seq.cap = cap;
+  return TSD_OK;
+}
+
+static tsd_status grow_dict(tsd__pk *u, tsd__value *v, size_t need_len) {
+  if (need_len <= v->u.dict.cap) return TSD_OK;
+  size_t cap = v->u.dict.cap ? v->u.dict.cap : 4;
+  while (cap < need_len) {
+    if (cap > SIZE_MAX / 16) return tsd__pk_oom(u);
+    cap *= 2;
+  }
+  tsd__value **k = tsd__pk_alloc(u, cap * sizeof *k);
+  tsd__value **vals = tsd__pk_alloc(u, cap * sizeof *vals);
+  if (!k || !vals) return tsd__pk_oom(u);
+  if (v->u.dict.len) {
+    memcpy(k, v->u.dict.keys, v->u.dict.len * sizeof *k);
+    memcpy(vals, v->u.dict.vals, v->u.dict.len * sizeof *vals);
+  }
+  v->u.dict.keys = k;
+  v->u.dict.vals = vals;
+  v->u.dict.cap = cap;
+  return TSD_OK;
+}
+
+/* Appends stack[from..to) to a list/tuple/set. */
+static tsd_status seq_extend(tsd__pk *u, tsd__value *seq, size_t from,
+                             size_t to) {
+  TRY(tsd__pk_grow_seq(u, seq, seq->u.seq.len + (to - from)));
+  for (size_t i = from; i < to; i++) {
+    TRY(tsd__pk_adopt(u, seq, u->stack[i]));
+    seq->u.seq.items[seq->u.seq.len++] = u->stack[i];
+  }
+  return TSD_OK;
+}
+
+static tsd_status dict_extend(tsd__pk *u, tsd__value *d, size_t from,
+                              size_t to) {
+  if ((to - from) % 2)
+    return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                        "odd number of values (%zu) for a dict", to - from);
+  TRY(grow_dict(u, d, d->u.dict.len + (to - from) / 2));
+  for (size_t i = from; i < to; i += 2) {
+    tsd__value *k = u->stack[i], *v = u->stack[i + 1];
+    if (tsd__pk_is_container(k) && k->kind != TSD__V_TUPLE)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "unhashable dict key of type %s",
+                          tsd__pk_kind_name(k));
+    TRY(tsd__pk_adopt(u, d, k));
+    TRY(tsd__pk_adopt(u, d, v));
+    d->u.dict.keys[d->u.dict.len] = k;
+    d->u.dict.vals[d->u.dict.len] = v;
+    d->u.dict.len++;
+  }
+  return TSD_OK;
+}
+
+/* ---- reading operands --------------------------------------------------- */
+
+static tsd_status take(tsd__pk *u, size_t n, const uint8_t **p) {
+  if (n > u->len - u->pos) {
+    u->truncated = true;
+    return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                        "needs %zu byte(s) but only %zu remain (truncated?)", n,
+                        u->len - u->pos);
+  }
+  *p = u->buf + u->pos;
+  u->pos += n;
+  return TSD_OK;
+}
+
+static uint64_t le(const uint8_t *p, size_t n) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; i++)
+    v |= (uint64_t)p[i] << (8 * i);
+  return v;
+}
+
+static tsd_status take_le(tsd__pk *u, size_t n, uint64_t *out) {
+  const uint8_t *p = NULL;
+  TRY(take(u, n, &p));
+  *out = le(p, n);
+  return TSD_OK;
+}
+
+/* A length operand, checked against the bytes that remain before anything
+ * is allocated for it. */
+static tsd_status take_len(tsd__pk *u, size_t width, uint64_t *out) {
+  TRY(take_le(u, width, out));
+  if (*out > u->len - u->pos) {
+    u->truncated = true;
+    return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                        "length %llu exceeds the %zu byte(s) that remain",
+                        (unsigned long long)*out, u->len - u->pos);
+  }
+  return TSD_OK;
+}
+
+/* Python decodes pickle strings with 'utf-8', 'surrogatepass': valid UTF-8,
+ * except that encoded surrogates are accepted. */
+static bool utf8_valid(const uint8_t *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    uint8_t c = s[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t k;
+    uint32_t cp;
+    if (c >= 0xC2 && c <= 0xDF) {
+      k = 1;
+      cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      k = 2;
+      cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      k = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (n - i <= k) return false;
+    for (size_t j = 1; j <= k; j++) {
+      if ((s[i + j] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (s[i + j] & 0x3F);
+    }
+    if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+      return false;
+    i += k + 1;
+  }
+  return true;
+}
+
+static tsd_status make_str(tsd__pk *u, const uint8_t *p, size_t n, bool is_str,
+                           tsd__value **out) {
+  if (is_str && !utf8_valid(p, n))
+    return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                        "string of %zu bytes is not valid UTF-8", n);
+  tsd__value *v = NULL;
+  TRY(tsd__pk_new(u, is_str ? TSD__V_STR : TSD__V_BYTES, &v));
+  char *s = tsd__pk_alloc(u, n + 1);
+  if (!s) return tsd__pk_oom(u);
+  if (n) memcpy(s, p, n);
+  s[n] = '\0';
+  v->u.s.p = s;
+  v->u.s.len = n;
+  *out = v;
+  return TSD_OK;
+}
+
+static tsd_status op_string(tsd__pk *u, size_t width, bool is_str,
+                            bool signed_len) {
+  uint64_t n = 0;
+  TRY(take_le(u, width, &n));
+  if (signed_len && (n & 0x80000000u))
+    return tsd__pk_fail(u, TSD_ERR_FORMAT, "negative string length");
+  if (n > u->len - u->pos) {
+    u->truncated = true;
+    return tsd__pk_fail(
+        u, TSD_ERR_FORMAT,
+        "string length %llu exceeds the %zu byte(s) that remain",
+        (unsigned long long)n, u->len - u->pos);
+  }
+  const uint8_t *p = u->buf + u->pos;
+  u->pos += (size_t)n;
+  tsd__value *v = NULL;
+  TRY(make_str(u, p, (size_t)n, is_str, &v));
+  return push(u, v);
+}
+
+/* LONG1/LONG4: little-endian two's complement; INT when it fits int64. */
+static tsd_status make_long(tsd__pk *u, const uint8_t *p, size_t n,
+                            tsd__value **out) {
+  tsd__value *v = NULL;
+  bool neg = n && (p[n - 1] & 0x80);
+  bool fits = true;
+  for (size_t i = 8; i < n; i++)
+    if (p[i] != (neg ? 0xFF : 0x00)) fits = false;
+  if (n > 8 && fits && (((p[7] & 0x80) != 0) != neg)) fits = false;
+  if (fits) {
+    uint64_t x = 0;
+    size_t m = n < 8 ? n : 8;
+    for (size_t i = 0; i < m; i++)
+      x |= (uint64_t)p[i] << (8 * i);
+    if (neg && m < 8) x |= ~(uint64_t)0 << (8 * m);
+    TRY(tsd__pk_int(u, (int64_t)x, &v));
+  } else {
+    TRY(tsd__pk_new(u, TSD__V_BIGINT, &v));
+    char *s = tsd__pk_alloc(u, n + 1);
+    if (!s) return tsd__pk_oom(u);
+    memcpy(s, p, n);
+    v->u.s.p = s;
+    v->u.s.len = n;
+  }
+  *out = v;
+  return TSD_OK;
+}
+
+tsd_status tsd__pk_int(tsd__pk *u, int64_t i, tsd__value **out) {
+  bool small = i >= 0 && i < TSD__PK_SMALL_INTS;
+  if (small && u->small_ints[i]) {
+    *out = u->small_ints[i];
+    return TSD_OK;
+  }
+  TRY(tsd__pk_new(u, TSD__V_INT, out));
+  (*out)->u.i = i;
+  if (small) u->small_ints[i] = *out;
+  return TSD_OK;
+}
+
+/* Text INT/LONG (protocol 0, also "I01\n" for True). */
+static tsd_status op_text_int(tsd__pk *u, bool is_long) {
+  size_t start = u->pos;
+  const uint8_t *nl = memchr(u->buf + start, '\n', u->len - start);
+  if (!nl) {
+    u->truncated = true;
+    return tsd__pk_fail(u, TSD_ERR_FORMAT, "unterminated line");
+  }
+  size_t n = (size_t)(nl - (u->buf + start));
+  const char *s = (const char *)u->buf + start;
+  u->pos = start + n + 1;
+  if (is_long && n && s[n - 1] == 'L') n--;
+  tsd__value *v = NULL;
+  if (!is_long && n == 2 && s[0] == '0' && (s[1] == '0' || s[1] == '1')) {
+    return push(u, s[1] == '1' ? u->v_true : u->v_false);
+  }
+  size_t i = 0;
+  bool neg = false;
+  if (i < n && (s[i] == '-' || s[i] == '+')) neg = s[i++] == '-';
+  if (i == n) return tsd__pk_fail(u, TSD_ERR_FORMAT, "empty integer literal");
+  uint64_t x = 0;
+  for (; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "bad integer literal");
+    if (x > (UINT64_MAX - 9) / 10)
+      return tsd__pk_fail(u, TSD_ERR_UNSUPPORTED, "integer literal too large");
+    x = x * 10 + (uint64_t)(s[i] - '0');
+  }
+  if (x > (uint64_t)INT64_MAX + (neg ? 1u : 0u))
+    return tsd__pk_fail(u, TSD_ERR_UNSUPPORTED, "integer literal too large");
+  TRY(tsd__pk_int(u, neg ? (int64_t)(0 - x) : (int64_t)x, &v));
+  return push(u, v);
+}
+
+/* GLOBAL: "module\nname\n" */
+static tsd_status op_global_text(tsd__pk *u, tsd__value **out) {
+  const uint8_t *line[2];
+  size_t n[2];
+  for (int k = 0; k < 2; k++) {
+    size_t start = u->pos;
+    const uint8_t *nl = memchr(u->buf + start, '\n', u->len - start);
+    if (!nl) {
+      u->truncated = true;
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "unterminated GLOBAL name");
+    }
+    line[k] = u->buf + start;
+    n[k] = (size_t)(nl - line[k]);
+    u->pos = start + n[k] + 1;
+  }
+  return tsd__pk_global(u, (const char *)line[0], n[0], (const char *)line[1],
+                        n[1], out);
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
+  u->op_off = u->pos;
+  const uint8_t *p = NULL;
+  TRY(take(u, 1, &p));
+  u->op = *p;
+  tsd__value *v = NULL;
+  uint64_t x = 0;
+  size_t base = 0;
+  switch (u->op) {
+  case 0x80: /* PROTO */
+    TRY(take_le(u, 1, &x));
+    if (x > 5)
+      return tsd__pk_fail(u, TSD_ERR_UNSUPPORTED, "pickle protocol %llu",
+                          (unsigned long long)x);
+    return TSD_OK;
+  case 0x95: /* FRAME: framing is only a hint for buffered readers */
+    TRY(take_len(u, 8, &x));
+    return TSD_OK;
+  case '.': /* STOP */
+    if (u->nmarks)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "STOP with %zu unclosed MARK(s)",
+                          u->nmarks);
+    if (u->sp != 1)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                          "STOP with %zu values on the stack (needs exactly 1)",
+                          u->sp);
+    *out = u->stack[0];
+    *done = true;
+    return TSD_OK;
+  case '(': /* MARK */
+    if (u->nmarks == u->mcap) {
+      size_t cap = u->mcap ? u->mcap * 2 : 16;
+      size_t *m = tsd__mem_realloc(u->arena->al, u->marks, cap * sizeof *m);
+      if (!m) return tsd__pk_fail(u, TSD_ERR_NOMEM, "out of memory");
+      u->marks = m;
+      u->mcap = cap;
+    }
+    u->marks[u->nmarks++] = u->sp;
+    return TSD_OK;
+  case '0': /* POP: Python pops the MARK itself when the frame is empty */
+    if (u->sp == frame_base(u) && u->nmarks) {
+      u->nmarks--;
+      return TSD_OK;
+    }
+    TRY(need(u, 1));
+    u->sp--;
+    return TSD_OK;
+  case '1': /* POP_MARK */
+    TRY(pop_mark(u, &base));
+    u->sp = base;
+    return TSD_OK;
+  case '2': /* DUP */
+    TRY(need(u, 1));
+    return push(u, u->stack[u->sp - 1]);
+  case 'c': /* GLOBAL */
+    TRY(op_global_text(u, &v));
+    return push(u, v);
+  case 0x93: { /* STACK_GLOBAL */
+    TRY(need(u, 2));
+    tsd__value *mod = u->stack[u->sp - 2], *name = u->stack[u->sp - 1];
+    if (mod->kind != TSD__V_STR || name->kind != TSD__V_STR)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "STACK_GLOBAL needs two str");
+    TRY(tsd__pk_global(u, mod->u.s.p, mod->u.s.len, name->u.s.p, name->u.s.len,
+                       &v));
+    u->sp -= 2;
+    return push(u, v);
+  }
+  case 'q':
+  case 'r':
+  case 0x94: { /* BINPUT LONG_BINPUT MEMOIZE */
+    if (u->op == 'q')
+      TRY(take_le(u, 1, &x));
+    else if (u->op == 'r')
+      TRY(take_le(u, 4, &x));
+    else
+      x = u->nmemo;
+    TRY(need(u, 1));
+    /* torch.save (Python's pickler) numbers memo entries 0, 1, 2, ...:
+     * an index past the end would make us allocate what the file says */
+    if (x > u->nmemo)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                          "memo index %llu is beyond the memo size %zu",
+                          (unsigned long long)x, u->nmemo);
+    if (x == u->nmemo) {
+      if (u->nmemo == u->memocap) {
+        size_t cap = u->memocap ? u->memocap * 2 : 64;
+        tsd__value **m =
+            tsd__mem_realloc(u->arena->al, u->memo, cap * sizeof *m);
+        if (!m) return tsd__pk_fail(u, TSD_ERR_NOMEM, "out of memory");
+        u->memo = m;
+        u->memocap = cap;
+      }
+      u->nmemo++;
+    }
+    u->memo[x] = u->stack[u->sp - 1];
+    return TSD_OK;
+  }
+  case 'h':
+  case 'j': /* BINGET LONG_BINGET */
+    TRY(take_le(u, u->op == 'h' ? 1 : 4, &x));
+    if (x >= u->nmemo)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                          "unknown memo index %llu (memo size %zu)",
+                          (unsigned long long)x, u->nmemo);
+    return push(u, u->memo[x]);
+  case '}':
+    TRY(tsd__pk_new(u, TSD__V_DICT, &v));
+    return push(u, v);
+  case ']':
+    TRY(tsd__pk_new(u, TSD__V_LIST, &v));
+    return push(u, v);
+  case ')': /* tuples are immutable: one empty tuple serves them all */
+    if (!u->v_empty_tuple) TRY(tsd__pk_new(u, TSD__V_TUPLE, &u->v_empty_tuple));
+    return push(u, u->v_empty_tuple);
+  case 0x8f:
+    TRY(tsd__pk_new(u, TSD__V_SET, &v));
+    return push(u, v);
+  case 0x90: { /* ADDITEMS */
+    TRY(pop_mark(u, &base));
+    size_t top = u->sp;
+    u->sp = base;
+    TRY(need(u, 1));
+    tsd__value *set = u->stack[u->sp - 1];
+    if (set->kind != TSD__V_SET)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "ADDITEMS on a %s, not a set",
+                          tsd__pk_kind_name(set));
+    TRY(tsd__pk_check_mutable(u, set));
+    return seq_extend(u, set, base, top);
+  }
+  case 0x91:  /* FROZENSET */
+  case 't':   /* TUPLE */
+  case 'l':   /* LIST */
+  case 'd': { /* DICT */
+    TRY(pop_mark(u, &base));
+    size_t top = u->sp;
+    TRY(tsd__pk_new(u,
+                    u->op == 't'   ? TSD__V_TUPLE
+                    : u->op == 'l' ? TSD__V_LIST
+                    : u->op == 'd' ? TSD__V_DICT
+                                   : TSD__V_SET,
+                    &v));
+    if (u->op == 'd')
+      TRY(dict_extend(u, v, base, top));
+    else
+      TRY(seq_extend(u, v, base, top));
+    u->sp = base;
+    return push(u, v);
+  }
+  case 0x85:
+  case 0x86:
+  case 0x87: { /* TUPLE1/2/3 */
+    size_t n = (size_t)(u->op - 0x84);
+    TRY(need(u, n));
+    TRY(tsd__pk_new(u, TSD__V_TUPLE, &v));
+    TRY(seq_extend(u, v, u->sp - n, u->sp));
+    u->sp -= n;
+    return push(u, v);
+  }
+  case 'a': { /* APPEND */
+    TRY(need(u, 2));
+    tsd__value *list = u->stack[u->sp - 2];
+    if (list->kind != TSD__V_LIST)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "APPEND to a %s, not a list",
+                          tsd__pk_kind_name(list));
+    TRY(tsd__pk_check_mutable(u, list));
+    TRY(seq_extend(u, list, u->sp - 1, u->sp));
+    u->sp--;
+    return TSD_OK;
+  }
+  case 'e': { /* APPENDS */
+    TRY(pop_mark(u, &base));
+    size_t top = u->sp;
+    u->sp = base;
+    TRY(need(u, 1));
+    tsd__value *list = u->stack[u->sp - 1];
+    if (list->kind != TSD__V_LIST)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "APPENDS to a %s, not a list",
+                          tsd__pk_kind_name(list));
+    TRY(tsd__pk_check_mutable(u, list));
+    return seq_extend(u, list, base, top);
+  }
+  case 's': { /* SETITEM */
+    TRY(need(u, 3));
+    tsd__value *d = u->stack[u->sp - 3];
+    if (d->kind != TSD__V_DICT)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "SETITEM on a %s, not a dict",
+                          tsd__pk_kind_name(d));
+    TRY(tsd__pk_check_mutable(u, d));
+    TRY(dict_extend(u, d, u->sp - 2, u->sp));
+    u->sp -= 2;
+    return TSD_OK;
+  }
+  case 'u': { /* SETITEMS */
+    TRY(pop_mark(u, &base));
+    size_t top = u->sp;
+    u->sp = base;
+    TRY(need(u, 1));
+    tsd__value *d = u->stack[u->sp - 1];
+    if (d->kind != TSD__V_DICT)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "SETITEMS on a %s, not a dict",
+                          tsd__pk_kind_name(d));
+    TRY(tsd__pk_check_mutable(u, d));
+    return dict_extend(u, d, base, top);
+  }
+  case 'R': { /* REDUCE */
+    TRY(need(u, 2));
+    TRY(tsd__pk_reduce(u, u->stack[u->sp - 2], u->stack[u->sp - 1], &v));
+    u->sp -= 2;
+    return push(u, v);
+  }
+  case 0x81: { /* NEWOBJ: cls.__new__(cls, *args) */
+    TRY(need(u, 2));
+    TRY(tsd__pk_newobj(u, u->stack[u->sp - 2], u->stack[u->sp - 1], &v));
+    u->sp -= 2;
+    return push(u, v);
+  }
+  case 'b': /* BUILD */
+    TRY(need(u, 2));
+    u->sp--;
+    return tsd__pk_build(u, u->stack[u->sp - 1], u->stack[u->sp]);
+  case 'Q': { /* BINPERSID */
+    TRY(need(u, 1));
+    if (!u->persistent)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                          "persistent id where none is allowed");
+    tsd__value *pid = u->stack[u->sp - 1];
+    tsd_status st = u->persistent(u->pctx, pid, &v);
+    if (st != TSD_OK) {
+      tsd__err_prefix("%s: offset %zu (BINPERSID)", u->what, u->op_off);
+      return st;
+    }
+    u->stack[u->sp - 1] = v;
+    return TSD_OK;
+  }
+  case 'N':
+    return push(u, u->v_none);
+  case 0x88:
+    return push(u, u->v_true);
+  case 0x89:
+    return push(u, u->v_false);
+  case 'J':
+    TRY(take_le(u, 4, &x));
+    TRY(tsd__pk_int(u, (int64_t)(int32_t)(uint32_t)x, &v));
+    return push(u, v);
+  case 'K':
+    TRY(take_le(u, 1, &x));
+    TRY(tsd__pk_int(u, (int64_t)x, &v));
+    return push(u, v);
+  case 'M':
+    TRY(take_le(u, 2, &x));
+    TRY(tsd__pk_int(u, (int64_t)x, &v));
+    return push(u, v);
+  case 0x8a:   /* LONG1 */
+  case 0x8b: { /* LONG4 */
+    TRY(take_le(u, u->op == 0x8a ? 1 : 4, &x));
+    if (u->op == 0x8b && (x & 0x80000000u))
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "negative LONG4 length");
+    if (x > u->len - u->pos) {
+      u->truncated = true;
+      return tsd__pk_fail(
+          u, TSD_ERR_FORMAT,
+          "integer of %llu bytes exceeds the %zu byte(s) that remain",
+          (unsigned long long)x, u->len - u->pos);
+    }
+    TRY(take(u, (size_t)x, &p));
+    TRY(make_long(u, p, (size_t)x, &v));
+    return push(u, v);
+  }
+  case 'G': { /* BINFLOAT: big-endian double */
+    TRY(take(u, 8, &p));
+    uint64_t bits = 0;
+    for (int i = 0; i < 8; i++)
+      bits = (bits << 8) | p[i];
+    TRY(tsd__pk_new(u, TSD__V_FLOAT, &v));
+    memcpy(&v->u.f, &bits, sizeof bits);
+    return push(u, v);
+  }
+  case 0x8c:
+    return op_string(u, 1, true, false);
+  case 'X':
+    return op_string(u, 4, true, false);
+  case 0x8d:
+    return op_string(u, 8, true, false);
+  /* torch.load decodes Python 2 str with encoding='utf-8' */
+  case 'U':
+    return op_string(u, 1, true, false);
+  case 'T':
+    return op_string(u, 4, true, true);
+  case 'C':
+    return op_string(u, 1, false, false);
+  case 'B':
+    return op_string(u, 4, false, false);
+  case 0x8e:
+    return op_string(u, 8, false, false);
+  case 0x96:
+    return op_string(u, 8, false, false);
+  case 'I':
+    return op_text_int(u, false);
+  case 'L':
+    return op_text_int(u, true);
+  default:
+    return tsd__pk_fail(u, TSD_ERR_UNSUPPORTED,
+                        "opcode not supported by tsd's restricted unpickler");
+  }
+}
+
+tsd_status tsd__unpickle(const uint8_t *buf, size_t len, size_t *used,
+                         tsd__arena *arena, const tsd__limits *limits,
+                         tsd__persistent_fn persistent,
+                         tsd__persistent_ctx *pctx, const char *what,
+                         tsd__value **out) {
+  tsd__pk u;
+  memset(&u, 0, sizeof u);
+  u.buf = buf;
+  u.len = len;
+  u.arena = arena;
+  u.lim = limits;
+  u.persistent = persistent;
+  u.pctx = pctx;
+  u.what = what ? what : "pickle";
+  *out = NULL;
+  if (used) *used = 0;
+  tsd_status st = tsd__pk_new(&u, TSD__V_NONE, &u.v_none);
+  if (st == TSD_OK) st = tsd__pk_new(&u, TSD__V_BOOL, &u.v_true);
+  if (st == TSD_OK) st = tsd__pk_new(&u, TSD__V_BOOL, &u.v_false);
+  if (st == TSD_OK) u.v_true->u.i = 1;
+  if (st == TSD_OK) {
+    u.small_ints =
+        tsd__mem_calloc(u.arena->al, TSD__PK_SMALL_INTS, sizeof *u.small_ints);
+    if (!u.small_ints) st = tsd__pk_fail(&u, TSD_ERR_NOMEM, "out of memory");
+  }
+  bool done = false;
+  while (st == TSD_OK && !done) {
+    if (u.pos >= u.len) {
+      u.op_off = u.pos;
+      u.op = 0;
+      u.truncated = true;
+      st = tsd__err(TSD_ERR_FORMAT,
+                    "%s: the pickle ends at offset %zu without STOP "
+                    "(truncated?)",
+                    u.what, u.pos);
+      break;
+    }
+    st = step(&u, &done, out);
+  }
+  if (st != TSD_OK) {
+    *out = NULL;
+    if (used) *used = u.truncated ? SIZE_MAX : 0;
+  } else if (used) {
+    *used = u.pos;
+  }
+  tsd__mem_free(u.arena->al, u.stack);
+  tsd__mem_free(u.arena->al, u.marks);
+  tsd__mem_free(u.arena->al, u.memo);
+  tsd__mem_free(u.arena->al, u.small_ints);
+  return st;
+}

@@ -1,0 +1,427 @@
+/* torch_globals.c — what the globals in a torch.save pickle mean.
+ *
+ * The allow-list (in the spirit of torch/_weights_only_unpickler.py's
+ * _get_allowed_globals) and what calling (REDUCE / NEWOBJ) or building
+ * (BUILD) each allowed global does: torch's rebuild functions, storages,
+ * OrderedDict, set, bytes. Everything else is refused. The generic machine
+ * is pickle_vm.c; the interface between the two is pickle_vm.h.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "pickle_vm.h"
+
+#define TRY TSD__PK_TRY
+
+enum {
+  G_ORDERED_DICT = 1,
+  G_REBUILD_TENSOR_V2,
+  G_REBUILD_TENSOR,
+  G_REBUILD_PARAMETER,
+  G_REBUILD_PARAMETER_WITH_STATE,
+  G_REBUILD_FROM_TYPE_V2,
+  G_TENSOR,
+  G_PARAMETER,
+  G_SIZE,
+  G_CODECS_ENCODE,
+  G_SET,
+  G_FROZENSET,
+  G_BYTES,
+  G_STORAGE_BASE = 100 /* + tsd_dtype */
+};
+
+typedef struct global_entry {
+  const char *module, *name;
+  int id;
+} global_entry;
+
+/* The allow-list. Protocol 2 spells builtins as __builtin__ (pickle's
+ * fix_imports). */
+static const global_entry allowed_globals[] = {
+    {"collections", "OrderedDict", G_ORDERED_DICT},
+    {"torch._utils", "_rebuild_tensor_v2", G_REBUILD_TENSOR_V2},
+    {"torch._utils", "_rebuild_tensor", G_REBUILD_TENSOR},
+    {"torch._utils", "_rebuild_parameter", G_REBUILD_PARAMETER},
+    {"torch._utils", "_rebuild_parameter_with_state",
+     G_REBUILD_PARAMETER_WITH_STATE},
+    {"torch._tensor", "_rebuild_from_type_v2", G_REBUILD_FROM_TYPE_V2},
+    {"torch", "Tensor", G_TENSOR},
+    {"torch._tensor", "Tensor", G_TENSOR},
+    {"torch.nn.parameter", "Parameter", G_PARAMETER},
+    {"torch", "Size", G_SIZE},
+    {"_codecs", "encode", G_CODECS_ENCODE},
+    {"builtins", "set", G_SET},
+    {"__builtin__", "set", G_SET},
+    {"builtins", "frozenset", G_FROZENSET},
+    {"__builtin__", "frozenset", G_FROZENSET},
+    {"builtins", "bytes", G_BYTES},
+    {"__builtin__", "bytes", G_BYTES},
+    {"torch", "FloatStorage", G_STORAGE_BASE + TSD_FLOAT32},
+    {"torch", "DoubleStorage", G_STORAGE_BASE + TSD_FLOAT64},
+    {"torch", "HalfStorage", G_STORAGE_BASE + TSD_FLOAT16},
+    {"torch", "BFloat16Storage", G_STORAGE_BASE + TSD_BFLOAT16},
+    {"torch", "CharStorage", G_STORAGE_BASE + TSD_INT8},
+    {"torch", "ShortStorage", G_STORAGE_BASE + TSD_INT16},
+    {"torch", "IntStorage", G_STORAGE_BASE + TSD_INT32},
+    {"torch", "LongStorage", G_STORAGE_BASE + TSD_INT64},
+    {"torch", "ByteStorage", G_STORAGE_BASE + TSD_UINT8},
+    {"torch", "BoolStorage", G_STORAGE_BASE + TSD_BOOL},
+};
+
+bool tsd__storage_type_dtype(const tsd__value *v, tsd_dtype *out) {
+  if (!v || v->kind != TSD__V_GLOBAL) return false;
+  int64_t d = v->u.i - G_STORAGE_BASE;
+  if (d < 0 || d >= TSD_DTYPE_COUNT) return false;
+  *out = (tsd_dtype)d;
+  return true;
+}
+
+/* ---- globals and REDUCE -------------------------------------------------- */
+
+tsd_status tsd__pk_global(tsd__pk *u, const char *mod, size_t mlen,
+                          const char *name, size_t nlen, tsd__value **out) {
+  for (size_t i = 0; i < sizeof allowed_globals / sizeof *allowed_globals;
+       i++) {
+    const global_entry *g = &allowed_globals[i];
+    if (strlen(g->module) == mlen && strlen(g->name) == nlen &&
+        memcmp(g->module, mod, mlen) == 0 && memcmp(g->name, name, nlen) == 0) {
+      TRY(tsd__pk_new(u, TSD__V_GLOBAL, out));
+      (*out)->u.i = g->id;
+      return TSD_OK;
+    }
+  }
+  /* The names come from the file: print them bounded and printable. */
+  char buf[256];
+  size_t k = 0;
+  for (size_t i = 0; i < mlen + 1 + nlen && k + 5 < sizeof buf; i++) {
+    unsigned char c = i < mlen    ? (unsigned char)mod[i]
+                      : i == mlen ? '.'
+                                  : (unsigned char)name[i - mlen - 1];
+    if (c >= 0x20 && c < 0x7F && c != '\'') {
+      buf[k++] = (char)c;
+    } else {
+      k += (size_t)snprintf(buf + k, sizeof buf - k, "\\x%02x", c);
+    }
+  }
+  buf[k] = '\0';
+  return tsd__pk_fail(
+      u, TSD_ERR_REFUSED,
+      "refusing global '%s' (not in tsd's allow-list of the globals "
+      "torch.save writes)",
+      buf);
+}
+
+static int64_t global_id(const tsd__value *v) {
+  return v && v->kind == TSD__V_GLOBAL ? v->u.i : 0;
+}
+
+static bool is_int(const tsd__value *v) {
+  return v->kind == TSD__V_INT;
+}
+
+/* Reads an int tuple (size or stride) into dst. */
+static tsd_status int_tuple(tsd__pk *u, const tsd__value *t, const char *what,
+                            int64_t *dst, size_t *ndim) {
+  if (t->kind != TSD__V_TUPLE && t->kind != TSD__V_LIST)
+    return tsd__pk_fail(u, TSD_ERR_FORMAT, "tensor %s is a %s, not a tuple",
+                        what, tsd__pk_kind_name(t));
+  if (t->u.seq.len > TSD_MAX_NDIM)
+    return tsd__pk_fail(u, TSD_ERR_UNSUPPORTED,
+                        "tensor has %zu dimensions (tsd supports up to %d)",
+                        t->u.seq.len, TSD_MAX_NDIM);
+  for (size_t i = 0; i < t->u.seq.len; i++) {
+    const tsd__value *x = t->u.seq.items[i];
+    if (!is_int(x))
+      return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                          "tensor %s[%zu] is a %s, not an int", what, i,
+                          tsd__pk_kind_name(x));
+    if (x->u.i < 0)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                          "tensor %s[%zu] is negative (%lld)", what, i,
+                          (long long)x->u.i);
+    dst[i] = x->u.i;
+  }
+  *ndim = t->u.seq.len;
+  return TSD_OK;
+}
+
+/* _rebuild_tensor_v2(storage, storage_offset, size, stride, ...): every
+ * number is checked so that the tensor lies inside its storage. */
+static tsd_status build_tensor(tsd__pk *u, const tsd__value *const *a,
+                               tsd__value **out) {
+  if (a[0]->kind != TSD__V_STORAGE)
+    return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                        "tensor storage is a %s, not a storage",
+                        tsd__pk_kind_name(a[0]));
+  tsd__storage *s = a[0]->u.storage;
+  if (!is_int(a[1]) || a[1]->u.i < 0)
+    return tsd__pk_fail(
+        u, TSD_ERR_FORMAT,
+        "tensor storage offset is not a non-negative int (storage "
+        "'%s')",
+        s->key);
+  int64_t shape[TSD_MAX_NDIM], stride[TSD_MAX_NDIM];
+  size_t nd, nd2;
+  TRY(int_tuple(u, a[2], "size", shape, &nd));
+  TRY(int_tuple(u, a[3], "stride", stride, &nd2));
+  if (nd != nd2)
+    return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                        "tensor has %zu sizes but %zu strides (storage '%s')",
+                        nd, nd2, s->key);
+  uint64_t numel = 1, maxidx = (uint64_t)a[1]->u.i;
+  bool ok = true;
+  for (size_t i = 0; i < nd; i++) {
+    if (!tsd__mul_u64(numel, (uint64_t)shape[i], &numel)) ok = false;
+  }
+  if (!ok || numel > (uint64_t)INT64_MAX)
+    return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                        "tensor element count overflows (storage '%s')",
+                        s->key);
+  if (numel) {
+    for (size_t i = 0; i < nd; i++) {
+      uint64_t span;
+      if (!tsd__mul_u64((uint64_t)(shape[i] - 1), (uint64_t)stride[i], &span) ||
+          !tsd__add_u64(maxidx, span, &maxidx))
+        return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                            "tensor extent overflows (storage '%s')", s->key);
+    }
+    if (maxidx >= s->numel)
+      return tsd__pk_fail(
+          u, TSD_ERR_FORMAT,
+          "tensor needs element %llu of storage '%s', which has only "
+          "%llu element(s)",
+          (unsigned long long)maxidx, s->key, (unsigned long long)s->numel);
+  }
+  tsd__value *v = NULL;
+  TRY(tsd__pk_new(u, TSD__V_TENSOR, &v));
+  tsd__tensor *t = tsd__pk_alloc(u, sizeof *t);
+  int64_t *arr = tsd__pk_alloc(u, 2 * (nd ? nd : 1) * sizeof *arr);
+  if (!t || !arr) return tsd__pk_oom(u);
+  t->storage = s;
+  t->dtype = s->dtype;
+  t->ndim = nd;
+  t->shape = arr;
+  t->stride = arr + (nd ? nd : 1);
+  if (nd) {
+    memcpy(t->shape, shape, nd * sizeof *shape);
+    memcpy(t->stride, stride, nd * sizeof *stride);
+  }
+  t->offset = a[1]->u.i;
+  t->numel = (int64_t)numel;
+  /* C-contiguous in PyTorch's sense: size-1 dimensions' strides ignored */
+  bool contig = true;
+  int64_t expect = 1;
+  for (size_t i = nd; i-- > 0;) {
+    if (shape[i] == 1) continue;
+    if (stride[i] != expect) contig = false;
+    expect *= shape[i];
+  }
+  t->contiguous = contig || numel == 0;
+  v->u.tensor = t;
+  *out = v;
+  return TSD_OK;
+}
+
+static tsd_status as_parameter(tsd__pk *u, tsd__value *tv, tsd__value **out) {
+  if (tv->kind != TSD__V_TENSOR)
+    return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                        "Parameter data is a %s, not a tensor",
+                        tsd__pk_kind_name(tv));
+  tsd__value *v = NULL;
+  TRY(tsd__pk_new(u, TSD__V_TENSOR, &v));
+  tsd__tensor *t = tsd__pk_alloc(u, sizeof *t);
+  if (!t) return tsd__pk_oom(u);
+  *t = *tv->u.tensor;
+  t->is_parameter = true;
+  v->u.tensor = t;
+  *out = v;
+  return TSD_OK;
+}
+
+/* Decodes a str to bytes with latin-1: every code point must be < 256. */
+static tsd_status latin1(tsd__pk *u, const tsd__value *s, tsd__value **out) {
+  const uint8_t *p = (const uint8_t *)s->u.s.p;
+  size_t n = s->u.s.len, k = 0;
+  tsd__value *v = NULL;
+  TRY(tsd__pk_new(u, TSD__V_BYTES, &v));
+  char *d = tsd__pk_alloc(u, n + 1);
+  if (!d) return tsd__pk_oom(u);
+  for (size_t i = 0; i < n;) {
+    if (p[i] < 0x80) {
+      d[k++] = (char)p[i++];
+    } else if ((p[i] == 0xC2 || p[i] == 0xC3) && i + 1 < n) {
+      d[k++] = (char)(((p[i] & 0x1F) << 6) | (p[i + 1] & 0x3F));
+      i += 2;
+    } else {
+      return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                          "_codecs.encode: character outside latin-1");
+    }
+  }
+  d[k] = '\0';
+  v->u.s.p = d;
+  v->u.s.len = k;
+  *out = v;
+  return TSD_OK;
+}
+
+static tsd_status call(tsd__pk *u, int64_t id, tsd__value *args, bool nested,
+                       tsd__value **out);
+
+static tsd_status argc(tsd__pk *u, const tsd__value *args, size_t lo, size_t hi,
+                       const char *fn) {
+  if (args->u.seq.len < lo || args->u.seq.len > hi)
+    return tsd__pk_fail(u, TSD_ERR_FORMAT, "%s called with %zu argument(s)", fn,
+                        args->u.seq.len);
+  return TSD_OK;
+}
+
+/* What calling an allow-listed global does (REDUCE / NEWOBJ). */
+static tsd_status call(tsd__pk *u, int64_t id, tsd__value *args, bool nested,
+                       tsd__value **out) {
+  if (args->kind != TSD__V_TUPLE)
+    return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                        "call arguments are a %s, not a tuple",
+                        tsd__pk_kind_name(args));
+  tsd__value **a = args->u.seq.items;
+  tsd__value *v = NULL;
+  switch (id) {
+  case G_ORDERED_DICT:
+    TRY(argc(u, args, 0, 0, "collections.OrderedDict"));
+    TRY(tsd__pk_new(u, TSD__V_DICT, &v));
+    v->flags |= TSD__VF_ORDERED;
+    *out = v;
+    return TSD_OK;
+  case G_REBUILD_TENSOR_V2:
+    TRY(argc(u, args, 6, 7, "_rebuild_tensor_v2"));
+    if (a[4]->kind != TSD__V_BOOL && a[4]->kind != TSD__V_INT)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "requires_grad is a %s",
+                          tsd__pk_kind_name(a[4]));
+    if (a[5]->kind != TSD__V_DICT && a[5]->kind != TSD__V_NONE)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "backward_hooks is a %s",
+                          tsd__pk_kind_name(a[5]));
+    return build_tensor(u, (const tsd__value *const *)a, out);
+  case G_REBUILD_TENSOR:
+    TRY(argc(u, args, 4, 4, "_rebuild_tensor"));
+    return build_tensor(u, (const tsd__value *const *)a, out);
+  case G_REBUILD_PARAMETER:
+    TRY(argc(u, args, 3, 3, "_rebuild_parameter"));
+    return as_parameter(u, a[0], out);
+  case G_REBUILD_PARAMETER_WITH_STATE:
+    TRY(argc(u, args, 4, 4, "_rebuild_parameter_with_state"));
+    return as_parameter(u, a[0], out);
+  case G_REBUILD_FROM_TYPE_V2: {
+    /* (func, new_type, args, state): one level only, never recursive */
+    TRY(argc(u, args, 4, 4, "_rebuild_from_type_v2"));
+    int64_t f = global_id(a[0]), type = global_id(a[1]);
+    if (nested || (f != G_REBUILD_TENSOR_V2 && f != G_REBUILD_TENSOR &&
+                   f != G_REBUILD_PARAMETER))
+      return tsd__pk_fail(u, TSD_ERR_REFUSED,
+                          "_rebuild_from_type_v2 with a function other than "
+                          "_rebuild_tensor/_rebuild_parameter");
+    if (type != G_TENSOR && type != G_PARAMETER)
+      return tsd__pk_fail(
+          u, TSD_ERR_REFUSED,
+          "_rebuild_from_type_v2 with a type other than torch.Tensor "
+          "or torch.nn.parameter.Parameter");
+    tsd__value *t;
+    TRY(call(u, f, a[2], true, &t));
+    if (t->kind != TSD__V_TENSOR)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                          "_rebuild_from_type_v2 built no tensor");
+    if (type == G_PARAMETER && !t->u.tensor->is_parameter)
+      return as_parameter(u, t, out);
+    *out = t;
+    return TSD_OK;
+  }
+  case G_SIZE:
+    TRY(argc(u, args, 0, 1, "torch.Size"));
+    if (args->u.seq.len == 0) return tsd__pk_new(u, TSD__V_TUPLE, out);
+    if (a[0]->kind != TSD__V_TUPLE && a[0]->kind != TSD__V_LIST)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "torch.Size of a %s",
+                          tsd__pk_kind_name(a[0]));
+    TRY(tsd__pk_new(u, TSD__V_TUPLE, &v));
+    v->u.seq = a[0]->u.seq;
+    v->u.seq.cap = v->u.seq.len;
+    v->depth = a[0]->depth;
+    *out = v;
+    return TSD_OK;
+  case G_CODECS_ENCODE:
+    /* protocol 2 writes bytes as _codecs.encode('...', 'latin1') */
+    TRY(argc(u, args, 2, 2, "_codecs.encode"));
+    if (a[0]->kind != TSD__V_STR || a[1]->kind != TSD__V_STR ||
+        (strcmp(a[1]->u.s.p, "latin1") != 0 &&
+         strcmp(a[1]->u.s.p, "latin-1") != 0))
+      return tsd__pk_fail(u, TSD_ERR_REFUSED,
+                          "_codecs.encode is allowed only as (str, 'latin1')");
+    return latin1(u, a[0], out);
+  case G_BYTES:
+    TRY(argc(u, args, 0, 0, "bytes"));
+    TRY(tsd__pk_new(u, TSD__V_BYTES, &v));
+    v->u.s.p = tsd__pk_alloc(u, 1);
+    if (!v->u.s.p) return tsd__pk_oom(u);
+    *out = v;
+    return TSD_OK;
+  case G_SET:
+  case G_FROZENSET:
+    TRY(argc(u, args, 0, 1, id == G_SET ? "set" : "frozenset"));
+    TRY(tsd__pk_new(u, TSD__V_SET, &v));
+    if (args->u.seq.len) {
+      const tsd__value *src = a[0];
+      if (src->kind != TSD__V_LIST && src->kind != TSD__V_TUPLE &&
+          src->kind != TSD__V_SET)
+        return tsd__pk_fail(u, TSD_ERR_FORMAT, "set of a %s",
+                            tsd__pk_kind_name(src));
+      TRY(tsd__pk_grow_seq(u, v, src->u.seq.len));
+      for (size_t i = 0; i < src->u.seq.len; i++) {
+        TRY(tsd__pk_adopt(u, v, src->u.seq.items[i]));
+        v->u.seq.items[v->u.seq.len++] = src->u.seq.items[i];
+      }
+    }
+    *out = v;
+    return TSD_OK;
+  default:
+    return tsd__pk_fail(u, TSD_ERR_REFUSED, "this global cannot be called");
+  }
+}
+
+tsd_status tsd__pk_build(tsd__pk *u, tsd__value *obj, tsd__value *state) {
+  if (obj->kind == TSD__V_DICT && (obj->flags & TSD__VF_ORDERED)) {
+    /* An OrderedDict's state is its instance __dict__; state_dict() puts
+     * `_metadata` there. Other attributes are ignored (they carry nothing
+     * load_state_dict reads). */
+    if (state->kind == TSD__V_NONE) return TSD_OK;
+    if (state->kind != TSD__V_DICT)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                          "OrderedDict state is a %s, not a dict",
+                          tsd__pk_kind_name(state));
+    TRY(tsd__pk_check_mutable(u, obj));
+    for (size_t i = 0; i < state->u.dict.len; i++) {
+      const tsd__value *k = state->u.dict.keys[i];
+      if (k->kind == TSD__V_STR && strcmp(k->u.s.p, "_metadata") == 0 &&
+          k->u.s.len == 9) {
+        tsd__value *m = state->u.dict.vals[i];
+        TRY(tsd__pk_adopt(u, obj, m));
+        obj->u.dict.metadata = m;
+      }
+    }
+    return TSD_OK;
+  }
+  return tsd__pk_fail(u, TSD_ERR_UNSUPPORTED, "BUILD on a %s is not supported",
+                      tsd__pk_kind_name(obj));
+}
+
+tsd_status tsd__pk_reduce(tsd__pk *u, tsd__value *fn, tsd__value *args,
+                          tsd__value **out) {
+  if (fn->kind != TSD__V_GLOBAL)
+    return tsd__pk_fail(u, TSD_ERR_FORMAT, "REDUCE on a %s, not a global",
+                        tsd__pk_kind_name(fn));
+  return call(u, fn->u.i, args, false, out);
+}
+
+tsd_status tsd__pk_newobj(tsd__pk *u, tsd__value *cls, tsd__value *args,
+                          tsd__value **out) {
+  if (global_id(cls) != G_ORDERED_DICT && global_id(cls) != G_SET)
+    return tsd__pk_fail(u, TSD_ERR_REFUSED,
+                        "NEWOBJ is allowed only for OrderedDict and set");
+  return call(u, global_id(cls), args, false, out);
+}

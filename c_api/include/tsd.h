@@ -307,7 +307,10 @@ typedef struct tsd_entry {
   /* for scalars */
   int64_t int_value;    /**< TSD_KIND_INT, TSD_KIND_BOOL */
   double float_value;   /**< TSD_KIND_FLOAT */
-  const char *str_value;/**< TSD_KIND_STR (NUL-terminated), TSD_KIND_BYTES */
+  /** TSD_KIND_STR (NUL-terminated), TSD_KIND_BYTES; for TSD_KIND_OTHER a
+   * torch.dtype's name ("torch.float16") or a torch.device's str()
+   * ("cuda:1"), type_repr telling which */
+  const char *str_value;
   size_t str_len;       /**< bytes of str_value, without the NUL */
   size_t length;        /**< number of items for DICT, LIST, TUPLE */
   /** Python's type name as `type(x)` prints it: "<class 'int'>",

@@ -177,6 +177,10 @@ typedef struct tsd__storage {
   /* non-NULL: `offset` is in this source, not the checkpoint's own (the
    * shards of a sharded checkpoint, sharded.c) */
   const tsd__source *src;
+  bool untyped;  /* a torch.storage.UntypedStorage (dtype uint8: bytes) */
+  /* a big-endian file: reads reverse the bytes of each `swap`-byte unit
+   * (the element, or each half of a complex element); 0 or 1: none */
+  uint8_t swap;
 } tsd__storage;
 
 typedef struct tsd__tensor {
@@ -206,7 +210,8 @@ typedef enum tsd__vkind {
   TSD__V_TENSOR,
   TSD__V_STORAGE, /* storage object (from a persistent id) */
   TSD__V_GLOBAL,  /* an allow-listed global (callable or class) */
-  TSD__V_DTYPE    /* reserved */
+  TSD__V_DTYPE,   /* a torch.dtype: s = "torch.float16" */
+  TSD__V_DEVICE   /* a torch.device: s = its str(), "cuda:1" */
 } tsd__vkind;
 
 typedef struct tsd__value tsd__value;
@@ -269,6 +274,9 @@ tsd_status tsd__unpickle(const uint8_t *buf, size_t len, size_t *used,
  * reading a stream of unknown length may retry with more bytes), else 0. */
 /* The dtype of an allow-listed torch.*Storage class value (torch_globals.c). */
 bool tsd__storage_type_dtype(const tsd__value *v, tsd_dtype *out);
+/* torch.storage.UntypedStorage (for which tsd__storage_type_dtype gives
+ * uint8: its persistent id counts bytes). */
+bool tsd__storage_type_untyped(const tsd__value *v);
 
 /* zip.c / legacy.c: parse a whole checkpoint from a source. */
 tsd_status tsd__read_zip(const tsd__source *src, tsd__arena *arena,

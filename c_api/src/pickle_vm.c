@@ -249,6 +249,8 @@ const char *tsd__pk_kind_name(const tsd__value *v) {
     return "global";
   case TSD__V_DTYPE:
     return "dtype";
+  case TSD__V_DEVICE:
+    return "device";
   }
   return "?";
 }

@@ -408,9 +408,16 @@ def build():
         "duplicate")
     case("zip_missing_storage_record", hand_zip(drop=("1",)),
          "open:TSD_ERR_FORMAT", "archive/data/1")
+    # 2.1+ byteorder record: "big" is read (byte-swapped, as torch.load
+    # does), anything but "little"/"big" is refused
     case("zip_big_endian", hand_zip(extra_records=[
-        ("archive/byteorder", b"big")]), "open:TSD_ERR_UNSUPPORTED",
-        "big-endian")
+        ("archive/byteorder", b"big")]), "ok", "")
+    case("zip_byteorder_unknown", hand_zip(extra_records=[
+        ("archive/byteorder", b"middle")]), "open:TSD_ERR_FORMAT",
+        "unknown byte order")
+    case("zip_byteorder_long", hand_zip(extra_records=[
+        ("archive/byteorder", b"little-endian")]), "open:TSD_ERR_FORMAT",
+        "byteorder record holds 13 bytes")
 
     # Tensor metadata: sizes, strides, offsets against the storage.
     def with_fc_weight(p, storage_bytes=None, numel_note=None):
@@ -484,8 +491,8 @@ def build():
          "persistent id")
     case("persistent_id_unknown_storage_type",
          with_fc_weight(tensor("0", 12, [3, 4], [4, 1],
-                               stype="ComplexFloatStorage")),
-         "open:TSD_ERR_REFUSED", "refusing global 'torch.ComplexFloatStorage'")
+                               stype="QInt8Storage")),
+         "open:TSD_ERR_REFUSED", "refusing global 'torch.QInt8Storage'")
 
     # Memo and stack misuse.
     P = PROTO2

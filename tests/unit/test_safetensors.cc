@@ -584,3 +584,49 @@ TEST(Convert, BadUsageAndUnreadableInputExitTwo) {
   EXPECT_EQ(r.first, 0);
   EXPECT_NE(r.second.find("usage: tsd convert IN OUT"), std::string::npos);
 }
+
+TEST(Safetensors, NewDtypesAreWrittenWithTheFormatsNames) {
+  tsdtest::Model m{"N"};
+  const tsd_dtype dts[] = {TSD_FLOAT8_E4M3FN, TSD_FLOAT8_E5M2,
+                           TSD_FLOAT8_E8M0FNU, TSD_UINT16,
+                           TSD_UINT32,        TSD_UINT64,
+                           TSD_COMPLEX64};
+  const char *names[] = {"F8_E4M3", "F8_E5M2", "F8_E8M0", "U16",
+                         "U32",     "U64",     "C64"};
+  std::vector<std::vector<unsigned char>> want;
+  for (tsd_dtype dt : dts) {
+    auto &b = m.add(tsd_dtype_name(dt), {3}, TSD_PARAMETER, dt);
+    for (size_t i = 0; i < b.size(); i++)
+      b[i] = (unsigned char)(i * 29 + dt);
+    want.emplace_back(b.begin(), b.end() - 1); // the helper's spare byte
+  }
+  std::string path = tsdtest::temp_dir() + "/st_new_" +
+                     std::to_string(getpid()) + ".safetensors";
+  ASSERT_EQ(tsd_model_save(m.get(), path.c_str()), TSD_OK) << tsd_last_error();
+  auto file = read_file(path);
+  std::string header(file.begin() + 8, file.end());
+  for (size_t i = 0; i < 7; i++)
+    EXPECT_NE(header.find(std::string("\"") + tsd_dtype_name(dts[i]) +
+                          "\":{\"dtype\":\"" + names[i] + "\""),
+              std::string::npos)
+        << names[i];
+  Ckpt k(path);
+  ASSERT_EQ(k.st, TSD_OK) << k.err;
+  for (size_t i = 0; i < 7; i++) {
+    EXPECT_EQ(k.entry(i).dtype, dts[i]);
+    EXPECT_EQ(k.bytes(i, dts[i]), want[i]) << names[i];
+  }
+  unlink(path.c_str());
+  // dtypes safetensors has no name for are refused, and nothing is written
+  for (tsd_dtype dt : {TSD_COMPLEX32, TSD_COMPLEX128, TSD_FLOAT8_E4M3FNUZ}) {
+    tsdtest::Model m2{"N"};
+    m2.add("x", {1}, TSD_PARAMETER, dt);
+    EXPECT_EQ(tsd_model_save(m2.get(), path.c_str()), TSD_ERR_UNSUPPORTED);
+    EXPECT_NE(std::string(tsd_last_error())
+                  .find(std::string("tensor \"x\" is ") + tsd_dtype_name(dt) +
+                        ", which safetensors has no dtype for"),
+              std::string::npos)
+        << tsd_last_error();
+    EXPECT_NE(access(path.c_str(), F_OK), 0);
+  }
+}

@@ -165,6 +165,22 @@ typedef enum tsd_dtype {
   TSD_INT64 = 7,    /**< torch.int64 */
   TSD_UINT8 = 8,    /**< torch.uint8 */
   TSD_BOOL = 9,     /**< torch.bool */
+  /* Added later (PyTorch 2.2+ float8, 2.3+ uint16/32/64; complex since
+   * 1.x). Conversions follow c10's rounding and saturation, bit for bit. */
+  TSD_FLOAT8_E4M3FN = 10,   /**< torch.float8_e4m3fn (no inf; NaN 0x7F) */
+  TSD_FLOAT8_E5M2 = 11,     /**< torch.float8_e5m2 (IEEE-like) */
+  TSD_FLOAT8_E4M3FNUZ = 12, /**< torch.float8_e4m3fnuz (NaN 0x80, no -0) */
+  TSD_FLOAT8_E5M2FNUZ = 13, /**< torch.float8_e5m2fnuz (NaN 0x80, no -0) */
+  TSD_FLOAT8_E8M0FNU = 14,  /**< torch.float8_e8m0fnu (powers of two) */
+  TSD_UINT16 = 15,          /**< torch.uint16 */
+  TSD_UINT32 = 16,          /**< torch.uint32 */
+  TSD_UINT64 = 17,          /**< torch.uint64 */
+  /** torch.complex32 (torch.chalf): two float16, real then imaginary. As
+   * Tensor.copy_, complex -> real keeps the real part (PyTorch warns), real
+   * -> complex sets the imaginary part to 0. */
+  TSD_COMPLEX32 = 18,
+  TSD_COMPLEX64 = 19,       /**< torch.complex64: two float32 */
+  TSD_COMPLEX128 = 20,      /**< torch.complex128: two float64 */
   TSD_DTYPE_COUNT    /**< number of dtypes (not a dtype) */
 } tsd_dtype;
 
@@ -345,11 +361,12 @@ typedef struct tsd_entry {
   /* for scalars */
   int64_t int_value;    /**< TSD_KIND_INT, TSD_KIND_BOOL */
   double float_value;   /**< TSD_KIND_FLOAT */
-  const char *str_value;/**< TSD_KIND_STR (NUL-terminated), TSD_KIND_BYTES;
-                             for an int beyond 64 bits (TSD_KIND_OTHER,
-                             type_repr "<class 'int'>") its little-endian
-                             two's complement bytes, as pickle's LONG1/LONG4
-                             hold it */
+  /** TSD_KIND_STR (NUL-terminated), TSD_KIND_BYTES; for TSD_KIND_OTHER: an
+   * int beyond 64 bits (type_repr "<class 'int'>") as its little-endian
+   * two's complement bytes, as pickle's LONG1/LONG4 hold it; a torch.dtype's
+   * name ("torch.float16") or a torch.device's str() ("cuda:1"), type_repr
+   * telling which */
+  const char *str_value;
   size_t str_len;       /**< bytes of str_value, without the NUL */
   size_t length;        /**< number of items for DICT, LIST, TUPLE */
   /** Python's type name as `type(x)` prints it: "<class 'int'>",

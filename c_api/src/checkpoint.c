@@ -96,6 +96,8 @@ const char *tsd__type_repr(const tsd__value *v) {
     return "<class 'torch.dtype'>";
   case TSD__V_OBJECT:
     return v->u.obj.cls->u.g.repr; /* the class Python would have built */
+  case TSD__V_DEVICE:
+    return "<class 'torch.device'>";
   }
   return "<class 'object'>";
 }
@@ -287,6 +289,17 @@ int64_t tsd__metadata_version(const tsd__value *metadata, const char *prefix) {
 #define SPLIT_COPY ((uint64_t)4 << 20)
 #define COPY_PIECE ((uint64_t)2 << 20)
 
+/* Reverses the bytes of each `unit`-byte group of p[0..n) (n and p's
+ * position in the storage are multiples of unit: reads are whole elements). */
+static void byteswap(uint8_t *p, size_t n, unsigned unit) {
+  for (size_t i = 0; i + unit <= n; i += unit)
+    for (unsigned a = 0, b = unit - 1; a < b; a++, b--) {
+      uint8_t t = p[i + a];
+      p[i + a] = p[i + b];
+      p[i + b] = t;
+    }
+}
+
 static tsd_status read_bytes(const tsd_checkpoint *c, const tsd__storage *s,
                              uint64_t off, void *dst, size_t n) {
   if (s->mem) {
@@ -295,8 +308,10 @@ static tsd_status read_bytes(const tsd_checkpoint *c, const tsd__storage *s,
   }
   char what[256];
   snprintf(what, sizeof what, "storage '%s'", s->key);
-  return tsd__source_read(s->src ? s->src : &c->src, s->offset + off, dst, n,
-                          what);
+  tsd_status st = tsd__source_read(s->src ? s->src : &c->src, s->offset + off,
+                                   dst, n, what);
+  if (st == TSD_OK && s->swap > 1) byteswap(dst, n, s->swap);
+  return st;
 }
 
 /* A contiguous read of n elements at byte `start` of storage s into dst,
@@ -755,6 +770,8 @@ static void fill_entry(tsd_entry *e, const tsd__value *v) {
   case TSD__V_STR:
   case TSD__V_BYTES:
   case TSD__V_BIGINT: /* its little-endian two's complement bytes */
+  case TSD__V_DTYPE:  /* "torch.float16" */
+  case TSD__V_DEVICE: /* "cuda:1" */
     e->str_value = v->u.s.p;
     e->str_len = v->u.s.len;
     break;

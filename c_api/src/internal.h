@@ -143,6 +143,10 @@ float tsd__half_to_float(uint16_t h);
 uint16_t tsd__float_to_half(float f);
 float tsd__bf16_to_float(uint16_t h);
 uint16_t tsd__float_to_bf16(float f);
+/* One float8 value of dtype t (a TSD_FLOAT8_*) to float and back, c10's
+ * rules (convert.c). */
+float tsd__fp8_to_float(uint8_t x, tsd_dtype t);
+uint8_t tsd__float_to_fp8(float f, tsd_dtype t);
 bool tsd__dtype_valid(int dtype);
 
 /* ---- byte source (source.c) --------------------------------------------- */
@@ -181,6 +185,10 @@ typedef struct tsd__storage {
   /* non-NULL: `offset` is in this source, not the checkpoint's own (the
    * shards of a sharded checkpoint, sharded.c) */
   const tsd__source *src;
+  bool untyped;  /* a torch.storage.UntypedStorage (dtype uint8: bytes) */
+  /* a big-endian file: reads reverse the bytes of each `swap`-byte unit
+   * (the element, or each half of a complex element); 0 or 1: none */
+  uint8_t swap;
 } tsd__storage;
 
 typedef struct tsd__tensor {
@@ -211,9 +219,10 @@ typedef enum tsd__vkind {
   TSD__V_TENSOR,
   TSD__V_STORAGE, /* storage object (from a persistent id) */
   TSD__V_GLOBAL,  /* a global (callable or class): u.g */
-  TSD__V_DTYPE,   /* reserved */
-  TSD__V_OBJECT   /* an inert placeholder for an object tsd does not
+  TSD__V_DTYPE,   /* a torch.dtype: s = "torch.float16" */
+  TSD__V_OBJECT,  /* an inert placeholder for an object tsd does not
                      construct (objects.c): u.obj */
+  TSD__V_DEVICE   /* a torch.device: s = its str(), "cuda:1" */
 } tsd__vkind;
 
 typedef struct tsd__value tsd__value;
@@ -294,6 +303,9 @@ tsd_status tsd__unpickle(const uint8_t *buf, size_t len, size_t *used,
  * reading a stream of unknown length may retry with more bytes), else 0. */
 /* The dtype of an allow-listed torch.*Storage class value (torch_globals.c). */
 bool tsd__storage_type_dtype(const tsd__value *v, tsd_dtype *out);
+/* torch.storage.UntypedStorage (for which tsd__storage_type_dtype gives
+ * uint8: its persistent id counts bytes). */
+bool tsd__storage_type_untyped(const tsd__value *v);
 
 /* zip.c / legacy.c: parse a whole checkpoint from a source. */
 tsd_status tsd__read_zip(const tsd__source *src, tsd__arena *arena,

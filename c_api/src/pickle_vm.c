@@ -251,6 +251,8 @@ const char *tsd__pk_kind_name(const tsd__value *v) {
     return "dtype";
   case TSD__V_OBJECT:
     return "object";
+  case TSD__V_DEVICE:
+    return "device";
   }
   return "?";
 }

@@ -37,16 +37,22 @@
 
 #define ST_MAX_HEADER 100000000ull
 
-/* safetensors dtype names, by tsd_dtype. */
+/* safetensors dtype names, by tsd_dtype (the Rust crate's `Dtype`; the
+ * Python library maps F8_E4M3 <-> torch.float8_e4m3fn, F8_E8M0 <->
+ * float8_e8m0fnu, C64 <-> complex64). NULL: the format has no name for it
+ * (the fnuz float8 types, complex32, complex128), so it cannot be written. */
 static const char *const ST_NAMES[TSD_DTYPE_COUNT] = {
     [TSD_FLOAT32] = "F32",   [TSD_FLOAT64] = "F64", [TSD_FLOAT16] = "F16",
     [TSD_BFLOAT16] = "BF16", [TSD_INT8] = "I8",     [TSD_INT16] = "I16",
     [TSD_INT32] = "I32",     [TSD_INT64] = "I64",   [TSD_UINT8] = "U8",
-    [TSD_BOOL] = "BOOL"};
+    [TSD_BOOL] = "BOOL",     [TSD_FLOAT8_E4M3FN] = "F8_E4M3",
+    [TSD_FLOAT8_E5M2] = "F8_E5M2", [TSD_FLOAT8_E8M0FNU] = "F8_E8M0",
+    [TSD_UINT16] = "U16",    [TSD_UINT32] = "U32",  [TSD_UINT64] = "U64",
+    [TSD_COMPLEX64] = "C64"};
 
 static bool st_dtype(const char *s, tsd_dtype *out) {
   for (int d = 0; d < TSD_DTYPE_COUNT; d++)
-    if (strcmp(s, ST_NAMES[d]) == 0) {
+    if (ST_NAMES[d] && strcmp(s, ST_NAMES[d]) == 0) {
       *out = (tsd_dtype)d;
       return true;
     }
@@ -511,6 +517,11 @@ static tsd_status build_header(const witem *items, size_t n, tsd__buf *h,
       return tsd__err(TSD_ERR_INVALID_ARG,
                       "%s: tensor name \"%.200s\" is not valid UTF-8", path,
                       t->name);
+    if (!ST_NAMES[t->dtype])
+      return tsd__err(TSD_ERR_UNSUPPORTED,
+                      "%s: tensor \"%.200s\" is %s, which safetensors has no "
+                      "dtype for",
+                      path, t->name, tsd_dtype_name(t->dtype));
     tsd__buf_puts(h, ",");
     json_escaped(h, t->name);
     tsd__buf_printf(h, ":{\"dtype\":\"%s\",\"shape\":[", ST_NAMES[t->dtype]);

@@ -24,6 +24,7 @@ typedef struct pk {
   tsd__buf b;
   /* memo ids of the objects torch.save memoizes and we refer to again */
   int memo_od, memo_rebuild, memo_storage, memo_cpu, memo_version;
+  int memo_rebuild_v3, memo_untyped;
   int memo_type[TSD_DTYPE_COUNT];
   int next_memo;
 } pk;
@@ -143,7 +144,11 @@ static const char *storage_class(tsd_dtype d) {
     return "ByteStorage";
   case TSD_BOOL:
     return "BoolStorage";
-  default:
+  case TSD_COMPLEX64:
+    return "ComplexFloatStorage";
+  case TSD_COMPLEX128:
+    return "ComplexDoubleStorage";
+  default: /* saved as torch 2.x does: _rebuild_tensor_v3 (pk_tensor) */
     return NULL;
   }
 }
@@ -154,18 +159,30 @@ static bool saved(const tsd__mtensor *t) {
 
 /* torch._utils._rebuild_tensor_v2(storage, 0, size, stride, False,
  * OrderedDict()) with persistent id ('storage', torch.<T>Storage, '<i>',
- * 'cpu', numel). */
+ * 'cpu', numel). A dtype without a typed storage class (float8, uint16/32/64,
+ * complex32) as PyTorch >= 2.1 writes it: _rebuild_tensor_v3(storage, 0,
+ * size, stride, False, OrderedDict(), torch.<dtype>) with persistent id
+ * ('storage', torch.storage.UntypedStorage, '<i>', 'cpu', nbytes). */
 static void pk_tensor(pk *p, const tsd__mtensor *t, size_t storage_index) {
-  pk_global(p, &p->memo_rebuild, "torch._utils", "_rebuild_tensor_v2");
+  const char *cls = storage_class(t->dtype);
+  if (cls)
+    pk_global(p, &p->memo_rebuild, "torch._utils", "_rebuild_tensor_v2");
+  else
+    pk_global(p, &p->memo_rebuild_v3, "torch._utils", "_rebuild_tensor_v3");
   pk_byte(p, '(');
   pk_byte(p, '(');
   pk_memo_str(p, &p->memo_storage, "storage");
-  pk_global(p, &p->memo_type[t->dtype], "torch", storage_class(t->dtype));
+  if (cls)
+    pk_global(p, &p->memo_type[t->dtype], "torch", cls);
+  else
+    pk_global(p, &p->memo_untyped, "torch.storage", "UntypedStorage");
   char key[32];
   int kn = snprintf(key, sizeof key, "%zu", storage_index);
   pk_str(p, key, (size_t)kn);
   pk_memo_str(p, &p->memo_cpu, "cpu");
-  pk_int(p, t->numel);
+  /* no overflow: the tensor's bytes were checked when it was added */
+  pk_int(p, cls ? t->numel
+                : t->numel * (int64_t)tsd_dtype_size(t->dtype));
   pk_byte(p, 't');
   pk_byte(p, 'Q'); /* BINPERSID */
   pk_int(p, 0);    /* storage_offset */
@@ -182,6 +199,8 @@ static void pk_tensor(pk *p, const tsd__mtensor *t, size_t storage_index) {
   pk_get(p, p->memo_od);
   pk_byte(p, ')');
   pk_byte(p, 'R'); /* backward_hooks = OrderedDict() */
+  if (!cls) /* the dtype: torch.dtype pickles as the global torch.<name> */
+    pk_global(p, &p->memo_type[t->dtype], "torch", tsd_dtype_name(t->dtype));
   pk_byte(p, 't');
   pk_byte(p, 'R');
 }
@@ -229,7 +248,7 @@ static void pk_meta_item(pk *p, const void *vctx, size_t i) {
 static void pk_state_dict(pk *p, const save_ctx *s, size_t n_items,
                           size_t n_mods) {
   p->memo_od = p->memo_rebuild = p->memo_storage = p->memo_cpu = -1;
-  p->memo_version = -1;
+  p->memo_version = p->memo_rebuild_v3 = p->memo_untyped = -1;
   for (int i = 0; i < TSD_DTYPE_COUNT; i++)
     p->memo_type[i] = -1;
   p->next_memo = 0;

@@ -28,6 +28,9 @@ enum {
   G_SET,
   G_FROZENSET,
   G_BYTES,
+  G_REBUILD_TENSOR_V3,
+  G_DEVICE,
+  G_UNTYPED_STORAGE,
   G_STORAGE_BASE = 100 /* + tsd_dtype */
 };
 
@@ -67,9 +70,81 @@ static const global_entry allowed_globals[] = {
     {"torch", "LongStorage", G_STORAGE_BASE + TSD_INT64},
     {"torch", "ByteStorage", G_STORAGE_BASE + TSD_UINT8},
     {"torch", "BoolStorage", G_STORAGE_BASE + TSD_BOOL},
+    {"torch", "ComplexFloatStorage", G_STORAGE_BASE + TSD_COMPLEX64},
+    {"torch", "ComplexDoubleStorage", G_STORAGE_BASE + TSD_COMPLEX128},
+    /* PyTorch >= 2.1 saves the dtypes that have no typed storage class
+     * (float8, uint16/32/64, complex32) as _rebuild_tensor_v3 of an untyped
+     * storage, whose persistent id counts bytes */
+    {"torch._utils", "_rebuild_tensor_v3", G_REBUILD_TENSOR_V3},
+    {"torch.storage", "UntypedStorage", G_UNTYPED_STORAGE},
+    {"torch", "UntypedStorage", G_UNTYPED_STORAGE},
+    {"torch", "device", G_DEVICE},
 };
 
+/* torch.dtype objects pickle as the global torch.<name> (dtype.__reduce__
+ * returns its name). -1: a dtype tsd holds no tensors of (quantized). */
+static const struct {
+  const char *name;
+  int dtype;
+} torch_dtypes[] = {
+    {"float32", TSD_FLOAT32},
+    {"float", TSD_FLOAT32},
+    {"float64", TSD_FLOAT64},
+    {"double", TSD_FLOAT64},
+    {"float16", TSD_FLOAT16},
+    {"half", TSD_FLOAT16},
+    {"bfloat16", TSD_BFLOAT16},
+    {"int8", TSD_INT8},
+    {"int16", TSD_INT16},
+    {"short", TSD_INT16},
+    {"int32", TSD_INT32},
+    {"int", TSD_INT32},
+    {"int64", TSD_INT64},
+    {"long", TSD_INT64},
+    {"uint8", TSD_UINT8},
+    {"bool", TSD_BOOL},
+    {"float8_e4m3fn", TSD_FLOAT8_E4M3FN},
+    {"float8_e5m2", TSD_FLOAT8_E5M2},
+    {"float8_e4m3fnuz", TSD_FLOAT8_E4M3FNUZ},
+    {"float8_e5m2fnuz", TSD_FLOAT8_E5M2FNUZ},
+    {"float8_e8m0fnu", TSD_FLOAT8_E8M0FNU},
+    {"uint16", TSD_UINT16},
+    {"uint32", TSD_UINT32},
+    {"uint64", TSD_UINT64},
+    {"complex32", TSD_COMPLEX32},
+    {"chalf", TSD_COMPLEX32},
+    {"complex64", TSD_COMPLEX64},
+    {"cfloat", TSD_COMPLEX64},
+    {"complex128", TSD_COMPLEX128},
+    {"cdouble", TSD_COMPLEX128},
+    {"qint8", -1},
+    {"quint8", -1},
+    {"qint32", -1},
+    {"quint4x2", -1},
+    {"quint2x4", -1},
+};
+
+/* The tsd dtype of a torch.dtype value (false: not one, or quantized). */
+static bool dtype_value(const tsd__value *v, tsd_dtype *out) {
+  if (!v || v->kind != TSD__V_DTYPE) return false;
+  for (size_t i = 0; i < sizeof torch_dtypes / sizeof *torch_dtypes; i++)
+    if (strcmp(v->u.s.p + 6, torch_dtypes[i].name) == 0) { /* "torch." */
+      if (torch_dtypes[i].dtype < 0) return false;
+      *out = (tsd_dtype)torch_dtypes[i].dtype;
+      return true;
+    }
+  return false;
+}
+
+bool tsd__storage_type_untyped(const tsd__value *v) {
+  return v && v->kind == TSD__V_GLOBAL && v->u.i == G_UNTYPED_STORAGE;
+}
+
 bool tsd__storage_type_dtype(const tsd__value *v, tsd_dtype *out) {
+  if (tsd__storage_type_untyped(v)) { /* bytes */
+    *out = TSD_UINT8;
+    return true;
+  }
   if (!v || v->kind != TSD__V_GLOBAL) return false;
   int64_t d = v->u.i - G_STORAGE_BASE;
   if (d < 0 || d >= TSD_DTYPE_COUNT) return false;
@@ -93,6 +168,21 @@ tsd_status tsd__pk_global(tsd__pk *u, const char *mod, size_t mlen,
       break;
     }
   }
+  if (id == G_NOT_ALLOWED && mlen == 5 && memcmp(mod, "torch", 5) == 0)
+    for (size_t i = 0; i < sizeof torch_dtypes / sizeof *torch_dtypes; i++)
+      if (strlen(torch_dtypes[i].name) == nlen &&
+          memcmp(torch_dtypes[i].name, name, nlen) == 0) {
+        /* the value itself: "torch.<name>", as str(dtype) prints it */
+        TRY(tsd__pk_new(u, TSD__V_DTYPE, out));
+        char *p = tsd__pk_alloc(u, 6 + nlen + 1);
+        if (!p) return tsd__pk_oom(u);
+        memcpy(p, "torch.", 6);
+        memcpy(p + 6, name, nlen);
+        p[6 + nlen] = '\0';
+        (*out)->u.s.p = p;
+        (*out)->u.s.len = 6 + nlen;
+        return TSD_OK;
+      }
   return tsd__pk_named_global(u, id, mod, mlen, name, nlen, out);
 }
 
@@ -285,6 +375,79 @@ static tsd_status call(tsd__pk *u, int64_t id, tsd__value *args, bool nested,
       return tsd__pk_fail(u, TSD_ERR_FORMAT, "backward_hooks is a %s",
                           tsd__pk_kind_name(a[5]));
     return build_tensor(u, (const tsd__value *const *)a, out);
+  case G_REBUILD_TENSOR_V3: {
+    /* (storage, storage_offset, size, stride, requires_grad, backward_hooks,
+     * dtype[, metadata]): torch views the storage's bytes as `dtype`
+     * (offset, size and stride count `dtype` elements) */
+    TRY(argc(u, args, 7, 8, "_rebuild_tensor_v3"));
+    if (a[4]->kind != TSD__V_BOOL && a[4]->kind != TSD__V_INT)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "requires_grad is a %s",
+                          tsd__pk_kind_name(a[4]));
+    if (a[5]->kind != TSD__V_DICT && a[5]->kind != TSD__V_NONE)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "backward_hooks is a %s",
+                          tsd__pk_kind_name(a[5]));
+    tsd_dtype dt;
+    if (!dtype_value(a[6], &dt))
+      return a[6]->kind == TSD__V_DTYPE
+                 ? tsd__pk_fail(u, TSD_ERR_UNSUPPORTED,
+                                "_rebuild_tensor_v3 of dtype %s, which tsd "
+                                "does not handle",
+                                a[6]->u.s.p)
+                 : tsd__pk_fail(u, TSD_ERR_FORMAT,
+                                "_rebuild_tensor_v3 dtype is a %s, not a "
+                                "torch.dtype",
+                                tsd__pk_kind_name(a[6]));
+    if (a[0]->kind != TSD__V_STORAGE)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                          "tensor storage is a %s, not a storage",
+                          tsd__pk_kind_name(a[0]));
+    tsd__storage *s = a[0]->u.storage;
+    const tsd__value *b[4] = {a[0], a[1], a[2], a[3]};
+    if (s->dtype != dt) {
+      if (!s->untyped)
+        return tsd__pk_fail(u, TSD_ERR_UNSUPPORTED,
+                            "_rebuild_tensor_v3 views %s storage '%s' as %s",
+                            tsd_dtype_name(s->dtype), s->key,
+                            tsd_dtype_name(dt));
+      /* the same bytes as `dt` elements (whole elements only; an untyped
+       * storage is never byte-swapped, as in torch.load) */
+      tsd__storage *d = tsd__pk_alloc(u, sizeof *d);
+      tsd__value *sv = NULL;
+      if (!d) return tsd__pk_oom(u);
+      TRY(tsd__pk_new(u, TSD__V_STORAGE, &sv));
+      *d = *s;
+      d->dtype = dt;
+      d->numel = s->nbytes / tsd_dtype_size(dt);
+      d->nbytes = d->numel * tsd_dtype_size(dt);
+      d->swap = 0;
+      sv->u.storage = d;
+      b[0] = sv;
+    }
+    return build_tensor(u, b, out);
+  }
+  case G_DEVICE: {
+    /* torch.device('cuda', 1) / ('cpu',) / ('cuda:0',): kept as its str() */
+    TRY(argc(u, args, 1, 2, "torch.device"));
+    if (a[0]->kind != TSD__V_STR ||
+        (args->u.seq.len == 2 && a[1]->kind != TSD__V_NONE &&
+         (a[1]->kind != TSD__V_INT || a[1]->u.i < 0)) ||
+        a[0]->u.s.len > 64)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                          "torch.device takes a str and an optional "
+                          "non-negative int");
+    TRY(tsd__pk_new(u, TSD__V_DEVICE, &v));
+    char *p = tsd__pk_alloc(u, a[0]->u.s.len + 24);
+    if (!p) return tsd__pk_oom(u);
+    if (args->u.seq.len == 2 && a[1]->kind == TSD__V_INT)
+      snprintf(p, a[0]->u.s.len + 24, "%s:%lld", a[0]->u.s.p,
+               (long long)a[1]->u.i);
+    else
+      snprintf(p, a[0]->u.s.len + 24, "%s", a[0]->u.s.p);
+    v->u.s.p = p;
+    v->u.s.len = strlen(p);
+    *out = v;
+    return TSD_OK;
+  }
   case G_REBUILD_TENSOR:
     TRY(argc(u, args, 4, 4, "_rebuild_tensor"));
     return build_tensor(u, (const tsd__value *const *)a, out);
@@ -299,7 +462,7 @@ static tsd_status call(tsd__pk *u, int64_t id, tsd__value *args, bool nested,
     TRY(argc(u, args, 4, 4, "_rebuild_from_type_v2"));
     int64_t f = global_id(a[0]), type = global_id(a[1]);
     if (nested || (f != G_REBUILD_TENSOR_V2 && f != G_REBUILD_TENSOR &&
-                   f != G_REBUILD_PARAMETER))
+                   f != G_REBUILD_TENSOR_V3 && f != G_REBUILD_PARAMETER))
       return tsd__pk_fail(u, TSD_ERR_REFUSED,
                           "_rebuild_from_type_v2 with a function other than "
                           "_rebuild_tensor/_rebuild_parameter");

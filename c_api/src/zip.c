@@ -49,6 +49,7 @@ typedef struct zarchive {
   uint8_t *ra;
   uint64_t ra_off;
   size_t ra_len;
+  bool big; /* the `byteorder` record says "big" */
 } zarchive;
 
 #define RA_SIZE ((size_t)32 << 10)
@@ -515,6 +516,17 @@ static tsd_status zip_persistent(tsd__persistent_ctx *ctx, tsd__value *pid,
   s->nbytes = nbytes;
   s->offset = off;
   s->key = k;
+  s->untyped = tsd__storage_type_untyped(it[1]);
+  /* torch.load swaps a big-endian file's storages by the dtype of their
+   * persistent id (UntypedStorage.byteswap): whole elements, each half of a
+   * complex one, nothing for an untyped (uint8) storage */
+  if (z->big) {
+    size_t unit = tsd_dtype_size(dtype);
+    if (dtype == TSD_COMPLEX32 || dtype == TSD_COMPLEX64 ||
+        dtype == TSD_COMPLEX128)
+      unit /= 2;
+    s->swap = (uint8_t)unit;
+  }
   if (z->nstorages == z->cap_storages) {
     size_t cap = z->cap_storages ? z->cap_storages * 2 : 16;
     tsd__storage **a = tsd__arena_alloc(ctx->arena, cap * sizeof *a);
@@ -542,22 +554,33 @@ static tsd_status read_zip(zarchive *z, tsd__parsed *out) {
   st = find_prefix(z, &pkl);
   if (st != TSD_OK) return st;
 
-  /* PyTorch >= 2.1 records the byte order; tsd reads little-endian only. */
+  /* PyTorch >= 2.1 records the byte order: exactly "little" or "big"
+   * (torch.load raises "Unknown endianness type" otherwise). Without the
+   * record the data is little-endian (torch.load's default). */
   char bo_name[512];
   if (z->prefix_len + 9 < sizeof bo_name) {
     memcpy(bo_name, z->prefix, z->prefix_len);
     memcpy(bo_name + z->prefix_len, "byteorder", 9);
     const zrec *bo = find_rec(z, bo_name, z->prefix_len + 9);
-    if (bo && bo->size >= 3 && bo->size <= 16) {
+    if (bo) {
       uint64_t off;
-      char txt[16];
+      char txt[8] = {0};
+      if (bo->size != 3 && bo->size != 6)
+        return tsd__err(TSD_ERR_FORMAT,
+                        "%s: the byteorder record holds %llu bytes, not "
+                        "\"little\" or \"big\"",
+                        s->name, (unsigned long long)bo->size);
       st = record_data(z, bo, &off);
       if (st == TSD_OK)
         st = tsd__source_read(s, off, txt, (size_t)bo->size, "byteorder");
       if (st != TSD_OK) return st;
-      if (memcmp(txt, "big", 3) == 0)
-        return tsd__err(TSD_ERR_UNSUPPORTED,
-                        "%s: the checkpoint was saved big-endian", s->name);
+      if (strcmp(txt, "big") == 0)
+        z->big = true;
+      else if (strcmp(txt, "little") != 0)
+        return tsd__err(TSD_ERR_FORMAT,
+                        "%s: unknown byte order in the byteorder record (not "
+                        "\"little\" or \"big\")",
+                        s->name);
     }
   }
 

@@ -9,7 +9,9 @@ data/0 .. data/7 of 64 bytes, so the seeds use storage keys '0'..'7');
 OUT_DIR/safetensors: the same state dicts as safetensors files (written by
 hand: Debian has no `safetensors` package; the format is an 8-byte length,
 a JSON header and the data), plus the committed malformed corpus's st_*
-cases; OUT_DIR/sharded: index JSONs over the shards fuzz_sharded writes
+cases; plus the hand-made PyTorch 2.x fixtures (tests/fixtures/torch2x_*.pth) and
+a safetensors file with the 2.x dtype names; OUT_DIR/sharded: index JSONs
+over the shards fuzz_sharded writes
 (tsdf_write_shards in fuzz_common.h: net.safetensors, net.pth,
 fc.safetensors, bn.pth, bad.safetensors, empty.pth).
 """
@@ -193,6 +195,35 @@ def main():
                       "wb") as f:
                 f.write(b.getvalue())
         n += 1
+    # PyTorch 2.x forms torch 1.13 cannot write (_rebuild_tensor_v3 over
+    # untyped storages, dtype/device values, big-endian files): the
+    # hand-made fixtures of tests/fixtures/make_torch2x_fixtures.py
+    fixtures = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                            "fixtures")
+    for f in sorted(os.listdir(fixtures)):
+        if f.startswith("torch2x_") and f.endswith(".pth"):
+            for sub in ("zip", "load"):
+                shutil.copy(os.path.join(fixtures, f), os.path.join(out, sub, f))
+            z = zipfile.ZipFile(os.path.join(fixtures, f))
+            pkl = [i for i in z.namelist() if i.endswith("data.pkl")][0]
+            with open(os.path.join(out, "pickle", f[:-4] + ".pkl"), "wb") as g:
+                g.write(z.read(pkl))
+            n += 1
+    # safetensors with the 2.x dtype names
+    hdr = {}
+    data = b""
+    for i, dt in enumerate(("F8_E4M3", "F8_E5M2", "F8_E8M0", "U16", "U32",
+                            "U64", "C64")):
+        size = {"U16": 2, "U32": 4, "U64": 8, "C64": 8}.get(dt, 1) * 2
+        hdr["t%d" % i] = {"dtype": dt, "shape": [2],
+                          "data_offsets": [len(data), len(data) + size]}
+        data += bytes(range(i, i + size))
+    h = json.dumps(hdr).encode()
+    h += b" " * (-(8 + len(h)) % 8)
+    with open(os.path.join(out, "safetensors", "dtypes_2x.safetensors"),
+              "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + data)
+    n += 1
     print("%d seed checkpoints in %s" % (n, out))
 
 

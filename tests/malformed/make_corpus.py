@@ -469,9 +469,16 @@ def build():
         "duplicate")
     case("zip_missing_storage_record", hand_zip(drop=("1",)),
          "open:TSD_ERR_FORMAT", "archive/data/1")
+    # 2.1+ byteorder record: "big" is read (byte-swapped, as torch.load
+    # does), anything but "little"/"big" is refused
     case("zip_big_endian", hand_zip(extra_records=[
-        ("archive/byteorder", b"big")]), "open:TSD_ERR_UNSUPPORTED",
-        "big-endian")
+        ("archive/byteorder", b"big")]), "ok", "")
+    case("zip_byteorder_unknown", hand_zip(extra_records=[
+        ("archive/byteorder", b"middle")]), "open:TSD_ERR_FORMAT",
+        "unknown byte order")
+    case("zip_byteorder_long", hand_zip(extra_records=[
+        ("archive/byteorder", b"little-endian")]), "open:TSD_ERR_FORMAT",
+        "byteorder record holds 13 bytes")
 
     # Tensor metadata: sizes, strides, offsets against the storage.
     def with_fc_weight(p, storage_bytes=None, numel_note=None):
@@ -545,7 +552,7 @@ def build():
          "persistent id")
     case("persistent_id_unknown_storage_type",
          with_fc_weight(tensor("0", 12, [3, 4], [4, 1],
-                               stype="ComplexFloatStorage")),
+                               stype="FancyStorage")),
          "open:TSD_ERR_FORMAT", "not a storage type")
 
     # Memo and stack misuse.
@@ -956,9 +963,15 @@ def build_safetensors():
         return fn
     case("st_dtype_unknown", st_edit(items, set_("fc.bias", "dtype", "Q7")),
          "open:TSD_ERR_UNSUPPORTED", "dtype \"Q7\", which tsd does not handle")
-    case("st_dtype_f8_unsupported",
+    # F4 (float4_e2m1fn_x2, two values a byte) is a real safetensors dtype
+    # tsd does not handle; F8_E4M3 is handled, so its size is checked
+    case("st_dtype_f4_unsupported",
+         st_edit(items, set_("fc.bias", "dtype", "F4")),
+         "open:TSD_ERR_UNSUPPORTED", "dtype \"F4\"")
+    case("st_dtype_f8_wrong_size",
          st_edit(items, set_("fc.bias", "dtype", "F8_E4M3")),
-         "open:TSD_ERR_UNSUPPORTED", "dtype \"F8_E4M3\"")
+         "open:TSD_ERR_FORMAT",
+         "hold 12 bytes, but shape and dtype F8_E4M3 need 3")
     case("st_dtype_lowercase", st_edit(items, set_("fc.bias", "dtype", "f32")),
          "open:TSD_ERR_UNSUPPORTED", "dtype \"f32\"")
     case("st_dtype_not_string", st_edit(items, set_("fc.bias", "dtype", 32)),

@@ -274,12 +274,33 @@ def check_report(cmd, want, out_path):
     return None, rc
 
 
+def escape_message(s):
+    """tsd's TSD_ESCAPE_MESSAGE: what str.isprintable() rejects, as repr()
+    writes it; everything else (a backslash too) as it is."""
+    return "".join(c if c.isprintable() or c == "\\" else repr(c)[1:-1]
+                   for c in s)
+
+
+def cli_text(want):
+    """What `tsd load` prints without --json: PyTorch's text, with the pieces
+    that come from the file (class name, keys in the error lines) escaped so
+    that a key cannot forge a line or drive the terminal; the message's own
+    newlines and tabs stay. The _IncompatibleKeys text is a repr already."""
+    if want["ok"]:
+        return want["message"]
+    head = "Error(s) in loading state_dict for %s:\n\t"
+    raw = head % want["class_name"] + "\n\t".join(want["error_msgs"])
+    assert raw == want["message"], "the oracle's message is not its pieces"
+    return (head % escape_message(want["class_name"]) +
+            "\n\t".join(escape_message(e) for e in want["error_msgs"]))
+
+
 def check_text(cmd, want):
-    """Without --json: the message alone (PyTorch's text)."""
+    """Without --json: the message alone (PyTorch's text, escaped)."""
     rc, stdout, stderr = run_tsd(cmd)
     if rc is None or rc < 0 or rc == 2:
         return "without --json: " + describe_exit(rc, stderr)
-    d = first_diff("text output", stdout, want["message"] + "\n")
+    d = first_diff("text output", stdout, cli_text(want) + "\n")
     if d:
         return "without --json: " + d
     if rc != (0 if want["ok"] else 1):

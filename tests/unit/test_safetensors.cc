@@ -263,13 +263,18 @@ TEST(Safetensors, OffsetsOutOfBoundsAreRefused) {
 }
 
 TEST(Safetensors, UnknownDtypesAreUnsupportedAndNamed) {
+  // F4 (float4_e2m1fn_x2) and F6 are safetensors dtypes tsd does not handle
   expect_refused(
-      st_bytes(R"({"q":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})",
-               2),
-      TSD_ERR_UNSUPPORTED, "\"F8_E4M3\"");
+      st_bytes(R"({"q":{"dtype":"F4","shape":[2],"data_offsets":[0,2]}})", 2),
+      TSD_ERR_UNSUPPORTED, "'q' has dtype \"F4\"");
   expect_refused(
-      st_bytes(R"({"q":{"dtype":"U16","shape":[1],"data_offsets":[0,2]}})", 2),
-      TSD_ERR_UNSUPPORTED, "'q' has dtype \"U16\"");
+      st_bytes(R"({"q":{"dtype":"F6_E2M3","shape":[1],"data_offsets":[0,1]}})",
+               1),
+      TSD_ERR_UNSUPPORTED, "'q' has dtype \"F6_E2M3\"");
+  expect_refused(
+      st_bytes(R"({"q":{"dtype":"f8_e4m3","shape":[1],"data_offsets":[0,1]}})",
+               1),
+      TSD_ERR_UNSUPPORTED, "'q' has dtype \"f8_e4m3\"");
   expect_refused(
       st_bytes(R"({"q":{"dtype":7,"shape":[1],"data_offsets":[0,2]}})", 2),
       TSD_ERR_FORMAT, "dtype is a number");
@@ -589,4 +594,53 @@ TEST(Convert, BadUsageAndUnreadableInputExitTwo) {
   r = run("convert --help");
   EXPECT_EQ(r.first, 0);
   EXPECT_NE(r.second.find("usage: tsd convert IN OUT"), std::string::npos);
+}
+
+TEST(Safetensors, NewDtypesAreWrittenWithTheFormatsNames) {
+  tsdtest::Model m{"N"};
+  const tsd_dtype dts[] = {TSD_FLOAT8_E4M3FN, TSD_FLOAT8_E5M2,
+                           TSD_FLOAT8_E8M0FNU, TSD_UINT16,
+                           TSD_UINT32,        TSD_UINT64,
+                           TSD_COMPLEX64};
+  const char *names[] = {"F8_E4M3", "F8_E5M2", "F8_E8M0", "U16",
+                         "U32",     "U64",     "C64"};
+  std::vector<std::vector<unsigned char>> want;
+  for (tsd_dtype dt : dts) {
+    auto &b = m.add(tsd_dtype_name(dt), {3}, TSD_PARAMETER, dt);
+    for (size_t i = 0; i < b.size(); i++)
+      b[i] = (unsigned char)(i * 29 + dt);
+    want.emplace_back(b.begin(), b.end() - 1); // the helper's spare byte
+  }
+  std::string path = tsdtest::temp_dir() + "/st_new_" +
+                     std::to_string(getpid()) + ".safetensors";
+  ASSERT_EQ(tsd_model_save(m.get(), path.c_str()), TSD_OK) << tsd_last_error();
+  auto file = read_file(path);
+  std::string header(file.begin() + 8, file.end());
+  for (size_t i = 0; i < 7; i++)
+    EXPECT_NE(header.find(std::string("\"") + tsd_dtype_name(dts[i]) +
+                          "\":{\"dtype\":\"" + names[i] + "\""),
+              std::string::npos)
+        << names[i];
+  Ckpt k(path);
+  ASSERT_EQ(k.st, TSD_OK) << k.err;
+  for (size_t i = 0; i < 7; i++) {
+    // keys come sorted, as safetensors' load_file gives them: find each
+    size_t at = 0;
+    ASSERT_EQ(tsd_checkpoint_find(k.c, &at, tsd_dtype_name(dts[i])), TSD_OK);
+    EXPECT_EQ(k.entry(at).dtype, dts[i]);
+    EXPECT_EQ(k.bytes(at, dts[i]), want[i]) << names[i];
+  }
+  unlink(path.c_str());
+  // dtypes safetensors has no name for are refused, and nothing is written
+  for (tsd_dtype dt : {TSD_COMPLEX32, TSD_COMPLEX128, TSD_FLOAT8_E4M3FNUZ}) {
+    tsdtest::Model m2{"N"};
+    m2.add("x", {1}, TSD_PARAMETER, dt);
+    EXPECT_EQ(tsd_model_save(m2.get(), path.c_str()), TSD_ERR_UNSUPPORTED);
+    EXPECT_NE(std::string(tsd_last_error())
+                  .find(std::string("tensor \"x\" is ") + tsd_dtype_name(dt) +
+                        ", which safetensors has no dtype for"),
+              std::string::npos)
+        << tsd_last_error();
+    EXPECT_NE(access(path.c_str(), F_OK), 0);
+  }
 }

@@ -243,11 +243,11 @@ static size_t escape_one(const unsigned char *s, size_t n, tsd_escape_mode mode,
   size_t len = tsd__utf8_decode(s, n, &cp);
   bool json = mode == TSD_ESCAPE_JSON;
   if (len == 0) {
-    /* Not UTF-8: JSON cannot hold the byte, so it becomes the lone
-     * surrogate Python's 'surrogateescape' gives it (os.fsencode of the
-     * parsed string gives the byte back); text shows the byte. */
+    /* Not UTF-8: the lone surrogate Python's 'surrogateescape' gives the
+     * byte (as repr shows an os.fsdecode'd name; os.fsencode of the parsed
+     * JSON gives the byte back). Not \xNN: that is the C1 character. */
     *used = 1;
-    return (size_t)snprintf(esc, 16, json ? "\\udc%02x" : "\\x%02x", s[0]);
+    return (size_t)snprintf(esc, 16, "\\udc%02x", s[0]);
   }
   *used = len;
   if (cp == '\\') {

@@ -152,7 +152,7 @@ TEST(Escape, TextIsPythonsReprWithoutQuotes) {
             "\xc3\xa9t\xc3\xa9 \xe6\xbc\xa2 \xf0\x9f\x98\x80");
   // not UTF-8: a stray byte, an overlong form, a truncated sequence
   EXPECT_EQ(esc("x\xff\xc0\xaf\xe6\xbc", TSD_ESCAPE_TEXT),
-            "x\\xff\\xc0\\xaf\\xe6\\xbc");
+            "x\\udcff\\udcc0\\udcaf\\udce6\\udcbc");
 }
 
 TEST(Escape, MessageKeepsBackslashesAndIsIdempotent) {
@@ -191,6 +191,85 @@ TEST(Escape, TruncatesWholeEscapesAndReturnsTheFullLength) {
   EXPECT_EQ(tsd_escape(nullptr, 0, "\xff", 1, TSD_ESCAPE_JSON), 6u);
   EXPECT_EQ(tsd_escape(out, sizeof out, "", 0, TSD_ESCAPE_JSON), 0u);
   EXPECT_STREQ(out, "");
+}
+
+// Differential: every 1- and 2-byte string and 30000 random short ones
+// against Python 3.11: TEXT is repr() of each character of the string
+// decoded as pickle does ('surrogatepass') or, where that fails, as
+// os.fsdecode does ('surrogateescape'); MESSAGE the same with backslashes
+// kept; json.loads gives back the decoded string from JSON (surrogates
+// next to each other paired, as JSON reads them).
+TEST(Escape, AgreesWithPythonOnEveryShortStringAndRandomOnes) {
+  std::string why;
+  ASSERT_TRUE(tsdtest::python_torch_available(&why)) << why;
+  std::vector<std::string> in;
+  for (int a = 0; a < 256; a++) {
+    in.push_back(std::string(1, static_cast<char>(a)));
+    for (int b = 0; b < 256; b++)
+      in.push_back(std::string{static_cast<char>(a), static_cast<char>(b)});
+  }
+  const unsigned char alphabet[] = {
+      0x00, 0x09, 0x0a, 0x1b, '\\', '"',  '\'', 'a',  0x7f, 0x80, 0x85,
+      0x9f, 0xa0, 0xad, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe2, 0xed,
+      0xef, 0xf0, 0xf3, 0xf4, 0xf5, 0xff, 0x8f, 0x90, 0xb8, 0x98};
+  unsigned seed = 12345;
+  for (int i = 0; i < 30000; i++) {
+    std::string s;
+    seed = seed * 1103515245u + 12345u;
+    size_t n = 1 + (seed >> 16) % 12;
+    for (size_t k = 0; k < n; k++) {
+      seed = seed * 1103515245u + 12345u;
+      s += static_cast<char>(alphabet[(seed >> 16) % sizeof alphabet]);
+    }
+    in.push_back(s);
+  }
+  auto hex = [](const std::string &s) {
+    static const char d[] = "0123456789abcdef";
+    std::string h;
+    for (unsigned char c : s) {
+      h += d[c >> 4];
+      h += d[c & 15];
+    }
+    return h.empty() ? std::string("-") : h;
+  };
+  std::string file = tsdtest::temp_dir() + "/escape_" +
+                     std::to_string(getpid()) + ".txt";
+  FILE *f = fopen(file.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  for (const std::string &s : in) {
+    std::string t = esc(s, TSD_ESCAPE_TEXT), m = esc(s, TSD_ESCAPE_MESSAGE),
+                j = esc(s, TSD_ESCAPE_JSON);
+    ASSERT_EQ(esc(m, TSD_ESCAPE_MESSAGE), m) << hex(s);
+    fprintf(f, "%s %s %s %s\n", hex(s).c_str(), hex(t).c_str(),
+            hex(m).c_str(), hex(j).c_str());
+  }
+  fclose(f);
+  auto r = tsdtest::run_python(
+      "import codecs, json\n"
+      "def h(e):\n"
+      "    try:\n"
+      "        return codecs.lookup_error('surrogatepass')(e)\n"
+      "    except UnicodeDecodeError:\n"
+      "        return codecs.lookup_error('surrogateescape')(e)\n"
+      "codecs.register_error('tsd', h)\n"
+      "b = lambda x: b'' if x == '-' else bytes.fromhex(x)\n"
+      "n = 0\n"
+      "for line in open('" + file + "'):\n"
+      "    s, t, m, j = (b(x) for x in line.split())\n"
+      "    u = s.decode('utf-8', 'tsd')\n"
+      "    want = ''.join(repr(c)[1:-1] for c in u)\n"
+      "    assert t.decode('utf-8') == want, (s, t, want)\n"
+      "    want = ''.join('\\\\' if c == '\\\\' else repr(c)[1:-1] for c in u)\n"
+      "    assert m.decode('utf-8') == want, (s, m, want)\n"
+      // JSON pairs a high surrogate with a low one that follows, lone or
+      // not (json.dumps has the same limit): what UTF-16 would pair
+      "    paired = u.encode('utf-16-le', 'surrogatepass')"
+      ".decode('utf-16-le', 'surrogatepass')\n"
+      "    assert json.loads(b'\"' + j + b'\"') == paired, (s, j)\n"
+      "    n += 1\n"
+      "print('AGREE', n)\n");
+  remove(file.c_str());
+  EXPECT_EQ(r.second, "AGREE " + std::to_string(in.size()) + "\n");
 }
 
 TEST(Escape, LibraryMessagesQuoteFileStringsEscaped) {
@@ -303,8 +382,8 @@ TEST_F(CliText, InspectJsonIsValidAndPythonReadsBackEveryKeyAndValue) {
     EXPECT_NE(j.find(s), std::string::npos) << s << "\n" << j;
 }
 
-// A file name that is not UTF-8: --json escapes its bytes as \udcNN
-// (os.fsdecode's surrogateescape), text and messages as \xNN.
+// A file name that is not UTF-8: its bytes shown as \udcNN, as Python shows
+// an os.fsdecode'd name (surrogateescape), in --json, text and messages.
 TEST_F(CliText, NonUtf8FileNamesAreEscaped) {
   std::string name = path("n\xff\x1b.pth");
   ASSERT_EQ(system(("cp " + q(path("spec_w.pth")) + " " + q(name)).c_str()),
@@ -326,7 +405,7 @@ TEST_F(CliText, NonUtf8FileNamesAreEscaped) {
   Out missing = tsd("inspect " + q(path("missing\xff\x1b.pth")));
   EXPECT_EQ(missing.rc, 2);
   EXPECT_EQ(missing.err, "tsd: cannot read checkpoint: " + dir() +
-                             "/missing\\xff\\x1b.pth: cannot open: No such "
+                             "/missing\\udcff\\x1b.pth: cannot open: No such "
                              "file or directory (TSD_ERR_IO)\n");
   std::string o = path("o\x1b.pth");
   Out pop = tsd("pop " + q(name) + " w -o " + q(o));

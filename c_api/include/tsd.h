@@ -329,11 +329,11 @@ typedef struct tsd_entry {
   /* for scalars */
   int64_t int_value;    /**< TSD_KIND_INT, TSD_KIND_BOOL */
   double float_value;   /**< TSD_KIND_FLOAT */
-  const char *str_value;/**< TSD_KIND_STR (NUL-terminated), TSD_KIND_BYTES;
-                             for an int beyond 64 bits (TSD_KIND_OTHER,
-                             type_repr "<class 'int'>") its little-endian
-                             two's complement bytes, as pickle's LONG1/LONG4
-                             hold it */
+  const char *str_value; /**< TSD_KIND_STR (NUL-terminated), TSD_KIND_BYTES;
+                              for an int beyond 64 bits (TSD_KIND_OTHER,
+                              type_repr "<class 'int'>") its little-endian
+                              two's complement bytes, as pickle's LONG1/LONG4
+                              hold it */
   size_t str_len;       /**< bytes of str_value, without the NUL */
   size_t length;        /**< number of items for DICT, LIST, TUPLE */
   /** Python's type name as `type(x)` prints it: "<class 'int'>",

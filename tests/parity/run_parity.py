@@ -274,12 +274,30 @@ def check_report(cmd, want, out_path):
     return None, rc
 
 
+def message_escape(s):
+    """tsd_escape's TSD_ESCAPE_MESSAGE: repr() of each character that repr
+    escapes, a backslash kept as it is."""
+    return "".join(c if c == "\\" else repr(c)[1:-1] for c in s)
+
+
+def shown_message(want):
+    """PyTorch's text as the tsd command prints it: the RuntimeError's own
+    lines kept, every piece (class name, each error) escaped, so that a key
+    holding a newline cannot forge a line; the _IncompatibleKeys repr is
+    escaped by repr already. --json's "message" is PyTorch's text exactly."""
+    if want["ok"]:
+        return want["message"]
+    return ("Error(s) in loading state_dict for %s:\n\t" %
+            message_escape(want["class_name"]) +
+            "\n\t".join(message_escape(m) for m in want["error_msgs"]))
+
+
 def check_text(cmd, want):
-    """Without --json: the message alone (PyTorch's text)."""
+    """Without --json: the message alone (PyTorch's text, escaped)."""
     rc, stdout, stderr = run_tsd(cmd)
     if rc is None or rc < 0 or rc == 2:
         return "without --json: " + describe_exit(rc, stderr)
-    d = first_diff("text output", stdout, want["message"] + "\n")
+    d = first_diff("text output", stdout, shown_message(want) + "\n")
     if d:
         return "without --json: " + d
     if rc != (0 if want["ok"] else 1):

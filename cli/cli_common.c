@@ -190,7 +190,7 @@ int cli_remap_arg(cli_remap *r, int argc, char **argv, int *i) {
   int is_rename = !strcmp(o, "--rename");
   if (!is_strip && !is_add && !is_rename) return 0;
   if (*i + 1 >= argc) {
-    fprintf(stderr, "tsd: %s needs a value\n", o);
+    cli_msgf(stderr, "tsd: %s needs a value", o);
     return -1;
   }
   const char *val = argv[++*i];

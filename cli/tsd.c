@@ -68,11 +68,17 @@ static const char *const INSPECT_HELP =
     "Lists the entries of a checkpoint: key, dtype, shape, bytes; then the\n"
     "bytes of each dtype and in all; then the file's metadata, if any (a\n"
     "safetensors __metadata__, a sharded index's \"metadata\").\n"
+    "Keys and values are shown escaped as Python's repr does (\\x1b, \\n);\n"
+    "a key longer than 80 characters overflows its column. A safetensors\n"
+    "file's keys come sorted, as safetensors.torch.load_file gives them.\n"
     "\n"
     "options:\n"
     "  --json                one JSON object: file, root_kind, tensors,\n"
     "                        numel, bytes, entries, bytes_by_dtype, metadata\n"
-    "                        (values as strings)\n"
+    "                        (metadata values as strings). A float nan,\n"
+    "                        inf, -inf is the string \"nan\", \"inf\",\n"
+    "                        \"-inf\"; an int beyond 64 bits an exact\n"
+    "                        number (null past 2048 bytes); exact totals\n"
     "  --select KEY          list the dict under KEY (repeat to go deeper)\n"
     CLI_TORCHSCRIPT_HELP;
 
@@ -130,7 +136,8 @@ static const char *u128_text(char *out, u128 v) {
     tmp[n++] = (char)('0' + (int)(v % 10));
     v /= 10;
   } while (v);
-  for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+  for (size_t i = 0; i < n; i++)
+    out[i] = tmp[n - 1 - i];
   out[n] = '\0';
   return out;
 }
@@ -160,17 +167,18 @@ static const char *bigint_text(char *out, const unsigned char *p, size_t n) {
   size_t nl = (n + 3) / 4;
   int neg = n && (p[n - 1] & 0x80);
   for (size_t i = 0; i < n; i++)
-    limb[i / 4] |= (uint32_t)(neg ? (unsigned char)~p[i] : p[i]) << (8 * (i % 4));
+    limb[i / 4] |= (uint32_t)(neg ? (unsigned char)~p[i] : p[i])
+                   << (8 * (i % 4));
   if (neg) { /* magnitude = ~x + 1, within the n bytes (and a carry past) */
-    if (n % 4)
-      limb[nl - 1] &= (uint32_t)((1ull << (8 * (n % 4))) - 1);
+    if (n % 4) limb[nl - 1] &= (uint32_t)((1ull << (8 * (n % 4))) - 1);
     for (size_t i = 0; i <= nl; i++)
       if (++limb[i] != 0) break;
     if (limb[nl]) nl++;
   }
   uint32_t chunk[BIGINT_TEXT_CAP / 9 + 1];
   size_t nc = 0;
-  while (nl && !limb[nl - 1]) nl--;
+  while (nl && !limb[nl - 1])
+    nl--;
   while (nl) { /* divide by 10^9, keep the remainder */
     uint64_t rem = 0;
     for (size_t i = nl; i-- > 0;) {
@@ -179,7 +187,8 @@ static const char *bigint_text(char *out, const unsigned char *p, size_t n) {
       rem = cur % 1000000000u;
     }
     chunk[nc++] = (uint32_t)rem;
-    while (nl && !limb[nl - 1]) nl--;
+    while (nl && !limb[nl - 1])
+      nl--;
   }
   size_t len = 0;
   if (neg) out[len++] = '-';
@@ -229,9 +238,12 @@ static void print_file_metadata(const tsd_checkpoint *ck) {
 /* A float as JSON: JSON has no nan or infinity, so they are the strings
  * "nan", "inf", "-inf" (Python's float() reads them back). */
 static void json_float(double d) {
-  if (isnan(d)) printf("\"nan\"");
-  else if (isinf(d)) printf(d > 0 ? "\"inf\"" : "\"-inf\"");
-  else printf("%.17g", d);
+  if (isnan(d))
+    printf("\"nan\"");
+  else if (isinf(d))
+    printf(d > 0 ? "\"inf\"" : "\"-inf\"");
+  else
+    printf("%.17g", d);
 }
 
 /* A non-tensor entry's value as the table shows it ("" for none). */
@@ -247,8 +259,8 @@ static void value_text(const tsd_entry *e, const char *cls, char *out,
   } else if (e->kind == TSD_KIND_STR) {
     /* at most 100 bytes of the escaped text, then "..." */
     char esc[101];
-    size_t need = tsd_escape(esc, sizeof esc, e->str_value, e->str_len,
-                             TSD_ESCAPE_TEXT);
+    size_t need =
+        tsd_escape(esc, sizeof esc, e->str_value, e->str_len, TSD_ESCAPE_TEXT);
     snprintf(out, cap, "'%s'%s", esc, need >= sizeof esc ? "..." : "");
   } else if (e->kind == TSD_KIND_DICT || e->kind == TSD_KIND_LIST ||
              e->kind == TSD_KIND_TUPLE) {
@@ -350,8 +362,7 @@ static int cmd_inspect(int argc, char **argv) {
       const tsd_entry *e = &entries[i];
       printf("%s{\"key\": ", i ? ", " : "");
       cli_json_str(stdout, e->key, e->key_len);
-      printf(", \"kind\": \"%s\"",
-             is_bigint(e) ? "int" : kind_name(e->kind));
+      printf(", \"kind\": \"%s\"", is_bigint(e) ? "int" : kind_name(e->kind));
       if (e->kind == TSD_KIND_TENSOR) {
         printf(", \"dtype\": \"%s\", \"shape\": ", tsd_dtype_name(e->dtype));
         cli_json_shape(stdout, e->ndim, e->shape);
@@ -448,8 +459,8 @@ static int cmd_inspect(int argc, char **argv) {
     for (size_t d = 0; d < n_dtypes; d++) {
       tensors_text(shape, sizeof shape, by_dtype[d].tensors);
       printf("%-*s  %-*s  %-*s  %*s\n", (int)wkey, "total", (int)wdtype,
-             tsd_dtype_name(by_dtype[d].dtype), (int)wshape, shape,
-             (int)wbytes, u128_text(num, by_dtype[d].bytes));
+             tsd_dtype_name(by_dtype[d].dtype), (int)wshape, shape, (int)wbytes,
+             u128_text(num, by_dtype[d].bytes));
     }
     printf("%zu tensors, %s elements, %s bytes\n", n_tensors,
            u128_text(num, total_numel), u128_text(num2, total_bytes));

@@ -122,11 +122,14 @@ TSD_API const char *tsd_status_name(tsd_status status);
  * already, except TSD_ERR_LOAD's: that one and tsd_report_message() are
  * PyTorch's RuntimeError text, keys as they are. */
 typedef enum tsd_escape_mode {
-  /** Python's repr() escaping without the quotes: `\\` `\n` `\r` `\t`;
-   * `\xNN` for C0, DEL, C1 and bytes that are not UTF-8; `\uNNNN` or
-   * `\UNNNNNNNN` for the other characters str.isprintable() rejects
-   * (surrogates, U+2028, bidi controls); printable UTF-8 as it is.
-   * Unambiguous. */
+  /** Python's repr() escaping without the quotes, of the string decoded
+   * as pickle does (UTF-8, 'surrogatepass') and, for bytes that are not
+   * UTF-8, as os.fsdecode does ('surrogateescape'): `\\` `\n` `\r` `\t`;
+   * `\xNN` for C0, DEL and C1; `\uNNNN` or `\UNNNNNNNN` for the other
+   * characters str.isprintable() rejects (surrogates, U+2028, bidi
+   * controls); `\udcNN` for a byte that is not UTF-8; printable UTF-8 as
+   * it is. Two strings show alike only when one holds the byte NN and the
+   * other the lone surrogate U+DCNN, as in Python. */
   TSD_ESCAPE_TEXT = 0,
   /** As TEXT, but a backslash stays as it is: escaping twice changes
    * nothing, and a string without control or non-printable characters is
@@ -137,7 +140,8 @@ typedef enum tsd_escape_mode {
    * U+FFFF) for every other character TEXT escapes; a lone surrogate as
    * itself (`\ud800`); a byte that is not UTF-8 as `\udcNN`, Python's
    * 'surrogateescape' (os.fsencode of the parsed string gives the bytes
-   * back). */
+   * back). A high surrogate followed by a low one reads back as the pair's
+   * character, as from Python's json.dumps: JSON cannot tell them apart. */
   TSD_ESCAPE_JSON = 2
 } tsd_escape_mode;
 

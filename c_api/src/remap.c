@@ -209,8 +209,7 @@ tsd_status tsd__keyview_build(tsd__keyview *v, const tsd_checkpoint *c,
    * escaped. */
   for (size_t i = 0; i < v->n; i++) {
     const tsd__value *k = tsd__ckpt_key(c, i);
-    if (k->kind != TSD__V_STR || !memchr(k->u.s.p, '\0', k->u.s.len))
-      continue;
+    if (k->kind != TSD__V_STR || !memchr(k->u.s.p, '\0', k->u.s.len)) continue;
     char shown[1024]; /* escaped here: printf's %s would stop at the NUL */
     tsd_escape(shown, sizeof shown, k->u.s.p, k->u.s.len, TSD_ESCAPE_MESSAGE);
     return tsd__err(TSD_ERR_UNSUPPORTED,

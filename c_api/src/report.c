@@ -163,7 +163,8 @@ tsd_status tsd__report_add_mismatch(tsd_report *r, tsd_list list,
  * the quote it picks, the quote escaped, the rest as tsd_escape's TEXT. */
 static void py_repr(tsd__buf *b, const char *str) {
   size_t n = strlen(str);
-  bool has_sq = memchr(str, '\'', n) != NULL, has_dq = memchr(str, '"', n) != NULL;
+  bool has_sq = memchr(str, '\'', n) != NULL,
+       has_dq = memchr(str, '"', n) != NULL;
   char q = (has_sq && !has_dq) ? '"' : '\'';
   tsd__buf_append(b, &q, 1);
   for (const char *run = str, *end = str + n;;) {

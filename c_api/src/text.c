@@ -233,7 +233,6 @@ size_t tsd__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
   return len;
 }
 
-
 /* The escape for one character (or one byte that is not UTF-8) at s[0..n):
  * fills esc (at least 16 bytes) and returns its length, or returns 0 when
  * the character is shown as it is. *used is the number of bytes consumed. */
@@ -243,11 +242,11 @@ static size_t escape_one(const unsigned char *s, size_t n, tsd_escape_mode mode,
   size_t len = tsd__utf8_decode(s, n, &cp);
   bool json = mode == TSD_ESCAPE_JSON;
   if (len == 0) {
-    /* Not UTF-8: JSON cannot hold the byte, so it becomes the lone
-     * surrogate Python's 'surrogateescape' gives it (os.fsencode of the
-     * parsed string gives the byte back); text shows the byte. */
+    /* Not UTF-8: the lone surrogate Python's 'surrogateescape' gives the
+     * byte (as repr shows an os.fsdecode'd name; os.fsencode of the parsed
+     * JSON gives the byte back). Not \xNN: that is the C1 character. */
     *used = 1;
-    return (size_t)snprintf(esc, 16, json ? "\\udc%02x" : "\\x%02x", s[0]);
+    return (size_t)snprintf(esc, 16, "\\udc%02x", s[0]);
   }
   *used = len;
   if (cp == '\\') {
@@ -272,8 +271,7 @@ static size_t escape_one(const unsigned char *s, size_t n, tsd_escape_mode mode,
      * a terminal is as safe as printing text; lone surrogates as
      * themselves, characters beyond the BMP as a surrogate pair. */
     if (py_printable(cp)) return 0;
-    if (cp < 0x10000)
-      return (size_t)snprintf(esc, 16, "\\u%04x", (unsigned)cp);
+    if (cp < 0x10000) return (size_t)snprintf(esc, 16, "\\u%04x", (unsigned)cp);
     return (size_t)snprintf(esc, 16, "\\u%04x\\u%04x",
                             0xd800u + ((cp - 0x10000) >> 10),
                             0xdc00u + ((cp - 0x10000) & 0x3ff));

@@ -34,7 +34,9 @@ struct Out {
   std::string out, err;
 };
 
-std::string q(const std::string &s) { return "'" + s + "'"; }
+std::string q(const std::string &s) {
+  return "'" + s + "'";
+}
 
 std::string slurp(const std::string &path) {
   std::ifstream f(path, std::ios::binary);
@@ -63,12 +65,14 @@ Out tsd(const std::string &args) {
 }
 
 std::string dir() {
-  static std::string d = tsdtest::temp_dir() + "/clitext_" +
-                         std::to_string(getpid());
+  static std::string d =
+      tsdtest::temp_dir() + "/clitext_" + std::to_string(getpid());
   return d;
 }
 
-std::string path(const char *name) { return dir() + "/" + name; }
+std::string path(const char *name) {
+  return dir() + "/" + name;
+}
 
 // Fixtures written once per process by torch.save (and by hand for
 // safetensors, whose header order matters).
@@ -83,7 +87,9 @@ protected:
     mkdir(dir().c_str(), 0777);
     auto r = tsdtest::run_python(
         "import collections, json, struct, torch\n"
-        "d = '" + dir() + "'\n"
+        "d = '" +
+        dir() +
+        "'\n"
         "t = lambda n=1: torch.ones(n)\n"
         "sd = collections.OrderedDict()\n"
         "sd['a\\x1b]0;pwned\\x07b'] = t(2)\n"
@@ -124,7 +130,9 @@ protected:
     if (r.first != 0 || r.second.find("FIXTURES_OK") == std::string::npos)
       skip_ = "fixtures: " + r.second;
   }
-  void SetUp() override { ASSERT_EQ(skip_, "") << skip_; }
+  void SetUp() override {
+    ASSERT_EQ(skip_, "") << skip_;
+  }
   static std::string skip_;
 };
 std::string CliText::skip_;
@@ -136,23 +144,21 @@ std::string CliText::skip_;
 TEST(Escape, TextIsPythonsReprWithoutQuotes) {
   // repr() in Python 3.11 of each string, quotes removed
   EXPECT_EQ(esc("plain key.weight", TSD_ESCAPE_TEXT), "plain key.weight");
-  EXPECT_EQ(esc("a\x1b[2J\nb\tc\rd", TSD_ESCAPE_TEXT),
-            "a\\x1b[2J\\nb\\tc\\rd");
+  EXPECT_EQ(esc("a\x1b[2J\nb\tc\rd", TSD_ESCAPE_TEXT), "a\\x1b[2J\\nb\\tc\\rd");
   EXPECT_EQ(esc(std::string("w\0x", 3), TSD_ESCAPE_TEXT), "w\\x00x");
   EXPECT_EQ(esc("back\\slash", TSD_ESCAPE_TEXT), "back\\\\slash");
   EXPECT_EQ(esc("del\x7f", TSD_ESCAPE_TEXT), "del\\x7f");
-  EXPECT_EQ(esc("c1\xc2\x85nbsp\xc2\xa0", TSD_ESCAPE_TEXT),
-            "c1\\x85nbsp\\xa0");
+  EXPECT_EQ(esc("c1\xc2\x85nbsp\xc2\xa0", TSD_ESCAPE_TEXT), "c1\\x85nbsp\\xa0");
   EXPECT_EQ(esc("bidi\xe2\x80\xae ls\xe2\x80\xa8", TSD_ESCAPE_TEXT),
             "bidi\\u202e ls\\u2028");
   EXPECT_EQ(esc("sur\xed\xa0\x80", TSD_ESCAPE_TEXT), "sur\\ud800");
   EXPECT_EQ(esc("tag\xf3\xa0\x80\x81", TSD_ESCAPE_TEXT), "tag\\U000e0001");
-  EXPECT_EQ(esc("\xc3\xa9t\xc3\xa9 \xe6\xbc\xa2 \xf0\x9f\x98\x80",
-                TSD_ESCAPE_TEXT),
-            "\xc3\xa9t\xc3\xa9 \xe6\xbc\xa2 \xf0\x9f\x98\x80");
+  EXPECT_EQ(
+      esc("\xc3\xa9t\xc3\xa9 \xe6\xbc\xa2 \xf0\x9f\x98\x80", TSD_ESCAPE_TEXT),
+      "\xc3\xa9t\xc3\xa9 \xe6\xbc\xa2 \xf0\x9f\x98\x80");
   // not UTF-8: a stray byte, an overlong form, a truncated sequence
   EXPECT_EQ(esc("x\xff\xc0\xaf\xe6\xbc", TSD_ESCAPE_TEXT),
-            "x\\xff\\xc0\\xaf\\xe6\\xbc");
+            "x\\udcff\\udcc0\\udcaf\\udce6\\udcbc");
 }
 
 TEST(Escape, MessageKeepsBackslashesAndIsIdempotent) {
@@ -179,8 +185,7 @@ TEST(Escape, JsonIsAlwaysValidUtf8) {
 
 TEST(Escape, TruncatesWholeEscapesAndReturnsTheFullLength) {
   char out[7];
-  EXPECT_EQ(tsd_escape(out, sizeof out, "ab\x1b\x1b", 4, TSD_ESCAPE_TEXT),
-            10u);
+  EXPECT_EQ(tsd_escape(out, sizeof out, "ab\x1b\x1b", 4, TSD_ESCAPE_TEXT), 10u);
   EXPECT_STREQ(out, "ab\\x1b"); // 7 bytes with the NUL; the next does not fit
   EXPECT_EQ(tsd_escape(out, 6, "ab\x1b", 3, TSD_ESCAPE_TEXT), 6u);
   EXPECT_STREQ(out, "ab"); // \x1b would need the NUL's byte
@@ -191,6 +196,88 @@ TEST(Escape, TruncatesWholeEscapesAndReturnsTheFullLength) {
   EXPECT_EQ(tsd_escape(nullptr, 0, "\xff", 1, TSD_ESCAPE_JSON), 6u);
   EXPECT_EQ(tsd_escape(out, sizeof out, "", 0, TSD_ESCAPE_JSON), 0u);
   EXPECT_STREQ(out, "");
+}
+
+// Differential: every 1- and 2-byte string and 30000 random short ones
+// against Python 3.11: TEXT is repr() of each character of the string
+// decoded as pickle does ('surrogatepass') or, where that fails, as
+// os.fsdecode does ('surrogateescape'); MESSAGE the same with backslashes
+// kept; json.loads gives back the decoded string from JSON (surrogates
+// next to each other paired, as JSON reads them).
+TEST(Escape, AgreesWithPythonOnEveryShortStringAndRandomOnes) {
+  std::string why;
+  ASSERT_TRUE(tsdtest::python_torch_available(&why)) << why;
+  std::vector<std::string> in;
+  for (int a = 0; a < 256; a++) {
+    in.push_back(std::string(1, static_cast<char>(a)));
+    for (int b = 0; b < 256; b++)
+      in.push_back(std::string{static_cast<char>(a), static_cast<char>(b)});
+  }
+  const unsigned char alphabet[] = {
+      0x00, 0x09, 0x0a, 0x1b, '\\', '"',  '\'', 'a',  0x7f, 0x80, 0x85,
+      0x9f, 0xa0, 0xad, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe2, 0xed,
+      0xef, 0xf0, 0xf3, 0xf4, 0xf5, 0xff, 0x8f, 0x90, 0xb8, 0x98};
+  unsigned seed = 12345;
+  for (int i = 0; i < 30000; i++) {
+    std::string s;
+    seed = seed * 1103515245u + 12345u;
+    size_t n = 1 + (seed >> 16) % 12;
+    for (size_t k = 0; k < n; k++) {
+      seed = seed * 1103515245u + 12345u;
+      s += static_cast<char>(alphabet[(seed >> 16) % sizeof alphabet]);
+    }
+    in.push_back(s);
+  }
+  auto hex = [](const std::string &s) {
+    static const char d[] = "0123456789abcdef";
+    std::string h;
+    for (unsigned char c : s) {
+      h += d[c >> 4];
+      h += d[c & 15];
+    }
+    return h.empty() ? std::string("-") : h;
+  };
+  std::string file =
+      tsdtest::temp_dir() + "/escape_" + std::to_string(getpid()) + ".txt";
+  FILE *f = fopen(file.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  for (const std::string &s : in) {
+    std::string t = esc(s, TSD_ESCAPE_TEXT), m = esc(s, TSD_ESCAPE_MESSAGE),
+                j = esc(s, TSD_ESCAPE_JSON);
+    ASSERT_EQ(esc(m, TSD_ESCAPE_MESSAGE), m) << hex(s);
+    fprintf(f, "%s %s %s %s\n", hex(s).c_str(), hex(t).c_str(), hex(m).c_str(),
+            hex(j).c_str());
+  }
+  fclose(f);
+  auto r = tsdtest::run_python(
+      "import codecs, json\n"
+      "def h(e):\n"
+      "    try:\n"
+      "        return codecs.lookup_error('surrogatepass')(e)\n"
+      "    except UnicodeDecodeError:\n"
+      "        return codecs.lookup_error('surrogateescape')(e)\n"
+      "codecs.register_error('tsd', h)\n"
+      "b = lambda x: b'' if x == '-' else bytes.fromhex(x)\n"
+      "n = 0\n"
+      "for line in open('" +
+      file +
+      "'):\n"
+      "    s, t, m, j = (b(x) for x in line.split())\n"
+      "    u = s.decode('utf-8', 'tsd')\n"
+      "    want = ''.join(repr(c)[1:-1] for c in u)\n"
+      "    assert t.decode('utf-8') == want, (s, t, want)\n"
+      "    want = ''.join('\\\\' if c == '\\\\' else repr(c)[1:-1] for c in "
+      "u)\n"
+      "    assert m.decode('utf-8') == want, (s, m, want)\n"
+      // JSON pairs a high surrogate with a low one that follows, lone or
+      // not (json.dumps has the same limit): what UTF-16 would pair
+      "    paired = u.encode('utf-16-le', 'surrogatepass')"
+      ".decode('utf-16-le', 'surrogatepass')\n"
+      "    assert json.loads(b'\"' + j + b'\"') == paired, (s, j)\n"
+      "    n += 1\n"
+      "print('AGREE', n)\n");
+  remove(file.c_str());
+  EXPECT_EQ(r.second, "AGREE " + std::to_string(in.size()) + "\n");
 }
 
 TEST(Escape, LibraryMessagesQuoteFileStringsEscaped) {
@@ -228,7 +315,8 @@ TEST(Escape, LoadRefusesAKeyHoldingNulInsteadOfReportingItCut) {
   tsd_report_free(rep);
 }
 
-// ---- the tsd command ----------------------------------------------------------
+// ---- the tsd command
+// ----------------------------------------------------------
 
 // Every key, value and metadata string escaped as Python's repr does (the
 // key column by its escaped width); ints beyond 64 bits exact; the table
@@ -267,10 +355,14 @@ TEST_F(CliText, InspectJsonIsValidAndPythonReadsBackEveryKeyAndValue) {
   ASSERT_EQ(r.rc, 0) << r.err;
   auto py = tsdtest::run_python(
       "import json, math, torch\n"
-      "raw = open('" + out + "', 'rb').read()\n"
+      "raw = open('" +
+      out +
+      "', 'rb').read()\n"
       "raw.decode('utf-8')  # strict: valid UTF-8\n"
       "j = json.loads(raw)\n"
-      "sd = torch.load('" + path("hostile.pth") + "')\n"
+      "sd = torch.load('" +
+      path("hostile.pth") +
+      "')\n"
       "assert [e['key'] for e in j['entries']] == list(sd), j['entries']\n"
       "for e in j['entries']:\n"
       "    v = sd[e['key']]\n"
@@ -303,35 +395,37 @@ TEST_F(CliText, InspectJsonIsValidAndPythonReadsBackEveryKeyAndValue) {
     EXPECT_NE(j.find(s), std::string::npos) << s << "\n" << j;
 }
 
-// A file name that is not UTF-8: --json escapes its bytes as \udcNN
-// (os.fsdecode's surrogateescape), text and messages as \xNN.
+// A file name that is not UTF-8: its bytes shown as \udcNN, as Python shows
+// an os.fsdecode'd name (surrogateescape), in --json, text and messages.
 TEST_F(CliText, NonUtf8FileNamesAreEscaped) {
   std::string name = path("n\xff\x1b.pth");
-  ASSERT_EQ(system(("cp " + q(path("spec_w.pth")) + " " + q(name)).c_str()),
-            0);
+  ASSERT_EQ(system(("cp " + q(path("spec_w.pth")) + " " + q(name)).c_str()), 0);
   std::string out = path("name.json");
   Out r = tsd("inspect " + q(name) + " --json >" + q(out));
   ASSERT_EQ(r.rc, 0) << r.err;
-  EXPECT_EQ(slurp(out).rfind("{\"file\": \"" + dir() + "/n\\udcff\\u001b.pth\"",
-                             0),
-            0u)
+  EXPECT_EQ(
+      slurp(out).rfind("{\"file\": \"" + dir() + "/n\\udcff\\u001b.pth\"", 0),
+      0u)
       << slurp(out);
-  auto py = tsdtest::run_python(
-      "import json, os\n"
-      "j = json.load(open('" + out + "', encoding='utf-8'))\n"
-      "assert os.fsencode(j['file']) == b'" + dir() +
-      "/n\\xff\\x1b.pth', j['file']\n"
-      "print('NAME_OK')\n");
+  auto py = tsdtest::run_python("import json, os\n"
+                                "j = json.load(open('" +
+                                out +
+                                "', encoding='utf-8'))\n"
+                                "assert os.fsencode(j['file']) == b'" +
+                                dir() +
+                                "/n\\xff\\x1b.pth', j['file']\n"
+                                "print('NAME_OK')\n");
   EXPECT_NE(py.second.find("NAME_OK"), std::string::npos) << py.second;
   Out missing = tsd("inspect " + q(path("missing\xff\x1b.pth")));
   EXPECT_EQ(missing.rc, 2);
   EXPECT_EQ(missing.err, "tsd: cannot read checkpoint: " + dir() +
-                             "/missing\\xff\\x1b.pth: cannot open: No such "
+                             "/missing\\udcff\\x1b.pth: cannot open: No such "
                              "file or directory (TSD_ERR_IO)\n");
   std::string o = path("o\x1b.pth");
   Out pop = tsd("pop " + q(name) + " w -o " + q(o));
   EXPECT_EQ(pop.rc, 0) << pop.err;
-  EXPECT_EQ(pop.out, "popped 1 key; wrote " + dir() + "/o\\x1b.pth (0 tensors)\n");
+  EXPECT_EQ(pop.out,
+            "popped 1 key; wrote " + dir() + "/o\\x1b.pth (0 tensors)\n");
 }
 
 // 'w' and 'w\0x' are two keys: shown apart, never written back cut.
@@ -406,12 +500,16 @@ TEST_F(CliText, LoadMessagesEscapeKeysAndMatchPython) {
       "    def __init__(self):\n"
       "        super().__init__()\n"
       "        self.w = nn.Parameter(torch.ones(1))\n"
-      "sd = torch.load('" + path("hostile.pth") + "')\n"
+      "sd = torch.load('" +
+      path("hostile.pth") +
+      "')\n"
       "sys.stdout.write(str(M().load_state_dict(sd, strict=False)) + '\\n')\n"
       "try:\n"
       "    M().load_state_dict(sd)\n"
       "except RuntimeError as e:\n"
-      "    j = json.load(open('" + json + "', encoding='utf-8'))\n"
+      "    j = json.load(open('" +
+      json +
+      "', encoding='utf-8'))\n"
       "    assert j['message'] == str(e), (j['message'], str(e))\n"
       "    assert j['unexpected_keys'] == list(sd), j['unexpected_keys']\n"
       "    print('MESSAGE_OK')\n");
@@ -423,25 +521,24 @@ TEST_F(CliText, DiffTableEscapesKeys) {
   Out r = tsd("diff --model-spec " + q(path("spec_w.pth")) + " " +
               q(path("hostile.pth")));
   EXPECT_EQ(r.rc, 1) << r.err;
-  EXPECT_EQ(r.out,
-            "state       key                 checkpoint       model\n"
-            "missing     w                   -                [1]\n"
-            "unexpected  a\\x1b]0;pwned\\x07b  [2]              -\n"
-            "unexpected  row\\nforged         [1]              -\n"
-            "unexpected  bs\\\\x00             [1]              -\n"
-            "unexpected  c1\\x85bidi\\u202e    [1]              -\n"
-            "unexpected  sur\\ud800           [1]              -\n"
-            "unexpected  \xc3\xa9                   [1]              -\n"
-            "unexpected  note                <class 'str'>    -\n"
-            "unexpected  nan                 <class 'float'>  -\n"
-            "unexpected  inf                 <class 'float'>  -\n"
-            "unexpected  ninf                <class 'float'>  -\n"
-            "unexpected  i64min              <class 'int'>    -\n"
-            "unexpected  two64               <class 'int'>    -\n"
-            "unexpected  nbig                <class 'int'>    -\n"
-            "unexpected  huge                <class 'int'>    -\n"
-            "0 matched, 1 missing, 14 unexpected, 0 shape mismatches: a "
-            "strict load would raise\n");
+  EXPECT_EQ(r.out, "state       key                 checkpoint       model\n"
+                   "missing     w                   -                [1]\n"
+                   "unexpected  a\\x1b]0;pwned\\x07b  [2]              -\n"
+                   "unexpected  row\\nforged         [1]              -\n"
+                   "unexpected  bs\\\\x00             [1]              -\n"
+                   "unexpected  c1\\x85bidi\\u202e    [1]              -\n"
+                   "unexpected  sur\\ud800           [1]              -\n"
+                   "unexpected  \xc3\xa9                   [1]              -\n"
+                   "unexpected  note                <class 'str'>    -\n"
+                   "unexpected  nan                 <class 'float'>  -\n"
+                   "unexpected  inf                 <class 'float'>  -\n"
+                   "unexpected  ninf                <class 'float'>  -\n"
+                   "unexpected  i64min              <class 'int'>    -\n"
+                   "unexpected  two64               <class 'int'>    -\n"
+                   "unexpected  nbig                <class 'int'>    -\n"
+                   "unexpected  huge                <class 'int'>    -\n"
+                   "0 matched, 1 missing, 14 unexpected, 0 shape mismatches: a "
+                   "strict load would raise\n");
 }
 
 // Two stride-0 views of 2^62 float64 each: 2^65 bytes each, 2^66 in all
@@ -532,7 +629,9 @@ TEST_F(CliText, SafetensorsKeysComeSortedAsLoadFileGivesThem) {
   // the header's own order is b, a\x1b[1m, a (Python's sorted() agrees)
   auto py = tsdtest::run_python(
       "import json, struct\n"
-      "raw = open('" + path("order.safetensors") + "', 'rb').read()\n"
+      "raw = open('" +
+      path("order.safetensors") +
+      "', 'rb').read()\n"
       "n = struct.unpack('<Q', raw[:8])[0]\n"
       "h = [k for k in json.loads(raw[8:8 + n]) if k != '__metadata__']\n"
       "print(h == ['b', 'a\\x1b[1m', 'a'], sorted(h) == ['a', 'a\\x1b[1m', "

@@ -19,6 +19,9 @@
  *   json.c       a strict JSON parser (safetensors headers, shard indexes)
  *   safetensors.c the safetensors format, read and written
  *   sharded.c    `*.index.json` sharded checkpoints opened as one
+ *   afile.c      the one atomic output file every writer writes into
+ *   write.c      tsd_model_save(_ex), models over a checkpoint, tensors
+ *                streamed in windows, the output bound
  * shim/torchscript.cpp (C++) implements TorchScript models on the same tree.
  */
 #ifndef TSD_INTERNAL_H

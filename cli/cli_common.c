@@ -43,7 +43,9 @@ void cli_msgf(FILE *f, const char *fmt, ...) {
 
 static tsd_open_options open_opts = TSD_OPEN_OPTIONS_INIT;
 
-const tsd_open_options *cli_open_options(void) { return &open_opts; }
+const tsd_open_options *cli_open_options(void) {
+  return &open_opts;
+}
 
 int cli_output_arg(int argc, char **argv, int *i) {
   const char *o = argv[*i];
@@ -133,11 +135,13 @@ int cli_save(const tsd_model *model, const char *out) {
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
-  for (size_t i = 0; i < 3; i++) sigaction(save_signals[i], &sa, &old[i]);
+  for (size_t i = 0; i < 3; i++)
+    sigaction(save_signals[i], &sa, &old[i]);
   so.temp_file = on_temp_file;
   tsd_status st = tsd_model_save_ex(model, out, &so);
   on_temp_file(NULL, NULL);
-  for (size_t i = 0; i < 3; i++) sigaction(save_signals[i], &old[i], NULL);
+  for (size_t i = 0; i < 3; i++)
+    sigaction(save_signals[i], &old[i], NULL);
   return st == TSD_OK ? -1 : cli_fail("cannot write output", st);
 }
 

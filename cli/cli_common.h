@@ -170,20 +170,20 @@ int cli_fail(const char *what, tsd_status st);
 
 /* --max-output-ratio N: tsd_limits.max_output_ratio for every checkpoint
  * the command opens (0 = the default; "inf" = no bound). */
-#define CLI_OUTPUT_HELP                                                      \
-  "  --max-output-ratio N  allow the tensors written or held in memory to\n" \
-  "                        take up to N x the input's size + 64 MiB\n"      \
-  "                        (default 16; 'inf' for no bound). Views, shared\n" \
-  "                        storages and expanded tensors take few bytes in\n" \
+#define CLI_OUTPUT_HELP                                                        \
+  "  --max-output-ratio N  allow the tensors written or held in memory to\n"   \
+  "                        take up to N x the input's size + 64 MiB\n"         \
+  "                        (default 16; 'inf' for no bound). Views, shared\n"  \
+  "                        storages and expanded tensors take few bytes in\n"  \
   "                        a file and their full size when written\n"
-#define CLI_OUT_RULES_HELP                                                   \
-  "OUT: '-' writes to stdout (not a terminal). A file is written whole or\n" \
-  "not at all: to an unnamed file in OUT's directory, fsync'ed, then\n"     \
-  "renamed over OUT; a failure (a full disk) or Ctrl-C leaves OUT as it\n"  \
-  "was and nothing else behind. An existing OUT keeps its permissions. OUT\n" \
-  "may not be an input (compared by device and inode: hard links and\n"    \
-  "symlinks count), nor a directory, FIFO or device. A symlink OUT is\n"   \
-  "replaced by the file; its target is not written (write to the target's\n" \
+#define CLI_OUT_RULES_HELP                                                     \
+  "OUT: '-' writes to stdout (not a terminal). A file is written whole or\n"   \
+  "not at all: to an unnamed file in OUT's directory, fsync'ed, then\n"        \
+  "renamed over OUT; a failure (a full disk) or Ctrl-C leaves OUT as it\n"     \
+  "was and nothing else behind. An existing OUT keeps its permissions. OUT\n"  \
+  "may not be an input (compared by device and inode: hard links and\n"        \
+  "symlinks count), nor a directory, FIFO or device. A symlink OUT is\n"       \
+  "replaced by the file; its target is not written (write to the target's\n"   \
   "path to update it).\n"
 /* If argv[*i] is --max-output-ratio, consumes it and its value: 1; 0 if
  * not it; -1 after printing a usage error. */

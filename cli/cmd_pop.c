@@ -98,7 +98,8 @@ int cmd_pop(int argc, char **argv) {
   if (rc < 0 && !ckpt_path) rc = usage("missing CHECKPOINT", NULL);
   if (rc < 0 && !n_keys) rc = usage("missing KEY (what to pop)", NULL);
   if (rc < 0 && !out) rc = usage("missing -o OUT", NULL);
-  if (rc < 0 && (!strcmp(out, ckpt_path) || cli_same_file("pop", out, ckpt_path)))
+  if (rc < 0 &&
+      (!strcmp(out, ckpt_path) || cli_same_file("pop", out, ckpt_path)))
     rc = usage("OUT must differ from CHECKPOINT", out);
   if (rc >= 0) {
     free(keys);

@@ -44,6 +44,13 @@ run 0 load-auto-pop load $net --non-strict --auto-pop --json "$c/valid_head_mism
 run 1 load-auto-pop-strict load $net --auto-pop "$c/valid_head_mismatch.bin"
 run 0 load-non-strict-missing load $net --non-strict "$c/key_lone_surrogate.bin"
 run 0 load-write load $net -o "$log/out.pth" "$c/ok_hand_zip.bin"
+# the writers streaming from a checkpoint: .pth (CRCs patched in), stdout
+# (CRCs by a first pass), safetensors, pop; a refused output
+run 0 convert-pth convert "$c/ok_zip_p2.bin" "$log/conv.pth"
+run 0 convert-stdout convert "$c/ok_legacy.bin" -
+run 0 convert-safetensors convert "$c/ok_zip_p5.bin" "$log/conv.safetensors"
+run 0 pop-write pop "$c/ok_zip_p2.bin" fc.bias -o "$log/popped.pth"
+run 2 convert-to-dir convert "$c/ok_zip_p2.bin" "$log"
 run 2 malformed-refused inspect "$c/refused_posix_system.bin"
 run 2 malformed-truncated load $net "$c/trunc_zip_p2_01021.bin"
 run 2 malformed-deep inspect "$c/nest_list_50k.bin"

@@ -453,13 +453,13 @@ tsd_status ts_read(const tsd_model *m, const tsd__mtensor *t, tsd_dtype dtype,
 // the same rules as every other output.
 tsd_status ts_save(const tsd_model *m, tsd__afile *out) {
   std::string bytes;
-  tsd_status st = guarded("saving TorchScript archive", out->name,
-                          [&]() -> tsd_status {
-                            std::ostringstream os;
-                            static_cast<const ts_impl *>(m->impl)->module.save(os);
-                            bytes = os.str();
-                            return TSD_OK;
-                          });
+  tsd_status st =
+      guarded("saving TorchScript archive", out->name, [&]() -> tsd_status {
+        std::ostringstream os;
+        static_cast<const ts_impl *>(m->impl)->module.save(os);
+        bytes = os.str();
+        return TSD_OK;
+      });
   if (st) return st;
   return tsd__afile_write(out, bytes.data(), bytes.size());
 }

@@ -65,10 +65,12 @@ static void temp_name(char out[12]) {
     /* no entropy yet: the address of a stack variable and the clock still
      * make a collision unlikely, and O_EXCL makes it harmless */
     uint64_t x = (uint64_t)(uintptr_t)r ^ (uint64_t)getpid() << 32;
-    for (int i = 0; i < 6; i++) r[i] = (unsigned char)(x >> (8 * i));
+    for (int i = 0; i < 6; i++)
+      r[i] = (unsigned char)(x >> (8 * i));
   }
   memcpy(out, ".tsd-", 5);
-  for (int i = 0; i < 6; i++) out[5 + i] = al[r[i] % (sizeof al - 1)];
+  for (int i = 0; i < 6; i++)
+    out[5 + i] = al[r[i] % (sizeof al - 1)];
   out[11] = '\0';
 }
 
@@ -115,7 +117,8 @@ tsd_status tsd__afile_open_ex(tsd__afile *f, const tsd_allocator *al,
   if (!*base)
     return tsd__err(TSD_ERR_INVALID_ARG, "%s: names a directory, not a file",
                     path);
-  f->dir = slash ? tsd__mem_strndup(al, path, slash == path ? 1 : (size_t)(slash - path))
+  f->dir = slash ? tsd__mem_strndup(al, path,
+                                    slash == path ? 1 : (size_t)(slash - path))
                  : tsd__mem_strdup(al, ".");
   f->base = tsd__mem_strdup(al, base);
   if (!f->dir || !f->base) {
@@ -152,7 +155,8 @@ tsd_status tsd__afile_open_ex(tsd__afile *f, const tsd_allocator *al,
     return tsd__err(TSD_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
   }
 
-  int fd = named ? -1 : openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+  int fd =
+      named ? -1 : openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
   if (fd < 0) {
     /* no O_TMPFILE here (EOPNOTSUPP, EISDIR on old kernels, ...): a named
      * temporary, reported to the host */
@@ -280,13 +284,12 @@ tsd_status tsd__afile_commit(tsd__afile *f) {
   tsd_status st = TSD_OK;
   /* the new name is durable only once the directory is */
   if (fsync(f->dirfd) != 0 && errno != EINVAL)
-    st = tsd__err(TSD_ERR_IO, "%s: fsync of its directory failed: %s",
-                  f->name, strerror(errno));
+    st = tsd__err(TSD_ERR_IO, "%s: fsync of its directory failed: %s", f->name,
+                  strerror(errno));
   int fd = f->fd;
   f->fd = -1;
   if (close(fd) != 0 && errno != EINTR && st == TSD_OK)
-    st = tsd__err(TSD_ERR_IO, "%s: close failed: %s", f->name,
-                  strerror(errno));
+    st = tsd__err(TSD_ERR_IO, "%s: close failed: %s", f->name, strerror(errno));
   tsd__afile_abort(f);
   return st;
 }

@@ -21,6 +21,9 @@
  *   json.c       a strict JSON parser (safetensors headers, shard indexes)
  *   safetensors.c the safetensors format, read and written
  *   sharded.c    `*.index.json` sharded checkpoints opened as one
+ *   afile.c      the one atomic output file every writer writes into
+ *   write.c      tsd_model_save(_ex), models over a checkpoint, tensors
+ *                streamed in windows, the output bound
  * shim/torchscript.cpp (C++) implements TorchScript models on the same tree.
  */
 #ifndef TSD_INTERNAL_H
@@ -599,12 +602,12 @@ typedef struct tsd__afile {
   const char *name; /* for messages: the path, or the descriptor's name */
   const char *path; /* the destination, NULL for a caller's descriptor */
   int fd, dirfd;
-  char *dir, *base; /* the destination's directory and last component */
-  char tmp[12];     /* the named temporary in dir, "" if none */
-  bool caller_fd;   /* fd is the caller's: written through, kept open */
-  bool seekable;    /* tsd__afile_pwrite works */
-  uint64_t base_off;/* a caller's regular file: where the output starts */
-  uint64_t off;     /* bytes written so far */
+  char *dir, *base;  /* the destination's directory and last component */
+  char tmp[12];      /* the named temporary in dir, "" if none */
+  bool caller_fd;    /* fd is the caller's: written through, kept open */
+  bool seekable;     /* tsd__afile_pwrite works */
+  uint64_t base_off; /* a caller's regular file: where the output starts */
+  uint64_t off;      /* bytes written so far */
   void (*temp_file)(void *user, const char *temp_path);
   void *temp_user;
 } tsd__afile;
@@ -652,9 +655,9 @@ tsd_status tsd__model_stream(const tsd_model *m, const tsd__mtensor *t,
                              void *win, tsd__sink_fn sink, void *ctx);
 /* Reads elements [first, first + count) of checkpoint tensor `t` (C order)
  * as `dtype` into dst, in strided sub-views of t (write.c). */
-tsd_status tsd__tensor_read_range(const tsd_checkpoint *c,
-                                  const tsd__tensor *t, tsd_dtype dtype,
-                                  uint64_t first, uint64_t count, void *dst);
+tsd_status tsd__tensor_read_range(const tsd_checkpoint *c, const tsd__tensor *t,
+                                  tsd_dtype dtype, uint64_t first,
+                                  uint64_t count, void *dst);
 /* tsd__save_pth to a path, with ZIP64 fields for every size/offset >=
  * zip64_at (tests force ZIP64 on small files; tsd__save_pth uses
  * 0xFFFFFFFF). */

@@ -333,8 +333,8 @@ static void le64(unsigned char *p, uint64_t v) {
 
 /* Where a streamed tensor's bytes come from. */
 typedef struct zsrc {
-  const void *data;       /* in memory, or NULL: */
-  const tsd__mtensor *t;  /* read from the model in windows */
+  const void *data;      /* in memory, or NULL: */
+  const tsd__mtensor *t; /* read from the model in windows */
 } zsrc;
 
 typedef struct zsink {
@@ -359,10 +359,9 @@ static tsd_status zsink_fn(void *ctx, const void *p, size_t n) {
 static tsd_status zw_stream(zw *w, const zsrc *src, uint64_t size,
                             uint32_t *crc, bool write) {
   zsink k = {w, crc32(0L, Z_NULL, 0), write};
-  tsd_status st = src->data ? (size ? zsink_fn(&k, src->data, (size_t)size)
-                                    : TSD_OK)
-                            : tsd__model_stream(w->m, src->t, w->win,
-                                                zsink_fn, &k);
+  tsd_status st = src->data
+                      ? (size ? zsink_fn(&k, src->data, (size_t)size) : TSD_OK)
+                      : tsd__model_stream(w->m, src->t, w->win, zsink_fn, &k);
   if (!st && crc) *crc = (uint32_t)k.crc;
   return st;
 }

@@ -52,9 +52,9 @@ tsd_status tsd__model_stream(const tsd_model *m, const tsd__mtensor *t,
 
 /* ---- windows of a checkpoint tensor -------------------------------------- */
 
-tsd_status tsd__tensor_read_range(const tsd_checkpoint *c,
-                                  const tsd__tensor *t, tsd_dtype dtype,
-                                  uint64_t first, uint64_t count, void *dst) {
+tsd_status tsd__tensor_read_range(const tsd_checkpoint *c, const tsd__tensor *t,
+                                  tsd_dtype dtype, uint64_t first,
+                                  uint64_t count, void *dst) {
   const size_t nd = t->ndim, osz = tsd_dtype_size(dtype);
   if (nd == 0) /* a scalar: its one element */
     return count ? tsd__tensor_read(c, t, dtype, dst, NULL) : TSD_OK;
@@ -75,18 +75,22 @@ tsd_status tsd__tensor_read_range(const tsd_checkpoint *c,
       rest %= inner[d];
     }
     size_t k = 0;
-    while (k < nd - 1 && (first % inner[k] != 0 || inner[k] > count)) k++;
+    while (k < nd - 1 && (first % inner[k] != 0 || inner[k] > count))
+      k++;
     uint64_t run = count / inner[k];
-    if (run > (uint64_t)t->shape[k] - idx[k]) run = (uint64_t)t->shape[k] - idx[k];
+    if (run > (uint64_t)t->shape[k] - idx[k])
+      run = (uint64_t)t->shape[k] - idx[k];
     tsd__tensor sub = *t;
     int64_t shape[TSD_MAX_NDIM];
     sub.ndim = nd - k;
     sub.shape = shape;
     sub.stride = t->stride + k;
     shape[0] = (int64_t)run;
-    for (size_t d = k + 1; d < nd; d++) shape[d - k] = t->shape[d];
+    for (size_t d = k + 1; d < nd; d++)
+      shape[d - k] = t->shape[d];
     sub.offset = t->offset;
-    for (size_t d = 0; d <= k; d++) sub.offset += (int64_t)idx[d] * t->stride[d];
+    for (size_t d = 0; d <= k; d++)
+      sub.offset += (int64_t)idx[d] * t->stride[d];
     sub.numel = (int64_t)(run * inner[k]);
     /* a run of leading indices of a C-contiguous tensor is C-contiguous */
     tsd_status st = tsd__tensor_read(c, &sub, dtype, out, NULL);
@@ -98,7 +102,8 @@ tsd_status tsd__tensor_read_range(const tsd_checkpoint *c,
   return TSD_OK;
 }
 
-/* ---- the output bound ----------------------------------------------------- */
+/* ---- the output bound -----------------------------------------------------
+ */
 
 /* The file (and shards); plus the storages held in memory rather than in a
  * file (a TorchScript checkpoint's tensors, copied out of LibTorch: one
@@ -126,9 +131,8 @@ TSD_API tsd_status tsd_checkpoint_output_bytes(const tsd_checkpoint *c,
       c->max_output_ratio ? c->max_output_ratio : OUTPUT_RATIO_DEFAULT;
   const uint64_t in = input_bytes(c);
   uint64_t bound = UINT64_MAX;
-  if (ratio != UINT64_MAX &&
-      (!tsd__mul_u64(ratio, in, &bound) ||
-       !tsd__add_u64(bound, OUTPUT_SLACK, &bound)))
+  if (ratio != UINT64_MAX && (!tsd__mul_u64(ratio, in, &bound) ||
+                              !tsd__add_u64(bound, OUTPUT_SLACK, &bound)))
     bound = UINT64_MAX;
   uint64_t total = 0;
   for (size_t i = 0; i < tsd__ckpt_count(c); i++) {
@@ -166,8 +170,8 @@ static tsd_status ck_read(const tsd_model *m, const tsd__mtensor *t,
 }
 
 static tsd_status ck_read_range(const tsd_model *m, const tsd__mtensor *t,
-                                tsd_dtype dtype, uint64_t first,
-                                uint64_t count, void *dst) {
+                                tsd_dtype dtype, uint64_t first, uint64_t count,
+                                void *dst) {
   return tsd__tensor_read_range(m->impl, t->handle, dtype, first, count, dst);
 }
 
@@ -175,14 +179,15 @@ static void ck_destroy(tsd_model *m) {
   (void)m; /* the checkpoint is the caller's */
 }
 
-static const tsd__model_ops ck_ops = {NULL,       ck_read,      tsd__save_pth,
-                                      ck_destroy, ck_read_range};
+static const tsd__model_ops ck_ops = {NULL, ck_read, tsd__save_pth, ck_destroy,
+                                      ck_read_range};
 
 TSD_API tsd_status tsd_model_from_checkpoint(tsd_model **out,
                                              const tsd_checkpoint *c,
                                              const char *class_name) {
   if (!out)
-    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_from_checkpoint: out is NULL");
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_model_from_checkpoint: out is NULL");
   *out = NULL;
   if (!c)
     return tsd__err(TSD_ERR_INVALID_ARG,
@@ -224,7 +229,8 @@ TSD_API tsd_status tsd_model_from_checkpoint(tsd_model **out,
   return TSD_OK;
 }
 
-/* ---- saving --------------------------------------------------------------- */
+/* ---- saving ---------------------------------------------------------------
+ */
 
 static bool has_suffix(const char *s, const char *suffix) {
   size_t n = strlen(s), k = strlen(suffix);
@@ -252,9 +258,9 @@ TSD_API tsd_status tsd_model_save_ex(const tsd_model *model, const char *path,
   if ((unsigned)o.format > TSD_SAVE_SAFETENSORS)
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_save_ex: format %d",
                     (int)o.format);
-  bool safetensors = o.format == TSD_SAVE_SAFETENSORS ||
-                     (o.format == TSD_SAVE_AUTO && path &&
-                      has_suffix(path, ".safetensors"));
+  bool safetensors =
+      o.format == TSD_SAVE_SAFETENSORS ||
+      (o.format == TSD_SAVE_AUTO && path && has_suffix(path, ".safetensors"));
   if (!safetensors && (!model->ops || !model->ops->save))
     return tsd__err(TSD_ERR_UNSUPPORTED, "this model kind cannot be saved");
   tsd__afile f;

@@ -5,6 +5,7 @@
  * written as .pth and as safetensors through tsd_model_from_checkpoint to
  * /dev/null (a descriptor that cannot seek: CRCs by a first pass), when the
  * output bound lets it and it is small enough to keep the fuzzer fast. */
+#define _POSIX_C_SOURCE 200809L /* O_CLOEXEC */
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>

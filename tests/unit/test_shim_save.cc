@@ -60,7 +60,9 @@ struct TsModel {
     EXPECT_EQ(tsd_model_open_torchscript(&m, path.c_str(), "cpu"), TSD_OK)
         << tsd_last_error();
   }
-  ~TsModel() { tsd_model_free(m); }
+  ~TsModel() {
+    tsd_model_free(m);
+  }
 };
 
 // The saved archive opens again with the same tensors.
@@ -132,7 +134,9 @@ TEST(ShimSave, AFullDiskIsAnIoErrorAndTheOldFileStays) {
       << strerror(errno);
   struct Unmount {
     std::string d;
-    ~Unmount() { umount2(d.c_str(), MNT_DETACH); }
+    ~Unmount() {
+      umount2(d.c_str(), MNT_DETACH);
+    }
   } unmount{d};
   TsModel t(fixture("shim_mini.pt")); // a 68 KB archive
   ASSERT_TRUE(t.m);

@@ -492,6 +492,9 @@ struct tsd_model {
   const tsd__model_ops *ops;
   void *impl;
   size_t *order;  /* cached tsd__model_order (model.c); NULL when stale */
+  /* tsd_model_from_checkpoint: any dict key is a tensor name; one that is
+   * no module path ('', 'a..b') is a root tensor under its whole name */
+  bool any_key_names;
 };
 
 /* Creates an empty model with a root module, for any model kind. */

@@ -93,7 +93,7 @@ bool tsd__model_find_tensor(const tsd_model *m, const char *p, size_t len,
  * every prefix of path[0..len) that ends at a component boundary. */
 static tsd_status check_no_tensor_on_path(const tsd_model *m, const char *path,
                                           size_t len, const char *full) {
-  for (size_t i = 0; i <= len; i++) {
+  for (size_t i = 1; i <= len; i++) { /* i = 0: the root, never a tensor */
     if (i == len || path[i] == '.') {
       if (tsd__model_find_tensor(m, path, i, NULL))
         return tsd__err(TSD_ERR_INVALID_ARG,
@@ -218,11 +218,32 @@ static bool role_valid(int role) {
          role == TSD_BUFFER_NON_PERSISTENT || role == TSD_PARAMETER_NONE;
 }
 
+/* Whether `name` can be placed in the module tree as a dotted path (the
+ * rules of tsd__model_add, without setting an error). */
+static tsd_status check_name_as_path(const tsd_model *m, const char *name) {
+  size_t n = strlen(name);
+  if (n == 0 || name[0] == '.' || name[n - 1] == '.' || strstr(name, ".."))
+    return TSD_ERR_INVALID_ARG;
+  if (tsd__model_find_module(m, name, n, NULL)) return TSD_ERR_INVALID_ARG;
+  const char *dot = strrchr(name, '.');
+  size_t mod_len = dot ? (size_t)(dot - name) : 0;
+  for (size_t i = 0; i <= mod_len; i++)
+    if ((i == mod_len || name[i] == '.') && i &&
+        tsd__model_find_tensor(m, name, i, NULL))
+      return TSD_ERR_INVALID_ARG;
+  return TSD_OK;
+}
+
 tsd_status tsd__model_add(tsd_model *m, const char *name, tsd_tensor_role role,
                           tsd_dtype dtype, size_t ndim, const int64_t *shape,
                           void *data, void *handle, size_t *out_index) {
   if (!m) return tsd__err(TSD_ERR_INVALID_ARG, "model is NULL");
-  tsd_status st = check_path(name, "tensor");
+  if (!name) return tsd__err(TSD_ERR_INVALID_ARG, "tensor name is NULL");
+  /* A model over a checkpoint's dict (tsd_model_from_checkpoint) takes any
+   * key a dict may hold ('', '.w', 'a..b', 'fc' beside 'fc.w'): a key that
+   * is no module path is a tensor of the root under its whole name. */
+  bool flat = m->any_key_names && check_name_as_path(m, name) != TSD_OK;
+  tsd_status st = flat ? TSD_OK : check_path(name, "tensor");
   if (st) return st;
   if (!role_valid((int)role))
     return tsd__err(TSD_ERR_INVALID_ARG, "tensor \"%s\": invalid role %d", name,
@@ -264,13 +285,13 @@ tsd_status tsd__model_add(tsd_model *m, const char *name, tsd_tensor_role role,
   size_t len = strlen(name);
   if (tsd__model_find_tensor(m, name, len, NULL))
     return tsd__err(TSD_ERR_INVALID_ARG, "duplicate tensor name \"%s\"", name);
-  if (tsd__model_find_module(m, name, len, NULL))
+  if (!flat && tsd__model_find_module(m, name, len, NULL))
     return tsd__err(TSD_ERR_INVALID_ARG,
                     "\"%s\" is already a module, it cannot also be a tensor",
                     name);
-  const char *dot = strrchr(name, '.');
+  const char *dot = flat ? NULL : strrchr(name, '.');
   size_t mod_len = dot ? (size_t)(dot - name) : 0;
-  st = check_no_tensor_on_path(m, name, mod_len, name);
+  if (!flat) st = check_no_tensor_on_path(m, name, mod_len, name);
   if (st) return st;
 
   /* Allocate everything before changing the model, so a failure leaves it

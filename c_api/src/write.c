@@ -209,6 +209,7 @@ TSD_API tsd_status tsd_model_from_checkpoint(tsd_model **out,
   st = tsd__model_create(&m, class_name ? class_name : "StateDict", &ck_ops,
                          (void *)c, c->al);
   if (st) return st;
+  m->any_key_names = true;
   size_t n_meta = tsd_checkpoint_metadata_count(c);
   for (size_t i = 0; !st && i < n_meta; i++) {
     const char *prefix = tsd_checkpoint_metadata_prefix(c, i);

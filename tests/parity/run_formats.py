@@ -344,6 +344,32 @@ def convert_to_pth(args, files, src, same_order, want_meta):
     return None
 
 
+ODD_KEYS = ["", ".w", "a..b", "tail.", "fc", "fc.weight", "x.y", "z"]
+
+
+def odd_keys_case(args, files, ext, pop):
+    """A dict whose keys are no module paths ('' and the others a model with
+    odd dots or a hand-made dict holds): `tsd convert` (and `tsd pop`) write
+    every key whole, as torch.save / safetensors would, values unchanged."""
+    torch.manual_seed(5)
+    sd = OD((k, torch.randn(2, i + 1)) for i, k in enumerate(ODD_KEYS))
+    src = os.path.join(files.work, "odd_keys.pth")
+    torch.save(sd, src)
+    out = os.path.join(files.work, "odd_keys_out" + ext)
+    if os.path.exists(out):
+        os.remove(out)
+    cmd = ([args.tsd, "pop", src, "z", "-o", out] if pop
+           else [args.tsd, "convert", src, out])
+    rc, stdout, stderr = run(cmd)
+    if rc != 0:
+        return "%s exit %s: %s" % (cmd[1], rc, stderr.strip()[:400])
+    want = OD((k, v) for k, v in sd.items() if not (pop and k == "z"))
+    got = python_view(out)
+    if ext == ".safetensors":
+        want = OD(sorted(want.items()))
+    return compare_values(got, want, "odd keys", ext == ".safetensors")
+
+
 def cases(args, files):
     out = []
     for fmt in ("safetensors", "pth-shards", "st-shards"):
@@ -373,6 +399,12 @@ def cases(args, files):
          lambda: convert_to_pth(args, files, files.ckpts["st-shards"], False, False)),
         ("convert .pth -> .pth keeps order and _metadata",
          lambda: convert_to_pth(args, files, files.pth, True, True)),
+        ("convert keys that are no module paths ('', '.w', 'a..b') -> .pth",
+         lambda: odd_keys_case(args, files, ".pth", False)),
+        ("convert keys that are no module paths -> .safetensors",
+         lambda: odd_keys_case(args, files, ".safetensors", False)),
+        ("pop from a dict whose keys are no module paths",
+         lambda: odd_keys_case(args, files, ".pth", True)),
     ]
     return out
 

@@ -152,8 +152,8 @@ int cli_select(tsd_checkpoint *ck, const char *const *selects, size_t n,
     if (st == TSD_OK && key) {
       path_append(path, cap, key);
       fprintf(stderr,
-              "tsd: the checkpoint holds no tensor at its top level; using "
-              "the state dict under '%s' (--select to choose another)\n",
+              "tsd: using the state dict under '%s' (--select to choose "
+              "another)\n",
               key);
     }
     return -1;

@@ -270,6 +270,15 @@ typedef struct tsd__limits {
 } tsd__limits;
 void tsd__limits_resolve(tsd__limits *out, const tsd_open_options *opts);
 
+/* A pickled nn.Module: a placeholder whose state has the dicts
+ * `_parameters`, `_buffers` and `_modules` (objects.c). */
+bool tsd__is_module(const tsd__value *v);
+/* What Module.state_dict() returns for such a module, rebuilt in `a`: an
+ * OrderedDict with `_metadata`. TSD_ERR_UNSUPPORTED (naming the module)
+ * where the pickle cannot give it exactly; TSD_ERR_LIMIT past the limits. */
+tsd_status tsd__module_state_dict(tsd__arena *a, const tsd__limits *lim,
+                                  const tsd__value *module, tsd__value **out);
+
 /* pickle_vm.c: how persistent ids are resolved, per format. */
 typedef struct tsd__persistent_ctx tsd__persistent_ctx;
 typedef tsd_status (*tsd__persistent_fn)(tsd__persistent_ctx *ctx,

@@ -559,7 +559,9 @@ tsd_status tsd__read_file_format(const tsd__source *src, tsd__arena *arena,
     return tsd__read_safetensors(src, arena, lim, out);
   if (hn >= 2 && head[0] == 'P' && head[1] == 'K')
     return tsd__read_zip(src, arena, lim, out);
-  if (hn >= 1 && head[0] == 0x80) return tsd__read_legacy(src, arena, lim, out);
+  /* legacy: protocol 2's PROTO, or protocols 0-1's text LONG magic */
+  if (hn >= 1 && (head[0] == 0x80 || head[0] == 'L'))
+    return tsd__read_legacy(src, arena, lim, out);
   if (src->size >= 262) {
     /* a tar (legacy < 0.4) or a zip with a prefix: let the readers say */
     uint8_t t[5];

@@ -367,6 +367,14 @@ def cases(args):
         yield "whole_%s_convert_keeps_metadata" % name, lambda n=name, m=m: (
             same_state_dict(tsd_state_dict(args, f("%s_whole.pt" % n), []),
                             m.state_dict()))
+        for proto in (1, 2):
+            torch.save(m, f("%s_whole_legacy_p%d.pt" % (name, proto)),
+                       _use_new_zipfile_serialization=False,
+                       pickle_protocol=proto)
+            yield "whole_%s_legacy_p%d" % (name, proto), \
+                lambda n=name, m=m, p=proto: load_case(
+                    args, f("%s_whole_legacy_p%d.pt" % (n, p)), m,
+                    m.state_dict())
         half = oracle.clone_model(m).half()
         torch.save({"model": half, "optimizer": None, "epoch": -1},
                    f("%s_yolo.pt" % name))

@@ -588,6 +588,10 @@ static tsd_status set_current(tsd_checkpoint *c, tsd__value *v) {
   if (tsd__is_module(v)) {
     tsd__limits lim;
     tsd__limits_resolve(&lim, NULL);
+    /* Entries and modules at most one per byte of the file: shared
+     * submodules repeat under each path (as in PyTorch), so a small file
+     * could otherwise ask for exponentially many. */
+    if (c->src.size < lim.max_objects) lim.max_objects = c->src.size;
     why = tsd__module_state_dict(&c->arena, &lim, v, &sd);
     if (why != TSD_OK) {
       msg = tsd__mem_strdup(c->al, tsd_last_error());

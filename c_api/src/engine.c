@@ -555,8 +555,8 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
                     ckpt->parsed.root ? tsd__type_repr(ckpt->parsed.root)
                                       : "<class 'NoneType'>");
   if (ckpt->view_status != TSD_OK)
-    return tsd__err(ckpt->view_status == TSD_ERR_NOMEM ? TSD_ERR_NOMEM
-                                                       : TSD_ERR_FORMAT,
+    /* FORMAT for bad keys; a pickled model's own reason (objects.c) */
+    return tsd__err(ckpt->view_status,
                     "%s",
                     ckpt->view_error ? ckpt->view_error
                                      : "the state dict has invalid keys");

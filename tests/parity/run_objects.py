@@ -398,6 +398,18 @@ def cases(args):
     yield "whole_with_state_dict_hook_refused", lambda: expect_fail(
         args, f("hooked.pt"), hooked,
         "module '0' (torch.nn.modules.linear.Linear) has 1 state-dict hook")
+    # Shared submodules nested 40 deep: 2^40 paths in PyTorch's state_dict;
+    # tsd stops at one entry per byte of the file, at once.
+    expo = torch.nn.Linear(1, 1)
+    for _ in range(40):
+        n = torch.nn.Module()
+        n.a = expo
+        n.b = expo
+        expo = n
+    torch.save(expo, f("expo.pt"))
+    yield "whole_exponential_submodules_bounded", lambda: expect_fail(
+        args, f("expo.pt"), torch.nn.Linear(1, 1),
+        "entries (one per byte of the file")
     # pytorch/examples ImageNet: a tensor beside 'state_dict'.
     r = torchvision.models.resnet18()
     imagenet = {"epoch": 90, "arch": "resnet18", "state_dict": r.state_dict(),

@@ -9,6 +9,8 @@
  *   pickle_vm.c  the restricted unpickler's machine (opcodes, stack, memo,
  *                marks, limits; pickle_vm.h is its interface)
  *   torch_globals.c the allow-listed globals: torch's rebuild functions
+ *   objects.c    the object model: inert placeholders for other globals,
+ *                numpy data, a pickled nn.Module's state dict
  *   legacy.c     the legacy (pre-1.6) torch.save format
  *   checkpoint.c the public tsd_checkpoint_* API, the current-dict view,
  *                tensor reads (strides, offsets, conversion)

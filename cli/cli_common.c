@@ -283,8 +283,8 @@ int cli_select(tsd_checkpoint *ck, const char *const *selects, size_t n,
     if (st == TSD_OK && key) {
       path_append(path, cap, key);
       cli_msgf(stderr,
-               "tsd: the checkpoint holds no tensor at its top level; using "
-               "the state dict under '%s' (--select to choose another)",
+               "tsd: using the state dict under '%s' (--select to choose "
+               "another)",
                key);
     }
     return -1;

@@ -416,21 +416,27 @@ TSD_API tsd_status tsd_checkpoint_select(tsd_checkpoint *ckpt,
 TSD_API void tsd_checkpoint_select_root(tsd_checkpoint *ckpt);
 
 /** Automatic selection of the state dict inside a training checkpoint.
- * The rule: if the current dict holds at least one tensor value, it is the
- * state dict: nothing changes and *out_key is set to NULL. Otherwise the
- * first key of this priority list that is present and whose value is a
- * dict holding at least one tensor value is selected (as by
+ * The rule: the first key of this priority list that is present and whose
+ * value is a dict holding at least one tensor, or a pickled nn.Module
+ * (torch.save(model); its state dict is rebuilt as Module.state_dict
+ * would, see TSD_KIND_OBJECT) with at least one tensor, is selected (as by
  * tsd_checkpoint_select) and *out_key is set to it (a static string):
- *   "state_dict"        Lightning, timm train.py, mmcv
+ *   "state_dict"        Lightning, timm train.py, mmcv, pytorch/examples
  *   "model_state_dict"  the PyTorch tutorials' checkpoint recipe
- *   "model"             torchvision references, fairseq, DeiT/MAE
+ *   "model"             torchvision references, fairseq, DeiT/MAE, YOLO
  *   "module"            DeepSpeed
  *   "net", "network", "params"
  *   "state_dict_ema", "model_ema"   EMA weights (timm, torchvision), last:
  *                       the raw weights are preferred when both exist.
- * Only one level is searched. TSD_ERR_NOT_FOUND (naming the keys tried)
- * when no candidate qualifies, TSD_ERR_TYPE when there is no current dict
- * (the root is not a dict). `out_key` may be NULL. */
+ * This holds even when the current dict has tensors of its own
+ * (pytorch/examples' ImageNet checkpoint keeps 'best_acc1' as a tensor
+ * beside 'state_dict'): a real state dict never maps one of these bare
+ * names to a dict. Otherwise, if the current dict holds at least one
+ * tensor (numpy arrays do not count), it is the state dict: nothing
+ * changes and *out_key is set to NULL. Only one level is searched.
+ * TSD_ERR_NOT_FOUND (naming the keys tried) when nothing qualifies,
+ * TSD_ERR_TYPE when there is no current dict (the root is not a dict or a
+ * pickled model). `out_key` may be NULL. */
 TSD_API tsd_status tsd_checkpoint_select_auto(tsd_checkpoint *ckpt,
                                               const char **out_key);
 

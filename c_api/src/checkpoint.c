@@ -606,7 +606,9 @@ tsd_status tsd__read_file_format(const tsd__source *src, tsd__arena *arena,
     return tsd__read_safetensors(src, arena, lim, out);
   if (hn >= 2 && head[0] == 'P' && head[1] == 'K')
     return tsd__read_zip(src, arena, lim, out);
-  if (hn >= 1 && head[0] == 0x80) return tsd__read_legacy(src, arena, lim, out);
+  /* legacy: protocol 2's PROTO, or protocols 0-1's text LONG magic */
+  if (hn >= 1 && (head[0] == 0x80 || head[0] == 'L'))
+    return tsd__read_legacy(src, arena, lim, out);
   if (src->size >= 262) {
     /* a tar (legacy < 0.4) or a zip with a prefix: let the readers say */
     uint8_t t[5];
@@ -620,6 +622,40 @@ tsd_status tsd__read_file_format(const tsd__source *src, tsd__arena *arena,
                   "%s: not a torch.save checkpoint (neither a zip archive "
                   "nor a legacy pickle; %llu bytes)",
                   src->name, (unsigned long long)src->size);
+}
+
+/* Makes `v` the current dict: a dict as it is, a pickled nn.Module as the
+ * state dict rebuilt from it (objects.c), anything else: none. A module
+ * whose state dict cannot be rebuilt gives an empty view whose status
+ * carries the reason, for the load to report. */
+static tsd_status set_current(tsd_checkpoint *c, tsd__value *v) {
+  tsd__value *sd = NULL;
+  tsd_status why = TSD_OK;
+  char *msg = NULL;
+  if (tsd__is_module(v)) {
+    tsd__limits lim;
+    tsd__limits_resolve(&lim, NULL);
+    /* Entries and modules at most one per byte of the file: shared
+     * submodules repeat under each path (as in PyTorch), so a small file
+     * could otherwise ask for exponentially many. */
+    if (c->src.size < lim.max_objects) lim.max_objects = c->src.size;
+    why = tsd__module_state_dict(&c->arena, &lim, v, &sd);
+    if (why != TSD_OK) {
+      msg = tsd__mem_strdup(c->al, tsd_last_error());
+      sd = tsd__arena_alloc(&c->arena, sizeof *sd);
+      if (!sd || !msg) {
+        tsd__mem_free(c->al, msg);
+        return tsd__err(TSD_ERR_NOMEM, "out of memory");
+      }
+      sd->kind = TSD__V_DICT;
+    }
+    v = sd;
+  }
+  c->current = v && v->kind == TSD__V_DICT ? v : NULL;
+  tsd_status st = view_build(c);
+  if (st == TSD_OK && why != TSD_OK) view_fail(c, why, msg);
+  tsd__mem_free(c->al, msg);
+  return st;
 }
 
 static tsd_status open_source(tsd_checkpoint **out, tsd_checkpoint *c,
@@ -643,9 +679,7 @@ static tsd_status open_source(tsd_checkpoint **out, tsd_checkpoint *c,
     return st;
   }
   c->max_output_ratio = lim.max_output_ratio;
-  tsd__value *root = c->parsed.root;
-  c->current = root && root->kind == TSD__V_DICT ? root : NULL;
-  st = view_build(c);
+  st = set_current(c, c->parsed.root);
   if (st != TSD_OK) {
     tsd_checkpoint_free(c);
     return st;
@@ -826,18 +860,15 @@ tsd_status tsd_checkpoint_select(tsd_checkpoint *c, const char *key) {
   tsd_status st = tsd_checkpoint_find(c, &i, key);
   if (st != TSD_OK) return st;
   tsd__value *v = c->current->u.dict.vals[c->live[i]];
-  if (v->kind != TSD__V_DICT)
+  if (v->kind != TSD__V_DICT && !tsd__is_module(v))
     return tsd__err(TSD_ERR_TYPE, "%s: '%s' is a %s, not a dict", c->src.name,
                     key, tsd__type_repr(v));
-  c->current = v;
-  return view_build(c);
+  return set_current(c, v);
 }
 
 void tsd_checkpoint_select_root(tsd_checkpoint *c) {
   if (!c) return;
-  tsd__value *root = c->parsed.root;
-  c->current = root && root->kind == TSD__V_DICT ? root : NULL;
-  (void)view_build(c); /* out of memory: kept as the view's status */
+  (void)set_current(c, c->parsed.root); /* OOM: kept as the view's status */
 }
 
 tsd_status tsd_checkpoint_pop(tsd_checkpoint *c, const char *key) {

@@ -9,6 +9,8 @@
  *   pickle_vm.c  the restricted unpickler's machine (opcodes, stack, memo,
  *                marks, limits; pickle_vm.h is its interface)
  *   torch_globals.c the allow-listed globals: torch's rebuild functions
+ *   objects.c    the object model: inert placeholders for other globals,
+ *                numpy data, a pickled nn.Module's state dict
  *   legacy.c     the legacy (pre-1.6) torch.save format
  *   checkpoint.c the public tsd_checkpoint_* API, the current-dict view,
  *                tensor reads (strides, offsets, conversion)
@@ -290,6 +292,15 @@ typedef struct tsd__limits {
   uint64_t max_output_ratio; /* as given (0: the default, write.c) */
 } tsd__limits;
 void tsd__limits_resolve(tsd__limits *out, const tsd_open_options *opts);
+
+/* A pickled nn.Module: a placeholder whose state has the dicts
+ * `_parameters`, `_buffers` and `_modules` (objects.c). */
+bool tsd__is_module(const tsd__value *v);
+/* What Module.state_dict() returns for such a module, rebuilt in `a`: an
+ * OrderedDict with `_metadata`. TSD_ERR_UNSUPPORTED (naming the module)
+ * where the pickle cannot give it exactly; TSD_ERR_LIMIT past the limits. */
+tsd_status tsd__module_state_dict(tsd__arena *a, const tsd__limits *lim,
+                                  const tsd__value *module, tsd__value **out);
 
 /* pickle_vm.c: how persistent ids are resolved, per format. */
 typedef struct tsd__persistent_ctx tsd__persistent_ctx;

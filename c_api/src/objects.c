@@ -426,3 +426,296 @@ static tsd_status np_on_build(tsd__pk *u, tsd__value *v) {
     return TSD_OK; /* object arrays, records, dtypes tsd lacks: placeholder */
   return np_array(u, v, s[1], &dt, s[3]->u.i != 0, s[4]);
 }
+
+/* ---- whole pickled models: Module.state_dict from the inert objects ------- *
+ *
+ * torch.save(model) pickles the module objects: each one's __dict__ is its
+ * BUILD state, with `_parameters`, `_buffers`, `_modules` (OrderedDicts),
+ * `_non_persistent_buffers_set`, `_state_dict_hooks` ... What
+ * Module.state_dict (torch 1.13) builds from them is rebuilt here:
+ *   pre-order over `_modules` (None skipped), for each module its
+ *   `_parameters` (None skipped, detached: plain tensors), then its
+ *   `_buffers` (None and the non-persistent ones skipped), keys prefixed
+ *   with the dotted module path; `_metadata[prefix] = {'version': v}`.
+ * `_version` is a class attribute, so the pickle does not hold it unless an
+ * instance set its own: v is the instance's `_version` if present, else
+ * the value torch 1.13 / torchvision declare for the class (below), else 1
+ * (Module._version). A subclass defined elsewhere of a versioned class (a
+ * custom BatchNorm) is not recognised: its version reads 1.
+ * What the pickle cannot show: a class that overrides state_dict,
+ * _save_to_state_dict or get_extra_state. What it can: state-dict hooks
+ * registered on an instance (`_state_dict_hooks`, 2.x's
+ * `_state_dict_pre_hooks`) -- refused, naming the module, since PyTorch
+ * would run them. A parameter or buffer that is not a tensor (a placeholder
+ * of a tensor subclass such as UninitializedParameter) is refused too. */
+
+static const char *const versioned_2[] = {
+    "torch.nn.modules.batchnorm._NormBase",
+    "torch.nn.modules.batchnorm._BatchNorm",
+    "torch.nn.modules.batchnorm.BatchNorm1d",
+    "torch.nn.modules.batchnorm.BatchNorm2d",
+    "torch.nn.modules.batchnorm.BatchNorm3d",
+    "torch.nn.modules.batchnorm.SyncBatchNorm",
+    "torch.nn.modules.batchnorm.LazyBatchNorm1d",
+    "torch.nn.modules.batchnorm.LazyBatchNorm2d",
+    "torch.nn.modules.batchnorm.LazyBatchNorm3d",
+    "torch.nn.modules.instancenorm.InstanceNorm1d",
+    "torch.nn.modules.instancenorm.InstanceNorm2d",
+    "torch.nn.modules.instancenorm.InstanceNorm3d",
+    "torch.nn.modules.instancenorm.LazyInstanceNorm1d",
+    "torch.nn.modules.instancenorm.LazyInstanceNorm2d",
+    "torch.nn.modules.instancenorm.LazyInstanceNorm3d",
+    "torch.nn.intrinsic.qat.modules.conv_fused.ConvBn1d",
+    "torch.nn.intrinsic.qat.modules.conv_fused.ConvBn2d",
+    "torch.nn.intrinsic.qat.modules.conv_fused.ConvBn3d",
+    "torch.nn.intrinsic.qat.modules.conv_fused.ConvBnReLU1d",
+    "torch.nn.intrinsic.qat.modules.conv_fused.ConvBnReLU2d",
+    "torch.nn.intrinsic.qat.modules.conv_fused.ConvBnReLU3d",
+    "torch.ao.nn.quantized.modules.batchnorm.BatchNorm2d",
+    "torch.ao.nn.quantized.modules.batchnorm.BatchNorm3d",
+    "torch.nn.quantized.modules.batchnorm.BatchNorm2d",
+    "torch.nn.quantized.modules.batchnorm.BatchNorm3d",
+    "torchvision.models._utils.IntermediateLayerGetter",
+    "torchvision.models.densenet._DenseBlock",
+    "torchvision.models.mnasnet.MNASNet",
+    "torchvision.models.vision_transformer.MLPBlock",
+};
+
+static const tsd__value *attr(const tsd__value *obj, const char *name) {
+  const tsd__value *st = obj->u.obj.state;
+  if (!st || st->kind != TSD__V_DICT) return NULL;
+  size_t n = strlen(name);
+  for (size_t i = 0; i < st->u.dict.len; i++) {
+    const tsd__value *k = st->u.dict.keys[i];
+    if (k->kind == TSD__V_STR && k->u.s.len == n && !memcmp(k->u.s.p, name, n))
+      return st->u.dict.vals[i];
+  }
+  return NULL;
+}
+
+bool tsd__is_module(const tsd__value *v) {
+  if (!v || v->kind != TSD__V_OBJECT) return false;
+  const tsd__value *p = attr(v, "_parameters"), *b = attr(v, "_buffers"),
+                   *m = attr(v, "_modules");
+  return p && b && m && p->kind == TSD__V_DICT && b->kind == TSD__V_DICT &&
+         m->kind == TSD__V_DICT;
+}
+
+typedef struct msd {
+  tsd__arena *a;
+  const tsd__limits *lim;
+  tsd__value *out, *meta;
+  uint64_t budget; /* entries and modules left (limits.max_objects) */
+} msd;
+
+static void *msd_alloc(msd *x, size_t n) {
+  return tsd__arena_alloc(x->a, n);
+}
+
+static tsd_status msd_oom(void) {
+  return tsd__err(TSD_ERR_NOMEM, "out of memory recovering a state dict");
+}
+
+static tsd__value *msd_str(msd *x, const char *a, size_t na, const char *b,
+                           size_t nb) {
+  tsd__value *v = msd_alloc(x, sizeof *v);
+  char *s = msd_alloc(x, na + nb + 1);
+  if (!v || !s) return NULL;
+  memcpy(s, a, na);
+  memcpy(s + na, b, nb);
+  v->kind = TSD__V_STR;
+  v->u.s.p = s;
+  v->u.s.len = na + nb;
+  return v;
+}
+
+static tsd_status msd_put(msd *x, tsd__value *d, tsd__value *k, tsd__value *v) {
+  if (!k) return msd_oom();
+  if (x->budget-- == 0)
+    return tsd__err(
+        TSD_ERR_LIMIT,
+        "the pickled model's state dict has more than %llu "
+        "entries (one per byte of the file, at most limits.max_objects)",
+        (unsigned long long)x->lim->max_objects);
+  if (d->u.dict.len == d->u.dict.cap) {
+    size_t cap = d->u.dict.cap ? 2 * d->u.dict.cap : 16;
+    tsd__value **ks = msd_alloc(x, cap * sizeof *ks);
+    tsd__value **vs = msd_alloc(x, cap * sizeof *vs);
+    if (!ks || !vs) return msd_oom();
+    if (d->u.dict.len) {
+      memcpy(ks, d->u.dict.keys, d->u.dict.len * sizeof *ks);
+      memcpy(vs, d->u.dict.vals, d->u.dict.len * sizeof *vs);
+    }
+    d->u.dict.keys = ks;
+    d->u.dict.vals = vs;
+    d->u.dict.cap = cap;
+  }
+  d->u.dict.keys[d->u.dict.len] = k;
+  d->u.dict.vals[d->u.dict.len++] = v;
+  return TSD_OK;
+}
+
+static tsd__value *msd_dict(msd *x, bool ordered) {
+  tsd__value *d = msd_alloc(x, sizeof *d);
+  if (!d) return NULL;
+  d->kind = TSD__V_DICT;
+  d->depth = 1;
+  if (ordered) d->flags = TSD__VF_ORDERED;
+  return d;
+}
+
+static tsd_status msd_module_fail(const tsd__value *m, const char *prefix,
+                                  size_t plen, const char *why) {
+  return tsd__err(TSD_ERR_UNSUPPORTED,
+                  "the pickled model cannot give its state dict exactly: "
+                  "module '%.*s' (%s) %s",
+                  (int)(plen ? plen - 1 : 0), prefix, m->u.obj.cls->u.g.name,
+                  why);
+}
+
+static bool in_set(const tsd__value *set, const tsd__value *k) {
+  if (!set || (set->kind != TSD__V_SET && set->kind != TSD__V_LIST &&
+               set->kind != TSD__V_TUPLE))
+    return false;
+  for (size_t i = 0; i < set->u.seq.len; i++) {
+    const tsd__value *e = set->u.seq.items[i];
+    if (e->kind == TSD__V_STR && e->u.s.len == k->u.s.len &&
+        !memcmp(e->u.s.p, k->u.s.p, k->u.s.len))
+      return true;
+  }
+  return false;
+}
+
+/* A tensor's detach(): the same data, not a Parameter. */
+static tsd__value *detached(msd *x, const tsd__value *t) {
+  if (!t->u.tensor->is_parameter) return (tsd__value *)t;
+  tsd__value *v = msd_alloc(x, sizeof *v);
+  tsd__tensor *c = msd_alloc(x, sizeof *c);
+  if (!v || !c) return NULL;
+  *c = *t->u.tensor;
+  c->is_parameter = false;
+  v->kind = TSD__V_TENSOR;
+  v->u.tensor = c;
+  return v;
+}
+
+/* One module's own entries (_save_to_state_dict) and its _metadata. */
+static tsd_status msd_local(msd *x, const tsd__value *m, const char *prefix,
+                            size_t plen) {
+  static const char *const hooks[] = {"_state_dict_hooks",
+                                      "_state_dict_pre_hooks"};
+  for (size_t h = 0; h < 2; h++) {
+    const tsd__value *d = attr(m, hooks[h]);
+    if (d && d->kind == TSD__V_DICT && d->u.dict.len) {
+      char why[96];
+      snprintf(why, sizeof why,
+               "has %zu state-dict hook(s) in %s, which PyTorch would run",
+               d->u.dict.len, hooks[h]);
+      return msd_module_fail(m, prefix, plen, why);
+    }
+  }
+  int64_t version = 1;
+  const tsd__value *iv = attr(m, "_version");
+  if (iv && iv->kind == TSD__V_INT) {
+    version = iv->u.i;
+  } else {
+    for (size_t i = 0; i < sizeof versioned_2 / sizeof *versioned_2; i++)
+      if (!strcmp(m->u.obj.cls->u.g.name, versioned_2[i])) version = 2;
+  }
+  tsd__value *ver = msd_dict(x, false), *vv = msd_alloc(x, sizeof *vv);
+  if (!ver || !vv) return msd_oom();
+  vv->kind = TSD__V_INT;
+  vv->u.i = version;
+  tsd_status st = msd_put(x, ver, msd_str(x, "version", 7, "", 0), vv);
+  if (st == TSD_OK)
+    st = msd_put(x, x->meta, msd_str(x, prefix, plen ? plen - 1 : 0, "", 0),
+                 ver);
+  if (st != TSD_OK) return st;
+  const tsd__value *np = attr(m, "_non_persistent_buffers_set");
+  for (int pass = 0; pass < 2; pass++) {
+    const tsd__value *d = attr(m, pass ? "_buffers" : "_parameters");
+    for (size_t i = 0; i < d->u.dict.len; i++) {
+      const tsd__value *k = d->u.dict.keys[i], *v = d->u.dict.vals[i];
+      if (k->kind != TSD__V_STR)
+        return msd_module_fail(m, prefix, plen,
+                               "has a tensor name that is "
+                               "not a str");
+      if (v->kind == TSD__V_NONE || (pass && in_set(np, k))) continue;
+      if (v->kind != TSD__V_TENSOR || v->u.tensor->numpy) {
+        char why[160];
+        snprintf(why, sizeof why, "has %s '%.60s' that is a %s, not a tensor",
+                 pass ? "buffer" : "parameter", k->u.s.p,
+                 v->kind == TSD__V_OBJECT ? v->u.obj.cls->u.g.name
+                                          : "non-tensor");
+        return msd_module_fail(m, prefix, plen, why);
+      }
+      tsd__value *t = detached(x, v);
+      if (!t) return msd_oom();
+      st =
+          msd_put(x, x->out, msd_str(x, prefix, plen, k->u.s.p, k->u.s.len), t);
+      if (st != TSD_OK) return st;
+    }
+  }
+  return TSD_OK;
+}
+
+typedef struct msd_item {
+  const tsd__value *m;
+  const char *prefix; /* "" or "a.b." */
+  size_t plen;
+  uint32_t depth;
+} msd_item;
+
+tsd_status tsd__module_state_dict(tsd__arena *a, const tsd__limits *lim,
+                                  const tsd__value *root, tsd__value **out) {
+  msd x = {a, lim, NULL, NULL, lim->max_objects};
+  *out = NULL;
+  x.out = msd_dict(&x, true);
+  x.meta = msd_dict(&x, true);
+  if (!x.out || !x.meta) return msd_oom();
+  x.out->u.dict.metadata = x.meta;
+  /* pre-order with an explicit stack (no recursion: the depth is the
+   * file's); children pushed in reverse so they pop in order */
+  size_t cap = 64, n = 0;
+  msd_item *stack = msd_alloc(&x, cap * sizeof *stack);
+  if (!stack) return msd_oom();
+  stack[n++] = (msd_item){root, "", 0, 0};
+  while (n) {
+    msd_item it = stack[--n];
+    tsd_status st = msd_local(&x, it.m, it.prefix, it.plen);
+    if (st != TSD_OK) return st;
+    const tsd__value *mods = attr(it.m, "_modules");
+    for (size_t i = mods->u.dict.len; i-- > 0;) {
+      const tsd__value *k = mods->u.dict.keys[i], *c = mods->u.dict.vals[i];
+      if (c->kind == TSD__V_NONE) continue;
+      if (k->kind != TSD__V_STR || !tsd__is_module(c))
+        return msd_module_fail(it.m, it.prefix, it.plen,
+                               "has a submodule that is not a pickled "
+                               "nn.Module");
+      if (it.depth + 1 > lim->max_depth)
+        return tsd__err(TSD_ERR_LIMIT,
+                        "the pickled model nests modules deeper than %u "
+                        "(limits.max_depth)",
+                        lim->max_depth);
+      if (x.budget-- == 0)
+        return tsd__err(
+            TSD_ERR_LIMIT,
+            "the pickled model has more than %llu modules and "
+            "entries (one per byte of the file, at most limits.max_objects)",
+            (unsigned long long)lim->max_objects);
+      tsd__value *p = msd_str(&x, it.prefix, it.plen, k->u.s.p, k->u.s.len);
+      if (n == cap) {
+        msd_item *s = msd_alloc(&x, 2 * cap * sizeof *s);
+        if (!s) return msd_oom();
+        memcpy(s, stack, n * sizeof *s);
+        stack = s;
+        cap *= 2;
+      }
+      if (!p) return msd_oom();
+      p->u.s.p[p->u.s.len] = '.'; /* room: msd_str allocated len + 1 */
+      stack[n++] = (msd_item){c, p->u.s.p, p->u.s.len + 1, it.depth + 1};
+    }
+  }
+  *out = x.out;
+  return TSD_OK;
+}

@@ -186,6 +186,8 @@ def kind_of(v):
         return "bool", bool(v)
     if isinstance(v, (int, np.integer)) and -2**63 <= int(v) < 2**63:
         return "int", int(v)
+    if type(v) is int:
+        return "other", None  # beyond 64 bits: tsd's kind "other"
     if isinstance(v, (float, np.floating)):
         return "float", float(v)
     if type(v) is str:
@@ -295,6 +297,53 @@ def load_case(args, path, model, sd, flags=(), strict=True):
     return same_tensors(torch.load(out), py.state_dict())
 
 
+def _a_hook(module, state_dict, prefix, local_metadata):
+    return state_dict
+
+
+def tsd_state_dict(args, path, select):
+    """The tensors tsd reads from path (after --select), through convert."""
+    out = os.path.join(args.work, "converted.pth")
+    cmd = [args.tsd, "convert", path, out]
+    for k in select:
+        cmd += ["--select", k]
+    rc, _, err = run(cmd)
+    if rc != 0:
+        raise AssertionError("tsd convert exit %s: %s" % (rc, err[:300]))
+    return torch.load(out)
+
+
+def same_state_dict(got, want):
+    """Keys, values and _metadata (module versions) in order."""
+    gm, wm = getattr(got, "_metadata", None), getattr(want, "_metadata", None)
+    if gm is None or list(gm.items()) != list(wm.items()):
+        return "_metadata: tsd %s, torch %s" % (
+            None if gm is None else list(gm.items())[:5], list(wm.items())[:5])
+    return same_tensors(got, want)
+
+
+def both_fail(args, path, text):
+    try:
+        torch.load(path)
+        return "torch.load reads it"
+    except AssertionError:
+        pass
+    rc, out, err = run([args.tsd, "inspect", path])
+    if rc != 2 or text not in err:
+        return "tsd inspect exit %s: %s" % (rc, err.strip()[:300])
+    return None
+
+
+def expect_fail(args, path, model, text):
+    spec = os.path.join(args.work, "spec.pth")
+    torch.save(model.state_dict(), spec)
+    rc, out, err = run([args.tsd, "load", "--model-spec", spec, "--class-name",
+                        type(model).__name__, path])
+    if rc == 0 or text not in err:
+        return "exit %s, want %r in: %s" % (rc, text, err.strip()[:400])
+    return None
+
+
 def cases(args):
     w = args.work
     f = lambda name: os.path.join(w, name)  # noqa: E731
@@ -305,6 +354,100 @@ def cases(args):
             args, f("zoo_p%d.pt" % p))
         yield "load_zoo_p%d_auto_selects" % proto, lambda p=proto: load_case(
             args, f("zoo_p%d.pt" % p), linear(0), zoo["state_dict"])
+    # Whole pickled models: Module.state_dict is the oracle, byte for byte.
+    import torchvision
+    torch.manual_seed(0)
+    models = [("resnet18", torchvision.models.resnet18()),
+              ("vit_b_32", torchvision.models.vit_b_32())]
+    for name, m in models:
+        m.eval()
+        torch.save(m, f("%s_whole.pt" % name))
+        yield "whole_%s" % name, lambda n=name, m=m: load_case(
+            args, f("%s_whole.pt" % n), m, m.state_dict())
+        yield "whole_%s_convert_keeps_metadata" % name, lambda n=name, m=m: (
+            same_state_dict(tsd_state_dict(args, f("%s_whole.pt" % n), []),
+                            m.state_dict()))
+        for proto in (1, 2):
+            torch.save(m, f("%s_whole_legacy_p%d.pt" % (name, proto)),
+                       _use_new_zipfile_serialization=False,
+                       pickle_protocol=proto)
+            yield "whole_%s_legacy_p%d" % (name, proto), \
+                lambda n=name, m=m, p=proto: load_case(
+                    args, f("%s_whole_legacy_p%d.pt" % (n, p)), m,
+                    m.state_dict())
+        half = oracle.clone_model(m).half()
+        torch.save({"model": half, "optimizer": None, "epoch": -1},
+                   f("%s_yolo.pt" % name))
+        yield "yolo_style_%s_half" % name, lambda n=name, h=half: load_case(
+            args, f("%s_yolo.pt" % n), h, h.state_dict())
+        yield "yolo_style_%s_half_inspect" % name, lambda n=name, h=half: (
+            same_tensors(tsd_state_dict(args, f("%s_yolo.pt" % n), ["model"]),
+                         h.state_dict()))
+    # A buffer that is not persistent, a parameter registered as None.
+    m = torch.nn.BatchNorm1d(3)
+    m.register_buffer("scratch", torch.ones(2), persistent=False)
+    m.register_parameter("unused", None)
+    m.eval()
+    torch.save(m, f("bn_whole.pt"))
+    yield "whole_nonpersistent_and_none", lambda: load_case(
+        args, f("bn_whole.pt"), m, m.state_dict())
+    # A state-dict hook PyTorch would run: refused, naming the module.
+    hooked = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    hooked[0]._register_state_dict_hook(_a_hook)
+    torch.save(hooked, f("hooked.pt"))
+    yield "whole_with_state_dict_hook_refused", lambda: expect_fail(
+        args, f("hooked.pt"), hooked,
+        "module '0' (torch.nn.modules.linear.Linear) has 1 state-dict hook")
+    # Shared submodules nested 40 deep: 2^40 paths in PyTorch's state_dict;
+    # tsd stops at one entry per byte of the file, at once.
+    expo = torch.nn.Linear(1, 1)
+    for _ in range(40):
+        n = torch.nn.Module()
+        n.a = expo
+        n.b = expo
+        expo = n
+    torch.save(expo, f("expo.pt"))
+    yield "whole_exponential_submodules_bounded", lambda: expect_fail(
+        args, f("expo.pt"), torch.nn.Linear(1, 1),
+        "entries (one per byte of the file")
+    # pytorch/examples ImageNet: a tensor beside 'state_dict'.
+    r = torchvision.models.resnet18()
+    imagenet = {"epoch": 90, "arch": "resnet18", "state_dict": r.state_dict(),
+                "best_acc1": torch.tensor(69.76),
+                "optimizer": torch.optim.SGD(r.parameters(), 0.1).state_dict()}
+    torch.save(imagenet, f("imagenet.pth.tar"))
+    yield "imagenet_examples_auto_select", lambda: load_case(
+        args, f("imagenet.pth.tar"), r, r.state_dict())
+    # Pickle protocols 0 and 1 (text opcodes), legacy and zip formats. torch
+    # 1.13 cannot load protocol 0 with tensors (its persistent ids become
+    # str): neither can tsd.
+    lin = linear(2)
+    p01 = OD([("epoch", 3), ("lr", 0.5), ("neg", -128), ("big", -2 ** 70),
+              ("name", "x\u00e9\u4e2d\U0001F600\\u"), ("t", True),
+              ("none", None), ("l", [1, (2, 3.25)]), ("d", {"a": 1}),
+              ("args", argparse.Namespace(a=1)), ("pair", P(1, "b")),
+              ("cfg", objects_zoo()["cfg"]), ("np_f", np.float32(1.5)),
+              ("arr", np.arange(4, dtype=np.int16))])
+    torch.save(p01, f("legacy_p0.pt"), _use_new_zipfile_serialization=False,
+               pickle_protocol=0)
+    yield "legacy_p0_inspect", lambda: inspect_case(args, f("legacy_p0.pt"))
+    p01_sd = OD(p01)
+    p01_sd["state_dict"] = lin.state_dict()
+    for proto in (1,):
+        for fmt, legacy in (("legacy", True), ("zip", False)):
+            name = "%s_p%d" % (fmt, proto)
+            torch.save(p01_sd, f(name + ".pt"), pickle_protocol=proto,
+                       _use_new_zipfile_serialization=not legacy)
+            yield name + "_inspect", lambda n=name: inspect_case(
+                args, f(n + ".pt"))
+            yield name + "_load", lambda n=name: load_case(
+                args, f(n + ".pt"), linear(0), lin.state_dict())
+    for fmt, legacy in (("legacy", True), ("zip", False)):
+        name = "%s_p0_tensors" % fmt
+        torch.save(lin.state_dict(), f(name + ".pt"), pickle_protocol=0,
+                   _use_new_zipfile_serialization=not legacy)
+        yield name + "_refused_like_torch", lambda n=name: both_fail(
+            args, f(n + ".pt"), "persistent id is not")
     # Placeholders and numpy arrays where a tensor is needed.
     from mmengine.logging.history_buffer import HistoryBuffer
     bad = OD([("weight", argparse.Namespace(a=1)),

@@ -619,4 +619,130 @@ TEST(Leak, ShardMessagesDoNotQuoteTheShardsBytes) {
       << o.msg;
 }
 
+// ---- JSON parse memory ------------------------------------------------------
+
+// Worst cases for the JSON parser: the most nodes per input byte. Each is
+// a complete text of about `bytes` bytes.
+std::string json_worst(const std::string &kind, size_t bytes) {
+  std::string body;
+  auto fill = [&](const std::string &open, const std::string &item,
+                  const std::string &close) {
+    std::string t = open;
+    while (t.size() + item.size() + close.size() < bytes)
+      t += item;
+    if (t.back() == ',') t.pop_back();
+    return t + close;
+  };
+  if (kind == "ints") return fill("{\"a\":[", "0,", "]}");
+  if (kind == "strings") return fill("{\"a\":[", "\"\",", "]}");
+  // the smallest values that get a node of their own
+  if (kind == "two_digit_ints") return fill("{\"a\":[", "10,", "]}");
+  if (kind == "three_digit_ints") return fill("{\"a\":[", "100,", "]}");
+  if (kind == "fractions") return fill("{\"a\":[", "1.0,", "]}");
+  if (kind == "short_strings") return fill("{\"a\":[", "\"a\",", "]}");
+  if (kind == "one_item_arrays") return fill("{\"a\":[", "[0],", "]}");
+  if (kind == "empty_arrays") return fill("{\"a\":[", "[],", "]}");
+  if (kind == "empty_objects") return fill("{\"a\":[", "{},", "]}");
+  if (kind == "members") {
+    // distinct names, as short as they can be
+    std::string t = "{";
+    for (size_t i = 0; t.size() < bytes; i++) {
+      std::string name;
+      size_t v = i;
+      do {
+        name += static_cast<char>('a' + v % 26);
+        v /= 26;
+      } while (v);
+      t += (i ? ",\"" : "\"") + name + "\":0";
+    }
+    return t + "}";
+  }
+  if (kind == "tensors") {
+    // valid, the smallest header per tensor: zero-size tensors
+    std::string t = "{";
+    for (size_t i = 0; t.size() < bytes; i++)
+      t += (i ? ",\"" : "\"") + std::to_string(i) +
+           "\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}";
+    return t + "}";
+  }
+  return "";
+}
+
+std::string as_safetensors(const std::string &header) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; i++)
+    out[i] = static_cast<char>(static_cast<uint64_t>(header.size()) >> (8 * i));
+  return out + header;
+}
+
+const char *const kJsonWorst[] = {
+    "ints",          "strings", "two_digit_ints", "three_digit_ints",
+    "fractions",     "short_strings",
+    "one_item_arrays", "empty_arrays", "empty_objects", "members", "tensors"};
+
+// Peak RSS growth (KiB) of opening `bytes` (from memory, or from `path`
+// if not empty) in a child; the status in *st.
+long open_peak_kb(const std::string &bytes, const std::string &path,
+                  int *st) {
+  ChildOut out;
+  std::string why;
+  bool ok = in_child(
+      60,
+      [&](ChildOut *r) {
+        tsd_checkpoint *c = nullptr;
+        r->status = path.empty() ? tsd_checkpoint_open_memory(
+                                       &c, bytes.data(), bytes.size(), nullptr)
+                                 : tsd_checkpoint_open(&c, path.c_str(),
+                                                       nullptr);
+        snprintf(r->msg, sizeof r->msg, "%s", tsd_last_error());
+        tsd_checkpoint_free(c);
+      },
+      &out, &why);
+  EXPECT_TRUE(ok) << why;
+  *st = out.status;
+  return out.hwm_growth_kb;
+}
+
+// The bound stated in tsd.h for parsing JSON: 16 x the text + 1 MiB.
+long json_bound_kb(size_t text_bytes) {
+  return static_cast<long>((16 * text_bytes + (1u << 20)) / 1024);
+}
+
+TEST(JsonMemory, SafetensorsHeaderParsesWithin16xPlus1MiB) {
+  if (TSD_TEST_SANITIZED) GTEST_SKIP() << "RSS means nothing under ASan";
+  const size_t S = 8u << 20;
+  for (const char *k : kJsonWorst) {
+    std::string file = as_safetensors(json_worst(k, S));
+    int st = -1;
+    long kb = open_peak_kb(file, "", &st);
+    RecordProperty(std::string("peak_kb_") + k, std::to_string(kb));
+    EXPECT_LE(kb, json_bound_kb(file.size()))
+        << k << ": peak grew by " << kb << " KiB for a " << file.size()
+        << "-byte file (status " << st << ")";
+    printf("safetensors %-14s %8ld KiB for %zu bytes (%.1fx)\n", k, kb,
+           file.size(), kb * 1024.0 / file.size());
+  }
+}
+
+TEST(JsonMemory, ShardedIndexParsesWithin16xPlus1MiB) {
+  if (TSD_TEST_SANITIZED) GTEST_SKIP() << "RSS means nothing under ASan";
+  const size_t S = 8u << 20;
+  for (const char *k : kJsonWorst) {
+    std::string text = json_worst(k, S);
+    // the same shapes one level down, under "weight_map", where an index
+    // keeps its many members
+    std::string idx = work_dir() + "/mem_" + k + ".index.json";
+    write_bytes(idx, "{\"weight_map\":" + text + "}");
+    int st = -1;
+    long kb = open_peak_kb("", idx, &st);
+    RecordProperty(std::string("peak_kb_") + k, std::to_string(kb));
+    EXPECT_LE(kb, json_bound_kb(text.size() + 16))
+        << k << ": peak grew by " << kb << " KiB for a " << text.size()
+        << "-byte index (status " << st << ")";
+    printf("index       %-14s %8ld KiB for %zu bytes (%.1fx)\n", k, kb,
+           text.size(), kb * 1024.0 / text.size());
+    unlink(idx.c_str());
+  }
+}
+
 }  // namespace

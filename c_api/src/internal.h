@@ -162,6 +162,11 @@ tsd_status tsd__source_open_memory(tsd__source *s, const void *p, size_t n,
 void tsd__source_close(tsd__source *s);
 /* "directory", "FIFO", "character device", ... for an st_mode. */
 const char *tsd__file_type_name(unsigned mode);
+/* Opens an input file for reading without ever blocking on it: a FIFO,
+ * device, directory or socket is refused at once (TSD_ERR_IO naming the
+ * path and the file type). *out_fd is blocking, O_CLOEXEC; *size if
+ * non-NULL. Every input tsd opens by path goes through here. */
+tsd_status tsd__open_regular(const char *path, int *out_fd, uint64_t *size);
 /* Reads exactly n bytes at `off`; TSD_ERR_FORMAT if past the end (message
  * names `what` and the offset), TSD_ERR_IO on a read error. */
 tsd_status tsd__source_read(const tsd__source *s, uint64_t off, void *dst,

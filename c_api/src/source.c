@@ -44,8 +44,8 @@ tsd_status tsd__open_regular(const char *path, int *out_fd, uint64_t *size) {
   if (!S_ISREG(st.st_mode)) {
     close(fd);
     return tsd__err(TSD_ERR_IO,
-                    "%s: not a regular file (a %s): refused, a checkpoint "
-                    "must be a regular file",
+                    "%s: not a regular file (a %s): refused, tsd reads only "
+                    "regular files",
                     path, tsd__file_type_name(st.st_mode));
   }
   int fl = fcntl(fd, F_GETFL);

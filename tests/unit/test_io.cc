@@ -153,7 +153,7 @@ void expect_refused(const ChildOut &o, const std::string &path,
   EXPECT_EQ(o.status, TSD_ERR_IO) << o.msg;
   EXPECT_EQ(std::string(o.msg),
             (via.empty() ? "" : via + ": ") + path + ": not a regular file (a " +
-                kind + "): refused, a checkpoint must be a regular file");
+                kind + "): refused, tsd reads only regular files");
 }
 
 TEST(NonRegular, FifoCheckpointIsRefusedAtOnce) {
@@ -283,6 +283,19 @@ TEST(NonRegular, CliInspectAndModelSpecRefuseAFifoAtOnce) {
   EXPECT_NE(std::string(o.msg).find(f + ": not a regular file (a FIFO)"),
             std::string::npos)
       << o.msg;
+}
+
+TEST(NonRegular, CliTorchScriptModelFifoIsRefusedAtOnce) {
+  // A TorchScript MODEL is opened by the shim (LibTorch), which checks the
+  // path through the same non-blocking open before LibTorch reads it.
+  std::string f = make_fifo("model.pt");
+  std::string good = std::string(TSD_FIXTURES) + "/metadata.pth";
+  ChildOut o = run_cli({"load", f, good});
+  EXPECT_EQ(o.status, 2) << o.msg;
+  if (tsd_has_torch())
+    EXPECT_NE(std::string(o.msg).find(f + ": not a regular file (a FIFO)"),
+              std::string::npos)
+        << o.msg;
 }
 
 TEST(NonRegular, RegularFileStillReadsAfterTheNonBlockingOpen) {

@@ -53,16 +53,17 @@ static const tsd__json J_EMPTY_STR = {.kind = TSD__J_STR, .len = 0, .s = ""};
 static const tsd__json J_EMPTY_ARR = {.kind = TSD__J_ARR};
 static const tsd__json J_EMPTY_OBJ = {.kind = TSD__J_OBJ};
 /* every integer of at most two characters: 0..99 and -9..-1 */
-#define J_INT(x) {.kind = TSD__J_INT, .i = (x)}
+#define J_INT(x)                                                               \
+  { .kind = TSD__J_INT, .i = (x) }
 #define J_INT10(b)                                                             \
-  J_INT(b), J_INT(b + 1), J_INT(b + 2), J_INT(b + 3), J_INT(b + 4),           \
+  J_INT(b), J_INT(b + 1), J_INT(b + 2), J_INT(b + 3), J_INT(b + 4),            \
       J_INT(b + 5), J_INT(b + 6), J_INT(b + 7), J_INT(b + 8), J_INT(b + 9)
 static const tsd__json J_SMALL[100] = {
     J_INT10(0),  J_INT10(10), J_INT10(20), J_INT10(30), J_INT10(40),
     J_INT10(50), J_INT10(60), J_INT10(70), J_INT10(80), J_INT10(90)};
-static const tsd__json J_MINUS[10] = {J_INT(0),  J_INT(-1), J_INT(-2), J_INT(-3),
-                                      J_INT(-4), J_INT(-5), J_INT(-6), J_INT(-7),
-                                      J_INT(-8), J_INT(-9)};
+static const tsd__json J_MINUS[10] = {
+    J_INT(0),  J_INT(-1), J_INT(-2), J_INT(-3), J_INT(-4),
+    J_INT(-5), J_INT(-6), J_INT(-7), J_INT(-8), J_INT(-9)};
 #define SHARED(node) ((tsd__json *)&(node))
 
 static tsd_status jerr(const jp *j, const char *msg) {
@@ -376,8 +377,8 @@ static tsd_status parse_container(jp *j, uint32_t depth, bool object,
         }
         bool oom = false;
         size_t prev;
-        if (!tsd__strmap_insert(&seen, k->s, k->len, n, member_key, &ctx,
-                                &prev, &oom)) {
+        if (!tsd__strmap_insert(&seen, k->s, k->len, n, member_key, &ctx, &prev,
+                                &oom)) {
           st = oom ? tsd__err(TSD_ERR_NOMEM, "%s: out of memory", j->what)
                    : tsd__err(TSD_ERR_FORMAT,
                               "%s: bad JSON at byte %llu: duplicate name "
@@ -489,12 +490,12 @@ static tsd_status parse_value(jp *j, uint32_t depth, tsd__json **out) {
 tsd_status tsd__json_parse(const char *text, size_t len, tsd__arena *arena,
                            uint32_t max_depth, const char *what,
                            tsd__json **out) {
-  jp j = {text,       text + len, text, arena, max_depth ? max_depth : 1,
-          what,       NULL,       0,    0};
+  jp j = {text, text + len, text, arena, max_depth ? max_depth : 1,
+          what, NULL,       0,    0};
   *out = NULL;
   if (len > UINT32_MAX)
-    return tsd__err(TSD_ERR_LIMIT, "%s: %zu bytes of JSON; tsd reads up to 4 GiB",
-                    what, len);
+    return tsd__err(TSD_ERR_LIMIT,
+                    "%s: %zu bytes of JSON; tsd reads up to 4 GiB", what, len);
   tsd__json *v = NULL;
   tsd_status st = parse_value(&j, 0, &v);
   tsd__mem_free(arena->al, j.stack);

@@ -171,7 +171,8 @@ static tsd_status read_tensor(const tsd__json *info, const char *key,
     const tsd__json *x = shape->items[d];
     if (x->kind != TSD__J_INT || x->i < 0) {
       char num[24]; /* an INT keeps no text */
-      if (x->kind == TSD__J_INT) snprintf(num, sizeof num, "%lld", (long long)x->i);
+      if (x->kind == TSD__J_INT)
+        snprintf(num, sizeof num, "%lld", (long long)x->i);
       return tsd__err(TSD_ERR_FORMAT,
                       "%s: safetensors header: tensor '%.200s': shape[%zu] "
                       "is %s, not a non-negative integer",

@@ -12,13 +12,20 @@
 
 const char *tsd__file_type_name(unsigned mode) {
   switch (mode & S_IFMT) {
-  case S_IFREG: return "regular file";
-  case S_IFDIR: return "directory";
-  case S_IFIFO: return "FIFO";
-  case S_IFCHR: return "character device";
-  case S_IFBLK: return "block device";
-  case S_IFSOCK: return "socket";
-  case S_IFLNK: return "symbolic link";
+  case S_IFREG:
+    return "regular file";
+  case S_IFDIR:
+    return "directory";
+  case S_IFIFO:
+    return "FIFO";
+  case S_IFCHR:
+    return "character device";
+  case S_IFBLK:
+    return "block device";
+  case S_IFSOCK:
+    return "socket";
+  case S_IFLNK:
+    return "symbolic link";
   }
   return "special file";
 }

@@ -92,8 +92,8 @@ bool in_child(unsigned seconds, const std::function<void(ChildOut *)> &fn,
   close(fds[1]);
   size_t got = 0;
   while (got < sizeof *out) {
-    ssize_t n = read(fds[0], reinterpret_cast<char *>(out) + got,
-                     sizeof *out - got);
+    ssize_t n =
+        read(fds[0], reinterpret_cast<char *>(out) + got, sizeof *out - got);
     if (n <= 0) break;
     got += static_cast<size_t>(n);
   }
@@ -151,9 +151,9 @@ std::string make_socket(const std::string &name) {
 void expect_refused(const ChildOut &o, const std::string &path,
                     const std::string &kind, const std::string &via = "") {
   EXPECT_EQ(o.status, TSD_ERR_IO) << o.msg;
-  EXPECT_EQ(std::string(o.msg),
-            (via.empty() ? "" : via + ": ") + path + ": not a regular file (a " +
-                kind + "): refused, tsd reads only regular files");
+  EXPECT_EQ(std::string(o.msg), (via.empty() ? "" : via + ": ") + path +
+                                    ": not a regular file (a " + kind +
+                                    "): refused, tsd reads only regular files");
 }
 
 TEST(NonRegular, FifoCheckpointIsRefusedAtOnce) {
@@ -188,9 +188,9 @@ TEST(NonRegular, FifoIndexIsRefusedAtOnce) {
 }
 
 // An index whose one shard is `shard` (made by `make` in a fresh directory).
-std::string index_over(const std::string &sub,
-                       const std::function<std::string(const std::string &)>
-                           &make_shard) {
+std::string
+index_over(const std::string &sub,
+           const std::function<std::string(const std::string &)> &make_shard) {
   std::string dir = work_dir() + "/" + sub;
   mkdir(dir.c_str(), 0700);
   std::string shard = make_shard(dir);
@@ -217,13 +217,13 @@ TEST(NonRegular, ShardSymlinkedToADeviceOrDirectoryIsRefused) {
   int k = 0;
   for (auto &t : targets) {
     std::string shard;
-    std::string idx = index_over(
-        "link_shard" + std::to_string(k++), [&](const std::string &dir) {
-          shard = dir + "/a.safetensors";
-          unlink(shard.c_str());
-          EXPECT_EQ(symlink(t[0], shard.c_str()), 0);
-          return shard;
-        });
+    std::string idx = index_over("link_shard" + std::to_string(k++),
+                                 [&](const std::string &dir) {
+                                   shard = dir + "/a.safetensors";
+                                   unlink(shard.c_str());
+                                   EXPECT_EQ(symlink(t[0], shard.c_str()), 0);
+                                   return shard;
+                                 });
     expect_refused(open_in_child(idx), shard, t[1], idx);
   }
 }
@@ -316,8 +316,7 @@ TEST(Hash, SipHash13MatchesReferenceVectors) {
   // SipHash-1-3 with the all-zero key (vectors of the Rust crates).
   EXPECT_EQ(tsd__siphash13(0, 0, "", 0), 0xd1fba762150c532cull);
   EXPECT_EQ(tsd__siphash13(0, 0, "siphash", 7), 0x8264ceeccb16bcbeull);
-  EXPECT_EQ(tsd__siphash13(0, 0, "digest-sip_hash", 15),
-            0xce31007e34130c0aull);
+  EXPECT_EQ(tsd__siphash13(0, 0, "digest-sip_hash", 15), 0xce31007e34130c0aull);
 }
 
 TEST(Hash, MapHashIsKeyedNotTheBareFunction) {
@@ -325,8 +324,7 @@ TEST(Hash, MapHashIsKeyedNotTheBareFunction) {
   // (a 2^-64 chance of equality per string).
   const char *k[] = {"a", "weight", "layer.0.attention.self.query.weight"};
   for (const char *s : k)
-    EXPECT_NE(tsd__hash(s, strlen(s)), tsd__siphash13(0, 0, s, strlen(s)))
-        << s;
+    EXPECT_NE(tsd__hash(s, strlen(s)), tsd__siphash13(0, 0, s, strlen(s))) << s;
 }
 
 // The hash tsd used before (FNV-1a 64): kept here to build keys that collide
@@ -459,9 +457,9 @@ double open_seconds(const std::string &bytes,
     }
     EXPECT_EQ(found, keys.size());
     tsd_checkpoint_free(c);
-    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                             t0)
-                   .count();
+    double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+            .count();
     if (s < best) best = s;
   }
   return best;
@@ -477,12 +475,12 @@ protected:
 std::vector<std::string> Flood::collide_, Flood::random_;
 
 TEST_F(Flood, KeysReallyCollideForTheOldHash) {
-  uint32_t low = static_cast<uint32_t>(
-      old_fnv1a(1469598103934665603ull, collide_[0]));
+  uint32_t low =
+      static_cast<uint32_t>(old_fnv1a(1469598103934665603ull, collide_[0]));
   for (size_t i = 0; i < collide_.size(); i += 997)
-    ASSERT_EQ(static_cast<uint32_t>(
-                  old_fnv1a(1469598103934665603ull, collide_[i])),
-              low)
+    ASSERT_EQ(
+        static_cast<uint32_t>(old_fnv1a(1469598103934665603ull, collide_[i])),
+        low)
         << i;
   EXPECT_EQ(collide_[0].size(), random_[0].size());
 }
@@ -497,8 +495,8 @@ TEST_F(Flood, CollidingSafetensorsKeysCostWhatRandomOnesCost) {
   double tc = bounded_open_seconds(c, collide_, tr);
   RecordProperty("random_s", std::to_string(tr));
   RecordProperty("colliding_s", std::to_string(tc));
-  EXPECT_LT(tc, 2.0 * tr + 0.05) << "colliding " << tc << " s, random " << tr
-                                 << " s";
+  EXPECT_LT(tc, 2.0 * tr + 0.05)
+      << "colliding " << tc << " s, random " << tr << " s";
 }
 
 TEST_F(Flood, CollidingPickleKeysCostWhatRandomOnesCost) {
@@ -507,8 +505,8 @@ TEST_F(Flood, CollidingPickleKeysCostWhatRandomOnesCost) {
   double tc = bounded_open_seconds(c, collide_, tr);
   RecordProperty("random_s", std::to_string(tr));
   RecordProperty("colliding_s", std::to_string(tc));
-  EXPECT_LT(tc, 2.0 * tr + 0.05) << "colliding " << tc << " s, random " << tr
-                                 << " s";
+  EXPECT_LT(tc, 2.0 * tr + 0.05)
+      << "colliding " << tc << " s, random " << tr << " s";
 }
 
 TEST(Hash, MapStaysCorrectThroughGrowthAndRemoval) {
@@ -540,8 +538,8 @@ TEST(Hash, MapStaysCorrectThroughGrowthAndRemoval) {
     tsd__strmap_remove(&m, keys[i].data(), keys[i].size(), fn, &ctx);
   for (size_t i = 0; i < keys.size(); i++) {
     size_t at = 0;
-    bool f = tsd__strmap_find(&m, keys[i].data(), keys[i].size(), fn, &ctx,
-                              &at);
+    bool f =
+        tsd__strmap_find(&m, keys[i].data(), keys[i].size(), fn, &ctx, &at);
     ASSERT_EQ(f, i % 2 == 1) << keys[i];
     if (f) EXPECT_EQ(at, i);
   }
@@ -689,24 +687,23 @@ std::string as_safetensors(const std::string &header) {
 }
 
 const char *const kJsonWorst[] = {
-    "ints",          "strings", "two_digit_ints", "three_digit_ints",
-    "fractions",     "short_strings",
-    "one_item_arrays", "empty_arrays", "empty_objects", "members", "tensors"};
+    "ints",          "strings",       "two_digit_ints",  "three_digit_ints",
+    "fractions",     "short_strings", "one_item_arrays", "empty_arrays",
+    "empty_objects", "members",       "tensors"};
 
 // Peak RSS growth (KiB) of opening `bytes` (from memory, or from `path`
 // if not empty) in a child; the status in *st.
-long open_peak_kb(const std::string &bytes, const std::string &path,
-                  int *st) {
+long open_peak_kb(const std::string &bytes, const std::string &path, int *st) {
   ChildOut out;
   std::string why;
   bool ok = in_child(
       60,
       [&](ChildOut *r) {
         tsd_checkpoint *c = nullptr;
-        r->status = path.empty() ? tsd_checkpoint_open_memory(
-                                       &c, bytes.data(), bytes.size(), nullptr)
-                                 : tsd_checkpoint_open(&c, path.c_str(),
-                                                       nullptr);
+        r->status = path.empty()
+                        ? tsd_checkpoint_open_memory(&c, bytes.data(),
+                                                     bytes.size(), nullptr)
+                        : tsd_checkpoint_open(&c, path.c_str(), nullptr);
         snprintf(r->msg, sizeof r->msg, "%s", tsd_last_error());
         tsd_checkpoint_free(c);
       },
@@ -758,4 +755,4 @@ TEST(JsonMemory, ShardedIndexParsesWithin16xPlus1MiB) {
   }
 }
 
-}  // namespace
+} // namespace

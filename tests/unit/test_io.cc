@@ -136,9 +136,11 @@ std::string make_fifo(const std::string &name) {
 
 std::string make_socket(const std::string &name) {
   std::string p = work_dir() + "/" + name;
+  sockaddr_un a{};
+  if (p.size() >= sizeof a.sun_path) // a deep build directory
+    p = "/tmp/tsd_io_" + std::to_string(getpid()) + "_" + name;
   unlink(p.c_str());
   int s = socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un a{};
   a.sun_family = AF_UNIX;
   snprintf(a.sun_path, sizeof a.sun_path, "%s", p.c_str());
   EXPECT_EQ(bind(s, reinterpret_cast<sockaddr *>(&a), sizeof a), 0)

@@ -59,6 +59,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include <unistd.h>
+
 #include "internal.h"
 
 namespace {
@@ -598,11 +600,11 @@ tsd_status parse_device(const char *device, c10::Device *out) {
 // is not a TorchScript archive (a torch.save checkpoint, random bytes) says
 // so instead of LibTorch's "constants.pkl: file not found".
 tsd_status check_archive(const char *path) {
-  FILE *f = std::fopen(path, "rb");
-  if (!f)
-    return tsd__err(TSD_ERR_IO, "%s: cannot open: %s", path,
-                    std::strerror(errno));
-  std::fclose(f);
+  // Non-blocking and by type first: a FIFO, device or directory is refused
+  // at once, before LibTorch opens the path and would wait on it.
+  int fd;
+  if (tsd_status st = tsd__open_regular(path, &fd, nullptr)) return st;
+  close(fd);
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
   try {
     reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(

@@ -299,6 +299,12 @@ typedef struct tsd_open_options {
  * ignored (the index is the checkpoint's table of contents). The torch.save
  * shards' `_metadata` are merged (first shard naming a module wins). Not
  * available from memory.
+ * Inputs by path (the checkpoint, the index, each shard) must be regular
+ * files: a FIFO, device, directory or socket is TSD_ERR_IO at once, never
+ * waited on. Messages about a shard (a file the caller did not name) do
+ * not quote its bytes until they prove to be a checkpoint. A JSON text (a
+ * safetensors header, an index) takes at most 16 bytes of memory per byte
+ * + 1 MiB to parse.
  * On failure *out is NULL and the status says why: TSD_ERR_IO (cannot open or
  * read), TSD_ERR_FORMAT (malformed), TSD_ERR_REFUSED (a global outside the
  * allow-list, named in the message), TSD_ERR_LIMIT, TSD_ERR_UNSUPPORTED. */

@@ -173,6 +173,11 @@ tsd_status tsd__source_open_memory(tsd__source *s, const void *p, size_t n,
 void tsd__source_close(tsd__source *s);
 /* "directory", "FIFO", "character device", ... for an st_mode. */
 const char *tsd__file_type_name(unsigned mode);
+/* Opens an input file for reading without ever blocking on it: a FIFO,
+ * device, directory or socket is refused at once (TSD_ERR_IO naming the
+ * path and the file type). *out_fd is blocking, O_CLOEXEC; *size if
+ * non-NULL. Every input tsd opens by path goes through here. */
+tsd_status tsd__open_regular(const char *path, int *out_fd, uint64_t *size);
 /* Reads exactly n bytes at `off`; TSD_ERR_FORMAT if past the end (message
  * names `what` and the offset), TSD_ERR_IO on a read error. */
 tsd_status tsd__source_read(const tsd__source *s, uint64_t off, void *dst,
@@ -346,19 +351,27 @@ typedef enum tsd__jkind {
   TSD__J_OBJ
 } tsd__jkind;
 typedef struct tsd__json tsd__json;
+/* 24 bytes: parse memory is bounded by the nodes per input byte (json.c). */
 struct tsd__json {
-  tsd__jkind kind;
-  bool b;
-  int64_t i;
-  const char *s;     /* STR: NUL-terminated UTF-8 (no NUL inside); NUM text */
-  size_t len;
-  tsd__json **items; /* ARR, OBJ: n values, in document order */
-  tsd__json **keys;  /* OBJ: n names (TSD__J_STR), distinct */
-  size_t n;
+  uint8_t kind; /* tsd__jkind */
+  bool b;       /* BOOL */
+  union {
+    uint32_t len; /* STR, NUM: bytes of s */
+    uint32_t n;   /* ARR, OBJ: number of items */
+  };
+  union {
+    int64_t i;         /* INT (no text kept) */
+    const char *s;     /* STR: NUL-terminated UTF-8 (no NUL inside); NUM text */
+    tsd__json **items; /* ARR, OBJ: n values, in document order */
+  };
+  tsd__json **keys; /* OBJ: n names (TSD__J_STR), distinct */
 };
 /* Parses text[0..len) (one value, whitespace around it). Containers may
  * nest max_depth levels (1: a flat object). Errors are TSD_ERR_FORMAT
- * "<what>: bad JSON at byte N: ...". */
+ * "<what>: bad JSON at byte N: ...". Memory: at most 16 bytes per input
+ * byte in the arena and in temporaries together (json.c says why); nodes
+ * that carry nothing but their kind and value (null, true, false, "", [],
+ * {}, integers of two characters) are shared and read-only. */
 tsd_status tsd__json_parse(const char *text, size_t len, tsd__arena *arena,
                            uint32_t max_depth, const char *what,
                            tsd__json **out);

@@ -24,12 +24,47 @@
 
 #include "internal.h"
 
+/* Memory per input byte (the bound tsd.h states: 16x + 1 MiB). A node is
+ * 24 bytes and an open container's items wait on one stack shared by all
+ * levels (8 bytes each, freed at the end) before they are copied into the
+ * arena (8 more); an object's names also pass through a string map (8
+ * bytes a slot, at least half full). The densest texts are then: `0,` (2
+ * bytes), `10,` `-1,` `"",` `[],` `{},` (3) and `null,`: shared nodes,
+ * 16 bytes each; `100,` (4 bytes): 24 + 16 = 40; `"a",` `[0],` `1.0,` (4):
+ * 24 + 8 (the string, items or text) + 16 = 48; a member `"ab":0,` (7
+ * bytes): 32 for the name, 32 for the pointers, 16-32 in the map. Each is
+ * at most 12x, plus the text itself and the stack's doubling; the 1 MiB
+ * covers arena blocks. tests/unit/test_io.cc measures each. */
 typedef struct jp {
   const char *p, *end, *start;
   tsd__arena *arena;
   uint32_t max_depth;
   const char *what;
+  tsd__json **stack; /* the items of every open container, innermost last */
+  size_t depth_n, cap;
 } jp;
+
+/* Nodes that carry nothing but their kind: shared, never written (the
+ * tree is read-only once parsed). */
+static const tsd__json J_NULL = {.kind = TSD__J_NULL};
+static const tsd__json J_TRUE = {.kind = TSD__J_BOOL, .b = true};
+static const tsd__json J_FALSE = {.kind = TSD__J_BOOL, .b = false};
+static const tsd__json J_EMPTY_STR = {.kind = TSD__J_STR, .len = 0, .s = ""};
+static const tsd__json J_EMPTY_ARR = {.kind = TSD__J_ARR};
+static const tsd__json J_EMPTY_OBJ = {.kind = TSD__J_OBJ};
+/* every integer of at most two characters: 0..99 and -9..-1 */
+#define J_INT(x)                                                               \
+  { .kind = TSD__J_INT, .i = (x) }
+#define J_INT10(b)                                                             \
+  J_INT(b), J_INT(b + 1), J_INT(b + 2), J_INT(b + 3), J_INT(b + 4),            \
+      J_INT(b + 5), J_INT(b + 6), J_INT(b + 7), J_INT(b + 8), J_INT(b + 9)
+static const tsd__json J_SMALL[100] = {
+    J_INT10(0),  J_INT10(10), J_INT10(20), J_INT10(30), J_INT10(40),
+    J_INT10(50), J_INT10(60), J_INT10(70), J_INT10(80), J_INT10(90)};
+static const tsd__json J_MINUS[10] = {
+    J_INT(0),  J_INT(-1), J_INT(-2), J_INT(-3), J_INT(-4),
+    J_INT(-5), J_INT(-6), J_INT(-7), J_INT(-8), J_INT(-9)};
+#define SHARED(node) ((tsd__json *)&(node))
 
 static tsd_status jerr(const jp *j, const char *msg) {
   return tsd__err(TSD_ERR_FORMAT, "%s: bad JSON at byte %llu: %s", j->what,
@@ -118,11 +153,17 @@ static size_t utf8_len(const unsigned char *p, const unsigned char *end) {
 
 /* A string (the opening quote already consumed). The decoded text is never
  * longer than the source, so one allocation of the source length suffices. */
-static tsd_status parse_string(jp *j, const char **out, size_t *out_len) {
+static tsd_status parse_string(jp *j, const char **out, uint32_t *out_len) {
   const char *q = j->p;
   while (q < j->end && *q != '"')
     q += (*q == '\\' && j->end - q > 1) ? 2 : 1;
   if (q >= j->end) return jerr(j, "unterminated string");
+  if (q == j->p) { /* "": no allocation (a text of them stays small) */
+    j->p++;
+    *out = "";
+    *out_len = 0;
+    return TSD_OK;
+  }
   size_t cap = (size_t)(q - j->p) + 1;
   char *o = tsd__arena_alloc(j->arena, cap);
   if (!o) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", j->what);
@@ -196,14 +237,14 @@ static tsd_status parse_string(jp *j, const char **out, size_t *out_len) {
   }
   o[n] = '\0';
   *out = o;
-  *out_len = n;
+  *out_len = (uint32_t)n; /* texts are under 4 GiB (tsd__json_parse) */
   return TSD_OK;
 }
 
 /* RFC 8259 number grammar. An integer literal (no fraction, no exponent)
  * that fits int64 is TSD__J_INT; any other number is TSD__J_NUM with its
  * text kept (nothing in tsd needs its value). */
-static tsd_status parse_number(jp *j, tsd__json *v) {
+static tsd_status parse_number(jp *j, tsd__json **out) {
   const char *s = j->p;
   bool neg = false, integral = true, fits = true;
   uint64_t acc = 0;
@@ -243,54 +284,68 @@ static tsd_status parse_number(jp *j, tsd__json *v) {
       j->p++;
   }
   size_t len = (size_t)(j->p - s);
-  char *text = tsd__arena_alloc(j->arena, len + 1);
-  if (!text) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", j->what);
-  memcpy(text, s, len);
-  v->s = text;
-  v->len = len;
   if (integral && fits &&
       (neg ? acc <= (uint64_t)INT64_MAX + 1 : acc <= (uint64_t)INT64_MAX)) {
-    v->kind = TSD__J_INT;
+    if (!neg && acc < 100) {
+      *out = SHARED(J_SMALL[acc]);
+      return TSD_OK;
+    }
+    if (neg && acc < 10) {
+      *out = SHARED(J_MINUS[acc]);
+      return TSD_OK;
+    }
+    tsd__json *v = jnew(j, TSD__J_INT);
+    if (!v) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", j->what);
     v->i = neg ? (int64_t)(0 - acc) : (int64_t)acc;
-  } else {
-    v->kind = TSD__J_NUM;
+    *out = v;
+    return TSD_OK;
   }
+  tsd__json *v = jnew(j, TSD__J_NUM);
+  char *text = tsd__arena_alloc(j->arena, len + 1);
+  if (!v || !text) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", j->what);
+  memcpy(text, s, len);
+  v->s = text;
+  v->len = (uint32_t)len;
+  *out = v;
   return TSD_OK;
 }
 
 static tsd_status parse_value(jp *j, uint32_t depth, tsd__json **out);
 
-/* Items are gathered in a temporary growable array, then copied into the
- * arena at the closing bracket (the arena cannot shrink or grow a block). */
-typedef struct vec {
-  tsd__json **items;
-  size_t n, cap;
-} vec;
-
-static bool vec_push(const tsd_allocator *al, vec *v, tsd__json *x) {
-  if (v->n == v->cap) {
-    size_t cap = v->cap ? v->cap * 2 : 8;
-    if (cap > SIZE_MAX / sizeof *v->items) return false;
-    tsd__json **p = tsd__mem_realloc(al, v->items, cap * sizeof *p);
+/* Pushes an item (or a name) of the innermost open container. */
+static bool push(jp *j, tsd__json *x) {
+  if (j->depth_n == j->cap) {
+    size_t cap = j->cap ? j->cap * 2 : 64;
+    if (cap > SIZE_MAX / sizeof *j->stack) return false;
+    tsd__json **p = tsd__mem_realloc(j->arena->al, j->stack, cap * sizeof *p);
     if (!p) return false;
-    v->items = p;
-    v->cap = cap;
+    j->stack = p;
+    j->cap = cap;
   }
-  v->items[v->n++] = x;
+  j->stack[j->depth_n++] = x;
   return true;
 }
 
+/* The names of the object whose items start at stack[base]: name, value,
+ * name, value... (the stack may move while the object is open). */
+typedef struct names_ctx {
+  const jp *j;
+  size_t base;
+} names_ctx;
+
 static const char *member_key(const void *ctx, size_t i, size_t *len) {
-  const vec *keys = ctx;
-  *len = keys->items[i]->len;
-  return keys->items[i]->s;
+  const names_ctx *c = ctx;
+  const tsd__json *k = c->j->stack[c->base + 2 * i];
+  *len = k->len;
+  return k->s;
 }
 
 static tsd_status parse_container(jp *j, uint32_t depth, bool object,
-                                  tsd__json *v) {
+                                  tsd__json **out) {
   if (depth >= j->max_depth)
     return jerr(j, "nested deeper than the limit allows");
-  vec items = {0}, keys = {0};
+  size_t base = j->depth_n, n = 0;
+  names_ctx ctx = {j, base};
   tsd__strmap seen;
   tsd__strmap_init(&seen, j->arena->al);
   tsd_status st = TSD_OK;
@@ -307,30 +362,29 @@ static tsd_status parse_container(jp *j, uint32_t depth, bool object,
           break;
         }
         j->p++;
-        tsd__json *k = jnew(j, TSD__J_STR);
-        if (!k) {
+        const char *kstart = j->p - 1;
+        const char *ks;
+        uint32_t klen;
+        if ((st = parse_string(j, &ks, &klen))) break;
+        tsd__json *k = klen ? jnew(j, TSD__J_STR) : SHARED(J_EMPTY_STR);
+        if (!k || !push(j, k)) {
           st = tsd__err(TSD_ERR_NOMEM, "%s: out of memory", j->what);
           break;
         }
-        const char *kstart = j->p - 1;
-        if ((st = parse_string(j, &k->s, &k->len))) break;
-        if (!vec_push(j->arena->al, &keys, k)) {
-          st = tsd__err(TSD_ERR_NOMEM, "%s: out of memory", j->what);
-          break;
+        if (klen) {
+          k->s = ks;
+          k->len = klen;
         }
         bool oom = false;
         size_t prev;
-        if (!tsd__strmap_insert(&seen, k->s, k->len, keys.n - 1, member_key,
-                                &keys, &prev, &oom)) {
-          const char *here = j->p;
-          j->p = kstart;
+        if (!tsd__strmap_insert(&seen, k->s, k->len, n, member_key, &ctx, &prev,
+                                &oom)) {
           st = oom ? tsd__err(TSD_ERR_NOMEM, "%s: out of memory", j->what)
                    : tsd__err(TSD_ERR_FORMAT,
                               "%s: bad JSON at byte %llu: duplicate name "
                               "\"%.200s\" in an object",
                               j->what, (unsigned long long)(kstart - j->start),
                               k->s);
-          j->p = here;
           break;
         }
         skip_ws(j);
@@ -342,10 +396,11 @@ static tsd_status parse_container(jp *j, uint32_t depth, bool object,
       }
       tsd__json *item = NULL;
       if ((st = parse_value(j, depth + 1, &item))) break;
-      if (!vec_push(j->arena->al, &items, item)) {
+      if (!push(j, item)) {
         st = tsd__err(TSD_ERR_NOMEM, "%s: out of memory", j->what);
         break;
       }
+      n++;
       skip_ws(j);
       if (j->p < j->end && *j->p == ',') {
         j->p++;
@@ -359,21 +414,29 @@ static tsd_status parse_container(jp *j, uint32_t depth, bool object,
       break;
     }
   }
-  if (!st && items.n) {
-    v->items = tsd__arena_alloc(j->arena, items.n * sizeof *v->items);
-    if (object) v->keys = tsd__arena_alloc(j->arena, items.n * sizeof *v->keys);
-    if (!v->items || (object && !v->keys)) {
+  tsd__strmap_free(&seen);
+  if (!st && !n) *out = object ? SHARED(J_EMPTY_OBJ) : SHARED(J_EMPTY_ARR);
+  if (!st && n) {
+    tsd__json *v = jnew(j, object ? TSD__J_OBJ : TSD__J_ARR);
+    tsd__json **items =
+        v ? tsd__arena_alloc(j->arena, n * sizeof *v->items) : NULL;
+    tsd__json **keys =
+        object && items ? tsd__arena_alloc(j->arena, n * sizeof *keys) : NULL;
+    if (!items || (object && !keys)) {
       st = tsd__err(TSD_ERR_NOMEM, "%s: out of memory", j->what);
     } else {
-      memcpy(v->items, items.items, items.n * sizeof *v->items);
-      for (size_t i = 0; object && i < items.n; i++)
-        v->keys[i] = keys.items[i];
-      v->n = items.n;
+      tsd__json **at = j->stack + base;
+      for (size_t i = 0; i < n; i++) {
+        if (object) keys[i] = *at++;
+        items[i] = *at++;
+      }
+      v->items = items;
+      v->keys = keys;
+      v->n = (uint32_t)n;
+      *out = v;
     }
   }
-  tsd__mem_free(j->arena->al, items.items);
-  tsd__mem_free(j->arena->al, keys.items);
-  tsd__strmap_free(&seen);
+  j->depth_n = base;
   return st;
 }
 
@@ -387,41 +450,55 @@ static bool literal(jp *j, const char *word) {
 static tsd_status parse_value(jp *j, uint32_t depth, tsd__json **out) {
   skip_ws(j);
   if (j->p >= j->end) return jerr(j, "unexpected end of the text");
-  tsd__json *v = jnew(j, TSD__J_NULL);
-  if (!v) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", j->what);
-  *out = v;
   char c = *j->p;
   switch (c) {
   case '{':
   case '[':
     j->p++;
-    v->kind = c == '{' ? TSD__J_OBJ : TSD__J_ARR;
-    return parse_container(j, depth, c == '{', v);
-  case '"':
+    return parse_container(j, depth, c == '{', out);
+  case '"': {
     j->p++;
-    v->kind = TSD__J_STR;
-    return parse_string(j, &v->s, &v->len);
+    const char *str;
+    uint32_t len;
+    tsd_status st = parse_string(j, &str, &len);
+    if (st) return st;
+    if (!len) {
+      *out = SHARED(J_EMPTY_STR);
+      return TSD_OK;
+    }
+    tsd__json *v = jnew(j, TSD__J_STR);
+    if (!v) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", j->what);
+    v->s = str;
+    v->len = len;
+    *out = v;
+    return TSD_OK;
+  }
   case 't':
   case 'f':
-    v->kind = TSD__J_BOOL;
-    v->b = c == 't';
     if (!literal(j, c == 't' ? "true" : "false")) return jerr(j, "bad literal");
+    *out = c == 't' ? SHARED(J_TRUE) : SHARED(J_FALSE);
     return TSD_OK;
   case 'n':
     if (!literal(j, "null")) return jerr(j, "bad literal");
+    *out = SHARED(J_NULL);
     return TSD_OK;
   default:
-    return parse_number(j, v);
+    return parse_number(j, out);
   }
 }
 
 tsd_status tsd__json_parse(const char *text, size_t len, tsd__arena *arena,
                            uint32_t max_depth, const char *what,
                            tsd__json **out) {
-  jp j = {text, text + len, text, arena, max_depth ? max_depth : 1, what};
+  jp j = {text, text + len, text, arena, max_depth ? max_depth : 1,
+          what, NULL,       0,    0};
   *out = NULL;
+  if (len > UINT32_MAX)
+    return tsd__err(TSD_ERR_LIMIT,
+                    "%s: %zu bytes of JSON; tsd reads up to 4 GiB", what, len);
   tsd__json *v = NULL;
   tsd_status st = parse_value(&j, 0, &v);
+  tsd__mem_free(arena->al, j.stack);
   if (st) return st;
   skip_ws(&j);
   if (j.p != j.end) return jerr(&j, "text after the value");

@@ -173,19 +173,23 @@ static tsd_status read_tensor(const tsd__json *info, const char *key,
     return tsd__err(TSD_ERR_UNSUPPORTED,
                     "%s: safetensors tensor '%.200s' has %zu dimensions "
                     "(tsd handles up to %d)",
-                    name, key, shape->n, TSD_MAX_NDIM);
+                    name, key, (size_t)shape->n, TSD_MAX_NDIM);
   uint64_t numel = 1;
   bool too_big = false;
   for (size_t d = 0; d < shape->n; d++) {
     const tsd__json *x = shape->items[d];
-    if (x->kind != TSD__J_INT || x->i < 0)
+    if (x->kind != TSD__J_INT || x->i < 0) {
+      char num[24]; /* an INT keeps no text */
+      if (x->kind == TSD__J_INT)
+        snprintf(num, sizeof num, "%lld", (long long)x->i);
       return tsd__err(TSD_ERR_FORMAT,
                       "%s: safetensors header: tensor '%.200s': shape[%zu] "
                       "is %s, not a non-negative integer",
                       name, key, d,
-                      x->kind == TSD__J_INT || x->kind == TSD__J_NUM
-                          ? x->s
-                          : tsd__json_kind_name(x->kind));
+                      x->kind == TSD__J_INT   ? num
+                      : x->kind == TSD__J_NUM ? x->s
+                                              : tsd__json_kind_name(x->kind));
+    }
     if (!tsd__mul_u64(numel, (uint64_t)x->i, &numel)) too_big = true;
   }
   uint64_t nbytes = 0;

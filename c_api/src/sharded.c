@@ -99,11 +99,17 @@ static tsd_status index_metadata(tsd_checkpoint *c, const tsd__json *m) {
   for (size_t i = 0; i < m->n; i++) {
     const tsd__json *v = m->items[i];
     const char *text;
+    char num[24], *copy;
     switch (v->kind) {
     case TSD__J_STR:
-    case TSD__J_INT:
     case TSD__J_NUM:
       text = v->s;
+      break;
+    case TSD__J_INT: /* an INT keeps no text: write it (the JSON's own form) */
+      snprintf(num, sizeof num, "%lld", (long long)v->i);
+      if (!(copy = tsd__arena_alloc(&c->arena, strlen(num) + 1)))
+        return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", name);
+      text = memcpy(copy, num, strlen(num) + 1);
       break;
     case TSD__J_BOOL:
       text = v->b ? "true" : "false";

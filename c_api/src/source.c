@@ -12,22 +12,26 @@
 
 const char *tsd__file_type_name(unsigned mode) {
   switch (mode & S_IFMT) {
-  case S_IFREG: return "regular file";
-  case S_IFDIR: return "directory";
-  case S_IFIFO: return "FIFO";
-  case S_IFCHR: return "character device";
-  case S_IFBLK: return "block device";
-  case S_IFSOCK: return "socket";
-  case S_IFLNK: return "symbolic link";
+  case S_IFREG:
+    return "regular file";
+  case S_IFDIR:
+    return "directory";
+  case S_IFIFO:
+    return "FIFO";
+  case S_IFCHR:
+    return "character device";
+  case S_IFBLK:
+    return "block device";
+  case S_IFSOCK:
+    return "socket";
+  case S_IFLNK:
+    return "symbolic link";
   }
   return "special file";
 }
 
-tsd_status tsd__source_open_file(tsd__source *s, const char *path,
-                                 const tsd_allocator *al) {
-  memset(s, 0, sizeof *s);
-  s->al = al;
-  s->fd = -1;
+tsd_status tsd__open_regular(const char *path, int *out_fd, uint64_t *size) {
+  *out_fd = -1;
   /* O_NONBLOCK: opening a FIFO for reading blocks until a writer comes (a
    * device may block too), so the file type is checked on the descriptor
    * before anything can wait; O_NOCTTY: a terminal never becomes ours. The
@@ -47,8 +51,8 @@ tsd_status tsd__source_open_file(tsd__source *s, const char *path,
   if (!S_ISREG(st.st_mode)) {
     close(fd);
     return tsd__err(TSD_ERR_IO,
-                    "%s: not a regular file (a %s): refused, a checkpoint "
-                    "must be a regular file",
+                    "%s: not a regular file (a %s): refused, tsd reads only "
+                    "regular files",
                     path, tsd__file_type_name(st.st_mode));
   }
   int fl = fcntl(fd, F_GETFL);
@@ -58,13 +62,27 @@ tsd_status tsd__source_open_file(tsd__source *s, const char *path,
     return tsd__err(TSD_ERR_IO, "%s: cannot clear O_NONBLOCK: %s", path,
                     strerror(e));
   }
+  *out_fd = fd;
+  if (size) *size = (uint64_t)st.st_size;
+  return TSD_OK;
+}
+
+tsd_status tsd__source_open_file(tsd__source *s, const char *path,
+                                 const tsd_allocator *al) {
+  memset(s, 0, sizeof *s);
+  s->al = al;
+  s->fd = -1;
+  int fd;
+  uint64_t size;
+  tsd_status st = tsd__open_regular(path, &fd, &size);
+  if (st) return st;
   s->name = tsd__mem_strdup(al, path);
   if (!s->name) {
     close(fd);
     return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", path);
   }
   s->fd = fd;
-  s->size = (uint64_t)st.st_size;
+  s->size = size;
   return TSD_OK;
 }
 

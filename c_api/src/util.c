@@ -373,8 +373,7 @@ static uint64_t load_le64(const unsigned char *p) {
 #endif
 }
 
-uint64_t tsd__siphash13(uint64_t k0, uint64_t k1, const void *data,
-                        size_t n) {
+uint64_t tsd__siphash13(uint64_t k0, uint64_t k1, const void *data, size_t n) {
   const unsigned char *p = data;
   uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull,
            v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
@@ -497,8 +496,7 @@ bool tsd__strmap_insert(tsd__strmap *m, const char *key, size_t len,
     /* Bounded probing: with the keyed hash a chain this long is a fluke
      * (expected ~log n at half load); should one form anyway, a larger
      * table spreads it, down to a load of 1/16. */
-    if (dist > STRMAP_MAX_PROBE && m->cap / 16 < m->count + 1 &&
-        strmap_grow(m))
+    if (dist > STRMAP_MAX_PROBE && m->cap / 16 < m->count + 1 && strmap_grow(m))
       continue;
     m->slots[j] = SLOT(h, index);
     m->count++;

@@ -92,8 +92,8 @@ bool in_child(unsigned seconds, const std::function<void(ChildOut *)> &fn,
   close(fds[1]);
   size_t got = 0;
   while (got < sizeof *out) {
-    ssize_t n = read(fds[0], reinterpret_cast<char *>(out) + got,
-                     sizeof *out - got);
+    ssize_t n =
+        read(fds[0], reinterpret_cast<char *>(out) + got, sizeof *out - got);
     if (n <= 0) break;
     got += static_cast<size_t>(n);
   }
@@ -136,9 +136,11 @@ std::string make_fifo(const std::string &name) {
 
 std::string make_socket(const std::string &name) {
   std::string p = work_dir() + "/" + name;
+  sockaddr_un a{};
+  if (p.size() >= sizeof a.sun_path) // a deep build directory
+    p = "/tmp/tsd_io_" + std::to_string(getpid()) + "_" + name;
   unlink(p.c_str());
   int s = socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un a{};
   a.sun_family = AF_UNIX;
   snprintf(a.sun_path, sizeof a.sun_path, "%s", p.c_str());
   EXPECT_EQ(bind(s, reinterpret_cast<sockaddr *>(&a), sizeof a), 0)
@@ -151,9 +153,9 @@ std::string make_socket(const std::string &name) {
 void expect_refused(const ChildOut &o, const std::string &path,
                     const std::string &kind, const std::string &via = "") {
   EXPECT_EQ(o.status, TSD_ERR_IO) << o.msg;
-  EXPECT_EQ(std::string(o.msg),
-            (via.empty() ? "" : via + ": ") + path + ": not a regular file (a " +
-                kind + "): refused, a checkpoint must be a regular file");
+  EXPECT_EQ(std::string(o.msg), (via.empty() ? "" : via + ": ") + path +
+                                    ": not a regular file (a " + kind +
+                                    "): refused, tsd reads only regular files");
 }
 
 TEST(NonRegular, FifoCheckpointIsRefusedAtOnce) {
@@ -188,9 +190,9 @@ TEST(NonRegular, FifoIndexIsRefusedAtOnce) {
 }
 
 // An index whose one shard is `shard` (made by `make` in a fresh directory).
-std::string index_over(const std::string &sub,
-                       const std::function<std::string(const std::string &)>
-                           &make_shard) {
+std::string
+index_over(const std::string &sub,
+           const std::function<std::string(const std::string &)> &make_shard) {
   std::string dir = work_dir() + "/" + sub;
   mkdir(dir.c_str(), 0700);
   std::string shard = make_shard(dir);
@@ -217,13 +219,13 @@ TEST(NonRegular, ShardSymlinkedToADeviceOrDirectoryIsRefused) {
   int k = 0;
   for (auto &t : targets) {
     std::string shard;
-    std::string idx = index_over(
-        "link_shard" + std::to_string(k++), [&](const std::string &dir) {
-          shard = dir + "/a.safetensors";
-          unlink(shard.c_str());
-          EXPECT_EQ(symlink(t[0], shard.c_str()), 0);
-          return shard;
-        });
+    std::string idx = index_over("link_shard" + std::to_string(k++),
+                                 [&](const std::string &dir) {
+                                   shard = dir + "/a.safetensors";
+                                   unlink(shard.c_str());
+                                   EXPECT_EQ(symlink(t[0], shard.c_str()), 0);
+                                   return shard;
+                                 });
     expect_refused(open_in_child(idx), shard, t[1], idx);
   }
 }
@@ -285,6 +287,19 @@ TEST(NonRegular, CliInspectAndModelSpecRefuseAFifoAtOnce) {
       << o.msg;
 }
 
+TEST(NonRegular, CliTorchScriptModelFifoIsRefusedAtOnce) {
+  // A TorchScript MODEL is opened by the shim (LibTorch), which checks the
+  // path through the same non-blocking open before LibTorch reads it.
+  std::string f = make_fifo("model.pt");
+  std::string good = std::string(TSD_FIXTURES) + "/metadata.pth";
+  ChildOut o = run_cli({"load", f, good});
+  EXPECT_EQ(o.status, 2) << o.msg;
+  if (tsd_has_torch())
+    EXPECT_NE(std::string(o.msg).find(f + ": not a regular file (a FIFO)"),
+              std::string::npos)
+        << o.msg;
+}
+
 TEST(NonRegular, RegularFileStillReadsAfterTheNonBlockingOpen) {
   // The descriptor's O_NONBLOCK is cleared: every byte still arrives.
   std::string p = std::string(TSD_FIXTURES) + "/nested.pth";
@@ -303,8 +318,7 @@ TEST(Hash, SipHash13MatchesReferenceVectors) {
   // SipHash-1-3 with the all-zero key (vectors of the Rust crates).
   EXPECT_EQ(tsd__siphash13(0, 0, "", 0), 0xd1fba762150c532cull);
   EXPECT_EQ(tsd__siphash13(0, 0, "siphash", 7), 0x8264ceeccb16bcbeull);
-  EXPECT_EQ(tsd__siphash13(0, 0, "digest-sip_hash", 15),
-            0xce31007e34130c0aull);
+  EXPECT_EQ(tsd__siphash13(0, 0, "digest-sip_hash", 15), 0xce31007e34130c0aull);
 }
 
 TEST(Hash, MapHashIsKeyedNotTheBareFunction) {
@@ -312,8 +326,7 @@ TEST(Hash, MapHashIsKeyedNotTheBareFunction) {
   // (a 2^-64 chance of equality per string).
   const char *k[] = {"a", "weight", "layer.0.attention.self.query.weight"};
   for (const char *s : k)
-    EXPECT_NE(tsd__hash(s, strlen(s)), tsd__siphash13(0, 0, s, strlen(s)))
-        << s;
+    EXPECT_NE(tsd__hash(s, strlen(s)), tsd__siphash13(0, 0, s, strlen(s))) << s;
 }
 
 // The hash tsd used before (FNV-1a 64): kept here to build keys that collide
@@ -446,9 +459,9 @@ double open_seconds(const std::string &bytes,
     }
     EXPECT_EQ(found, keys.size());
     tsd_checkpoint_free(c);
-    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                             t0)
-                   .count();
+    double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+            .count();
     if (s < best) best = s;
   }
   return best;
@@ -464,12 +477,12 @@ protected:
 std::vector<std::string> Flood::collide_, Flood::random_;
 
 TEST_F(Flood, KeysReallyCollideForTheOldHash) {
-  uint32_t low = static_cast<uint32_t>(
-      old_fnv1a(1469598103934665603ull, collide_[0]));
+  uint32_t low =
+      static_cast<uint32_t>(old_fnv1a(1469598103934665603ull, collide_[0]));
   for (size_t i = 0; i < collide_.size(); i += 997)
-    ASSERT_EQ(static_cast<uint32_t>(
-                  old_fnv1a(1469598103934665603ull, collide_[i])),
-              low)
+    ASSERT_EQ(
+        static_cast<uint32_t>(old_fnv1a(1469598103934665603ull, collide_[i])),
+        low)
         << i;
   EXPECT_EQ(collide_[0].size(), random_[0].size());
 }
@@ -484,8 +497,8 @@ TEST_F(Flood, CollidingSafetensorsKeysCostWhatRandomOnesCost) {
   double tc = bounded_open_seconds(c, collide_, tr);
   RecordProperty("random_s", std::to_string(tr));
   RecordProperty("colliding_s", std::to_string(tc));
-  EXPECT_LT(tc, 2.0 * tr + 0.05) << "colliding " << tc << " s, random " << tr
-                                 << " s";
+  EXPECT_LT(tc, 2.0 * tr + 0.05)
+      << "colliding " << tc << " s, random " << tr << " s";
 }
 
 TEST_F(Flood, CollidingPickleKeysCostWhatRandomOnesCost) {
@@ -494,8 +507,8 @@ TEST_F(Flood, CollidingPickleKeysCostWhatRandomOnesCost) {
   double tc = bounded_open_seconds(c, collide_, tr);
   RecordProperty("random_s", std::to_string(tr));
   RecordProperty("colliding_s", std::to_string(tc));
-  EXPECT_LT(tc, 2.0 * tr + 0.05) << "colliding " << tc << " s, random " << tr
-                                 << " s";
+  EXPECT_LT(tc, 2.0 * tr + 0.05)
+      << "colliding " << tc << " s, random " << tr << " s";
 }
 
 TEST(Hash, MapStaysCorrectThroughGrowthAndRemoval) {
@@ -527,8 +540,8 @@ TEST(Hash, MapStaysCorrectThroughGrowthAndRemoval) {
     tsd__strmap_remove(&m, keys[i].data(), keys[i].size(), fn, &ctx);
   for (size_t i = 0; i < keys.size(); i++) {
     size_t at = 0;
-    bool f = tsd__strmap_find(&m, keys[i].data(), keys[i].size(), fn, &ctx,
-                              &at);
+    bool f =
+        tsd__strmap_find(&m, keys[i].data(), keys[i].size(), fn, &ctx, &at);
     ASSERT_EQ(f, i % 2 == 1) << keys[i];
     if (f) EXPECT_EQ(at, i);
   }
@@ -629,4 +642,129 @@ TEST(Leak, ShardMessagesDoNotQuoteTheShardsBytes) {
       << o.msg;
 }
 
-}  // namespace
+// ---- JSON parse memory ------------------------------------------------------
+
+// Worst cases for the JSON parser: the most nodes per input byte. Each is
+// a complete text of about `bytes` bytes.
+std::string json_worst(const std::string &kind, size_t bytes) {
+  std::string body;
+  auto fill = [&](const std::string &open, const std::string &item,
+                  const std::string &close) {
+    std::string t = open;
+    while (t.size() + item.size() + close.size() < bytes)
+      t += item;
+    if (t.back() == ',') t.pop_back();
+    return t + close;
+  };
+  if (kind == "ints") return fill("{\"a\":[", "0,", "]}");
+  if (kind == "strings") return fill("{\"a\":[", "\"\",", "]}");
+  // the smallest values that get a node of their own
+  if (kind == "two_digit_ints") return fill("{\"a\":[", "10,", "]}");
+  if (kind == "three_digit_ints") return fill("{\"a\":[", "100,", "]}");
+  if (kind == "fractions") return fill("{\"a\":[", "1.0,", "]}");
+  if (kind == "short_strings") return fill("{\"a\":[", "\"a\",", "]}");
+  if (kind == "one_item_arrays") return fill("{\"a\":[", "[0],", "]}");
+  if (kind == "empty_arrays") return fill("{\"a\":[", "[],", "]}");
+  if (kind == "empty_objects") return fill("{\"a\":[", "{},", "]}");
+  if (kind == "members") {
+    // distinct names, as short as they can be
+    std::string t = "{";
+    for (size_t i = 0; t.size() < bytes; i++) {
+      std::string name;
+      size_t v = i;
+      do {
+        name += static_cast<char>('a' + v % 26);
+        v /= 26;
+      } while (v);
+      t += (i ? ",\"" : "\"") + name + "\":0";
+    }
+    return t + "}";
+  }
+  if (kind == "tensors") {
+    // valid, the smallest header per tensor: zero-size tensors
+    std::string t = "{";
+    for (size_t i = 0; t.size() < bytes; i++)
+      t += (i ? ",\"" : "\"") + std::to_string(i) +
+           "\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}";
+    return t + "}";
+  }
+  return "";
+}
+
+std::string as_safetensors(const std::string &header) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; i++)
+    out[i] = static_cast<char>(static_cast<uint64_t>(header.size()) >> (8 * i));
+  return out + header;
+}
+
+const char *const kJsonWorst[] = {
+    "ints",          "strings",       "two_digit_ints",  "three_digit_ints",
+    "fractions",     "short_strings", "one_item_arrays", "empty_arrays",
+    "empty_objects", "members",       "tensors"};
+
+// Peak RSS growth (KiB) of opening `bytes` (from memory, or from `path`
+// if not empty) in a child; the status in *st.
+long open_peak_kb(const std::string &bytes, const std::string &path, int *st) {
+  ChildOut out;
+  std::string why;
+  bool ok = in_child(
+      60,
+      [&](ChildOut *r) {
+        tsd_checkpoint *c = nullptr;
+        r->status = path.empty()
+                        ? tsd_checkpoint_open_memory(&c, bytes.data(),
+                                                     bytes.size(), nullptr)
+                        : tsd_checkpoint_open(&c, path.c_str(), nullptr);
+        snprintf(r->msg, sizeof r->msg, "%s", tsd_last_error());
+        tsd_checkpoint_free(c);
+      },
+      &out, &why);
+  EXPECT_TRUE(ok) << why;
+  *st = out.status;
+  return out.hwm_growth_kb;
+}
+
+// The bound stated in tsd.h for parsing JSON: 16 x the text + 1 MiB.
+long json_bound_kb(size_t text_bytes) {
+  return static_cast<long>((16 * text_bytes + (1u << 20)) / 1024);
+}
+
+TEST(JsonMemory, SafetensorsHeaderParsesWithin16xPlus1MiB) {
+  if (TSD_TEST_SANITIZED) GTEST_SKIP() << "RSS means nothing under ASan";
+  const size_t S = 8u << 20;
+  for (const char *k : kJsonWorst) {
+    std::string file = as_safetensors(json_worst(k, S));
+    int st = -1;
+    long kb = open_peak_kb(file, "", &st);
+    RecordProperty(std::string("peak_kb_") + k, std::to_string(kb));
+    EXPECT_LE(kb, json_bound_kb(file.size()))
+        << k << ": peak grew by " << kb << " KiB for a " << file.size()
+        << "-byte file (status " << st << ")";
+    printf("safetensors %-14s %8ld KiB for %zu bytes (%.1fx)\n", k, kb,
+           file.size(), kb * 1024.0 / file.size());
+  }
+}
+
+TEST(JsonMemory, ShardedIndexParsesWithin16xPlus1MiB) {
+  if (TSD_TEST_SANITIZED) GTEST_SKIP() << "RSS means nothing under ASan";
+  const size_t S = 8u << 20;
+  for (const char *k : kJsonWorst) {
+    std::string text = json_worst(k, S);
+    // the same shapes one level down, under "weight_map", where an index
+    // keeps its many members
+    std::string idx = work_dir() + "/mem_" + k + ".index.json";
+    write_bytes(idx, "{\"weight_map\":" + text + "}");
+    int st = -1;
+    long kb = open_peak_kb("", idx, &st);
+    RecordProperty(std::string("peak_kb_") + k, std::to_string(kb));
+    EXPECT_LE(kb, json_bound_kb(text.size() + 16))
+        << k << ": peak grew by " << kb << " KiB for a " << text.size()
+        << "-byte index (status " << st << ")";
+    printf("index       %-14s %8ld KiB for %zu bytes (%.1fx)\n", k, kb,
+           text.size(), kb * 1024.0 / text.size());
+    unlink(idx.c_str());
+  }
+}
+
+} // namespace

@@ -41,7 +41,10 @@ for t in $targets; do
   corpus=$bdir/corpus/$t art=$bdir/artifacts/$t/
   mkdir -p "$corpus" "$art"
   extra=("$seeds/$t")
-  case $t in zip|load) extra+=("$here/tests/malformed/cases") ;; esac
+  # TorchScript archives too: read as state dicts (torchscript_state.c),
+  # their deflated code files through inflate.c
+  case $t in zip|load) extra+=("$here/tests/malformed/cases"
+                              "$here/tests/malformed/torchscript/cases") ;; esac
   log=$bdir/fuzz_$t.log
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

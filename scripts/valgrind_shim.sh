@@ -3,7 +3,8 @@
 # corrupt-TorchScript-archive corpus (tests/malformed/torchscript): every
 # case opened as a model and as a checkpoint, and the valid ones read and
 # loaded, in one process (LibTorch's start-up under valgrind costs most of a
-# minute, so not one process per case).
+# minute, so not one process per case); then test_ts_state (TorchScript
+# archives read without running them: the state reader and inflate.c).
 #   scripts/valgrind_shim.sh [BUILD_DIR]      (default build/, a LibTorch build)
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,7 +16,10 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
   --errors-for-leak-kinds=definite,indirect --error-exitcode=9 \
-  "$t" --gtest_filter='Shim.CorruptArchive*' >"$log" 2>&1
+  "$t" --gtest_filter='Shim.CorruptArchive*' >"$log" 2>&1 &&
+  valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
+  --errors-for-leak-kinds=definite,indirect --error-exitcode=9 \
+  "$bdir/tests/test_ts_state" >>"$log" 2>&1
 rc=$?
 if [ $rc -ne 0 ]; then
   grep -E '==[0-9]+==|FAILED|Failure' "$log" | head -40

@@ -14,10 +14,10 @@ if [ ! -x "$t" ]; then echo "valgrind_shim: FAILED: no $t (needs the LibTorch bu
 if ! command -v valgrind >/dev/null; then echo "valgrind_shim: FAILED: valgrind not installed"; exit 2; fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
+valgrind -q --suppressions="$here/scripts/valgrind_torch.supp" --leak-check=full --show-leak-kinds=definite,indirect \
   --errors-for-leak-kinds=definite,indirect --error-exitcode=9 \
   "$t" --gtest_filter='Shim.CorruptArchive*' >"$log" 2>&1 &&
-  valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
+  valgrind -q --suppressions="$here/scripts/valgrind_torch.supp" --leak-check=full --show-leak-kinds=definite,indirect \
   --errors-for-leak-kinds=definite,indirect --error-exitcode=9 \
   "$bdir/tests/test_ts_state" >>"$log" 2>&1
 rc=$?

@@ -539,7 +539,9 @@ int cli_model_build(cli_model *m, const cli_model_args *a) {
     if (rc >= 0) return rc;
   } else {
     tsd_status st =
-        tsd_model_open_torchscript(&m->model, a->model_path, a->device);
+        a->state_only
+            ? tsd_model_open_torchscript_state(&m->model, a->model_path)
+            : tsd_model_open_torchscript(&m->model, a->model_path, a->device);
     if (st != TSD_OK) return cli_fail("cannot open model", st);
   }
   for (size_t i = 0; i < a->n_modules; i++) {

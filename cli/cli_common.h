@@ -114,6 +114,9 @@ typedef struct cli_model_args {
   size_t n_non_persistent;
   const char *none_params[CLI_MAX_LIST]; /* --model-spec only */
   size_t n_none_params;
+  /* MODEL.pt opened read-only without running it
+   * (tsd_model_open_torchscript_state): for commands that copy nothing */
+  int state_only;
 } cli_model_args;
 
 typedef struct cli_model {

@@ -17,6 +17,9 @@ static const char *const DIFF_HELP =
     "the checkpoint, not in the model), shape mismatches, and any other\n"
     "error load_state_dict would raise. Exit status 0 when a strict load\n"
     "would succeed, 1 when it would raise, 2 for bad usage or input.\n"
+    "MODEL.pt (a TorchScript archive) is read without running any of its\n"
+    "code and without LibTorch: its modules, parameters and buffers come\n"
+    "from its data.pkl and its classes' declarations.\n"
     "\n"
     "options:\n"
     "  --json                one JSON object: ok, matched_keys, missing_keys,\n"
@@ -29,7 +32,7 @@ static const char *const DIFF_HELP =
     "  --class-name NAME     the model's class name in messages (default\n"
     "                        Model; --model-spec only)\n"
     "  --rules 1.13|2        PyTorch edge rules (default 1.13)\n"
-    "  --device DEV          device of a TorchScript model (default cpu)\n"
+    "  --device DEV          accepted and ignored (nothing is loaded)\n"
     CLI_TORCHSCRIPT_HELP
     "  --module PREFIX=TYPE  declare a module's PyTorch class (see tsd load)\n"
     "  --non-persistent NAME the model's buffer NAME is not persistent\n";
@@ -302,6 +305,7 @@ int cmd_diff(int argc, char **argv) {
   }
   const char *ckpt_path = ma.spec ? pos[0] : pos[1];
   if (!ma.spec) ma.model_path = pos[0];
+  ma.state_only = 1; /* a dry run: nothing of MODEL.pt runs */
 
   cli_model m;
   tsd_checkpoint *ck = NULL;

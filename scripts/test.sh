@@ -26,6 +26,7 @@ step "ctest, pure-C build" bash -c 'cd build-c && ctest --output-on-failure -j2 
 step "sanitizers (ASan+UBSan unit tests, TSan threads)" bash scripts/sanitize.sh
 step "fuzzing (${TSD_FUZZ_SECONDS:-20} s per target)" bash scripts/fuzz.sh "${TSD_FUZZ_SECONDS:-20}"
 step "valgrind on the CLI" bash scripts/valgrind_cli.sh build-c
+step "valgrind on the shim's corrupt TorchScript archives" bash scripts/valgrind_shim.sh build
 step "downstream C project against the installed package (LibTorch build)" bash scripts/downstream.sh build
 step "downstream C project against the installed package (pure C)" bash scripts/downstream.sh build-c
 

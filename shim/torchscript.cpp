@@ -622,8 +622,13 @@ tsd_status check_archive(const char *path) {
                     "a zip archive without constants.pkl, such as a torch.save "
                     "checkpoint (open those with tsd_checkpoint_open)",
                     path);
-  // The pickles torch::jit::load reads, in its order.
-  tsd_status st = prescan_pickle(*reader, path, "constants", reader->version());
+  // tsd's own reader first: LibTorch's unpickler trusts the lengths in a
+  // pickle (a 3 GB string length makes it allocate 3 GB) and the sizes in
+  // persistent ids; tsd's restricted unpickler bounds them all.
+  tsd_status st = tsd__torchscript_check(path);
+  if (st) return st;
+  // Then the pickles as torch::jit::load reads them, in its order.
+  st = prescan_pickle(*reader, path, "constants", reader->version());
   if (!st) st = prescan_pickle(*reader, path, "data", reader->version());
   return st;
 }

@@ -305,6 +305,15 @@ typedef struct tsd_open_options {
  * not quote its bytes until they prove to be a checkpoint. A JSON text (a
  * safetensors header, an index) takes at most 16 bytes of memory per byte
  * + 1 MiB to parse.
+ *
+ * TorchScript archive (torch.jit.save output): its state dict, exactly what
+ * tsd_checkpoint_open_torchscript gives (`torch.jit.load(p).state_dict()`),
+ * read without LibTorch and without running anything of the archive:
+ * data.pkl through the restricted unpickler (every TorchScript object an
+ * inert placeholder, no __setstate__ called), and only each module class's
+ * `__parameters__` / `__buffers__` declarations from its code files, as
+ * text. A module whose class keeps its state through its own
+ * __getstate__/__setstate__ cannot be read so: TSD_ERR_UNSUPPORTED.
  * On failure *out is NULL and the status says why: TSD_ERR_IO (cannot open or
  * read), TSD_ERR_FORMAT (malformed), TSD_ERR_REFUSED (a global outside the
  * allow-list, named in the message), TSD_ERR_LIMIT, TSD_ERR_UNSUPPORTED. */
@@ -523,6 +532,19 @@ TSD_API tsd_status tsd_model_new_ex(tsd_model **out, const char *class_name,
 TSD_API tsd_status tsd_model_open_torchscript(tsd_model **out,
                                               const char *path,
                                               const char *device);
+
+/** A TorchScript archive's module tree as a read-only model, without
+ * LibTorch and without running anything of the archive (every build): the
+ * modules with their class names, the parameters (None ones included) and
+ * buffers with their dtypes and shapes, as tsd_model_open_torchscript sees
+ * them, read as tsd_checkpoint_open reads the archive (see there).
+ * tsd_model_read reads the archive's values; a tsd_load into it works as a
+ * dry run (what `tsd diff` does) and otherwise fails with
+ * TSD_ERR_UNSUPPORTED before writing anything; tsd_model_save is
+ * TSD_ERR_UNSUPPORTED. TSD_ERR_FORMAT for a file that is not a TorchScript
+ * archive; otherwise the errors of tsd_checkpoint_open. */
+TSD_API tsd_status tsd_model_open_torchscript_state(tsd_model **out,
+                                                    const char *path);
 
 /** Releases the model (never the caller's tensor memory). NULL is a no-op. */
 TSD_API void tsd_model_free(tsd_model *model);

@@ -594,6 +594,15 @@ static bool has_suffix(const char *s, const char *suffix) {
   return n > k && strcmp(s + n - k, suffix) == 0;
 }
 
+/* A zip: torch.save's, or a TorchScript archive read as its state dict
+ * without running it (torchscript_state.c). */
+static tsd_status read_zip(const tsd__source *src, tsd__arena *arena,
+                           const tsd__limits *lim, tsd__parsed *out) {
+  tsd_status st = tsd__read_zip(src, arena, lim, out);
+  if (st == TSD_OK) st = tsd__torchscript_state(src, arena, lim, out);
+  return st;
+}
+
 tsd_status tsd__read_file_format(const tsd__source *src, tsd__arena *arena,
                                  const tsd__limits *lim, tsd__parsed *out) {
   uint8_t head[9] = {0};
@@ -605,7 +614,7 @@ tsd_status tsd__read_file_format(const tsd__source *src, tsd__arena *arena,
   if ((hn == 9 && head[8] == '{') || has_suffix(src->name, ".safetensors"))
     return tsd__read_safetensors(src, arena, lim, out);
   if (hn >= 2 && head[0] == 'P' && head[1] == 'K')
-    return tsd__read_zip(src, arena, lim, out);
+    return read_zip(src, arena, lim, out);
   /* legacy: protocol 2's PROTO, or protocols 0-1's text LONG magic */
   if (hn >= 1 && (head[0] == 0x80 || head[0] == 'L'))
     return tsd__read_legacy(src, arena, lim, out);
@@ -615,7 +624,7 @@ tsd_status tsd__read_file_format(const tsd__source *src, tsd__arena *arena,
     st = tsd__source_read(src, 257, t, 5, "header");
     if (st == TSD_OK && memcmp(t, "ustar", 5) == 0)
       return tsd__read_legacy(src, arena, lim, out);
-    if (st == TSD_OK) return tsd__read_zip(src, arena, lim, out);
+    if (st == TSD_OK) return read_zip(src, arena, lim, out);
     return st;
   }
   return tsd__err(TSD_ERR_FORMAT,

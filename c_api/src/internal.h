@@ -279,6 +279,8 @@ tsd_kind tsd__public_kind(const tsd__value *v);
 /* "module.qualname" of a placeholder OBJECT's class, else NULL. */
 const char *tsd__object_class(const tsd__value *v);
 
+struct tsd__ts_state; /* torchscript_state.c */
+
 /* Everything the readers produce. */
 typedef struct tsd__parsed {
   tsd__value *root;
@@ -287,6 +289,9 @@ typedef struct tsd__parsed {
   /* A str -> str dict: safetensors `__metadata__`, a sharded index's
    * "metadata" (scalars as their JSON text); NULL when the file has none. */
   tsd__value *file_metadata;
+  /* A TorchScript archive's module tree (root is then its state dict);
+   * NULL for any other file. */
+  const struct tsd__ts_state *torchscript;
 } tsd__parsed;
 
 /* Limits with defaults filled in. */
@@ -690,6 +695,48 @@ tsd_status tsd__tensor_read_range(const tsd_checkpoint *c, const tsd__tensor *t,
  * 0xFFFFFFFF). */
 tsd_status tsd__save_pth_ex(const tsd_model *m, const char *path,
                             uint64_t zip64_at);
+
+/* ---- TorchScript archives read without running them (torchscript_state.c)
+ * A parameter or buffer of the module tree, state_dict order. */
+typedef struct tsd__ts_entry {
+  const char *name;
+  tsd_tensor_role role; /* PARAMETER, PARAMETER_NONE or BUFFER */
+  tsd__value *tensor;   /* a TENSOR value; NULL for a None parameter */
+} tsd__ts_entry;
+typedef struct tsd__ts_module {
+  const char *prefix, *class_name; /* pre-order; class unmangled */
+} tsd__ts_module;
+typedef struct tsd__ts_state {
+  tsd__ts_entry *entries;
+  size_t n_entries;
+  tsd__ts_module *modules;
+  size_t n_modules;
+  const char *root_class;
+} tsd__ts_state;
+/* When p->root (from tsd__read_zip) is a TorchScript module placeholder:
+ * reads the archive's code files, replaces p->root by the state dict and
+ * sets p->torchscript. Anything else: no change. */
+tsd_status tsd__torchscript_state(const tsd__source *src, tsd__arena *arena,
+                                  const tsd__limits *limits, tsd__parsed *p);
+/* For the shim, before LibTorch's unpickler sees the archive at `path`:
+ * its zip structure, and constants.pkl and data.pkl through tsd's
+ * restricted unpickler within the default limits (every length, index and
+ * tensor bounded by the sizes the pickle declares; the shim then checks
+ * those against the records). Module state is not interpreted. */
+tsd_status tsd__torchscript_check(const char *path);
+/* zip.c: records `<prefix><names[i]>` (prefix: data.pkl's folder) into the
+ * arena, NUL-terminated; texts[i] NULL when absent; TSD_ERR_LIMIT over
+ * max_bytes. */
+tsd_status tsd__zip_read_records(const tsd__source *src, tsd__arena *arena,
+                                 const tsd__limits *limits,
+                                 const char *const *names, size_t n,
+                                 uint64_t max_bytes, char **texts,
+                                 size_t *lens);
+
+/* inflate.c: raw DEFLATE of in[0..in_len) into exactly out_len bytes;
+ * TSD_ERR_FORMAT (naming `what`) for corrupt data or another size. */
+tsd_status tsd__inflate(const uint8_t *in, size_t in_len, uint8_t *out,
+                        size_t out_len, const char *what);
 
 /* shim: implemented in shim/torchscript.cpp, or a stub without LibTorch.
  * Called only by tsd_model_open_torchscript, which checks out and path and

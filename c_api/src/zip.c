@@ -649,3 +649,86 @@ tsd_status tsd__read_zip(const tsd__source *src, tsd__arena *arena,
   if (st != TSD_OK) memset(out, 0, sizeof *out);
   return st;
 }
+
+/* Reads records `<prefix><names[i]>` (prefix: the folder of data.pkl) into
+ * the arena, NUL-terminated: texts[i] (NULL when the archive has no such
+ * record) and lens[i]. One parse of the central directory for all of them.
+ * A record over max_bytes is TSD_ERR_LIMIT. For a TorchScript archive's code
+ * files (torchscript.c). */
+tsd_status tsd__zip_read_records(const tsd__source *src, tsd__arena *arena,
+                                 const tsd__limits *limits,
+                                 const char *const *names, size_t n,
+                                 uint64_t max_bytes, char **texts,
+                                 size_t *lens) {
+  zarchive z;
+  memset(&z, 0, sizeof z);
+  z.src = src;
+  z.arena = arena;
+  z.limits = limits;
+  z.prefix = "";
+  tsd__strmap_init(&z.names, arena->al);
+  tsd__strmap_init(&z.keys, arena->al);
+  const zrec *pkl;
+  tsd_status st = parse_cd(&z);
+  if (st == TSD_OK) st = find_prefix(&z, &pkl);
+  for (size_t i = 0; i < n && st == TSD_OK; i++) {
+    texts[i] = NULL;
+    lens[i] = 0;
+    size_t nl = strlen(names[i]), full_len;
+    char *full = NULL;
+    if (__builtin_add_overflow(nl, z.prefix_len, &full_len) ||
+        !(full = tsd__arena_alloc(arena, full_len + 1))) {
+      st = tsd__err(TSD_ERR_NOMEM, "%s: out of memory", src->name);
+      break;
+    }
+    memcpy(full, z.prefix, z.prefix_len);
+    memcpy(full + z.prefix_len, names[i], nl);
+    const zrec *r = find_rec(&z, full, full_len);
+    if (!r) continue;
+    /* torch.jit.save deflates code files (method 8): inflated here into
+     * exactly their declared size (inflate.c), which max_bytes bounds. */
+    zrec stored = *r;
+    if (r->method == 8) {
+      stored.method = 0;
+      stored.size = r->csize;
+    }
+    uint64_t off;
+    if ((st = record_data(&z, &stored, &off)) != TSD_OK) break;
+    if (r->size > max_bytes || r->csize > max_bytes || r->size >= SIZE_MAX) {
+      st = tsd__err(TSD_ERR_LIMIT,
+                    "%s: zip record '%s' is %llu bytes, over the limit of "
+                    "%llu",
+                    src->name, full, (unsigned long long)r->size,
+                    (unsigned long long)max_bytes);
+      break;
+    }
+    char *buf = tsd__arena_alloc(arena, (size_t)r->size + 1);
+    if (!buf) {
+      st = tsd__err(TSD_ERR_NOMEM, "%s: out of memory", src->name);
+      break;
+    }
+    if (r->method == 8) {
+      uint8_t *z8 = tsd__mem_alloc(arena->al, r->csize ? (size_t)r->csize : 1);
+      if (!z8) {
+        st = tsd__err(TSD_ERR_NOMEM, "%s: out of memory", src->name);
+        break;
+      }
+      st = tsd__source_read(src, off, z8, (size_t)r->csize, full);
+      if (st == TSD_OK)
+        st = tsd__inflate(z8, (size_t)r->csize, (uint8_t *)buf, (size_t)r->size,
+                          full);
+      tsd__mem_free(arena->al, z8);
+    } else {
+      st = tsd__source_read(src, off, buf, (size_t)r->size, full);
+    }
+    buf[r->size] = '\0';
+    texts[i] = buf;
+    lens[i] = (size_t)r->size;
+  }
+  tsd__strmap_free(&z.names);
+  tsd__strmap_free(&z.keys);
+  tsd__mem_free(arena->al, z.recs);
+  tsd__mem_free(arena->al, z.cd);
+  tsd__mem_free(arena->al, z.ra);
+  return st;
+}

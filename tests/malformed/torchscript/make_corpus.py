@@ -60,6 +60,54 @@ class Traced(torch.nn.Module):
         return self.fc(x) * torch.tensor([1.0, 2.0])
 
 
+EXPECT = {
+    'numel_beyond_record': ('TSD_ERR_FORMAT',
+        'tensor on storage "data/1": the storage is declared with 4194304 bytes, its record holds 24'),
+    'numel_times_itemsize_overflows': ('TSD_ERR_FORMAT',
+        "data.pkl: offset 320 (BINPERSID): storage '1': its size overflows"),
+    'numel_smaller_than_tensor': ('TSD_ERR_FORMAT',
+        "tensor needs element 5 of storage '1', which has only 1 element(s)"),
+    'offset_beyond_storage': ('TSD_ERR_FORMAT',
+        "tensor needs element 1099511627781 of storage '1', which has only 6"),
+    'offset_one_past': ('TSD_ERR_FORMAT',
+        "tensor needs element 6 of storage '1', which has only 6 element(s)"),
+    'offset_negative': ('TSD_ERR_FORMAT',
+        "tensor storage offset is not a non-negative int (storage '1')"),
+    'size_beyond_storage': ('TSD_ERR_FORMAT',
+        "tensor needs element 2999 of storage '1'"),
+    'size_negative': ('TSD_ERR_FORMAT',
+        'tensor size[0] is negative (-5)'),
+    'stride_beyond_storage': ('TSD_ERR_FORMAT',
+        "tensor needs element 1099511627778 of storage '1'"),
+    'stride_overflows': ('TSD_ERR_FORMAT',
+        "tensor needs element 4611686018427387906 of storage '1'"),
+    'stride_negative': ('TSD_ERR_FORMAT',
+        'tensor stride[0] is negative (-3)'),
+    'stride_inner_beyond': ('TSD_ERR_FORMAT',
+        "tensor needs element 13 of storage '1', which has only 6"),
+    'sizes_longer_than_strides': ('TSD_ERR_FORMAT',
+        "tensor has 3 sizes but 2 strides (storage '1')"),
+    'view_offset_beyond': ('TSD_ERR_FORMAT',
+        "tensor needs element 4 of storage '0', which has only 4"),
+    'record_truncated': ('TSD_ERR_FORMAT',
+        'tensor on storage "data/1": the storage is declared with 24 bytes, its record holds 4'),
+    'record_empty': ('TSD_ERR_FORMAT',
+        'tensor on storage "data/1": the storage is declared with 24 bytes, its record holds 0'),
+    'record_missing': ('TSD_ERR_TORCH',
+        'failed locating file data/1'),
+    'pickle_string_length_3gb': ('TSD_ERR_FORMAT',
+        'data.pkl: offset 23 (opcode BINUNICODE, 0x58): string length 3087007766 exceeds'),
+    'constants_string_length_3gb': ('TSD_ERR_FORMAT',
+        'constants.pkl: offset 39 (opcode BINUNICODE, 0x58): string length 3087007766 exceeds'),
+    'constant_numel_beyond_record': ('TSD_ERR_FORMAT',
+        'tensor on storage "constants/0": the storage is declared with 4000 bytes, its record holds 8'),
+    'constant_offset_beyond': ('TSD_ERR_FORMAT',
+        "constants.pkl: offset 140 (opcode REDUCE, 0x52): tensor needs element 8 of storage '0'"),
+    'constant_record_truncated': ('TSD_ERR_FORMAT',
+        'tensor on storage "constants/0": the storage is declared with 8 bytes, its record holds 2'),
+}
+
+
 def saved(module):
     buf = io.BytesIO()
     torch.jit.save(module, buf)
@@ -160,6 +208,19 @@ def add_dim(archive, tensor, which, value):
     return rezip([(n, new if n == name else d) for n, d in recs])
 
 
+def huge_string(archive, pickle_name):
+    """The first BINUNICODE's length made 3 GB (the bytes stay): LibTorch's
+    unpickler would allocate it before noticing the pickle is shorter."""
+    recs = records(archive)
+    name = next(n for n, _ in recs if n.endswith("/" + pickle_name))
+    pkl = dict(recs)[name]
+    ops = list(pickletools.genops(pkl))
+    i = next(i for i, o in enumerate(ops) if o[0].name == "BINUNICODE")
+    arg = ops[i][1].encode()
+    new = reassemble(pkl, ops, {i: b"X" + struct.pack("<I", 3087007766) + arg})
+    return rezip([(n, new if n == name else d) for n, d in recs])
+
+
 def record_edit(archive, pickle_name, tensor, fn):
     recs = records(archive)
     name = next(n for n, _ in recs if n.endswith("/" + pickle_name))
@@ -185,63 +246,48 @@ def main():
     def case(name, data, expect, sub=""):
         cases.append((name, data, expect, sub))
 
-    case("ok_net", net, "ok")
-    case("ok_net_rezipped", rezip(records(net)), "ok")
-    case("ok_traced", traced, "ok")
-    # fc.weight: tensor 1 of data.pkl, [2, 3] strides [3, 1], 6 floats.
-    W = 1
-    case("numel_beyond_record", edit(net, "data.pkl", W, "numel", 1 << 20),
-         "TSD_ERR_FORMAT",
-         'on storage "data/1": the storage is declared with 4194304 bytes, '
-         "its record holds 24")
-    # LibTorch's numel * itemsize wraps to 0 here
-    case("numel_times_itemsize_overflows",
-         edit(net, "data.pkl", W, "numel", 1 << 62), "TSD_ERR_FORMAT",
-         "of its storage, which holds 0 bytes")
-    case("numel_smaller_than_tensor", edit(net, "data.pkl", W, "numel", 1),
-         "TSD_ERR_FORMAT",
-         'on storage "data/1" reaches byte 24 of its storage, which holds 4 '
-         "bytes (sizes [2, 3], strides [3, 1], storage offset 0)")
-    case("offset_beyond_storage", edit(net, "data.pkl", W, "offset", 1 << 40),
-         "TSD_ERR_FORMAT", "which holds 24 bytes")
-    case("offset_one_past", edit(net, "data.pkl", W, "offset", 1),
-         "TSD_ERR_FORMAT", "reaches byte 28 of its storage, which holds 24 bytes")
-    case("offset_negative", edit(net, "data.pkl", W, "offset", -1),
-         "TSD_ERR_FORMAT", "negative or inconsistent geometry")
-    case("size_beyond_storage", edit(net, "data.pkl", W, "sizes", 1000),
-         "TSD_ERR_FORMAT", "reaches byte 12000 of its storage")
-    case("size_negative", edit(net, "data.pkl", W, "sizes", -5),
-         "TSD_ERR_TORCH", "integer multiplication overflow")
-    case("stride_beyond_storage", edit(net, "data.pkl", W, "strides", 1 << 40),
-         "TSD_ERR_FORMAT", "which holds 24 bytes")
-    case("stride_overflows", edit(net, "data.pkl", W, "strides", 1 << 62),
-         "TSD_ERR_FORMAT", "reaches past 2^64 bytes")
-    # LibTorch 1.13's unpickler keeps the tensor's contiguous strides here
-    # (Python's torch.jit.load shows (3, 1)): nothing negative reaches tsd.
-    case("stride_negative", edit(net, "data.pkl", W, "strides", -3), "ok")
-    case("stride_inner_beyond", edit(net, "data.pkl", W, "strides", 5, dim=1),
-         "TSD_ERR_FORMAT", "which holds 24 bytes")
-    case("sizes_longer_than_strides", add_dim(net, W, "sizes", 4),
-         "TSD_ERR_TORCH", "dimensionality of sizes (3) must match")
-    case("view_offset_beyond", edit(net, "data.pkl", 0, "offset", 3),
-         "TSD_ERR_FORMAT",
-         'on storage "data/0" reaches byte 20 of its storage, which holds 16')
-    case("record_truncated", record_edit(net, "data.pkl", W, lambda d: d[:4]),
-         "TSD_ERR_FORMAT", "is declared with 24 bytes, its record holds 4")
-    case("record_empty", record_edit(net, "data.pkl", W, lambda d: b""),
-         "TSD_ERR_FORMAT", "its record holds 0")
-    case("record_missing", record_edit(net, "data.pkl", W, lambda d: None),
-         "TSD_ERR_TORCH", "failed locating file data/1")
-    # the traced module's tensor constant
-    case("constant_numel_beyond_record",
-         edit(traced, "constants.pkl", 0, "numel", 1000),
-         "TSD_ERR_FORMAT", 'on storage "constants/0": the storage is declared')
-    case("constant_offset_beyond",
-         edit(traced, "constants.pkl", 0, "offset", 7),
-         "TSD_ERR_FORMAT", 'on storage "constants/0" reaches byte 36')
-    case("constant_record_truncated",
-         record_edit(traced, "constants.pkl", 0, lambda d: d[:2]),
-         "TSD_ERR_FORMAT", "its record holds 2")
+    # Which layer refuses what: tsd's restricted unpickler (lengths, and
+    # every tensor against the size its storage declares) first; then the
+    # shim's prescan with LibTorch's unpickler (each storage against the
+    # record that holds it); LibTorch's own errors (TSD_ERR_TORCH) last.
+    W = 1  # fc.weight: tensor 1 of data.pkl, [2, 3] strides [3, 1], 6 floats
+    made = {
+        "ok_net": net,
+        "ok_net_rezipped": rezip(records(net)),
+        "ok_traced": traced,
+        "numel_beyond_record": edit(net, "data.pkl", W, "numel", 1 << 20),
+        "numel_times_itemsize_overflows":
+            edit(net, "data.pkl", W, "numel", 1 << 62),
+        "numel_smaller_than_tensor": edit(net, "data.pkl", W, "numel", 1),
+        "offset_beyond_storage": edit(net, "data.pkl", W, "offset", 1 << 40),
+        "offset_one_past": edit(net, "data.pkl", W, "offset", 1),
+        "offset_negative": edit(net, "data.pkl", W, "offset", -1),
+        "size_beyond_storage": edit(net, "data.pkl", W, "sizes", 1000),
+        "size_negative": edit(net, "data.pkl", W, "sizes", -5),
+        "stride_beyond_storage": edit(net, "data.pkl", W, "strides", 1 << 40),
+        "stride_overflows": edit(net, "data.pkl", W, "strides", 1 << 62),
+        # (LibTorch 1.13 itself would quietly keep strides (3, 1) here)
+        "stride_negative": edit(net, "data.pkl", W, "strides", -3),
+        "stride_inner_beyond": edit(net, "data.pkl", W, "strides", 5, dim=1),
+        "sizes_longer_than_strides": add_dim(net, W, "sizes", 4),
+        "view_offset_beyond": edit(net, "data.pkl", 0, "offset", 3),
+        "record_truncated": record_edit(net, "data.pkl", W, lambda d: d[:4]),
+        "record_empty": record_edit(net, "data.pkl", W, lambda d: b""),
+        "record_missing": record_edit(net, "data.pkl", W, lambda d: None),
+        # found by fuzz_torchscript: 3 GB and a minute in LibTorch's unpickler
+        "pickle_string_length_3gb": huge_string(net, "data.pkl"),
+        "constants_string_length_3gb": huge_string(traced, "constants.pkl"),
+        # the traced module's tensor constant
+        "constant_numel_beyond_record":
+            edit(traced, "constants.pkl", 0, "numel", 1000),
+        "constant_offset_beyond":
+            edit(traced, "constants.pkl", 0, "offset", 7),
+        "constant_record_truncated":
+            record_edit(traced, "constants.pkl", 0, lambda d: d[:2]),
+    }
+    for name, data in made.items():
+        expect, sub = EXPECT.get(name, ("ok", ""))
+        case(name, data, expect, sub)
 
     os.makedirs(OUT, exist_ok=True)
     for f in os.listdir(OUT):

@@ -61,6 +61,10 @@ const char *tsd__type_repr(const tsd__value *v) {
     return "<class 'torch.dtype'>";
   case TSD__V_DEVICE:
     return "<class 'torch.device'>";
+  case TSD__V_XTENSOR:
+    return v->u.xtensor->is_parameter
+               ? "<class 'torch.nn.parameter.Parameter'>"
+               : "<class 'torch.Tensor'>";
   }
   return "<class 'object'>";
 }
@@ -718,6 +722,14 @@ static void fill_entry(tsd_entry *e, const tsd__value *v) {
     break;
   case TSD__V_FLOAT:
     e->float_value = v->u.f;
+    break;
+  case TSD__V_XTENSOR: /* "torch.qint8 per_tensor_affine" */
+    e->ndim = v->u.xtensor->ndim;
+    e->shape = v->u.xtensor->shape;
+    e->dtype = v->u.xtensor->dtype;
+    e->is_parameter = v->u.xtensor->is_parameter;
+    e->str_value = v->u.xtensor->desc;
+    e->str_len = strlen(e->str_value);
     break;
   case TSD__V_STR:
   case TSD__V_BYTES:

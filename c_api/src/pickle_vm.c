@@ -251,6 +251,8 @@ const char *tsd__pk_kind_name(const tsd__value *v) {
     return "dtype";
   case TSD__V_DEVICE:
     return "device";
+  case TSD__V_XTENSOR:
+    return "tensor";
   }
   return "?";
 }

@@ -491,8 +491,8 @@ def build():
          "persistent id")
     case("persistent_id_unknown_storage_type",
          with_fc_weight(tensor("0", 12, [3, 4], [4, 1],
-                               stype="QInt8Storage")),
-         "open:TSD_ERR_REFUSED", "refusing global 'torch.QInt8Storage'")
+                               stype="QUInt4x2Storage")),
+         "open:TSD_ERR_REFUSED", "refusing global 'torch.QUInt4x2Storage'")
 
     # Memo and stack misuse.
     P = PROTO2

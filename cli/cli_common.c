@@ -28,7 +28,21 @@ int cli_open_checkpoint(tsd_checkpoint **out, const char *path,
                         int torchscript) {
   tsd_status st = torchscript ? tsd_checkpoint_open_torchscript(out, path)
                               : tsd_checkpoint_open(out, path, NULL);
-  if (st == TSD_OK) return -1;
+  if (st == TSD_OK) {
+    /* A TorchScript archive's data.pkl reads as inert module objects
+     * (`__torch__.Net` placeholders), which hold no state dict to work on. */
+    const char *cls = tsd_checkpoint_root_class(*out);
+    if (torchscript || !cls || strncmp(cls, "__torch__.", 10) != 0) return -1;
+    fprintf(stderr,
+            "tsd: cannot read checkpoint: %s holds a TorchScript module "
+            "object ('%.200s'), not a state dict (TSD_ERR_TYPE)\n"
+            "tsd: hint: %s looks like a TorchScript archive; if you trust it, "
+            "open it with --torchscript-checkpoint\n",
+            path, cls, path);
+    tsd_checkpoint_free(*out);
+    *out = NULL;
+    return EXIT_USAGE;
+  }
   /* Decided before cli_fail: the message is only ours until the next call. */
   int hint = st == TSD_ERR_REFUSED && is_torchscript_refusal(tsd_last_error());
   int rc = cli_fail("cannot read checkpoint", st);
@@ -138,8 +152,8 @@ int cli_select(tsd_checkpoint *ck, const char *const *selects, size_t n,
     if (st == TSD_OK && key) {
       path_append(path, cap, key);
       fprintf(stderr,
-              "tsd: the checkpoint holds no tensor at its top level; using "
-              "the state dict under '%s' (--select to choose another)\n",
+              "tsd: using the state dict under '%s' (--select to choose "
+              "another)\n",
               key);
     }
     return -1;

@@ -40,12 +40,13 @@ typedef struct cli_remap {
 #define CLI_SELECT_HELP                                                      \
   "  --select KEY          use the state dict under KEY of a nested\n"       \
   "                        checkpoint (repeat to go deeper); --select auto\n" \
-  "                        picks it by name. Without --select, when the\n"   \
-  "                        checkpoint's dict holds no tensor, the first of\n" \
-  "                        state_dict, model_state_dict, model, module,\n"   \
+  "                        picks it by name. Without --select, the first\n"  \
+  "                        of state_dict, model_state_dict, model, module,\n" \
   "                        net, network, params, state_dict_ema, model_ema\n" \
-  "                        that is a dict of tensors is used (said on\n"     \
-  "                        stderr, and as \"selected\" in --json)\n"
+  "                        that is a dict of tensors or a pickled model is\n" \
+  "                        used, even beside other tensors (said on\n"      \
+  "                        stderr, and as \"selected\" in --json); with\n"   \
+  "                        none, the dict itself if it holds a tensor\n"
 
 /* If argv[*i] is a remap flag, consumes it (and its value) and returns 1;
  * 0 if it is not one; -1 after printing a usage error. */
@@ -58,7 +59,7 @@ void cli_remap_name(const cli_remap *r, const char *key, char *out,
                     size_t cap);
 
 /* Applies --select KEY... (KEY "auto" = tsd_checkpoint_select_auto), or,
- * with no --select, the automatic selection when the dict holds no tensor.
+ * with no --select, the automatic selection (tsd_checkpoint_select_auto).
  * Writes the selected path ("state_dict", "a/b") into `path` ("" if none)
  * and says it on stderr when automatic. Returns -1 on success, else an exit
  * status after printing the error. */

@@ -82,7 +82,10 @@ int cmd_convert(int argc, char **argv) {
   tsd_status st = TSD_OK;
   rc = cli_open_checkpoint(&ck, in, torchscript);
   if (rc < 0) rc = cli_select(ck, selects, n_select, selected, sizeof selected);
-  if (rc < 0 && tsd_checkpoint_root_kind(ck) != TSD_KIND_DICT) {
+  /* a pickled model (an object root) gives its rebuilt state dict */
+  if (rc < 0 && tsd_checkpoint_root_kind(ck) != TSD_KIND_DICT &&
+      !(tsd_checkpoint_root_kind(ck) == TSD_KIND_OBJECT &&
+        tsd_checkpoint_count(ck) > 0)) {
     fprintf(stderr, "tsd convert: %s holds no dict\n", in);
     rc = EXIT_USAGE;
   }

@@ -101,7 +101,10 @@ int cmd_pop(int argc, char **argv) {
   tsd_status st = TSD_OK;
   rc = cli_open_checkpoint(&ck, ckpt_path, torchscript);
   if (rc < 0) rc = cli_select(ck, selects, n_select, selected, sizeof selected);
-  if (rc < 0 && tsd_checkpoint_root_kind(ck) != TSD_KIND_DICT) {
+  /* a pickled model (an object root) gives its rebuilt state dict */
+  if (rc < 0 && tsd_checkpoint_root_kind(ck) != TSD_KIND_DICT &&
+      !(tsd_checkpoint_root_kind(ck) == TSD_KIND_OBJECT &&
+        tsd_checkpoint_count(ck) > 0)) {
     fprintf(stderr, "tsd pop: %s holds no dict\n", ckpt_path);
     rc = EXIT_USAGE;
   }

@@ -94,7 +94,8 @@ static int usage_error(const char *help, const char *msg, const char *arg) {
 static const char *kind_name(tsd_kind k) {
   static const char *const names[] = {"tensor", "None",  "bool", "int",
                                       "float",  "str",   "bytes", "dict",
-                                      "list",   "tuple", "other"};
+                                      "list",   "tuple", "other",
+                                      "object"};
   return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
@@ -249,6 +250,10 @@ static int cmd_inspect(int argc, char **argv) {
       } else if (e->kind == TSD_KIND_DICT || e->kind == TSD_KIND_LIST ||
                  e->kind == TSD_KIND_TUPLE) {
         printf(", \"length\": %zu", e->length);
+      } else if (e->kind == TSD_KIND_OBJECT) {
+        const char *cls = tsd_checkpoint_entry_class(ck, i);
+        printf(", \"class\": ");
+        cli_json_str(stdout, cls, strlen(cls));
       }
       printf("}");
     }
@@ -310,6 +315,9 @@ static int cmd_inspect(int argc, char **argv) {
         else if (e->kind == TSD_KIND_DICT || e->kind == TSD_KIND_LIST ||
                  e->kind == TSD_KIND_TUPLE)
           snprintf(value, sizeof value, "(%zu items)", e->length);
+        else if (e->kind == TSD_KIND_OBJECT)
+          snprintf(value, sizeof value, "%.120s",
+                   tsd_checkpoint_entry_class(ck, i));
         printf("%-*s  %-*s  %s\n", (int)wkey, e->key, (int)wdtype,
                kind_name(e->kind), value);
       }

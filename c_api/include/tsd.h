@@ -288,7 +288,14 @@ typedef enum tsd_kind {
   TSD_KIND_DICT,       /**< dict or OrderedDict */
   TSD_KIND_LIST,       /**< list */
   TSD_KIND_TUPLE,      /**< tuple */
-  TSD_KIND_OTHER       /**< sets, big integers, ... */
+  TSD_KIND_OTHER,      /**< sets, big integers, ... */
+  /** An object of a class tsd does not construct (argparse.Namespace,
+   * omegaconf.DictConfig, a pickled nn.Module ...): an inert placeholder
+   * that keeps the class name (tsd_checkpoint_entry_class), the constructor
+   * arguments and the pickled state as plain values. Nothing in the file is
+   * ever called or imported; a load that needs it as a tensor fails naming
+   * the key and the class. */
+  TSD_KIND_OBJECT
 } tsd_kind;
 
 /** One entry of the current dict. All pointers are borrowed from the
@@ -322,6 +329,9 @@ typedef struct tsd_entry {
  * or the one chosen with tsd_checkpoint_select. If the top-level object is not
  * a dict, the count is 0 and tsd_checkpoint_root_kind says what it is. */
 TSD_API tsd_kind tsd_checkpoint_root_kind(const tsd_checkpoint *ckpt);
+/** The class of the top-level object when it is a TSD_KIND_OBJECT
+ * ("module.qualname", borrowed), else NULL. */
+TSD_API const char *tsd_checkpoint_root_class(const tsd_checkpoint *ckpt);
 /** Number of entries of the current dict (0 when there is none). */
 TSD_API size_t tsd_checkpoint_count(const tsd_checkpoint *ckpt);
 /** Fills *out with entry `index` (0-based, checkpoint order) of the current
@@ -333,6 +343,13 @@ TSD_API tsd_status tsd_checkpoint_entry(const tsd_checkpoint *ckpt,
  * TSD_ERR_NOT_FOUND. */
 TSD_API tsd_status tsd_checkpoint_find(const tsd_checkpoint *ckpt,
                                        size_t *out_index, const char *key);
+
+/** The class of entry `index` of the current dict when it is a
+ * TSD_KIND_OBJECT: "module.qualname" as the pickle names it (for a value made
+ * by calling a function, the function's name), borrowed; NULL for any other
+ * kind or a bad index. */
+TSD_API const char *tsd_checkpoint_entry_class(const tsd_checkpoint *ckpt,
+                                               size_t index);
 
 /** Makes the dict found under `key` of the current dict the current dict (for
  * nested training checkpoints: {'epoch': 7, 'state_dict': {...}}). Can be
@@ -346,21 +363,27 @@ TSD_API tsd_status tsd_checkpoint_select(tsd_checkpoint *ckpt,
 TSD_API void tsd_checkpoint_select_root(tsd_checkpoint *ckpt);
 
 /** Automatic selection of the state dict inside a training checkpoint.
- * The rule: if the current dict holds at least one tensor value, it is the
- * state dict: nothing changes and *out_key is set to NULL. Otherwise the
- * first key of this priority list that is present and whose value is a
- * dict holding at least one tensor value is selected (as by
+ * The rule: the first key of this priority list that is present and whose
+ * value is a dict holding at least one tensor, or a pickled nn.Module
+ * (torch.save(model); its state dict is rebuilt as Module.state_dict
+ * would, see TSD_KIND_OBJECT) with at least one tensor, is selected (as by
  * tsd_checkpoint_select) and *out_key is set to it (a static string):
- *   "state_dict"        Lightning, timm train.py, mmcv
+ *   "state_dict"        Lightning, timm train.py, mmcv, pytorch/examples
  *   "model_state_dict"  the PyTorch tutorials' checkpoint recipe
- *   "model"             torchvision references, fairseq, DeiT/MAE
+ *   "model"             torchvision references, fairseq, DeiT/MAE, YOLO
  *   "module"            DeepSpeed
  *   "net", "network", "params"
  *   "state_dict_ema", "model_ema"   EMA weights (timm, torchvision), last:
  *                       the raw weights are preferred when both exist.
- * Only one level is searched. TSD_ERR_NOT_FOUND (naming the keys tried)
- * when no candidate qualifies, TSD_ERR_TYPE when there is no current dict
- * (the root is not a dict). `out_key` may be NULL. */
+ * This holds even when the current dict has tensors of its own
+ * (pytorch/examples' ImageNet checkpoint keeps 'best_acc1' as a tensor
+ * beside 'state_dict'): a real state dict never maps one of these bare
+ * names to a dict. Otherwise, if the current dict holds at least one
+ * tensor (numpy arrays do not count), it is the state dict: nothing
+ * changes and *out_key is set to NULL. Only one level is searched.
+ * TSD_ERR_NOT_FOUND (naming the keys tried) when nothing qualifies,
+ * TSD_ERR_TYPE when there is no current dict (the root is not a dict or a
+ * pickled model). `out_key` may be NULL. */
 TSD_API tsd_status tsd_checkpoint_select_auto(tsd_checkpoint *ckpt,
                                               const char **out_key);
 

@@ -27,6 +27,8 @@ void tsd__limits_resolve(tsd__limits *out, const tsd_open_options *opts) {
 
 const char *tsd__type_repr(const tsd__value *v) {
   if (!v) return "<class 'NoneType'>";
+  const char *np = tsd__np_scalar_repr(v);
+  if (np) return np;
   switch (v->kind) {
   case TSD__V_NONE:
     return "<class 'NoneType'>";
@@ -51,6 +53,7 @@ const char *tsd__type_repr(const tsd__value *v) {
     return (v->flags & TSD__VF_ORDERED) ? "<class 'collections.OrderedDict'>"
                                         : "<class 'dict'>";
   case TSD__V_TENSOR:
+    if (v->u.tensor->numpy) return "<class 'numpy.ndarray'>";
     return v->u.tensor->is_parameter ? "<class 'torch.nn.parameter.Parameter'>"
                                      : "<class 'torch.Tensor'>";
   case TSD__V_STORAGE:
@@ -65,6 +68,8 @@ const char *tsd__type_repr(const tsd__value *v) {
     return v->u.xtensor->is_parameter
                ? "<class 'torch.nn.parameter.Parameter'>"
                : "<class 'torch.Tensor'>";
+  case TSD__V_OBJECT:
+    return v->u.obj.cls->u.g.repr; /* the class Python would have built */
   }
   return "<class 'object'>";
 }
@@ -92,6 +97,8 @@ tsd_kind tsd__public_kind(const tsd__value *v) {
     return TSD_KIND_LIST;
   case TSD__V_TUPLE:
     return TSD_KIND_TUPLE;
+  case TSD__V_OBJECT:
+    return TSD_KIND_OBJECT;
   default:
     return TSD_KIND_OTHER;
   }
@@ -587,6 +594,36 @@ tsd_status tsd__read_file_format(const tsd__source *src, tsd__arena *arena,
                   src->name, (unsigned long long)src->size);
 }
 
+/* Makes `v` the current dict: a dict as it is, a pickled nn.Module as the
+ * state dict rebuilt from it (objects.c), anything else: none. A module
+ * whose state dict cannot be rebuilt gives an empty view whose status
+ * carries the reason, for the load to report. */
+static tsd_status set_current(tsd_checkpoint *c, tsd__value *v) {
+  tsd__value *sd = NULL;
+  tsd_status why = TSD_OK;
+  char *msg = NULL;
+  if (tsd__is_module(v)) {
+    tsd__limits lim;
+    tsd__limits_resolve(&lim, NULL);
+    why = tsd__module_state_dict(&c->arena, &lim, v, &sd);
+    if (why != TSD_OK) {
+      msg = tsd__mem_strdup(c->al, tsd_last_error());
+      sd = tsd__arena_alloc(&c->arena, sizeof *sd);
+      if (!sd || !msg) {
+        tsd__mem_free(c->al, msg);
+        return tsd__err(TSD_ERR_NOMEM, "out of memory");
+      }
+      sd->kind = TSD__V_DICT;
+    }
+    v = sd;
+  }
+  c->current = v && v->kind == TSD__V_DICT ? v : NULL;
+  tsd_status st = view_build(c);
+  if (st == TSD_OK && why != TSD_OK) view_fail(c, why, msg);
+  tsd__mem_free(c->al, msg);
+  return st;
+}
+
 static tsd_status open_source(tsd_checkpoint **out, tsd_checkpoint *c,
                               const tsd_open_options *options) {
   tsd__limits lim;
@@ -607,9 +644,7 @@ static tsd_status open_source(tsd_checkpoint **out, tsd_checkpoint *c,
     tsd_checkpoint_free(c);
     return st;
   }
-  tsd__value *root = c->parsed.root;
-  c->current = root && root->kind == TSD__V_DICT ? root : NULL;
-  st = view_build(c);
+  st = set_current(c, c->parsed.root);
   if (st != TSD_OK) {
     tsd_checkpoint_free(c);
     return st;
@@ -696,6 +731,10 @@ void tsd_checkpoint_free(tsd_checkpoint *c) {
 
 tsd_kind tsd_checkpoint_root_kind(const tsd_checkpoint *c) {
   return c ? tsd__public_kind(c->parsed.root) : TSD_KIND_NONE;
+}
+
+const char *tsd_checkpoint_root_class(const tsd_checkpoint *c) {
+  return c ? tsd__object_class(c->parsed.root) : NULL;
 }
 
 size_t tsd_checkpoint_count(const tsd_checkpoint *c) {
@@ -789,18 +828,15 @@ tsd_status tsd_checkpoint_select(tsd_checkpoint *c, const char *key) {
   tsd_status st = tsd_checkpoint_find(c, &i, key);
   if (st != TSD_OK) return st;
   tsd__value *v = c->current->u.dict.vals[c->live[i]];
-  if (v->kind != TSD__V_DICT)
+  if (v->kind != TSD__V_DICT && !tsd__is_module(v))
     return tsd__err(TSD_ERR_TYPE, "%s: '%s' is a %s, not a dict", c->src.name,
                     key, tsd__type_repr(v));
-  c->current = v;
-  return view_build(c);
+  return set_current(c, v);
 }
 
 void tsd_checkpoint_select_root(tsd_checkpoint *c) {
   if (!c) return;
-  tsd__value *root = c->parsed.root;
-  c->current = root && root->kind == TSD__V_DICT ? root : NULL;
-  (void)view_build(c); /* out of memory: kept as the view's status */
+  (void)set_current(c, c->parsed.root); /* OOM: kept as the view's status */
 }
 
 tsd_status tsd_checkpoint_pop(tsd_checkpoint *c, const char *key) {
@@ -835,6 +871,12 @@ tsd_status tsd_checkpoint_read(const tsd_checkpoint *c, size_t index,
                     dst_bytes, (unsigned long long)need);
   if (!dst && need) return tsd__err(TSD_ERR_INVALID_ARG, "dst is NULL");
   return tsd__tensor_read(c, t, dtype, dst, NULL);
+}
+
+const char *tsd_checkpoint_entry_class(const tsd_checkpoint *c,
+                                       size_t index) {
+  if (!c || index >= c->n_live) return NULL;
+  return tsd__object_class(tsd__ckpt_val(c, index));
 }
 
 int64_t tsd_checkpoint_module_version(const tsd_checkpoint *c,

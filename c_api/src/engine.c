@@ -130,7 +130,8 @@ static tsd_status auto_pop(load_ctx *x, const size_t *order) {
     size_t i;
     if (!view_lookup(x, t->name, strlen(t->name), &i)) continue;
     const tsd__value *v = val_of(x, i);
-    if (v->kind != TSD__V_TENSOR) continue; /* an error, not a mismatch */
+    if (v->kind != TSD__V_TENSOR || v->u.tensor->numpy)
+      continue; /* an error, not a mismatch */
     const tsd__tensor *s = v->u.tensor;
     int rule = zero_dim_rule(x, t, s);
     /* A length-0 tensor for a 0-dim one cannot be loaded either (1.13 raises
@@ -439,7 +440,8 @@ static tsd_status load_module(load_ctx *x, size_t mi) {
         if ((st = load_xtensor(x, t, v->u.xtensor))) return st;
         continue;
       }
-      if (v->kind != TSD__V_TENSOR) {
+      /* a numpy array is no tensor to load_state_dict (is_tensor_like) */
+      if (v->kind != TSD__V_TENSOR || v->u.tensor->numpy) {
         x->scratch.len = 0;
         tsd__buf_printf(&x->scratch,
                         "While copying the parameter named \"%s\", expected "

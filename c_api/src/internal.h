@@ -193,6 +193,7 @@ typedef struct tsd__tensor {
   int64_t numel;
   bool is_parameter;
   bool contiguous;      /* C-contiguous (size-1 dims' strides ignored) */
+  bool numpy;           /* a numpy.ndarray (objects.c), not a torch tensor */
 } tsd__tensor;
 
 typedef enum tsd__vkind {
@@ -209,8 +210,10 @@ typedef enum tsd__vkind {
   TSD__V_DICT,
   TSD__V_TENSOR,
   TSD__V_STORAGE, /* storage object (from a persistent id) */
-  TSD__V_GLOBAL,  /* an allow-listed global (callable or class) */
+  TSD__V_GLOBAL,  /* a global (callable or class): u.g */
   TSD__V_DTYPE,   /* a torch.dtype: s = "torch.float16" */
+  TSD__V_OBJECT,  /* an inert placeholder for an object tsd does not
+                     construct (objects.c): u.obj */
   TSD__V_DEVICE,  /* a torch.device: s = its str(), "cuda:1" */
   TSD__V_XTENSOR  /* a quantized or sparse tensor: xtensor (not loadable) */
 } tsd__vkind;
@@ -246,13 +249,30 @@ struct tsd__value {
     tsd__tensor *tensor;
     tsd__storage *storage;
     tsd__xtensor *xtensor;
+    /* GLOBAL: `id` aliases `i` (a torch_globals.c id, 0 for a global
+     * outside the allow-list); name "module.qualname" and repr
+     * "<class 'module.qualname'>", both NUL-terminated. */
+    struct { int64_t id; const char *name, *repr; } g;
+    /* OBJECT: what would have been built, never built. cls is the GLOBAL
+     * called (REDUCE) or instantiated (NEWOBJ, NEWOBJ_EX, INST, OBJ); args
+     * a tuple; kwargs a dict or NULL; state the BUILD state or NULL; items
+     * a list (APPEND/APPENDS) or dict (SETITEM/SETITEMS) or NULL. */
+    struct { tsd__value *cls, *args, *kwargs, *state, *items; } obj;
   } u;
 };
 #define TSD__VF_ORDERED 1u /* collections.OrderedDict (vs dict) */
+/* BOOL/INT/FLOAT decoded from a numpy scalar: bits 4-7 hold its
+ * tsd__np_scalar code (objects.c), for its type's repr */
+#define TSD__VF_NP_SHIFT 4
+#define TSD__VF_NP_MASK 0xF0u
+/* "<class 'numpy.float32'>" ... for a value with a numpy code, else NULL. */
+const char *tsd__np_scalar_repr(const tsd__value *v);
 
 /* Python's `type(x)` text for a value: "<class 'int'>", ... (static). */
 const char *tsd__type_repr(const tsd__value *v);
 tsd_kind tsd__public_kind(const tsd__value *v);
+/* "module.qualname" of a placeholder OBJECT's class, else NULL. */
+const char *tsd__object_class(const tsd__value *v);
 
 /* Everything the readers produce. */
 typedef struct tsd__parsed {
@@ -271,6 +291,15 @@ typedef struct tsd__limits {
   uint64_t max_pickle_bytes;
 } tsd__limits;
 void tsd__limits_resolve(tsd__limits *out, const tsd_open_options *opts);
+
+/* A pickled nn.Module: a placeholder whose state has the dicts
+ * `_parameters`, `_buffers` and `_modules` (objects.c). */
+bool tsd__is_module(const tsd__value *v);
+/* What Module.state_dict() returns for such a module, rebuilt in `a`: an
+ * OrderedDict with `_metadata`. TSD_ERR_UNSUPPORTED (naming the module)
+ * where the pickle cannot give it exactly; TSD_ERR_LIMIT past the limits. */
+tsd_status tsd__module_state_dict(tsd__arena *a, const tsd__limits *lim,
+                                  const tsd__value *module, tsd__value **out);
 
 /* pickle_vm.c: how persistent ids are resolved, per format. */
 typedef struct tsd__persistent_ctx tsd__persistent_ctx;

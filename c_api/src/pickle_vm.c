@@ -26,7 +26,7 @@
 
 #define TRY TSD__PK_TRY
 
-#define VF_FROZEN 0x100u /* internal to the unpickler, see above */
+#define VF_FROZEN TSD__VF_FROZEN
 _Static_assert(VF_FROZEN < (1u << 16), "tsd__value.flags has 16 bits");
 
 /* ---- opcode names, for messages ---------------------------------------- */
@@ -253,6 +253,8 @@ const char *tsd__pk_kind_name(const tsd__value *v) {
     return "device";
   case TSD__V_XTENSOR:
     return "tensor";
+  case TSD__V_OBJECT:
+    return "object";
   }
   return "?";
 }
@@ -263,7 +265,9 @@ tsd_status tsd__pk_adopt(tsd__pk *u, tsd__value *parent, tsd__value *child) {
     return tsd__pk_fail(u, TSD_ERR_FORMAT, "a %s cannot contain itself",
                         tsd__pk_kind_name(parent));
   child->flags |= VF_FROZEN;
-  uint32_t d = tsd__pk_is_container(child) ? child->depth + 1 : 1;
+  uint32_t d = tsd__pk_is_container(child) || child->kind == TSD__V_OBJECT
+                   ? child->depth + 1
+                   : 1;
   if (d > parent->depth) parent->depth = d;
   if (parent->depth > u->lim->max_depth)
     return tsd__pk_fail(u, TSD_ERR_LIMIT,
@@ -383,6 +387,19 @@ static tsd_status dict_extend(tsd__pk *u, tsd__value *d, size_t from,
     d->u.dict.len++;
   }
   return TSD_OK;
+}
+
+/* APPEND(S) / SETITEM(S) on a placeholder: into its items container, which
+ * only the unpickler holds, so it is not checked for being frozen. */
+static tsd_status object_extend(tsd__pk *u, tsd__value *obj, tsd__vkind kind,
+                                size_t from, size_t to) {
+  tsd__value *items = NULL;
+  TRY(tsd__pk_object_items(u, obj, kind, &items));
+  if (kind == TSD__V_DICT)
+    TRY(dict_extend(u, items, from, to));
+  else
+    TRY(seq_extend(u, items, from, to));
+  return tsd__pk_adopt(u, obj, items);
 }
 
 /* ---- reading operands --------------------------------------------------- */
@@ -755,6 +772,11 @@ static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
   case 'a': { /* APPEND */
     TRY(need(u, 2));
     tsd__value *list = u->stack[u->sp - 2];
+    if (list->kind == TSD__V_OBJECT) {
+      TRY(object_extend(u, list, TSD__V_LIST, u->sp - 1, u->sp));
+      u->sp--;
+      return TSD_OK;
+    }
     if (list->kind != TSD__V_LIST)
       return tsd__pk_fail(u, TSD_ERR_FORMAT, "APPEND to a %s, not a list",
                           tsd__pk_kind_name(list));
@@ -769,6 +791,8 @@ static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
     u->sp = base;
     TRY(need(u, 1));
     tsd__value *list = u->stack[u->sp - 1];
+    if (list->kind == TSD__V_OBJECT)
+      return object_extend(u, list, TSD__V_LIST, base, top);
     if (list->kind != TSD__V_LIST)
       return tsd__pk_fail(u, TSD_ERR_FORMAT, "APPENDS to a %s, not a list",
                           tsd__pk_kind_name(list));
@@ -778,6 +802,11 @@ static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
   case 's': { /* SETITEM */
     TRY(need(u, 3));
     tsd__value *d = u->stack[u->sp - 3];
+    if (d->kind == TSD__V_OBJECT) {
+      TRY(object_extend(u, d, TSD__V_DICT, u->sp - 2, u->sp));
+      u->sp -= 2;
+      return TSD_OK;
+    }
     if (d->kind != TSD__V_DICT)
       return tsd__pk_fail(u, TSD_ERR_FORMAT, "SETITEM on a %s, not a dict",
                           tsd__pk_kind_name(d));
@@ -792,6 +821,8 @@ static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
     u->sp = base;
     TRY(need(u, 1));
     tsd__value *d = u->stack[u->sp - 1];
+    if (d->kind == TSD__V_OBJECT)
+      return object_extend(u, d, TSD__V_DICT, base, top);
     if (d->kind != TSD__V_DICT)
       return tsd__pk_fail(u, TSD_ERR_FORMAT, "SETITEMS on a %s, not a dict",
                           tsd__pk_kind_name(d));
@@ -806,8 +837,16 @@ static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
   }
   case 0x81: { /* NEWOBJ: cls.__new__(cls, *args) */
     TRY(need(u, 2));
-    TRY(tsd__pk_newobj(u, u->stack[u->sp - 2], u->stack[u->sp - 1], &v));
+    TRY(tsd__pk_newobj(u, u->stack[u->sp - 2], u->stack[u->sp - 1], NULL,
+                       &v));
     u->sp -= 2;
+    return push(u, v);
+  }
+  case 0x92: { /* NEWOBJ_EX: cls.__new__(cls, *args, **kwargs) */
+    TRY(need(u, 3));
+    TRY(tsd__pk_newobj(u, u->stack[u->sp - 3], u->stack[u->sp - 2],
+                       u->stack[u->sp - 1], &v));
+    u->sp -= 3;
     return push(u, v);
   }
   case 'b': /* BUILD */

@@ -43,6 +43,9 @@ typedef struct tsd__pk {
 
 #define TSD__PK_SMALL_INTS 1024
 
+/* tsd__value.flags: a container placed inside another one (pickle_vm.c) */
+#define TSD__VF_FROZEN 0x100u
+
 #define TSD__PK_TRY(x)                                                         \
   do {                                                                         \
     tsd_status st_ = (x);                                                      \
@@ -80,10 +83,29 @@ tsd_status tsd__pk_global(tsd__pk *u, const char *mod, size_t mlen,
 /* REDUCE: fn(*args). */
 tsd_status tsd__pk_reduce(tsd__pk *u, tsd__value *fn, tsd__value *args,
                           tsd__value **out);
-/* NEWOBJ: cls.__new__(cls, *args). */
+/* NEWOBJ: cls.__new__(cls, *args); NEWOBJ_EX passes kwargs (else NULL). */
 tsd_status tsd__pk_newobj(tsd__pk *u, tsd__value *cls, tsd__value *args,
-                          tsd__value **out);
+                          tsd__value *kwargs, tsd__value **out);
 /* BUILD: obj.__setstate__(state) or its default; obj stays on the stack. */
 tsd_status tsd__pk_build(tsd__pk *u, tsd__value *obj, tsd__value *state);
+
+/* ---- objects.c: inert placeholders ----------------------------------------- */
+
+/* A GLOBAL value for module.name with torch_globals.c's `id` (0: not in the
+ * allow-list); TSD_ERR_FORMAT if the names are not printable. */
+tsd_status tsd__pk_named_global(tsd__pk *u, int64_t id, const char *mod,
+                                size_t mlen, const char *name, size_t nlen,
+                                tsd__value **out);
+/* A placeholder OBJECT for cls(*args, **kwargs) (kwargs may be NULL). */
+tsd_status tsd__pk_object(tsd__pk *u, tsd__value *cls, tsd__value *args,
+                          tsd__value *kwargs, tsd__value **out);
+/* BUILD on a placeholder: records the state (once). */
+tsd_status tsd__pk_object_build(tsd__pk *u, tsd__value *obj,
+                                tsd__value *state);
+/* The placeholder's items container of `kind` (LIST for APPEND(S), DICT for
+ * SETITEM(S)), created on first use. The caller extends it and then adopts
+ * it into the object again (depth). */
+tsd_status tsd__pk_object_items(tsd__pk *u, tsd__value *obj, tsd__vkind kind,
+                                tsd__value **out);
 
 #endif

@@ -287,10 +287,38 @@ static const char *const k_auto_keys[] = {
     "network",    "params",           "state_dict_ema", "model_ema"};
 #define N_AUTO_KEYS (sizeof k_auto_keys / sizeof *k_auto_keys)
 
+static bool is_torch_tensor(const tsd__value *v) {
+  return v->kind == TSD__V_TENSOR && !v->u.tensor->numpy;
+}
+
 static bool dict_has_tensor(const tsd__value *d) {
   for (size_t i = 0; i < d->u.dict.len; i++)
-    if (d->u.dict.vals[i]->kind == TSD__V_TENSOR) return true;
+    if (is_torch_tensor(d->u.dict.vals[i])) return true;
   return false;
+}
+
+/* A module's parameters, or its submodules' (a pickled model). */
+static bool module_has_tensor(const tsd__value *m, uint32_t depth) {
+  const tsd__value *st = m->u.obj.state;
+  if (depth > 64) return false;
+  for (size_t i = 0; i < st->u.dict.len; i++) {
+    const tsd__value *k = st->u.dict.keys[i], *v = st->u.dict.vals[i];
+    if (k->kind != TSD__V_STR || v->kind != TSD__V_DICT) continue;
+    if (!strcmp(k->u.s.p, "_parameters") || !strcmp(k->u.s.p, "_buffers")) {
+      if (dict_has_tensor(v)) return true;
+    } else if (!strcmp(k->u.s.p, "_modules")) {
+      for (size_t j = 0; j < v->u.dict.len; j++)
+        if (tsd__is_module(v->u.dict.vals[j]) &&
+            module_has_tensor(v->u.dict.vals[j], depth + 1))
+          return true;
+    }
+  }
+  return false;
+}
+
+static bool holds_state_dict(const tsd__value *v) {
+  return (v->kind == TSD__V_DICT && dict_has_tensor(v)) ||
+         (tsd__is_module(v) && module_has_tensor(v, 0));
 }
 
 TSD_API tsd_status tsd_checkpoint_select_auto(tsd_checkpoint *c,
@@ -305,18 +333,21 @@ TSD_API tsd_status tsd_checkpoint_select_auto(tsd_checkpoint *c,
                     "dict to select",
                     src_name(c), tsd__type_repr(c->parsed.root));
   size_t n = tsd__ckpt_count(c);
-  for (size_t i = 0; i < n; i++)
-    if (tsd__ckpt_val(c, i)->kind == TSD__V_TENSOR) return TSD_OK;
+  /* A named candidate wins over tensors beside it: a state dict never maps
+   * one of these bare names to a dict (its keys are dotted tensor paths),
+   * while training scripts keep tensors among the extras (pytorch/examples'
+   * ImageNet checkpoint: 'best_acc1' is a tensor beside 'state_dict'). */
   for (size_t k = 0; k < N_AUTO_KEYS; k++) {
     size_t i;
     if (!tsd__ckpt_lookup(c, k_auto_keys[k], strlen(k_auto_keys[k]), &i))
       continue;
-    const tsd__value *v = tsd__ckpt_val(c, i);
-    if (v->kind != TSD__V_DICT || !dict_has_tensor(v)) continue;
+    if (!holds_state_dict(tsd__ckpt_val(c, i))) continue;
     tsd_status st = tsd_checkpoint_select(c, k_auto_keys[k]);
     if (st == TSD_OK && out_key) *out_key = k_auto_keys[k];
     return st;
   }
+  for (size_t i = 0; i < n; i++)
+    if (is_torch_tensor(tsd__ckpt_val(c, i))) return TSD_OK;
   tsd__buf b;
   tsd__buf_init(&b, c->al);
   for (size_t i = 0; i < n && i < 20; i++) {
@@ -327,10 +358,10 @@ TSD_API tsd_status tsd_checkpoint_select_auto(tsd_checkpoint *c,
   if (n > 20) tsd__buf_printf(&b, ", ... (%zu keys)", n);
   tsd_status st = tsd__err(
       TSD_ERR_NOT_FOUND,
-      "%s: no state dict found: the dict holds no tensor and none of "
-      "'state_dict', 'model_state_dict', 'model', 'module', 'net', "
-      "'network', 'params', 'state_dict_ema', 'model_ema' is a dict of "
-      "tensors (its keys: %s)",
+      "%s: no state dict found: none of 'state_dict', "
+      "'model_state_dict', 'model', 'module', 'net', 'network', 'params', "
+      "'state_dict_ema', 'model_ema' is a dict of tensors or a pickled "
+      "model, and the dict holds no tensor (its keys: %s)",
       src_name(c), b.data && !b.oom ? b.data : "none");
   tsd__buf_free(&b);
   return st;

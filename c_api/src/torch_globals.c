@@ -14,7 +14,8 @@
 #define TRY TSD__PK_TRY
 
 enum {
-  G_ORDERED_DICT = 1,
+  G_NOT_ALLOWED = 0, /* a placeholder's class or function (objects.c) */
+  G_ORDERED_DICT,
   G_REBUILD_TENSOR_V2,
   G_REBUILD_TENSOR,
   G_REBUILD_PARAMETER,
@@ -174,37 +175,32 @@ bool tsd__storage_type_dtype(const tsd__value *v, tsd_dtype *out) {
 
 /* ---- globals and REDUCE -------------------------------------------------- */
 
+/* An allow-listed global gets its id; any other one an inert GLOBAL (id 0)
+ * that calling or instantiating turns into a placeholder (objects.c). */
 tsd_status tsd__pk_global(tsd__pk *u, const char *mod, size_t mlen,
                           const char *name, size_t nlen, tsd__value **out) {
+  int64_t id = G_NOT_ALLOWED;
   for (size_t i = 0; i < sizeof allowed_globals / sizeof *allowed_globals;
        i++) {
     const global_entry *g = &allowed_globals[i];
     if (strlen(g->module) == mlen && strlen(g->name) == nlen &&
         memcmp(g->module, mod, mlen) == 0 && memcmp(g->name, name, nlen) == 0) {
-      TRY(tsd__pk_new(u, TSD__V_GLOBAL, out));
-      (*out)->u.i = g->id;
-      return TSD_OK;
+      id = g->id;
+      break;
     }
   }
-  if (mlen == 5 && memcmp(mod, "torch", 5) == 0) {
+  if (id == G_NOT_ALLOWED && mlen == 5 && memcmp(mod, "torch", 5) == 0) {
+    /* torch.layout, torch.qscheme: named globals with their own ids */
     for (size_t i = 0; i < sizeof layouts / sizeof *layouts; i++)
-      if (strlen(layouts[i]) == nlen && memcmp(layouts[i], name, nlen) == 0) {
-        TRY(tsd__pk_new(u, TSD__V_GLOBAL, out));
-        (*out)->u.i = G_LAYOUT_BASE + (int64_t)i;
-        return TSD_OK;
-      }
+      if (strlen(layouts[i]) == nlen && memcmp(layouts[i], name, nlen) == 0)
+        id = G_LAYOUT_BASE + (int64_t)i;
     for (size_t i = 0; i < sizeof qschemes / sizeof *qschemes; i++)
-      if (strlen(qschemes[i]) == nlen && memcmp(qschemes[i], name, nlen) == 0) {
-        TRY(tsd__pk_new(u, TSD__V_GLOBAL, out));
-        (*out)->u.i = G_QSCHEME_BASE + (int64_t)i;
-        return TSD_OK;
-      }
-  }
-  if (mlen == 5 && memcmp(mod, "torch", 5) == 0)
+      if (strlen(qschemes[i]) == nlen && memcmp(qschemes[i], name, nlen) == 0)
+        id = G_QSCHEME_BASE + (int64_t)i;
+    /* a torch.dtype: the value itself, "torch.<name>" as str(dtype) */
     for (size_t i = 0; i < sizeof torch_dtypes / sizeof *torch_dtypes; i++)
       if (strlen(torch_dtypes[i].name) == nlen &&
           memcmp(torch_dtypes[i].name, name, nlen) == 0) {
-        /* the value itself: "torch.<name>", as str(dtype) prints it */
         TRY(tsd__pk_new(u, TSD__V_DTYPE, out));
         char *p = tsd__pk_alloc(u, 6 + nlen + 1);
         if (!p) return tsd__pk_oom(u);
@@ -215,25 +211,8 @@ tsd_status tsd__pk_global(tsd__pk *u, const char *mod, size_t mlen,
         (*out)->u.s.len = 6 + nlen;
         return TSD_OK;
       }
-  /* The names come from the file: print them bounded and printable. */
-  char buf[256];
-  size_t k = 0;
-  for (size_t i = 0; i < mlen + 1 + nlen && k + 5 < sizeof buf; i++) {
-    unsigned char c = i < mlen    ? (unsigned char)mod[i]
-                      : i == mlen ? '.'
-                                  : (unsigned char)name[i - mlen - 1];
-    if (c >= 0x20 && c < 0x7F && c != '\'') {
-      buf[k++] = (char)c;
-    } else {
-      k += (size_t)snprintf(buf + k, sizeof buf - k, "\\x%02x", c);
-    }
   }
-  buf[k] = '\0';
-  return tsd__pk_fail(
-      u, TSD_ERR_REFUSED,
-      "refusing global '%s' (not in tsd's allow-list of the globals "
-      "torch.save writes)",
-      buf);
+  return tsd__pk_named_global(u, id, mod, mlen, name, nlen, out);
 }
 
 static int64_t global_id(const tsd__value *v) {
@@ -526,11 +505,9 @@ static tsd_status call(tsd__pk *u, int64_t id, tsd__value *args, bool nested,
     TRY(argc(u, args, 1, 1, "_get_layout"));
     if (a[0]->kind == TSD__V_STR && strncmp(a[0]->u.s.p, "torch.", 6) == 0)
       for (size_t i = 0; i < sizeof layouts / sizeof *layouts; i++)
-        if (strcmp(a[0]->u.s.p + 6, layouts[i]) == 0) {
-          TRY(tsd__pk_new(u, TSD__V_GLOBAL, out));
-          (*out)->u.i = G_LAYOUT_BASE + (int64_t)i;
-          return TSD_OK;
-        }
+        if (strcmp(a[0]->u.s.p + 6, layouts[i]) == 0)
+          return tsd__pk_named_global(u, G_LAYOUT_BASE + (int64_t)i, "torch",
+                                      5, layouts[i], strlen(layouts[i]), out);
     return tsd__pk_fail(u, TSD_ERR_FORMAT, "_get_layout of an unknown layout");
   case G_REBUILD_QTENSOR: {
     /* (storage, storage_offset, size, stride, quantizer_params,
@@ -609,16 +586,28 @@ static tsd_status call(tsd__pk *u, int64_t id, tsd__value *args, bool nested,
       return tsd__pk_fail(u, TSD_ERR_REFUSED,
                           "_rebuild_from_type_v2 with a function other than "
                           "_rebuild_tensor/_rebuild_parameter");
-    if (type != G_TENSOR && type != G_PARAMETER)
+    if (type != G_TENSOR && type != G_PARAMETER && type != G_NOT_ALLOWED)
       return tsd__pk_fail(
           u, TSD_ERR_REFUSED,
-          "_rebuild_from_type_v2 with a type other than torch.Tensor "
-          "or torch.nn.parameter.Parameter");
+          "_rebuild_from_type_v2 with a type other than torch.Tensor, "
+          "torch.nn.parameter.Parameter or a tensor subclass");
     tsd__value *t;
     TRY(call(u, f, a[2], true, &t));
     if (t->kind != TSD__V_TENSOR)
       return tsd__pk_fail(u, TSD_ERR_FORMAT,
                           "_rebuild_from_type_v2 built no tensor");
+    if (type == G_NOT_ALLOWED) {
+      /* A tensor subclass: a placeholder of the subclass holding the tensor
+       * as its one argument and the subclass's state; tsd does not make it
+       * a tensor (its class may override anything). */
+      tsd__value *targs = NULL;
+      TRY(tsd__pk_new(u, TSD__V_TUPLE, &targs));
+      TRY(tsd__pk_grow_seq(u, targs, 1));
+      TRY(tsd__pk_adopt(u, targs, t));
+      targs->u.seq.items[targs->u.seq.len++] = t;
+      TRY(tsd__pk_object(u, a[1], targs, NULL, out));
+      return tsd__pk_object_build(u, *out, a[3]);
+    }
     if (type == G_PARAMETER && !t->u.tensor->is_parameter)
       return as_parameter(u, t, out);
     *out = t;
@@ -676,6 +665,7 @@ static tsd_status call(tsd__pk *u, int64_t id, tsd__value *args, bool nested,
 }
 
 tsd_status tsd__pk_build(tsd__pk *u, tsd__value *obj, tsd__value *state) {
+  if (obj->kind == TSD__V_OBJECT) return tsd__pk_object_build(u, obj, state);
   if (obj->kind == TSD__V_DICT && (obj->flags & TSD__VF_ORDERED)) {
     /* An OrderedDict's state is its instance __dict__; state_dict() puts
      * `_metadata` there. Other attributes are ignored (they carry nothing
@@ -706,13 +696,18 @@ tsd_status tsd__pk_reduce(tsd__pk *u, tsd__value *fn, tsd__value *args,
   if (fn->kind != TSD__V_GLOBAL)
     return tsd__pk_fail(u, TSD_ERR_FORMAT, "REDUCE on a %s, not a global",
                         tsd__pk_kind_name(fn));
+  if (fn->u.g.id == G_NOT_ALLOWED)
+    return tsd__pk_object(u, fn, args, NULL, out);
   return call(u, fn->u.i, args, false, out);
 }
 
 tsd_status tsd__pk_newobj(tsd__pk *u, tsd__value *cls, tsd__value *args,
-                          tsd__value **out) {
-  if (global_id(cls) != G_ORDERED_DICT && global_id(cls) != G_SET)
+                          tsd__value *kwargs, tsd__value **out) {
+  if (cls->kind == TSD__V_GLOBAL && cls->u.g.id == G_NOT_ALLOWED)
+    return tsd__pk_object(u, cls, args, kwargs, out);
+  if ((global_id(cls) != G_ORDERED_DICT && global_id(cls) != G_SET) || kwargs)
     return tsd__pk_fail(u, TSD_ERR_REFUSED,
-                        "NEWOBJ is allowed only for OrderedDict and set");
+                        "NEWOBJ is allowed only for OrderedDict and set "
+                        "among the allow-listed globals");
   return call(u, global_id(cls), args, false, out);
 }

@@ -492,7 +492,7 @@ def build():
     case("persistent_id_unknown_storage_type",
          with_fc_weight(tensor("0", 12, [3, 4], [4, 1],
                                stype="QUInt4x2Storage")),
-         "open:TSD_ERR_REFUSED", "refusing global 'torch.QUInt4x2Storage'")
+         "open:TSD_ERR_FORMAT", "not a storage type")
 
     # Memo and stack misuse.
     P = PROTO2
@@ -589,8 +589,11 @@ def build():
         state_dict([])[:-2] + b"X\x00\x00\x00\x10fc"), "open:TSD_ERR_FORMAT",
         "")
 
-    # Refused globals: the classic payload GLOBAL + args + REDUCE, as the
-    # top-level object and as a value inside a valid state dict.
+    # Globals outside the allow-list: the classic payload GLOBAL + args +
+    # REDUCE, as the top-level object and as a value inside a valid state
+    # dict. Never called: each becomes an inert placeholder object, so the
+    # file opens and the load fails naming the class, as PyTorch's
+    # load_state_dict does for any value that is not a tensor (or dict).
     refused = [("os", "system"), ("posix", "system"), ("nt", "system"),
                ("builtins", "eval"), ("builtins", "exec"),
                ("__builtin__", "eval"), ("builtins", "getattr"),
@@ -607,17 +610,20 @@ def build():
         tag = (mod + "_" + name).replace(".", "_").lstrip("_")
         payload = G(mod, name) + T(S("echo pwned")) + REDUCE
         case("refused_%s" % tag, in_zip(P + payload + STOP),
-             "open:TSD_ERR_REFUSED", "refusing global '%s.%s'" % (mod, name))
+             "load:TSD_ERR_TYPE",
+             "Expected state_dict to be dict-like, got <class '%s.%s'>." %
+             (mod, name))
     # inside a state dict, protocol 4 STACK_GLOBAL spelling
     sg = S("posix") + S("system") + b"\x93" + T(S("id")) + REDUCE
     it = [list(x) for x in sd_items()]
     it[1][1] = sg
     case("refused_posix_system_stack_global_in_state_dict", hand_zip(items=it),
-         "open:TSD_ERR_REFUSED", "refusing global 'posix.system'")
+         "load:TSD_ERR_LOAD", "received <class 'posix.system'>")
     case("refused_legacy_os_system",
-         legacy_hand(P + G("os", "system") + T(S("echo pwned")) + REDUCE +
-                     STOP), "open:TSD_ERR_REFUSED",
-         "refusing global 'os.system'")
+         legacy_split(LEGACY)[0] + P + G("os", "system") +
+         T(S("echo pwned")) + REDUCE + STOP + P + b"]" + STOP,
+         "load:TSD_ERR_TYPE",
+         "got <class 'os.system'>")
     # INST is protocol 0, never emitted by torch.save: refused as an opcode
     case("refused_inst_os_system",
          in_zip(P + MARK + S("id") + b"ios\nsystem\n" + STOP),
@@ -625,7 +631,12 @@ def build():
     case("refused_build_setstate_on_ordered_dict",
          in_zip(P + G("collections", "OrderedDict") + EMPTY_TUPLE + REDUCE +
                 G("os", "system") + b"b" + STOP),
-         "open:TSD_ERR_REFUSED", "refusing global 'os.system'")
+         "open:TSD_ERR_FORMAT", "OrderedDict state is a global")
+    # What still refuses: NEWOBJ of an allow-listed global that tsd does not
+    # construct that way, and _rebuild_from_type_v2 of another function.
+    case("refused_newobj_codecs_encode",
+         in_zip(P + G("_codecs", "encode") + EMPTY_TUPLE + b"\x81" + STOP),
+         "open:TSD_ERR_REFUSED", "NEWOBJ is allowed only")
 
     # Keys: duplicates, not UTF-8, not str.
     it = sd_items()

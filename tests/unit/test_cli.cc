@@ -410,8 +410,8 @@ TEST(Cli, InspectPthHasNoFileMetadata) {
 
 // ---- --torchscript-checkpoint ---------------------------------------------------
 
-// Without the option a TorchScript archive is refused by tsd's own unpickler
-// (it never reaches LibTorch), with a hint naming the option.
+// Without the option a TorchScript archive reads as inert module objects,
+// not a state dict (it never reaches LibTorch), with a hint naming the option.
 TEST(Cli, TorchScriptArchiveIsRefusedWithoutTheOptionWithAHint) {
   const std::string model =
       "--model-spec " + fx("small.pth") + " --class-name M ";
@@ -421,14 +421,15 @@ TEST(Cli, TorchScriptArchiveIsRefusedWithoutTheOptionWithAHint) {
     Out r = tsd(args);
     EXPECT_EQ(r.rc, 2) << args;
     EXPECT_EQ(r.out, "") << args;
-    EXPECT_TRUE(has(r.err, "refusing global '__torch__.")) << r.err;
-    EXPECT_TRUE(has(r.err, "(TSD_ERR_REFUSED)")) << r.err;
+    EXPECT_TRUE(has(r.err, "holds a TorchScript module object ('__torch__."))
+        << r.err;
+    EXPECT_TRUE(has(r.err, "(TSD_ERR_TYPE)")) << r.err;
     EXPECT_TRUE(has(r.err, "open it with --torchscript-checkpoint")) << r.err;
   }
-  // Refusals of other globals get no such hint.
-  Out o = tsd("inspect " + fx("refused.pth"));
-  EXPECT_EQ(o.rc, 2);
-  EXPECT_TRUE(has(o.err, "TSD_ERR_REFUSED")) << o.err;
+  // Other placeholders get no such hint: a bare global opens (no entries).
+  Out o = tsd("inspect --json " + fx("refused.pth"));
+  EXPECT_EQ(o.rc, 0) << o.err;
+  EXPECT_TRUE(has(o.out, "\"root_kind\": \"other\"")) << o.out;
   EXPECT_FALSE(has(o.err, "--torchscript-checkpoint")) << o.err;
 }
 

@@ -493,6 +493,35 @@ TEST(SelectAuto, FollowsThePriorityListAndSkipsDictsWithoutTensors) {
   EXPECT_STREQ(e.key, "model.w");
 }
 
+// pytorch/examples' ImageNet checkpoint: {'epoch', 'arch', 'state_dict',
+// 'best_acc1': tensor(...), 'optimizer'}: the tensor beside the candidate
+// does not stop the selection.
+TEST(SelectAuto, ACandidateWinsOverTensorsBesideIt) {
+  CkptBuilder b;
+  Dict sd(b), opt(b);
+  sd.add(b, "fc.weight", b.tensor(TSD_FLOAT32, {1}, &one));
+  opt.add(b, "state", b.integer(0));
+  b.add("epoch", b.integer(90)).add("arch", b.str("resnet18"));
+  b.add("state_dict", sd.v).f32("best_acc1", {1}).add("optimizer", opt.v);
+  const char *key = nullptr;
+  ASSERT_EQ(tsd_checkpoint_select_auto(b.get(), &key), TSD_OK)
+      << tsd_last_error();
+  EXPECT_STREQ(key, "state_dict");
+  ASSERT_EQ(tsd_checkpoint_count(b.get()), 1u);
+  tsd_entry e;
+  ASSERT_EQ(tsd_checkpoint_entry(b.get(), 0, &e), TSD_OK);
+  EXPECT_STREQ(e.key, "fc.weight");
+  // A candidate holding no tensor leaves the dict with its tensor as is.
+  CkptBuilder c;
+  Dict none(c);
+  none.add(c, "lr", c.integer(3));
+  c.add("model", none.v).f32("w", {1});
+  key = "unset";
+  ASSERT_EQ(tsd_checkpoint_select_auto(c.get(), &key), TSD_OK);
+  EXPECT_EQ(key, nullptr);
+  EXPECT_EQ(tsd_checkpoint_count(c.get()), 2u);
+}
+
 TEST(SelectAuto, EmaIsChosenOnlyWithoutRawWeights) {
   CkptBuilder b;
   Dict ema(b);

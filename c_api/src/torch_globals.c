@@ -327,6 +327,17 @@ static tsd_status build_tensor(tsd__pk *u, const tsd__value *const *a,
 }
 
 static tsd_status as_parameter(tsd__pk *u, tsd__value *tv, tsd__value **out) {
+  if (tv->kind == TSD__V_XTENSOR) { /* a quantized or sparse Parameter */
+    tsd__value *v = NULL;
+    TRY(tsd__pk_new(u, TSD__V_XTENSOR, &v));
+    tsd__xtensor *x = tsd__pk_alloc(u, sizeof *x);
+    if (!x) return tsd__pk_oom(u);
+    *x = *tv->u.xtensor;
+    x->is_parameter = true;
+    v->u.xtensor = x;
+    *out = v;
+    return TSD_OK;
+  }
   if (tv->kind != TSD__V_TENSOR)
     return tsd__pk_fail(u, TSD_ERR_FORMAT,
                         "Parameter data is a %s, not a tensor",

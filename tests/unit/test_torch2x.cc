@@ -356,3 +356,30 @@ TEST(Torch2x, QuantizedAndSparseTensorsAreShownAndRefusedAsPyTorchDoes) {
     EXPECT_EQ(d, 0.0);
   tsd_model_free(m);
 }
+
+// 2.x spellings: the layout as the global torch.sparse_coo / sparse_csr, COO
+// data with is_coalesced, compressed (CSR) data, a quantized Parameter.
+TEST(Torch2x, SparseLayoutsAndQuantizedParametersOfTorch2AreShown) {
+  Ckpt k(fixture("torch2x_sparse2x.pth"));
+  ASSERT_EQ(k.st, TSD_OK) << k.err;
+  struct {
+    const char *key, *desc, *repr;
+    std::vector<int64_t> shape;
+    tsd_dtype dtype;
+  } want[] = {
+      {"coo", "torch.sparse_coo", "<class 'torch.Tensor'>", {2, 2},
+       TSD_FLOAT32},
+      {"csr", "torch.sparse_csr", "<class 'torch.Tensor'>", {2, 3},
+       TSD_FLOAT32},
+      {"qp", "torch.qint8 per_tensor_affine",
+       "<class 'torch.nn.parameter.Parameter'>", {3}, TSD_INT8}};
+  for (const auto &w : want) {
+    tsd_entry e = k.entry(w.key);
+    EXPECT_EQ(e.kind, TSD_KIND_OTHER) << w.key;
+    EXPECT_STREQ(e.type_repr, w.repr) << w.key;
+    EXPECT_STREQ(e.str_value, w.desc) << w.key;
+    EXPECT_EQ(std::vector<int64_t>(e.shape, e.shape + e.ndim), w.shape)
+        << w.key;
+    EXPECT_EQ(e.dtype, w.dtype) << w.key;
+  }
+}

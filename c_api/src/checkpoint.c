@@ -578,7 +578,9 @@ tsd_status tsd__read_file_format(const tsd__source *src, tsd__arena *arena,
     return tsd__read_safetensors(src, arena, lim, out);
   if (hn >= 2 && head[0] == 'P' && head[1] == 'K')
     return tsd__read_zip(src, arena, lim, out);
-  if (hn >= 1 && head[0] == 0x80) return tsd__read_legacy(src, arena, lim, out);
+  /* legacy: protocol 2's PROTO, or protocols 0-1's text LONG magic */
+  if (hn >= 1 && (head[0] == 0x80 || head[0] == 'L'))
+    return tsd__read_legacy(src, arena, lim, out);
   if (src->size >= 262) {
     /* a tar (legacy < 0.4) or a zip with a prefix: let the readers say */
     uint8_t t[5];
@@ -605,6 +607,10 @@ static tsd_status set_current(tsd_checkpoint *c, tsd__value *v) {
   if (tsd__is_module(v)) {
     tsd__limits lim;
     tsd__limits_resolve(&lim, NULL);
+    /* Entries and modules at most one per byte of the file: shared
+     * submodules repeat under each path (as in PyTorch), so a small file
+     * could otherwise ask for exponentially many. */
+    if (c->src.size < lim.max_objects) lim.max_objects = c->src.size;
     why = tsd__module_state_dict(&c->arena, &lim, v, &sd);
     if (why != TSD_OK) {
       msg = tsd__mem_strdup(c->al, tsd_last_error());

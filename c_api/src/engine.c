@@ -630,8 +630,12 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
                     ckpt->parsed.root ? tsd__type_repr(ckpt->parsed.root)
                                       : "<class 'NoneType'>");
   if (ckpt->view_status != TSD_OK)
-    return tsd__err(ckpt->view_status == TSD_ERR_NOMEM ? TSD_ERR_NOMEM
-                                                       : TSD_ERR_FORMAT,
+    /* bad keys: FORMAT; a pickled model keeps its own reason (objects.c) */
+    return tsd__err(ckpt->view_status == TSD_ERR_NOMEM ||
+                            ckpt->view_status == TSD_ERR_LIMIT ||
+                            ckpt->view_status == TSD_ERR_UNSUPPORTED
+                        ? ckpt->view_status
+                        : TSD_ERR_FORMAT,
                     "%s",
                     ckpt->view_error ? ckpt->view_error
                                      : "the state dict has invalid keys");

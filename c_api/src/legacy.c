@@ -89,6 +89,19 @@ static tsd_status add_storage(legacy *L, const tsd__value *key, tsd_dtype dtype,
 static tsd_status legacy_persistent(tsd__persistent_ctx *ctx, tsd__value *pid,
                                     tsd__value **out) {
   legacy *L = ctx->fmt;
+  /* A whole model: _legacy_save records each nn.Module class as
+   * ('module', cls, source_file, source); legacy_load returns cls (the
+   * source is only compared, for a warning). The class stays an inert
+   * global: its instances are placeholders (objects.c). */
+  if (pid->kind == TSD__V_TUPLE && pid->u.seq.len == 4 &&
+      pid->u.seq.items[0]->kind == TSD__V_STR &&
+      strcmp(pid->u.seq.items[0]->u.s.p, "module") == 0) {
+    if (pid->u.seq.items[1]->kind != TSD__V_GLOBAL)
+      return tsd__err(TSD_ERR_FORMAT,
+                      "persistent id ('module', ...) does not name a class");
+    *out = pid->u.seq.items[1];
+    return TSD_OK;
+  }
   if (pid->kind != TSD__V_TUPLE || pid->u.seq.len != 6 ||
       pid->u.seq.items[0]->kind != TSD__V_STR ||
       strcmp(pid->u.seq.items[0]->u.s.p, "storage") != 0)

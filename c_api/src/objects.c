@@ -532,10 +532,11 @@ static tsd__value *msd_str(msd *x, const char *a, size_t na, const char *b,
 static tsd_status msd_put(msd *x, tsd__value *d, tsd__value *k, tsd__value *v) {
   if (!k) return msd_oom();
   if (x->budget-- == 0)
-    return tsd__err(TSD_ERR_LIMIT,
-                    "the pickled model's state dict has more than %llu "
-                    "entries (limits.max_objects)",
-                    (unsigned long long)x->lim->max_objects);
+    return tsd__err(
+        TSD_ERR_LIMIT,
+        "the pickled model's state dict has more than %llu "
+        "entries (one per byte of the file, at most limits.max_objects)",
+        (unsigned long long)x->lim->max_objects);
   if (d->u.dict.len == d->u.dict.cap) {
     size_t cap = d->u.dict.cap ? 2 * d->u.dict.cap : 16;
     tsd__value **ks = msd_alloc(x, cap * sizeof *ks);
@@ -697,10 +698,11 @@ tsd_status tsd__module_state_dict(tsd__arena *a, const tsd__limits *lim,
                         "(limits.max_depth)",
                         lim->max_depth);
       if (x.budget-- == 0)
-        return tsd__err(TSD_ERR_LIMIT,
-                        "the pickled model has more than %llu modules and "
-                        "entries (limits.max_objects)",
-                        (unsigned long long)lim->max_objects);
+        return tsd__err(
+            TSD_ERR_LIMIT,
+            "the pickled model has more than %llu modules and "
+            "entries (one per byte of the file, at most limits.max_objects)",
+            (unsigned long long)lim->max_objects);
       tsd__value *p = msd_str(&x, it.prefix, it.plen, k->u.s.p, k->u.s.len);
       if (n == cap) {
         msd_item *s = msd_alloc(&x, 2 * cap * sizeof *s);

@@ -1,7 +1,7 @@
 /* pickle_vm.c — the restricted unpickler's machine.
  *
  * In the spirit of PyTorch's weights_only unpickler (torch/_weights_only_
- * unpickler.py): only the opcodes torch.save emits (protocols 2-5), every
+ * unpickler.py): only the opcodes torch.save emits (protocols 0-5), every
  * operand's type checked, every length checked against the bytes that
  * remain. What a global is, and what calling or building it does, is
  * torch_globals.c's business (the allow-list); this file is the generic
@@ -20,6 +20,7 @@
  * the tree without cycle checks, within limits.max_depth.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pickle_vm.h"
@@ -556,38 +557,181 @@ tsd_status tsd__pk_int(tsd__pk *u, int64_t i, tsd__value **out) {
   return TSD_OK;
 }
 
-/* Text INT/LONG (protocol 0, also "I01\n" for True). */
-static tsd_status op_text_int(tsd__pk *u, bool is_long) {
+/* ---- protocols 0 and 1: text operands ----------------------------------- */
+
+/* The operand line up to (not including) '\n'. */
+static tsd_status take_line(tsd__pk *u, const char **line, size_t *n) {
   size_t start = u->pos;
   const uint8_t *nl = memchr(u->buf + start, '\n', u->len - start);
   if (!nl) {
     u->truncated = true;
     return tsd__pk_fail(u, TSD_ERR_FORMAT, "unterminated line");
   }
-  size_t n = (size_t)(nl - (u->buf + start));
-  const char *s = (const char *)u->buf + start;
-  u->pos = start + n + 1;
+  *line = (const char *)u->buf + start;
+  *n = (size_t)(nl - (u->buf + start));
+  u->pos = start + *n + 1;
+  return TSD_OK;
+}
+
+/* Decimal digits of a text INT/LONG: at most this many (Python's own limit
+ * is 4300; the conversion below is quadratic in it, and a real pickle's
+ * longest is the legacy magic number, 24 digits). */
+#define MAX_TEXT_DIGITS 80
+
+/* Text INT/LONG (protocols 0-1; "I01\n" is True): decimal to the LONG1
+ * encoding (little-endian two's complement), then as LONG1. */
+static tsd_status op_text_int(tsd__pk *u, bool is_long) {
+  const char *s = NULL;
+  size_t n = 0;
+  TRY(take_line(u, &s, &n));
   if (is_long && n && s[n - 1] == 'L') n--;
-  tsd__value *v = NULL;
-  if (!is_long && n == 2 && s[0] == '0' && (s[1] == '0' || s[1] == '1')) {
+  if (!is_long && n == 2 && s[0] == '0' && (s[1] == '0' || s[1] == '1'))
     return push(u, s[1] == '1' ? u->v_true : u->v_false);
-  }
   size_t i = 0;
   bool neg = false;
   if (i < n && (s[i] == '-' || s[i] == '+')) neg = s[i++] == '-';
   if (i == n) return tsd__pk_fail(u, TSD_ERR_FORMAT, "empty integer literal");
-  uint64_t x = 0;
+  if (n - i > MAX_TEXT_DIGITS)
+    return tsd__pk_fail(u, TSD_ERR_UNSUPPORTED,
+                        "integer literal of %zu digits (tsd reads up to %d)",
+                        n - i, MAX_TEXT_DIGITS);
+  uint8_t mag[MAX_TEXT_DIGITS / 2 + 2] = {0}; /* 10^80 < 256^34 */
+  size_t m = 0;
   for (; i < n; i++) {
     if (s[i] < '0' || s[i] > '9')
       return tsd__pk_fail(u, TSD_ERR_FORMAT, "bad integer literal");
-    if (x > (UINT64_MAX - 9) / 10)
-      return tsd__pk_fail(u, TSD_ERR_UNSUPPORTED, "integer literal too large");
+    unsigned carry = (unsigned)(s[i] - '0');
+    for (size_t k = 0; k < m; k++) {
+      unsigned x = mag[k] * 10u + carry;
+      mag[k] = (uint8_t)x;
+      carry = x >> 8;
+    }
+    if (carry) mag[m++] = (uint8_t)carry;
+  }
+  if (m == 0) mag[m++] = 0;
+  if (mag[m - 1] & 0x80) mag[m++] = 0; /* room for the sign bit */
+  if (neg) {                           /* two's complement */
+    unsigned c = 1;
+    for (size_t k = 0; k < m; k++) {
+      unsigned x = (uint8_t)~mag[k] + c;
+      mag[k] = (uint8_t)x;
+      c = x >> 8;
+    }
+    /* -2^(8k-1) needs no extra byte: drop a redundant 0xFF */
+    while (m > 1 && mag[m - 1] == 0xFF && (mag[m - 2] & 0x80))
+      m--;
+  }
+  tsd__value *v = NULL;
+  TRY(make_long(u, mag, m, &v));
+  return push(u, v);
+}
+
+/* FLOAT: repr(float) text. */
+static tsd_status op_text_float(tsd__pk *u) {
+  const char *s = NULL;
+  size_t n = 0;
+  TRY(take_line(u, &s, &n));
+  char tmp[64];
+  if (n == 0 || n >= sizeof tmp)
+    return tsd__pk_fail(u, TSD_ERR_FORMAT, "bad float literal");
+  for (size_t i = 0; i < n; i++)
+    if (!strchr("0123456789+-.eEinfatyINFATY", s[i]))
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "bad float literal");
+  memcpy(tmp, s, n);
+  tmp[n] = '\0';
+  char *end = NULL;
+  double f = strtod(tmp, &end);
+  if (end != tmp + n)
+    return tsd__pk_fail(u, TSD_ERR_FORMAT, "bad float literal");
+  tsd__value *v = NULL;
+  TRY(tsd__pk_new(u, TSD__V_FLOAT, &v));
+  v->u.f = f;
+  return push(u, v);
+}
+
+static size_t put_utf8(uint8_t *d, uint32_t cp) {
+  if (cp < 0x80) {
+    d[0] = (uint8_t)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    d[0] = (uint8_t)(0xC0 | cp >> 6);
+    d[1] = (uint8_t)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    d[0] = (uint8_t)(0xE0 | cp >> 12);
+    d[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+    d[2] = (uint8_t)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  d[0] = (uint8_t)(0xF0 | cp >> 18);
+  d[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
+  d[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+  d[3] = (uint8_t)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+/* UNICODE: raw-unicode-escape (bytes are code points 0-255, \uXXXX and
+ * \UXXXXXXXX escapes), stored as UTF-8 (surrogates as surrogatepass). */
+static tsd_status op_text_unicode(tsd__pk *u) {
+  const char *s = NULL;
+  size_t n = 0;
+  TRY(take_line(u, &s, &n));
+  tsd__value *v = NULL;
+  TRY(tsd__pk_new(u, TSD__V_STR, &v));
+  if (n > (SIZE_MAX - 1) / 2) return tsd__pk_oom(u);
+  uint8_t *d = tsd__pk_alloc(u, 2 * n + 1); /* UTF-8 never exceeds this */
+  if (!d) return tsd__pk_oom(u);
+  size_t k = 0;
+  for (size_t i = 0; i < n;) {
+    const uint8_t c = (uint8_t)s[i];
+    size_t w = 0;
+    if (c == '\\' && i + 1 < n && (s[i + 1] == 'u' || s[i + 1] == 'U'))
+      w = s[i + 1] == 'u' ? 4 : 8;
+    if (!w) {
+      k += put_utf8(d + k, c);
+      i++;
+      continue;
+    }
+    if (n - i - 2 < w)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "truncated \\u escape");
+    uint32_t cp = 0;
+    for (size_t j = 0; j < w; j++) {
+      char h = s[i + 2 + j];
+      int x = h >= '0' && h <= '9'   ? h - '0'
+              : h >= 'a' && h <= 'f' ? h - 'a' + 10
+              : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                     : -1;
+      if (x < 0) return tsd__pk_fail(u, TSD_ERR_FORMAT, "bad \\u escape");
+      cp = cp << 4 | (uint32_t)x;
+    }
+    if (cp > 0x10FFFF)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "\\U escape beyond U+10FFFF");
+    k += put_utf8(d + k, cp); /* at most 4 bytes for 6 or 10 read */
+    i += 2 + w;
+  }
+  d[k] = '\0';
+  v->u.s.p = (char *)d;
+  v->u.s.len = k;
+  return push(u, v);
+}
+
+/* PUT / GET: a decimal memo index. */
+static tsd_status text_index(tsd__pk *u, uint64_t *out) {
+  const char *s = NULL;
+  size_t n = 0;
+  TRY(take_line(u, &s, &n));
+  if (n == 0 || n > 18)
+    return tsd__pk_fail(u, TSD_ERR_FORMAT, "bad memo index");
+  uint64_t x = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "bad memo index");
     x = x * 10 + (uint64_t)(s[i] - '0');
   }
-  if (x > (uint64_t)INT64_MAX + (neg ? 1u : 0u))
-    return tsd__pk_fail(u, TSD_ERR_UNSUPPORTED, "integer literal too large");
-  TRY(tsd__pk_int(u, neg ? (int64_t)(0 - x) : (int64_t)x, &v));
-  return push(u, v);
+  *out = x;
+  return TSD_OK;
 }
 
 /* GLOBAL: "module\nname\n" */
@@ -678,10 +822,13 @@ static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
     u->sp -= 2;
     return push(u, v);
   }
+  case 'p':
   case 'q':
   case 'r':
-  case 0x94: { /* BINPUT LONG_BINPUT MEMOIZE */
-    if (u->op == 'q')
+  case 0x94: { /* PUT BINPUT LONG_BINPUT MEMOIZE */
+    if (u->op == 'p')
+      TRY(text_index(u, &x));
+    else if (u->op == 'q')
       TRY(take_le(u, 1, &x));
     else if (u->op == 'r')
       TRY(take_le(u, 4, &x));
@@ -708,9 +855,13 @@ static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
     u->memo[x] = u->stack[u->sp - 1];
     return TSD_OK;
   }
+  case 'g':
   case 'h':
-  case 'j': /* BINGET LONG_BINGET */
-    TRY(take_le(u, u->op == 'h' ? 1 : 4, &x));
+  case 'j': /* GET BINGET LONG_BINGET */
+    if (u->op == 'g')
+      TRY(text_index(u, &x));
+    else
+      TRY(take_le(u, u->op == 'h' ? 1 : 4, &x));
     if (x >= u->nmemo)
       return tsd__pk_fail(u, TSD_ERR_FORMAT,
                           "unknown memo index %llu (memo size %zu)",
@@ -837,8 +988,7 @@ static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
   }
   case 0x81: { /* NEWOBJ: cls.__new__(cls, *args) */
     TRY(need(u, 2));
-    TRY(tsd__pk_newobj(u, u->stack[u->sp - 2], u->stack[u->sp - 1], NULL,
-                       &v));
+    TRY(tsd__pk_newobj(u, u->stack[u->sp - 2], u->stack[u->sp - 1], NULL, &v));
     u->sp -= 2;
     return push(u, v);
   }
@@ -933,6 +1083,47 @@ static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
     return op_text_int(u, false);
   case 'L':
     return op_text_int(u, true);
+  case 'F':
+    return op_text_float(u);
+  case 'V':
+    return op_text_unicode(u);
+  case 'i': { /* INST: MARK args... "module\nname\n": cls(*args) */
+    tsd__value *cls = NULL;
+    TRY(op_global_text(u, &cls));
+    TRY(pop_mark(u, &base));
+    TRY(tsd__pk_new(u, TSD__V_TUPLE, &v));
+    TRY(seq_extend(u, v, base, u->sp));
+    u->sp = base;
+    TRY(tsd__pk_reduce(u, cls, v, &v));
+    return push(u, v);
+  }
+  case 'o': { /* OBJ: MARK cls args...: cls(*args) */
+    TRY(pop_mark(u, &base));
+    if (u->sp == base)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "OBJ without a class");
+    tsd__value *cls = u->stack[base];
+    TRY(tsd__pk_new(u, TSD__V_TUPLE, &v));
+    TRY(seq_extend(u, v, base + 1, u->sp));
+    u->sp = base;
+    TRY(tsd__pk_reduce(u, cls, v, &v));
+    return push(u, v);
+  }
+  case 'P': { /* PERSID: the id as a text line (a str) */
+    const char *line = NULL;
+    size_t n = 0;
+    TRY(take_line(u, &line, &n));
+    tsd__value *pid = NULL;
+    TRY(make_str(u, (const uint8_t *)line, n, true, &pid));
+    if (!u->persistent)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                          "persistent id where none is allowed");
+    tsd_status st = u->persistent(u->pctx, pid, &v);
+    if (st != TSD_OK) {
+      tsd__err_prefix("%s: offset %zu (PERSID)", u->what, u->op_off);
+      return st;
+    }
+    return push(u, v);
+  }
   default:
     return tsd__pk_fail(u, TSD_ERR_UNSUPPORTED,
                         "opcode not supported by tsd's restricted unpickler");

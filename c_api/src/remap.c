@@ -297,10 +297,14 @@ static bool dict_has_tensor(const tsd__value *d) {
   return false;
 }
 
-/* A module's parameters, or its submodules' (a pickled model). */
-static bool module_has_tensor(const tsd__value *m, uint32_t depth) {
+/* A module's parameters, or its submodules' (a pickled model). `visits`
+ * bounds the walk: a file can make a submodule graph whose paths are
+ * exponential in its size; a real model is found in far fewer steps. */
+static bool module_has_tensor(const tsd__value *m, uint32_t depth,
+                              uint32_t *visits) {
   const tsd__value *st = m->u.obj.state;
-  if (depth > 64) return false;
+  if (depth > 64 || *visits == 0) return false;
+  --*visits;
   for (size_t i = 0; i < st->u.dict.len; i++) {
     const tsd__value *k = st->u.dict.keys[i], *v = st->u.dict.vals[i];
     if (k->kind != TSD__V_STR || v->kind != TSD__V_DICT) continue;
@@ -309,7 +313,7 @@ static bool module_has_tensor(const tsd__value *m, uint32_t depth) {
     } else if (!strcmp(k->u.s.p, "_modules")) {
       for (size_t j = 0; j < v->u.dict.len; j++)
         if (tsd__is_module(v->u.dict.vals[j]) &&
-            module_has_tensor(v->u.dict.vals[j], depth + 1))
+            module_has_tensor(v->u.dict.vals[j], depth + 1, visits))
           return true;
     }
   }
@@ -317,8 +321,9 @@ static bool module_has_tensor(const tsd__value *m, uint32_t depth) {
 }
 
 static bool holds_state_dict(const tsd__value *v) {
+  uint32_t visits = 100000;
   return (v->kind == TSD__V_DICT && dict_has_tensor(v)) ||
-         (tsd__is_module(v) && module_has_tensor(v, 0));
+         (tsd__is_module(v) && module_has_tensor(v, 0, &visits));
 }
 
 TSD_API tsd_status tsd_checkpoint_select_auto(tsd_checkpoint *c,

@@ -144,6 +144,31 @@ def sharded_indexes():
     yield "index_as_shard", index([("fc.weight", "in.index.json")])
 
 
+Pair = collections.namedtuple("Pair", "a b")
+
+
+def objects(proto):
+    """Training dicts full of objects; with tensors only where the protocol
+    can hold them (torch 1.13 cannot load protocol 0 persistent ids)."""
+    import argparse
+    import numpy as np
+    extras = collections.OrderedDict([
+        ("args", argparse.Namespace(lr=0.1, arch="x")), ("pair", Pair(1, "b")),
+        ("np_f", np.float32(1.5)), ("np_i", np.int64(-3)),
+        ("arr", np.arange(6, dtype=np.float32).reshape(2, 3)),
+        ("arr_f", np.asfortranarray(np.ones((2, 2)))),
+        ("big", -2 ** 70), ("text", "x\u00e9\U0001F600"), ("lr", 0.25)])
+    yield "objects", extras
+    if proto == 0:
+        return
+    sd = small_storages(dict(state_dicts())["net"])
+    yield "objects_sd", collections.OrderedDict(
+        list(extras.items()) + [("state_dict", sd),
+                                ("best", torch.tensor([0.5] * 16))])
+    torch.manual_seed(0)
+    yield "whole_model", {"model": Net(), "optimizer": None, "epoch": -1}
+
+
 def main():
     out = sys.argv[1]
     for sub in ("safetensors", "sharded"):
@@ -195,6 +220,30 @@ def main():
                       "wb") as f:
                 f.write(b.getvalue())
         n += 1
+    # Python objects (placeholders, numpy, a whole pickled model) and the
+    # text opcodes of protocols 0-1 (issue 10).
+    for proto in (0, 1, 2, 4, 5):
+        for name, obj in objects(proto):
+            b = io.BytesIO()
+            torch.save(obj, b, pickle_protocol=proto)
+            for sub in ("zip", "load"):
+                with open(os.path.join(out, sub, "%s_p%d.pth" % (name, proto)),
+                          "wb") as f:
+                    f.write(b.getvalue())
+            z = zipfile.ZipFile(io.BytesIO(b.getvalue()))
+            pkl = [i for i in z.namelist() if i.endswith("data.pkl")][0]
+            with open(os.path.join(out, "pickle", "%s_p%d.pkl" % (name, proto)),
+                      "wb") as f:
+                f.write(z.read(pkl))
+            if proto < 2:
+                b = io.BytesIO()
+                torch.save(obj, b, pickle_protocol=proto,
+                           _use_new_zipfile_serialization=False)
+                for sub in ("load", "legacy"):
+                    with open(os.path.join(out, sub, "%s_p%d_legacy.pth" %
+                                           (name, proto)), "wb") as f:
+                        f.write(b.getvalue())
+            n += 1
     # PyTorch 2.x forms torch 1.13 cannot write (_rebuild_tensor_v3 over
     # untyped storages, dtype/device values, big-endian files): the
     # hand-made fixtures of tests/fixtures/make_torch2x_fixtures.py

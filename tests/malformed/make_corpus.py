@@ -271,6 +271,8 @@ def build():
     for p, data in ZIP.items():
         case("ok_zip_p%d" % p, data, "ok")
     case("ok_legacy", LEGACY, "ok")
+    # protocol 1 (text and binary opcodes mixed) in a zip
+    case("ok_zip_p1", torch_save(SD, pickle_protocol=1), "ok")
     case("ok_hand_zip", hand_zip(), "ok")
     # A real checkpoint with a new head: a size mismatch even non-strict
     # (PyTorch raises), loadable with auto-pop. Used by valgrind_cli.sh too.
@@ -624,10 +626,10 @@ def build():
          T(S("echo pwned")) + REDUCE + STOP + P + b"]" + STOP,
          "load:TSD_ERR_TYPE",
          "got <class 'os.system'>")
-    # INST is protocol 0, never emitted by torch.save: refused as an opcode
+    # INST (protocols 0-1) calls its class like REDUCE: a placeholder too
     case("refused_inst_os_system",
          in_zip(P + MARK + S("id") + b"ios\nsystem\n" + STOP),
-         "open:TSD_ERR_UNSUPPORTED", "INST")
+         "load:TSD_ERR_TYPE", "got <class 'os.system'>")
     case("refused_build_setstate_on_ordered_dict",
          in_zip(P + G("collections", "OrderedDict") + EMPTY_TUPLE + REDUCE +
                 G("os", "system") + b"b" + STOP),

@@ -912,6 +912,28 @@ TEST(Unpickler, OperandTypesAreChecked) {
          "aK\x01K\x02s."),
        "both list items"},
       {B("ccollections\nOrderedDict\n)}\x92."), "NEWOBJ is allowed only"},
+      // protocols 0 and 1: text operands
+      {B("L123456789012345678901234567890L\n."), "ok"},
+      {"L" + std::string(81, '7') + "\n.", "integer literal of 81 digits"},
+      {B("L12a\n."), "bad integer literal"},
+      {B("F1.5\n."), "ok"},
+      {B("F-inf\n."), "ok"},
+      {B("F1.5x\n."), "bad float literal"},
+      {B("F\n."), "bad float literal"},
+      {B("Vx\\u00e9\\U0001F600\xff\n."), "ok"},
+      {B("V\\uZZZZ\n."), "bad \\u escape"},
+      {B("V\\U00110000\n."), "beyond U+10FFFF"},
+      {B("V\\u00e\n."), "truncated \\u escape"},
+      {B("(I1\nI2\nl."), "ok"},
+      {B("I1\np0\n0g0\n."), "ok"},
+      {B("I1\np1\n."), "beyond the memo size"},
+      {B("g5\n."), "unknown memo index"},
+      {B("gx\n."), "bad memo index"},
+      {B("(I1\nios\nsystem\n."), "ok"}, // INST: a placeholder
+      {B("(cos\nsystem\nI1\no."), "ok"}, // OBJ: a placeholder
+      {B("(o."), "OBJ without a class"},
+      {B("(I1\no."), "REDUCE on a int"},
+      {B("Pabc\n."), "persistent id where none is allowed"},
   };
   for (const auto &c : cases) {
     Unpickled u(c.bytes);
@@ -923,6 +945,41 @@ TEST(Unpickler, OperandTypesAreChecked) {
     EXPECT_NE(std::string(tsd_last_error()).find(c.text), std::string::npos)
         << "want '" << c.text << "' in: " << tsd_last_error();
   }
+}
+
+// Text LONG/INT decode to what LONG1 holds for the same number.
+TEST(Unpickler, TextIntegersMatchTheBinaryEncoding) {
+  struct {
+    std::string pkl, bytes;
+    int64_t i;
+  } cases[] = {
+      {"L-1180591620717411303424L\n.", B("\0\0\0\0\0\0\0\0\xc0"), 0},
+      {"L1180591620717411303424\n.", B("\0\0\0\0\0\0\0\0@"), 0},
+      {"L-9223372036854775808L\n.", "", INT64_MIN},
+      {"L9223372036854775807\n.", "", INT64_MAX},
+      {"I-128\n.", "", -128},
+      {"L128L\n.", "", 128},
+      {"I0\n.", "", 0},
+      {"L-0\n.", "", 0},
+  };
+  for (const auto &c : cases) {
+    Unpickled u(c.pkl);
+    ASSERT_EQ(u.st, TSD_OK) << c.pkl << ": " << tsd_last_error();
+    if (c.bytes.empty()) {
+      ASSERT_EQ(u.v->kind, TSD__V_INT) << c.pkl;
+      EXPECT_EQ(u.v->u.i, c.i) << c.pkl;
+    } else {
+      ASSERT_EQ(u.v->kind, TSD__V_BIGINT) << c.pkl;
+      EXPECT_EQ(std::string(u.v->u.s.p, u.v->u.s.len), c.bytes) << c.pkl;
+    }
+  }
+  Unpickled f("F-2.5e-3\n.");
+  ASSERT_EQ(f.st, TSD_OK);
+  EXPECT_EQ(f.v->u.f, -2.5e-3);
+  Unpickled s("Vx\\u00e9\xe9\\U0001F600\\n\n.");
+  ASSERT_EQ(s.st, TSD_OK);
+  EXPECT_EQ(std::string(s.v->u.s.p, s.v->u.s.len),
+            "x\xc3\xa9\xc3\xa9\xf0\x9f\x98\x80\\n");
 }
 
 TEST(Unpickler, ASelfContainingListCannotBeBuilt) {

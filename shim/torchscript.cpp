@@ -132,9 +132,24 @@ bool dtype_of(at::ScalarType s, tsd_dtype *out) {
   case at::kBool:
     *out = TSD_BOOL;
     return true;
+  case at::kComplexHalf:
+    *out = TSD_COMPLEX32;
+    return true;
+  case at::kComplexFloat:
+    *out = TSD_COMPLEX64;
+    return true;
+  case at::kComplexDouble:
+    *out = TSD_COMPLEX128;
+    return true;
   default:
     return false;
   }
+}
+
+// Whether LibTorch 1.13 has the dtype (float8 and uint16/32/64 came later).
+bool has_scalar(tsd_dtype d) {
+  return d <= TSD_BOOL || d == TSD_COMPLEX32 || d == TSD_COMPLEX64 ||
+         d == TSD_COMPLEX128;
 }
 
 at::ScalarType scalar_of(tsd_dtype d) {
@@ -159,6 +174,12 @@ at::ScalarType scalar_of(tsd_dtype d) {
     return at::kByte;
   case TSD_BOOL:
     return at::kBool;
+  case TSD_COMPLEX32:
+    return at::kComplexHalf;
+  case TSD_COMPLEX64:
+    return at::kComplexFloat;
+  case TSD_COMPLEX128:
+    return at::kComplexDouble;
   default:
     break;
   }
@@ -419,12 +440,13 @@ tsd_status ts_copy_in(tsd_model *m, tsd__mtensor *t, const tsd_checkpoint *c,
       return tsd__tensor_read(c, src, t->dtype, dst.data_ptr(), scratch);
     // Otherwise read into a temporary in the checkpoint's own dtype and let
     // copy_ convert (dtype, device, strides), as load_state_dict does. The
-    // destination is written only once the read succeeded.
+    // destination is written only once the read succeeded. A dtype this
+    // LibTorch lacks (float8, uint16/32/64) is converted by tsd (c10's
+    // rules, convert.c) to the model's dtype first.
+    tsd_dtype via = has_scalar(src->dtype) ? src->dtype : t->dtype;
     at::Tensor tmp = at::empty(
-        dst.sizes(),
-        at::TensorOptions().dtype(scalar_of(src->dtype)).device(at::kCPU));
-    tsd_status st =
-        tsd__tensor_read(c, src, src->dtype, tmp.data_ptr(), scratch);
+        dst.sizes(), at::TensorOptions().dtype(scalar_of(via)).device(at::kCPU));
+    tsd_status st = tsd__tensor_read(c, src, via, tmp.data_ptr(), scratch);
     if (st) return st;
     dst.copy_(tmp);
     return TSD_OK;
@@ -437,13 +459,18 @@ tsd_status ts_read(const tsd_model *m, const tsd__mtensor *t, tsd_dtype dtype,
   if (t->numel == 0) return TSD_OK;
   return guarded("reading", t->name, [&]() -> tsd_status {
     torch::NoGradGuard no_grad;
+    // a dtype this LibTorch lacks: its own dtype, then tsd converts
+    tsd_dtype via = has_scalar(dtype) ? dtype : t->dtype;
     at::Tensor cpu = tensor_of(t)
                          .detach()
-                         .to(at::kCPU, scalar_of(dtype))
+                         .to(at::kCPU, scalar_of(via))
                          .resolve_conj()
                          .resolve_neg()
                          .contiguous();
-    std::memcpy(dst, cpu.data_ptr(), size_t(t->numel) * tsd_dtype_size(dtype));
+    if (via != dtype)
+      tsd__convert(dst, dtype, cpu.data_ptr(), via, size_t(t->numel));
+    else
+      std::memcpy(dst, cpu.data_ptr(), size_t(t->numel) * tsd_dtype_size(dtype));
     return TSD_OK;
   });
 }

@@ -383,8 +383,10 @@ typedef struct tsd_entry {
   /** TSD_KIND_STR (NUL-terminated), TSD_KIND_BYTES; for TSD_KIND_OTHER: an
    * int beyond 64 bits (type_repr "<class 'int'>") as its little-endian
    * two's complement bytes, as pickle's LONG1/LONG4 hold it; a torch.dtype's
-   * name ("torch.float16") or a torch.device's str() ("cuda:1"), type_repr
-   * telling which */
+   * name ("torch.float16"), a torch.device's str() ("cuda:1"), or for a
+   * quantized or sparse tensor (type_repr "<class 'torch.Tensor'>"; dtype,
+   * ndim, shape set; never loaded: tsd_load fails with PyTorch's copy_
+   * error) "torch.qint8 per_tensor_affine" / "torch.sparse_coo" */
   const char *str_value;
   size_t str_len;       /**< bytes of str_value, without the NUL */
   size_t length;        /**< number of items for DICT, LIST, TUPLE */

@@ -94,10 +94,14 @@ const char *tsd__type_repr(const tsd__value *v) {
     return "<class 'type'>";
   case TSD__V_DTYPE:
     return "<class 'torch.dtype'>";
-  case TSD__V_OBJECT:
-    return v->u.obj.cls->u.g.repr; /* the class Python would have built */
   case TSD__V_DEVICE:
     return "<class 'torch.device'>";
+  case TSD__V_XTENSOR:
+    return v->u.xtensor->is_parameter
+               ? "<class 'torch.nn.parameter.Parameter'>"
+               : "<class 'torch.Tensor'>";
+  case TSD__V_OBJECT:
+    return v->u.obj.cls->u.g.repr; /* the class Python would have built */
   }
   return "<class 'object'>";
 }
@@ -809,6 +813,14 @@ static void fill_entry(tsd_entry *e, const tsd__value *v) {
     break;
   case TSD__V_FLOAT:
     e->float_value = v->u.f;
+    break;
+  case TSD__V_XTENSOR: /* "torch.qint8 per_tensor_affine" */
+    e->ndim = v->u.xtensor->ndim;
+    e->shape = v->u.xtensor->shape;
+    e->dtype = v->u.xtensor->dtype;
+    e->is_parameter = v->u.xtensor->is_parameter;
+    e->str_value = v->u.xtensor->desc;
+    e->str_len = strlen(e->str_value);
     break;
   case TSD__V_STR:
   case TSD__V_BYTES:

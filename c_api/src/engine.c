@@ -314,6 +314,77 @@ static tsd_status load_tensor(load_ctx *x, size_t ti, const tsd__tensor *s) {
   return TSD_OK;
 }
 
+/* PyTorch's legacy type name of a dense tensor of `d` ("FloatTensor"). */
+static const char *legacy_type(tsd_dtype d) {
+  switch (d) {
+  case TSD_FLOAT32:
+    return "FloatTensor";
+  case TSD_FLOAT64:
+    return "DoubleTensor";
+  case TSD_FLOAT16:
+    return "HalfTensor";
+  case TSD_BFLOAT16:
+    return "BFloat16Tensor";
+  case TSD_INT8:
+    return "CharTensor";
+  case TSD_INT16:
+    return "ShortTensor";
+  case TSD_INT32:
+    return "IntTensor";
+  case TSD_INT64:
+    return "LongTensor";
+  case TSD_UINT8:
+    return "ByteTensor";
+  case TSD_BOOL:
+    return "BoolTensor";
+  case TSD_COMPLEX64:
+    return "ComplexFloatTensor";
+  case TSD_COMPLEX128:
+    return "ComplexDoubleTensor";
+  default:
+    return NULL;
+  }
+}
+
+/* A quantized or sparse checkpoint tensor for a dense model tensor: as in
+ * PyTorch 1.13's _load_from_state_dict, a size mismatch is reported first;
+ * otherwise param.copy_(input_param) raises and the error quotes it. */
+static tsd_status load_xtensor(load_ctx *x, const tsd__mtensor *t,
+                               const tsd__xtensor *s) {
+  if (!shapes_equal(s->ndim, s->shape, t->ndim, t->shape))
+    return tsd__report_add_mismatch(x->report, TSD_LIST_MISMATCHED, t->name,
+                                    s->ndim, s->shape, t->ndim, t->shape);
+  x->scratch.len = 0;
+  tsd__buf_printf(&x->scratch,
+                  "While copying the parameter named \"%s\", whose dimensions "
+                  "in the model are ",
+                  t->name);
+  tsd__shape_repr(&x->scratch, t->ndim, t->shape);
+  tsd__buf_puts(&x->scratch, " and whose dimensions in the checkpoint are ");
+  tsd__shape_repr(&x->scratch, s->ndim, s->shape);
+  tsd__buf_puts(&x->scratch, ", an exception occurred : ('");
+  const char *mt = legacy_type(t->dtype), *ct = legacy_type(s->dtype);
+  if (!s->sparse)
+    tsd__buf_puts(&x->scratch,
+                  "Copying from quantized Tensor to non-quantized Tensor is "
+                  "not allowed, please use dequantize to get a float Tensor "
+                  "from a quantized Tensor");
+  else if (mt && ct)
+    tsd__buf_printf(&x->scratch,
+                    "copy_() between dense and sparse Tensors is not "
+                    "implemented! Found self type = torch.%s and src type = "
+                    "torch.sparse.%s",
+                    mt, ct);
+  else /* a dtype 1.13 has no legacy type for */
+    tsd__buf_printf(&x->scratch,
+                    "copy_() between dense and sparse Tensors is not "
+                    "implemented! (self %s, src %s %s)",
+                    tsd_dtype_name(t->dtype), s->desc,
+                    tsd_dtype_name(s->dtype));
+  tsd__buf_puts(&x->scratch, "',).");
+  return add_error(x);
+}
+
 static tsd_status load_module(load_ctx *x, size_t mi) {
   const tsd_model *m = x->m;
   const tsd__module *mod = &m->modules[mi];
@@ -365,6 +436,10 @@ static tsd_status load_module(load_ctx *x, size_t mi) {
         continue;
       }
       const tsd__value *v = val_of(x, i);
+      if (v->kind == TSD__V_XTENSOR) {
+        if ((st = load_xtensor(x, t, v->u.xtensor))) return st;
+        continue;
+      }
       /* a numpy array is no tensor to load_state_dict (is_tensor_like) */
       if (v->kind != TSD__V_TENSOR || v->u.tensor->numpy) {
         x->scratch.len = 0;

@@ -232,8 +232,20 @@ typedef enum tsd__vkind {
   TSD__V_DTYPE,   /* a torch.dtype: s = "torch.float16" */
   TSD__V_OBJECT,  /* an inert placeholder for an object tsd does not
                      construct (objects.c): u.obj */
-  TSD__V_DEVICE   /* a torch.device: s = its str(), "cuda:1" */
+  TSD__V_DEVICE,  /* a torch.device: s = its str(), "cuda:1" */
+  TSD__V_XTENSOR  /* a quantized or sparse tensor: xtensor (not loadable) */
 } tsd__vkind;
+
+/* A tensor tsd shows but does not load: quantized (_rebuild_qtensor) or
+ * sparse (_rebuild_sparse_tensor). */
+typedef struct tsd__xtensor {
+  size_t ndim;
+  int64_t *shape;
+  tsd_dtype dtype;   /* sparse: the values' dtype; quantized: the storage's */
+  bool sparse;       /* else quantized */
+  bool is_parameter;
+  const char *desc;  /* "torch.qint8 per_tensor_affine", "torch.sparse_coo" */
+} tsd__xtensor;
 
 typedef struct tsd__value tsd__value;
 struct tsd__value {
@@ -254,6 +266,7 @@ struct tsd__value {
     } dict;
     tsd__tensor *tensor;
     tsd__storage *storage;
+    tsd__xtensor *xtensor;
     /* GLOBAL: `id` aliases `i` (a torch_globals.c id, 0 for a global
      * outside the allow-list); name "module.qualname" and repr
      * "<class 'module.qualname'>", both NUL-terminated. */

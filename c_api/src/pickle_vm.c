@@ -250,10 +250,12 @@ const char *tsd__pk_kind_name(const tsd__value *v) {
     return "global";
   case TSD__V_DTYPE:
     return "dtype";
-  case TSD__V_OBJECT:
-    return "object";
   case TSD__V_DEVICE:
     return "device";
+  case TSD__V_XTENSOR:
+    return "tensor";
+  case TSD__V_OBJECT:
+    return "object";
   }
   return "?";
 }

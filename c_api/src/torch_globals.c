@@ -31,8 +31,21 @@ enum {
   G_REBUILD_TENSOR_V3,
   G_DEVICE,
   G_UNTYPED_STORAGE,
-  G_STORAGE_BASE = 100 /* + tsd_dtype */
+  G_REBUILD_QTENSOR,
+  G_REBUILD_SPARSE,
+  G_GET_LAYOUT,
+  G_LAYOUT_BASE = 50,   /* + index in layouts[] */
+  G_QSCHEME_BASE = 70,  /* + index in qschemes[] */
+  G_STORAGE_BASE = 100, /* + tsd_dtype */
+  G_QSTORAGE_BASE = 150 /* + tsd_dtype of the bytes (qint8: int8) */
 };
+
+/* torch.layout and torch.qscheme objects pickle as globals torch.<name>. */
+static const char *const layouts[] = {"strided",    "sparse_coo", "sparse_csr",
+                                      "sparse_csc", "sparse_bsr", "sparse_bsc"};
+static const char *const qschemes[] = {
+    "per_tensor_affine", "per_channel_affine", "per_tensor_symmetric",
+    "per_channel_symmetric", "per_channel_affine_float_qparams"};
 
 typedef struct global_entry {
   const char *module, *name;
@@ -79,6 +92,13 @@ static const global_entry allowed_globals[] = {
     {"torch.storage", "UntypedStorage", G_UNTYPED_STORAGE},
     {"torch", "UntypedStorage", G_UNTYPED_STORAGE},
     {"torch", "device", G_DEVICE},
+    /* quantized and sparse tensors: read and shown, not loaded */
+    {"torch._utils", "_rebuild_qtensor", G_REBUILD_QTENSOR},
+    {"torch._utils", "_rebuild_sparse_tensor", G_REBUILD_SPARSE},
+    {"torch.serialization", "_get_layout", G_GET_LAYOUT},
+    {"torch", "QInt8Storage", G_QSTORAGE_BASE + TSD_INT8},
+    {"torch", "QUInt8Storage", G_QSTORAGE_BASE + TSD_UINT8},
+    {"torch", "QInt32Storage", G_QSTORAGE_BASE + TSD_INT32},
 };
 
 /* torch.dtype objects pickle as the global torch.<name> (dtype.__reduce__
@@ -147,6 +167,7 @@ bool tsd__storage_type_dtype(const tsd__value *v, tsd_dtype *out) {
   }
   if (!v || v->kind != TSD__V_GLOBAL) return false;
   int64_t d = v->u.i - G_STORAGE_BASE;
+  if (v->u.i >= G_QSTORAGE_BASE) d = v->u.i - G_QSTORAGE_BASE;
   if (d < 0 || d >= TSD_DTYPE_COUNT) return false;
   *out = (tsd_dtype)d;
   return true;
@@ -168,11 +189,18 @@ tsd_status tsd__pk_global(tsd__pk *u, const char *mod, size_t mlen,
       break;
     }
   }
-  if (id == G_NOT_ALLOWED && mlen == 5 && memcmp(mod, "torch", 5) == 0)
+  if (id == G_NOT_ALLOWED && mlen == 5 && memcmp(mod, "torch", 5) == 0) {
+    /* torch.layout, torch.qscheme: named globals with their own ids */
+    for (size_t i = 0; i < sizeof layouts / sizeof *layouts; i++)
+      if (strlen(layouts[i]) == nlen && memcmp(layouts[i], name, nlen) == 0)
+        id = G_LAYOUT_BASE + (int64_t)i;
+    for (size_t i = 0; i < sizeof qschemes / sizeof *qschemes; i++)
+      if (strlen(qschemes[i]) == nlen && memcmp(qschemes[i], name, nlen) == 0)
+        id = G_QSCHEME_BASE + (int64_t)i;
+    /* a torch.dtype: the value itself, "torch.<name>" as str(dtype) */
     for (size_t i = 0; i < sizeof torch_dtypes / sizeof *torch_dtypes; i++)
       if (strlen(torch_dtypes[i].name) == nlen &&
           memcmp(torch_dtypes[i].name, name, nlen) == 0) {
-        /* the value itself: "torch.<name>", as str(dtype) prints it */
         TRY(tsd__pk_new(u, TSD__V_DTYPE, out));
         char *p = tsd__pk_alloc(u, 6 + nlen + 1);
         if (!p) return tsd__pk_oom(u);
@@ -183,6 +211,7 @@ tsd_status tsd__pk_global(tsd__pk *u, const char *mod, size_t mlen,
         (*out)->u.s.len = 6 + nlen;
         return TSD_OK;
       }
+  }
   return tsd__pk_named_global(u, id, mod, mlen, name, nlen, out);
 }
 
@@ -298,6 +327,17 @@ static tsd_status build_tensor(tsd__pk *u, const tsd__value *const *a,
 }
 
 static tsd_status as_parameter(tsd__pk *u, tsd__value *tv, tsd__value **out) {
+  if (tv->kind == TSD__V_XTENSOR) { /* a quantized or sparse Parameter */
+    tsd__value *v = NULL;
+    TRY(tsd__pk_new(u, TSD__V_XTENSOR, &v));
+    tsd__xtensor *x = tsd__pk_alloc(u, sizeof *x);
+    if (!x) return tsd__pk_oom(u);
+    *x = *tv->u.xtensor;
+    x->is_parameter = true;
+    v->u.xtensor = x;
+    *out = v;
+    return TSD_OK;
+  }
   if (tv->kind != TSD__V_TENSOR)
     return tsd__pk_fail(u, TSD_ERR_FORMAT,
                         "Parameter data is a %s, not a tensor",
@@ -341,6 +381,30 @@ static tsd_status latin1(tsd__pk *u, const tsd__value *s, tsd__value **out) {
 
 static tsd_status call(tsd__pk *u, int64_t id, tsd__value *args, bool nested,
                        tsd__value **out);
+
+/* A quantized or sparse tensor value: shape and a description ("what
+ * [scheme]") kept for inspection; never loaded (tsd_load says why). */
+static tsd_status make_xtensor(tsd__pk *u, size_t nd, const int64_t *shape,
+                               tsd_dtype dtype, bool sparse, const char *what,
+                               const char *scheme, tsd__value **out) {
+  tsd__value *v = NULL;
+  TRY(tsd__pk_new(u, TSD__V_XTENSOR, &v));
+  tsd__xtensor *x = tsd__pk_alloc(u, sizeof *x);
+  int64_t *sh = tsd__pk_alloc(u, (nd ? nd : 1) * sizeof *sh);
+  size_t dl = strlen(what) + (scheme ? strlen(scheme) + 1 : 0) + 1;
+  char *desc = tsd__pk_alloc(u, dl);
+  if (!x || !sh || !desc) return tsd__pk_oom(u);
+  if (nd) memcpy(sh, shape, nd * sizeof *sh);
+  snprintf(desc, dl, "%s%s%s", what, scheme ? " " : "", scheme ? scheme : "");
+  x->ndim = nd;
+  x->shape = sh;
+  x->dtype = dtype;
+  x->sparse = sparse;
+  x->desc = desc;
+  v->u.xtensor = x;
+  *out = v;
+  return TSD_OK;
+}
 
 static tsd_status argc(tsd__pk *u, const tsd__value *args, size_t lo, size_t hi,
                        const char *fn) {
@@ -447,6 +511,73 @@ static tsd_status call(tsd__pk *u, int64_t id, tsd__value *args, bool nested,
     v->u.s.len = strlen(p);
     *out = v;
     return TSD_OK;
+  }
+  case G_GET_LAYOUT: /* torch.serialization._get_layout('torch.sparse_coo') */
+    TRY(argc(u, args, 1, 1, "_get_layout"));
+    if (a[0]->kind == TSD__V_STR && strncmp(a[0]->u.s.p, "torch.", 6) == 0)
+      for (size_t i = 0; i < sizeof layouts / sizeof *layouts; i++)
+        if (strcmp(a[0]->u.s.p + 6, layouts[i]) == 0)
+          return tsd__pk_named_global(u, G_LAYOUT_BASE + (int64_t)i, "torch",
+                                      5, layouts[i], strlen(layouts[i]), out);
+    return tsd__pk_fail(u, TSD_ERR_FORMAT, "_get_layout of an unknown layout");
+  case G_REBUILD_QTENSOR: {
+    /* (storage, storage_offset, size, stride, quantizer_params,
+     * requires_grad, backward_hooks); quantizer_params = (qscheme, scale,
+     * zero_point) or (qscheme, scales, zero_points, axis) */
+    TRY(argc(u, args, 7, 7, "_rebuild_qtensor"));
+    tsd__value *t;
+    TRY(build_tensor(u, (const tsd__value *const *)a, &t));
+    const tsd__value *q = a[4];
+    int64_t scheme = q->kind == TSD__V_TUPLE && q->u.seq.len >= 1
+                         ? global_id(q->u.seq.items[0]) - G_QSCHEME_BASE
+                         : -1;
+    if (scheme < 0 || scheme >= (int64_t)(sizeof qschemes / sizeof *qschemes))
+      return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                          "_rebuild_qtensor quantizer_params is no (qscheme, "
+                          "...) tuple");
+    const tsd_dtype sd = t->u.tensor->dtype;
+    const char *qname = sd == TSD_INT8    ? "torch.qint8"
+                        : sd == TSD_UINT8 ? "torch.quint8"
+                        : sd == TSD_INT32 ? "torch.qint32"
+                                          : NULL;
+    if (!qname)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                          "_rebuild_qtensor of a %s storage, not a quantized "
+                          "one",
+                          tsd_dtype_name(sd));
+    return make_xtensor(u, t->u.tensor->ndim, t->u.tensor->shape, sd, false,
+                        qname, qschemes[scheme], out);
+  }
+  case G_REBUILD_SPARSE: {
+    /* (layout, data): COO data = (indices, values, size[, is_coalesced]),
+     * CSR/CSC/BSR/BSC data = (compressed_indices, plain_indices, values,
+     * size) */
+    TRY(argc(u, args, 2, 2, "_rebuild_sparse_tensor"));
+    int64_t lay = global_id(a[0]) - G_LAYOUT_BASE;
+    const tsd__value *d = a[1];
+    if (lay < 1 || lay >= (int64_t)(sizeof layouts / sizeof *layouts) ||
+        d->kind != TSD__V_TUPLE)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                          "_rebuild_sparse_tensor of no sparse layout and "
+                          "data tuple");
+    const size_t nv = lay == 1 ? 1 : 2; /* position of values */
+    if (d->u.seq.len < nv + 2 || d->u.seq.len > nv + 3)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                          "_rebuild_sparse_tensor data has %zu items",
+                          d->u.seq.len);
+    for (size_t i = 0; i <= nv; i++)
+      if (d->u.seq.items[i]->kind != TSD__V_TENSOR)
+        return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                            "_rebuild_sparse_tensor data[%zu] is a %s, not a "
+                            "tensor",
+                            i, tsd__pk_kind_name(d->u.seq.items[i]));
+    int64_t shape[TSD_MAX_NDIM];
+    size_t nd;
+    TRY(int_tuple(u, d->u.seq.items[nv + 1], "size", shape, &nd));
+    char name[32];
+    snprintf(name, sizeof name, "torch.%s", layouts[lay]);
+    return make_xtensor(u, nd, shape, d->u.seq.items[nv]->u.tensor->dtype,
+                        true, name, NULL, out);
   }
   case G_REBUILD_TENSOR:
     TRY(argc(u, args, 4, 4, "_rebuild_tensor"));

@@ -220,6 +220,30 @@ def main():
                       "wb") as f:
                 f.write(b.getvalue())
         n += 1
+    # Python objects (placeholders, numpy, a whole pickled model) and the
+    # text opcodes of protocols 0-1 (issue 10).
+    for proto in (0, 1, 2, 4, 5):
+        for name, obj in objects(proto):
+            b = io.BytesIO()
+            torch.save(obj, b, pickle_protocol=proto)
+            for sub in ("zip", "load"):
+                with open(os.path.join(out, sub, "%s_p%d.pth" % (name, proto)),
+                          "wb") as f:
+                    f.write(b.getvalue())
+            z = zipfile.ZipFile(io.BytesIO(b.getvalue()))
+            pkl = [i for i in z.namelist() if i.endswith("data.pkl")][0]
+            with open(os.path.join(out, "pickle", "%s_p%d.pkl" % (name, proto)),
+                      "wb") as f:
+                f.write(z.read(pkl))
+            if proto < 2:
+                b = io.BytesIO()
+                torch.save(obj, b, pickle_protocol=proto,
+                           _use_new_zipfile_serialization=False)
+                for sub in ("load", "legacy"):
+                    with open(os.path.join(out, sub, "%s_p%d_legacy.pth" %
+                                           (name, proto)), "wb") as f:
+                        f.write(b.getvalue())
+            n += 1
     # PyTorch 2.x forms torch 1.13 cannot write (_rebuild_tensor_v3 over
     # untyped storages, dtype/device values, big-endian files): the
     # hand-made fixtures of tests/fixtures/make_torch2x_fixtures.py
@@ -249,30 +273,6 @@ def main():
               "wb") as f:
         f.write(struct.pack("<Q", len(h)) + h + data)
     n += 1
-    # Python objects (placeholders, numpy, a whole pickled model) and the
-    # text opcodes of protocols 0-1 (issue 10).
-    for proto in (0, 1, 2, 4, 5):
-        for name, obj in objects(proto):
-            b = io.BytesIO()
-            torch.save(obj, b, pickle_protocol=proto)
-            for sub in ("zip", "load"):
-                with open(os.path.join(out, sub, "%s_p%d.pth" % (name, proto)),
-                          "wb") as f:
-                    f.write(b.getvalue())
-            z = zipfile.ZipFile(io.BytesIO(b.getvalue()))
-            pkl = [i for i in z.namelist() if i.endswith("data.pkl")][0]
-            with open(os.path.join(out, "pickle", "%s_p%d.pkl" % (name, proto)),
-                      "wb") as f:
-                f.write(z.read(pkl))
-            if proto < 2:
-                b = io.BytesIO()
-                torch.save(obj, b, pickle_protocol=proto,
-                           _use_new_zipfile_serialization=False)
-                for sub in ("load", "legacy"):
-                    with open(os.path.join(out, sub, "%s_p%d_legacy.pth" %
-                                           (name, proto)), "wb") as f:
-                        f.write(b.getvalue())
-            n += 1
     print("%d seed checkpoints in %s" % (n, out))
 
 

@@ -554,7 +554,7 @@ def build():
          "persistent id")
     case("persistent_id_unknown_storage_type",
          with_fc_weight(tensor("0", 12, [3, 4], [4, 1],
-                               stype="FancyStorage")),
+                               stype="QUInt4x2Storage")),
          "open:TSD_ERR_FORMAT", "not a storage type")
 
     # Memo and stack misuse.

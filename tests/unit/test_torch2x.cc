@@ -299,3 +299,87 @@ TEST(Torch2x, MalformedOrUnsupportedFormsAreRefusedWithTheReason) {
     EXPECT_NE(k.err.find(c.msg), std::string::npos) << c.file << ": " << k.err;
   }
 }
+
+// Quantized and sparse tensors (torch 1.13 writes them): read and shown,
+// never loaded into a dense tensor, with the exact error PyTorch's
+// load_state_dict gives (the .expect file is Python's own message).
+TEST(Torch2x, QuantizedAndSparseTensorsAreShownAndRefusedAsPyTorchDoes) {
+  Ckpt k(fixture("torch2x_qsparse.pth"));
+  ASSERT_EQ(k.st, TSD_OK) << k.err;
+  struct {
+    const char *key, *desc;
+    std::vector<int64_t> shape;
+    tsd_dtype dtype;
+  } want[] = {{"q", "torch.qint8 per_tensor_affine", {3}, TSD_INT8},
+              {"qc", "torch.quint8 per_channel_affine", {2, 2}, TSD_UINT8},
+              {"q32", "torch.qint32 per_tensor_affine", {2}, TSD_INT32},
+              {"s", "torch.sparse_coo", {2, 2}, TSD_FLOAT32},
+              {"s64", "torch.sparse_coo", {3}, TSD_FLOAT64},
+              {"si", "torch.sparse_coo", {1, 2}, TSD_INT64}};
+  for (const auto &w : want) {
+    tsd_entry e = k.entry(w.key);
+    EXPECT_EQ(e.kind, TSD_KIND_OTHER) << w.key;
+    EXPECT_STREQ(e.type_repr, "<class 'torch.Tensor'>") << w.key;
+    EXPECT_STREQ(e.str_value, w.desc) << w.key;
+    EXPECT_EQ(std::vector<int64_t>(e.shape, e.shape + e.ndim), w.shape)
+        << w.key;
+    EXPECT_EQ(e.dtype, w.dtype) << w.key;
+  }
+  tsd_model *m = nullptr;
+  ASSERT_EQ(tsd_model_new(&m, "M"), TSD_OK);
+  std::vector<double> buf(64);
+  auto add = [&](const char *name, tsd_tensor_role role, tsd_dtype dt,
+                 std::vector<int64_t> shape) {
+    ASSERT_EQ(tsd_model_add_tensor(m, name, role, dt, shape.size(),
+                                   shape.data(), buf.data()),
+              TSD_OK);
+  };
+  add("q", TSD_PARAMETER, TSD_FLOAT32, {3});
+  add("qc", TSD_PARAMETER, TSD_FLOAT32, {2, 2});
+  add("q32", TSD_PARAMETER, TSD_FLOAT32, {3});
+  add("s", TSD_PARAMETER, TSD_FLOAT32, {2, 2});
+  add("s64", TSD_PARAMETER, TSD_FLOAT64, {3});
+  add("dense", TSD_PARAMETER, TSD_FLOAT32, {1});
+  add("si", TSD_BUFFER, TSD_INT64, {1, 2});
+  tsd_load_options o = TSD_LOAD_OPTIONS_INIT;
+  o.strict = 0;
+  tsd_report *r = nullptr;
+  EXPECT_EQ(tsd_load(&r, m, k.c, &o), TSD_ERR_LOAD);
+  ASSERT_NE(r, nullptr);
+  std::ifstream f(fixture("torch2x_qsparse.expect"));
+  std::string py((std::istreambuf_iterator<char>(f)),
+                 std::istreambuf_iterator<char>());
+  EXPECT_EQ(std::string(tsd_report_message(r)), py);
+  tsd_report_free(r);
+  // a failed load leaves the model untouched
+  for (double d : buf)
+    EXPECT_EQ(d, 0.0);
+  tsd_model_free(m);
+}
+
+// 2.x spellings: the layout as the global torch.sparse_coo / sparse_csr, COO
+// data with is_coalesced, compressed (CSR) data, a quantized Parameter.
+TEST(Torch2x, SparseLayoutsAndQuantizedParametersOfTorch2AreShown) {
+  Ckpt k(fixture("torch2x_sparse2x.pth"));
+  ASSERT_EQ(k.st, TSD_OK) << k.err;
+  struct {
+    const char *key, *desc, *repr;
+    std::vector<int64_t> shape;
+    tsd_dtype dtype;
+  } want[] = {
+      {"coo", "torch.sparse_coo", "<class 'torch.Tensor'>", {2, 2},
+       TSD_FLOAT32},
+      {"csr", "torch.sparse_csr", "<class 'torch.Tensor'>", {2, 3},
+       TSD_FLOAT32},
+      {"qp", "torch.qint8 per_tensor_affine",
+       "<class 'torch.nn.parameter.Parameter'>", {3}, TSD_INT8}};
+  for (const auto &w : want) {
+    tsd_entry e = k.entry(w.key);
+    EXPECT_EQ(e.kind, TSD_KIND_OTHER) << w.key;
+    EXPECT_STREQ(e.type_repr, w.repr) << w.key;
+    EXPECT_STREQ(e.str_value, w.desc) << w.key;
+    EXPECT_EQ(std::vector<int64_t>(e.shape, e.shape + e.ndim), w.shape)
+        << w.key;
+    EXPECT_EQ(e.dtype, w.dtype) << w.key;
+  }
+}

@@ -559,12 +559,21 @@ static tsd_status state_read(const tsd_model *m, const tsd__mtensor *t,
   return tsd__tensor_read(c, v->u.tensor, dtype, dst, NULL);
 }
 
-static tsd_status state_save(const tsd_model *m, const char *path) {
+static tsd_status state_read_range(const tsd_model *m, const tsd__mtensor *t,
+                                   tsd_dtype dtype, uint64_t first,
+                                   uint64_t count, void *dst) {
+  const tsd__value *v = t->handle;
+  return tsd__tensor_read_range(m->impl, v->u.tensor, dtype, first, count,
+                                dst);
+}
+
+static tsd_status state_save(const tsd_model *m, tsd__afile *out) {
   (void)m;
   return tsd__err(TSD_ERR_UNSUPPORTED,
                   "%s: a model opened with tsd_model_open_torchscript_state "
-                  "cannot be saved (it has no code to save)",
-                  path);
+                  "cannot be saved as a TorchScript archive (it has no code "
+                  "to save)",
+                  out->name);
 }
 
 static void state_destroy(tsd_model *m) {
@@ -573,7 +582,7 @@ static void state_destroy(tsd_model *m) {
 }
 
 static const tsd__model_ops state_ops = {state_copy_in, state_read, state_save,
-                                         state_destroy};
+                                         state_destroy, state_read_range};
 
 TSD_API tsd_status tsd_model_open_torchscript_state(tsd_model **out,
                                                     const char *path) {

@@ -187,7 +187,7 @@ def kind_of(v):
     if isinstance(v, (int, np.integer)) and -2**63 <= int(v) < 2**63:
         return "int", int(v)
     if type(v) is int:
-        return "other", None  # beyond 64 bits: tsd's kind "other"
+        return "int", v  # beyond 64 bits too: inspect shows the exact value
     if isinstance(v, (float, np.floating)):
         return "float", float(v)
     if type(v) is str:

@@ -442,6 +442,19 @@ static int cmd_inspect(int argc, char **argv) {
         wdtype = strlen(kind);
       }
     }
+    tsd_kind rk = tsd_checkpoint_root_kind(ck);
+    if (rk != TSD_KIND_DICT && n == 0) {
+      /* no dict to list (a list, a scalar, an inert object): say what the
+       * file holds instead of an empty table */
+      const char *cls = tsd_checkpoint_root_class(ck);
+      char esc[256];
+      if (cls) tsd_escape(esc, sizeof esc, cls, strlen(cls), TSD_ESCAPE_TEXT);
+      printf("top level: %s%s%s%s, not a dict: no state dict to list\n",
+             kind_name(rk), cls ? " (" : "", cls ? esc : "", cls ? ")" : "");
+      free(entries);
+      tsd_checkpoint_free(ck);
+      return EXIT_LOADED;
+    }
     printf("%-*s  %-*s  %-*s  %*s\n", (int)wkey, "key", (int)wdtype, "dtype",
            (int)wshape, "shape", (int)wbytes, "bytes");
     for (size_t i = 0; i < n; i++) {

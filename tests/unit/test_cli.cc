@@ -409,6 +409,18 @@ TEST(Cli, InspectPthHasNoFileMetadata) {
       << j.out;
 }
 
+// A top level that is no dict: said in one line, not an empty table.
+TEST(Cli, InspectSaysWhatATopLevelThatIsNoDictIs) {
+  Out r = tsd("inspect " + fx("list_root.pth"));
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, "top level: list, not a dict: no state dict to list\n");
+  Out o = tsd("inspect " + std::string(TSD_FIXTURES) +
+              "/../malformed/cases/refused_posix_system.bin");
+  EXPECT_EQ(o.rc, 0) << o.err;
+  EXPECT_EQ(o.out, "top level: object (posix.system), not a dict: no state "
+                   "dict to list\n");
+}
+
 // ---- --torchscript-checkpoint ---------------------------------------------------
 
 // Without the option a TorchScript archive reads as inert module objects,

@@ -818,8 +818,10 @@ typedef enum tsd_save_format {
   TSD_SAVE_SAFETENSORS = 2 /**< a safetensors file */
 } tsd_save_format;
 
-/** The current version of tsd_save_options. */
-#define TSD_SAVE_OPTIONS_VERSION 1
+/** The current version of tsd_save_options (2 added `progress`; a version
+ * 1 struct is still accepted, a version above the current one is
+ * TSD_ERR_INVALID_ARG). */
+#define TSD_SAVE_OPTIONS_VERSION 2
 /** Options of tsd_model_save_ex (NULL there means the defaults). */
 typedef struct tsd_save_options {
   unsigned version;       /**< TSD_SAVE_OPTIONS_VERSION */
@@ -836,9 +838,17 @@ typedef struct tsd_save_options {
    * NULL: not called. */
   void (*temp_file)(void *user, const char *temp_path);
   void *user; /**< passed to temp_file */
+  /** Version 2. Called on the calling thread as the output grows: `done`
+   * bytes written of about `total` (the tensors' bytes; headers make done
+   * reach total a little early, it never exceeds it), at most once per
+   * write of up to a few MiB. A nonzero return stops the save:
+   * TSD_ERR_CANCELED, the old file left as it was. NULL: not called. */
+  tsd_progress_fn progress;
+  void *progress_user; /**< passed to progress as `user` */
 } tsd_save_options;
 /** Initializer of a tsd_save_options with the defaults. */
-#define TSD_SAVE_OPTIONS_INIT {TSD_SAVE_OPTIONS_VERSION, TSD_SAVE_AUTO, -1, NULL, NULL}
+#define TSD_SAVE_OPTIONS_INIT                                                  \
+  {TSD_SAVE_OPTIONS_VERSION, TSD_SAVE_AUTO, -1, NULL, NULL, NULL, NULL}
 
 /** tsd_model_save with options. `path` may be NULL when options->fd >= 0
  * (it then only names the output in messages and, with TSD_SAVE_AUTO,

@@ -242,7 +242,7 @@ TSD_API tsd_status tsd_model_save_ex(const tsd_model *model, const char *path,
                                      const tsd_save_options *options) {
   tsd_save_options o = TSD_SAVE_OPTIONS_INIT;
   if (options) {
-    if (options->version < 1)
+    if (options->version < 1 || options->version > TSD_SAVE_OPTIONS_VERSION)
       return tsd__err(TSD_ERR_INVALID_ARG,
                       "tsd_model_save_ex: options->version is %u (use "
                       "TSD_SAVE_OPTIONS_INIT)",
@@ -251,6 +251,10 @@ TSD_API tsd_status tsd_model_save_ex(const tsd_model *model, const char *path,
     o.fd = options->fd;
     o.temp_file = options->temp_file;
     o.user = options->user;
+    if (options->version >= 2) {
+      o.progress = options->progress;
+      o.progress_user = options->progress_user;
+    }
   }
   if (!model || (!path && o.fd < 0))
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_save: NULL argument");
@@ -269,6 +273,19 @@ TSD_API tsd_status tsd_model_save_ex(const tsd_model *model, const char *path,
       o.fd >= 0 ? tsd__afile_open_fd(&f, model->al, o.fd, path ? path : "<fd>")
                 : tsd__afile_open(&f, model->al, path, o.temp_file, o.user);
   if (st) return st;
+  if (o.progress) {
+    /* about the bytes written: the tensors' (headers aside) */
+    uint64_t total = 0;
+    size_t n = tsd_model_tensor_count(model);
+    for (size_t i = 0; i < n; i++) {
+      tsd_tensor_info ti;
+      if (tsd_model_tensor(model, i, &ti) == TSD_OK && ti.numel > 0)
+        total += (uint64_t)ti.numel * tsd_dtype_size(ti.dtype);
+    }
+    f.progress = o.progress;
+    f.progress_user = o.progress_user;
+    f.progress_total = total;
+  }
   st = safetensors ? tsd__save_safetensors(model, &f)
                    : model->ops->save(model, &f);
   if (st) {

@@ -840,9 +840,17 @@ static int model_open_failed(const cli_model_args *a, tsd_status st) {
   tsd_checkpoint *ck = NULL;
   char msg[2048];
   snprintf(msg, sizeof msg, "%s", tsd_last_error());
-  int plain = strcmp(a->model_path, "-") && !is_torchscript(a->model_path) &&
+  /* only "not a TorchScript archive" (TSD_ERR_FORMAT; a build without
+   * LibTorch refuses any MODEL.pt) of a file that is a checkpoint; an
+   * archive tsd cannot read keeps its own message */
+  int plain = (st == TSD_ERR_FORMAT ||
+               (st == TSD_ERR_UNSUPPORTED && !tsd_has_torch())) &&
+              strcmp(a->model_path, "-") &&
+              !is_torchscript(a->model_path) &&
               tsd_checkpoint_open(&ck, a->model_path, cli_open_options()) ==
                   TSD_OK;
+  const char *cls = plain ? tsd_checkpoint_root_class(ck) : NULL;
+  if (cls && !strncmp(cls, "__torch__.", 10)) plain = 0;
   tsd_checkpoint_free(ck);
   if (!plain) {
     cli_error(st, "cannot open model: %s (%s)", user_message(msg),

@@ -148,6 +148,8 @@ static const char *closest_option(const cli_command *cmd, const char *name,
         prefix_of = cand;
         n_prefix++;
       }
+      /* a short option ("-w") is one edit from every other: no guess */
+      if (n < 4) continue;
       size_t d = cli_edit_distance(name, n, cand, strlen(cand), best_d);
       if (d <= best_d && (!best || d < best_d)) {
         best = cand;

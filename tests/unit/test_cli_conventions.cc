@@ -205,6 +205,50 @@ TEST(CliStreams, WriteErrorsOnStdoutExit2) {
   }
 }
 
+// convert and pop show a progress bar on stderr when it is a terminal and
+// the input is larger than 64 MB (a sparse 68 MB safetensors file; `script`
+// gives the command a terminal).
+TEST(CliStreams, ConvertAndPopShowProgressOnATerminal) {
+  if (system("command -v script >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "no script(1) to provide a terminal";
+  std::string big = tmp("big.safetensors"), out = tmp("big_out.pth");
+  std::string hdr = "{\"a\":{\"dtype\":\"F32\",\"shape\":[17000000],"
+                    "\"data_offsets\":[0,68000000]},\"b\":{\"dtype\":\"F32\","
+                    "\"shape\":[1],\"data_offsets\":[68000000,68000004]}}";
+  while (hdr.size() % 8) hdr += ' ';
+  {
+    std::ofstream f(big, std::ios::binary);
+    uint64_t n = hdr.size();
+    f.write(reinterpret_cast<const char *>(&n), 8);
+    f << hdr;
+  }
+  ASSERT_EQ(truncate(big.c_str(), (off_t)(8 + hdr.size() + 68000004)), 0);
+  auto on_tty = [](const std::string &args) {
+    Out r;
+    std::string cmd = "script -qec " + q(std::string(TSD_CLI) + " " + args) +
+                      " /dev/null";
+    FILE *p = popen(cmd.c_str(), "r");
+    char buf[4096];
+    size_t k;
+    while (p && (k = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, k);
+    int st = p ? pclose(p) : -1;
+    r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
+  };
+  for (const std::string &args :
+       {"convert " + q(big) + " " + q(out), "pop " + q(big) + " b -o " + q(out)}) {
+    Out r = on_tty(args);
+    EXPECT_EQ(r.rc, 0) << args << "\n" << r.out;
+    EXPECT_TRUE(has(r.out, "\rwriting [")) << args << "\n" << r.out;
+    EXPECT_TRUE(has(r.out, "] 100%  68.0/68.0 MB")) << args << "\n" << r.out;
+    Out quiet = on_tty(args + " --quiet");
+    EXPECT_EQ(quiet.rc, 0);
+    EXPECT_FALSE(has(quiet.out, "writing [")) << quiet.out;
+  }
+  remove(big.c_str());
+  remove(out.c_str());
+}
+
 // ---- status lines, --quiet ------------------------------------------------------
 
 TEST(CliStreams, StatusLinesGoToStderrAndQuietSilencesThem) {

@@ -178,6 +178,11 @@ const char *cli_model_positionals(cli_model_args *m, const cli_command *cmd,
     cli_usage(cmd, "--none-param needs --model-spec");
     return NULL;
   }
+  if (!strcmp(pos[0], "-")) {
+    cli_usage(cmd, "MODEL.pt cannot be '-': a TorchScript model is read from "
+                   "a file (CHECKPOINT and --model-spec may be '-')");
+    return NULL;
+  }
   m->model_path = pos[0];
   return pos[1];
 }

@@ -169,6 +169,9 @@ TEST(CliStreams, DashIsStdinForEveryInput) {
   Out two = tsd("load --model-spec - --class-name M - < " + fx("small.pth"));
   EXPECT_EQ(two.rc, 2);
   EXPECT_TRUE(has(two.err, "only one input can be '-' (stdin)")) << two.err;
+  Out model = tsd("load - " + fx("small.pth") + " < " + fx("small.pth"));
+  EXPECT_EQ(model.rc, 2);
+  EXPECT_TRUE(has(model.err, "tsd load: MODEL.pt cannot be '-'")) << model.err;
 }
 
 TEST(CliStreams, DashIsStdoutForEveryOutput) {

@@ -7,7 +7,8 @@
 
 #include "cli_common.h"
 
-/* ---- the command's state (one command per process) ------------------------ */
+/* ---- the command's state (one command per process) ------------------------
+ */
 
 #define MAX_HINTS 8
 static struct {
@@ -25,12 +26,24 @@ void cli_begin(const char *cmd_name, int json, int quiet) {
   g.json = json;
   g.quiet = quiet;
 }
-const char *cli_cmd_name(void) { return g.cmd ? g.cmd : ""; }
-int cli_json_mode(void) { return g.json; }
-int cli_quiet(void) { return g.quiet; }
-FILE *cli_json_out(void) { return g.json_out ? g.json_out : stdout; }
-void cli_set_json_out(FILE *f) { g.json_out = f; }
-void cli_json_done(void) { g.json_done = 1; }
+const char *cli_cmd_name(void) {
+  return g.cmd ? g.cmd : "";
+}
+int cli_json_mode(void) {
+  return g.json;
+}
+int cli_quiet(void) {
+  return g.quiet;
+}
+FILE *cli_json_out(void) {
+  return g.json_out ? g.json_out : stdout;
+}
+void cli_set_json_out(FILE *f) {
+  g.json_out = f;
+}
+void cli_json_done(void) {
+  g.json_done = 1;
+}
 
 /* "tsd CMD: " (or "tsd: " before a command is known) */
 static void prefix(char *out, size_t cap) {
@@ -95,7 +108,8 @@ void cli_json_error_flush(void) {
   g.json_done = 1;
 }
 
-/* ---- usage errors ----------------------------------------------------------- */
+/* ---- usage errors -----------------------------------------------------------
+ */
 
 int cli_usage(const cli_command *cmd, const char *fmt, ...) {
   va_list ap;
@@ -109,14 +123,16 @@ int cli_usage(const cli_command *cmd, const char *fmt, ...) {
   return CLI_EXIT_USAGE;
 }
 
-/* ---- did you mean ------------------------------------------------------------- */
+/* ---- did you mean
+ * ------------------------------------------------------------- */
 
 size_t cli_edit_distance(const char *a, size_t na, const char *b, size_t nb,
                          size_t cap) {
   if ((na > nb ? na - nb : nb - na) > cap) return cap + 1;
   if (nb > 256) return cap + 1;
   size_t row[257];
-  for (size_t j = 0; j <= nb; j++) row[j] = j;
+  for (size_t j = 0; j <= nb; j++)
+    row[j] = j;
   for (size_t i = 1; i <= na; i++) {
     size_t diag = row[0], best = row[0] = i;
     for (size_t j = 1; j <= nb; j++) {
@@ -161,7 +177,8 @@ static const char *closest_option(const cli_command *cmd, const char *name,
   return best;
 }
 
-/* ---- the parser -------------------------------------------------------------- */
+/* ---- the parser
+ * -------------------------------------------------------------- */
 
 void cli_parser_init(cli_parser *p, const cli_command *cmd, int argc,
                      char **argv) {

@@ -30,13 +30,29 @@ typedef enum cli_exit {
 typedef enum cli_opt_id {
   OPT_NONE = 0,
   /* shared */
-  OPT_JSON, OPT_QUIET, OPT_SELECT, OPT_STRIP, OPT_RENAME, OPT_ADD,
-  OPT_RATIO, OPT_TS_CKPT, OPT_OUTPUT,
+  OPT_JSON,
+  OPT_QUIET,
+  OPT_SELECT,
+  OPT_STRIP,
+  OPT_RENAME,
+  OPT_ADD,
+  OPT_RATIO,
+  OPT_TS_CKPT,
+  OPT_OUTPUT,
   /* models (load, diff) */
-  OPT_MODEL_SPEC, OPT_CLASS_NAME, OPT_DEVICE, OPT_MODULE, OPT_NON_PERSISTENT,
-  OPT_NONE_PARAM, OPT_RULES, OPT_NON_STRICT, OPT_STRICT, OPT_AUTO_POP,
+  OPT_MODEL_SPEC,
+  OPT_CLASS_NAME,
+  OPT_DEVICE,
+  OPT_MODULE,
+  OPT_NON_PERSISTENT,
+  OPT_NONE_PARAM,
+  OPT_RULES,
+  OPT_NON_STRICT,
+  OPT_STRICT,
+  OPT_AUTO_POP,
   /* one command's own */
-  OPT_ALL, OPT_MISSING_OK
+  OPT_ALL,
+  OPT_MISSING_OK
 } cli_opt_id;
 
 typedef struct cli_opt {
@@ -48,9 +64,9 @@ typedef struct cli_opt {
 
 struct cli_command;
 typedef struct cli_command {
-  const char *name;  /* "load" */
-  const char *usage; /* "usage: tsd load ...\n" (one or two lines) */
-  const char *help;  /* the whole --help text (starts with usage) */
+  const char *name;    /* "load" */
+  const char *usage;   /* "usage: tsd load ...\n" (one or two lines) */
+  const char *help;    /* the whole --help text (starts with usage) */
   const cli_opt *opts; /* ends with {OPT_NONE, NULL, NULL, 0} */
   int (*run)(const struct cli_command *cmd, int argc, char **argv);
   const char *summary; /* one line for `tsd --help` */
@@ -58,10 +74,10 @@ typedef struct cli_command {
 
 /* What cli_next returns besides an option id. */
 enum {
-  CLI_ARG = -2,  /* a positional argument, in p->value */
-  CLI_END = -3,  /* argv is done */
-  CLI_BAD = -4,  /* a usage error, printed (exit CLI_EXIT_USAGE) */
-  CLI_HELP = -5  /* -h / --help: the help was printed (exit 0) */
+  CLI_ARG = -2, /* a positional argument, in p->value */
+  CLI_END = -3, /* argv is done */
+  CLI_BAD = -4, /* a usage error, printed (exit CLI_EXIT_USAGE) */
+  CLI_HELP = -5 /* -h / --help: the help was printed (exit 0) */
 };
 
 typedef struct cli_parser {

@@ -8,13 +8,12 @@
 #include "cli_common.h"
 #include "cmd.h"
 
-#define LOAD_USAGE                                                           \
-  "usage: tsd load MODEL.pt CHECKPOINT [options]\n"                         \
-  "       tsd load --model-spec SPEC --class-name NAME CHECKPOINT "         \
+#define LOAD_USAGE                                                             \
+  "usage: tsd load MODEL.pt CHECKPOINT [options]\n"                            \
+  "       tsd load --model-spec SPEC --class-name NAME CHECKPOINT "            \
   "[options]\n"
 
-static const char *const LOAD_HELP =
-    LOAD_USAGE
+static const char *const LOAD_HELP = LOAD_USAGE
     "\n"
     "Loads CHECKPOINT into a model with PyTorch's load_state_dict semantics.\n"
     "MODEL.pt is a TorchScript archive (torch.jit.save). A TorchScript\n"
@@ -30,47 +29,44 @@ static const char *const LOAD_HELP =
     "  --non-strict          strict=False (unmatched keys are not errors)\n"
     "  --auto-pop            drop checkpoint keys whose shape differs from\n"
     "                        the model's, then load; report them as popped\n"
-    "                        (each with both shapes on stderr, or in --json)\n"
-    CLI_SELECT_HELP CLI_REMAP_HELP
+    "                        (each with both shapes on stderr, or in "
+    "--json)\n" CLI_SELECT_HELP CLI_REMAP_HELP
     "  --json                print the report as one JSON object\n"
     "                        (docs/json-schema.md)\n"
     "  -o, --output OUT      write the loaded model (.pth for --model-spec,\n"
     "                        a TorchScript archive for MODEL.pt; safetensors\n"
     "                        when OUT ends in .safetensors); only when the\n"
     "                        load succeeded. '-' is stdout (the report then\n"
-    "                        goes to stderr)\n"
-    CLI_OUTPUT_HELP
+    "                        goes to stderr)\n" CLI_OUTPUT_HELP
     "  --rules 1.13|2        PyTorch edge rules to follow (default 1.13)\n"
-    "  --device DEV          device of a TorchScript model (default cpu)\n"
-    CLI_TORCHSCRIPT_HELP
+    "  --device DEV          device of a TorchScript model (default "
+    "cpu)\n" CLI_TORCHSCRIPT_HELP
     "  --module PREFIX=TYPE  declare the module at PREFIX as PyTorch class\n"
     "                        TYPE (e.g. features.2=ReLU, bn1=BatchNorm2d)\n"
     "  --non-persistent NAME the model's buffer NAME is not persistent\n"
     "  --none-param NAME     the model has a parameter NAME set to None\n"
-    "                        (--model-spec only)\n"
-    CLI_COMMON_HELP
-    "\n"
+    "                        (--model-spec only)\n" CLI_COMMON_HELP "\n"
     "The report (PyTorch's text, or --json) is the data: on stdout (on\n"
     "stderr with -o -). Notes, hints and the progress bar go to stderr.\n"
     "A progress bar is shown on stderr when it is a terminal and the\n"
     "checkpoint is larger than 64 MB.\n"
-    "\n"
-    CLI_OUT_RULES_HELP
+    "\n" CLI_OUT_RULES_HELP
     "--model-spec holds SPEC's tensors in memory: they may take at most\n"
     "--max-output-ratio times SPEC's size + 64 MiB.\n"
     "\n"
     "exit status: 0 loaded, 1 load_state_dict raised, 2 bad usage, bad\n"
     "input or a write error\n";
 
-
 /* The options of the model to load into, shared with tsd diff. */
-#define MODEL_OPTS                                                           \
-  {OPT_MODEL_SPEC, "--model-spec", NULL, 1},                                 \
-      {OPT_CLASS_NAME, "--class-name", NULL, 1},                             \
-      {OPT_DEVICE, "--device", NULL, 1}, {OPT_MODULE, "--module", NULL, 1},  \
-      {OPT_NON_PERSISTENT, "--non-persistent", NULL, 1},                     \
-      {OPT_RULES, "--rules", NULL, 1}, {OPT_NON_STRICT, "--non-strict", NULL, 0}, \
-      {OPT_AUTO_POP, "--auto-pop", NULL, 0}
+#define MODEL_OPTS                                                             \
+  {OPT_MODEL_SPEC, "--model-spec", NULL, 1},                                   \
+      {OPT_CLASS_NAME, "--class-name", NULL, 1},                               \
+      {OPT_DEVICE, "--device", NULL, 1}, {OPT_MODULE, "--module", NULL, 1},    \
+      {OPT_NON_PERSISTENT, "--non-persistent", NULL, 1},                       \
+      {OPT_RULES, "--rules", NULL, 1},                                         \
+      {OPT_NON_STRICT, "--non-strict", NULL, 0}, {                             \
+    OPT_AUTO_POP, "--auto-pop", NULL, 0                                        \
+  }
 
 static const cli_opt LOAD_OPTS[] = {
     MODEL_OPTS,
@@ -156,9 +152,10 @@ const char *cli_model_positionals(cli_model_args *m, const cli_command *cmd,
                                   const char *const *pos, size_t n_pos) {
   if (m->spec) {
     if (n_pos != 1) {
-      cli_usage(cmd, n_pos ? "--model-spec takes one CHECKPOINT, not %zu "
-                             "arguments"
-                           : "missing CHECKPOINT",
+      cli_usage(cmd,
+                n_pos ? "--model-spec takes one CHECKPOINT, not %zu "
+                        "arguments"
+                      : "missing CHECKPOINT",
                 n_pos);
       return NULL;
     }
@@ -282,8 +279,10 @@ static int run_load(const cli_command *cmd, int argc, char **argv) {
     rc = tsd_report_ok(report) ? CLI_EXIT_OK : CLI_EXIT_RAISED;
     if (rc == CLI_EXIT_OK && out) {
       int save_rc = cli_save(sm.model, out);
-      if (save_rc >= 0) rc = save_rc;
-      else if (!out_stdout) cli_status("wrote %s", out);
+      if (save_rc >= 0)
+        rc = save_rc;
+      else if (!out_stdout)
+        cli_status("wrote %s", out);
     }
   }
   tsd_report_free(report);
@@ -294,5 +293,5 @@ static int run_load(const cli_command *cmd, int argc, char **argv) {
 }
 
 const cli_command cli_cmd_load = {
-    "load", LOAD_USAGE, LOAD_HELP, LOAD_OPTS, run_load,
-    "load a checkpoint into a model (load_state_dict)"};
+    "load",    LOAD_USAGE, LOAD_HELP,
+    LOAD_OPTS, run_load,   "load a checkpoint into a model (load_state_dict)"};

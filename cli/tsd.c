@@ -18,9 +18,9 @@
 #include "cli_common.h"
 #include "cmd.h"
 
-static const cli_command *const COMMANDS[] = {
-    &cli_cmd_load, &cli_cmd_inspect, &cli_cmd_diff, &cli_cmd_pop,
-    &cli_cmd_convert};
+static const cli_command *const COMMANDS[] = {&cli_cmd_load, &cli_cmd_inspect,
+                                              &cli_cmd_diff, &cli_cmd_pop,
+                                              &cli_cmd_convert};
 #define N_COMMANDS (sizeof COMMANDS / sizeof *COMMANDS)
 
 static void main_help(FILE *f) {

@@ -25,7 +25,9 @@ struct Out {
   std::string out, err;
 };
 
-std::string q(const std::string &s) { return "'" + s + "'"; }
+std::string q(const std::string &s) {
+  return "'" + s + "'";
+}
 
 std::string slurp(const std::string &path) {
   std::ifstream f(path, std::ios::binary);
@@ -46,7 +48,8 @@ Out tsd(const std::string &args) {
   if (!p) return r;
   char buf[4096];
   size_t k;
-  while ((k = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, k);
+  while ((k = fread(buf, 1, sizeof buf, p)) > 0)
+    r.out.append(buf, k);
   int st = pclose(p);
   r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   r.err = slurp(errf);
@@ -57,7 +60,9 @@ Out tsd(const std::string &args) {
 std::string fxp(const char *name) {
   return std::string(TSD_FIXTURES) + "/" + name;
 }
-std::string fx(const char *name) { return q(fxp(name)); }
+std::string fx(const char *name) {
+  return q(fxp(name));
+}
 
 std::string tmp(const char *name) {
   return tsdtest::temp_dir() + "/cliconv_" + std::to_string(getpid()) + "_" +
@@ -152,16 +157,17 @@ TEST(CliOptions, HelpCmdIsCmdHelp) {
   EXPECT_EQ(tsd("help nope").rc, 2);
 }
 
-// ---- stdin, stdout, write errors ---------------------------------------------
+// ---- stdin, stdout, write errors
+// ---------------------------------------------
 
 TEST(CliStreams, DashIsStdinForEveryInput) {
   Out file = tsd("inspect " + fx("small.pth"));
   Out in = tsd("inspect - < " + fx("small.pth"));
   EXPECT_EQ(in.rc, 0) << in.err;
   EXPECT_EQ(in.out, file.out);
-  Out l = tsd("load --model-spec - --class-name Sequential " +
-              fx("remap_dp.pth") + " --strip-prefix module. < " +
-              fx("metadata.pth"));
+  Out l =
+      tsd("load --model-spec - --class-name Sequential " + fx("remap_dp.pth") +
+          " --strip-prefix module. < " + fx("metadata.pth"));
   EXPECT_EQ(l.rc, 0) << l.err;
   EXPECT_EQ(l.out, "<All keys matched successfully>\n");
   Out d = tsd("diff " + kSpec + "- < " + fx("metadata.pth"));
@@ -199,12 +205,10 @@ TEST(CliStreams, WriteErrorsOnStdoutExit2) {
        {"inspect " + fx("small.pth"), "inspect --json " + fx("small.pth"),
         "diff " + kSpec + fx("metadata.pth"),
         "load " + kSpec + fx("metadata.pth"), std::string("--help"),
-        std::string("load --help"),
-        "convert " + fx("metadata.pth") + " -"}) {
+        std::string("load --help"), "convert " + fx("metadata.pth") + " -"}) {
     Out r = tsd(args + " > /dev/full");
     EXPECT_EQ(r.rc, 2) << args;
-    EXPECT_TRUE(has(r.err, "No space left on device")) << args << "\n"
-                                                       << r.err;
+    EXPECT_TRUE(has(r.err, "No space left on device")) << args << "\n" << r.err;
   }
 }
 
@@ -218,7 +222,8 @@ TEST(CliStreams, ConvertAndPopShowProgressOnATerminal) {
   std::string hdr = "{\"a\":{\"dtype\":\"F32\",\"shape\":[17000000],"
                     "\"data_offsets\":[0,68000000]},\"b\":{\"dtype\":\"F32\","
                     "\"shape\":[1],\"data_offsets\":[68000000,68000004]}}";
-  while (hdr.size() % 8) hdr += ' ';
+  while (hdr.size() % 8)
+    hdr += ' ';
   {
     std::ofstream f(big, std::ios::binary);
     uint64_t n = hdr.size();
@@ -228,18 +233,19 @@ TEST(CliStreams, ConvertAndPopShowProgressOnATerminal) {
   ASSERT_EQ(truncate(big.c_str(), (off_t)(8 + hdr.size() + 68000004)), 0);
   auto on_tty = [](const std::string &args) {
     Out r;
-    std::string cmd = "script -qec " + q(std::string(TSD_CLI) + " " + args) +
-                      " /dev/null";
+    std::string cmd =
+        "script -qec " + q(std::string(TSD_CLI) + " " + args) + " /dev/null";
     FILE *p = popen(cmd.c_str(), "r");
     char buf[4096];
     size_t k;
-    while (p && (k = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, k);
+    while (p && (k = fread(buf, 1, sizeof buf, p)) > 0)
+      r.out.append(buf, k);
     int st = p ? pclose(p) : -1;
     r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     return r;
   };
-  for (const std::string &args :
-       {"convert " + q(big) + " " + q(out), "pop " + q(big) + " b -o " + q(out)}) {
+  for (const std::string &args : {"convert " + q(big) + " " + q(out),
+                                  "pop " + q(big) + " b -o " + q(out)}) {
     Out r = on_tty(args);
     EXPECT_EQ(r.rc, 0) << args << "\n" << r.out;
     EXPECT_TRUE(has(r.out, "\rwriting [")) << args << "\n" << r.out;
@@ -252,7 +258,8 @@ TEST(CliStreams, ConvertAndPopShowProgressOnATerminal) {
   remove(out.c_str());
 }
 
-// ---- status lines, --quiet ------------------------------------------------------
+// ---- status lines, --quiet
+// ------------------------------------------------------
 
 TEST(CliStreams, StatusLinesGoToStderrAndQuietSilencesThem) {
   std::string out = tmp("quiet.safetensors");
@@ -274,7 +281,8 @@ TEST(CliStreams, StatusLinesGoToStderrAndQuietSilencesThem) {
   remove(out.c_str());
 }
 
-// ---- hints ---------------------------------------------------------------------
+// ---- hints
+// ---------------------------------------------------------------------
 
 TEST(CliHints, ASizeMismatchSuggestsAutoPop) {
   Out r = tsd("load " + kSpec + fx("remap_head.pth"));
@@ -370,7 +378,8 @@ TEST(CliHints, AMistypedKeySaysDidYouMean) {
     EXPECT_FALSE(std::regex_search(o.err, cname)) << o.err;
 }
 
-// ---- options -----------------------------------------------------------------------
+// ---- options
+// -----------------------------------------------------------------------
 
 TEST(CliOptions, InspectSelectAutoWorks) {
   Out r = tsd("inspect " + fx("remap_train.pth") + " --select auto");
@@ -389,14 +398,14 @@ TEST(CliOptions, DiffNonStrict) {
   EXPECT_EQ(m.rc, 1); // size mismatches raise even when not strict
   EXPECT_TRUE(has(m.out, "a non-strict load would raise")) << m.out;
   Out j = tsd("diff --non-strict --json " + kSpec + fx("remap_dp.pth"));
-  EXPECT_TRUE(has(j.out, "\"message\": \"_IncompatibleKeys(missing_keys=")) <<
-      j.out;
+  EXPECT_TRUE(has(j.out, "\"message\": \"_IncompatibleKeys(missing_keys="))
+      << j.out;
 }
 
 TEST(CliOptions, DiffNeedsClassNameWithModelSpecAsLoadDoes) {
   for (const char *cmd : {"diff", "load"}) {
-    Out r = tsd(std::string(cmd) + " --model-spec " + fx("metadata.pth") +
-                " " + fx("metadata.pth"));
+    Out r = tsd(std::string(cmd) + " --model-spec " + fx("metadata.pth") + " " +
+                fx("metadata.pth"));
     EXPECT_EQ(r.rc, 2) << cmd;
     EXPECT_TRUE(has(r.err, std::string("tsd ") + cmd +
                                ": --model-spec needs --class-name"))
@@ -414,10 +423,12 @@ TEST(CliOptions, ConvertAndPopRemapKeys) {
   EXPECT_EQ(l.rc, 0) << l.out << l.err;
   EXPECT_EQ(l.out, "<All keys matched successfully>\n");
   // versions follow the renamed modules: Python reads them back
-  auto py = tsdtest::run_python(
-      "import torch\n"
-      "sd = torch.load('" + out + "')\n"
-      "print(sorted(sd._metadata.keys()), list(sd)[:2])\n");
+  auto py =
+      tsdtest::run_python("import torch\n"
+                          "sd = torch.load('" +
+                          out +
+                          "')\n"
+                          "print(sorted(sd._metadata.keys()), list(sd)[:2])\n");
   EXPECT_EQ(py.second, "['', '0', '1'] ['0.weight', '0.bias']\n");
   // training checkpoint: --select then strip; pop with a rename
   Out s = tsd("convert " + fx("remap_train.pth") + " " + q(st) +
@@ -432,19 +443,21 @@ TEST(CliOptions, ConvertAndPopRemapKeys) {
   EXPECT_FALSE(has(i.out, "0.bias")) << i.out;
   // two keys renamed to one name: an error, nothing written
   remove(out.c_str());
-  Out x = tsd("convert " + fx("metadata.pth") + " " + q(out) +
-              " --rename 0.=1.");
+  Out x =
+      tsd("convert " + fx("metadata.pth") + " " + q(out) + " --rename 0.=1.");
   EXPECT_EQ(x.rc, 2);
   EXPECT_FALSE(std::ifstream(out).good());
   remove(st.c_str());
 }
 
-// ---- JSON ----------------------------------------------------------------------------
+// ---- JSON
+// ----------------------------------------------------------------------------
 
 namespace {
 // The doc's "Key order of each object" block: name -> keys.
 std::map<std::string, std::vector<std::string>> documented_keys() {
-  std::string doc = slurp(std::string(TSD_FIXTURES) + "/../../docs/json-schema.md");
+  std::string doc =
+      slurp(std::string(TSD_FIXTURES) + "/../../docs/json-schema.md");
   std::map<std::string, std::vector<std::string>> m;
   size_t at = doc.find("```text\n");
   if (at == std::string::npos) return m;
@@ -456,7 +469,8 @@ std::map<std::string, std::vector<std::string>> documented_keys() {
     ls >> name;
     if (name.empty() || name.back() != ':') continue;
     name.pop_back();
-    while (ls >> k) m[name].push_back(k);
+    while (ls >> k)
+      m[name].push_back(k);
   }
   return m;
 }
@@ -487,12 +501,17 @@ TEST(Json, EveryOutputHasTheDocumentedKeysInOrder) {
     EXPECT_EQ(r.rc, c.rc) << c.args << "\n" << r.err;
     EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
     std::string want;
-    for (const std::string &k : keys[c.object]) want += "'" + k + "', ";
+    for (const std::string &k : keys[c.object])
+      want += "'" + k + "', ";
     std::string file = tmp(("json_" + c.object + std::to_string(c.rc)).c_str());
     std::ofstream(file, std::ios::binary) << r.out;
-    script += "j = json.loads(open('" + file + "', 'rb').read())\n"
-              "if list(j) != [" + want + "] or j['schema_version'] != 1:\n"
-              "    fails.append(('" + c.object + "', list(j)))\n";
+    script += "j = json.loads(open('" + file +
+              "', 'rb').read())\n"
+              "if list(j) != [" +
+              want +
+              "] or j['schema_version'] != 1:\n"
+              "    fails.append(('" +
+              c.object + "', list(j)))\n";
   }
   script += "print(fails or 'SCHEMA_OK')\n";
   auto py = tsdtest::run_python(script);
@@ -504,10 +523,12 @@ TEST(Json, AnErrorIsOneObjectOnStdout) {
   std::string absent = tmp("absent.pth");
   Out r = tsd("inspect --json " + q(absent));
   EXPECT_EQ(r.rc, 2);
-  EXPECT_EQ(r.out, "{\"schema_version\": 1, \"ok\": false, \"error\": \"cannot "
-                   "read checkpoint: " + absent +
-                   ": cannot open: No such file or directory (TSD_ERR_IO)\", "
-                   "\"status\": \"TSD_ERR_IO\", \"hints\": []}\n");
+  EXPECT_EQ(r.out,
+            "{\"schema_version\": 1, \"ok\": false, \"error\": \"cannot "
+            "read checkpoint: " +
+                absent +
+                ": cannot open: No such file or directory (TSD_ERR_IO)\", "
+                "\"status\": \"TSD_ERR_IO\", \"hints\": []}\n");
   EXPECT_TRUE(has(r.err, "tsd inspect: cannot read checkpoint")) << r.err;
   Out u = tsd("load --json --jsn");
   EXPECT_EQ(u.out, "{\"schema_version\": 1, \"ok\": false, \"error\": "
@@ -515,10 +536,12 @@ TEST(Json, AnErrorIsOneObjectOnStdout) {
                    "\"status\": \"TSD_ERR_INVALID_ARG\", \"hints\": []}\n");
   Out h = tsd("pop --json " + fx("metadata.pth") + " 0.bais -o " +
               q(tmp("never.pth")));
-  EXPECT_EQ(h.out, "{\"schema_version\": 1, \"ok\": false, \"error\": "
-                   "\"cannot pop: no key '0.bais' in " + fxp("metadata.pth") +
-                   "\", \"status\": \"TSD_ERR_NOT_FOUND\", \"hints\": [\"did "
-                   "you mean '0.bias'?\"]}\n");
+  EXPECT_EQ(h.out,
+            "{\"schema_version\": 1, \"ok\": false, \"error\": "
+            "\"cannot pop: no key '0.bais' in " +
+                fxp("metadata.pth") +
+                "\", \"status\": \"TSD_ERR_NOT_FOUND\", \"hints\": [\"did "
+                "you mean '0.bias'?\"]}\n");
   // the data takes stdout: the JSON goes to stderr
   Out s = tsd("convert --json " + fx("metadata.pth") + " - > /dev/null");
   EXPECT_EQ(s.rc, 0);
@@ -527,7 +550,8 @@ TEST(Json, AnErrorIsOneObjectOnStdout) {
       << s.err;
 }
 
-// ---- the library's save progress (tsd convert / pop's bar) -----------------------
+// ---- the library's save progress (tsd convert / pop's bar)
+// -----------------------
 
 TEST(SaveProgress, ReportsTheBytesWrittenAndCanCancel) {
   std::vector<float> data(3u << 20, 1.0f); // 12 MiB: several writes

@@ -50,7 +50,7 @@ static const char *const DIFF_HELP =
     CLI_TORCHSCRIPT_HELP
     "  --module PREFIX=TYPE  declare a module's PyTorch class (see tsd load)\n"
     "  --non-persistent NAME the model's buffer NAME is not persistent\n"
-    CLI_COMMON_HELP
+    CLI_OUTPUT_HELP CLI_COMMON_HELP
     "\n"
     "exit status: 0 the load would succeed, 1 it would raise, 2 bad usage,\n"
     "bad input or a write error\n";

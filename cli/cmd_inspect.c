@@ -219,7 +219,6 @@ static const cli_opt INSPECT_OPTS[] = {
     {OPT_QUIET, "--quiet", "-q", 0},
     {OPT_SELECT, "--select", NULL, 1},
     {OPT_TS_CKPT, "--torchscript-checkpoint", NULL, 0},
-    {OPT_RATIO, "--max-output-ratio", NULL, 1},
     {OPT_NONE, NULL, NULL, 0}};
 
 static int run_inspect(const cli_command *cmd, int argc, char **argv) {

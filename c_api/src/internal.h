@@ -751,6 +751,27 @@ tsd_status tsd__zip_read_records(const tsd__source *src, tsd__arena *arena,
 tsd_status tsd__inflate(const uint8_t *in, size_t in_len, uint8_t *out,
                         size_t out_len, const char *what);
 
+/* ---- parse memory budget (branch `parse`) ---------------------------------
+ * What one parse of S bytes of pickle may hold: its values in the arena and
+ * the unpickler's working arrays (stack, marks, memo) together at most
+ * TSD__PARSE_RATIO * S + TSD__PARSE_SLACK bytes (tsd__unpickle enforces it,
+ * TSD_ERR_LIMIT past it; a reader with several pickles in one file sets one
+ * arena limit for all of them, tsd__parse_budget). JSON keeps the same
+ * bound by construction (json.c). */
+#define TSD__PARSE_RATIO 16u
+#define TSD__PARSE_SLACK ((uint64_t)1 << 20)
+/* arena->total + RATIO * bytes + SLACK (UINT64_MAX on overflow). */
+uint64_t tsd__parse_budget(const tsd__arena *a, uint64_t bytes);
+/* A point to roll an arena back to (tsd__arena_release frees everything
+ * allocated after it; pointers into that memory become invalid). */
+typedef struct tsd__arena_mark {
+  tsd__arena_block *head;
+  size_t used;
+  uint64_t total;
+} tsd__arena_mark;
+tsd__arena_mark tsd__arena_get_mark(const tsd__arena *a);
+void tsd__arena_release(tsd__arena *a, tsd__arena_mark m);
+
 /* shim: implemented in shim/torchscript.cpp, or a stub without LibTorch.
  * Called only by tsd_model_open_torchscript, which checks out and path and
  * gives "cpu" for a NULL device. */

@@ -19,6 +19,7 @@
  * recorded when a child is inserted is final. Consumers may therefore walk
  * the tree without cycle checks, within limits.max_depth.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,17 +187,86 @@ tsd_status tsd__pk_fail(tsd__pk *u, tsd_status st, const char *fmt, ...) {
                   u->op_off, opname(u->op), u->op, msg);
 }
 
+/* Past the parse's memory budget (tsd__parse_budget): the message says
+ * what the bound is, so a user can tell a hostile file from a bug. */
+static tsd_status over_budget(tsd__pk *u) {
+  return tsd__pk_fail(
+      u, TSD_ERR_LIMIT,
+      "parsing needs more memory than the input's size justifies (tsd's "
+      "bound: %u bytes per byte of input + 1 MiB, %llu bytes here)",
+      TSD__PARSE_RATIO, (unsigned long long)(u->limit - u->base));
+}
+
 tsd_status tsd__pk_oom(tsd__pk *u) {
-  if (u->arena->limit && u->arena->total >= u->arena->limit / 2)
-    return tsd__pk_fail(u, TSD_ERR_LIMIT,
-                        "the pickle needs more memory than its size justifies "
-                        "(arena limit %llu bytes)",
-                        (unsigned long long)u->arena->limit);
+  if (u->over || (u->arena->limit && u->arena->total + 8 > u->arena->limit))
+    return over_budget(u);
   return tsd__pk_fail(u, TSD_ERR_NOMEM, "out of memory");
 }
 
 void *tsd__pk_alloc(tsd__pk *u, size_t n) {
-  return tsd__arena_alloc(u->arena, n);
+  void *p = tsd__arena_alloc(u->arena, n);
+  if (!p && u->arena->limit) {
+    size_t r = (n + 7u) & ~(size_t)7u;
+    u->over = r < n || u->arena->total + r > u->arena->limit;
+  }
+  return p;
+}
+
+/* Grows one of the working arrays (stack, marks, memo) to twice its
+ * capacity (`first` elements at first). They live outside the arena, but
+ * count against the same budget: while realloc copies, old and new are
+ * both held, so both are checked. */
+static tsd_status aux_grow(tsd__pk *u, void **arr, size_t *cap, size_t elem,
+                           size_t first) {
+  size_t ncap = *cap ? *cap * 2 : first;
+  if (ncap > SIZE_MAX / 2 / elem) return over_budget(u);
+  size_t oldb = *cap * elem, newb = ncap * elem;
+  if (u->limit && (u->arena->total + u->aux + newb > u->limit ||
+                   u->arena->total + u->aux + newb < newb))
+    return over_budget(u);
+  void *p = tsd__mem_realloc(u->arena->al, *arr, newb);
+  if (!p) return tsd__pk_fail(u, TSD_ERR_NOMEM, "out of memory");
+  *arr = p;
+  *cap = ncap;
+  u->aux += newb - oldb;
+  if (u->limit) u->arena->limit = u->limit - u->aux;
+  return TSD_OK;
+}
+
+/* Bytes of a node of `kind`: its header and the union member that kind
+ * uses, no more (tsd__value is 48 bytes for dicts and placeholders; an int
+ * needs 16). Parse memory per input byte depends on it: a list of ints
+ * >= 1024 spends 3 pickle bytes (BININT2) per node. Nothing may read or
+ * write a pickle-made node beyond its kind's member, or copy it whole. */
+static size_t node_size(tsd__vkind kind) {
+  const size_t h = offsetof(tsd__value, u);
+  const tsd__value *v = NULL;
+  switch (kind) {
+  case TSD__V_NONE:
+  case TSD__V_BOOL:
+  case TSD__V_INT:
+  case TSD__V_FLOAT:
+  case TSD__V_TENSOR:
+  case TSD__V_STORAGE:
+  case TSD__V_XTENSOR:
+    return h + sizeof v->u.i;
+  case TSD__V_BIGINT:
+  case TSD__V_STR:
+  case TSD__V_BYTES:
+  case TSD__V_DTYPE:
+  case TSD__V_DEVICE:
+    return h + sizeof v->u.s;
+  case TSD__V_TUPLE:
+  case TSD__V_LIST:
+  case TSD__V_SET:
+    return h + sizeof v->u.seq;
+  case TSD__V_GLOBAL:
+    return h + sizeof v->u.g;
+  case TSD__V_DICT:
+  case TSD__V_OBJECT:
+    break;
+  }
+  return sizeof *v;
 }
 
 tsd_status tsd__pk_new(tsd__pk *u, tsd__vkind kind, tsd__value **out) {
@@ -204,7 +274,7 @@ tsd_status tsd__pk_new(tsd__pk *u, tsd__vkind kind, tsd__value **out) {
     return tsd__pk_fail(u, TSD_ERR_LIMIT,
                         "more than %llu objects (limits.max_objects)",
                         (unsigned long long)u->lim->max_objects);
-  tsd__value *v = tsd__pk_alloc(u, sizeof *v);
+  tsd__value *v = tsd__pk_alloc(u, node_size(kind));
   if (!v) return tsd__pk_oom(u);
   v->kind = kind;
   if (kind == TSD__V_TUPLE || kind == TSD__V_LIST || kind == TSD__V_SET ||
@@ -288,13 +358,8 @@ tsd_status tsd__pk_check_mutable(tsd__pk *u, const tsd__value *v) {
 }
 
 static tsd_status push(tsd__pk *u, tsd__value *v) {
-  if (u->sp == u->scap) {
-    size_t cap = u->scap ? u->scap * 2 : 64;
-    tsd__value **s = tsd__mem_realloc(u->arena->al, u->stack, cap * sizeof *s);
-    if (!s) return tsd__pk_fail(u, TSD_ERR_NOMEM, "out of memory");
-    u->stack = s;
-    u->scap = cap;
-  }
+  if (u->sp == u->scap)
+    TRY(aux_grow(u, (void **)&u->stack, &u->scap, sizeof *u->stack, 64));
   u->stack[u->sp++] = v;
   return TSD_OK;
 }
@@ -785,13 +850,8 @@ static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
     *done = true;
     return TSD_OK;
   case '(': /* MARK */
-    if (u->nmarks == u->mcap) {
-      size_t cap = u->mcap ? u->mcap * 2 : 16;
-      size_t *m = tsd__mem_realloc(u->arena->al, u->marks, cap * sizeof *m);
-      if (!m) return tsd__pk_fail(u, TSD_ERR_NOMEM, "out of memory");
-      u->marks = m;
-      u->mcap = cap;
-    }
+    if (u->nmarks == u->mcap)
+      TRY(aux_grow(u, (void **)&u->marks, &u->mcap, sizeof *u->marks, 16));
     u->marks[u->nmarks++] = u->sp;
     return TSD_OK;
   case '0': /* POP: Python pops the MARK itself when the frame is empty */
@@ -842,14 +902,8 @@ static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
                           "memo index %llu is beyond the memo size %zu",
                           (unsigned long long)x, u->nmemo);
     if (x == u->nmemo) {
-      if (u->nmemo == u->memocap) {
-        size_t cap = u->memocap ? u->memocap * 2 : 64;
-        tsd__value **m =
-            tsd__mem_realloc(u->arena->al, u->memo, cap * sizeof *m);
-        if (!m) return tsd__pk_fail(u, TSD_ERR_NOMEM, "out of memory");
-        u->memo = m;
-        u->memocap = cap;
-      }
+      if (u->nmemo == u->memocap)
+        TRY(aux_grow(u, (void **)&u->memo, &u->memocap, sizeof *u->memo, 64));
       u->nmemo++;
     }
     u->memo[x] = u->stack[u->sp - 1];
@@ -1146,7 +1200,21 @@ tsd_status tsd__unpickle(const uint8_t *buf, size_t len, size_t *used,
   u.what = what ? what : "pickle";
   *out = NULL;
   if (used) *used = 0;
-  tsd_status st = tsd__pk_new(&u, TSD__V_NONE, &u.v_none);
+  /* The budget: the caller's arena limit (a reader of several pickles sets
+   * one for the file) or this pickle's own, whichever is less. */
+  uint64_t old_limit = arena->limit, own = tsd__parse_budget(arena, len);
+  u.limit = old_limit && old_limit < own ? old_limit : own;
+  arena->limit = u.limit;
+  size_t small_bytes = TSD__PK_SMALL_INTS * sizeof *u.small_ints;
+  tsd_status st = TSD_OK;
+  u.base = arena->total;
+  if (arena->total + small_bytes > u.limit) {
+    st = over_budget(&u);
+  } else {
+    u.aux = small_bytes;
+    arena->limit = u.limit - small_bytes;
+  }
+  if (st == TSD_OK) st = tsd__pk_new(&u, TSD__V_NONE, &u.v_none);
   if (st == TSD_OK) st = tsd__pk_new(&u, TSD__V_BOOL, &u.v_true);
   if (st == TSD_OK) st = tsd__pk_new(&u, TSD__V_BOOL, &u.v_false);
   if (st == TSD_OK) u.v_true->u.i = 1;
@@ -1179,5 +1247,6 @@ tsd_status tsd__unpickle(const uint8_t *buf, size_t len, size_t *used,
   tsd__mem_free(u.arena->al, u.marks);
   tsd__mem_free(u.arena->al, u.memo);
   tsd__mem_free(u.arena->al, u.small_ints);
+  arena->limit = old_limit;
   return st;
 }

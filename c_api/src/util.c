@@ -254,6 +254,29 @@ void tsd__arena_free(tsd__arena *a) {
   a->total = 0;
 }
 
+uint64_t tsd__parse_budget(const tsd__arena *a, uint64_t bytes) {
+  uint64_t b;
+  if (!tsd__mul_u64(bytes, TSD__PARSE_RATIO, &b) ||
+      !tsd__add_u64(b, a->total, &b) || !tsd__add_u64(b, TSD__PARSE_SLACK, &b))
+    return UINT64_MAX;
+  return b;
+}
+
+tsd__arena_mark tsd__arena_get_mark(const tsd__arena *a) {
+  tsd__arena_mark m = {a->head, a->head ? a->head->used : 0, a->total};
+  return m;
+}
+
+void tsd__arena_release(tsd__arena *a, tsd__arena_mark m) {
+  while (a->head && a->head != m.head) {
+    tsd__arena_block *next = a->head->next;
+    tsd__mem_free(a->al, a->head);
+    a->head = next;
+  }
+  if (a->head) a->head->used = m.used;
+  a->total = m.total;
+}
+
 /* ---- string buffer ------------------------------------------------------ */
 
 void tsd__buf_init(tsd__buf *b, const tsd_allocator *al) {

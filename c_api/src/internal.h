@@ -83,7 +83,12 @@ typedef struct tsd__arena {
   const tsd_allocator *al; /* NULL: libc */
   tsd__arena_block *head;
   uint64_t total;  /* bytes handed out so far */
-  uint64_t limit;  /* 0 = unlimited; past it allocations fail */
+  uint64_t held;   /* bytes of the blocks it holds (>= total) */
+  uint64_t limit;  /* 0 = unlimited; bounds `held`: past it allocations
+                      fail (a new block is cut to what remains of it) */
+  unsigned char *spare; /* recycled memory, used before the head block */
+  size_t spare_len;
+  bool hit_limit; /* the last allocation was refused for the limit */
 } tsd__arena;
 void tsd__arena_init(tsd__arena *a, uint64_t limit, const tsd_allocator *al);
 void *tsd__arena_alloc(tsd__arena *a, size_t n); /* 8-byte aligned, zeroed */
@@ -760,17 +765,20 @@ tsd_status tsd__inflate(const uint8_t *in, size_t in_len, uint8_t *out,
  * bound by construction (json.c). */
 #define TSD__PARSE_RATIO 16u
 #define TSD__PARSE_SLACK ((uint64_t)1 << 20)
-/* arena->total + RATIO * bytes + SLACK (UINT64_MAX on overflow). */
+/* arena->held + RATIO * bytes + SLACK (UINT64_MAX on overflow). */
 uint64_t tsd__parse_budget(const tsd__arena *a, uint64_t bytes);
 /* A point to roll an arena back to (tsd__arena_release frees everything
  * allocated after it; pointers into that memory become invalid). */
 typedef struct tsd__arena_mark {
   tsd__arena_block *head;
   size_t used;
-  uint64_t total;
+  uint64_t total, held;
 } tsd__arena_mark;
 tsd__arena_mark tsd__arena_get_mark(const tsd__arena *a);
 void tsd__arena_release(tsd__arena *a, tsd__arena_mark m);
+/* p[0..n), from this arena and no longer used (a container's items before
+ * it grew), may serve later allocations: the largest such block is kept. */
+void tsd__arena_recycle(tsd__arena *a, void *p, size_t n);
 
 /* shim: implemented in shim/torchscript.cpp, or a stub without LibTorch.
  * Called only by tsd_model_open_torchscript, which checks out and path and

@@ -203,7 +203,9 @@ static tsd_status unpickle_at(legacy *L, uint64_t *pos, bool with_pid,
       *pos += used;
       return TSD_OK;
     }
-    if (used != SIZE_MAX || w == cap) {
+    /* a window's budget (tsd__unpickle: 16x the window) is no verdict on
+     * a pickle that may run past the window: retry it like a truncation */
+    if ((used != SIZE_MAX && st != TSD_ERR_LIMIT) || w == cap) {
       if (used == SIZE_MAX && cap < remain)
         return tsd__err(TSD_ERR_LIMIT,
                         "%s: %s is larger than limits.max_pickle_bytes (%llu)",

@@ -198,17 +198,13 @@ static tsd_status over_budget(tsd__pk *u) {
 }
 
 tsd_status tsd__pk_oom(tsd__pk *u) {
-  if (u->over || (u->arena->limit && u->arena->total + 8 > u->arena->limit))
-    return over_budget(u);
+  if (u->over || u->arena->hit_limit) return over_budget(u);
   return tsd__pk_fail(u, TSD_ERR_NOMEM, "out of memory");
 }
 
 void *tsd__pk_alloc(tsd__pk *u, size_t n) {
   void *p = tsd__arena_alloc(u->arena, n);
-  if (!p && u->arena->limit) {
-    size_t r = (n + 7u) & ~(size_t)7u;
-    u->over = r < n || u->arena->total + r > u->arena->limit;
-  }
+  if (!p) u->over = u->arena->hit_limit || n > SIZE_MAX - 8;
   return p;
 }
 
@@ -221,8 +217,8 @@ static tsd_status aux_grow(tsd__pk *u, void **arr, size_t *cap, size_t elem,
   size_t ncap = *cap ? *cap * 2 : first;
   if (ncap > SIZE_MAX / 2 / elem) return over_budget(u);
   size_t oldb = *cap * elem, newb = ncap * elem;
-  if (u->limit && (u->arena->total + u->aux + newb > u->limit ||
-                   u->arena->total + u->aux + newb < newb))
+  if (u->limit && (u->arena->held + u->aux + newb > u->limit ||
+                   u->arena->held + u->aux + newb < newb))
     return over_budget(u);
   void *p = tsd__mem_realloc(u->arena->al, *arr, newb);
   if (!p) return tsd__pk_fail(u, TSD_ERR_NOMEM, "out of memory");
@@ -395,10 +391,12 @@ tsd_status tsd__pk_grow_seq(tsd__pk *u, tsd__value *v, size_t need_len) {
     if (cap > SIZE_MAX / 16) return tsd__pk_oom(u);
     cap *= 2;
   }
-  /* the old block stays in the arena: at most as much again as the final */
   tsd__value **items = tsd__pk_alloc(u, cap * sizeof *items);
   if (!items) return tsd__pk_oom(u);
   if (v->u.seq.len) memcpy(items, v->u.seq.items, v->u.seq.len * sizeof *items);
+  /* the old block serves the next nodes (parse memory: a growing list
+   * would otherwise hold its items about twice) */
+  tsd__arena_recycle(u->arena, v->u.seq.items, v->u.seq.cap * sizeof *items);
   v->u.seq.items = items;
   v->u.seq.cap = cap;
   return TSD_OK;
@@ -418,6 +416,8 @@ static tsd_status grow_dict(tsd__pk *u, tsd__value *v, size_t need_len) {
     memcpy(k, v->u.dict.keys, v->u.dict.len * sizeof *k);
     memcpy(vals, v->u.dict.vals, v->u.dict.len * sizeof *vals);
   }
+  tsd__arena_recycle(u->arena, v->u.dict.keys, v->u.dict.cap * sizeof *k);
+  tsd__arena_recycle(u->arena, v->u.dict.vals, v->u.dict.cap * sizeof *k);
   v->u.dict.keys = k;
   v->u.dict.vals = vals;
   v->u.dict.cap = cap;
@@ -1207,8 +1207,8 @@ tsd_status tsd__unpickle(const uint8_t *buf, size_t len, size_t *used,
   arena->limit = u.limit;
   size_t small_bytes = TSD__PK_SMALL_INTS * sizeof *u.small_ints;
   tsd_status st = TSD_OK;
-  u.base = arena->total;
-  if (arena->total + small_bytes > u.limit) {
+  u.base = arena->held;
+  if (arena->held + small_bytes > u.limit) {
     st = over_budget(&u);
   } else {
     u.aux = small_bytes;

@@ -782,6 +782,116 @@ static tsd_status op_text_unicode(tsd__pk *u) {
   return push(u, v);
 }
 
+/* STRING (protocol 0, Python 2's str): a quoted repr, "S'a\\n'\n". As
+ * Python's load_string: the outermost quotes (both ' or both ") stripped,
+ * else an error; the rest decoded as codecs.escape_decode does (\\ \'
+ * \" \a \b \f \n \r \t \v, \ooo octal, \xhh, a backslash-newline
+ * dropped, any other backslash kept as it is; a trailing backslash or a bad
+ * \x is an error); then, as torch.load passes encoding='utf-8', decoded as
+ * strict UTF-8 into a str. */
+static tsd_status op_text_string(tsd__pk *u) {
+  const char *s = NULL;
+  size_t n = 0;
+  TRY(take_line(u, &s, &n));
+  if (n < 2 || s[0] != s[n - 1] || (s[0] != '\'' && s[0] != '"'))
+    return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                        "the STRING opcode argument must be quoted");
+  s++;
+  n -= 2;
+  tsd__value *v = NULL;
+  TRY(tsd__pk_new(u, TSD__V_STR, &v));
+  uint8_t *d = tsd__pk_alloc(u, n + 1); /* escapes only shorten */
+  if (!d) return tsd__pk_oom(u);
+  size_t k = 0;
+  for (size_t i = 0; i < n;) {
+    char c = s[i++];
+    if (c != '\\') {
+      d[k++] = (uint8_t)c;
+      continue;
+    }
+    if (i == n)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "STRING: trailing \\ in string");
+    c = s[i++];
+    switch (c) {
+    case '\n':
+      break; /* a line continuation: dropped */
+    case '\\':
+      d[k++] = '\\';
+      break;
+    case '\'':
+      d[k++] = '\'';
+      break;
+    case '"':
+      d[k++] = '"';
+      break;
+    case 'a':
+      d[k++] = 7;
+      break;
+    case 'b':
+      d[k++] = 8;
+      break;
+    case 'f':
+      d[k++] = 12;
+      break;
+    case 'n':
+      d[k++] = 10;
+      break;
+    case 'r':
+      d[k++] = 13;
+      break;
+    case 't':
+      d[k++] = 9;
+      break;
+    case 'v':
+      d[k++] = 11;
+      break;
+    case '0':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7': {
+      unsigned x = (unsigned)(c - '0');
+      for (int j = 0; j < 2 && i < n && s[i] >= '0' && s[i] <= '7'; j++)
+        x = x * 8 + (unsigned)(s[i++] - '0');
+      d[k++] = (uint8_t)x; /* as CPython stores it: the low 8 bits */
+      break;
+    }
+    case 'x': {
+      int x[2] = {-1, -1};
+      for (int j = 0; j < 2 && i + (size_t)j < n; j++) {
+        char h = s[i + (size_t)j];
+        x[j] = h >= '0' && h <= '9'   ? h - '0'
+               : h >= 'a' && h <= 'f' ? h - 'a' + 10
+               : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                      : -1;
+      }
+      if (x[0] < 0 || x[1] < 0)
+        return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                            "STRING: invalid \\x escape at position %zu",
+                            i - 2);
+      d[k++] = (uint8_t)(x[0] * 16 + x[1]);
+      i += 2;
+      break;
+    }
+    default: /* an unknown escape stays as written */
+      d[k++] = '\\';
+      d[k++] = (uint8_t)c;
+    }
+  }
+  if (!tsd__utf8_valid((const char *)d, k))
+    return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                        "STRING of %zu bytes is not valid UTF-8 (torch.load "
+                        "decodes Python 2 str as UTF-8)",
+                        k);
+  d[k] = '\0';
+  v->u.s.p = (char *)d;
+  v->u.s.len = k;
+  return push(u, v);
+}
+
 /* PUT / GET: a decimal memo index. */
 static tsd_status text_index(tsd__pk *u, uint64_t *out) {
   const char *s = NULL;
@@ -1141,6 +1251,8 @@ static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
     return op_text_float(u);
   case 'V':
     return op_text_unicode(u);
+  case 'S':
+    return op_text_string(u);
   case 'i': { /* INST: MARK args... "module\nname\n": cls(*args) */
     tsd__value *cls = NULL;
     TRY(op_global_text(u, &cls));

@@ -17,7 +17,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <chrono>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -71,7 +73,7 @@ void c_free(void *u, void *p) {
 
 // ---- building pickles -------------------------------------------------------
 
-const size_t kS = 2u << 20; // each case's pickle: about 2 MiB
+size_t kS = 2u << 20; // each case's pickle: about 2 MiB (TimeIsLinear varies it)
 
 std::string u16(unsigned v) {
   return std::string{static_cast<char>(v & 0xFF), static_cast<char>(v >> 8)};
@@ -305,6 +307,52 @@ TEST(ParseMemory, DenseHostileInputsAreRefusedAndRealOnesFitWithRoom) {
     } else {
       EXPECT_EQ(r.st, TSD_ERR_LIMIT) << k.name;
     }
+  }
+}
+
+// Time linear in the input: constructs of each kind at 1 and 4 MiB, the
+// process's CPU time (the machine may be shared), best of three runs after
+// one to warm the heap: 4 times the bytes may take at most 8 times as long
+// (linear is 4, quadratic 16), + 20 ms.
+double cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+TEST(ParseMemory, TimeIsLinearInTheInput) {
+  const char *const which[] = {
+      "empty_lists",       "dups",           "marks",
+      "memoize",           "setitems",       "placeholder_calls",
+      "placeholder_args_build", "inst_objects", "text_ints",
+      "text_unicode",      "bigints",        "vocabulary",
+      "list_of_ints",      "root_dict_members"};
+  const size_t saved = kS;
+  double t[2][sizeof which / sizeof *which];
+  for (int k = 0; k < 2; k++) {
+    kS = k ? 4u << 20 : 1u << 20;
+    std::vector<Case> all = cases();
+    for (size_t w = 0; w < sizeof which / sizeof *which; w++) {
+      const Case *c = nullptr;
+      for (const Case &x : all)
+        if (strcmp(x.name, which[w]) == 0) c = &x;
+      ASSERT_NE(c, nullptr) << which[w];
+      run_vm(c->pkl);
+      double best = 1e9;
+      for (int run = 0; run < 3; run++) {
+        double t0 = cpu_seconds();
+        run_vm(c->pkl);
+        double d = cpu_seconds() - t0;
+        if (d < best) best = d;
+      }
+      t[k][w] = best;
+    }
+  }
+  kS = saved;
+  for (size_t w = 0; w < sizeof which / sizeof *which; w++) {
+    printf("time %-24s 1 MiB %7.1f ms  4 MiB %7.1f ms\n", which[w],
+           1e3 * t[0][w], 1e3 * t[1][w]);
+    EXPECT_LE(t[1][w], 8 * t[0][w] + 0.020) << which[w];
   }
 }
 

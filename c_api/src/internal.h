@@ -255,7 +255,10 @@ typedef struct tsd__xtensor {
 typedef struct tsd__value tsd__value;
 struct tsd__value {
   /* 8 bytes of header, 48 in all: a checkpoint of tens of thousands of
-   * tensors holds ~10 of these per tensor (bench/notes.md) */
+   * tensors holds ~10 of these per tensor (bench/notes.md). The unpickler
+   * allocates only the header and the member its kind uses (16 bytes for
+   * an int; pickle_vm.c node_size): never read a value beyond its kind's
+   * member, nor copy one whole (`*dst = *src`). */
   tsd__vkind kind : 8;
   unsigned flags : 16; /* TSD__VF_* and the unpickler's VF_FROZEN (0x100) */
   uint32_t depth;     /* nesting depth of this container, for limits */

@@ -224,9 +224,10 @@ void tsd__arena_init(tsd__arena *a, uint64_t limit, const tsd_allocator *al) {
 void *tsd__arena_alloc(tsd__arena *a, size_t n) {
   /* 8-byte granules: nothing tsd keeps in an arena needs more alignment,
    * and 16 would add 8 bytes to every 56-byte value node. */
+  a->hit_limit = false;
+  if (n > SIZE_MAX - 7) return NULL;
   n = (n + 7u) & ~(size_t)7u;
   if (n == 0) n = 8;
-  a->hit_limit = false;
   if (a->spare_len >= n) {
     void *p = a->spare;
     a->spare += n;

@@ -302,9 +302,24 @@ typedef struct tsd_open_options {
  * Inputs by path (the checkpoint, the index, each shard) must be regular
  * files: a FIFO, device, directory or socket is TSD_ERR_IO at once, never
  * waited on. Messages about a shard (a file the caller did not name) do
- * not quote its bytes until they prove to be a checkpoint. A JSON text (a
- * safetensors header, an index) takes at most 16 bytes of memory per byte
- * + 1 MiB to parse.
+ * not quote its bytes until they prove to be a checkpoint.
+ *
+ * Memory and time, whatever the file holds: opening S bytes holds at most
+ * 24 * S + 2 MiB of memory (through the allocator; a sharded checkpoint:
+ * that for the index and for each shard), and takes time linear in S.
+ * Parsing a pickle (zip data.pkl, each pickle of the legacy format, a
+ * TorchScript archive's) takes at most 16 bytes per byte of the pickle +
+ * 1 MiB for its values and the unpickler's working arrays together, past
+ * which the open fails with TSD_ERR_LIMIT ("parsing needs more memory than
+ * the input's size justifies"); the rest is the pickle's own copy and the
+ * key index. Checkpoints that torch.save writes take 3 to 11 times their
+ * pickle (a list of ints >= 1024, the densest, about 11). A JSON text (a
+ * safetensors header, an index) takes at most 16 bytes per byte + 1 MiB.
+ * A load reads tensors in windows of a few MiB (at most 64 MiB beside the
+ * model's own tensors), so its peak is at most the model's own tensors +
+ * 66 MiB + 24 * S; what a command writes is bounded by
+ * tsd_limits.max_output_ratio. tests/unit/test_parse_memory.cc measures
+ * the densest input of each pickle construct.
  *
  * TorchScript archive (torch.jit.save output): its state dict, exactly what
  * tsd_checkpoint_open_torchscript gives (`torch.jit.load(p).state_dict()`),

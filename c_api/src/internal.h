@@ -83,7 +83,12 @@ typedef struct tsd__arena {
   const tsd_allocator *al; /* NULL: libc */
   tsd__arena_block *head;
   uint64_t total;  /* bytes handed out so far */
-  uint64_t limit;  /* 0 = unlimited; past it allocations fail */
+  uint64_t held;   /* bytes of the blocks it holds (>= total) */
+  uint64_t limit;  /* 0 = unlimited; bounds `held`: past it allocations
+                      fail (a new block is cut to what remains of it) */
+  unsigned char *spare; /* recycled memory, used before the head block */
+  size_t spare_len;
+  bool hit_limit; /* the last allocation was refused for the limit */
 } tsd__arena;
 void tsd__arena_init(tsd__arena *a, uint64_t limit, const tsd_allocator *al);
 void *tsd__arena_alloc(tsd__arena *a, size_t n); /* 8-byte aligned, zeroed */
@@ -250,7 +255,10 @@ typedef struct tsd__xtensor {
 typedef struct tsd__value tsd__value;
 struct tsd__value {
   /* 8 bytes of header, 48 in all: a checkpoint of tens of thousands of
-   * tensors holds ~10 of these per tensor (bench/notes.md) */
+   * tensors holds ~10 of these per tensor (bench/notes.md). The unpickler
+   * allocates only the header and the member its kind uses (16 bytes for
+   * an int; pickle_vm.c node_size): never read a value beyond its kind's
+   * member, nor copy one whole (`*dst = *src`). */
   tsd__vkind kind : 8;
   unsigned flags : 16; /* TSD__VF_* and the unpickler's VF_FROZEN (0x100) */
   uint32_t depth;     /* nesting depth of this container, for limits */
@@ -755,6 +763,30 @@ tsd_status tsd__zip_read_records(const tsd__source *src, tsd__arena *arena,
  * TSD_ERR_FORMAT (naming `what`) for corrupt data or another size. */
 tsd_status tsd__inflate(const uint8_t *in, size_t in_len, uint8_t *out,
                         size_t out_len, const char *what);
+
+/* ---- parse memory budget (branch `parse`) ---------------------------------
+ * What one parse of S bytes of pickle may hold: its values in the arena and
+ * the unpickler's working arrays (stack, marks, memo) together at most
+ * TSD__PARSE_RATIO * S + TSD__PARSE_SLACK bytes (tsd__unpickle enforces it,
+ * TSD_ERR_LIMIT past it; a reader with several pickles in one file sets one
+ * arena limit for all of them, tsd__parse_budget). JSON keeps the same
+ * bound by construction (json.c). */
+#define TSD__PARSE_RATIO 16u
+#define TSD__PARSE_SLACK ((uint64_t)1 << 20)
+/* arena->held + RATIO * bytes + SLACK (UINT64_MAX on overflow). */
+uint64_t tsd__parse_budget(const tsd__arena *a, uint64_t bytes);
+/* A point to roll an arena back to (tsd__arena_release frees everything
+ * allocated after it; pointers into that memory become invalid). */
+typedef struct tsd__arena_mark {
+  tsd__arena_block *head;
+  size_t used;
+  uint64_t total, held;
+} tsd__arena_mark;
+tsd__arena_mark tsd__arena_get_mark(const tsd__arena *a);
+void tsd__arena_release(tsd__arena *a, tsd__arena_mark m);
+/* p[0..n), from this arena and no longer used (a container's items before
+ * it grew), may serve later allocations: the largest such block is kept. */
+void tsd__arena_recycle(tsd__arena *a, void *p, size_t n);
 
 /* shim: implemented in shim/torchscript.cpp, or a stub without LibTorch.
  * Called only by tsd_model_open_torchscript, which checks out and path and

@@ -695,15 +695,10 @@ tsd_status tsd__torchscript_check(const char *path) {
   size_t len[2] = {0, 0};
   st = tsd__zip_read_records(&src, &arena, &lim, names, 2, lim.max_pickle_bytes,
                              text, len);
+  /* one parse budget for both pickles (tsd__parse_budget) */
+  if (st == TSD_OK) arena.limit = tsd__parse_budget(&arena, len[0] + len[1]);
   for (int i = 0; i < 2 && st == TSD_OK; i++) {
     if (!text[i]) continue; /* the shim says which record is missing */
-    /* as zip.c bounds data.pkl's values */
-    uint64_t limit;
-    arena.limit = 0;
-    if (tsd__mul_u64(len[i], 256, &limit) &&
-        tsd__add_u64(limit, arena.total, &limit) &&
-        tsd__add_u64(limit, 1u << 20, &limit))
-      arena.limit = limit;
     tsd__persistent_ctx ctx = {&arena, &src, NULL};
     size_t used;
     tsd__value *root;

@@ -606,21 +606,13 @@ static tsd_status read_zip(zarchive *z, tsd__parsed *out) {
   }
   char what[600];
   snprintf(what, sizeof what, "%.*s", (int)pkl->name_len, pkl->name);
-  /* The values the pickle builds are bounded by its size (every opcode
-   * makes at most one value, containers grow by doubling). */
-  uint64_t old_limit = z->arena->limit, lim;
-  if (!tsd__mul_u64(len, 256, &lim) ||
-      !tsd__add_u64(lim, z->arena->total, &lim) ||
-      !tsd__add_u64(lim, 1u << 20, &lim))
-    lim = 0;
-  if (old_limit && (lim == 0 || old_limit < lim)) lim = old_limit;
-  z->arena->limit = lim;
+  /* The values the pickle builds are bounded by its size: tsd__unpickle
+   * keeps them within tsd__parse_budget. */
   tsd__persistent_ctx pctx = {z->arena, s, z};
   size_t used;
   tsd__value *root;
   st = tsd__unpickle(buf, len, &used, z->arena, z->limits, zip_persistent,
                      &pctx, what, &root);
-  z->arena->limit = old_limit;
   tsd__mem_free(z->arena->al, buf);
   if (st != TSD_OK) return st;
   out->root = root;

@@ -751,9 +751,9 @@ tsd_status tsd__zip_read_records(const tsd__source *src, tsd__arena *arena,
 tsd_status tsd__inflate(const uint8_t *in, size_t in_len, uint8_t *out,
                         size_t out_len, const char *what);
 
-/* shim: implemented in shim/torchscript.cpp, or a stub without LibTorch.
- * Called only by tsd_model_open_torchscript, which checks out and path and
- * gives "cpu" for a NULL device. */
+/* libtsd_torch (shim/torchscript.cpp; shim/torchscript_stub.c without
+ * LibTorch), not libtsd. Called only by tsd_model_open_torchscript, which
+ * checks out and path and gives "cpu" for a NULL device. */
 tsd_status tsd__torchscript_open(tsd_model **out, const char *path,
                                  const char *device);
 

@@ -1,6 +1,6 @@
 """Whole-process cost of the tsd command in two builds, side by side (issue
 12: LibTorch on demand). For each command: the median wall time and the
-median peak RSS (the kernel's ru_maxrss of the child) over N runs, the two
+median peak RSS (GNU time's %M) over N runs, the two
 builds' runs interleaved so that the machine's load falls on both alike.
 
 usage: startup.py --tsd-a BUILD_C/tsd --tsd-b BUILD/tsd [--runs 21] [--mib 330]
@@ -54,15 +54,19 @@ def make_safetensors(path, mib):
     return off
 
 
-def run(argv):
+def run(argv, tmp):
+    """Wall time (s) and peak RSS (MiB) of one run. The RSS is GNU time's %M:
+    the kernel counts the memory a child had before its exec too, and GNU
+    time's own fork is ~2 MiB, where this Python's would be ~14."""
+    out = os.path.join(tmp, "rss")
     t0 = time.perf_counter()
-    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, ru = os.wait4(p.pid, 0)
+    r = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out] + argv,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        sys.exit(f"{' '.join(argv)}: exit {p.returncode}")
-    return wall, ru.ru_maxrss / 1024.0  # KiB -> MiB
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(argv)}: exit {r.returncode}")
+    with open(out) as f:
+        return wall, int(f.read().split()[-1]) / 1024.0  # KiB -> MiB
 
 
 def main():
@@ -83,11 +87,11 @@ def main():
         print(f"|---|---|---|---|---|---|---|")
         for label, args in cases:
             for exe in (a.tsd_a, a.tsd_b):  # warm-up: page cache, loader cache
-                run([exe] + args)
+                run([exe] + args, tmp)
             res = {a.tsd_a: [], a.tsd_b: []}
             for _ in range(a.runs):
                 for exe in (a.tsd_a, a.tsd_b):
-                    res[exe].append(run([exe] + args))
+                    res[exe].append(run([exe] + args, tmp))
             wa = statistics.median(w for w, _ in res[a.tsd_a]) * 1e3
             wb = statistics.median(w for w, _ in res[a.tsd_b]) * 1e3
             ra = statistics.median(r for _, r in res[a.tsd_a])

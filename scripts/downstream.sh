@@ -136,7 +136,7 @@ check_torch() {
   if [[ $kind == shared && $needs_torch -eq 0 ]] || [[ $kind == static && $needs_torch -eq 1 ]]; then
     fail "$name"; echo "  $name: links libtsd_torch the wrong way ($kind expected)"; return
   fi
-  local want="$here/tests/fixtures/shim_tiny.pt: 13 tensors, class Tiny (torch yes)"
+  local want="$here/tests/fixtures/shim_tiny.pt: 14 tensors, class Tiny (torch yes)"
   if ! out=$(env -u LD_LIBRARY_PATH "$bin" "$here/tests/fixtures/shim_tiny.pt" 2>&1) || [[ $out != "$want" ]]; then
     fail "$name"; printf '  %s: wrong output or exit:\n%s\n  expected: %s\n' "$name" "$out" "$want"; return
   fi

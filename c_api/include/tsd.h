@@ -37,6 +37,12 @@
  *    input), changes no byte of the model. Unlike PyTorch, which copies the
  *    matching tensors before it raises.
  *  - The library never prints, never aborts, never exits.
+ *  - Libraries. Everything here is libtsd (CMake tsd::tsd, pkg-config tsd),
+ *    which never links LibTorch, except the three TorchScript functions
+ *    tsd_has_torch, tsd_model_open_torchscript and
+ *    tsd_checkpoint_open_torchscript: they are libtsd_torch's (tsd::torch,
+ *    tsd-torch), which brings LibTorch and which only programs using them
+ *    link. C++ programs find more in tsd_torch.hpp (libtsd_torch).
  */
 #ifndef TSD_H
 #define TSD_H

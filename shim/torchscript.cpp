@@ -62,8 +62,58 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "torch_host.h"
+#include "tsd_torch.hpp"
+
+// The C core is reached through the table libtsd lends (torch_host.h), never
+// by its internal symbols, which libtsd.so does not export: the names below
+// are the table's, so the code reads as if it called the C core directly.
+namespace {
+const tsd__torch_host *host() {
+  static const tsd__torch_host *const h = tsd__torch_host_get();
+  return h;
+}
+} // namespace
+#define tsd__err (host()->err)
+#define tsd__mem_calloc (host()->mem_calloc)
+#define tsd__mem_strdup (host()->mem_strdup)
+#define tsd__arena_init (host()->arena_init)
+#define tsd__arena_alloc (host()->arena_alloc)
+#define tsd__strmap_init (host()->strmap_init)
+#define tsd__convert (host()->convert)
+#define tsd__open_regular (host()->open_regular)
+#define tsd__tensor_read (host()->tensor_read)
+#define tsd__model_create (host()->model_create)
+#define tsd__model_add (host()->model_add)
+#define tsd__model_module (host()->model_module)
+#define tsd__afile_write (host()->afile_write)
+#define tsd__torchscript_check (host()->torchscript_check)
 
 namespace {
+
+// The two libraries must come from one build (torch_host.h): a table of
+// another version or layout is refused before anything of it is used but
+// its err, which keeps its place in every version.
+tsd_status check_host() {
+  const tsd__torch_host *h = host();
+  if (h->abi == TSD__TORCH_HOST_ABI && h->version == TSD_VERSION_NUMBER &&
+      h->size == sizeof(tsd__torch_host) &&
+      h->sizeof_model == sizeof(struct tsd_model) &&
+      h->sizeof_checkpoint == sizeof(struct tsd_checkpoint) &&
+      h->sizeof_value == sizeof(tsd__value) &&
+      h->sizeof_tensor == sizeof(tsd__tensor) &&
+      h->sizeof_storage == sizeof(tsd__storage) &&
+      h->sizeof_mtensor == sizeof(tsd__mtensor))
+    return TSD_OK;
+  return h->err(TSD_ERR_UNSUPPORTED,
+                "libtsd_torch %d.%d.%d was built with another libtsd than the "
+                "one in this process (version %u.%u.%u%s): install both from "
+                "one build",
+                TSD_VERSION_MAJOR, TSD_VERSION_MINOR, TSD_VERSION_PATCH,
+                h->version / 10000,
+                h->version / 100 % 100, h->version % 100,
+                h->abi == TSD__TORCH_HOST_ABI ? ", another layout" : "");
+}
 
 // The model kind's private parts: the module, and one of these per tensor
 // (tsd__mtensor.handle).
@@ -660,25 +710,33 @@ tsd_status check_archive(const char *path) {
   return st;
 }
 
+// A model over `module` (a handle: the model shares the module's object, so
+// a load writes the tensors the caller's own handles see). `what` names it
+// in messages (the archive's path).
+tsd_status model_of(tsd_model **out, const torch::jit::Module &module,
+                    const char *what) {
+  auto impl = std::make_unique<ts_impl>();
+  impl->module = module;
+  std::string cls = class_name_of(impl->module);
+
+  tsd_model *raw = nullptr;
+  tsd_status st =
+      tsd__model_create(&raw, cls.c_str(), &ts_ops, impl.get(), nullptr);
+  if (st) return st;
+  impl.release(); // the model owns it now: tsd_model_free -> ts_destroy
+  std::unique_ptr<tsd_model, void (*)(tsd_model *)> m(raw, tsd_model_free);
+  if ((st = walk(m.get(), static_cast<ts_impl *>(raw->impl)->module, "", what)))
+    return st;
+  *out = m.release();
+  return TSD_OK;
+}
+
 tsd_status open_impl(tsd_model **out, const char *path, const char *device) {
   c10::Device dev(c10::kCPU);
   tsd_status st = parse_device(device, &dev);
   if (st) return st;
   if ((st = check_archive(path))) return st;
-
-  auto impl = std::make_unique<ts_impl>();
-  impl->module = torch::jit::load(std::string(path), dev);
-  std::string cls = class_name_of(impl->module);
-
-  tsd_model *raw = nullptr;
-  if ((st = tsd__model_create(&raw, cls.c_str(), &ts_ops, impl.get(), nullptr)))
-    return st;
-  impl.release(); // the model owns it now: tsd_model_free -> ts_destroy
-  std::unique_ptr<tsd_model, void (*)(tsd_model *)> m(raw, tsd_model_free);
-  if ((st = walk(m.get(), static_cast<ts_impl *>(raw->impl)->module, "", path)))
-    return st;
-  *out = m.release();
-  return TSD_OK;
+  return model_of(out, torch::jit::load(std::string(path), dev), path);
 }
 
 // ---- a TorchScript archive as a checkpoint
@@ -868,19 +926,36 @@ tsd_status ckpt_impl(tsd_checkpoint **out, const char *path) {
 
 extern "C" {
 
+// The TorchScript functions of tsd.h: libtsd_torch's, not libtsd's (the
+// pure-C build's stand-ins are shim/torchscript_stub.c).
+
 TSD_API int tsd_has_torch(void) {
   return 1;
 }
 
-// tsd_model_open_torchscript (model.c) has checked the arguments.
+// tsd_model_open_torchscript has checked the arguments.
 tsd_status tsd__torchscript_open(tsd_model **out, const char *path,
                                  const char *device) {
   return guarded("opening TorchScript archive", path,
                  [&]() { return open_impl(out, path, device); });
 }
 
+TSD_API tsd_status tsd_model_open_torchscript(tsd_model **out, const char *path,
+                                              const char *device) {
+  if (tsd_status st = check_host()) return st;
+  if (!out)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_model_open_torchscript: out is NULL");
+  *out = nullptr;
+  if (!path)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_model_open_torchscript: path is NULL");
+  return tsd__torchscript_open(out, path, device ? device : "cpu");
+}
+
 TSD_API tsd_status tsd_checkpoint_open_torchscript(tsd_checkpoint **out,
                                                    const char *path) {
+  if (tsd_status st = check_host()) return st;
   if (!out)
     return tsd__err(TSD_ERR_INVALID_ARG,
                     "tsd_checkpoint_open_torchscript: out is NULL");
@@ -890,6 +965,44 @@ TSD_API tsd_status tsd_checkpoint_open_torchscript(tsd_checkpoint **out,
                     "tsd_checkpoint_open_torchscript: path is NULL");
   return guarded("opening TorchScript archive", path,
                  [&]() { return ckpt_impl(out, path); });
+}
+
+// shim/tsd_torch.hpp: the module behind a model, and a model over a module.
+
+TSD_API tsd_status tsd_torch_model_module(torch::jit::Module *out,
+                                          const tsd_model *model) {
+  if (tsd_status st = check_host()) return st;
+  if (!out || !model)
+    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_torch_model_module: %s is NULL",
+                    out ? "model" : "out");
+  // Only models of this library's own kind hold a module; a C-owned model
+  // or tsd_model_open_torchscript_state's read-only tree does not.
+  if (model->ops != &ts_ops || !model->impl)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_torch_model_module: model \"%s\" is not a "
+                    "TorchScript model of libtsd_torch (tsd_model_open_"
+                    "torchscript or tsd_torch_model_from_module)",
+                    model->class_name ? model->class_name : "");
+  return guarded("getting the module of", model->class_name, [&]() {
+    *out = static_cast<const ts_impl *>(model->impl)->module;
+    return TSD_OK;
+  });
+}
+
+TSD_API tsd_status tsd_torch_model_from_module(tsd_model **out,
+                                               const torch::jit::Module *module) {
+  if (tsd_status st = check_host()) return st;
+  if (!out)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_torch_model_from_module: out is NULL");
+  *out = nullptr;
+  if (!module)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_torch_model_from_module: module is NULL");
+  return guarded("using TorchScript module", "(the caller's)", [&]() {
+    std::string what = "module " + class_name_of(*module);
+    return model_of(out, *module, what.c_str());
+  });
 }
 
 } // extern "C"

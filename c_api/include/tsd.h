@@ -37,6 +37,12 @@
  *    input), changes no byte of the model. Unlike PyTorch, which copies the
  *    matching tensors before it raises.
  *  - The library never prints, never aborts, never exits.
+ *  - Libraries. Everything here is libtsd (CMake tsd::tsd, pkg-config tsd),
+ *    which never links LibTorch, except the three TorchScript functions
+ *    tsd_has_torch, tsd_model_open_torchscript and
+ *    tsd_checkpoint_open_torchscript: they are libtsd_torch's (tsd::torch,
+ *    tsd-torch), which brings LibTorch and which only programs using them
+ *    link. C++ programs find more in tsd_torch.hpp (libtsd_torch).
  */
 #ifndef TSD_H
 #define TSD_H
@@ -83,8 +89,12 @@ extern "C" {
 TSD_API const char *tsd_version(void);
 /** TSD_VERSION_NUMBER of the library actually linked. */
 TSD_API int tsd_version_number(void);
-/** 1 if this build of the library can open TorchScript models (LibTorch shim
- * compiled in), 0 for the pure-C build. */
+/** 1: TorchScript models can be opened through LibTorch. Like
+ * tsd_model_open_torchscript and tsd_checkpoint_open_torchscript, this is
+ * libtsd_torch's (CMake tsd::torch, pkg-config tsd-torch), not libtsd's:
+ * libtsd never links LibTorch, and only programs using these three
+ * functions link libtsd_torch (which brings LibTorch). The pure-C build
+ * (-DTSD_WITH_TORCH=OFF) has no libtsd_torch. */
 TSD_API int tsd_has_torch(void);
 
 /* ------------------------------------------------------------------------ */
@@ -341,16 +351,15 @@ TSD_API tsd_status tsd_checkpoint_open_memory(tsd_checkpoint **out,
                                               const void *data, size_t size,
                                               const tsd_open_options *options);
 
-/** Opens a TorchScript archive (torch.jit.save output, or a C++ program's
+/** In libtsd_torch (see tsd_has_torch). Opens a TorchScript archive
+ * (torch.jit.save output, or a C++ program's
  * `torch::save(module, path)`) as a checkpoint, through LibTorch: its dict
  * is what Python's `torch.jit.load(path).state_dict()` holds — every
  * module's parameters, then buffers (persistent or not: TorchScript keeps no
  * persistent flag), then its children, with a `_metadata` version of 1 for
  * every module. The tensors are copied to memory (CPU) and the module is
  * released before this returns. TorchScript archives are code: open only
- * files you trust. TSD_ERR_UNSUPPORTED in a build without LibTorch
- * (tsd_has_torch() == 0); otherwise the errors of
- * tsd_model_open_torchscript. */
+ * files you trust. The errors of tsd_model_open_torchscript. */
 TSD_API tsd_status tsd_checkpoint_open_torchscript(tsd_checkpoint **out,
                                                    const char *path);
 
@@ -542,10 +551,13 @@ TSD_API tsd_status tsd_model_new(tsd_model **out, const char *class_name);
 TSD_API tsd_status tsd_model_new_ex(tsd_model **out, const char *class_name,
                                     const tsd_allocator *allocator);
 
-/** Opens a TorchScript archive (torch.jit.save output) as a model on `device`
- * ("cpu", "cuda:0", ...; NULL means "cpu"). TorchScript archives are code:
- * open only files you trust. TSD_ERR_UNSUPPORTED in a build without LibTorch;
- * TSD_ERR_TORCH for LibTorch's own failures (message kept). */
+/** In libtsd_torch (see tsd_has_torch). Opens a TorchScript archive
+ * (torch.jit.save output) as a model on `device` ("cpu", "cuda:0", ...;
+ * NULL means "cpu"). TorchScript archives are code: open only files you
+ * trust. TSD_ERR_TORCH for LibTorch's own failures (message kept);
+ * TSD_ERR_UNSUPPORTED when libtsd_torch and libtsd come from different
+ * builds. C++ programs get the loaded torch::jit::Module, or a model over a
+ * module they hold, with shim/tsd_torch.hpp. */
 TSD_API tsd_status tsd_model_open_torchscript(tsd_model **out,
                                               const char *path,
                                               const char *device);

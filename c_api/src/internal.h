@@ -788,9 +788,9 @@ void tsd__arena_release(tsd__arena *a, tsd__arena_mark m);
  * it grew), may serve later allocations: the largest such block is kept. */
 void tsd__arena_recycle(tsd__arena *a, void *p, size_t n);
 
-/* shim: implemented in shim/torchscript.cpp, or a stub without LibTorch.
- * Called only by tsd_model_open_torchscript, which checks out and path and
- * gives "cpu" for a NULL device. */
+/* libtsd_torch (shim/torchscript.cpp; shim/torchscript_stub.c without
+ * LibTorch), not libtsd. Called only by tsd_model_open_torchscript, which
+ * checks out and path and gives "cpu" for a NULL device. */
 tsd_status tsd__torchscript_open(tsd_model **out, const char *path,
                                  const char *device);
 

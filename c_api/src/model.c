@@ -468,17 +468,8 @@ TSD_API tsd_status tsd_model_new_ex(tsd_model **out, const char *class_name,
   return model_new(out, class_name, allocator, "tsd_model_new_ex");
 }
 
-TSD_API tsd_status tsd_model_open_torchscript(tsd_model **out, const char *path,
-                                              const char *device) {
-  if (!out)
-    return tsd__err(TSD_ERR_INVALID_ARG,
-                    "tsd_model_open_torchscript: out is NULL");
-  *out = NULL;
-  if (!path)
-    return tsd__err(TSD_ERR_INVALID_ARG,
-                    "tsd_model_open_torchscript: path is NULL");
-  return tsd__torchscript_open(out, path, device ? device : "cpu");
-}
+/* tsd_model_open_torchscript is libtsd_torch's (shim/torchscript.cpp): libtsd
+ * never links LibTorch. */
 
 TSD_API void tsd_model_free(tsd_model *m) {
   if (!m) return;

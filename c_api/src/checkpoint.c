@@ -40,8 +40,13 @@ typedef struct open_options_v2 {
 static const tsd_open_options *options_in(const tsd_open_options *in,
                                           tsd_open_options *buf) {
   if (!in) return NULL;
-  if (in->version >= 3) {
+  if (in->version >= 4) {
     *buf = *in;
+    return buf;
+  }
+  if (in->version == 3) { /* no `flags` */
+    memset(buf, 0, sizeof *buf);
+    memcpy(buf, in, offsetof(tsd_open_options, flags));
     return buf;
   }
   const open_options_v2 *o = (const open_options_v2 *)(const void *)in;
@@ -692,6 +697,16 @@ static tsd_status open_source(tsd_checkpoint **out, tsd_checkpoint *c,
     return st;
   }
   c->max_output_ratio = lim.max_output_ratio;
+  if (options && options->version >= 4 && (options->flags & TSD_OPEN_MAP)) {
+    /* mapview.c: the file and every shard; a memory source needs none */
+    st = tsd__source_map(&c->src);
+    for (size_t i = 0; st == TSD_OK && i < c->n_shards; i++)
+      st = tsd__source_map(&c->shards[i]);
+    if (st != TSD_OK) {
+      tsd_checkpoint_free(c);
+      return st;
+    }
+  }
   st = set_current(c, c->parsed.root);
   if (st != TSD_OK) {
     tsd_checkpoint_free(c);
@@ -713,6 +728,10 @@ static tsd_status ckpt_new(tsd_checkpoint **out,
                       "tsd_open_options.version is %u, expected 1 to %d",
                       options->version, TSD_OPEN_OPTIONS_VERSION);
     if (options->version >= 2) al = options->allocator;
+    if (options->version >= 4 && (options->flags & ~TSD_OPEN_MAP))
+      return tsd__err(TSD_ERR_INVALID_ARG,
+                      "tsd_open_options.flags 0x%x: unknown flags 0x%x",
+                      options->flags, options->flags & ~TSD_OPEN_MAP);
   }
   tsd_status st = tsd__allocator_check(al, "tsd_open_options.allocator");
   if (st != TSD_OK) return st;
@@ -769,9 +788,12 @@ void tsd_checkpoint_free(tsd_checkpoint *c) {
   if (!c) return;
   view_clear(c);
   tsd__arena_free(&c->arena);
+  tsd__source_unmap(&c->src);
   tsd__source_close(&c->src);
-  for (size_t i = 0; i < c->n_shards; i++)
+  for (size_t i = 0; i < c->n_shards; i++) {
+    tsd__source_unmap(&c->shards[i]);
     tsd__source_close(&c->shards[i]);
+  }
   tsd__mem_free(c->al, c->shards);
   /* c->al points into c: free c through a copy */
   tsd_allocator a = c->alloc;

@@ -808,7 +808,12 @@ typedef struct tsd_report tsd_report;
  * tensor data, I/O, a root that is not a dict): *out is NULL and the model is
  * unchanged, except for an I/O error while copying (a file truncated under
  * us), which is reported as TSD_ERR_IO and may leave the model partly
- * written. */
+ * written. Two more with options->mode: TSD_ERR_CALLBACK (a TSD_LOAD_DEVICE
+ * callback failed; *out is the report, naming the tensor in
+ * TSD_LIST_DEVICE_FAILED; the model is unchanged) and TSD_ERR_UNSUPPORTED
+ * (TSD_LOAD_BIND into a model that is not C-owned, or a tensor without
+ * memory, tsd_model_add_tensor_unbacked, that this load would have to
+ * write; *out NULL, the model unchanged). */
 TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
                             const tsd_checkpoint *ckpt,
                             const tsd_load_options *options);

@@ -689,3 +689,40 @@ TEST_F(Views, RangedReadsOfCheckpointAndModelTensorsMatchWholeReads) {
     }
   }
 }
+
+// Not a PyTorch-oracle test: the fixtures of test_sharded.cc, whose values
+// that suite checks against shard_ref.pth.
+TEST(ViewsSharded, EveryShardIsMappedAndItsTensorsAreViews) {
+  for (const char *index : {"shard_st.index.json", "shard_pth.index.json"}) {
+    SCOPED_TRACE(index);
+    std::string path = std::string(TSD_FIXTURES) + "/" + index;
+    tsd_open_options o = TSD_OPEN_OPTIONS_INIT;
+    o.flags = TSD_OPEN_MAP;
+    tsd_checkpoint *c = nullptr;
+    ASSERT_EQ(tsd_checkpoint_open(&c, path.c_str(), &o), TSD_OK)
+        << tsd_last_error();
+    size_t viewed = 0;
+    for (size_t i = 0; i < tsd_checkpoint_count(c); i++) {
+      tsd_entry e;
+      ASSERT_EQ(tsd_checkpoint_entry(c, i, &e), TSD_OK);
+      if (e.kind != TSD_KIND_TENSOR || !e.contiguous) continue;
+      tsd_tensor_view v;
+      tsd_status st = tsd_checkpoint_view(c, i, &v);
+      if (st != TSD_OK) {
+        // a safetensors shard may hold a tensor its writer left unaligned
+        EXPECT_NE(std::string(tsd_last_error()).find("not aligned"),
+                  std::string::npos)
+            << tsd_last_error();
+        continue;
+      }
+      size_t bytes = static_cast<size_t>(e.numel) * tsd_dtype_size(e.dtype);
+      std::vector<unsigned char> want(bytes + 1);
+      ASSERT_EQ(tsd_checkpoint_read(c, i, e.dtype, want.data(), bytes),
+                TSD_OK);
+      EXPECT_EQ(memcmp(v.data, want.data(), bytes), 0) << e.key;
+      viewed++;
+    }
+    EXPECT_GT(viewed, 0u);
+    tsd_checkpoint_free(c);
+  }
+}

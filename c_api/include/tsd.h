@@ -37,6 +37,11 @@
  *    input), changes no byte of the model. Unlike PyTorch, which copies the
  *    matching tensors before it raises.
  *  - The library never prints, never aborts, never exits.
+ *  - Mapped checkpoints, tensor views, models bound to a checkpoint and
+ *    device-copy loads have lifetime and thread rules of their own, set out
+ *    at "Mapped views, binding, device copies, ranged reads" below: in
+ *    short, views and bound tensors are read-only and live as long as the
+ *    checkpoint, which a bound model borrows.
  */
 #ifndef TSD_H
 #define TSD_H

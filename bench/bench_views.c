@@ -38,6 +38,8 @@
  * "rss_touched_kib" after reading one byte of every page of the first
  * `touch_bytes` of tensors: resident memory grows only with what is read.
  *
+ * The environment variable BENCH_THREADS=N sets tsd_load_options.threads.
+ *
  * Prints one JSON object on stdout. Exit status 0, or 1 with a message.
  */
 #define _GNU_SOURCE
@@ -408,6 +410,7 @@ int main(int argc, char **argv) {
     if (st != TSD_OK) die(path, st);
     double t1 = now();
     tsd_load_options lo = TSD_LOAD_OPTIONS_INIT;
+    if (getenv("BENCH_THREADS")) lo.threads = atoi(getenv("BENCH_THREADS"));
     lo.mode = bind ? TSD_LOAD_BIND : device ? TSD_LOAD_DEVICE : TSD_LOAD_COPY;
     lo.device_copy = async ? device_copy_async : device_copy;
     lo.device_user = async ? (void *)&d : (void *)&bm;

@@ -560,29 +560,6 @@ static tsd_status copy_plan(load_ctx *x, const tsd_load_options *opt,
   return st;
 }
 
-/* Read-ahead: before item k is copied, the items after it are hinted to
- * the OS until TSD__PREFETCH bytes from k on are asked for, so a cold file
- * streams from the disk while tensors are copied. Small tensors are not
- * hinted one by one (a syscall each would cost more than the kernel's own
- * read-ahead saves) but count toward the window. */
-typedef struct prefetcher {
-  size_t next;     /* first item not considered yet */
-  uint64_t hinted; /* bytes of the items before `next` (not skipped) */
-  uint64_t done;   /* bytes of the items copied so far */
-} prefetcher;
-
-#define PREFETCH_MIN ((uint64_t)256 << 10)
-
-static void prefetch_ahead(load_ctx *x, prefetcher *pf, const bool *skip) {
-  while (pf->next < x->n_plan && pf->hinted - pf->done < TSD__PREFETCH) {
-    size_t i = pf->next++;
-    if ((skip && skip[i]) || is_synthetic(x, &x->plan[i])) continue;
-    uint64_t b = src_bytes(&x->plan[i].src);
-    if (b >= PREFETCH_MIN) tsd__tensor_prefetch(x->c, &x->plan[i].src);
-    pf->hinted += b;
-  }
-}
-
 static tsd_status copy_tensors(load_ctx *x, const tsd_load_options *opt,
                                const tsd__scratch *scratch, uint64_t total,
                                uint64_t step, const bool *skip) {
@@ -594,10 +571,8 @@ static tsd_status copy_tensors(load_ctx *x, const tsd_load_options *opt,
   size_t last_k = x->n_plan;
   for (size_t k = 0; k < x->n_plan; k++)
     if (!skip || !skip[k]) last_k = k;
-  prefetcher pf = {0, 0, 0};
   for (size_t k = 0; k < x->n_plan; k++) {
     if (skip && skip[k]) continue;
-    prefetch_ahead(x, &pf, skip);
     tsd__mtensor *t = &x->m->tensors[x->plan[k].tensor];
     tsd_status st = x->m->ops->copy_in(x->m, t, x->c, &x->plan[k].src, scratch);
     if (st) {
@@ -606,7 +581,6 @@ static tsd_status copy_tensors(load_ctx *x, const tsd_load_options *opt,
       return st;
     }
     done += src_bytes(&x->plan[k].src);
-    if (!is_synthetic(x, &x->plan[k])) pf.done += src_bytes(&x->plan[k].src);
     bool last_one = k == last_k;
     if (!opt->progress || (!last_one && done - last < step)) continue;
     last = done;
@@ -776,10 +750,8 @@ static tsd_status device_mode(load_ctx *x, const tsd_load_options *opt) {
                   "copying (nothing was sent)");
   uint8_t *halves[2] = {opt->staging, (uint8_t *)opt->staging + half};
   uint64_t chunk_no = 0;
-  prefetcher pf = {0, 0, 0};
   for (size_t k = 0; !st && k < x->n_plan; k++) {
     const plan_item *p = &x->plan[k];
-    prefetch_ahead(x, &pf, NULL);
     const tsd__mtensor *t = &m->tensors[p->tensor];
     const size_t isz = tsd_dtype_size(t->dtype);
     const uint64_t n = t->numel > 0 ? (uint64_t)t->numel : 0;
@@ -817,7 +789,6 @@ static tsd_status device_mode(load_ctx *x, const tsd_load_options *opt) {
     }
     if (st) break;
     done += src_bytes(&p->src);
-    if (!is_synthetic(x, p)) pf.done += src_bytes(&p->src);
     bool last_one = k + 1 == x->n_plan;
     if (!opt->progress || (!last_one && done - last < step)) continue;
     last = done;

@@ -780,12 +780,6 @@ tsd_status tsd__tensor_view(const tsd_checkpoint *c, const tsd__tensor *t,
                             const char *key, const void **out);
 /* C-owned models (model.c). */
 bool tsd__model_is_cown(const tsd_model *m);
-/* Asks the OS to start reading tensor t's bytes (posix_fadvise WILLNEED on
- * a file source; nothing for memory). Returns the bytes asked for. Loads
- * keep TSD__PREFETCH bytes ahead of the tensor they copy, so a cold file
- * streams from the disk while earlier tensors are copied. */
-uint64_t tsd__tensor_prefetch(const tsd_checkpoint *c, const tsd__tensor *t);
-#define TSD__PREFETCH ((uint64_t)64 << 20)
 
 #ifdef __cplusplus
 }

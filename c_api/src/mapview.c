@@ -19,7 +19,6 @@
 #include <windows.h>
 #else
 #include <errno.h>
-#include <fcntl.h>
 #include <sys/mman.h>
 #endif
 
@@ -63,29 +62,6 @@ void tsd__source_unmap(tsd__source *s) {
   munmap((void *)s->map, (size_t)s->size);
 #endif
   s->map = NULL;
-}
-
-/* ---- read-ahead ------------------------------------------------------------ */
-
-uint64_t tsd__tensor_prefetch(const tsd_checkpoint *c, const tsd__tensor *t) {
-  const tsd__storage *s = t->storage;
-  if (s->mem) return 0;
-  const tsd__source *src = s->src ? s->src : &c->src;
-  if (src->fd < 0) return 0;
-  const uint64_t isz = tsd_dtype_size(t->dtype);
-  /* the tensor's bytes when contiguous, else its whole storage */
-  uint64_t off = s->offset, len = s->nbytes;
-  if (t->contiguous) {
-    off += (uint64_t)t->offset * isz;
-    len = (uint64_t)(t->numel > 0 ? t->numel : 0) * isz;
-  }
-  if (!len) return 0;
-#ifndef _WIN32
-  /* a hint: the kernel starts reading now, while earlier tensors are
-   * copied; failures change nothing */
-  (void)posix_fadvise(src->fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
-#endif
-  return len;
 }
 
 /* ---- views -------------------------------------------------------------- */

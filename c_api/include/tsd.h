@@ -759,8 +759,11 @@ typedef struct tsd_load_options {
    * done == total. (One large tensor is one step; with nothing to copy
    * the only call is (0, 0).) A non-zero return cancels: tsd_load returns
    * TSD_ERR_CANCELED and no report. Canceled at the first call (done = 0),
-   * the model is unchanged; at a later call, the tensors copied so far (in
-   * state_dict order) are loaded and the others unchanged; the return of
+   * the model is unchanged; at a later call, the tensors copied so far are
+   * loaded and the others unchanged (tensors are copied in the order their
+   * bytes lie in the checkpoint's files, which for torch.save zip files is
+   * not state_dict order: records are sorted by storage key as strings;
+   * tensors in memory in state_dict order); the return of
    * the final call (done == total, all copied) is ignored. Not called when
    * the load fails before copying, nor with dry_run. NULL: no progress. */
   tsd_progress_fn progress;

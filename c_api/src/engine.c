@@ -1012,7 +1012,7 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
     ctx_free(&x);
     return st;
   }
-  /* Copy in state_dict order: the plan was built in traversal order. */
+  /* The plan is in state_dict order; copies go in file order (read_order). */
   if (!opt.dry_run)
     st = opt.mode == TSD_LOAD_BIND     ? bind_mode(&x, &opt)
          : opt.mode == TSD_LOAD_DEVICE ? device_mode(&x, &opt)

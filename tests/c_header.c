@@ -16,6 +16,16 @@ int main(void) {
   }
   if (lo.strict != 1 || lo.auto_pop != 0) return 1;
   if (tsd_dtype_size(TSD_BFLOAT16) != 2) return 1;
+  /* issue 15's additions: the initializers' new fields and the views API */
+  if (lo.mode != TSD_LOAD_COPY || lo.device_copy != NULL || oo.flags != 0)
+    return 1;
+  {
+    tsd_tensor_view v;
+    if (tsd_checkpoint_view(NULL, 0, &v) != TSD_ERR_INVALID_ARG ||
+        v.data != NULL)
+      return 1;
+    if (tsd_model_borrow_count(NULL, NULL) != 0) return 1;
+  }
   tsd_checkpoint_free(NULL);
   tsd_model_free(NULL);
   tsd_report_free(NULL);

@@ -43,6 +43,11 @@
  *    tsd_checkpoint_open_torchscript: they are libtsd_torch's (tsd::torch,
  *    tsd-torch), which brings LibTorch and which only programs using them
  *    link. C++ programs find more in tsd_torch.hpp (libtsd_torch).
+ *  - Mapped checkpoints, tensor views, models bound to a checkpoint and
+ *    device-copy loads have lifetime and thread rules of their own, set out
+ *    at "Mapped views, binding, device copies, ranged reads" below: in
+ *    short, views and bound tensors are read-only and live as long as the
+ *    checkpoint, which a bound model borrows.
  */
 #ifndef TSD_H
 #define TSD_H
@@ -116,7 +121,8 @@ typedef enum tsd_status {
   TSD_ERR_LOAD = -10,       /**< load_state_dict raised (see the report) */
   TSD_ERR_TORCH = -11,      /**< LibTorch reported an error (shim only) */
   TSD_ERR_BUFFER = -12,     /**< a caller's buffer is too small */
-  TSD_ERR_CANCELED = -13    /**< a progress callback asked to stop */
+  TSD_ERR_CANCELED = -13,   /**< a progress callback asked to stop */
+  TSD_ERR_CALLBACK = -14    /**< a device-copy callback failed a load */
 } tsd_status;
 
 /** The message of the calling thread's last failure ("" if none). Borrowed:
@@ -271,17 +277,20 @@ typedef struct tsd_allocator {
 /** The current version of tsd_open_options. Version 1 callers (`limits`
  * only) keep working: `allocator` is read when version >= 2. Version 3
  * added tsd_limits.max_output_ratio (which moved `allocator`): a struct
- * whose version is 1 or 2 is read in its own, older layout. */
-#define TSD_OPEN_OPTIONS_VERSION 3
+ * whose version is 1 or 2 is read in its own, older layout. `flags` is
+ * read when version >= 4. */
+#define TSD_OPEN_OPTIONS_VERSION 4
 /** Options of tsd_checkpoint_open (NULL there means the defaults). */
 typedef struct tsd_open_options {
   unsigned version; /**< TSD_OPEN_OPTIONS_VERSION */
   tsd_limits limits; /**< bounds for hostile files */
   /** The checkpoint's allocator (copied), or NULL for malloc. Version 2. */
   const tsd_allocator *allocator;
+  /** TSD_OPEN_* flags (0: none). Version 4. */
+  unsigned flags;
 } tsd_open_options;
 /** Initializer of a tsd_open_options with the defaults. */
-#define TSD_OPEN_OPTIONS_INIT {TSD_OPEN_OPTIONS_VERSION, {0, 0, 0, 0}, NULL}
+#define TSD_OPEN_OPTIONS_INIT {TSD_OPEN_OPTIONS_VERSION, {0, 0, 0, 0}, NULL, 0}
 
 /** Opens a checkpoint written by torch.save (zip format, any pickle protocol
  * 2-5, ZIP64; or the legacy pre-1.6 format), a safetensors file, or (from a
@@ -623,7 +632,10 @@ typedef struct tsd_tensor_info {
   size_t ndim;          /**< number of dimensions */
   const int64_t *shape; /**< ndim elements */
   int64_t numel;        /**< number of elements */
-  void *data; /**< C-owned models: the caller's pointer; TorchScript: NULL */
+  /** C-owned models: the caller's pointer, or the read-only view a
+   * TSD_LOAD_BIND load bound the tensor to (tsd_model_tensor_borrowed),
+   * NULL for an unbacked tensor not bound; TorchScript: NULL */
+  void *data;
 } tsd_tensor_info;
 
 /** Number of tensors of the model (every role, None parameters too). */
@@ -695,10 +707,44 @@ typedef struct tsd_rename {
  * cancel. */
 typedef int (*tsd_progress_fn)(void *user, uint64_t done, uint64_t total);
 
+/** How a load delivers the checkpoint's bytes (tsd_load_options.mode). The
+ * rules of each mode are in "Mapped views, binding, device copies" below. */
+typedef enum tsd_load_mode {
+  /** Copy into the model's memory (C-owned: the caller's buffers;
+   * TorchScript: its tensors). */
+  TSD_LOAD_COPY = 0,
+  /** C-owned models: point each model tensor at its mapped view in the
+   * checkpoint instead of copying; copy where a view is impossible. */
+  TSD_LOAD_BIND = 1,
+  /** Hand the converted bytes of each model tensor, in chunks, to
+   * tsd_load_options.device_copy; the model's memory is never written. */
+  TSD_LOAD_DEVICE = 2
+} tsd_load_mode;
+
+/** One chunk of a TSD_LOAD_DEVICE load: bytes [offset, offset + len) of a
+ * model tensor's value, C-contiguous, in the model tensor's dtype. All
+ * pointers are borrowed for the duration of the call. */
+typedef struct tsd_device_chunk {
+  size_t tensor;         /**< the model tensor's index (tsd_model_tensor) */
+  const char *name;      /**< its full name */
+  tsd_dtype dtype;       /**< its dtype: the type of the bytes */
+  uint64_t tensor_bytes; /**< numel * tsd_dtype_size(dtype) */
+  uint64_t offset;       /**< byte offset of `data` in the tensor */
+  const void *data;      /**< the bytes, inside the caller's staging buffer */
+  size_t len;            /**< bytes; whole elements, at most half the
+                            staging buffer */
+} tsd_device_chunk;
+
+/** The device-copy callback: copy the chunk to the device (or start an
+ * asynchronous copy, see TSD_LOAD_DEVICE's rules) and return 0, or return
+ * non-zero to fail the load (TSD_ERR_CALLBACK). */
+typedef int (*tsd_device_copy_fn)(void *user, const tsd_device_chunk *chunk);
+
 /** The current version of tsd_load_options. Older callers keep working:
  * version 1 structs (the first four fields) are read up to `rules`, version
- * 2 up to `dry_run`; `threads` is read from version 3. */
-#define TSD_LOAD_OPTIONS_VERSION 3
+ * 2 up to `dry_run`; `threads` is read from version 3, `mode` and the
+ * device hook from version 4. */
+#define TSD_LOAD_OPTIONS_VERSION 4
 /** Options of tsd_load (NULL there means the defaults). */
 typedef struct tsd_load_options {
   unsigned version; /**< TSD_LOAD_OPTIONS_VERSION */
@@ -740,8 +786,11 @@ typedef struct tsd_load_options {
    * done == total. (One large tensor is one step; with nothing to copy
    * the only call is (0, 0).) A non-zero return cancels: tsd_load returns
    * TSD_ERR_CANCELED and no report. Canceled at the first call (done = 0),
-   * the model is unchanged; at a later call, the tensors copied so far (in
-   * state_dict order) are loaded and the others unchanged; the return of
+   * the model is unchanged; at a later call, the tensors copied so far are
+   * loaded and the others unchanged (tensors are copied in the order their
+   * bytes lie in the checkpoint's files, which for torch.save zip files is
+   * not state_dict order: records are sorted by storage key as strings;
+   * tensors in memory in state_dict order); the return of
    * the final call (done == total, all copied) is ignored. Not called when
    * the load fails before copying, nor with dry_run. NULL: no progress. */
   tsd_progress_fn progress;
@@ -760,11 +809,24 @@ typedef struct tsd_load_options {
    * machine copy at once. 1: the calling thread only (for hosts that own
    * every thread). 2 or more: as 0. Negative: TSD_ERR_INVALID_ARG. */
   int threads;
+
+  /* ---- version 4 (see "Mapped views, binding, device copies") ---- */
+
+  /** Where the bytes go: TSD_LOAD_COPY (default), TSD_LOAD_BIND or
+   * TSD_LOAD_DEVICE. */
+  tsd_load_mode mode;
+  /** TSD_LOAD_DEVICE: called with each chunk of converted bytes. */
+  tsd_device_copy_fn device_copy;
+  void *device_user; /**< passed to device_copy as `user` */
+  /** TSD_LOAD_DEVICE: the caller's staging buffer (pinned memory for a
+   * GPU), used as two halves of staging_bytes / 2 bytes each. */
+  void *staging;
+  size_t staging_bytes; /**< size of staging */
 } tsd_load_options;
 /** Initializer of a tsd_load_options with the defaults. */
 #define TSD_LOAD_OPTIONS_INIT                                             \
   {TSD_LOAD_OPTIONS_VERSION, 1, 0, TSD_RULES_TORCH_1_13, NULL, 0, NULL, 0, \
-   NULL, NULL, NULL, 0, 0}
+   NULL, NULL, NULL, 0, 0, TSD_LOAD_COPY, NULL, NULL, NULL, 0}
 
 /** The result of a load (opaque): what PyTorch's load_state_dict returned
  * or raised. From tsd_load, released by tsd_report_free. */
@@ -781,7 +843,12 @@ typedef struct tsd_report tsd_report;
  * tensor data, I/O, a root that is not a dict): *out is NULL and the model is
  * unchanged, except for an I/O error while copying (a file truncated under
  * us), which is reported as TSD_ERR_IO and may leave the model partly
- * written. */
+ * written. Two more with options->mode: TSD_ERR_CALLBACK (a TSD_LOAD_DEVICE
+ * callback failed; *out is the report, naming the tensor in
+ * TSD_LIST_DEVICE_FAILED; the model is unchanged) and TSD_ERR_UNSUPPORTED
+ * (TSD_LOAD_BIND into a model that is not C-owned, or a tensor without
+ * memory, tsd_model_add_tensor_unbacked, that this load would have to
+ * write; *out NULL, the model unchanged). */
 TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
                             const tsd_checkpoint *ckpt,
                             const tsd_load_options *options);
@@ -795,9 +862,21 @@ typedef enum tsd_list {
   TSD_LIST_POPPED = 4,     /**< keys auto-pop dropped, in the model's
                               state_dict order (the order PyTorch would
                               report their size mismatches in) */
-  TSD_LIST_MATCHED = 5     /**< keys whose values are (or, with dry_run,
+  TSD_LIST_MATCHED = 5,    /**< keys whose values are (or, with dry_run,
                               would be) copied, model order; not in the
                               JSON */
+  /* The next four are filled by TSD_LOAD_BIND and TSD_LOAD_DEVICE loads
+   * only (empty otherwise), model order, not in the JSON. */
+  TSD_LIST_BOUND = 6,      /**< TSD_LOAD_BIND: keys whose model tensor now
+                              points into the checkpoint's map */
+  TSD_LIST_COPIED = 7,     /**< TSD_LOAD_BIND: matched keys copied into the
+                              caller's memory instead (a view was
+                              impossible) */
+  TSD_LIST_COPY_REASONS = 8, /**< TSD_LOAD_BIND: why the i-th key of
+                              TSD_LIST_COPIED was copied ("float16 in the
+                              checkpoint, float32 in the model", ...) */
+  TSD_LIST_DEVICE_FAILED = 9 /**< TSD_LOAD_DEVICE: the key whose chunk the
+                              callback refused (at most one) */
 } tsd_list;
 
 /** A shape mismatch (an error, or a key auto-pop dropped). Borrowed. */
@@ -905,6 +984,154 @@ TSD_API tsd_status tsd_checkpoint_output_bytes(const tsd_checkpoint *ckpt,
 TSD_API tsd_status tsd_model_from_checkpoint(tsd_model **out,
                                              const tsd_checkpoint *ckpt,
                                              const char *class_name);
+
+/* ------------------------------------------------------------------------ */
+/* Mapped views, binding, device copies, ranged reads                        */
+/* ------------------------------------------------------------------------ */
+
+/* Four ways to get a checkpoint's bytes besides tsd_checkpoint_read and a
+ * copy load. Their rules, in the manner of the conventions at the top:
+ *
+ *  - Maps (TSD_OPEN_MAP). tsd_checkpoint_open maps the file (and each shard
+ *    of a sharded checkpoint) whole, read-only and shared, and unmaps it in
+ *    tsd_checkpoint_free. Nothing is read through the map until a view is
+ *    used: mapping costs no memory and no I/O, and pages are faulted in
+ *    (and counted in the process's resident memory) only as they are
+ *    touched; several processes mapping one file share its page-cache
+ *    pages. Header parsing and copy loads still read with pread. The file
+ *    must not be truncated or rewritten in place while it is mapped: a
+ *    truncated file makes a touch of a lost page raise SIGBUS in the
+ *    process (tsd installs no signal handlers and cannot turn it into an
+ *    error), and bytes changed in place show through every view. tsd's own
+ *    writers replace files by rename, which keeps the mapped bytes intact.
+ *    A checkpoint opened from memory needs no flag: its views point into
+ *    the caller's bytes.
+ *  - Views (tsd_checkpoint_view). A view is a `const void *` to element 0
+ *    of a tensor where its bytes lie, with dtype, shape and strides; valid
+ *    until tsd_checkpoint_free (unlike tsd_entry pointers, tsd_checkpoint_
+ *    select and tsd_checkpoint_pop do not invalidate it). The memory is
+ *    read-only: writing through a view faults (SIGSEGV). Any number of
+ *    threads may read views at once, also while other threads read or load
+ *    from the checkpoint. A tensor can be viewed when its bytes are in a
+ *    mapped file, in the memory given to tsd_checkpoint_open_memory or in
+ *    memory the checkpoint holds (tsd_checkpoint_open_torchscript), stored
+ *    little-endian on a little-endian host, with element 0 aligned to its
+ *    element size (at most 8): safetensors files (whose writers align every
+ *    tensor), torch.save zip files (records 64-byte aligned), legacy files
+ *    when their storages happen to be aligned. Strided and expanded tensors
+ *    are views too (the strides say so); the binding below takes only
+ *    C-contiguous ones.
+ *  - Binding (TSD_LOAD_BIND, C-owned models). The load's semantics, report
+ *    and messages are those of a copy load; what changes is the last step:
+ *    each matched tensor whose checkpoint tensor can be viewed, has the
+ *    model tensor's dtype, is C-contiguous and is not taken by the 0-dim
+ *    rule (element 0 of a 1-dim tensor) nor made up (the num_batches_tracked
+ *    the _NormBase rule inserts) is *bound*: its data pointer
+ *    (tsd_tensor_info.data) becomes the view, read-only, and the caller's
+ *    memory is left untouched. The others are copied into the caller's
+ *    memory as by a copy load. TSD_LIST_BOUND, TSD_LIST_COPIED and
+ *    TSD_LIST_COPY_REASONS say which and why. Atomic: everything is checked
+ *    first (a tensor that must be copied but has no memory of its own,
+ *    tsd_model_add_tensor_unbacked, fails the load with TSD_ERR_UNSUPPORTED
+ *    naming it, before anything changes), the copies are done, and only
+ *    when the load succeeds are the bound pointers set. A bound model
+ *    *borrows* from the checkpoint (tsd_model_tensor_borrowed,
+ *    tsd_model_borrow_count): the checkpoint must outlive every use of the
+ *    bound tensors (tsd cannot detect a checkpoint freed too early; the
+ *    pointers then dangle). A later copy load into a bound tensor writes
+ *    the caller's memory and unbinds it; a later bind rebinds. Threads: a
+ *    bound model is read like any model; binding writes only the model.
+ *  - Device copies (TSD_LOAD_DEVICE, any model kind). After the same checks
+ *    as a copy load, each matched model tensor's value, converted to the
+ *    model tensor's dtype (the 0-dim rule and num_batches_tracked
+ *    included), is handed to device_copy in chunks, tensors in state_dict
+ *    order, chunks of one tensor in order of offset, covering it exactly
+ *    once (an empty tensor has no chunk). Each chunk is read into one half
+ *    of the staging buffer, alternately: when the callback for chunk k
+ *    returns, tsd reads chunk k + 1 into the other half, and chunk k + 2
+ *    into this one. So a callback that starts an asynchronous copy of chunk
+ *    k (cudaMemcpyAsync from pinned staging) must, before it returns, wait
+ *    for the copy of chunk k - 1 it started earlier; after tsd_load returns
+ *    the caller waits for the last one (samples/device_copy.cu). staging
+ *    must hold at least 2 elements of the largest dtype loaded
+ *    (TSD_ERR_INVALID_ARG). The callback runs on the calling thread, may
+ *    call any tsd function that does not modify the model or checkpoint
+ *    being loaded, and fails the load by returning non-zero: tsd_load then
+ *    returns TSD_ERR_CALLBACK, the report (*out, to free) lists the tensor
+ *    in TSD_LIST_DEVICE_FAILED and tsd_last_error() names the tensor, the
+ *    offset and the value returned. The model's memory is never written
+ *    (tensors may be unbacked), in success and in failure; what reached the
+ *    device before a failure is the caller's to discard. Progress and
+ *    cancellation work as in a copy load, per tensor.
+ *  - Ranged reads (tsd_checkpoint_read_range, tsd_model_read_range): any
+ *    range of elements, C order, converted; the memory used is at most a
+ *    read buffer of the range, whatever the tensor's size. */
+
+/** tsd_open_options.flags: map the file (see the rules above). */
+#define TSD_OPEN_MAP 1u
+
+/** A tensor where its bytes lie (tsd_checkpoint_view). Borrowed from the
+ * checkpoint: valid until tsd_checkpoint_free. */
+typedef struct tsd_tensor_view {
+  const void *data;       /**< element 0 (read-only memory) */
+  tsd_dtype dtype;        /**< element type */
+  size_t ndim;            /**< number of dimensions */
+  const int64_t *shape;   /**< ndim elements */
+  const int64_t *strides; /**< ndim elements, in elements (not bytes) */
+  int64_t numel;          /**< number of elements */
+  int contiguous;         /**< C-contiguous: numel elements from data */
+} tsd_tensor_view;
+
+/** A view of the tensor at `index` of the current dict (see the rules
+ * above). TSD_ERR_UNSUPPORTED when it cannot be viewed, with the reason in
+ * tsd_last_error() (the file is not mapped, it is stored big-endian, it is
+ * not aligned ...); TSD_ERR_TYPE for an entry that is not a tensor;
+ * TSD_ERR_NOT_FOUND for a bad index. On failure *out is zeroed. */
+TSD_API tsd_status tsd_checkpoint_view(const tsd_checkpoint *ckpt,
+                                       size_t index, tsd_tensor_view *out);
+
+/** Elements [first, first + count) of the tensor at `index` of the current
+ * dict, in C order, converted to `dtype` as tsd_checkpoint_read does, into
+ * dst (at least count * tsd_dtype_size(dtype) bytes, else TSD_ERR_BUFFER).
+ * A range outside the tensor is TSD_ERR_INVALID_ARG; TSD_ERR_TYPE for an
+ * entry that is not a tensor. count 0 reads nothing. */
+TSD_API tsd_status tsd_checkpoint_read_range(const tsd_checkpoint *ckpt,
+                                             size_t index, tsd_dtype dtype,
+                                             uint64_t first, uint64_t count,
+                                             void *dst, size_t dst_bytes);
+
+/** The same for model tensor `index` (state_dict order): its current value
+ * (the caller's memory, a bound view, a TorchScript tensor, or a checkpoint
+ * behind tsd_model_from_checkpoint). TSD_ERR_TYPE for a None parameter or
+ * an unbacked tensor not bound; a TorchScript model reads the tensor whole
+ * into a temporary first. */
+TSD_API tsd_status tsd_model_read_range(const tsd_model *model, size_t index,
+                                        tsd_dtype dtype, uint64_t first,
+                                        uint64_t count, void *dst,
+                                        size_t dst_bytes);
+
+/** Adds a tensor with no memory of its own to a C-owned model (as
+ * tsd_model_add_tensor, without `data`): for a TSD_LOAD_BIND load, which
+ * points it at the checkpoint, or a TSD_LOAD_DEVICE load, which never
+ * needs host memory. A copy load that would write into it fails before
+ * anything is written (TSD_ERR_UNSUPPORTED naming it); tsd_model_read and
+ * saving fail with TSD_ERR_TYPE until a load has bound it;
+ * tsd_tensor_info.data is NULL until then. */
+TSD_API tsd_status tsd_model_add_tensor_unbacked(tsd_model *model,
+                                                 const char *name,
+                                                 tsd_tensor_role role,
+                                                 tsd_dtype dtype, size_t ndim,
+                                                 const int64_t *shape);
+
+/** The checkpoint whose map model tensor `index` (state_dict order) is
+ * bound to, or NULL (in the caller's memory, or a bad index). */
+TSD_API const tsd_checkpoint *tsd_model_tensor_borrowed(const tsd_model *model,
+                                                        size_t index);
+
+/** Number of the model's tensors bound to `ckpt` (to any checkpoint when
+ * ckpt is NULL): while it is not 0, `ckpt` must not be freed. */
+TSD_API size_t tsd_model_borrow_count(const tsd_model *model,
+                                      const tsd_checkpoint *ckpt);
 
 #ifdef __cplusplus
 }

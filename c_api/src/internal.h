@@ -26,6 +26,8 @@
  *   afile.c      the one atomic output file every writer writes into
  *   write.c      tsd_model_save(_ex), models over a checkpoint, tensors
  *                streamed in windows, the output bound
+ *   mapview.c    read-only maps of checkpoint files (TSD_OPEN_MAP), views
+ *                into them, ranged reads of checkpoint and model tensors
  * shim/torchscript.cpp (C++) implements TorchScript models on the same tree.
  */
 #ifndef TSD_INTERNAL_H
@@ -170,6 +172,8 @@ typedef struct tsd__source {
    * its bytes prove to be a checkpoint, messages must not quote them (a
    * shard may be a symlink to any file the user can read). */
   bool indirect;
+  /* TSD_OPEN_MAP: the whole file mapped read-only (mapview.c), else NULL */
+  const uint8_t *map;
 } tsd__source;
 tsd_status tsd__source_open_file(tsd__source *s, const char *path,
                                  const tsd_allocator *al);
@@ -484,8 +488,13 @@ typedef struct tsd__mtensor {
   size_t ndim;
   int64_t *shape;      /* owned */
   int64_t numel;
-  void *data;          /* C-owned models: caller's memory */
+  void *data;          /* C-owned models: caller's memory, or the mapped
+                          view it is bound to (views: `bound`) */
   void *handle;        /* model-kind specific (the shim's tensor) */
+  void *own;           /* C-owned models: the caller's memory (may be NULL:
+                          tsd_model_add_tensor_unbacked) */
+  const tsd_checkpoint *bound; /* views: data borrowed from this checkpoint's
+                                  map (TSD_LOAD_BIND), else NULL */
 } tsd__mtensor;
 
 typedef enum tsd__norm {
@@ -793,6 +802,21 @@ void tsd__arena_recycle(tsd__arena *a, void *p, size_t n);
  * checks out and path and gives "cpu" for a NULL device. */
 tsd_status tsd__torchscript_open(tsd_model **out, const char *path,
                                  const char *device);
+
+/* ---- views (branch `views`): mapped views, binding, ranged reads -------- */
+/* mapview.c: maps s (a file source) whole, read-only, shared (s->map). An
+ * empty file is not mapped (nothing in it can be viewed). The platform
+ * part is these two functions. */
+tsd_status tsd__source_map(tsd__source *s);
+void tsd__source_unmap(tsd__source *s);
+/* The address of tensor t's element 0 where its bytes lie (the map, the
+ * caller's memory of tsd_checkpoint_open_memory, or memory the checkpoint
+ * holds), for a view: TSD_OK, or TSD_ERR_UNSUPPORTED with the reason as
+ * the message (not mapped, big-endian, misaligned). `key` names it. */
+tsd_status tsd__tensor_view(const tsd_checkpoint *c, const tsd__tensor *t,
+                            const char *key, const void **out);
+/* C-owned models (model.c). */
+bool tsd__model_is_cown(const tsd_model *m);
 
 #ifdef __cplusplus
 }

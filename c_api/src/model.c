@@ -424,19 +424,47 @@ static const size_t *model_order(const tsd_model *cm) {
 
 /* ---- C-owned models ----------------------------------------------------- */
 
+/* A copy load writes into the caller's memory (`own`): a tensor bound to a
+ * checkpoint's map (TSD_LOAD_BIND) goes back to it. tsd_load checks that
+ * every tensor it copies into has memory before it copies anything. */
 static tsd_status cown_copy_in(tsd_model *m, tsd__mtensor *t,
                                const tsd_checkpoint *c, const tsd__tensor *src,
                                const tsd__scratch *scratch) {
   (void)m;
-  if (t->numel == 0) return TSD_OK;
-  return tsd__tensor_read(c, src, t->dtype, t->data, scratch);
+  tsd_status st = TSD_OK;
+  if (t->numel != 0) st = tsd__tensor_read(c, src, t->dtype, t->own, scratch);
+  if (st == TSD_OK) {
+    t->data = t->own;
+    t->bound = NULL;
+  }
+  return st;
+}
+
+static tsd_status no_data(const tsd__mtensor *t) {
+  return tsd__err(TSD_ERR_TYPE,
+                  "\"%s\" has no data (a tensor added without memory that no "
+                  "load has bound)",
+                  t->name);
 }
 
 static tsd_status cown_read(const tsd_model *m, const tsd__mtensor *t,
                             tsd_dtype dtype, void *dst) {
   (void)m;
+  if (t->numel > 0 && !t->data) return no_data(t);
   if (t->numel > 0)
     tsd__convert(dst, dtype, t->data, t->dtype, (size_t)t->numel);
+  return TSD_OK;
+}
+
+static tsd_status cown_read_range(const tsd_model *m, const tsd__mtensor *t,
+                                  tsd_dtype dtype, uint64_t first,
+                                  uint64_t count, void *dst) {
+  (void)m;
+  if (!count) return TSD_OK;
+  if (!t->data) return no_data(t);
+  tsd__convert(dst, dtype,
+               (const uint8_t *)t->data + first * tsd_dtype_size(t->dtype),
+               t->dtype, (size_t)count);
   return TSD_OK;
 }
 
@@ -445,7 +473,9 @@ static void cown_destroy(tsd_model *m) {
 }
 
 static const tsd__model_ops cown_ops = {cown_copy_in, cown_read, tsd__save_pth,
-                                        cown_destroy, NULL};
+                                        cown_destroy, cown_read_range};
+
+bool tsd__model_is_cown(const tsd_model *m) { return m && m->ops == &cown_ops; }
 
 /* tsd_model_new and tsd_model_new_ex; `fn` names the caller in messages. */
 static tsd_status model_new(tsd_model **out, const char *class_name,
@@ -515,7 +545,27 @@ TSD_API tsd_status tsd_model_add_tensor(tsd_model *model, const char *name,
       return tsd__err(TSD_ERR_INVALID_ARG, "tensor \"%s\": data is NULL",
                       name ? name : "(null)");
   }
-  return tsd__model_add(model, name, role, dtype, ndim, shape, data, NULL,
+  size_t idx;
+  tsd_status st = tsd__model_add(model, name, role, dtype, ndim, shape, data,
+                                 NULL, &idx);
+  if (st == TSD_OK) model->tensors[idx].own = model->tensors[idx].data;
+  return st;
+}
+
+TSD_API tsd_status tsd_model_add_tensor_unbacked(tsd_model *model,
+                                                 const char *name,
+                                                 tsd_tensor_role role,
+                                                 tsd_dtype dtype, size_t ndim,
+                                                 const int64_t *shape) {
+  if (!model)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_model_add_tensor_unbacked: model is NULL");
+  if (model->ops != &cown_ops)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_model_add_tensor_unbacked: \"%s\" is not a C-owned "
+                    "model",
+                    model->class_name);
+  return tsd__model_add(model, name, role, dtype, ndim, shape, NULL, NULL,
                         NULL);
 }
 
@@ -603,4 +653,70 @@ TSD_API tsd_status tsd_model_read(const tsd_model *model, size_t index,
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_read: dst is NULL");
   if (need == 0) return TSD_OK;
   return model->ops->read(model, t, dtype, dst);
+}
+
+TSD_API const tsd_checkpoint *tsd_model_tensor_borrowed(const tsd_model *model,
+                                                        size_t index) {
+  if (!model || index >= model->n_tensors) return NULL;
+  const size_t *order = model_order(model);
+  return order ? model->tensors[order[index]].bound : NULL;
+}
+
+TSD_API size_t tsd_model_borrow_count(const tsd_model *model,
+                                      const tsd_checkpoint *ckpt) {
+  size_t n = 0;
+  for (size_t i = 0; model && i < model->n_tensors; i++)
+    n += model->tensors[i].bound && (!ckpt || model->tensors[i].bound == ckpt);
+  return n;
+}
+
+TSD_API tsd_status tsd_model_read_range(const tsd_model *model, size_t index,
+                                        tsd_dtype dtype, uint64_t first,
+                                        uint64_t count, void *dst,
+                                        size_t dst_bytes) {
+  static const char fn[] = "tsd_model_read_range";
+  const tsd__mtensor *t = NULL;
+  tsd_status st = tensor_at(model, index, &t);
+  if (st) return st;
+  if ((unsigned)dtype >= TSD_DTYPE_COUNT)
+    return tsd__err(TSD_ERR_INVALID_ARG, "%s: invalid dtype %d", fn,
+                    (int)dtype);
+  if (t->role == TSD_PARAMETER_NONE)
+    return tsd__err(TSD_ERR_TYPE, "\"%s\" is a parameter registered as None",
+                    t->name);
+  const uint64_t n = t->numel > 0 ? (uint64_t)t->numel : 0;
+  uint64_t end, need;
+  if (!tsd__add_u64(first, count, &end) || end > n)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "%s: \"%s\": elements [%llu, %llu + %llu) are not within "
+                    "its %llu elements",
+                    fn, t->name, (unsigned long long)first,
+                    (unsigned long long)first, (unsigned long long)count,
+                    (unsigned long long)n);
+  if (!tsd__mul_u64(count, tsd_dtype_size(dtype), &need) || need > dst_bytes)
+    return tsd__err(TSD_ERR_BUFFER,
+                    "%s: \"%s\": %llu elements of %s need %llu bytes, the "
+                    "buffer has %zu",
+                    fn, t->name, (unsigned long long)count,
+                    tsd_dtype_name(dtype),
+                    (unsigned long long)(count * tsd_dtype_size(dtype)),
+                    dst_bytes);
+  if (need && !dst)
+    return tsd__err(TSD_ERR_INVALID_ARG, "%s: dst is NULL", fn);
+  if (!count) return TSD_OK;
+  if (model->ops->read_range)
+    return model->ops->read_range(model, t, dtype, first, count, dst);
+  /* A model kind that reads tensors whole (TorchScript): the whole tensor
+   * into a temporary, then the range. */
+  uint64_t all;
+  if (!tsd__mul_u64(n, tsd_dtype_size(dtype), &all) || all > SIZE_MAX)
+    return tsd__err(TSD_ERR_NOMEM, "%s: \"%s\" is too large", fn, t->name);
+  uint8_t *tmp = tsd__mem_alloc(model->al, (size_t)all);
+  if (!tmp)
+    return tsd__err(TSD_ERR_NOMEM, "%s: out of memory reading \"%s\"", fn,
+                    t->name);
+  st = model->ops->read(model, t, dtype, tmp);
+  if (!st) memcpy(dst, tmp + first * tsd_dtype_size(dtype), (size_t)need);
+  tsd__mem_free(model->al, tmp);
+  return st;
 }

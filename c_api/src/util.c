@@ -72,6 +72,7 @@ const char *tsd_status_name(tsd_status s) {
   case TSD_ERR_TORCH: return "TSD_ERR_TORCH";
   case TSD_ERR_BUFFER: return "TSD_ERR_BUFFER";
   case TSD_ERR_CANCELED: return "TSD_ERR_CANCELED";
+  case TSD_ERR_CALLBACK: return "TSD_ERR_CALLBACK";
   }
   return "TSD_ERR_UNKNOWN";
 }

@@ -497,6 +497,11 @@ typedef struct tsd__module {
   size_t n_children, cap_children;
   size_t *tensors;     /* tensor indices, registration order (owned) */
   size_t n_tensors, cap_tensors;
+  /* branch model: the module's class overrides set_extra_state
+   * (tsd_model_set_extra_state; the shim for a scripted set_extra_state):
+   * non-NULL extra_fn is called with prefix + "_extra_state"'s value */
+  tsd_extra_state_fn extra_fn;
+  void *extra_user;
 } tsd__module;
 
 typedef struct tsd__model_ops {

@@ -2,6 +2,7 @@
  * the JSON scripts/tsd_layout.py writes from a Python nn.Module, format in
  * docs/layout.md. Parsed with json.c (strict, bounded), every field checked
  * before the model is built, then built with the public model calls. */
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
@@ -137,10 +138,7 @@ static tsd_status parse(const char *path, tsd__arena *arena,
     st = tsd__json_parse(text, (size_t)src.size, arena, LAYOUT_DEPTH, path,
                          &root);
   tsd__mem_free(al, text);
-  if (st) {
-    if (st == TSD_ERR_FORMAT) tsd__err_prefix("not a tsd layout");
-    return st;
-  }
+  if (st) return st;
   const char *format = str_member(root, "format");
   if (root->kind != TSD__J_OBJ || !format || strcmp(format, "tsd.layout"))
     return tsd__err(TSD_ERR_TYPE,
@@ -190,6 +188,14 @@ static tsd_status arena_size(const layout *l, size_t *out_bytes) {
   return TSD_OK;
 }
 
+/* A name the model refuses ('a..b', a duplicate) is a malformed file. */
+static tsd_status as_format(tsd_status st) {
+  if (st != TSD_ERR_INVALID_ARG) return st;
+  char msg[1024];
+  snprintf(msg, sizeof msg, "%s", tsd_last_error());
+  return tsd__err(TSD_ERR_FORMAT, "%s", msg);
+}
+
 static tsd_status add_modules(tsd_model *m, const layout *l,
                               const tsd_layout_options *o) {
   size_t n = l->modules ? l->modules->n : 0;
@@ -212,8 +218,8 @@ static tsd_status add_modules(tsd_model *m, const layout *l,
     const tsd__json *extra = tsd__json_get(mo, "extra_state");
     if (extra && extra->kind != TSD__J_BOOL)
       return lerr(l, "module", i, name, "\"extra_state\" is not a boolean");
-    tsd_status st = tsd_model_add_module(
-        m, name, type && type->kind == TSD__J_STR ? type->s : NULL, version);
+    tsd_status st = as_format(tsd_model_add_module(
+        m, name, type && type->kind == TSD__J_STR ? type->s : NULL, version));
     if (!st && extra && extra->b) {
       if (!o->extra_state)
         st = tsd__err(TSD_ERR_INVALID_ARG,
@@ -221,8 +227,8 @@ static tsd_status add_modules(tsd_model *m, const layout *l,
                       "tsd_layout_options.extra_state to receive it",
                       name);
       else
-        st = tsd_model_set_extra_state(m, name, o->extra_state,
-                                       o->extra_state_user);
+        st = as_format(tsd_model_set_extra_state(m, name, o->extra_state,
+                                                 o->extra_state_user));
     }
     if (st) {
       tsd__err_prefix("%s: module %zu", l->path, i);
@@ -255,8 +261,8 @@ static tsd_status add_tensors(tsd_model *m, const layout *l,
         off += align_up((size_t)t.nbytes);
       }
     }
-    st = tsd_model_add_tensor(m, t.name, t.role, t.dtype, t.ndim, t.shape,
-                              data);
+    st = as_format(tsd_model_add_tensor(m, t.name, t.role, t.dtype, t.ndim,
+                                        t.shape, data));
     if (st) {
       tsd__err_prefix("%s: tensor %zu", l->path, i);
       return st;

@@ -360,7 +360,11 @@ typedef enum tsd_kind {
    * that keeps the class name (tsd_checkpoint_entry_class), the constructor
    * arguments and the pickled state as plain values. Nothing in the file is
    * ever called or imported; a load that needs it as a tensor fails naming
-   * the key and the class. */
+   * the key and the class. A pickled nn.Module's state dict is rebuilt from
+   * its `_parameters`, `_buffers` and `_modules`; what its class's own code
+   * adds (a get_extra_state's `_extra_state` key, a state_dict or
+   * _save_to_state_dict override) is not in the pickle and cannot be
+   * detected: it is absent. */
   TSD_KIND_OBJECT
 } tsd_kind;
 

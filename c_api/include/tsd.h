@@ -321,7 +321,12 @@ TSD_API tsd_status tsd_checkpoint_open(tsd_checkpoint **out, const char *path,
                                        const tsd_open_options *options);
 
 /** Same, from memory. The bytes are borrowed, not copied: they must stay valid
- * and unchanged until tsd_checkpoint_free. */
+ * and unchanged until tsd_checkpoint_free. They need no alignment (any
+ * address will do: tensor data is read with memcpy-safe loads, never
+ * through a pointer cast); `size` is the whole file. A sharded index
+ * cannot be read from memory (its shards are files): TSD_ERR_FORMAT.
+ * Errors as tsd_checkpoint_open's, and
+ * TSD_ERR_INVALID_ARG for NULL data with a non-zero size. */
 TSD_API tsd_status tsd_checkpoint_open_memory(tsd_checkpoint **out,
                                               const void *data, size_t size,
                                               const tsd_open_options *options);
@@ -575,7 +580,14 @@ TSD_API tsd_status tsd_model_add_tensor(tsd_model *model, const char *name,
  *  - norm layers (BatchNorm1d/2d/3d, SyncBatchNorm, InstanceNorm1d/2d/3d and
  *    their Lazy forms): the `num_batches_tracked` / running-stats rules.
  * The `_metadata` version tsd saves for a declared module is `version`
- * (pass -1 for PyTorch's default for that type: 2 for norm layers, else 1). */
+ * (pass -1 for PyTorch's default for that type: 2 for norm layers, else 1).
+ * Declaring a module again changes its type (when type_name is not NULL)
+ * and its version (when version >= 0). Works on every model kind (a
+ * TorchScript model's modules are declared at open; this overrides).
+ * Errors: TSD_ERR_INVALID_ARG (NULL model or name; an empty dotted
+ * component, "a..b"; a path through a tensor, "fc.weight.x"; a version
+ * < -1), TSD_ERR_NOMEM (the model is unchanged, but modules created on
+ * the path before the failure stay: they hold nothing and are harmless). */
 TSD_API tsd_status tsd_model_add_module(tsd_model *model, const char *name,
                                         const char *type_name,
                                         int64_t version);
@@ -610,7 +622,17 @@ TSD_API size_t tsd_model_tensor_count(const tsd_model *model);
 TSD_API tsd_status tsd_model_tensor(const tsd_model *model, size_t index,
                                     tsd_tensor_info *out);
 
-/** Copies model tensor `index` into `dst` as C-contiguous `dtype`. */
+/** Copies model tensor `index` (state_dict order; tsd_model_find gives it
+ * for a name) into `dst` as C-contiguous `dtype`, converting as
+ * Tensor.copy_ does. `dst_bytes` must be at least numel *
+ * tsd_dtype_size(dtype). Errors: TSD_ERR_INVALID_ARG (NULL model, an
+ * invalid dtype, NULL dst for a non-empty tensor), TSD_ERR_NOT_FOUND (index
+ * >= tsd_model_tensor_count), TSD_ERR_TYPE (a parameter registered as
+ * None: it has no data), TSD_ERR_BUFFER (dst_bytes too small; the message
+ * names the tensor, the bytes needed and the dtype), TSD_ERR_NOMEM; for a
+ * model whose tensors live elsewhere: TSD_ERR_TORCH (TorchScript, LibTorch's
+ * message kept), or the checkpoint's TSD_ERR_IO / TSD_ERR_FORMAT (a model
+ * over a checkpoint or a TorchScript archive read without LibTorch). */
 TSD_API tsd_status tsd_model_read(const tsd_model *model, size_t index,
                                   tsd_dtype dtype, void *dst,
                                   size_t dst_bytes);
@@ -642,7 +664,19 @@ TSD_API tsd_status tsd_model_read(const tsd_model *model, size_t index,
  *    directory redirect the write to any file; rename(2) replaces the link
  *    itself.) To update the target, pass the target's path.
  * Tensors that are not in memory (tsd_model_from_checkpoint, TorchScript
- * models) are written in windows of a few MiB, never held whole. */
+ * models) are written in windows of a few MiB, never held whole.
+ * A C-owned model's extra state is not written (tsd cannot call
+ * get_extra_state; see tsd_model_set_extra_state).
+ * Errors: TSD_ERR_INVALID_ARG (NULL model or path, an empty path, a path
+ * that exists and is not a regular file; for safetensors a tensor named
+ * "__metadata__" or a name that is not UTF-8), TSD_ERR_IO (cannot create,
+ * write, fsync or rename: a full disk, no permission; the old file is
+ * intact), TSD_ERR_UNSUPPORTED (a model kind that cannot be saved,
+ * tsd_model_open_torchscript_state's; a dtype safetensors has no name for),
+ * TSD_ERR_LIMIT (tensors beyond 2^64 bytes), TSD_ERR_NOMEM, TSD_ERR_TORCH
+ * (LibTorch failed to serialize a TorchScript model), and a source
+ * checkpoint's TSD_ERR_IO / TSD_ERR_FORMAT while streaming its tensors
+ * (tsd_model_from_checkpoint). */
 TSD_API tsd_status tsd_model_save(const tsd_model *model, const char *path);
 
 /* ------------------------------------------------------------------------ */
@@ -744,7 +778,13 @@ typedef struct tsd_load_options {
    NULL, NULL, NULL, 0, 0}
 
 /** The result of a load (opaque): what PyTorch's load_state_dict returned
- * or raised. From tsd_load, released by tsd_report_free. */
+ * or raised. From tsd_load, released by tsd_report_free. A report owns
+ * copies of everything it holds (keys, messages, shapes, the class name):
+ * it stays valid after its model and its checkpoint are freed, and may be
+ * kept while they are modified or loaded again. It allocates with the
+ * model's allocator (tsd_model_new_ex), whose functions and `user` must
+ * outlive the report. Strings and mismatches borrowed from it live until
+ * tsd_report_free. */
 typedef struct tsd_report tsd_report;
 
 /** load_state_dict(model, current dict of ckpt, options). `options` may be
@@ -797,7 +837,10 @@ TSD_API size_t tsd_report_count(const tsd_report *report, tsd_list list);
 /** The i-th string of a list (borrowed), NULL if out of range. */
 TSD_API const char *tsd_report_item(const tsd_report *report, tsd_list list,
                                     size_t index);
-/** For TSD_LIST_MISMATCHED and TSD_LIST_POPPED: both shapes. */
+/** For TSD_LIST_MISMATCHED and TSD_LIST_POPPED: entry `index` with both
+ * shapes, borrowed from the report. Errors: TSD_ERR_INVALID_ARG (NULL
+ * report or out; another list, whose items have no shapes),
+ * TSD_ERR_NOT_FOUND (index >= tsd_report_count of that list). */
 TSD_API tsd_status tsd_report_mismatch(const tsd_report *report,
                                        tsd_list list, size_t index,
                                        tsd_mismatch *out);

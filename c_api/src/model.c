@@ -606,8 +606,10 @@ TSD_API tsd_status tsd_model_read(const tsd_model *model, size_t index,
   uint64_t need = (uint64_t)t->numel * tsd_dtype_size(dtype);
   if (dst_bytes < need)
     return tsd__err(TSD_ERR_BUFFER,
-                    "tsd_model_read: \"%s\" needs %llu bytes, buffer has %zu",
-                    t->name, (unsigned long long)need, dst_bytes);
+                    "tsd_model_read: \"%s\" needs %llu bytes (%lld elements "
+                    "of %s), the buffer has %zu",
+                    t->name, (unsigned long long)need, (long long)t->numel,
+                    tsd_dtype_name(dtype), dst_bytes);
   if (need && !dst)
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_read: dst is NULL");
   if (need == 0) return TSD_OK;

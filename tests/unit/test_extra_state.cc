@@ -177,21 +177,3 @@ TEST(ExtraState, BadArguments) {
   EXPECT_EQ(tsd_model_set_extra_state(m.get(), "fc.weight", record, nullptr),
             TSD_ERR_INVALID_ARG);
 }
-
-TEST(ModelFind, FindsTensorsByNameInStateDictOrder) {
-  Model m("M");
-  m.add("b.x", {1}, TSD_BUFFER);
-  m.add("b.w", {2});
-  m.add("a", {3});
-  size_t i = 99;
-  ASSERT_EQ(tsd_model_find(m.get(), &i, "b.w"), TSD_OK);
-  tsd_tensor_info info;
-  ASSERT_EQ(tsd_model_tensor(m.get(), i, &info), TSD_OK);
-  EXPECT_STREQ(info.name, "b.w");
-  EXPECT_EQ(i, 1u); // root's "a", then b's parameter, then b's buffer
-  ASSERT_EQ(tsd_model_find(m.get(), &i, "b.x"), TSD_OK);
-  EXPECT_EQ(i, 2u);
-  EXPECT_EQ(tsd_model_find(m.get(), &i, "b"), TSD_ERR_NOT_FOUND);
-  EXPECT_NE(std::string(tsd_last_error()).find("\"b\""), std::string::npos);
-  EXPECT_EQ(tsd_model_find(m.get(), nullptr, "a"), TSD_ERR_INVALID_ARG);
-}

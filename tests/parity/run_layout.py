@@ -305,7 +305,8 @@ def run_unconvertible(args):
     out = os.path.join(args.work, "ts.unconvertible.out.pt")
     if os.path.exists(out):
         os.remove(out)
-    r = tsd(args, ["load", scripted, ckpt, "-o", out])
+    r = tsd(args, ["load", scripted, ckpt, "-o", out, "--non-persistent",
+                   "cache"])
     check(r.returncode == 2, "exit %d: %s" % (r.returncode, r.stderr))
     check("e._extra_state" in r.stderr and "Dict[str, float]" in r.stderr,
           "message: " + r.stderr)

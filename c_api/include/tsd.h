@@ -966,7 +966,10 @@ typedef tsd_status (*tsd_extra_state_fn)(void *user, const char *key,
  * argument type and calls it; a value it cannot convert (an inert object,
  * bytes, a type the signature does not take) fails the load with
  * TSD_ERR_UNSUPPORTED naming the key. This function may replace that
- * declaration. Errors: TSD_ERR_INVALID_ARG (NULL model or module, a bad
+ * declaration. tsd_model_open_torchscript_state declares the modules whose
+ * class code defines `set_extra_state` (read as text, never run): a dry
+ * run (`tsd diff`) matches the key as PyTorch would; a real load into that
+ * read-only model fails with TSD_ERR_UNSUPPORTED. Errors: TSD_ERR_INVALID_ARG (NULL model or module, a bad
  * module path, a path through a tensor, a model that cannot be loaded
  * into), TSD_ERR_NOMEM. */
 TSD_API tsd_status tsd_model_set_extra_state(tsd_model *model,

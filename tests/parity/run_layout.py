@@ -293,6 +293,28 @@ def run_torchscript(args, ck_name, build, strict):
     return "%s; e.scale=%r" % (expect["message"][:50], got.e.scale)
 
 
+def run_diff_state(args, ck_name, build):
+    """`tsd diff MODEL.pt` reads the archive without LibTorch (every build):
+    a class with a set_extra_state method is seen in its code file, so the
+    strict report equals PyTorch's."""
+    model = layout_models.extra_net()
+    obj = build(model, None)
+    ckpt = os.path.join(args.work, "diff.%s.pth" % ck_name)
+    torch.save(obj, ckpt)
+    scripted = os.path.join(args.work, "extra_net_diff.pt")
+    torch.jit.save(torch.jit.script(layout_models.extra_net()), scripted)
+    expect = oracle.run(model, torch.load(ckpt), case_of(True, False))
+    r = tsd(args, ["diff", scripted, ckpt, "--json", "--non-persistent",
+                   "cache"])
+    check(r.returncode in (0, 1), "exit %d: %s" % (r.returncode, r.stderr))
+    got = json.loads(r.stdout)
+    for f in ["ok", "missing_keys", "unexpected_keys", "error_msgs",
+              "message"]:
+        check(got.get(f) == expect[f], "diff: %s: tsd %r, PyTorch %r"
+              % (f, got.get(f), expect[f]))
+    return expect["message"].splitlines()[-1][:60]
+
+
 def run_unconvertible(args):
     """A value the scripted signature cannot take: a clear refusal (exit 2,
     the key named), the archive not written."""
@@ -354,6 +376,10 @@ def main():
                    lambda: run_eager(args, name, spec, kwargs, big_kwargs,
                                      ck_name, build, strict, auto_pop,
                                      layout))
+    for ck_name, build, strict, _ in EXTRA_CKPTS:
+        if strict:
+            report("ts_state_diff/" + ck_name,
+                   lambda: run_diff_state(args, ck_name, build))
     if args.torchscript:
         for ck_name, build, strict, _ in EXTRA_CKPTS:
             report("torchscript/" + ck_name,

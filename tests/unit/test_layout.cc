@@ -221,3 +221,28 @@ TEST(Layout, ExtraStateNeedsACallbackAndMemoryIsRequired) {
   EXPECT_EQ(tsd_model_from_layout(&m, "/nonexistent/x.json", &o), TSD_ERR_IO);
   remove(p.c_str());
 }
+
+// Findings of fuzz_layout (scripts/fuzz.sh copies them here) are replayed:
+// each must build or fail with a message and no model, as the target checks.
+TEST(Layout, FuzzRegressionsReplay) {
+  std::string dir = std::string(TSD_FIXTURES) + "/../malformed/regressions_layout";
+  std::string list = "ls " + dir + " 2>/dev/null";
+  FILE *p = popen(list.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char name[512];
+  while (fgets(name, sizeof name, p)) {
+    name[strcspn(name, "\n")] = '\0';
+    std::string path = dir + "/" + name;
+    Mem mem;
+    tsd_layout_options o = TSD_LAYOUT_OPTIONS_INIT;
+    o.memory = give;
+    o.memory_user = &mem;
+    o.extra_state = ignore_extra;
+    tsd_model *m = nullptr;
+    if (tsd_model_from_layout(&m, path.c_str(), &o) == TSD_OK)
+      tsd_model_free(m);
+    else
+      EXPECT_TRUE(m == nullptr && tsd_last_error()[0]) << path;
+  }
+  pclose(p);
+}

@@ -3,6 +3,7 @@
 #include "cli_common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -479,12 +480,20 @@ static tsd_status layout_extra_state(void *user, const char *key,
  * "format" is "tsd.layout" (a sharded index, also JSON, is not). Returns
  * -1 when built, an exit status on failure, -2 when SPEC is no layout. */
 static int build_layout(cli_model *m, const cli_model_args *a) {
-  FILE *f = fopen(a->spec, "rb");
-  int c = ' ';
-  while (f && (c = fgetc(f)) != EOF && strchr(" \t\r\n", c))
-    ;
-  if (f) fclose(f);
-  if (c != '{') return -2;
+  /* Sniff without ever blocking: only a regular file (a FIFO or device
+   * goes on to tsd_checkpoint_open, which refuses it at once). */
+  int fd = open(a->spec, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  struct stat sb;
+  char head[64];
+  ssize_t got = 0;
+  if (fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
+    got = read(fd, head, sizeof head);
+  if (fd >= 0) close(fd);
+  ssize_t i = 0;
+  while (i < got && (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' ||
+                     head[i] == '\n'))
+    i++;
+  if (i >= got || head[i] != '{') return -2;
   tsd_layout_options o = TSD_LAYOUT_OPTIONS_INIT;
   o.memory = layout_memory;
   o.memory_user = m;

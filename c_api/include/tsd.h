@@ -960,7 +960,8 @@ typedef tsd_status (*tsd_extra_state_fn)(void *user, const char *key,
  * status (its message names the key), *out is NULL, no tensor of the model
  * is changed, the extra state of the modules before it is set.
  * TorchScript models (tsd_model_open_torchscript) declare every module
- * whose class has a `set_extra_state` method (@torch.jit.export) at open;
+ * whose class has a `set_extra_state` method (exported with
+ * `torch.jit.export`) at open;
  * the shim converts the value (None, bool, int, float, str, tensor, and
  * lists, tuples and str- or int-keyed dicts of them) to the method's
  * argument type and calls it; a value it cannot convert (an inert object,

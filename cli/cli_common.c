@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -737,9 +738,62 @@ static int refuse_nul_key(const tsd_entry *e, const char *what) {
   return 1;
 }
 
-/* --model-spec SPEC: SPEC is a torch.save'd state dict (helper `model`
- * may add a layout file form here). */
+/* ---- --model-spec LAYOUT.json (branch model) ---- */
+
+/* Tensor memory of a layout model: zeroed, kept in m->buffers. */
+static void *layout_memory(void *user, const tsd_tensor_info *info,
+                           size_t nbytes) {
+  (void)info;
+  cli_model *m = user;
+  void **grown = realloc(m->buffers, (m->n_buffers + 1) * sizeof *grown);
+  if (!grown) return NULL;
+  m->buffers = grown;
+  void *p = calloc(1, nbytes ? nbytes : 1);
+  if (p) m->buffers[m->n_buffers++] = p;
+  return p;
+}
+
+/* A module's extra state: matched as PyTorch's set_extra_state would take
+ * it; the CLI has no object to give it to (and -o cannot write it). */
+static tsd_status layout_extra_state(void *user, const char *key,
+                                     const tsd_checkpoint *ckpt,
+                                     size_t index) {
+  (void)user, (void)key, (void)ckpt, (void)index;
+  return TSD_OK;
+}
+
+/* SPEC is a layout file (scripts/tsd_layout.py) when it is JSON whose
+ * "format" is "tsd.layout" (a sharded index, also JSON, is not). Returns
+ * -1 when built, an exit status on failure, -2 when SPEC is no layout. */
+static int build_layout(cli_model *m, const cli_model_args *a) {
+  /* Sniff without ever blocking: only a regular file (a FIFO or device
+   * goes on to tsd_checkpoint_open, which refuses it at once). */
+  int fd = open(a->spec, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  struct stat sb;
+  char head[64];
+  ssize_t got = 0;
+  if (fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
+    got = read(fd, head, sizeof head);
+  if (fd >= 0) close(fd);
+  ssize_t i = 0;
+  while (i < got && (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' ||
+                     head[i] == '\n'))
+    i++;
+  if (i >= got || head[i] != '{') return -2;
+  tsd_layout_options o = TSD_LAYOUT_OPTIONS_INIT;
+  o.memory = layout_memory;
+  o.memory_user = m;
+  o.extra_state = layout_extra_state;
+  o.class_name = a->class_name;
+  tsd_status st = tsd_model_from_layout(&m->model, a->spec, &o);
+  if (st == TSD_ERR_TYPE) return -2;
+  if (st != TSD_OK) return cli_fail("cannot build model from --model-spec", st);
+  return -1;
+}
+
 static int build_spec(cli_model *m, const cli_model_args *a) {
+  int rc = build_layout(m, a);
+  if (rc != -2) return rc;
   tsd_checkpoint *spec = NULL;
   if (!strcmp(a->spec, "-")) {
     int rc = cli_open_checkpoint(&spec, "-", 0);

@@ -117,7 +117,16 @@ tsd_status check_host() {
 
 // The model kind's private parts: the module, and one of these per tensor
 // (tsd__mtensor.handle).
+struct ts_extra;
+
 struct ts_impl {
+  torch::jit::Module module;
+  // the modules whose class has a set_extra_state method (tsd__module's
+  // extra_user points at one of these)
+  std::vector<std::unique_ptr<ts_extra>> extras;
+};
+
+struct ts_extra {
   torch::jit::Module module;
 };
 
@@ -561,6 +570,152 @@ void ts_destroy(tsd_model *m) {
 const tsd__model_ops ts_ops = {ts_copy_in, ts_read, ts_save, ts_destroy,
                                nullptr};
 
+// ---- set_extra_state ----------------------------------------------------------
+// Module._load_from_state_dict hands state_dict[prefix + "_extra_state"] to
+// set_extra_state. A scripted method takes typed arguments: the value (an
+// inert tsd__value tree) is converted to the type the method's schema
+// declares; what has no such conversion is refused, naming the key.
+
+struct not_convertible {
+  std::string why;
+};
+
+c10::IValue to_ivalue(const tsd_checkpoint *c, const tsd__value *v,
+                      const c10::TypePtr &want, int depth);
+
+[[noreturn]] void refuse(const tsd__value *v, const c10::TypePtr &want) {
+  const char *cls = tsd__object_class(v);
+  throw not_convertible{std::string("the scripted method takes ") +
+                        want->annotation_str() +
+                        ", the checkpoint holds " +
+                        (cls ? std::string("an object of class ") + cls
+                             : std::string(tsd__type_repr(v)))};
+}
+
+c10::IValue tensor_ivalue(const tsd_checkpoint *c, const tsd__value *v) {
+  const tsd__tensor *t = v->u.tensor;
+  if (!has_scalar(t->dtype))
+    throw not_convertible{std::string("a tensor of dtype ") +
+                          tsd_dtype_name(t->dtype) +
+                          ", which this LibTorch lacks"};
+  std::vector<int64_t> shape(t->shape, t->shape + t->ndim);
+  at::Tensor out = at::empty(shape, at::TensorOptions().dtype(scalar_of(t->dtype)));
+  if (t->numel > 0) {
+    tsd_status st = tsd__tensor_read(c, t, t->dtype, out.data_ptr(), nullptr);
+    if (st) throw not_convertible{std::string("reading the tensor: ") +
+                                  tsd_last_error()};
+  }
+  return out;
+}
+
+// The type a value has when the method takes Any: scalars and tensors.
+c10::TypePtr type_of_value(const tsd__value *v) {
+  switch (v->kind) {
+  case TSD__V_NONE: return c10::NoneType::get();
+  case TSD__V_BOOL: return c10::BoolType::get();
+  case TSD__V_INT: return c10::IntType::get();
+  case TSD__V_FLOAT: return c10::FloatType::get();
+  case TSD__V_STR: return c10::StringType::get();
+  case TSD__V_TENSOR: return c10::TensorType::get();
+  default: return nullptr;
+  }
+}
+
+c10::IValue to_ivalue(const tsd_checkpoint *c, const tsd__value *v,
+                      const c10::TypePtr &want, int depth) {
+  if (depth > 100) throw not_convertible{"the value nests too deep"};
+  switch (want->kind()) {
+  case c10::TypeKind::OptionalType:
+    if (v->kind == TSD__V_NONE) return c10::IValue();
+    return to_ivalue(c, v, want->castRaw<c10::OptionalType>()->getElementType(),
+                     depth + 1);
+  case c10::TypeKind::AnyType: {
+    c10::TypePtr t = type_of_value(v);
+    if (!t) refuse(v, want);
+    return to_ivalue(c, v, t, depth + 1);
+  }
+  case c10::TypeKind::NoneType:
+    if (v->kind == TSD__V_NONE) return c10::IValue();
+    break;
+  case c10::TypeKind::BoolType:
+    if (v->kind == TSD__V_BOOL) return c10::IValue(v->u.i != 0);
+    break;
+  case c10::TypeKind::IntType:
+    if (v->kind == TSD__V_INT || v->kind == TSD__V_BOOL)
+      return c10::IValue(int64_t(v->u.i));
+    break;
+  case c10::TypeKind::FloatType: // Python passes an int where a float goes
+    if (v->kind == TSD__V_FLOAT) return c10::IValue(v->u.f);
+    if (v->kind == TSD__V_INT) return c10::IValue(double(v->u.i));
+    break;
+  case c10::TypeKind::StringType:
+    if (v->kind == TSD__V_STR)
+      return c10::IValue(std::string(v->u.s.p, v->u.s.len));
+    break;
+  case c10::TypeKind::TensorType:
+    if (v->kind == TSD__V_TENSOR) return tensor_ivalue(c, v);
+    break;
+  case c10::TypeKind::ListType:
+    if (v->kind == TSD__V_LIST || v->kind == TSD__V_TUPLE) {
+      const c10::TypePtr &elem = want->castRaw<c10::ListType>()->getElementType();
+      c10::impl::GenericList list(elem);
+      for (size_t i = 0; i < v->u.seq.len; i++)
+        list.push_back(to_ivalue(c, v->u.seq.items[i], elem, depth + 1));
+      return list;
+    }
+    break;
+  case c10::TypeKind::TupleType:
+    if (v->kind == TSD__V_TUPLE || v->kind == TSD__V_LIST) {
+      const auto &elems = want->castRaw<c10::TupleType>()->elements();
+      if (elems.size() != v->u.seq.len) break;
+      std::vector<c10::IValue> items;
+      for (size_t i = 0; i < elems.size(); i++)
+        items.push_back(to_ivalue(c, v->u.seq.items[i], elems[i], depth + 1));
+      return c10::ivalue::Tuple::create(std::move(items));
+    }
+    break;
+  case c10::TypeKind::DictType:
+    if (v->kind == TSD__V_DICT) {
+      const auto *dt = want->castRaw<c10::DictType>();
+      c10::impl::GenericDict dict(dt->getKeyType(), dt->getValueType());
+      for (size_t i = 0; i < v->u.dict.len; i++)
+        dict.insert_or_assign(
+            to_ivalue(c, v->u.dict.keys[i], dt->getKeyType(), depth + 1),
+            to_ivalue(c, v->u.dict.vals[i], dt->getValueType(), depth + 1));
+      return dict;
+    }
+    break;
+  default:
+    break;
+  }
+  refuse(v, want);
+}
+
+tsd_status ts_set_extra(void *user, const char *key, const tsd_checkpoint *c,
+                        size_t index) {
+  auto *ex = static_cast<ts_extra *>(user);
+  const tsd__value *v = tsd__ckpt_val(c, index);
+  if (!v) return tsd__err(TSD_ERR_INVALID_ARG, "no entry %zu", index);
+  return guarded("set_extra_state of", key, [&]() -> tsd_status {
+    torch::NoGradGuard no_grad;
+    torch::jit::Method method = ex->module.get_method("set_extra_state");
+    const auto &args = method.function().getSchema().arguments();
+    if (args.size() != 2)
+      return tsd__err(TSD_ERR_UNSUPPORTED,
+                      "set_extra_state of \"%s\" takes %zu arguments, not "
+                      "one",
+                      key, args.size() ? args.size() - 1 : 0);
+    c10::IValue arg;
+    try {
+      arg = to_ivalue(c, v, args[1].type(), 0);
+    } catch (const not_convertible &e) {
+      return tsd__err(TSD_ERR_UNSUPPORTED, "%s", e.why.c_str());
+    }
+    method({std::move(arg)});
+    return TSD_OK;
+  });
+}
+
 // ---- opening --------------------------------------------------------------
 
 tsd_status add_tensor(tsd_model *m, const std::string &name,
@@ -602,9 +757,16 @@ tsd_status add_tensor(tsd_model *m, const std::string &name,
 tsd_status walk(tsd_model *m, const torch::jit::Module &mod,
                 const std::string &prefix, const char *path) {
   std::string type = class_name_of(mod);
-  tsd_status st =
-      tsd__model_module(m, prefix.c_str(), type.c_str(), -1, nullptr);
+  size_t mi = 0;
+  tsd_status st = tsd__model_module(m, prefix.c_str(), type.c_str(), -1, &mi);
   if (st) return st;
+  if (mod.find_method("set_extra_state")) {
+    // the class overrides set_extra_state (exported to TorchScript)
+    auto *impl = static_cast<ts_impl *>(m->impl);
+    impl->extras.push_back(std::make_unique<ts_extra>(ts_extra{mod}));
+    m->modules[mi].extra_fn = ts_set_extra;
+    m->modules[mi].extra_user = impl->extras.back().get();
+  }
   const c10::ClassTypePtr &cls = mod.type();
   const auto &obj = mod._ivalue();
   const size_t n = cls->numAttributes();

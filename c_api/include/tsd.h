@@ -355,7 +355,12 @@ TSD_API tsd_status tsd_checkpoint_open(tsd_checkpoint **out, const char *path,
                                        const tsd_open_options *options);
 
 /** Same, from memory. The bytes are borrowed, not copied: they must stay valid
- * and unchanged until tsd_checkpoint_free. */
+ * and unchanged until tsd_checkpoint_free. They need no alignment (any
+ * address will do: tensor data is read with memcpy-safe loads, never
+ * through a pointer cast); `size` is the whole file. A sharded index
+ * cannot be read from memory (its shards are files): TSD_ERR_FORMAT.
+ * Errors as tsd_checkpoint_open's, and
+ * TSD_ERR_INVALID_ARG for NULL data with a non-zero size. */
 TSD_API tsd_status tsd_checkpoint_open_memory(tsd_checkpoint **out,
                                               const void *data, size_t size,
                                               const tsd_open_options *options);
@@ -393,7 +398,11 @@ typedef enum tsd_kind {
    * that keeps the class name (tsd_checkpoint_entry_class), the constructor
    * arguments and the pickled state as plain values. Nothing in the file is
    * ever called or imported; a load that needs it as a tensor fails naming
-   * the key and the class. */
+   * the key and the class. A pickled nn.Module's state dict is rebuilt from
+   * its `_parameters`, `_buffers` and `_modules`; what its class's own code
+   * adds (a get_extra_state's `_extra_state` key, a state_dict or
+   * _save_to_state_dict override) is not in the pickle and cannot be
+   * detected: it is absent. */
   TSD_KIND_OBJECT
 } tsd_kind;
 
@@ -607,7 +616,14 @@ TSD_API tsd_status tsd_model_add_tensor(tsd_model *model, const char *name,
  *  - norm layers (BatchNorm1d/2d/3d, SyncBatchNorm, InstanceNorm1d/2d/3d and
  *    their Lazy forms): the `num_batches_tracked` / running-stats rules.
  * The `_metadata` version tsd saves for a declared module is `version`
- * (pass -1 for PyTorch's default for that type: 2 for norm layers, else 1). */
+ * (pass -1 for PyTorch's default for that type: 2 for norm layers, else 1).
+ * Declaring a module again changes its type (when type_name is not NULL)
+ * and its version (when version >= 0). Works on every model kind (a
+ * TorchScript model's modules are declared at open; this overrides).
+ * Errors: TSD_ERR_INVALID_ARG (NULL model or name; an empty dotted
+ * component, "a..b"; a path through a tensor, "fc.weight.x"; a version
+ * < -1), TSD_ERR_NOMEM (the model is unchanged, but modules created on
+ * the path before the failure stay: they hold nothing and are harmless). */
 TSD_API tsd_status tsd_model_add_module(tsd_model *model, const char *name,
                                         const char *type_name,
                                         int64_t version);
@@ -645,7 +661,17 @@ TSD_API size_t tsd_model_tensor_count(const tsd_model *model);
 TSD_API tsd_status tsd_model_tensor(const tsd_model *model, size_t index,
                                     tsd_tensor_info *out);
 
-/** Copies model tensor `index` into `dst` as C-contiguous `dtype`. */
+/** Copies model tensor `index` (state_dict order; tsd_model_find gives it
+ * for a name) into `dst` as C-contiguous `dtype`, converting as
+ * Tensor.copy_ does. `dst_bytes` must be at least numel *
+ * tsd_dtype_size(dtype). Errors: TSD_ERR_INVALID_ARG (NULL model, an
+ * invalid dtype, NULL dst for a non-empty tensor), TSD_ERR_NOT_FOUND (index
+ * >= tsd_model_tensor_count), TSD_ERR_TYPE (a parameter registered as
+ * None: it has no data), TSD_ERR_BUFFER (dst_bytes too small; the message
+ * names the tensor, the bytes needed and the dtype), TSD_ERR_NOMEM; for a
+ * model whose tensors live elsewhere: TSD_ERR_TORCH (TorchScript, LibTorch's
+ * message kept), or the checkpoint's TSD_ERR_IO / TSD_ERR_FORMAT (a model
+ * over a checkpoint or a TorchScript archive read without LibTorch). */
 TSD_API tsd_status tsd_model_read(const tsd_model *model, size_t index,
                                   tsd_dtype dtype, void *dst,
                                   size_t dst_bytes);
@@ -677,7 +703,19 @@ TSD_API tsd_status tsd_model_read(const tsd_model *model, size_t index,
  *    directory redirect the write to any file; rename(2) replaces the link
  *    itself.) To update the target, pass the target's path.
  * Tensors that are not in memory (tsd_model_from_checkpoint, TorchScript
- * models) are written in windows of a few MiB, never held whole. */
+ * models) are written in windows of a few MiB, never held whole.
+ * A C-owned model's extra state is not written (tsd cannot call
+ * get_extra_state; see tsd_model_set_extra_state).
+ * Errors: TSD_ERR_INVALID_ARG (NULL model or path, an empty path, a path
+ * that exists and is not a regular file; for safetensors a tensor named
+ * "__metadata__" or a name that is not UTF-8), TSD_ERR_IO (cannot create,
+ * write, fsync or rename: a full disk, no permission; the old file is
+ * intact), TSD_ERR_UNSUPPORTED (a model kind that cannot be saved,
+ * tsd_model_open_torchscript_state's; a dtype safetensors has no name for),
+ * TSD_ERR_LIMIT (tensors beyond 2^64 bytes), TSD_ERR_NOMEM, TSD_ERR_TORCH
+ * (LibTorch failed to serialize a TorchScript model), and a source
+ * checkpoint's TSD_ERR_IO / TSD_ERR_FORMAT while streaming its tensors
+ * (tsd_model_from_checkpoint). */
 TSD_API tsd_status tsd_model_save(const tsd_model *model, const char *path);
 
 /* ------------------------------------------------------------------------ */
@@ -829,7 +867,13 @@ typedef struct tsd_load_options {
    NULL, NULL, NULL, 0, 0, TSD_LOAD_COPY, NULL, NULL, NULL, 0}
 
 /** The result of a load (opaque): what PyTorch's load_state_dict returned
- * or raised. From tsd_load, released by tsd_report_free. */
+ * or raised. From tsd_load, released by tsd_report_free. A report owns
+ * copies of everything it holds (keys, messages, shapes, the class name):
+ * it stays valid after its model and its checkpoint are freed, and may be
+ * kept while they are modified or loaded again. It allocates with the
+ * model's allocator (tsd_model_new_ex), whose functions and `user` must
+ * outlive the report. Strings and mismatches borrowed from it live until
+ * tsd_report_free. */
 typedef struct tsd_report tsd_report;
 
 /** load_state_dict(model, current dict of ckpt, options). `options` may be
@@ -899,7 +943,10 @@ TSD_API size_t tsd_report_count(const tsd_report *report, tsd_list list);
 /** The i-th string of a list (borrowed), NULL if out of range. */
 TSD_API const char *tsd_report_item(const tsd_report *report, tsd_list list,
                                     size_t index);
-/** For TSD_LIST_MISMATCHED and TSD_LIST_POPPED: both shapes. */
+/** For TSD_LIST_MISMATCHED and TSD_LIST_POPPED: entry `index` with both
+ * shapes, borrowed from the report. Errors: TSD_ERR_INVALID_ARG (NULL
+ * report or out; another list, whose items have no shapes),
+ * TSD_ERR_NOT_FOUND (index >= tsd_report_count of that list). */
 TSD_API tsd_status tsd_report_mismatch(const tsd_report *report,
                                        tsd_list list, size_t index,
                                        tsd_mismatch *out);
@@ -1132,6 +1179,145 @@ TSD_API const tsd_checkpoint *tsd_model_tensor_borrowed(const tsd_model *model,
  * ckpt is NULL): while it is not 0, `ckpt` must not be freed. */
 TSD_API size_t tsd_model_borrow_count(const tsd_model *model,
                                       const tsd_checkpoint *ckpt);
+/* Extra state, model layouts, finding tensors                               */
+/* ------------------------------------------------------------------------ */
+
+/** PyTorch's `Module.set_extra_state(state)` for a module of a model: called
+ * by tsd_load with the value of the key `key` (the module's prefix +
+ * "_extra_state", as the model names it; borrowed for the call). The value
+ * is entry `index` of `ckpt`'s current dict: tsd_checkpoint_entry(ckpt,
+ * index, ...) describes it (a tensor, an int, a str, a dict ...) and
+ * tsd_checkpoint_read(ckpt, index, ...) reads it when it is a tensor. That
+ * handle is read-only and stays valid as long as the checkpoint lives and
+ * is not modified (tsd_checkpoint_select, tsd_checkpoint_pop), so the
+ * callback may keep (ckpt, index) instead of copying the value. (The
+ * entries of a nested dict or list are not reachable through it; the
+ * entry's kind and length are.) Called on the thread that calls tsd_load.
+ * Return TSD_OK, or an error status to stop the load (see
+ * tsd_model_set_extra_state). */
+typedef tsd_status (*tsd_extra_state_fn)(void *user, const char *key,
+                                         const tsd_checkpoint *ckpt,
+                                         size_t index);
+
+/** Declares that the module at dotted path `module` ("" is the root;
+ * created with its parents if needed, as by tsd_model_add_module) has
+ * extra state: its class overrides `set_extra_state`. `set_fn` NULL
+ * removes the declaration (a plain nn.Module again). The semantics are
+ * PyTorch 1.13's Module._load_from_state_dict, for the key prefix +
+ * "_extra_state":
+ *  - declared, key present: the key is matched; set_fn(user, key, ckpt,
+ *    index) is called once the load is known to succeed (never when it
+ *    fails or with dry_run), in module pre-order, before any tensor is
+ *    copied. PyTorch calls set_extra_state while it walks the modules,
+ *    even when the load then raises; tsd never changes a model whose load
+ *    fails;
+ *  - declared, key absent: the key is missing (after the module's own
+ *    missing tensors), an error only when strict;
+ *  - not declared, key present: the key is unexpected (the first of the
+ *    module's unexpected keys), an error only when strict.
+ * The key is never auto-popped, is not in TSD_LIST_MATCHED (no tensor is
+ * copied) and is not written by tsd_model_save (tsd cannot call a
+ * get_extra_state: a saved file has no `_extra_state` keys).
+ * A set_fn that returns an error stops the load: tsd_load returns that
+ * status (its message names the key), *out is NULL, no tensor of the model
+ * is changed, the extra state of the modules before it is set.
+ * TorchScript models (tsd_model_open_torchscript) declare every module
+ * whose class has a `set_extra_state` method (exported with
+ * `torch.jit.export`) at open;
+ * the shim converts the value (None, bool, int, float, str, tensor, and
+ * lists, tuples and str- or int-keyed dicts of them) to the method's
+ * argument type and calls it; a value it cannot convert (an inert object,
+ * bytes, a type the signature does not take) fails the load with
+ * TSD_ERR_UNSUPPORTED naming the key. This function may replace that
+ * declaration. tsd_model_open_torchscript_state declares the modules whose
+ * class code defines `set_extra_state` (read as text, never run): a dry
+ * run (`tsd diff`) matches the key as PyTorch would; a real load into that
+ * read-only model fails with TSD_ERR_UNSUPPORTED. Errors: TSD_ERR_INVALID_ARG (NULL model or module, a bad
+ * module path, a path through a tensor, a model that cannot be loaded
+ * into), TSD_ERR_NOMEM. */
+TSD_API tsd_status tsd_model_set_extra_state(tsd_model *model,
+                                             const char *module,
+                                             tsd_extra_state_fn set_fn,
+                                             void *user);
+
+/** Finds the model tensor named `name` (full dotted name, as in
+ * tsd_tensor_info.name): TSD_OK and *out_index, its index in state_dict
+ * order (for tsd_model_tensor / tsd_model_read); TSD_ERR_NOT_FOUND (naming
+ * it) when the model has none; TSD_ERR_INVALID_ARG for a NULL argument;
+ * TSD_ERR_NOMEM (the order is computed on first use after a change).
+ * A hash lookup, then one pass over the model's order (no allocation once
+ * the order is cached). */
+TSD_API tsd_status tsd_model_find(const tsd_model *model, size_t *out_index,
+                                  const char *name);
+
+/** Gives the memory of one tensor of a model built from a layout
+ * (tsd_model_from_layout): called once per tensor, in the layout's order,
+ * with its description (`info->data` is NULL) and its size in bytes
+ * (numel * tsd_dtype_size(dtype), C-contiguous). Return memory of at least
+ * `nbytes` bytes, aligned for the dtype, that stays valid while the model is
+ * used (loads write into it; tsd never frees it), or NULL to fail the build
+ * (TSD_ERR_NOMEM naming the tensor). Not called for a parameter registered
+ * as None; for an empty tensor (nbytes 0) NULL is fine. */
+typedef void *(*tsd_layout_memory_fn)(void *user, const tsd_tensor_info *info,
+                                      size_t nbytes);
+
+/** The current version of tsd_layout_options. */
+#define TSD_LAYOUT_OPTIONS_VERSION 1
+/** Options of tsd_model_from_layout (required: the tensor memory). */
+typedef struct tsd_layout_options {
+  unsigned version; /**< TSD_LAYOUT_OPTIONS_VERSION */
+  /** The model's allocator (copied; NULL: malloc), also used to parse the
+   * file. */
+  const tsd_allocator *allocator;
+  /** The tensors' memory, one call per tensor; or NULL to use `arena`. */
+  tsd_layout_memory_fn memory;
+  void *memory_user; /**< passed to memory */
+  /** One block for every tensor, when `memory` is NULL: tensors are
+   * placed in the layout's order, each at an offset that is a multiple of
+   * 64 (so as aligned as the block is, up to 64). tsd_layout_arena_bytes
+   * gives the size needed; a smaller block is TSD_ERR_BUFFER. */
+  void *arena;
+  size_t arena_bytes; /**< size of arena */
+  /** Given to every module the layout marks `"extra_state": true`
+   * (tsd_model_set_extra_state). NULL with such a module in the layout is
+   * TSD_ERR_INVALID_ARG: the caller decides what becomes of the value. */
+  tsd_extra_state_fn extra_state;
+  void *extra_state_user; /**< passed to extra_state */
+  /** The model's class name; NULL: the layout's "class_name". */
+  const char *class_name;
+} tsd_layout_options;
+/** Initializer of a tsd_layout_options (memory still to be set). */
+#define TSD_LAYOUT_OPTIONS_INIT \
+  {TSD_LAYOUT_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL}
+
+/** Builds a C-owned model from a layout file: the JSON that
+ * scripts/tsd_layout.py writes from a Python nn.Module (run with your own
+ * torch; the format is in docs/layout.md): the class name, every module in
+ * pre-order with its type name, its `_metadata` version and whether it has
+ * extra state, and every tensor with its role (parameter, buffer,
+ * non-persistent buffer, parameter registered as None), dtype and shape.
+ * The result is what tsd_model_new, tsd_model_add_module,
+ * tsd_model_set_extra_state and tsd_model_add_tensor would build: tensor
+ * memory comes from the caller (options->memory or options->arena) and is
+ * not written (its values are the caller's). The file must be a regular
+ * file of at most 64 MiB; it is parsed with the strict JSON parser of the
+ * safetensors headers (16 bytes of memory per byte + 1 MiB at most).
+ * Errors: TSD_ERR_INVALID_ARG (NULL out, path or options; no memory given;
+ * extra state without a callback), TSD_ERR_IO (cannot open or read),
+ * TSD_ERR_TYPE (valid JSON that is not a layout: no
+ * `"format": "tsd.layout"`), TSD_ERR_FORMAT (a malformed layout: the
+ * message names the tensor or module and the field), TSD_ERR_UNSUPPORTED
+ * (a format_version above 1, a dtype tsd lacks), TSD_ERR_LIMIT (a file
+ * over 64 MiB), TSD_ERR_BUFFER (arena too small), TSD_ERR_NOMEM. On
+ * failure *out is NULL; memory handed out by options->memory before the
+ * failure stays the caller's. */
+TSD_API tsd_status tsd_model_from_layout(tsd_model **out, const char *path,
+                                         const tsd_layout_options *options);
+
+/** The bytes an arena for tsd_model_from_layout(path) needs (each tensor
+ * at a 64-byte multiple, in the layout's order), into *out_bytes. Errors as
+ * tsd_model_from_layout's. */
+TSD_API tsd_status tsd_layout_arena_bytes(size_t *out_bytes, const char *path);
 
 #ifdef __cplusplus
 }

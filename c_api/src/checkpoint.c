@@ -941,16 +941,25 @@ tsd_status tsd_checkpoint_read(const tsd_checkpoint *c, size_t index,
                     "entry %zu does not exist (the dict has %zu)", index,
                     c->n_live);
   const tsd__value *v = tsd__ckpt_val(c, index);
+  /* every message names the key (a key that is not a str: its index) */
+  const tsd__value *k = tsd__ckpt_key(c, index);
+  int kn = k && k->kind == TSD__V_STR ? (int)(k->u.s.len > 200 ? 200 : k->u.s.len)
+                                      : 0;
+  const char *ks = kn ? k->u.s.p : "";
   if (v->kind != TSD__V_TENSOR)
-    return tsd__err(TSD_ERR_TYPE, "entry %zu is a %s, not a tensor", index,
-                    tsd__type_repr(v));
+    return tsd__err(TSD_ERR_TYPE,
+                    "tsd_checkpoint_read: entry %zu \"%.*s\" is a %s, not a "
+                    "tensor",
+                    index, kn, ks, tsd__type_repr(v));
   const tsd__tensor *t = v->u.tensor;
   uint64_t need;
   if (!tsd__mul_u64((uint64_t)t->numel, tsd_dtype_size(dtype), &need) ||
       need > dst_bytes)
     return tsd__err(TSD_ERR_BUFFER,
-                    "the buffer has %zu bytes; the tensor needs %llu",
-                    dst_bytes, (unsigned long long)need);
+                    "tsd_checkpoint_read: \"%.*s\" needs %llu bytes (%lld "
+                    "elements of %s), the buffer has %zu",
+                    kn, ks, (unsigned long long)need, (long long)t->numel,
+                    tsd_dtype_name(dtype), dst_bytes);
   if (!dst && need) return tsd__err(TSD_ERR_INVALID_ARG, "dst is NULL");
   return tsd__tensor_read(c, t, dtype, dst, NULL);
 }

@@ -31,7 +31,7 @@ typedef struct mod_info {
   size_t in_drop[2]; /* keys the _InstanceNorm rule popped (running_mean/var) */
   size_t n_in_drop;
   size_t frozen_drop; /* num_batches_tracked FrozenBatchNorm2d deletes */
-  size_t extra;       /* checkpoint index of prefix + "_extra_state" */
+  size_t extra;       /* key index of prefix + "_extra_state" (any module) */
   size_t unexp_begin, unexp_end; /* range in the bucketed unexpected keys */
 } mod_info;
 
@@ -48,6 +48,8 @@ typedef struct load_ctx {
   size_t *preorder; /* module indices in pre-order */
   plan_item *plan;
   size_t n_plan;
+  size_t *extra_plan; /* modules whose set_extra_state gets a value, pre-order */
+  size_t n_extra_plan;
   tsd_report *report;
   tsd__buf scratch;
   tsd__storage zero_storage;
@@ -221,8 +223,9 @@ static void classify_key(load_ctx *x, size_t i) {
   for (;;) {
     const char *rest = key + off;
     size_t rn = len - off;
-    /* Module._load_from_state_dict: prefix + "_extra_state" is unexpected
-     * (our modules have no set_extra_state) and skipped by the scan. */
+    /* Module._load_from_state_dict: prefix + "_extra_state" goes to
+     * set_extra_state when the module's class overrides it, else it is
+     * unexpected; either way the scan skips it (load_module). */
     if (rn == 12 && memcmp(rest, "_extra_state", 12) == 0) {
       if (x->info[mod].extra == NONE_IDX) x->info[mod].extra = i;
       return;
@@ -457,10 +460,22 @@ static tsd_status load_module(load_ctx *x, size_t mi) {
     }
   }
 
-  /* unexpected_keys: _extra_state first, then the scan in key order. */
+  /* extra_state_key = prefix + "_extra_state" (1.13): a class that
+   * overrides set_extra_state gets the value (here: once the load is known
+   * to succeed, extra_plan) or reports the key missing; any other module
+   * reports a present key unexpected, before the scan's keys. */
   const char *key;
   size_t len;
-  if (info->extra != NONE_IDX) {
+  if (mod->extra_fn) {
+    if (info->extra != NONE_IDX) {
+      x->extra_plan[x->n_extra_plan++] = mi;
+    } else {
+      key = module_key_name(x, mod, "_extra_state", &len);
+      if (!key) return tsd__err(TSD_ERR_NOMEM, "out of memory");
+      if ((st = tsd__report_add(x->report, TSD_LIST_MISSING, key, len)))
+        return st;
+    }
+  } else if (info->extra != NONE_IDX) {
     key_of(x, info->extra, &key, &len);
     if ((st = tsd__report_add(x->report, TSD_LIST_UNEXPECTED, key, len)))
       return st;
@@ -492,9 +507,41 @@ static void ctx_free(load_ctx *x) {
   tsd__mem_free(al, x->info);
   tsd__mem_free(al, x->preorder);
   tsd__mem_free(al, x->plan);
+  tsd__mem_free(al, x->extra_plan);
   tsd__buf_free(&x->scratch);
   tsd__keyview_free(&x->view);
   tsd_report_free(x->report);
+}
+
+/* Module.set_extra_state(state_dict[prefix + "_extra_state"]) for each
+ * module that has one and a value, in module pre-order. PyTorch calls it
+ * while it walks the modules, before it raises; tsd only once the load is
+ * known to succeed, and before any tensor is copied: a callback that fails
+ * stops the load with the tensors unchanged. */
+static tsd_status call_extra_state(load_ctx *x) {
+  for (size_t k = 0; k < x->n_extra_plan; k++) {
+    const tsd__module *mod = &x->m->modules[x->extra_plan[k]];
+    size_t i = x->info[x->extra_plan[k]].extra, len;
+    const char *key = module_key_name(x, mod, "_extra_state", &len);
+    if (!key) return tsd__err(TSD_ERR_NOMEM, "out of memory");
+    size_t src = x->view.identity ? i : x->view.keys[i].src;
+    tsd__err_clear();
+    tsd_status st = mod->extra_fn(mod->extra_user, key, x->c, src);
+    if (st == TSD_OK) continue;
+    /* keep a message the callback set (the shim's); else say who failed */
+    const char *prev = tsd_last_error();
+    if (prev[0])
+      tsd__err_prefix("tsd_load: set_extra_state of \"%s\" (no tensor of the "
+                      "model is changed%s)",
+                      key, k ? "; the earlier modules' extra state is set" : "");
+    else
+      tsd__err(st, "tsd_load: the set_extra_state callback for \"%s\" "
+                   "returned %s (no tensor of the model is changed%s)",
+               key, tsd_status_name(st),
+               k ? "; the earlier modules' extra state is set" : "");
+    return st;
+  }
+  return TSD_OK;
 }
 
 static bool is_synthetic(const load_ctx *x, const plan_item *p) {
@@ -987,9 +1034,10 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
   x.preorder = tsd__model_module_preorder(model);
   x.plan = tsd__mem_alloc(al, (model->n_tensors ? model->n_tensors : 1) *
                                   sizeof *x.plan);
+  x.extra_plan = tsd__mem_alloc(al, model->n_modules * sizeof *x.extra_plan);
   if (!model->order) model->order = tsd__model_order(model);
   if (!x.popped || !x.unexp_at || !x.bucket || !x.info || !x.preorder ||
-      !x.plan || !model->order)
+      !x.plan || !x.extra_plan || !model->order)
     st = tsd__err(TSD_ERR_NOMEM, "tsd_load: out of memory");
   if (!st) st = tsd__report_new(&x.report, model->class_name, model->al);
   if (!st && opt.auto_pop) st = auto_pop(&x, model->order);
@@ -1012,8 +1060,10 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
     ctx_free(&x);
     return st;
   }
-  /* The plan is in state_dict order; copies go in file order (read_order). */
-  if (!opt.dry_run)
+  /* set_extra_state first (before any tensor changes), then the tensors:
+   * the plan is in state_dict order; copies go in file order (read_order). */
+  if (!opt.dry_run) st = call_extra_state(&x);
+  if (!opt.dry_run && !st)
     st = opt.mode == TSD_LOAD_BIND     ? bind_mode(&x, &opt)
          : opt.mode == TSD_LOAD_DEVICE ? device_mode(&x, &opt)
                                        : copy_mode(&x, &opt);

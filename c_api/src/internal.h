@@ -514,6 +514,11 @@ typedef struct tsd__module {
   size_t n_children, cap_children;
   size_t *tensors;     /* tensor indices, registration order (owned) */
   size_t n_tensors, cap_tensors;
+  /* branch model: the module's class overrides set_extra_state
+   * (tsd_model_set_extra_state; the shim for a scripted set_extra_state):
+   * non-NULL extra_fn is called with prefix + "_extra_state"'s value */
+  tsd_extra_state_fn extra_fn;
+  void *extra_user;
 } tsd__module;
 
 typedef struct tsd__model_ops {
@@ -740,6 +745,7 @@ typedef struct tsd__ts_entry {
 } tsd__ts_entry;
 typedef struct tsd__ts_module {
   const char *prefix, *class_name; /* pre-order; class unmangled */
+  bool extra_state; /* its class defines set_extra_state (branch model) */
 } tsd__ts_module;
 typedef struct tsd__ts_state {
   tsd__ts_entry *entries;

@@ -647,8 +647,10 @@ TSD_API tsd_status tsd_model_read(const tsd_model *model, size_t index,
   uint64_t need = (uint64_t)t->numel * tsd_dtype_size(dtype);
   if (dst_bytes < need)
     return tsd__err(TSD_ERR_BUFFER,
-                    "tsd_model_read: \"%s\" needs %llu bytes, buffer has %zu",
-                    t->name, (unsigned long long)need, dst_bytes);
+                    "tsd_model_read: \"%s\" needs %llu bytes (%lld elements "
+                    "of %s), the buffer has %zu",
+                    t->name, (unsigned long long)need, (long long)t->numel,
+                    tsd_dtype_name(dtype), dst_bytes);
   if (need && !dst)
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_read: dst is NULL");
   if (need == 0) return TSD_OK;
@@ -719,4 +721,48 @@ TSD_API tsd_status tsd_model_read_range(const tsd_model *model, size_t index,
   if (!st) memcpy(dst, tmp + first * tsd_dtype_size(dtype), (size_t)need);
   tsd__mem_free(model->al, tmp);
   return st;
+}
+
+/* ---- extra state, lookups (branch model) -------------------------------- */
+
+TSD_API tsd_status tsd_model_set_extra_state(tsd_model *model,
+                                             const char *module,
+                                             tsd_extra_state_fn set_fn,
+                                             void *user) {
+  if (!model || !module)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_model_set_extra_state: %s is NULL",
+                    model ? "module" : "model");
+  if (!model->ops || !model->ops->copy_in)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_model_set_extra_state: model %s cannot be loaded "
+                    "into (it is read-only)",
+                    model->class_name);
+  size_t idx;
+  tsd_status st = tsd__model_module(model, module, NULL, -1, &idx);
+  if (st) return st;
+  model->modules[idx].extra_fn = set_fn;
+  model->modules[idx].extra_user = set_fn ? user : NULL;
+  return TSD_OK;
+}
+
+TSD_API tsd_status tsd_model_find(const tsd_model *model, size_t *out_index,
+                                  const char *name) {
+  if (!model || !out_index || !name)
+    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_find: %s is NULL",
+                    !model ? "model" : !out_index ? "out_index" : "name");
+  size_t ti;
+  if (!tsd__model_find_tensor(model, name, strlen(name), &ti))
+    return tsd__err(TSD_ERR_NOT_FOUND, "model %s has no tensor \"%s\"",
+                    model->class_name, name);
+  const size_t *order = model_order(model);
+  if (!order) return tsd__err(TSD_ERR_NOMEM, "tsd_model_find: out of memory");
+  /* the inverse of the order: a scan (no second cache to keep coherent) */
+  for (size_t k = 0; k < model->n_tensors; k++)
+    if (order[k] == ti) {
+      *out_index = k;
+      return TSD_OK;
+    }
+  return tsd__err(TSD_ERR_NOT_FOUND, "model %s has no tensor \"%s\"",
+                  model->class_name, name);
 }

@@ -38,6 +38,7 @@ typedef struct ts_class {
   const char *file;     /* "code/__torch__/a/b.py" (arena) */
   const char *name;     /* "C" (into qualname) */
   bool found, is_module;
+  bool extra_state; /* the class defines set_extra_state (branch model) */
   const char **params, **buffers; /* arena */
   size_t n_params, n_buffers;
 } ts_class;
@@ -221,6 +222,11 @@ static tsd_status parse_class(ts_reader *r, ts_class *c, const char *text,
     while (p < eol && *p == ' ')
       p++;
     static const char kp[] = "__parameters__ =", kb[] = "__buffers__ =";
+    static const char ke[] = "def set_extra_state(";
+    /* an exported set_extra_state: Module._load_from_state_dict hands it
+     * prefix + "_extra_state" (a method's header line, not run) */
+    if ((size_t)(eol - p) >= sizeof ke - 1 && !memcmp(p, ke, sizeof ke - 1))
+      c->extra_state = true;
     tsd_status st = TSD_OK;
     if ((size_t)(eol - p) >= sizeof kp - 1 && !memcmp(p, kp, sizeof kp - 1))
       st = parse_names(r, c, "__parameters__", p + sizeof kp - 1, eol,
@@ -385,7 +391,8 @@ static tsd_status walk(ts_reader *r, const tsd__value *root) {
     /* The class name PyTorch prints, `type(m).__name__`: the last atom of
      * the qualified name, which is past TorchScript's `___torch_mangle_N`
      * namespace (as the shim's class_name_of). */
-    r->modules[r->n_modules++] = (tsd__ts_module){f.prefix, c->name};
+    r->modules[r->n_modules++] =
+        (tsd__ts_module){f.prefix, c->name, c->extra_state};
     for (int pass = 0; pass < 2 && st == TSD_OK; pass++) {
       for (size_t i = 0; i < s->u.dict.len && st == TSD_OK; i++) {
         const tsd__value *k = s->u.dict.keys[i];
@@ -581,6 +588,18 @@ static void state_destroy(tsd_model *m) {
   m->impl = NULL;
 }
 
+/* A module with set_extra_state: its key is matched (what `tsd diff`
+ * shows); a real load cannot call the method without running code. */
+static tsd_status state_extra(void *user, const char *key,
+                              const tsd_checkpoint *c, size_t index) {
+  (void)user, (void)c, (void)index;
+  return tsd__err(TSD_ERR_UNSUPPORTED,
+                  "cannot give \"%s\" to set_extra_state: a model opened "
+                  "with tsd_model_open_torchscript_state is read-only (a dry "
+                  "run works)",
+                  key);
+}
+
 static const tsd__model_ops state_ops = {state_copy_in, state_read, state_save,
                                          state_destroy, state_read_range};
 
@@ -611,9 +630,13 @@ TSD_API tsd_status tsd_model_open_torchscript_state(tsd_model **out,
   }
   /* Modules first (pre-order, with their class names), then the tensors in
    * state_dict order: tsd__model_add finds each tensor's module. */
-  for (size_t i = 0; i < ts->n_modules && st == TSD_OK; i++)
+  for (size_t i = 0; i < ts->n_modules && st == TSD_OK; i++) {
+    size_t mi;
     st = tsd__model_module(m, ts->modules[i].prefix, ts->modules[i].class_name,
-                           -1, NULL);
+                           -1, &mi);
+    if (st == TSD_OK && ts->modules[i].extra_state)
+      m->modules[mi].extra_fn = state_extra;
+  }
   for (size_t i = 0; i < ts->n_entries && st == TSD_OK; i++) {
     const tsd__ts_entry *e = &ts->entries[i];
     if (!e->tensor) {

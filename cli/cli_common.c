@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
+
+#include "cli_platform.h"
 
 #define EXIT_USAGE 2
 
@@ -78,10 +79,8 @@ int cli_output_arg(int argc, char **argv, int *i) {
 }
 
 int cli_same_file(const char *cmd, const char *out, const char *in) {
-  struct stat a, b;
   if (!out || !in || !strcmp(out, "-") || !strcmp(in, "-")) return 0;
-  if (stat(out, &a) != 0 || stat(in, &b) != 0) return 0;
-  if (a.st_dev != b.st_dev || a.st_ino != b.st_ino) return 0;
+  if (!cli_platform_same_file(out, in)) return 0;
   fprintf(stderr,
           "tsd %s: OUT %s is the input %s (the same file: a link or another "
           "path to it); write elsewhere\n",

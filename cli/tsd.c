@@ -13,6 +13,7 @@
 
 #include "tsd.h"
 #include "cli_common.h" /* remap flags, --select auto, progress, diff, pop */
+#include "cli_platform.h"
 
 int cmd_diff(int argc, char **argv); /* cmd_diff.c */
 int cmd_pop(int argc, char **argv);  /* cmd_pop.c */
@@ -640,10 +641,23 @@ static int cmd_load(int argc, char **argv) {
    * lets a program assign stdout, so the JSON printer is reused as is) */
   FILE *report_to = a.out && !strcmp(a.out, "-") ? stderr : stdout;
   if (a.json) {
+#ifdef _WIN32
+    /* stdout is no lvalue there: point descriptor 1 at stderr meanwhile */
+    fflush(stdout);
+    int keep = report_to == stdout ? -1 : _dup(1);
+    if (keep >= 0) _dup2(_fileno(stderr), 1);
+    cli_print_report_json(report, selected);
+    fflush(stdout);
+    if (keep >= 0) {
+      _dup2(keep, 1);
+      _close(keep);
+    }
+#else
     FILE *keep = stdout;
     stdout = report_to;
     cli_print_report_json(report, selected);
     stdout = keep;
+#endif
   } else {
     cli_print_message(report_to, report);
   }
@@ -659,6 +673,7 @@ static int cmd_load(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  cli_platform_init(&argc, &argv);
   if (argc < 2) {
     fputs(MAIN_HELP, stderr);
     return EXIT_USAGE;

@@ -50,13 +50,17 @@ extern "C" {
 
 /** \def TSD_API
  * Marks a public function: exported from the shared library (visibility
- * "default" with GCC and Clang, dllexport/dllimport on Windows when
- * TSD_SHARED is defined). */
-#if defined(_WIN32) && defined(TSD_SHARED)
-#ifdef TSD_BUILDING
+ * "default" with GCC and Clang; on Windows dllexport while building tsd, and
+ * dllimport for a user of tsd.dll, who defines TSD_SHARED: the installed
+ * CMake target tsd::tsd_shared does so; a user of the static library
+ * defines nothing). */
+#if defined(_WIN32)
+#if defined(TSD_BUILDING)
 #define TSD_API __declspec(dllexport)
-#else
+#elif defined(TSD_SHARED)
 #define TSD_API __declspec(dllimport)
+#else
+#define TSD_API
 #endif
 #elif defined(__GNUC__)
 #define TSD_API __attribute__((visibility("default")))

@@ -42,7 +42,11 @@
 extern "C" {
 #endif
 
-#if defined(__GNUC__)
+#if defined(__MINGW32__)
+/* MinGW's "printf" archetype is msvcrt's (no %zu); tsd's formatting is C99
+ * (vsnprintf with __USE_MINGW_ANSI_STDIO) */
+#define TSD_PRINTF(a, b) __attribute__((format(gnu_printf, a, b)))
+#elif defined(__GNUC__)
 #define TSD_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define TSD_PRINTF(a, b)
@@ -750,6 +754,22 @@ tsd_status tsd__zip_read_records(const tsd__source *src, tsd__arena *arena,
  * TSD_ERR_FORMAT (naming `what`) for corrupt data or another size. */
 tsd_status tsd__inflate(const uint8_t *in, size_t in_len, uint8_t *out,
                         size_t out_len, const char *what);
+
+/* ---- platform (branch `platform`): crc32.c, byteorder.c ----------------- */
+/* zlib's crc32 (ISO-HDLC): crc = tsd__crc32(0, p, n), chained by passing the
+ * previous value. The OS below tsd is platform.h. */
+uint32_t tsd__crc32(uint32_t crc, const void *data, size_t n);
+/* 1 on a big-endian machine (s390x): tensor data in files is little-endian
+ * (every format tsd reads and writes), so it is byte-swapped per element on
+ * the way in and out (tsd__swap_elems). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define TSD__BIG_ENDIAN 1
+#else
+#define TSD__BIG_ENDIAN 0
+#endif
+/* Reverses the bytes of each of `count` elements of `elsize` bytes (1: no
+ * op; complex types swap each half: pass the component size). */
+void tsd__swap_elems(void *p, size_t elsize, size_t count);
 
 /* shim: implemented in shim/torchscript.cpp, or a stub without LibTorch.
  * Called only by tsd_model_open_torchscript, which checks out and path and

@@ -11,7 +11,6 @@
  * or, on an output that cannot seek (stdout), computed by a first pass. */
 #include <stdio.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "internal.h"
 
@@ -339,26 +338,21 @@ typedef struct zsrc {
 
 typedef struct zsink {
   zw *w;
-  uLong crc;
+  uint32_t crc;
   bool write;
 } zsink;
 
 static tsd_status zsink_fn(void *ctx, const void *p, size_t n) {
   zsink *k = ctx;
   const unsigned char *c = p;
-  for (size_t left = n; left;) {
-    uInt chunk = left > (1u << 30) ? (1u << 30) : (uInt)left;
-    k->crc = crc32(k->crc, c, chunk);
-    c += chunk;
-    left -= chunk;
-  }
+  k->crc = tsd__crc32(k->crc, c, n);
   return k->write ? zw_write(k->w, p, n) : TSD_OK;
 }
 
 /* Visits the record's bytes (in windows when streamed): crc and/or write. */
 static tsd_status zw_stream(zw *w, const zsrc *src, uint64_t size,
                             uint32_t *crc, bool write) {
-  zsink k = {w, crc32(0L, Z_NULL, 0), write};
+  zsink k = {w, 0, write};
   tsd_status st = src->data
                       ? (size ? zsink_fn(&k, src->data, (size_t)size) : TSD_OK)
                       : tsd__model_stream(w->m, src->t, w->win, zsink_fn, &k);

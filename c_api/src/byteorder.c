@@ -35,3 +35,12 @@ void tsd__swap_elems(void *p, size_t elsize, size_t count) {
     break;
   }
 }
+
+uint8_t tsd__swap_unit(tsd_dtype dtype, bool file_big) {
+  if (file_big == (bool)TSD__BIG_ENDIAN) return 0;
+  size_t unit = tsd_dtype_size(dtype);
+  if (dtype == TSD_COMPLEX32 || dtype == TSD_COMPLEX64 ||
+      dtype == TSD_COMPLEX128)
+    unit /= 2;
+  return unit > 1 ? (uint8_t)unit : 0;
+}

@@ -770,6 +770,10 @@ uint32_t tsd__crc32(uint32_t crc, const void *data, size_t n);
 /* Reverses the bytes of each of `count` elements of `elsize` bytes (1: no
  * op; complex types swap each half: pass the component size). */
 void tsd__swap_elems(void *p, size_t elsize, size_t count);
+/* tsd__storage.swap for a storage of `dtype` in a file of the given byte
+ * order: 0 when it is the machine's, else the unit to reverse (the element,
+ * or each half of a complex element; 0 for one-byte types). */
+uint8_t tsd__swap_unit(tsd_dtype dtype, bool file_big);
 
 /* shim: implemented in shim/torchscript.cpp, or a stub without LibTorch.
  * Called only by tsd_model_open_torchscript, which checks out and path and

@@ -558,7 +558,11 @@ static tsd_status write_all(zw *w, const tsd_model *m, const char *stem,
     const tsd__mtensor *t = &m->tensors[items[i]];
     uint64_t nbytes = (uint64_t)t->numel * tsd_dtype_size(t->dtype);
     /* not in memory (another model kind): streamed in windows */
-    zsrc src = {t->data ? t->data : nbytes ? NULL : "", t};
+    /* (on a big-endian machine every tensor is streamed: byte-swapped) */
+    zsrc src = {t->data && !tsd__swap_unit(t->dtype, false) ? t->data
+                : nbytes                                   ? NULL
+                                                           : "",
+                t};
     name.len = 0;
     tsd__buf_printf(&name, "%s/data/%zu", stem, i);
     if (name.oom) st = tsd__err(TSD_ERR_NOMEM, "out of memory");
@@ -599,9 +603,11 @@ static tsd_status save_pth(const tsd_model *m, tsd__afile *f,
   for (size_t i = 0; !st && i < m->n_tensors; i++)
     if (saved(&m->tensors[order[i]])) {
       order[n_items++] = order[i];
-      stream |= !m->tensors[order[i]].data;
+      /* big-endian machine: in-memory tensors go through the window too,
+       * to be written little-endian */
+      stream |= !m->tensors[order[i]].data || TSD__BIG_ENDIAN;
     }
-  if (!st && stream && m->ops->read_range &&
+  if (!st && stream && (m->ops->read_range || TSD__BIG_ENDIAN) &&
       !(w.win = tsd__mem_alloc(w.al, TSD__WRITE_WINDOW)))
     st = tsd__err(TSD_ERR_NOMEM, "out of memory saving %s", f->name);
   if (!st) st = write_all(&w, m, stem, order, n_items, mods);

@@ -3,7 +3,7 @@
 # CMakePresets.json (windows-x64, linux-arm64, linux-s390x), tested on this
 # machine under their emulators (Wine, qemu-user):
 #   build   cmake --preset PRESET -B build-PRESET && cmake --build build-PRESET
-#   unit    ctest -L emulated: the unit tests that can run under the emulator
+#   unit    ctest -L unit-emulated: the unit tests that can run under the emulator
 #           (tests/emulated.cmake names the others and why)
 #   parity  ctest -L emulated-parity: the PyTorch parity suite, Python torch
 #           running natively and calling the cross-built tsd through its
@@ -36,7 +36,7 @@ run_build() {
   cmake --build "$dir" -j"$jobs"
 }
 run_unit() {
-  ctest --test-dir "$dir" -L '^emulated$' -j"$jobs" --output-on-failure --timeout 900
+  ctest --test-dir "$dir" -L '^unit-emulated$' -j"$jobs" --output-on-failure --timeout 900
 }
 run_parity() {
   local sel='^emulated-parity$'

@@ -203,6 +203,8 @@ typedef struct tsd__storage {
   /* a big-endian file: reads reverse the bytes of each `swap`-byte unit
    * (the element, or each half of a complex element); 0 or 1: none */
   uint8_t swap;
+  bool big_file; /* (platform) the file says `byteorder` big: an untyped
+                  * storage viewed as a wider dtype swaps by that dtype */
 } tsd__storage;
 
 typedef struct tsd__tensor {

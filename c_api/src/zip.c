@@ -522,6 +522,7 @@ static tsd_status zip_persistent(tsd__persistent_ctx *ctx, tsd__value *pid,
    * whole elements, each half of a complex one, nothing for an untyped
    * (uint8) storage. A file without a `byteorder` record is little-endian. */
   s->swap = tsd__swap_unit(dtype, z->big);
+  s->big_file = z->big;
   if (z->nstorages == z->cap_storages) {
     size_t cap = z->cap_storages ? z->cap_storages * 2 : 16;
     tsd__storage **a = tsd__arena_alloc(ctx->arena, cap * sizeof *a);

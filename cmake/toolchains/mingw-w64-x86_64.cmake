@@ -13,4 +13,6 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 # The programs carry their runtime (libgcc, libstdc++, winpthread) so that
 # Wine, or a Windows machine, runs them without MinGW's DLLs on its PATH.
 set(CMAKE_EXE_LINKER_FLAGS_INIT "-static")
-set(CMAKE_SHARED_LINKER_FLAGS_INIT "-static-libgcc")
+# tsd.dll too: its thread-local error message (emutls) uses winpthread,
+# linked in statically, so the DLL needs only Windows' own DLLs.
+set(CMAKE_SHARED_LINKER_FLAGS_INIT "-static")

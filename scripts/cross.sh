@@ -32,7 +32,9 @@ if [ "$preset" = windows-x64 ]; then
 fi
 jobs=$(nproc)
 run_build() {
-  cmake --preset "$preset" -B "$dir" >/dev/null
+  # one parity work directory for the three presets: Python generates the
+  # models and checkpoints once (they are cached by content)
+  cmake --preset "$preset" -B "$dir" -DTSD_PARITY_WORK_ROOT="$here/build-cross-parity" >/dev/null
   cmake --build "$dir" -j"$jobs"
 }
 run_unit() {

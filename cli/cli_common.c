@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
+
+#include "cli_platform.h"
 
 #define EXIT_USAGE CLI_EXIT_USAGE
 
@@ -76,10 +77,8 @@ int cli_output_ratio(const cli_command *cmd, const char *val) {
 }
 
 int cli_same_file(const char *out, const char *in) {
-  struct stat a, b;
   if (!out || !in || !strcmp(out, "-") || !strcmp(in, "-")) return 0;
-  if (stat(out, &a) != 0 || stat(in, &b) != 0) return 0;
-  if (a.st_dev != b.st_dev || a.st_ino != b.st_ino) return 0;
+  if (!cli_platform_same_file(out, in)) return 0;
   cli_error(TSD_ERR_INVALID_ARG,
             "OUT %s is the input %s (the same file: a link or another path to "
             "it); write elsewhere",

@@ -222,8 +222,13 @@ void cli_inputs_free(void);
  * escaped as a whole with TSD_ESCAPE_MESSAGE, so the file names, keys and
  * values it quotes cannot forge lines or drive the terminal (an escaped
  * message stays as it is). At most 8 KiB of it. */
+#ifdef __MINGW32__ /* C99 formats (__USE_MINGW_ANSI_STDIO), not msvcrt's */
+#define CLI_PRINTF_FORMAT gnu_printf
+#else
+#define CLI_PRINTF_FORMAT printf
+#endif
 void cli_msgf(FILE *f, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    __attribute__((format(CLI_PRINTF_FORMAT, 2, 3)));
 
 /* An entry's key for cli_msgf's "%s": escaped whole into buf (printf's %s
  * would stop at a NUL byte the key holds); returns buf. */

@@ -17,6 +17,7 @@
 
 #include "cli_common.h"
 #include "cmd.h"
+#include "cli_platform.h"
 
 static const cli_command *const COMMANDS[] = {&cli_cmd_load, &cli_cmd_inspect,
                                               &cli_cmd_diff, &cli_cmd_pop,
@@ -132,6 +133,7 @@ static int dispatch(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  cli_platform_init(&argc, &argv);
   int rc = dispatch(argc, argv);
   cli_inputs_free();
   return close_stdout(rc);

@@ -61,13 +61,17 @@ extern "C" {
 
 /** \def TSD_API
  * Marks a public function: exported from the shared library (visibility
- * "default" with GCC and Clang, dllexport/dllimport on Windows when
- * TSD_SHARED is defined). */
-#if defined(_WIN32) && defined(TSD_SHARED)
-#ifdef TSD_BUILDING
+ * "default" with GCC and Clang; on Windows dllexport while building tsd, and
+ * dllimport for a user of tsd.dll, who defines TSD_SHARED: the installed
+ * CMake target tsd::tsd_shared does so; a user of the static library
+ * defines nothing). */
+#if defined(_WIN32)
+#if defined(TSD_BUILDING)
 #define TSD_API __declspec(dllexport)
-#else
+#elif defined(TSD_SHARED)
 #define TSD_API __declspec(dllimport)
+#else
+#define TSD_API
 #endif
 #elif defined(__GNUC__)
 #define TSD_API __attribute__((visibility("default")))
@@ -701,7 +705,11 @@ TSD_API tsd_status tsd_model_read(const tsd_model *model, size_t index,
  *  - a symbolic link at `path` is replaced by the file; its target is not
  *    written. (Writing through a link would let a link planted in a shared
  *    directory redirect the write to any file; rename(2) replaces the link
- *    itself.) To update the target, pass the target's path.
+ *    itself.) To update the target, pass the target's path;
+ *  - on Windows `path` is UTF-8; the file is always a named ".tsd-XXXXXX"
+ *    (reported through temp_file), flushed, then put in place with
+ *    ReplaceFileW over an existing file (which keeps its attributes and
+ *    ACL) or MoveFileExW; a directory at `path` is refused.
  * Tensors that are not in memory (tsd_model_from_checkpoint, TorchScript
  * models) are written in windows of a few MiB, never held whole.
  * A C-owned model's extra state is not written (tsd cannot call
@@ -981,7 +989,9 @@ typedef struct tsd_save_options {
   tsd_save_format format; /**< TSD_SAVE_AUTO */
   /** -1: write to the path. >= 0: write to this descriptor instead (e.g.
    * STDOUT_FILENO for a command's `-o -`): written in order from its
-   * current position, never closed; a failure leaves what was written. */
+   * current position, never closed; a failure leaves what was written.
+   * On Windows a C runtime descriptor (_fileno, _open_osfhandle); its
+   * HANDLE is written directly (binary, whatever the descriptor's mode). */
   int fd;
   /** Called (on the calling thread) with the full name of a named
    * temporary when one exists next to the output (the file system has no

@@ -1,13 +1,12 @@
 /* checkpoint.c — the public tsd_checkpoint_* API: opening (format
  * detection), the view of the current dict (select, pop), entries, and
  * tensor reads (storage offsets, strides, dtype conversion). */
-#include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
+#include "platform.h"
 
 /* ---- limits -------------------------------------------------------------- */
 
@@ -454,7 +453,7 @@ static tsd_status read_pieces(const tsd_checkpoint *c, const tsd__storage *s,
   }
 
   piece_worker w = {.job = &j, .st = TSD_OK};
-  pthread_t th;
+  tsd__thread th;
   bool threaded = false;
   if (split && needs_staging(&j)) {
     if (scratch && tmp == scratch->p && scratch->len >= 2 * one)
@@ -463,15 +462,10 @@ static tsd_status read_pieces(const tsd_checkpoint *c, const tsd__storage *s,
       w.tmp = own_wtmp = staging(&j);
   }
   if (split && (!needs_staging(&j) || w.tmp)) {
-    /* The worker blocks every signal, so a host's handlers keep running on
-     * the host's own threads. Without a thread (or its buffer) the caller
-     * does it all. */
-    sigset_t all, old;
-    sigfillset(&all);
-    if (pthread_sigmask(SIG_SETMASK, &all, &old) == 0) {
-      threaded = pthread_create(&th, NULL, piece_worker_main, &w) == 0;
-      pthread_sigmask(SIG_SETMASK, &old, NULL);
-    }
+    /* The worker blocks every signal (tsd__thread_start), so a host's
+     * handlers keep running on the host's own threads. Without a thread (or
+     * its buffer) the caller does it all. */
+    threaded = tsd__thread_start(&th, piece_worker_main, &w);
   }
   tsd_status st = TSD_OK;
   uint64_t i, failed_at = UINT64_MAX;
@@ -483,7 +477,7 @@ static tsd_status read_pieces(const tsd_checkpoint *c, const tsd__storage *s,
       break;
     }
   }
-  if (threaded) pthread_join(th, NULL);
+  if (threaded) tsd__thread_join(&th);
   tsd__mem_free(c->al, own_wtmp);
   tsd__mem_free(c->al, own_tmp);
   /* Every piece before the last one claimed was read to its end, so the

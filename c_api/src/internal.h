@@ -44,7 +44,11 @@
 extern "C" {
 #endif
 
-#if defined(__GNUC__)
+#if defined(__MINGW32__)
+/* MinGW's "printf" archetype is msvcrt's (no %zu); tsd's formatting is C99
+ * (vsnprintf with __USE_MINGW_ANSI_STDIO) */
+#define TSD_PRINTF(a, b) __attribute__((format(gnu_printf, a, b)))
+#elif defined(__GNUC__)
 #define TSD_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define TSD_PRINTF(a, b)
@@ -208,6 +212,8 @@ typedef struct tsd__storage {
   /* a big-endian file: reads reverse the bytes of each `swap`-byte unit
    * (the element, or each half of a complex element); 0 or 1: none */
   uint8_t swap;
+  bool big_file; /* (platform) the file says `byteorder` big: an untyped
+                  * storage viewed as a wider dtype swaps by that dtype */
 } tsd__storage;
 
 typedef struct tsd__tensor {
@@ -802,6 +808,26 @@ void tsd__arena_release(tsd__arena *a, tsd__arena_mark m);
 /* p[0..n), from this arena and no longer used (a container's items before
  * it grew), may serve later allocations: the largest such block is kept. */
 void tsd__arena_recycle(tsd__arena *a, void *p, size_t n);
+
+/* ---- platform (branch `platform`): crc32.c, byteorder.c ----------------- */
+/* zlib's crc32 (ISO-HDLC): crc = tsd__crc32(0, p, n), chained by passing the
+ * previous value. The OS below tsd is platform.h. */
+uint32_t tsd__crc32(uint32_t crc, const void *data, size_t n);
+/* 1 on a big-endian machine (s390x): tensor data in files is little-endian
+ * (every format tsd reads and writes), so it is byte-swapped per element on
+ * the way in and out (tsd__swap_elems). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define TSD__BIG_ENDIAN 1
+#else
+#define TSD__BIG_ENDIAN 0
+#endif
+/* Reverses the bytes of each of `count` elements of `elsize` bytes (1: no
+ * op; complex types swap each half: pass the component size). */
+void tsd__swap_elems(void *p, size_t elsize, size_t count);
+/* tsd__storage.swap for a storage of `dtype` in a file of the given byte
+ * order: 0 when it is the machine's, else the unit to reverse (the element,
+ * or each half of a complex element; 0 for one-byte types). */
+uint8_t tsd__swap_unit(tsd_dtype dtype, bool file_big);
 
 /* libtsd_torch (shim/torchscript.cpp; shim/torchscript_stub.c without
  * LibTorch), not libtsd. Called only by tsd_model_open_torchscript, which

@@ -74,6 +74,7 @@ static tsd_status add_storage(legacy *L, const tsd__value *key, tsd_dtype dtype,
   s->numel = numel;
   s->nbytes = nbytes;
   s->key = k;
+  s->swap = tsd__swap_unit(dtype, false); /* sys_info says little-endian */
   lstorage *ls = &L->st[L->n];
   memset(ls, 0, sizeof *ls);
   ls->s = s;

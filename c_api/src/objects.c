@@ -209,7 +209,8 @@ typedef struct np_dtype {
   int code; /* NP_* */
   size_t itemsize;
   size_t unit; /* bytes swapped as one: a complex element's half */
-  bool swap;   /* big-endian data */
+  bool big;    /* big-endian data ('>') */
+  bool swap;   /* its byte order is not this machine's: reversed on load */
 } np_dtype;
 
 /* A numpy.dtype placeholder: dtype(str, False, True) with BUILD state
@@ -241,7 +242,8 @@ static bool np_dtype_of(const tsd__value *d, np_dtype *out) {
                                                             : out->itemsize;
   if (order != '<' && order != '>' && order != '=' && order != '|')
     return false;
-  out->swap = order == '>' && out->itemsize > 1;
+  out->big = order == '>';
+  out->swap = out->big != (bool)TSD__BIG_ENDIAN && out->itemsize > 1;
   return true;
 }
 
@@ -276,9 +278,11 @@ static tsd_status np_scalar(tsd__pk *u, const tsd__value *args,
   if (dt.code == NP_COMPLEX64 || dt.code == NP_COMPLEX128)
     return np_scalar_class(u, dt.code, cls);
   uint8_t raw[8] = {0};
-  load_native(raw, (const uint8_t *)b->u.s.p, dt.itemsize, dt.swap);
+  /* raw: little-endian bytes, decoded explicitly (any host byte order) */
+  load_native(raw, (const uint8_t *)b->u.s.p, dt.itemsize, dt.big);
   uint64_t x = 0;
-  memcpy(&x, raw, 8);
+  for (size_t k = 8; k-- > 0;)
+    x = x << 8 | raw[k];
   tsd__value *v = NULL;
   switch (dt.code) {
   case NP_FLOAT16:
@@ -289,10 +293,11 @@ static tsd_status np_scalar(tsd__pk *u, const tsd__value *args,
       f = tsd__half_to_float((uint16_t)x);
     } else if (dt.code == NP_FLOAT32) {
       float g;
-      memcpy(&g, raw, 4);
+      uint32_t bits = (uint32_t)x;
+      memcpy(&g, &bits, 4);
       f = g;
     } else {
-      memcpy(&f, raw, 8);
+      memcpy(&f, &x, 8);
     }
     TRY(tsd__pk_new(u, TSD__V_FLOAT, &v));
     v->u.f = f;

@@ -699,6 +699,7 @@ static tsd_status any_storage(tsd__persistent_ctx *ctx, tsd__value *pid,
   s->numel = numel;
   s->nbytes = nbytes;
   s->key = pid->u.seq.items[2]->u.s.p;
+  s->swap = tsd__swap_unit(dtype, false); /* torch.jit.save: little-endian */
   v->kind = TSD__V_STORAGE;
   v->u.storage = s;
   *out = v;

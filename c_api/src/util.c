@@ -1,14 +1,11 @@
 /* util.c — errors, allocation, arena, string buffer, string hash map. */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "internal.h"
+#include "platform.h"
 
 /* ---- errors ------------------------------------------------------------- */
 
@@ -466,35 +463,26 @@ uint64_t tsd__siphash13(uint64_t k0, uint64_t k1, const void *data, size_t n) {
   return v0 ^ v1 ^ v2 ^ v3;
 }
 
-/* The seed: drawn once per process (pthread_once, so two threads opening
+/* The seed: drawn once per process (tsd__once_run, so two threads opening
  * their first checkpoints at once agree on it) and never changed after. */
-static pthread_once_t seed_once = PTHREAD_ONCE_INIT;
+static tsd__once seed_once = TSD__ONCE_INIT;
 static uint64_t seed_k[2];
 
 static void seed_init(void) {
   uint64_t k[2] = {0, 0};
-  size_t got = 0;
-  while (got < sizeof k) {
-    ssize_t r = getrandom((char *)k + got, sizeof k - got, 0);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    got += (size_t)r;
-  }
-  if (got < sizeof k) {
+  if (!tsd__os_random(k, sizeof k, false)) {
     /* No getrandom (a seccomp sandbox, an old kernel): the clock, the
      * addresses ASLR chose and the pid are still not a file's to know. */
-    struct timespec ts = {0, 0};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    k[0] ^= (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec;
-    k[1] ^= (uint64_t)(uintptr_t)&got ^ (uint64_t)(uintptr_t)&seed_init ^
-            (uint64_t)getpid() << 32;
+    k[0] ^= tsd__os_weak_entropy();
+    k[1] ^= (uint64_t)(uintptr_t)&k ^ (uint64_t)(uintptr_t)&seed_init ^
+            tsd__os_weak_entropy() << 1;
   }
   seed_k[0] = k[0];
   seed_k[1] = k[1];
 }
 
 uint64_t tsd__hash(const char *s, size_t n) {
-  pthread_once(&seed_once, seed_init);
+  tsd__once_run(&seed_once, seed_init);
   return tsd__siphash13(seed_k[0], seed_k[1], s, n);
 }
 

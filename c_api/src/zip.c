@@ -517,16 +517,12 @@ static tsd_status zip_persistent(tsd__persistent_ctx *ctx, tsd__value *pid,
   s->offset = off;
   s->key = k;
   s->untyped = tsd__storage_type_untyped(it[1]);
-  /* torch.load swaps a big-endian file's storages by the dtype of their
-   * persistent id (UntypedStorage.byteswap): whole elements, each half of a
-   * complex one, nothing for an untyped (uint8) storage */
-  if (z->big) {
-    size_t unit = tsd_dtype_size(dtype);
-    if (dtype == TSD_COMPLEX32 || dtype == TSD_COMPLEX64 ||
-        dtype == TSD_COMPLEX128)
-      unit /= 2;
-    s->swap = (uint8_t)unit;
-  }
+  /* torch.load swaps a file's storages whose byte order is not the
+   * machine's by the dtype of their persistent id (UntypedStorage.byteswap):
+   * whole elements, each half of a complex one, nothing for an untyped
+   * (uint8) storage. A file without a `byteorder` record is little-endian. */
+  s->swap = tsd__swap_unit(dtype, z->big);
+  s->big_file = z->big;
   if (z->nstorages == z->cap_storages) {
     size_t cap = z->cap_storages ? z->cap_storages * 2 : 16;
     tsd__storage **a = tsd__arena_alloc(ctx->arena, cap * sizeof *a);

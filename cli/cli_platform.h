@@ -20,7 +20,14 @@ void cli_platform_init(int *argc, char ***argv);
 int cli_platform_same_file(const char *a, const char *b);
 
 #ifdef _WIN32
+#include <fcntl.h>
 #include <io.h>
+#ifndef O_NONBLOCK /* no FIFOs to block on */
+#define O_NONBLOCK 0
+#endif
+#ifndef O_CLOEXEC
+#define O_CLOEXEC 0
+#endif
 #include <stdlib.h>
 #include <string.h>
 #ifndef STDIN_FILENO

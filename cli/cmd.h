@@ -113,19 +113,27 @@ int cli_quiet(void);
 FILE *cli_json_out(void);
 void cli_set_json_out(FILE *f);
 
+/* printf-style checks; MinGW's C99 printf (__USE_MINGW_ANSI_STDIO) is
+ * gnu_printf, which knows %zu. */
+#if defined(__MINGW32__)
+#define CLI_PRINTF(f, a) __attribute__((format(gnu_printf, f, a)))
+#else
+#define CLI_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#endif
+
 /* A usage error: "tsd CMD: MESSAGE", the usage line(s), "try 'tsd CMD
  * --help'"; returns CLI_EXIT_USAGE. */
 int cli_usage(const cli_command *cmd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    CLI_PRINTF(2, 3);
 /* An error: "tsd CMD: MESSAGE" (escaped as cli_msgf does), remembered for
  * the --json error object with the status name `status` (a tsd_status).
  * Returns CLI_EXIT_USAGE. */
 int cli_error(tsd_status status, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    CLI_PRINTF(2, 3);
 /* "tsd CMD: hint: MESSAGE" (also in the --json error object's "hints"). */
-void cli_hint(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_hint(const char *fmt, ...) CLI_PRINTF(1, 2);
 /* A status line "tsd CMD: MESSAGE" on stderr, unless --quiet. */
-void cli_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_status(const char *fmt, ...) CLI_PRINTF(1, 2);
 /* A note about the data (a selection made for the user, keys reordered):
  * as cli_status. */
 #define cli_note cli_status

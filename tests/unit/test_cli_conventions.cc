@@ -226,8 +226,10 @@ TEST(CliStreams, ConvertAndPopShowProgressOnATerminal) {
     hdr += ' ';
   {
     std::ofstream f(big, std::ios::binary);
-    uint64_t n = hdr.size();
-    f.write(reinterpret_cast<const char *>(&n), 8);
+    char n[8]; // the header's length, little-endian on any host
+    for (int k = 0; k < 8; k++)
+      n[k] = static_cast<char>((uint64_t)hdr.size() >> (8 * k) & 0xff);
+    f.write(n, 8);
     f << hdr;
   }
   ASSERT_EQ(truncate(big.c_str(), (off_t)(8 + hdr.size() + 68000004)), 0);

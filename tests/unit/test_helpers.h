@@ -23,17 +23,12 @@ namespace tsdtest {
 // has `mem` pointing at the data, and the live view + key index over it.
 class CkptBuilder {
 public:
+  // The library's one constructor (checkpoint.h): values in its arena.
   CkptBuilder() {
-    c_ = static_cast<tsd_checkpoint *>(calloc(1, sizeof *c_));
-    c_->src.fd = -1;
-    tsd__arena_init(&c_->arena, 0, nullptr);
-    tsd__strmap_init(&c_->index, nullptr);
+    EXPECT_EQ(tsd__checkpoint_new(&c_, nullptr, nullptr), TSD_OK);
   }
   ~CkptBuilder() {
-    tsd__strmap_free(&c_->index);
-    tsd__mem_free(nullptr, c_->live);
-    tsd__arena_free(&c_->arena);
-    free(c_);
+    tsd_checkpoint_free(c_);
   }
   CkptBuilder(const CkptBuilder &) = delete;
   CkptBuilder &operator=(const CkptBuilder &) = delete;
@@ -120,46 +115,29 @@ public:
   tsd_checkpoint *get() {
     if (built_) return c_;
     built_ = true;
+    tsd__parsed p = {};
     if (root_list_) {
-      c_->parsed.root = value(TSD__V_LIST);
-      c_->current = nullptr;
-      return c_;
-    }
-    tsd__value *d = dict(items_);
-    d->flags = TSD__VF_ORDERED;
-    if (has_meta_) {
-      std::vector<std::pair<tsd__value *, tsd__value *>> m;
-      for (auto &pv : meta_) {
-        std::vector<std::pair<tsd__value *, tsd__value *>> one;
-        one.emplace_back(str("version"), integer(pv.second));
-        m.emplace_back(str(pv.first), dict(one));
+      p.root = value(TSD__V_LIST);
+    } else {
+      tsd__value *d = dict(items_);
+      d->flags = TSD__VF_ORDERED;
+      if (has_meta_) {
+        std::vector<std::pair<tsd__value *, tsd__value *>> m;
+        for (auto &pv : meta_) {
+          std::vector<std::pair<tsd__value *, tsd__value *>> one;
+          one.emplace_back(str("version"), integer(pv.second));
+          m.emplace_back(str(pv.first), dict(one));
+        }
+        d->u.dict.metadata = dict(m);
+        d->u.dict.metadata->flags = TSD__VF_ORDERED;
       }
-      d->u.dict.metadata = dict(m);
-      d->u.dict.metadata->flags = TSD__VF_ORDERED;
+      p.root = d;
     }
-    c_->parsed.root = d;
-    c_->current = d;
-    c_->n_live = items_.size();
-    c_->live = static_cast<size_t *>(
-        tsd__mem_alloc(nullptr, (items_.size() + 1) * sizeof(size_t)));
-    for (size_t i = 0; i < items_.size(); i++) {
-      c_->live[i] = i;
-      bool oom;
-      const tsd__value *k = items_[i].first;
-      tsd__strmap_insert(&c_->index, k->u.s.p, k->u.s.len, i, live_key, c_,
-                         nullptr, &oom);
-    }
-    c_->view_status = TSD_OK;
+    EXPECT_EQ(tsd__checkpoint_adopt(c_, &p), TSD_OK) << tsd_last_error();
     return c_;
   }
 
 private:
-  static const char *live_key(const void *ctx, size_t i, size_t *len) {
-    auto *c = static_cast<const tsd_checkpoint *>(ctx);
-    const tsd__value *k = c->current->u.dict.keys[c->live[i]];
-    *len = k->u.s.len;
-    return k->u.s.p;
-  }
   void *alloc(size_t n) {
     return tsd__arena_alloc(&c_->arena, n);
   }
@@ -179,7 +157,7 @@ private:
     return d;
   }
 
-  tsd_checkpoint *c_;
+  tsd_checkpoint *c_ = nullptr;
   std::vector<std::pair<tsd__value *, tsd__value *>> items_;
   std::vector<std::pair<std::string, int64_t>> meta_;
   bool has_meta_ = false, root_list_ = false, built_ = false;

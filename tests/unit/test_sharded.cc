@@ -151,7 +151,7 @@ TEST(Sharded, SafetensorsShardsKeepTheIndexsSortedOrder) {
 TEST(Sharded, EachTensorReadsFromItsOwnShardOpenedOnce) {
   Ckpt sh(fixture("shard_pth.index.json"));
   ASSERT_EQ(sh.st, TSD_OK) << sh.err;
-  EXPECT_EQ(sh.c->n_shards, 2u);
+  EXPECT_EQ(sh.c->parsed.n_shards, 2u);
   auto keys = sh.keys();
   for (size_t i = 0; i < keys.size(); i++)
     EXPECT_EQ(source_of(sh, i), i < keys.size() / 2
@@ -316,7 +316,7 @@ TEST(Sharded, TheFuzzShardsOpenAndLoadThroughAValidIndex) {
   write_text(dir + "/v.index.json", index_json(wm));
   Ckpt sh(dir + "/v.index.json");
   ASSERT_EQ(sh.st, TSD_OK) << sh.err;
-  EXPECT_EQ(sh.c->n_shards, 2u);
+  EXPECT_EQ(sh.c->parsed.n_shards, 2u);
   EXPECT_EQ(tsd_checkpoint_module_version(sh.c, "bn"), 2); // bn.pth's
   tsdf_net net;
   ASSERT_EQ(tsdf_net_init(&net), TSD_OK);
@@ -350,7 +350,7 @@ TEST(Sharded, AKeyInTwoShardsIsTakenFromTheShardTheIndexNames) {
                          {"bn.bias", "net.safetensors"}}));
   Ckpt sh(dir + "/t.index.json");
   ASSERT_EQ(sh.st, TSD_OK) << sh.err;
-  EXPECT_EQ(sh.c->n_shards, 3u);
+  EXPECT_EQ(sh.c->parsed.n_shards, 3u);
   EXPECT_EQ(sh.keys(),
             (std::vector<std::string>{"fc.weight", "fc.bias", "bn.bias"}));
   EXPECT_EQ(source_of(sh, 0), "net.pth");

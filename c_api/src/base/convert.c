@@ -24,7 +24,7 @@
 #include <emmintrin.h>
 #endif
 
-#include "internal.h"
+#include "base.h"
 
 static const size_t dtype_sizes[TSD_DTYPE_COUNT] = {
     4, 8, 2, 2, 1, 2, 4, 8, 1, 1, 1, 1, 1, 1, 1, 2, 4, 8, 4, 8, 16};

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "base.h"
 
 /* Code points >= 0x80 for which Python 3.11's str.isprintable() is false
  * (Unicode 14.0), as inclusive ranges: repr() escapes them. Generated with

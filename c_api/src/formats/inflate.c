@@ -10,7 +10,7 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "formats.h"
 
 typedef struct bits {
   const uint8_t *in;

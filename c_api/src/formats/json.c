@@ -22,7 +22,7 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "formats.h"
 
 /* Memory per input byte (the bound tsd.h states: 16x + 1 MiB). A node is
  * 24 bytes and an open container's items wait on one stack shared by all

@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "formats.h"
 
 /* Identical in zip.c and legacy.c; `fmt` is the format's own state. */
 struct tsd__persistent_ctx {

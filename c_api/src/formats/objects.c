@@ -125,13 +125,6 @@ tsd_status tsd__pk_object_items(tsd__pk *u, tsd__value *obj, tsd__vkind kind,
   return TSD_OK;
 }
 
-/* ---- outside the unpickler ------------------------------------------------
- */
-
-const char *tsd__object_class(const tsd__value *v) {
-  return v && v->kind == TSD__V_OBJECT ? v->u.obj.cls->u.g.name : NULL;
-}
-
 /* ---- numpy: plain data, decoded ------------------------------------------- *
  *
  * numpy pickles (numpy/core/numeric.py, multiarray; numpy 2 spells the
@@ -147,48 +140,40 @@ const char *tsd__object_class(const tsd__value *v) {
  * numpy (PyTorch's load_state_dict does not take one as a tensor). A dtype
  * tsd has no tsd_dtype for stays a placeholder. */
 
+/* value.h numbers the numpy scalar types (a value keeps its code). */
 enum {
-  NP_BOOL = 1,
-  NP_INT8,
-  NP_INT16,
-  NP_INT32,
-  NP_INT64,
-  NP_UINT8,
-  NP_UINT16,
-  NP_UINT32,
-  NP_UINT64,
-  NP_FLOAT16,
-  NP_FLOAT32,
-  NP_FLOAT64,
-  NP_COUNT
+  NP_BOOL = TSD__NP_BOOL,
+  NP_INT8 = TSD__NP_INT8,
+  NP_INT16 = TSD__NP_INT16,
+  NP_INT32 = TSD__NP_INT32,
+  NP_INT64 = TSD__NP_INT64,
+  NP_UINT8 = TSD__NP_UINT8,
+  NP_UINT16 = TSD__NP_UINT16,
+  NP_UINT32 = TSD__NP_UINT32,
+  NP_UINT64 = TSD__NP_UINT64,
+  NP_FLOAT16 = TSD__NP_FLOAT16,
+  NP_FLOAT32 = TSD__NP_FLOAT32,
+  NP_FLOAT64 = TSD__NP_FLOAT64,
+  NP_COUNT = TSD__NP_COUNT,
 };
 
 static const struct {
   const char *code; /* numpy's dtype.str without the byte order */
-  const char *repr;
   int dtype; /* tsd_dtype, or -1 */
 } np_types[NP_COUNT] = {
-    [NP_BOOL] = {"b1", "<class 'numpy.bool_'>", TSD_BOOL},
-    [NP_INT8] = {"i1", "<class 'numpy.int8'>", TSD_INT8},
-    [NP_INT16] = {"i2", "<class 'numpy.int16'>", TSD_INT16},
-    [NP_INT32] = {"i4", "<class 'numpy.int32'>", TSD_INT32},
-    [NP_INT64] = {"i8", "<class 'numpy.int64'>", TSD_INT64},
-    [NP_UINT8] = {"u1", "<class 'numpy.uint8'>", TSD_UINT8},
-    [NP_UINT16] = {"u2", "<class 'numpy.uint16'>", -1},
-    [NP_UINT32] = {"u4", "<class 'numpy.uint32'>", -1},
-    [NP_UINT64] = {"u8", "<class 'numpy.uint64'>", -1},
-    [NP_FLOAT16] = {"f2", "<class 'numpy.float16'>", TSD_FLOAT16},
-    [NP_FLOAT32] = {"f4", "<class 'numpy.float32'>", TSD_FLOAT32},
-    [NP_FLOAT64] = {"f8", "<class 'numpy.float64'>", TSD_FLOAT64},
+    [NP_BOOL] = {"b1", TSD_BOOL},
+    [NP_INT8] = {"i1", TSD_INT8},
+    [NP_INT16] = {"i2", TSD_INT16},
+    [NP_INT32] = {"i4", TSD_INT32},
+    [NP_INT64] = {"i8", TSD_INT64},
+    [NP_UINT8] = {"u1", TSD_UINT8},
+    [NP_UINT16] = {"u2", -1},
+    [NP_UINT32] = {"u4", -1},
+    [NP_UINT64] = {"u8", -1},
+    [NP_FLOAT16] = {"f2", TSD_FLOAT16},
+    [NP_FLOAT32] = {"f4", TSD_FLOAT32},
+    [NP_FLOAT64] = {"f8", TSD_FLOAT64},
 };
-
-const char *tsd__np_scalar_repr(const tsd__value *v) {
-  if (v->kind != TSD__V_BOOL && v->kind != TSD__V_INT &&
-      v->kind != TSD__V_FLOAT)
-    return NULL;
-  unsigned c = (v->flags & TSD__VF_NP_MASK) >> TSD__VF_NP_SHIFT;
-  return c && c < NP_COUNT ? np_types[c].repr : NULL;
-}
 
 static bool named(const tsd__value *g, const char *a, const char *b) {
   return g && g->kind == TSD__V_GLOBAL &&
@@ -254,7 +239,7 @@ static tsd_status np_scalar(tsd__pk *u, const tsd__value *args,
   if (b->kind != TSD__V_BYTES || b->u.s.len != dt.itemsize)
     return tsd__pk_fail(u, TSD_ERR_FORMAT,
                         "numpy scalar of %s with %zu byte(s) of data",
-                        np_types[dt.code].repr,
+                        tsd__np_code_repr(dt.code),
                         b->kind == TSD__V_BYTES ? b->u.s.len : (size_t)0);
   uint8_t raw[8] = {0};
   load_native(raw, (const uint8_t *)b->u.s.p, dt.itemsize, dt.swap);

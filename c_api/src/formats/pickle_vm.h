@@ -12,7 +12,7 @@
 #ifndef TSD_PICKLE_VM_H
 #define TSD_PICKLE_VM_H
 
-#include "internal.h"
+#include "formats.h"
 
 typedef struct tsd__pk {
   const uint8_t *buf;

@@ -23,9 +23,17 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "formats.h"
 
 #define INDEX_MAX_BYTES 100000000ull
+
+/* One read: the index's source, where its tree goes and with what. */
+typedef struct sharded {
+  const tsd__source *src;
+  tsd__arena *arena;
+  const tsd_allocator *al;
+  tsd__parsed *out;
+} sharded;
 
 static const char *dict_key(const void *ctx, size_t i, size_t *len) {
   const tsd__value *d = ctx;
@@ -60,9 +68,9 @@ static tsd_status check_shard_name(const char *index, const char *key,
   return TSD_OK;
 }
 
-static tsd_status read_index(tsd_checkpoint *c, const tsd__limits *lim,
+static tsd_status read_index(sharded *c, const tsd__limits *lim,
                              tsd__json **out) {
-  const tsd__source *src = &c->src;
+  const tsd__source *src = c->src;
   if (src->size > INDEX_MAX_BYTES)
     return tsd__err(TSD_ERR_LIMIT,
                     "%s: a sharded index of %llu bytes is larger than the "
@@ -75,22 +83,22 @@ static tsd_status read_index(tsd_checkpoint *c, const tsd__limits *lim,
       tsd__source_read(src, 0, text, (size_t)src->size, "sharded index");
   uint32_t depth = lim->max_depth < 64 ? lim->max_depth : 64;
   if (!st)
-    st = tsd__json_parse(text, (size_t)src->size, &c->arena, depth,
+    st = tsd__json_parse(text, (size_t)src->size, c->arena, depth,
                          "sharded index", out);
   tsd__mem_free(c->al, text);
   return st;
 }
 
 /* The index's "metadata": scalars as their JSON text. */
-static tsd_status index_metadata(tsd_checkpoint *c, const tsd__json *m) {
-  const char *name = c->src.name;
+static tsd_status index_metadata(sharded *c, const tsd__json *m) {
+  const char *name = c->src->name;
   if (!m || m->kind == TSD__J_NULL) return TSD_OK;
   if (m->kind != TSD__J_OBJ)
     return tsd__err(TSD_ERR_FORMAT, "%s: \"metadata\" is %s, not an object",
                     name, tsd__json_kind_name(m->kind));
-  tsd__value *d = tsd__arena_alloc(&c->arena, sizeof *d);
-  tsd__value **keys = tsd__arena_alloc(&c->arena, (m->n + 1) * sizeof *keys);
-  tsd__value **vals = tsd__arena_alloc(&c->arena, (m->n + 1) * sizeof *vals);
+  tsd__value *d = tsd__arena_alloc(c->arena, sizeof *d);
+  tsd__value **keys = tsd__arena_alloc(c->arena, (m->n + 1) * sizeof *keys);
+  tsd__value **vals = tsd__arena_alloc(c->arena, (m->n + 1) * sizeof *vals);
   if (!d || !keys || !vals)
     return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", name);
   d->kind = TSD__V_DICT;
@@ -107,7 +115,7 @@ static tsd_status index_metadata(tsd_checkpoint *c, const tsd__json *m) {
       break;
     case TSD__J_INT: /* an INT keeps no text: write it (the JSON's own form) */
       snprintf(num, sizeof num, "%lld", (long long)v->i);
-      if (!(copy = tsd__arena_alloc(&c->arena, strlen(num) + 1)))
+      if (!(copy = tsd__arena_alloc(c->arena, strlen(num) + 1)))
         return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", name);
       text = memcpy(copy, num, strlen(num) + 1);
       break;
@@ -120,8 +128,8 @@ static tsd_status index_metadata(tsd_checkpoint *c, const tsd__json *m) {
     default:
       continue; /* arrays and objects have no string form here */
     }
-    tsd__value *k = tsd__arena_alloc(&c->arena, sizeof *k);
-    tsd__value *s = tsd__arena_alloc(&c->arena, sizeof *s);
+    tsd__value *k = tsd__arena_alloc(c->arena, sizeof *k);
+    tsd__value *s = tsd__arena_alloc(c->arena, sizeof *s);
     if (!k || !s) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", name);
     k->kind = s->kind = TSD__V_STR;
     k->u.s.p = (char *)m->keys[i]->s;
@@ -132,12 +140,12 @@ static tsd_status index_metadata(tsd_checkpoint *c, const tsd__json *m) {
     vals[d->u.dict.len++] = s;
   }
   d->u.dict.cap = m->n;
-  c->parsed.file_metadata = d;
+  c->out->file_metadata = d;
   return TSD_OK;
 }
 
 /* Opens and parses shard k; its storages read from its own source. */
-static tsd_status open_shard(tsd_checkpoint *c, const tsd__limits *lim,
+static tsd_status open_shard(sharded *c, const tsd__limits *lim,
                              const char *dir, size_t dir_len, const char *file,
                              size_t k, tsd__parsed *p) {
   tsd__buf path;
@@ -148,23 +156,23 @@ static tsd_status open_shard(tsd_checkpoint *c, const tsd__limits *lim,
     tsd__buf_free(&path);
     return tsd__err(TSD_ERR_NOMEM, "out of memory");
   }
-  tsd_status st = tsd__source_open_file(&c->shards[k], path.data, c->al);
+  tsd_status st = tsd__source_open_file(&c->out->shards[k], path.data, c->al);
   tsd__buf_free(&path);
   if (st) return st;
-  c->shards[k].indirect = true;
+  c->out->shards[k].indirect = true;
   memset(p, 0, sizeof *p);
-  st = tsd__read_file_format(&c->shards[k], &c->arena, lim, p);
+  st = tsd__read_file_format(&c->out->shards[k], c->arena, lim, p);
   if (st) return st;
   if (!p->root || p->root->kind != TSD__V_DICT)
     return tsd__err(TSD_ERR_FORMAT, "%s: the shard holds a %s, not a dict",
-                    c->shards[k].name, tsd__type_repr(p->root));
+                    c->out->shards[k].name, tsd__type_repr(p->root));
   for (size_t i = 0; i < p->n_storages; i++)
-    p->storages[i]->src = &c->shards[k];
+    p->storages[i]->src = &c->out->shards[k];
   return TSD_OK;
 }
 
 /* Merges the shards' `_metadata` dicts: modules in first-seen order. */
-static tsd_status merge_metadata(tsd_checkpoint *c, tsd__parsed *parts,
+static tsd_status merge_metadata(sharded *c, tsd__parsed *parts,
                                  size_t n_parts, tsd__value **out) {
   *out = NULL;
   size_t total = 0;
@@ -173,11 +181,11 @@ static tsd_status merge_metadata(tsd_checkpoint *c, tsd__parsed *parts,
     if (m && m->kind == TSD__V_DICT) total += m->u.dict.len;
   }
   if (!total) return TSD_OK;
-  tsd__value *d = tsd__arena_alloc(&c->arena, sizeof *d);
-  tsd__value **keys = tsd__arena_alloc(&c->arena, total * sizeof *keys);
-  tsd__value **vals = tsd__arena_alloc(&c->arena, total * sizeof *vals);
+  tsd__value *d = tsd__arena_alloc(c->arena, sizeof *d);
+  tsd__value **keys = tsd__arena_alloc(c->arena, total * sizeof *keys);
+  tsd__value **vals = tsd__arena_alloc(c->arena, total * sizeof *vals);
   if (!d || !keys || !vals)
-    return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", c->src.name);
+    return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", c->src->name);
   d->kind = TSD__V_DICT;
   d->flags = TSD__VF_ORDERED;
   d->u.dict.keys = keys;
@@ -200,7 +208,7 @@ static tsd_status merge_metadata(tsd_checkpoint *c, tsd__parsed *parts,
                              NULL, &oom)) {
         d->u.dict.len++;
       } else if (oom) {
-        st = tsd__err(TSD_ERR_NOMEM, "%s: out of memory", c->src.name);
+        st = tsd__err(TSD_ERR_NOMEM, "%s: out of memory", c->src->name);
         break;
       }
     }
@@ -210,14 +218,14 @@ static tsd_status merge_metadata(tsd_checkpoint *c, tsd__parsed *parts,
   return st;
 }
 
-static tsd_status build_root(tsd_checkpoint *c, const tsd__json *wm,
+static tsd_status build_root(sharded *c, const tsd__json *wm,
                              const size_t *shard_of, tsd__parsed *parts,
                              const char *const *files, size_t n_shards) {
-  const char *name = c->src.name;
+  const char *name = c->src->name;
   size_t n = wm->n;
-  tsd__value *root = tsd__arena_alloc(&c->arena, sizeof *root);
-  tsd__value **keys = tsd__arena_alloc(&c->arena, (n + 1) * sizeof *keys);
-  tsd__value **vals = tsd__arena_alloc(&c->arena, (n + 1) * sizeof *vals);
+  tsd__value *root = tsd__arena_alloc(c->arena, sizeof *root);
+  tsd__value **keys = tsd__arena_alloc(c->arena, (n + 1) * sizeof *keys);
+  tsd__value **vals = tsd__arena_alloc(c->arena, (n + 1) * sizeof *vals);
   tsd__strmap *maps =
       tsd__mem_calloc(c->al, n_shards ? n_shards : 1, sizeof *maps);
   if (!root || !keys || !vals || !maps) {
@@ -272,12 +280,15 @@ static tsd_status build_root(tsd_checkpoint *c, const tsd__json *wm,
   root->u.dict.len = root->u.dict.cap = n;
   st = merge_metadata(c, parts, n_shards, &root->u.dict.metadata);
   if (st) return st;
-  c->parsed.root = root;
+  c->out->root = root;
   return TSD_OK;
 }
 
-tsd_status tsd__read_sharded(tsd_checkpoint *c, const tsd__limits *lim) {
-  const char *name = c->src.name;
+tsd_status tsd__read_sharded(const tsd__source *src, tsd__arena *arena,
+                             const tsd__limits *lim, const tsd_allocator *al,
+                             tsd__parsed *out) {
+  sharded ctx_ = {src, arena, al, out}, *c = &ctx_;
+  const char *name = c->src->name;
   tsd__json *index = NULL;
   tsd_status st = read_index(c, lim, &index);
   if (st) return st;
@@ -328,17 +339,17 @@ tsd_status tsd__read_sharded(tsd_checkpoint *c, const tsd__limits *lim) {
   tsd__parsed *parts = NULL;
   const char **file_names = NULL;
   if (!st) {
-    c->shards =
-        tsd__mem_calloc(c->al, n_shards ? n_shards : 1, sizeof *c->shards);
+    c->out->shards =
+        tsd__mem_calloc(c->al, n_shards ? n_shards : 1, sizeof *c->out->shards);
     parts = tsd__mem_calloc(c->al, n_shards ? n_shards : 1, sizeof *parts);
     file_names =
         tsd__mem_calloc(c->al, n_shards ? n_shards : 1, sizeof *file_names);
-    if (!c->shards || !parts || !file_names)
+    if (!c->out->shards || !parts || !file_names)
       st = tsd__err(TSD_ERR_NOMEM, "out of memory");
   }
   for (size_t k = 0; !st && k < n_shards; k++) {
-    c->shards[k].fd = -1;
-    c->n_shards = k + 1; /* closed by tsd_checkpoint_free, even if partial */
+    c->out->shards[k].fd = -1;
+    c->out->n_shards = k + 1; /* closed by tsd__parsed_close, even if partial */
     file_names[k] = first[k]->s;
     st = open_shard(c, lim, name, dir_len, first[k]->s, k, &parts[k]);
   }

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "formats.h"
 
 /* Identical in zip.c and legacy.c; `fmt` is the format's own state. */
 struct tsd__persistent_ctx {

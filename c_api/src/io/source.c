@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "io.h"
 
 const char *tsd__file_type_name(unsigned mode) {
   switch (mode & S_IFMT) {

@@ -15,7 +15,7 @@
  * validate everything first and copy only when the load succeeds. */
 #include <string.h>
 
-#include "internal.h"
+#include "load.h"
 
 #define NONE_IDX SIZE_MAX
 

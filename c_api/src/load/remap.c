@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "load.h"
 
 /* ---- the view ------------------------------------------------------------ */
 

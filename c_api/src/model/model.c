@@ -2,7 +2,7 @@
  * (tensors that live in the caller's memory). */
 #include <string.h>
 
-#include "internal.h"
+#include "model.h"
 
 /* ---- the module tree ---------------------------------------------------- */
 
@@ -444,8 +444,9 @@ static void cown_destroy(tsd_model *m) {
   (void)m; /* the caller's memory */
 }
 
-static const tsd__model_ops cown_ops = {cown_copy_in, cown_read, tsd__save_pth,
-                                        cown_destroy, NULL};
+/* save NULL: write/ saves a C-owned model as a .pth (tsd__save_pth) */
+static const tsd__model_ops cown_ops = {cown_copy_in, cown_read, NULL,
+                                        cown_destroy, NULL, NULL};
 
 /* tsd_model_new and tsd_model_new_ex; `fn` names the caller in messages. */
 static tsd_status model_new(tsd_model **out, const char *class_name,

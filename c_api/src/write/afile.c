@@ -29,7 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "write.h"
 
 static const char *file_kind(mode_t m) {
   if (S_ISDIR(m)) return "a directory";

@@ -1,4 +1,4 @@
-/* save.c — writes a model's state_dict as a file Python's torch.load reads:
+/* pth.c — writes a model's state_dict as a file Python's torch.load reads:
  * the zip layout of PyTorch's PyTorchStreamWriter (records `<stem>/data.pkl`,
  * `<stem>/data/<i>`, `<stem>/version`, stored, data 64-byte aligned with an
  * "FB" padding extra field, ZIP64 past 4 GiB) around a protocol-2 pickle of
@@ -13,7 +13,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "internal.h"
+#include "write.h"
 
 #define ZIP_ALIGN 64
 #define U32_MAX_MARK 0xFFFFFFFFu

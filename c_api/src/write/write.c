@@ -15,7 +15,7 @@
  *    --model-spec) needs their full size in memory, and a write the disk. */
 #include <string.h>
 
-#include "internal.h"
+#include "write.h"
 
 #define OUTPUT_RATIO_DEFAULT 16u
 #define OUTPUT_SLACK ((uint64_t)64 << 20)
@@ -50,58 +50,6 @@ tsd_status tsd__model_stream(const tsd_model *m, const tsd__mtensor *t,
   return st;
 }
 
-/* ---- windows of a checkpoint tensor -------------------------------------- */
-
-tsd_status tsd__tensor_read_range(const tsd_checkpoint *c, const tsd__tensor *t,
-                                  tsd_dtype dtype, uint64_t first,
-                                  uint64_t count, void *dst) {
-  const size_t nd = t->ndim, osz = tsd_dtype_size(dtype);
-  if (nd == 0) /* a scalar: its one element */
-    return count ? tsd__tensor_read(c, t, dtype, dst, NULL) : TSD_OK;
-  /* inner[d]: elements of one step of dimension d (product of the later
-   * dimensions' sizes) */
-  uint64_t inner[TSD_MAX_NDIM];
-  inner[nd - 1] = 1;
-  for (size_t d = nd - 1; d-- > 0;)
-    inner[d] = inner[d + 1] * (uint64_t)t->shape[d + 1];
-  uint8_t *out = dst;
-  while (count) {
-    /* The largest block at `first` that is one strided sub-view: dims
-     * before k fixed, a run of dim k, the later dims whole. k = nd - 1
-     * always fits, so a window is at most 2 * nd sub-views. */
-    uint64_t idx[TSD_MAX_NDIM], rest = first;
-    for (size_t d = 0; d < nd; d++) {
-      idx[d] = rest / inner[d];
-      rest %= inner[d];
-    }
-    size_t k = 0;
-    while (k < nd - 1 && (first % inner[k] != 0 || inner[k] > count))
-      k++;
-    uint64_t run = count / inner[k];
-    if (run > (uint64_t)t->shape[k] - idx[k])
-      run = (uint64_t)t->shape[k] - idx[k];
-    tsd__tensor sub = *t;
-    int64_t shape[TSD_MAX_NDIM];
-    sub.ndim = nd - k;
-    sub.shape = shape;
-    sub.stride = t->stride + k;
-    shape[0] = (int64_t)run;
-    for (size_t d = k + 1; d < nd; d++)
-      shape[d - k] = t->shape[d];
-    sub.offset = t->offset;
-    for (size_t d = 0; d <= k; d++)
-      sub.offset += (int64_t)idx[d] * t->stride[d];
-    sub.numel = (int64_t)(run * inner[k]);
-    /* a run of leading indices of a C-contiguous tensor is C-contiguous */
-    tsd_status st = tsd__tensor_read(c, &sub, dtype, out, NULL);
-    if (st) return st;
-    out += (size_t)sub.numel * osz;
-    first += (uint64_t)sub.numel;
-    count -= (uint64_t)sub.numel;
-  }
-  return TSD_OK;
-}
-
 /* ---- the output bound -----------------------------------------------------
  */
 
@@ -110,8 +58,8 @@ tsd_status tsd__tensor_read_range(const tsd_checkpoint *c, const tsd__tensor *t,
  * storage each, already taking their bytes). */
 static uint64_t input_bytes(const tsd_checkpoint *c) {
   uint64_t n = c->src.size;
-  for (size_t i = 0; i < c->n_shards; i++)
-    if (!tsd__add_u64(n, c->shards[i].size, &n)) return UINT64_MAX;
+  for (size_t i = 0; i < c->parsed.n_shards; i++)
+    if (!tsd__add_u64(n, c->parsed.shards[i].size, &n)) return UINT64_MAX;
   for (size_t i = 0; i < tsd__ckpt_count(c); i++) {
     const tsd__value *v = tsd__ckpt_val(c, i);
     if (v && v->kind == TSD__V_TENSOR && v->u.tensor->storage->mem &&
@@ -179,8 +127,9 @@ static void ck_destroy(tsd_model *m) {
   (void)m; /* the checkpoint is the caller's */
 }
 
-static const tsd__model_ops ck_ops = {NULL, ck_read, tsd__save_pth, ck_destroy,
-                                      ck_read_range};
+/* save NULL: written as a .pth (tsd__save_pth) */
+static const tsd__model_ops ck_ops = {NULL, ck_read, NULL, ck_destroy,
+                                      ck_read_range, NULL};
 
 TSD_API tsd_status tsd_model_from_checkpoint(tsd_model **out,
                                              const tsd_checkpoint *c,
@@ -262,15 +211,22 @@ TSD_API tsd_status tsd_model_save_ex(const tsd_model *model, const char *path,
   bool safetensors =
       o.format == TSD_SAVE_SAFETENSORS ||
       (o.format == TSD_SAVE_AUTO && path && has_suffix(path, ".safetensors"));
-  if (!safetensors && (!model->ops || !model->ops->save))
+  if (!model->ops)
     return tsd__err(TSD_ERR_UNSUPPORTED, "this model kind cannot be saved");
   tsd__afile f;
   tsd_status st =
       o.fd >= 0 ? tsd__afile_open_fd(&f, model->al, o.fd, path ? path : "<fd>")
                 : tsd__afile_open(&f, model->al, path, o.temp_file, o.user);
   if (st) return st;
-  st = safetensors ? tsd__save_safetensors(model, &f)
-                   : model->ops->save(model, &f);
+  /* a model kind without a format of its own is written as a .pth */
+  if (safetensors)
+    st = tsd__save_safetensors(model, &f);
+  else if (model->ops->no_save)
+    st = tsd__err(TSD_ERR_UNSUPPORTED, "%s: %s", f.name, model->ops->no_save);
+  else if (model->ops->save)
+    st = model->ops->save(model, &f);
+  else
+    st = tsd__save_pth(model, &f);
   if (st) {
     tsd__afile_abort(&f);
     return st;

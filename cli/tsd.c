@@ -5,7 +5,7 @@
  *   tsd inspect CHECKPOINT [--json] [--select KEY] [--torchscript-checkpoint]
  *
  * Exit status: 0 loaded, 1 load_state_dict raised, 2 bad usage or
- * unreadable/malformed input (design.md, "The tsd command"). */
+ * unreadable/malformed input (README, "The `tsd` command"). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -30,146 +30,94 @@
 #define VF_FROZEN TSD__VF_FROZEN
 _Static_assert(VF_FROZEN < (1u << 16), "tsd__value.flags has 16 bits");
 
-/* ---- opcode names, for messages ---------------------------------------- */
+/* ---- opcodes -------------------------------------------------------------
+ * Every opcode of pickle protocols 0-5, once: its byte and its name. The
+ * names in messages and the labels step() dispatches on come from here;
+ * opcodes step() has no case for (STRING, buffers, the extension registry)
+ * are refused by name. */
+#define PK_OPCODES(X) \
+  X(0x80, PROTO) \
+  X(0x95, FRAME) \
+  X('.',  STOP) \
+  X('(',  MARK) \
+  X('0',  POP) \
+  X('1',  POP_MARK) \
+  X('2',  DUP) \
+  X('c',  GLOBAL) \
+  X(0x93, STACK_GLOBAL) \
+  X('p',  PUT) \
+  X('q',  BINPUT) \
+  X('r',  LONG_BINPUT) \
+  X(0x94, MEMOIZE) \
+  X('g',  GET) \
+  X('h',  BINGET) \
+  X('j',  LONG_BINGET) \
+  X('}',  EMPTY_DICT) \
+  X(']',  EMPTY_LIST) \
+  X(')',  EMPTY_TUPLE) \
+  X(0x8f, EMPTY_SET) \
+  X(0x90, ADDITEMS) \
+  X(0x91, FROZENSET) \
+  X('t',  TUPLE) \
+  X(0x85, TUPLE1) \
+  X(0x86, TUPLE2) \
+  X(0x87, TUPLE3) \
+  X('l',  LIST) \
+  X('d',  DICT) \
+  X('a',  APPEND) \
+  X('e',  APPENDS) \
+  X('s',  SETITEM) \
+  X('u',  SETITEMS) \
+  X('R',  REDUCE) \
+  X('b',  BUILD) \
+  X(0x81, NEWOBJ) \
+  X(0x92, NEWOBJ_EX) \
+  X('Q',  BINPERSID) \
+  X('P',  PERSID) \
+  X('N',  NONE) \
+  X(0x88, NEWTRUE) \
+  X(0x89, NEWFALSE) \
+  X('J',  BININT) \
+  X('K',  BININT1) \
+  X('M',  BININT2) \
+  X(0x8a, LONG1) \
+  X(0x8b, LONG4) \
+  X('G',  BINFLOAT) \
+  X(0x8c, SHORT_BINUNICODE) \
+  X('X',  BINUNICODE) \
+  X(0x8d, BINUNICODE8) \
+  X('U',  SHORT_BINSTRING) \
+  X('T',  BINSTRING) \
+  X('C',  SHORT_BINBYTES) \
+  X('B',  BINBYTES) \
+  X(0x8e, BINBYTES8) \
+  X(0x96, BYTEARRAY8) \
+  X(0x97, NEXT_BUFFER) \
+  X(0x98, READONLY_BUFFER) \
+  X('I',  INT) \
+  X('L',  LONG) \
+  X('F',  FLOAT) \
+  X('S',  STRING) \
+  X('V',  UNICODE) \
+  X('i',  INST) \
+  X('o',  OBJ) \
+  X(0x82, EXT1) \
+  X(0x83, EXT2) \
+  X(0x84, EXT4)
+
+enum {
+#define PK_OPCODE_ENUM(byte, name) OP_##name = byte,
+  PK_OPCODES(PK_OPCODE_ENUM)
+#undef PK_OPCODE_ENUM
+};
 
 static const char *opname(uint8_t op) {
   switch (op) {
-  case 0x80:
-    return "PROTO";
-  case 0x95:
-    return "FRAME";
-  case '.':
-    return "STOP";
-  case '(':
-    return "MARK";
-  case '0':
-    return "POP";
-  case '1':
-    return "POP_MARK";
-  case '2':
-    return "DUP";
-  case 'c':
-    return "GLOBAL";
-  case 0x93:
-    return "STACK_GLOBAL";
-  case 'q':
-    return "BINPUT";
-  case 'r':
-    return "LONG_BINPUT";
-  case 0x94:
-    return "MEMOIZE";
-  case 'h':
-    return "BINGET";
-  case 'j':
-    return "LONG_BINGET";
-  case '}':
-    return "EMPTY_DICT";
-  case ']':
-    return "EMPTY_LIST";
-  case ')':
-    return "EMPTY_TUPLE";
-  case 0x8f:
-    return "EMPTY_SET";
-  case 0x90:
-    return "ADDITEMS";
-  case 0x91:
-    return "FROZENSET";
-  case 't':
-    return "TUPLE";
-  case 0x85:
-    return "TUPLE1";
-  case 0x86:
-    return "TUPLE2";
-  case 0x87:
-    return "TUPLE3";
-  case 'l':
-    return "LIST";
-  case 'd':
-    return "DICT";
-  case 'a':
-    return "APPEND";
-  case 'e':
-    return "APPENDS";
-  case 's':
-    return "SETITEM";
-  case 'u':
-    return "SETITEMS";
-  case 'R':
-    return "REDUCE";
-  case 'b':
-    return "BUILD";
-  case 0x81:
-    return "NEWOBJ";
-  case 0x92:
-    return "NEWOBJ_EX";
-  case 'Q':
-    return "BINPERSID";
-  case 'P':
-    return "PERSID";
-  case 'N':
-    return "NONE";
-  case 0x88:
-    return "NEWTRUE";
-  case 0x89:
-    return "NEWFALSE";
-  case 'J':
-    return "BININT";
-  case 'K':
-    return "BININT1";
-  case 'M':
-    return "BININT2";
-  case 0x8a:
-    return "LONG1";
-  case 0x8b:
-    return "LONG4";
-  case 'G':
-    return "BINFLOAT";
-  case 0x8c:
-    return "SHORT_BINUNICODE";
-  case 'X':
-    return "BINUNICODE";
-  case 0x8d:
-    return "BINUNICODE8";
-  case 'U':
-    return "SHORT_BINSTRING";
-  case 'T':
-    return "BINSTRING";
-  case 'C':
-    return "SHORT_BINBYTES";
-  case 'B':
-    return "BINBYTES";
-  case 0x8e:
-    return "BINBYTES8";
-  case 0x96:
-    return "BYTEARRAY8";
-  case 0x97:
-    return "NEXT_BUFFER";
-  case 0x98:
-    return "READONLY_BUFFER";
-  case 'I':
-    return "INT";
-  case 'L':
-    return "LONG";
-  case 'F':
-    return "FLOAT";
-  case 'S':
-    return "STRING";
-  case 'V':
-    return "UNICODE";
-  case 'p':
-    return "PUT";
-  case 'g':
-    return "GET";
-  case 'i':
-    return "INST";
-  case 'o':
-    return "OBJ";
-  case 0x82:
-    return "EXT1";
-  case 0x83:
-    return "EXT2";
-  case 0x84:
-    return "EXT4";
+#define PK_OPCODE_NAME(byte, name)                                             \
+  case byte:                                                                   \
+    return #name;
+    PK_OPCODES(PK_OPCODE_NAME)
+#undef PK_OPCODE_NAME
   }
   return "unknown";
 }
@@ -287,14 +235,19 @@ tsd_status tsd__pk_check_mutable(tsd__pk *u, const tsd__value *v) {
   return TSD_OK;
 }
 
+/* Room for element `len` of one of the machine's own arrays (the stack,
+ * the marks, the memo; outside the arena, freed at the end): `first`
+ * elements at first, then doubling. */
+static tsd_status grow(tsd__pk *u, void **p, size_t *cap, size_t len,
+                       size_t first, size_t elem) {
+  if (len < *cap) return TSD_OK;
+  if (!tsd__mem_grow(u->arena->al, p, cap, *cap ? len + 1 : first, elem))
+    return tsd__pk_fail(u, TSD_ERR_NOMEM, "out of memory");
+  return TSD_OK;
+}
+
 static tsd_status push(tsd__pk *u, tsd__value *v) {
-  if (u->sp == u->scap) {
-    size_t cap = u->scap ? u->scap * 2 : 64;
-    tsd__value **s = tsd__mem_realloc(u->arena->al, u->stack, cap * sizeof *s);
-    if (!s) return tsd__pk_fail(u, TSD_ERR_NOMEM, "out of memory");
-    u->stack = s;
-    u->scap = cap;
-  }
+  TRY(grow(u, (void **)&u->stack, &u->scap, u->sp, 64, sizeof *u->stack));
   u->stack[u->sp++] = v;
   return TSD_OK;
 }
@@ -755,6 +708,115 @@ static tsd_status op_global_text(tsd__pk *u, tsd__value **out) {
 
 /* ---- the loop ----------------------------------------------------------- */
 
+/* ---- opcodes with more to do than a line or two ------------------------- */
+
+/* BINPERSID, PERSID: the format resolves the persistent id `pid`. */
+static tsd_status op_persid(tsd__pk *u, tsd__value *pid, tsd__value **out) {
+  if (!u->persistent)
+    return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                        "persistent id where none is allowed");
+  tsd_status st = u->persistent(u->pctx, pid, out);
+  if (st != TSD_OK)
+    tsd__err_prefix("%s: offset %zu (%s)", u->what, u->op_off, opname(u->op));
+  return st;
+}
+
+/* PUT, BINPUT, LONG_BINPUT, MEMOIZE: the top of the stack into the memo. */
+static tsd_status op_put(tsd__pk *u) {
+  uint64_t x = 0;
+  if (u->op == OP_PUT)
+    TRY(text_index(u, &x));
+  else if (u->op == OP_BINPUT)
+    TRY(take_le(u, 1, &x));
+  else if (u->op == OP_LONG_BINPUT)
+    TRY(take_le(u, 4, &x));
+  else
+    x = u->nmemo;
+  TRY(need(u, 1));
+  /* torch.save (Python's pickler) numbers memo entries 0, 1, 2, ...:
+   * an index past the end would make us allocate what the file says */
+  if (x > u->nmemo)
+    return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                        "memo index %llu is beyond the memo size %zu",
+                        (unsigned long long)x, u->nmemo);
+  if (x == u->nmemo) {
+    TRY(grow(u, (void **)&u->memo, &u->memocap, u->nmemo, 64,
+             sizeof *u->memo));
+    u->nmemo++;
+  }
+  u->memo[x] = u->stack[u->sp - 1];
+  return TSD_OK;
+}
+
+/* GET, BINGET, LONG_BINGET: a memo entry onto the stack. */
+static tsd_status op_get(tsd__pk *u) {
+  uint64_t x = 0;
+  if (u->op == OP_GET)
+    TRY(text_index(u, &x));
+  else
+    TRY(take_le(u, u->op == OP_BINGET ? 1 : 4, &x));
+  if (x >= u->nmemo)
+    return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                        "unknown memo index %llu (memo size %zu)",
+                        (unsigned long long)x, u->nmemo);
+  return push(u, u->memo[x]);
+}
+
+/* LONG1, LONG4: a little-endian two's complement integer, its byte count
+ * in 1 or 4 bytes. */
+static tsd_status op_long(tsd__pk *u) {
+  uint64_t x = 0;
+  const uint8_t *p = NULL;
+  tsd__value *v = NULL;
+  TRY(take_le(u, u->op == OP_LONG1 ? 1 : 4, &x));
+  if (u->op == OP_LONG4 && (x & 0x80000000u))
+    return tsd__pk_fail(u, TSD_ERR_FORMAT, "negative LONG4 length");
+  if (x > u->len - u->pos) {
+    u->truncated = true;
+    return tsd__pk_fail(
+        u, TSD_ERR_FORMAT,
+        "integer of %llu bytes exceeds the %zu byte(s) that remain",
+        (unsigned long long)x, u->len - u->pos);
+  }
+  TRY(take(u, (size_t)x, &p));
+  TRY(make_long(u, p, (size_t)x, &v));
+  return push(u, v);
+}
+
+/* APPEND (n 1), SETITEM (n 2): the top n values into the list or dict
+ * under them; APPENDS, SETITEMS (n 0): the values above the MARK into the
+ * list or dict under it. A placeholder object takes them as its items. */
+static tsd_status op_add(tsd__pk *u, tsd__vkind kind, size_t n) {
+  size_t from = 0, to = 0;
+  if (n) {
+    TRY(need(u, n + 1));
+    from = u->sp - n;
+    to = u->sp;
+  } else {
+    TRY(pop_mark(u, &from));
+    to = u->sp;
+    u->sp = from;
+    TRY(need(u, 1));
+  }
+  tsd__value *c = u->stack[from - 1];
+  if (c->kind == TSD__V_OBJECT) {
+    TRY(object_extend(u, c, kind, from, to));
+  } else {
+    if (c->kind != kind)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "%s %s a %s, not a %s",
+                          opname(u->op), kind == TSD__V_LIST ? "to" : "on",
+                          tsd__pk_kind_name(c),
+                          kind == TSD__V_LIST ? "list" : "dict");
+    TRY(tsd__pk_check_mutable(u, c));
+    if (kind == TSD__V_LIST)
+      TRY(seq_extend(u, c, from, to));
+    else
+      TRY(dict_extend(u, c, from, to));
+  }
+  u->sp = from;
+  return TSD_OK;
+}
+
 static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
   u->op_off = u->pos;
   const uint8_t *p = NULL;
@@ -764,16 +826,16 @@ static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
   uint64_t x = 0;
   size_t base = 0;
   switch (u->op) {
-  case 0x80: /* PROTO */
+  case OP_PROTO:
     TRY(take_le(u, 1, &x));
     if (x > 5)
       return tsd__pk_fail(u, TSD_ERR_UNSUPPORTED, "pickle protocol %llu",
                           (unsigned long long)x);
     return TSD_OK;
-  case 0x95: /* FRAME: framing is only a hint for buffered readers */
+  case OP_FRAME: /* framing is only a hint for buffered readers */
     TRY(take_len(u, 8, &x));
     return TSD_OK;
-  case '.': /* STOP */
+  case OP_STOP:
     if (u->nmarks)
       return tsd__pk_fail(u, TSD_ERR_FORMAT, "STOP with %zu unclosed MARK(s)",
                           u->nmarks);
@@ -784,17 +846,11 @@ static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
     *out = u->stack[0];
     *done = true;
     return TSD_OK;
-  case '(': /* MARK */
-    if (u->nmarks == u->mcap) {
-      size_t cap = u->mcap ? u->mcap * 2 : 16;
-      size_t *m = tsd__mem_realloc(u->arena->al, u->marks, cap * sizeof *m);
-      if (!m) return tsd__pk_fail(u, TSD_ERR_NOMEM, "out of memory");
-      u->marks = m;
-      u->mcap = cap;
-    }
+  case OP_MARK:
+    TRY(grow(u, (void **)&u->marks, &u->mcap, u->nmarks, 16, sizeof *u->marks));
     u->marks[u->nmarks++] = u->sp;
     return TSD_OK;
-  case '0': /* POP: Python pops the MARK itself when the frame is empty */
+  case OP_POP: /* Python pops the MARK itself when the frame is empty */
     if (u->sp == frame_base(u) && u->nmarks) {
       u->nmarks--;
       return TSD_OK;
@@ -802,17 +858,17 @@ static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
     TRY(need(u, 1));
     u->sp--;
     return TSD_OK;
-  case '1': /* POP_MARK */
+  case OP_POP_MARK:
     TRY(pop_mark(u, &base));
     u->sp = base;
     return TSD_OK;
-  case '2': /* DUP */
+  case OP_DUP:
     TRY(need(u, 1));
     return push(u, u->stack[u->sp - 1]);
-  case 'c': /* GLOBAL */
+  case OP_GLOBAL:
     TRY(op_global_text(u, &v));
     return push(u, v);
-  case 0x93: { /* STACK_GLOBAL */
+  case OP_STACK_GLOBAL: {
     TRY(need(u, 2));
     tsd__value *mod = u->stack[u->sp - 2], *name = u->stack[u->sp - 1];
     if (mod->kind != TSD__V_STR || name->kind != TSD__V_STR)
@@ -822,64 +878,28 @@ static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
     u->sp -= 2;
     return push(u, v);
   }
-  case 'p':
-  case 'q':
-  case 'r':
-  case 0x94: { /* PUT BINPUT LONG_BINPUT MEMOIZE */
-    if (u->op == 'p')
-      TRY(text_index(u, &x));
-    else if (u->op == 'q')
-      TRY(take_le(u, 1, &x));
-    else if (u->op == 'r')
-      TRY(take_le(u, 4, &x));
-    else
-      x = u->nmemo;
-    TRY(need(u, 1));
-    /* torch.save (Python's pickler) numbers memo entries 0, 1, 2, ...:
-     * an index past the end would make us allocate what the file says */
-    if (x > u->nmemo)
-      return tsd__pk_fail(u, TSD_ERR_FORMAT,
-                          "memo index %llu is beyond the memo size %zu",
-                          (unsigned long long)x, u->nmemo);
-    if (x == u->nmemo) {
-      if (u->nmemo == u->memocap) {
-        size_t cap = u->memocap ? u->memocap * 2 : 64;
-        tsd__value **m =
-            tsd__mem_realloc(u->arena->al, u->memo, cap * sizeof *m);
-        if (!m) return tsd__pk_fail(u, TSD_ERR_NOMEM, "out of memory");
-        u->memo = m;
-        u->memocap = cap;
-      }
-      u->nmemo++;
-    }
-    u->memo[x] = u->stack[u->sp - 1];
-    return TSD_OK;
-  }
-  case 'g':
-  case 'h':
-  case 'j': /* GET BINGET LONG_BINGET */
-    if (u->op == 'g')
-      TRY(text_index(u, &x));
-    else
-      TRY(take_le(u, u->op == 'h' ? 1 : 4, &x));
-    if (x >= u->nmemo)
-      return tsd__pk_fail(u, TSD_ERR_FORMAT,
-                          "unknown memo index %llu (memo size %zu)",
-                          (unsigned long long)x, u->nmemo);
-    return push(u, u->memo[x]);
-  case '}':
+  case OP_PUT:
+  case OP_BINPUT:
+  case OP_LONG_BINPUT:
+  case OP_MEMOIZE:
+    return op_put(u);
+  case OP_GET:
+  case OP_BINGET:
+  case OP_LONG_BINGET:
+    return op_get(u);
+  case OP_EMPTY_DICT:
     TRY(tsd__pk_new(u, TSD__V_DICT, &v));
     return push(u, v);
-  case ']':
+  case OP_EMPTY_LIST:
     TRY(tsd__pk_new(u, TSD__V_LIST, &v));
     return push(u, v);
-  case ')': /* tuples are immutable: one empty tuple serves them all */
+  case OP_EMPTY_TUPLE: /* tuples are immutable: one empty tuple serves them all */
     if (!u->v_empty_tuple) TRY(tsd__pk_new(u, TSD__V_TUPLE, &u->v_empty_tuple));
     return push(u, u->v_empty_tuple);
-  case 0x8f:
+  case OP_EMPTY_SET:
     TRY(tsd__pk_new(u, TSD__V_SET, &v));
     return push(u, v);
-  case 0x90: { /* ADDITEMS */
+  case OP_ADDITEMS: {
     TRY(pop_mark(u, &base));
     size_t top = u->sp;
     u->sp = base;
@@ -891,167 +911,94 @@ static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
     TRY(tsd__pk_check_mutable(u, set));
     return seq_extend(u, set, base, top);
   }
-  case 0x91:  /* FROZENSET */
-  case 't':   /* TUPLE */
-  case 'l':   /* LIST */
-  case 'd': { /* DICT */
+  case OP_FROZENSET:
+  case OP_TUPLE:
+  case OP_LIST:
+  case OP_DICT: {
     TRY(pop_mark(u, &base));
     size_t top = u->sp;
     TRY(tsd__pk_new(u,
-                    u->op == 't'   ? TSD__V_TUPLE
-                    : u->op == 'l' ? TSD__V_LIST
-                    : u->op == 'd' ? TSD__V_DICT
+                    u->op == OP_TUPLE   ? TSD__V_TUPLE
+                    : u->op == OP_LIST ? TSD__V_LIST
+                    : u->op == OP_DICT ? TSD__V_DICT
                                    : TSD__V_SET,
                     &v));
-    if (u->op == 'd')
+    if (u->op == OP_DICT)
       TRY(dict_extend(u, v, base, top));
     else
       TRY(seq_extend(u, v, base, top));
     u->sp = base;
     return push(u, v);
   }
-  case 0x85:
-  case 0x86:
-  case 0x87: { /* TUPLE1/2/3 */
-    size_t n = (size_t)(u->op - 0x84);
+  case OP_TUPLE1:
+  case OP_TUPLE2:
+  case OP_TUPLE3: {
+    size_t n = (size_t)(u->op - OP_TUPLE1) + 1;
     TRY(need(u, n));
     TRY(tsd__pk_new(u, TSD__V_TUPLE, &v));
     TRY(seq_extend(u, v, u->sp - n, u->sp));
     u->sp -= n;
     return push(u, v);
   }
-  case 'a': { /* APPEND */
-    TRY(need(u, 2));
-    tsd__value *list = u->stack[u->sp - 2];
-    if (list->kind == TSD__V_OBJECT) {
-      TRY(object_extend(u, list, TSD__V_LIST, u->sp - 1, u->sp));
-      u->sp--;
-      return TSD_OK;
-    }
-    if (list->kind != TSD__V_LIST)
-      return tsd__pk_fail(u, TSD_ERR_FORMAT, "APPEND to a %s, not a list",
-                          tsd__pk_kind_name(list));
-    TRY(tsd__pk_check_mutable(u, list));
-    TRY(seq_extend(u, list, u->sp - 1, u->sp));
-    u->sp--;
-    return TSD_OK;
-  }
-  case 'e': { /* APPENDS */
-    TRY(pop_mark(u, &base));
-    size_t top = u->sp;
-    u->sp = base;
-    TRY(need(u, 1));
-    tsd__value *list = u->stack[u->sp - 1];
-    if (list->kind == TSD__V_OBJECT)
-      return object_extend(u, list, TSD__V_LIST, base, top);
-    if (list->kind != TSD__V_LIST)
-      return tsd__pk_fail(u, TSD_ERR_FORMAT, "APPENDS to a %s, not a list",
-                          tsd__pk_kind_name(list));
-    TRY(tsd__pk_check_mutable(u, list));
-    return seq_extend(u, list, base, top);
-  }
-  case 's': { /* SETITEM */
-    TRY(need(u, 3));
-    tsd__value *d = u->stack[u->sp - 3];
-    if (d->kind == TSD__V_OBJECT) {
-      TRY(object_extend(u, d, TSD__V_DICT, u->sp - 2, u->sp));
-      u->sp -= 2;
-      return TSD_OK;
-    }
-    if (d->kind != TSD__V_DICT)
-      return tsd__pk_fail(u, TSD_ERR_FORMAT, "SETITEM on a %s, not a dict",
-                          tsd__pk_kind_name(d));
-    TRY(tsd__pk_check_mutable(u, d));
-    TRY(dict_extend(u, d, u->sp - 2, u->sp));
-    u->sp -= 2;
-    return TSD_OK;
-  }
-  case 'u': { /* SETITEMS */
-    TRY(pop_mark(u, &base));
-    size_t top = u->sp;
-    u->sp = base;
-    TRY(need(u, 1));
-    tsd__value *d = u->stack[u->sp - 1];
-    if (d->kind == TSD__V_OBJECT)
-      return object_extend(u, d, TSD__V_DICT, base, top);
-    if (d->kind != TSD__V_DICT)
-      return tsd__pk_fail(u, TSD_ERR_FORMAT, "SETITEMS on a %s, not a dict",
-                          tsd__pk_kind_name(d));
-    TRY(tsd__pk_check_mutable(u, d));
-    return dict_extend(u, d, base, top);
-  }
-  case 'R': { /* REDUCE */
+  case OP_APPEND:
+    return op_add(u, TSD__V_LIST, 1);
+  case OP_APPENDS:
+    return op_add(u, TSD__V_LIST, 0);
+  case OP_SETITEM:
+    return op_add(u, TSD__V_DICT, 2);
+  case OP_SETITEMS:
+    return op_add(u, TSD__V_DICT, 0);
+  case OP_REDUCE: {
     TRY(need(u, 2));
     TRY(tsd__pk_reduce(u, u->stack[u->sp - 2], u->stack[u->sp - 1], &v));
     u->sp -= 2;
     return push(u, v);
   }
-  case 0x81: { /* NEWOBJ: cls.__new__(cls, *args) */
+  case OP_NEWOBJ: { /* cls.__new__(cls, *args) */
     TRY(need(u, 2));
     TRY(tsd__pk_newobj(u, u->stack[u->sp - 2], u->stack[u->sp - 1], NULL, &v));
     u->sp -= 2;
     return push(u, v);
   }
-  case 0x92: { /* NEWOBJ_EX: cls.__new__(cls, *args, **kwargs) */
+  case OP_NEWOBJ_EX: { /* cls.__new__(cls, *args, **kwargs) */
     TRY(need(u, 3));
     TRY(tsd__pk_newobj(u, u->stack[u->sp - 3], u->stack[u->sp - 2],
                        u->stack[u->sp - 1], &v));
     u->sp -= 3;
     return push(u, v);
   }
-  case 'b': /* BUILD */
+  case OP_BUILD:
     TRY(need(u, 2));
     u->sp--;
     return tsd__pk_build(u, u->stack[u->sp - 1], u->stack[u->sp]);
-  case 'Q': { /* BINPERSID */
+  case OP_BINPERSID: {
     TRY(need(u, 1));
-    if (!u->persistent)
-      return tsd__pk_fail(u, TSD_ERR_FORMAT,
-                          "persistent id where none is allowed");
-    tsd__value *pid = u->stack[u->sp - 1];
-    tsd_status st = u->persistent(u->pctx, pid, &v);
-    if (st != TSD_OK) {
-      tsd__err_prefix("%s: offset %zu (BINPERSID)", u->what, u->op_off);
-      return st;
-    }
+    TRY(op_persid(u, u->stack[u->sp - 1], &v));
     u->stack[u->sp - 1] = v;
     return TSD_OK;
   }
-  case 'N':
+  case OP_NONE:
     return push(u, u->v_none);
-  case 0x88:
+  case OP_NEWTRUE:
     return push(u, u->v_true);
-  case 0x89:
+  case OP_NEWFALSE:
     return push(u, u->v_false);
-  case 'J':
+  case OP_BININT:
     TRY(take_le(u, 4, &x));
     TRY(tsd__pk_int(u, (int64_t)(int32_t)(uint32_t)x, &v));
     return push(u, v);
-  case 'K':
+  case OP_BININT1:
     TRY(take_le(u, 1, &x));
     TRY(tsd__pk_int(u, (int64_t)x, &v));
     return push(u, v);
-  case 'M':
+  case OP_BININT2:
     TRY(take_le(u, 2, &x));
     TRY(tsd__pk_int(u, (int64_t)x, &v));
     return push(u, v);
-  case 0x8a:   /* LONG1 */
-  case 0x8b: { /* LONG4 */
-    TRY(take_le(u, u->op == 0x8a ? 1 : 4, &x));
-    if (u->op == 0x8b && (x & 0x80000000u))
-      return tsd__pk_fail(u, TSD_ERR_FORMAT, "negative LONG4 length");
-    if (x > u->len - u->pos) {
-      u->truncated = true;
-      return tsd__pk_fail(
-          u, TSD_ERR_FORMAT,
-          "integer of %llu bytes exceeds the %zu byte(s) that remain",
-          (unsigned long long)x, u->len - u->pos);
-    }
-    TRY(take(u, (size_t)x, &p));
-    TRY(make_long(u, p, (size_t)x, &v));
-    return push(u, v);
-  }
-  case 'G': { /* BINFLOAT: big-endian double */
+  case OP_LONG1:
+  case OP_LONG4:
+    return op_long(u);
+  case OP_BINFLOAT: { /* big-endian double */
     TRY(take(u, 8, &p));
     uint64_t bits = 0;
     for (int i = 0; i < 8; i++)
@@ -1060,34 +1007,34 @@ static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
     memcpy(&v->u.f, &bits, sizeof bits);
     return push(u, v);
   }
-  case 0x8c:
+  case OP_SHORT_BINUNICODE:
     return op_string(u, 1, true, false);
-  case 'X':
+  case OP_BINUNICODE:
     return op_string(u, 4, true, false);
-  case 0x8d:
+  case OP_BINUNICODE8:
     return op_string(u, 8, true, false);
   /* torch.load decodes Python 2 str with encoding='utf-8' */
-  case 'U':
+  case OP_SHORT_BINSTRING:
     return op_string(u, 1, true, false);
-  case 'T':
+  case OP_BINSTRING:
     return op_string(u, 4, true, true);
-  case 'C':
+  case OP_SHORT_BINBYTES:
     return op_string(u, 1, false, false);
-  case 'B':
+  case OP_BINBYTES:
     return op_string(u, 4, false, false);
-  case 0x8e:
+  case OP_BINBYTES8:
     return op_string(u, 8, false, false);
-  case 0x96:
+  case OP_BYTEARRAY8:
     return op_string(u, 8, false, false);
-  case 'I':
+  case OP_INT:
     return op_text_int(u, false);
-  case 'L':
+  case OP_LONG:
     return op_text_int(u, true);
-  case 'F':
+  case OP_FLOAT:
     return op_text_float(u);
-  case 'V':
+  case OP_UNICODE:
     return op_text_unicode(u);
-  case 'i': { /* INST: MARK args... "module\nname\n": cls(*args) */
+  case OP_INST: { /* MARK args... "module\nname\n": cls(*args) */
     tsd__value *cls = NULL;
     TRY(op_global_text(u, &cls));
     TRY(pop_mark(u, &base));
@@ -1097,7 +1044,7 @@ static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
     TRY(tsd__pk_reduce(u, cls, v, &v));
     return push(u, v);
   }
-  case 'o': { /* OBJ: MARK cls args...: cls(*args) */
+  case OP_OBJ: { /* MARK cls args...: cls(*args) */
     TRY(pop_mark(u, &base));
     if (u->sp == base)
       return tsd__pk_fail(u, TSD_ERR_FORMAT, "OBJ without a class");
@@ -1108,20 +1055,13 @@ static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
     TRY(tsd__pk_reduce(u, cls, v, &v));
     return push(u, v);
   }
-  case 'P': { /* PERSID: the id as a text line (a str) */
+  case OP_PERSID: { /* the id as a text line (a str) */
     const char *line = NULL;
     size_t n = 0;
     TRY(take_line(u, &line, &n));
     tsd__value *pid = NULL;
     TRY(make_str(u, (const uint8_t *)line, n, true, &pid));
-    if (!u->persistent)
-      return tsd__pk_fail(u, TSD_ERR_FORMAT,
-                          "persistent id where none is allowed");
-    tsd_status st = u->persistent(u->pctx, pid, &v);
-    if (st != TSD_OK) {
-      tsd__err_prefix("%s: offset %zu (PERSID)", u->what, u->op_off);
-      return st;
-    }
+    TRY(op_persid(u, pid, &v));
     return push(u, v);
   }
   default:

@@ -79,7 +79,7 @@ static void skip_ws(jp *j) {
 
 static tsd__json *jnew(jp *j, tsd__jkind kind) {
   tsd__json *v = tsd__arena_alloc(j->arena, sizeof *v);
-  if (v) v->kind = kind;
+  if (v) v->kind = (uint8_t)kind;
   return v;
 }
 

@@ -239,7 +239,7 @@ static tsd_status np_scalar(tsd__pk *u, const tsd__value *args,
   if (b->kind != TSD__V_BYTES || b->u.s.len != dt.itemsize)
     return tsd__pk_fail(u, TSD_ERR_FORMAT,
                         "numpy scalar of %s with %zu byte(s) of data",
-                        tsd__np_code_repr(dt.code),
+                        tsd__np_code_repr((unsigned)dt.code),
                         b->kind == TSD__V_BYTES ? b->u.s.len : (size_t)0);
   uint8_t raw[8] = {0};
   load_native(raw, (const uint8_t *)b->u.s.p, dt.itemsize, dt.swap);
@@ -279,7 +279,7 @@ static tsd_status np_scalar(tsd__pk *u, const tsd__value *args,
     v->u.i = i;
   }
   }
-  v->flags |= (unsigned)dt.code << TSD__VF_NP_SHIFT;
+  v->flags = (uint16_t)(v->flags | ((unsigned)dt.code << TSD__VF_NP_SHIFT));
   *out = v;
   return TSD_OK;
 }

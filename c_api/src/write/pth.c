@@ -449,8 +449,9 @@ static tsd_status zw_finish(zw *w) {
     bool big_size = r->size >= w->zip64_at, big_off = r->offset >= w->zip64_at;
     size_t fn = strlen(r->name);
     unsigned char h[46 + 4 + 24];
-    size_t ext =
-        (big_size || big_off) ? 4 + (big_size ? 16 : 0) + (big_off ? 8 : 0) : 0;
+    size_t ext = (big_size || big_off)
+                     ? 4u + (big_size ? 16u : 0u) + (big_off ? 8u : 0u)
+                     : 0u;
     le32(h, 0x02014b50);
     le16(h + 4, ext ? 45 : 20); /* made by */
     le16(h + 6, ext ? 45 : 20); /* needed */

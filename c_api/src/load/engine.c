@@ -600,11 +600,12 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
                     "a checkpoint is read-only)");
   tsd_load_options opt = TSD_LOAD_OPTIONS_INIT;
   if (options) {
-    if (options->version < 1)
+    /* A version this library does not know has fields it would ignore. */
+    if (options->version < 1 || options->version > TSD_LOAD_OPTIONS_VERSION)
       return tsd__err(TSD_ERR_INVALID_ARG,
-                      "tsd_load: options->version is %u (use "
-                      "TSD_LOAD_OPTIONS_INIT)",
-                      options->version);
+                      "tsd_load: options->version is %u, expected 1 to %d "
+                      "(use TSD_LOAD_OPTIONS_INIT)",
+                      options->version, TSD_LOAD_OPTIONS_VERSION);
     opt.strict = options->strict;
     opt.auto_pop = options->auto_pop;
     opt.rules = options->rules;

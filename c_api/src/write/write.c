@@ -191,11 +191,11 @@ TSD_API tsd_status tsd_model_save_ex(const tsd_model *model, const char *path,
                                      const tsd_save_options *options) {
   tsd_save_options o = TSD_SAVE_OPTIONS_INIT;
   if (options) {
-    if (options->version < 1)
+    if (options->version < 1 || options->version > TSD_SAVE_OPTIONS_VERSION)
       return tsd__err(TSD_ERR_INVALID_ARG,
-                      "tsd_model_save_ex: options->version is %u (use "
-                      "TSD_SAVE_OPTIONS_INIT)",
-                      options->version);
+                      "tsd_model_save_ex: options->version is %u, expected 1 "
+                      "to %d (use TSD_SAVE_OPTIONS_INIT)",
+                      options->version, TSD_SAVE_OPTIONS_VERSION);
     o.format = options->format;
     o.fd = options->fd;
     o.temp_file = options->temp_file;

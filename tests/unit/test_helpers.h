@@ -7,7 +7,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <utility>
 #include <vector>
@@ -269,6 +272,42 @@ inline std::string temp_dir() {
   return "/tmp";
 #endif
 }
+
+inline std::string shell_quote(const std::string &s) {
+  return "'" + s + "'";
+}
+
+// What the tsd command printed and its exit status.
+struct CliOut {
+  int rc = -1;
+  std::string out, err;
+};
+
+#ifdef TSD_CLI
+// Runs `tsd ARGS` (ARGS as a shell would split them): stdout, stderr and the
+// exit status (-1 if it did not exit).
+inline CliOut run_cli(const std::string &args) {
+  static int n = 0;
+  std::string errf = temp_dir() + "/cli_err_" + std::to_string(getpid()) +
+                     "_" + std::to_string(n++);
+  std::string cmd = std::string(TSD_CLI) + " " + args + " 2>" + shell_quote(errf);
+  CliOut r;
+  FILE *p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t k;
+  while ((k = fread(buf, 1, sizeof buf, p)) > 0)
+    r.out.append(buf, k);
+  int st = pclose(p);
+  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  std::ifstream f(errf, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  r.err = ss.str();
+  remove(errf.c_str());
+  return r;
+}
+#endif
 
 // Runs `/usr/bin/python3 -c script`, returns (exit status, stdout+stderr).
 inline std::pair<int, std::string> run_python(const std::string &script) {

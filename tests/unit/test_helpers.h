@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <utility>
@@ -308,6 +309,23 @@ inline CliOut run_cli(const std::string &args) {
   return r;
 }
 #endif
+
+// A small tmpfs mounted on `dir` for the scope (a full disk for the
+// writers' tests; mounting needs root, as in CI: `mounted` says whether it
+// worked, errno why not).
+struct SmallTmpfs {
+  std::string dir;
+  bool mounted = false;
+  SmallTmpfs(const std::string &d, const char *size) : dir(d) {
+    std::string opts = std::string("size=") + size;
+    mounted = mount("tmpfs", dir.c_str(), "tmpfs", 0, opts.c_str()) == 0;
+  }
+  ~SmallTmpfs() {
+    if (mounted) umount2(dir.c_str(), MNT_DETACH);
+  }
+  SmallTmpfs(const SmallTmpfs &) = delete;
+  SmallTmpfs &operator=(const SmallTmpfs &) = delete;
+};
 
 // Runs `/usr/bin/python3 -c script`, returns (exit status, stdout+stderr).
 inline std::pair<int, std::string> run_python(const std::string &script) {

@@ -2,24 +2,36 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli_common.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#define EXIT_USAGE 2
+#include "cli_platform.h"
+
+#define EXIT_USAGE CLI_EXIT_USAGE
+
+/* The library's message without a leading C function name ("tsd_load: "):
+ * a command's user never called one. */
+static const char *user_message(const char *msg) {
+  if (strncmp(msg, "tsd_", 4)) return msg;
+  const char *p = msg + 4;
+  while ((*p >= 'a' && *p <= 'z') || *p == '_') p++;
+  return p[0] == ':' && p[1] == ' ' ? p + 2 : msg;
+}
 
 int cli_fail(const char *what, tsd_status st) {
   int ratio = st == TSD_ERR_LIMIT && strstr(tsd_last_error(), "max_output_ratio");
   /* tsd_last_error() is escaped already (TSD_ESCAPE_MESSAGE) */
-  cli_msgf(stderr, "tsd: %s: %s (%s)", what, tsd_last_error(),
-           tsd_status_name(st));
+  cli_error(st, "%s: %s (%s)", what, user_message(tsd_last_error()),
+            tsd_status_name(st));
   if (ratio)
-    fprintf(stderr, "tsd: hint: --max-output-ratio N (or inf) raises the "
-                    "bound, if you want that output\n");
+    cli_hint("--max-output-ratio N (or inf) raises the bound, if you want "
+             "that output");
   return EXIT_USAGE;
 }
 
@@ -47,19 +59,7 @@ const tsd_open_options *cli_open_options(void) {
   return &open_opts;
 }
 
-int cli_output_arg(int argc, char **argv, int *i) {
-  const char *o = argv[*i];
-  const char *val = NULL;
-  if (!strncmp(o, "--max-output-ratio=", 19))
-    val = o + 19;
-  else if (strcmp(o, "--max-output-ratio"))
-    return 0;
-  else if (*i + 1 < argc)
-    val = argv[++*i];
-  if (!val) {
-    fprintf(stderr, "tsd: --max-output-ratio needs a value\n");
-    return -1;
-  }
+int cli_output_ratio(const cli_command *cmd, const char *val) {
   if (!strcmp(val, "inf")) {
     open_opts.limits.max_output_ratio = UINT64_MAX;
     return 1;
@@ -68,24 +68,21 @@ int cli_output_arg(int argc, char **argv, int *i) {
   errno = 0;
   unsigned long long v = strtoull(val, &end, 10);
   if (errno || end == val || *end || v == 0 || val[0] == '-') {
-    fprintf(stderr,
-            "tsd: --max-output-ratio takes a positive integer or 'inf': %s\n",
-            val);
+    cli_usage(cmd, "--max-output-ratio takes a positive integer or 'inf': %s",
+              val);
     return -1;
   }
   open_opts.limits.max_output_ratio = (uint64_t)v;
   return 1;
 }
 
-int cli_same_file(const char *cmd, const char *out, const char *in) {
-  struct stat a, b;
+int cli_same_file(const char *out, const char *in) {
   if (!out || !in || !strcmp(out, "-") || !strcmp(in, "-")) return 0;
-  if (stat(out, &a) != 0 || stat(in, &b) != 0) return 0;
-  if (a.st_dev != b.st_dev || a.st_ino != b.st_ino) return 0;
-  fprintf(stderr,
-          "tsd %s: OUT %s is the input %s (the same file: a link or another "
-          "path to it); write elsewhere\n",
-          cmd, out, in);
+  if (!cli_platform_same_file(out, in)) return 0;
+  cli_error(TSD_ERR_INVALID_ARG,
+            "OUT %s is the input %s (the same file: a link or another path to "
+            "it); write elsewhere",
+            out, in);
   return 1;
 }
 
@@ -117,16 +114,26 @@ static void on_temp_file(void *user, const char *path) {
 }
 
 int cli_save(const tsd_model *model, const char *out) {
+  return cli_save_progress(model, out, NULL);
+}
+
+int cli_save_progress(const tsd_model *model, const char *out,
+                      const char *in_path) {
   tsd_save_options so = TSD_SAVE_OPTIONS_INIT;
+  cli_progress progress;
+  memset(&progress, 0, sizeof progress);
+  if (in_path) cli_progress_setup_save(&progress, &so, in_path);
   if (!strcmp(out, "-")) {
-    if (isatty(STDOUT_FILENO)) {
-      fprintf(stderr, "tsd: not writing a binary file to a terminal "
-                      "(redirect stdout, or -o FILE)\n");
-      return EXIT_USAGE;
-    }
-    fflush(stdout);
+    if (isatty(STDOUT_FILENO))
+      return cli_error(TSD_ERR_INVALID_ARG,
+                       "not writing a binary file to a terminal (redirect "
+                       "stdout, or write to a file)");
+    if (fflush(stdout) != 0)
+      return cli_error(TSD_ERR_IO, "cannot write to stdout: %s",
+                       strerror(errno));
     so.fd = STDOUT_FILENO;
     tsd_status st = tsd_model_save_ex(model, "<stdout>", &so);
+    cli_progress_end(&progress);
     return st == TSD_OK ? -1 : cli_fail("cannot write output", st);
   }
   /* The library installs no handlers; the command removes a named
@@ -139,6 +146,7 @@ int cli_save(const tsd_model *model, const char *out) {
     sigaction(save_signals[i], &sa, &old[i]);
   so.temp_file = on_temp_file;
   tsd_status st = tsd_model_save_ex(model, out, &so);
+  cli_progress_end(&progress);
   on_temp_file(NULL, NULL);
   for (size_t i = 0; i < 3; i++)
     sigaction(save_signals[i], &old[i], NULL);
@@ -154,22 +162,125 @@ static int is_torchscript_refusal(const char *msg) {
          strstr(msg, "refusing global 'torch.jit.");
 }
 
+/* stdin, read whole: one input per command may be "-". */
+static char *stdin_data;
+static size_t stdin_size;
+static int stdin_used;
+
+void cli_inputs_free(void) {
+  free(stdin_data);
+  stdin_data = NULL;
+}
+
+static int read_stdin(void) {
+  if (stdin_used)
+    return cli_error(TSD_ERR_INVALID_ARG,
+                     "only one input can be '-' (stdin)");
+  stdin_used = 1;
+  if (isatty(STDIN_FILENO))
+    return cli_error(TSD_ERR_INVALID_ARG,
+                     "not reading a checkpoint from a terminal (redirect "
+                     "stdin, or name a file)");
+  size_t cap = 1 << 16;
+  stdin_data = malloc(cap);
+  if (!stdin_data) return cli_error(TSD_ERR_NOMEM, "out of memory");
+  for (;;) {
+    if (stdin_size == cap) {
+      char *p = cap < SIZE_MAX / 2 ? realloc(stdin_data, cap * 2) : NULL;
+      if (!p)
+        return cli_error(TSD_ERR_NOMEM, "out of memory reading stdin (%zu "
+                                        "bytes so far)",
+                         stdin_size);
+      stdin_data = p;
+      cap *= 2;
+    }
+    ssize_t r = read(STDIN_FILENO, stdin_data + stdin_size, cap - stdin_size);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0)
+      return cli_error(TSD_ERR_IO, "cannot read stdin: %s", strerror(errno));
+    if (r == 0) break;
+    stdin_size += (size_t)r;
+  }
+  return -1;
+}
+
+/* A directory given as CHECKPOINT: a sharded checkpoint is opened by its
+ * index; name the directory's *.index.json (or its checkpoint files). */
+static int refuse_directory(const char *path) {
+  cli_error(TSD_ERR_IO, "%s is a directory, not a checkpoint file", path);
+  DIR *d = opendir(path);
+  if (!d) return EXIT_USAGE;
+  char found[3][1024];
+  size_t n = 0, n_other = 0;
+  char other[3][1024];
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    size_t len = strlen(e->d_name);
+    static const char *const exts[] = {".pth", ".pt", ".bin", ".safetensors",
+                                       ".ckpt"};
+    if (len > 11 && !strcmp(e->d_name + len - 11, ".index.json")) {
+      if (n < 3)
+        snprintf(found[n], sizeof found[n], "%s/%s", path, e->d_name);
+      n++;
+      continue;
+    }
+    for (size_t k = 0; k < sizeof exts / sizeof *exts; k++) {
+      size_t el = strlen(exts[k]);
+      if (len > el && !strcmp(e->d_name + len - el, exts[k])) {
+        if (n_other < 3)
+          snprintf(other[n_other], sizeof other[n_other], "%s/%s", path,
+                   e->d_name);
+        n_other++;
+        break;
+      }
+    }
+  }
+  closedir(d);
+  if (n == 1)
+    cli_hint("a sharded checkpoint is opened by its index: %s", found[0]);
+  else if (n > 1)
+    cli_hint("a sharded checkpoint is opened by its index: %s, %s%s",
+             found[0], found[1], n > 2 ? ", ..." : "");
+  else if (n_other == 1)
+    cli_hint("name the checkpoint file: %s", other[0]);
+  else if (n_other > 1)
+    cli_hint("name one checkpoint file: %s, %s%s", other[0], other[1],
+             n_other > 2 ? ", ..." : "");
+  return EXIT_USAGE;
+}
+
 int cli_open_checkpoint(tsd_checkpoint **out, const char *path,
                         int torchscript) {
-  tsd_status st = torchscript
-                      ? tsd_checkpoint_open_torchscript(out, path)
-                      : tsd_checkpoint_open(out, path, cli_open_options());
+  *out = NULL;
+  struct stat sb;
+  int from_stdin = !strcmp(path, "-");
+  if (!from_stdin && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+    return refuse_directory(path);
+  if (from_stdin && torchscript)
+    return cli_error(TSD_ERR_INVALID_ARG,
+                     "--torchscript-checkpoint reads a file, not stdin");
+  if (from_stdin) {
+    int rc = read_stdin();
+    if (rc >= 0) return rc;
+  }
+  tsd_status st =
+      torchscript ? tsd_checkpoint_open_torchscript(out, path)
+      : from_stdin
+          ? tsd_checkpoint_open_memory(out, stdin_data, stdin_size,
+                                       cli_open_options())
+          : tsd_checkpoint_open(out, path, cli_open_options());
   if (st == TSD_OK) {
     /* A TorchScript archive's data.pkl reads as inert module objects
      * (`__torch__.Net` placeholders), which hold no state dict to work on. */
     const char *cls = tsd_checkpoint_root_class(*out);
     if (torchscript || !cls || strncmp(cls, "__torch__.", 10) != 0) return -1;
-    fprintf(stderr,
-            "tsd: cannot read checkpoint: %s holds a TorchScript module "
-            "object ('%.200s'), not a state dict (TSD_ERR_TYPE)\n"
-            "tsd: hint: %s looks like a TorchScript archive; if you trust it, "
-            "open it with --torchscript-checkpoint\n",
-            path, cls, path);
+    cli_error(TSD_ERR_TYPE,
+              "cannot read checkpoint: %s holds a TorchScript module object "
+              "('%.200s'), not a state dict (TSD_ERR_TYPE)",
+              path, cls);
+    cli_hint("%s looks like a TorchScript archive; if you trust it, open it "
+             "with --torchscript-checkpoint",
+             path);
     tsd_checkpoint_free(*out);
     *out = NULL;
     return EXIT_USAGE;
@@ -178,52 +289,62 @@ int cli_open_checkpoint(tsd_checkpoint **out, const char *path,
   int hint = st == TSD_ERR_REFUSED && is_torchscript_refusal(tsd_last_error());
   int rc = cli_fail("cannot read checkpoint", st);
   if (hint)
-    cli_msgf(stderr,
-             "tsd: hint: %s looks like a TorchScript archive; if you trust "
-             "it, open it with --torchscript-checkpoint",
+    cli_hint("%s looks like a TorchScript archive; if you trust it, open it "
+             "with --torchscript-checkpoint",
              path);
   return rc;
 }
 
+int cli_key_not_found(const tsd_checkpoint *ck, const char *path,
+                      const char *what, const char *key) {
+  cli_error(TSD_ERR_NOT_FOUND, "%s: no key '%s' in %s", what, key, path);
+  size_t n = tsd_checkpoint_count(ck), klen = strlen(key);
+  size_t cap = klen / 4 > 2 ? klen / 4 : 2, best_d = cap + 1;
+  char best[1024] = "";
+  for (size_t i = 0; i < n; i++) {
+    tsd_entry e;
+    if (tsd_checkpoint_entry(ck, i, &e) != TSD_OK) continue;
+    size_t d = cli_edit_distance(key, klen, e.key, e.key_len,
+                                 best_d <= cap ? best_d - 1 : cap);
+    if (d < best_d) {
+      best_d = d;
+      cli_key(best, sizeof best, &e);
+      if (d == 0) break;
+    }
+  }
+  if (best[0]) cli_hint("did you mean '%s'?", best);
+  return EXIT_USAGE;
+}
+
 /* ---- remapping flags ------------------------------------------------------ */
 
-int cli_remap_arg(cli_remap *r, int argc, char **argv, int *i) {
-  const char *o = argv[*i];
-  int is_strip = !strcmp(o, "--strip-prefix");
-  int is_add = !strcmp(o, "--add-prefix");
-  int is_rename = !strcmp(o, "--rename");
-  if (!is_strip && !is_add && !is_rename) return 0;
-  if (*i + 1 >= argc) {
-    cli_msgf(stderr, "tsd: %s needs a value", o);
-    return -1;
-  }
-  const char *val = argv[++*i];
-  if (is_strip) {
+static int remap_opt(cli_remap *r, const cli_command *cmd, int id,
+                     const char *val) {
+  if (id == OPT_STRIP) {
     if (!val[0]) {
-      fprintf(stderr, "tsd: --strip-prefix needs a non-empty prefix\n");
+      cli_usage(cmd, "--strip-prefix needs a non-empty prefix");
       return -1;
     }
     if (r->n_strip == CLI_MAX_RULES) {
-      fprintf(stderr, "tsd: too many --strip-prefix\n");
+      cli_usage(cmd, "too many --strip-prefix");
       return -1;
     }
     r->strip[r->n_strip++] = val;
-  } else if (is_add) {
+  } else if (id == OPT_ADD) {
     r->add = val;
   } else {
     const char *eq = strchr(val, '=');
     if (!eq || eq == val) {
-      cli_msgf(stderr, "tsd: --rename takes OLD=NEW with a non-empty OLD: %s",
-               val);
+      cli_usage(cmd, "--rename takes OLD=NEW with a non-empty OLD: %s", val);
       return -1;
     }
     if (r->n_renames == CLI_MAX_RULES) {
-      fprintf(stderr, "tsd: too many --rename\n");
+      cli_usage(cmd, "too many --rename");
       return -1;
     }
     char *from = strndup(val, (size_t)(eq - val));
     if (!from) {
-      fprintf(stderr, "tsd: out of memory\n");
+      cli_error(TSD_ERR_NOMEM, "out of memory");
       return -1;
     }
     r->rename_from[r->n_renames] = from;
@@ -232,6 +353,43 @@ int cli_remap_arg(cli_remap *r, int argc, char **argv, int *i) {
     r->n_renames++;
   }
   return 1;
+}
+
+int cli_common_opt(cli_common_args *c, const cli_command *cmd, int id,
+                   const char *val) {
+  switch (id) {
+  case OPT_STRIP:
+  case OPT_ADD:
+  case OPT_RENAME:
+    return remap_opt(&c->remap, cmd, id, val);
+  case OPT_SELECT:
+    if (c->n_select == CLI_MAX_SELECT) {
+      cli_usage(cmd, "too many --select");
+      return -1;
+    }
+    c->selects[c->n_select++] = val;
+    return 1;
+  case OPT_RATIO:
+    return cli_output_ratio(cmd, val);
+  case OPT_TS_CKPT:
+    c->torchscript = 1;
+    return 1;
+  case OPT_JSON:
+    c->json = 1;
+    return 1;
+  case OPT_QUIET: /* taken by main before the command runs (cli_begin) */
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+void cli_common_free(cli_common_args *c) {
+  cli_remap_free(&c->remap);
+}
+
+int cli_remap_any(const cli_remap *r) {
+  return r->n_strip || r->n_renames || r->add;
 }
 
 void cli_remap_apply(const cli_remap *r, tsd_load_options *o) {
@@ -282,8 +440,7 @@ int cli_select(tsd_checkpoint *ck, const char *const *selects, size_t n,
     /* No candidate: load the dict as it is, as PyTorch would be given it. */
     if (st == TSD_OK && key) {
       path_append(path, cap, key);
-      cli_msgf(stderr,
-               "tsd: using the state dict under '%s' (--select to choose "
+      cli_note("using the state dict under '%s' (--select to choose "
                "another)",
                key);
     }
@@ -296,10 +453,15 @@ int cli_select(tsd_checkpoint *ck, const char *const *selects, size_t n,
       if (st != TSD_OK) return cli_fail("--select auto", st);
       if (key) {
         path_append(path, cap, key);
-        cli_msgf(stderr, "tsd: --select auto: using '%s'", key);
+        cli_note("--select auto: using '%s'", key);
       }
     } else {
       st = tsd_checkpoint_select(ck, selects[i]);
+      if (st == TSD_ERR_NOT_FOUND) {
+        char where[1200];
+        snprintf(where, sizeof where, "the %s", path[0] ? "selected dict" : "checkpoint");
+        return cli_key_not_found(ck, where, "--select", selects[i]);
+      }
       if (st != TSD_OK) return cli_fail("--select", st);
       path_append(path, cap, selects[i]);
     }
@@ -320,20 +482,40 @@ static int progress_cb(void *user, uint64_t done, uint64_t total) {
   int fill = pct * 40 / 100;
   for (int i = 0; i < 40; i++) bar[i] = i < fill ? '#' : '.';
   bar[40] = '\0';
-  fprintf(stderr, "\rloading [%s] %3d%%  %.1f/%.1f MB", bar, pct,
+  fprintf(stderr, "\r%s [%s] %3d%%  %.1f/%.1f MB", p->verb, bar, pct,
           (double)done / 1e6, (double)total / 1e6);
   fflush(stderr);
   return 0;
+}
+
+/* A bar is worth showing: stderr a terminal, not --quiet, a large input
+ * (stdin: its size read). */
+static int progress_wanted(const char *in_path) {
+  struct stat sb;
+  if (cli_quiet() || !isatty(STDERR_FILENO)) return 0;
+  if (!strcmp(in_path, "-"))
+    return fstat(STDIN_FILENO, &sb) == 0 && S_ISREG(sb.st_mode) &&
+           (long long)sb.st_size > PROGRESS_MIN_BYTES;
+  return stat(in_path, &sb) == 0 && (long long)sb.st_size > PROGRESS_MIN_BYTES;
 }
 
 void cli_progress_setup(cli_progress *p, tsd_load_options *o,
                         const char *ckpt_path) {
   memset(p, 0, sizeof *p);
   p->last_pct = -1;
-  struct stat sb;
-  if (!isatty(STDERR_FILENO) || stat(ckpt_path, &sb) != 0 ||
-      (long long)sb.st_size <= PROGRESS_MIN_BYTES)
-    return;
+  p->verb = "loading";
+  if (!progress_wanted(ckpt_path)) return;
+  p->active = 1;
+  o->progress = progress_cb;
+  o->progress_user = p;
+}
+
+void cli_progress_setup_save(cli_progress *p, tsd_save_options *o,
+                             const char *in_path) {
+  memset(p, 0, sizeof *p);
+  p->last_pct = -1;
+  p->verb = "writing";
+  if (!progress_wanted(in_path)) return;
   p->active = 1;
   o->progress = progress_cb;
   o->progress_user = p;
@@ -412,15 +594,119 @@ void cli_print_message(FILE *f, const tsd_report *r) {
   fputc('\n', f);
 }
 
-void cli_print_report_json(const tsd_report *r, const char *path) {
-  const char *j = tsd_report_json(r);
-  size_t n = strlen(j);
-  if (n && j[n - 1] == '}') n--; /* the new field goes after the others */
-  fwrite(j, 1, n, stdout);
-  fputs(", \"selected\": ", stdout);
-  if (path[0]) cli_json_str(stdout, path, strlen(path));
-  else fputs("null", stdout);
-  fputs("}\n", stdout);
+void cli_json_str_or_null(FILE *f, const char *s) {
+  if (s && s[0])
+    cli_json_str(f, s, strlen(s));
+  else
+    fputs("null", f);
+}
+
+void cli_shape_text(char *out, size_t cap, size_t ndim, const int64_t *shape) {
+  size_t len = (size_t)snprintf(out, cap, "[");
+  for (size_t i = 0; i < ndim && len < cap; i++)
+    len += (size_t)snprintf(out + len, cap - len, "%s%lld", i ? ", " : "",
+                            (long long)shape[i]);
+  if (len < cap) snprintf(out + len, cap - len, "]");
+}
+
+static void json_list(FILE *f, const tsd_report *r, tsd_list l) {
+  fputc('[', f);
+  for (size_t i = 0; i < tsd_report_count(r, l); i++) {
+    const char *s = tsd_report_item(r, l, i);
+    if (i) fputs(", ", f);
+    cli_json_str(f, s, strlen(s));
+  }
+  fputc(']', f);
+}
+
+static void json_mismatches(FILE *f, const tsd_report *r, tsd_list l) {
+  fputc('[', f);
+  size_t k = 0;
+  for (size_t i = 0; i < tsd_report_count(r, l); i++) {
+    tsd_mismatch mm;
+    if (tsd_report_mismatch(r, l, i, &mm) != TSD_OK) continue;
+    fputs(k++ ? ", {\"key\": " : "{\"key\": ", f);
+    cli_json_str(f, mm.key, strlen(mm.key));
+    fputs(", \"checkpoint_shape\": ", f);
+    cli_json_shape(f, mm.checkpoint_ndim, mm.checkpoint_shape);
+    fputs(", \"model_shape\": ", f);
+    cli_json_shape(f, mm.model_ndim, mm.model_shape);
+    fputc('}', f);
+  }
+  fputc(']', f);
+}
+
+void cli_print_report_json(FILE *f, const tsd_report *r, const char *path) {
+  fprintf(f, "{\"schema_version\": %d, \"ok\": %s, \"class_name\": ",
+          CLI_SCHEMA_VERSION, tsd_report_ok(r) ? "true" : "false");
+  const char *cls = tsd_report_class_name(r);
+  cli_json_str(f, cls, strlen(cls));
+  fputs(", \"matched_keys\": ", f);
+  json_list(f, r, TSD_LIST_MATCHED);
+  fputs(", \"missing_keys\": ", f);
+  json_list(f, r, TSD_LIST_MISSING);
+  fputs(", \"unexpected_keys\": ", f);
+  json_list(f, r, TSD_LIST_UNEXPECTED);
+  fputs(", \"size_mismatches\": ", f);
+  json_mismatches(f, r, TSD_LIST_MISMATCHED);
+  fputs(", \"popped_keys\": [", f);
+  for (size_t i = 0, k = 0; i < tsd_report_count(r, TSD_LIST_POPPED); i++) {
+    tsd_mismatch mm;
+    if (tsd_report_mismatch(r, TSD_LIST_POPPED, i, &mm) != TSD_OK) continue;
+    if (k++) fputs(", ", f);
+    cli_json_str(f, mm.key, strlen(mm.key));
+  }
+  fputs("], \"popped\": ", f);
+  json_mismatches(f, r, TSD_LIST_POPPED);
+  fputs(", \"error_msgs\": ", f);
+  json_list(f, r, TSD_LIST_ERRORS);
+  fputs(", \"message\": ", f);
+  const char *msg = tsd_report_message(r);
+  cli_json_str(f, msg, strlen(msg));
+  fputs(", \"selected\": ", f);
+  cli_json_str_or_null(f, path);
+  fputs("}\n", f);
+  cli_json_done();
+}
+
+/* ---- hints after a load ------------------------------------------------------ */
+
+/* The first dotted component of key, with its dot ("module."); 0 if none. */
+static size_t first_component(const char *key) {
+  const char *dot = strchr(key, '.');
+  return dot && dot != key ? (size_t)(dot - key) + 1 : 0;
+}
+
+void cli_report_hints(const tsd_report *r, const tsd_model *m,
+                      const tsd_load_options *o) {
+  size_t n_mm = tsd_report_count(r, TSD_LIST_MISMATCHED);
+  if (n_mm && !o->auto_pop)
+    cli_hint("%zu key%s differ%s in shape from the model's: --auto-pop drops "
+             "%s from the checkpoint and loads the rest (tsd diff shows both "
+             "shapes)",
+             n_mm, n_mm == 1 ? "" : "s", n_mm == 1 ? "s" : "",
+             n_mm == 1 ? "it" : "them");
+  size_t n_un = tsd_report_count(r, TSD_LIST_UNEXPECTED);
+  if (!n_un) return;
+  const char *k0 = tsd_report_item(r, TSD_LIST_UNEXPECTED, 0);
+  size_t plen = first_component(k0);
+  if (!plen) return;
+  for (size_t i = 1; i < n_un; i++)
+    if (strncmp(tsd_report_item(r, TSD_LIST_UNEXPECTED, i), k0, plen))
+      return;
+  /* a prefix the model has (a submodule "model.") is no wrapper's */
+  size_t n = tsd_model_tensor_count(m);
+  for (size_t i = 0; i < n; i++) {
+    tsd_tensor_info ti;
+    if (tsd_model_tensor(m, i, &ti) == TSD_OK && !strncmp(ti.name, k0, plen))
+      return;
+  }
+  char prefix[256];
+  snprintf(prefix, sizeof prefix, "%.*s", (int)(plen < 255 ? plen : 255), k0);
+  cli_hint("%s unexpected key%s start%s with '%s', which no model key does: "
+           "--strip-prefix %s removes it",
+           n_un == 1 ? "the" : "all", n_un == 1 ? "" : "s",
+           n_un == 1 ? "s" : "", prefix, prefix);
 }
 
 /* ---- models ---------------------------------------------------------------- */
@@ -441,20 +727,81 @@ static int in_list(const char *const *list, size_t n, const char *s) {
 /* tsd_model_add_tensor takes a C string: a key holding a NUL byte
  * ('head\0.evil') would be written back cut ('head'). Refused instead,
  * naming the key escaped; 1 when refused (message printed). */
-static int refuse_nul_key(const tsd_entry *e, const char *cmd) {
+static int refuse_nul_key(const tsd_entry *e, const char *what) {
   if (!memchr(e->key, '\0', e->key_len)) return 0;
   char key[1024];
-  cli_msgf(stderr,
-           "tsd %s: key '%s' holds a NUL byte; tsd writes keys as C strings "
-           "and would cut it",
-           cmd, cli_key(key, sizeof key, e));
+  cli_error(TSD_ERR_UNSUPPORTED,
+            "%s%skey '%s' holds a NUL byte; tsd writes keys as C strings and "
+            "would cut it",
+            what ? what : "", what ? ": " : "", cli_key(key, sizeof key, e));
   return 1;
 }
 
+/* ---- --model-spec LAYOUT.json (branch model) ---- */
+
+/* Tensor memory of a layout model: zeroed, kept in m->buffers. */
+static void *layout_memory(void *user, const tsd_tensor_info *info,
+                           size_t nbytes) {
+  (void)info;
+  cli_model *m = user;
+  void **grown = realloc(m->buffers, (m->n_buffers + 1) * sizeof *grown);
+  if (!grown) return NULL;
+  m->buffers = grown;
+  void *p = calloc(1, nbytes ? nbytes : 1);
+  if (p) m->buffers[m->n_buffers++] = p;
+  return p;
+}
+
+/* A module's extra state: matched as PyTorch's set_extra_state would take
+ * it; the CLI has no object to give it to (and -o cannot write it). */
+static tsd_status layout_extra_state(void *user, const char *key,
+                                     const tsd_checkpoint *ckpt,
+                                     size_t index) {
+  (void)user, (void)key, (void)ckpt, (void)index;
+  return TSD_OK;
+}
+
+/* SPEC is a layout file (scripts/tsd_layout.py) when it is JSON whose
+ * "format" is "tsd.layout" (a sharded index, also JSON, is not). Returns
+ * -1 when built, an exit status on failure, -2 when SPEC is no layout. */
+static int build_layout(cli_model *m, const cli_model_args *a) {
+  /* Sniff without ever blocking: only a regular file (a FIFO or device
+   * goes on to tsd_checkpoint_open, which refuses it at once). */
+  int fd = open(a->spec, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  struct stat sb;
+  char head[64];
+  ssize_t got = 0;
+  if (fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
+    got = read(fd, head, sizeof head);
+  if (fd >= 0) close(fd);
+  ssize_t i = 0;
+  while (i < got && (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' ||
+                     head[i] == '\n'))
+    i++;
+  if (i >= got || head[i] != '{') return -2;
+  tsd_layout_options o = TSD_LAYOUT_OPTIONS_INIT;
+  o.memory = layout_memory;
+  o.memory_user = m;
+  o.extra_state = layout_extra_state;
+  o.class_name = a->class_name;
+  tsd_status st = tsd_model_from_layout(&m->model, a->spec, &o);
+  if (st == TSD_ERR_TYPE) return -2;
+  if (st != TSD_OK) return cli_fail("cannot build model from --model-spec", st);
+  return -1;
+}
+
 static int build_spec(cli_model *m, const cli_model_args *a) {
+  int rc = build_layout(m, a);
+  if (rc != -2) return rc;
   tsd_checkpoint *spec = NULL;
-  tsd_status st = tsd_checkpoint_open(&spec, a->spec, cli_open_options());
-  if (st != TSD_OK) return cli_fail("cannot read --model-spec", st);
+  if (!strcmp(a->spec, "-")) {
+    int rc = cli_open_checkpoint(&spec, "-", 0);
+    if (rc >= 0) return rc;
+  } else {
+    tsd_status st0 = tsd_checkpoint_open(&spec, a->spec, cli_open_options());
+    if (st0 != TSD_OK) return cli_fail("cannot read --model-spec", st0);
+  }
+  tsd_status st;
   /* The model holds every tensor of SPEC in memory: bounded by SPEC's size
    * (an expanded tensor is 4 bytes in a file, GiBs in memory). */
   st = tsd_checkpoint_output_bytes(spec, NULL);
@@ -474,27 +821,27 @@ static int build_spec(cli_model *m, const cli_model_args *a) {
   m->buffers = calloc(n ? n : 1, sizeof *m->buffers);
   if (!m->buffers) {
     tsd_checkpoint_free(spec);
-    fprintf(stderr, "tsd: out of memory\n");
-    return EXIT_USAGE;
+    return cli_error(TSD_ERR_NOMEM, "out of memory");
   }
   for (size_t i = 0; i < n && st == TSD_OK; i++) {
     tsd_entry e;
     st = tsd_checkpoint_entry(spec, i, &e);
     if (st != TSD_OK) break;
-    if (e.kind != TSD_KIND_TENSOR || refuse_nul_key(&e, "load --model-spec")) {
+    if (e.kind != TSD_KIND_TENSOR || refuse_nul_key(&e, "--model-spec")) {
       char key[1024];
       if (e.kind != TSD_KIND_TENSOR)
-        cli_msgf(stderr, "tsd: --model-spec: entry '%s' is not a tensor (%s)",
-                 cli_key(key, sizeof key, &e), e.type_repr);
+        cli_error(TSD_ERR_TYPE, "--model-spec: entry '%s' is not a tensor (%s)",
+                  cli_key(key, sizeof key, &e), e.type_repr);
       tsd_checkpoint_free(spec);
       return EXIT_USAGE;
     }
     size_t nbytes = (size_t)e.numel * tsd_dtype_size(e.dtype);
     void *buf = malloc(nbytes ? nbytes : 1);
     if (!buf) {
+      char key[1024];
       tsd_checkpoint_free(spec);
-      cli_msgf(stderr, "tsd: out of memory for '%s'", e.key);
-      return EXIT_USAGE;
+      return cli_error(TSD_ERR_NOMEM, "out of memory for '%s'",
+                       cli_key(key, sizeof key, &e));
     }
     m->buffers[m->n_buffers++] = buf;
     st = tsd_checkpoint_read(spec, i, e.dtype, buf, nbytes);
@@ -531,6 +878,53 @@ static int build_spec(cli_model *m, const cli_model_args *a) {
   return -1;
 }
 
+/* 1 if path opens as a TorchScript model (read without running it). */
+static int is_torchscript(const char *path) {
+  tsd_model *m = NULL;
+  if (!strcmp(path, "-") || tsd_model_open_torchscript_state(&m, path) != TSD_OK)
+    return 0;
+  tsd_model_free(m);
+  return 1;
+}
+
+/* MODEL.pt did not open: a checkpoint given as MODEL (the model comes from
+ * --model-spec), or MODEL and CHECKPOINT swapped, are said as such. */
+static int model_open_failed(const cli_model_args *a, tsd_status st) {
+  tsd_checkpoint *ck = NULL;
+  char msg[2048];
+  snprintf(msg, sizeof msg, "%s", tsd_last_error());
+  /* only "not a TorchScript archive" (TSD_ERR_FORMAT; a build without
+   * LibTorch refuses any MODEL.pt) of a file that is a checkpoint; an
+   * archive tsd cannot read keeps its own message */
+  int plain = (st == TSD_ERR_FORMAT ||
+               (st == TSD_ERR_UNSUPPORTED && !tsd_has_torch())) &&
+              strcmp(a->model_path, "-") &&
+              !is_torchscript(a->model_path) &&
+              tsd_checkpoint_open(&ck, a->model_path, cli_open_options()) ==
+                  TSD_OK;
+  const char *cls = plain ? tsd_checkpoint_root_class(ck) : NULL;
+  if (cls && !strncmp(cls, "__torch__.", 10)) plain = 0;
+  tsd_checkpoint_free(ck);
+  if (!plain) {
+    cli_error(st, "cannot open model: %s (%s)", user_message(msg),
+              tsd_status_name(st));
+    return EXIT_USAGE;
+  }
+  cli_error(TSD_ERR_FORMAT,
+            "cannot open model: %s is a checkpoint, not a TorchScript model "
+            "(torch.jit.save output)",
+            a->model_path);
+  if (a->ckpt_path && is_torchscript(a->ckpt_path))
+    cli_hint("the arguments look swapped: the model comes first: tsd %s %s "
+             "%s",
+             cli_cmd_name(), a->ckpt_path, a->model_path);
+  else
+    cli_hint("to build the model from its tensors: --model-spec %s "
+             "--class-name NAME",
+             a->model_path);
+  return EXIT_USAGE;
+}
+
 int cli_model_build(cli_model *m, const cli_model_args *a) {
   memset(m, 0, sizeof *m);
   int rc;
@@ -542,16 +936,15 @@ int cli_model_build(cli_model *m, const cli_model_args *a) {
         a->state_only
             ? tsd_model_open_torchscript_state(&m->model, a->model_path)
             : tsd_model_open_torchscript(&m->model, a->model_path, a->device);
-    if (st != TSD_OK) return cli_fail("cannot open model", st);
+    if (st != TSD_OK) return model_open_failed(a, st);
   }
   for (size_t i = 0; i < a->n_modules; i++) {
     const char *eq = strchr(a->modules[i], '=');
     char prefix[4096];
     size_t plen = eq ? (size_t)(eq - a->modules[i]) : 0;
-    if (!eq || plen >= sizeof prefix) {
-      cli_msgf(stderr, "tsd: --module takes PREFIX=TYPE: %s", a->modules[i]);
-      return EXIT_USAGE;
-    }
+    if (!eq || plen >= sizeof prefix)
+      return cli_error(TSD_ERR_INVALID_ARG, "--module takes PREFIX=TYPE: %s",
+                       a->modules[i]);
     memcpy(prefix, a->modules[i], plen);
     prefix[plen] = '\0';
     tsd_status st = tsd_model_add_module(m->model, prefix, eq + 1, -1);
@@ -567,9 +960,8 @@ int cli_model_build(cli_model *m, const cli_model_args *a) {
 /* Builds a C-owned model that saves as the current dict: modules from
  * `_metadata` in its (pre-)order with their versions, tensors in dict
  * order with their values. */
-int cli_dict_as_model(cli_model *m, const tsd_checkpoint *ck, const char *cmd,
-                      const char *non_tensor_hint) {
-  memset(m, 0, sizeof *m);
+/* Every entry a tensor with a key a C string can hold; -1 if so. */
+static int only_tensors(const tsd_checkpoint *ck, const char *non_tensor_hint) {
   size_t n = tsd_checkpoint_count(ck);
   for (size_t i = 0; i < n; i++) {
     tsd_entry e;
@@ -577,12 +969,22 @@ int cli_dict_as_model(cli_model *m, const tsd_checkpoint *ck, const char *cmd,
     if (st != TSD_OK) return cli_fail("cannot read entry", st);
     if (e.kind != TSD_KIND_TENSOR) {
       char key[1024];
-      cli_msgf(stderr, "tsd %s: entry '%s' is a %s: %s", cmd,
-               cli_key(key, sizeof key, &e), e.type_repr, non_tensor_hint);
-      return EXIT_USAGE;
+      return cli_error(TSD_ERR_TYPE, "entry '%s' is a %s: %s",
+                       cli_key(key, sizeof key, &e), e.type_repr,
+                       non_tensor_hint);
     }
-    if (refuse_nul_key(&e, cmd)) return EXIT_USAGE;
+    if (refuse_nul_key(&e, NULL)) return EXIT_USAGE;
   }
+  return -1;
+}
+
+int cli_dict_as_model(cli_model *m, const tsd_checkpoint *ck, const char *cmd,
+                      const char *non_tensor_hint) {
+  (void)cmd;
+  memset(m, 0, sizeof *m);
+  size_t n = tsd_checkpoint_count(ck);
+  int rc = only_tensors(ck, non_tensor_hint);
+  if (rc >= 0) return rc;
   /* The tensors stay in the checkpoint: the writer streams them. */
   tsd_status st = tsd_model_from_checkpoint(&m->model, ck, "StateDict");
   if (st != TSD_OK) return cli_fail("cannot write the state dict", st);
@@ -593,12 +995,116 @@ int cli_dict_as_model(cli_model *m, const tsd_checkpoint *ck, const char *cmd,
     tsd_tensor_info ti;
     if (tsd_checkpoint_entry(ck, i, &e) == TSD_OK &&
         tsd_model_tensor(m->model, i, &ti) == TSD_OK && strcmp(e.key, ti.name)) {
-      cli_msgf(stderr,
-               "tsd %s: note: the keys are not in module order (first "
-               "difference at '%s'); OUT lists them module by module",
-               cmd, e.key);
+      cli_note("note: the keys are not in module order (first difference "
+               "at '%s'); OUT lists them module by module",
+               e.key);
       break;
     }
   }
   return -1;
+}
+
+int cli_dict_as_model_remapped(cli_model *m, const tsd_checkpoint *ck,
+                               const cli_remap *r, const char *cmd,
+                               const char *non_tensor_hint) {
+  (void)cmd;
+  memset(m, 0, sizeof *m);
+  int rc = only_tensors(ck, non_tensor_hint);
+  if (rc >= 0) return rc;
+  /* in memory: bounded as a --model-spec model is */
+  uint64_t total = 0;
+  tsd_status st = tsd_checkpoint_output_bytes(ck, &total);
+  if (st != TSD_OK) return cli_fail("cannot hold the tensors", st);
+  st = tsd_model_new(&m->model, "StateDict");
+  if (st != TSD_OK) return cli_fail("cannot write the state dict", st);
+  char name[4096];
+  /* modules: "m" is renamed as the key "m." would be, minus the dot */
+  size_t n_meta = tsd_checkpoint_metadata_count(ck);
+  for (size_t i = 0; i < n_meta && st == TSD_OK; i++) {
+    const char *prefix = tsd_checkpoint_metadata_prefix(ck, i);
+    if (!prefix) continue;
+    char dotted[4096];
+    snprintf(dotted, sizeof dotted, "%s%s", prefix, prefix[0] ? "." : "");
+    cli_remap_name(r, dotted, name, sizeof name);
+    size_t len = strlen(name);
+    if (len && name[len - 1] == '.') name[len - 1] = '\0';
+    int64_t v = tsd_checkpoint_module_version(ck, prefix);
+    st = tsd_model_add_module(m->model, name, NULL, v >= 0 ? v : 1);
+  }
+  size_t n = tsd_checkpoint_count(ck);
+  m->buffers = calloc(n ? n : 1, sizeof *m->buffers);
+  if (!m->buffers) return cli_error(TSD_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; i < n && st == TSD_OK; i++) {
+    tsd_entry e;
+    st = tsd_checkpoint_entry(ck, i, &e);
+    if (st != TSD_OK) break;
+    size_t nbytes = (size_t)e.numel * tsd_dtype_size(e.dtype);
+    void *buf = malloc(nbytes ? nbytes : 1);
+    if (!buf) {
+      char key[1024];
+      return cli_error(TSD_ERR_NOMEM, "out of memory for '%s'",
+                       cli_key(key, sizeof key, &e));
+    }
+    m->buffers[m->n_buffers++] = buf;
+    st = tsd_checkpoint_read(ck, i, e.dtype, buf, nbytes);
+    if (st != TSD_OK) break;
+    cli_remap_name(r, e.key, name, sizeof name);
+    st = tsd_model_add_tensor(m->model, name, TSD_BUFFER, e.dtype, e.ndim,
+                              e.shape, buf);
+  }
+  if (st != TSD_OK) return cli_fail("cannot write the renamed state dict", st);
+  return -1;
+}
+
+/* ---- tsd pop / tsd convert ------------------------------------------------- */
+
+int cli_write_dict(const tsd_checkpoint *ck, const cli_common_args *c,
+                   const char *in, const char *out, const char *selected,
+                   const char *non_tensor_hint, const char *what,
+                   const char *const *popped, size_t n_popped) {
+  /* a pickled model (an object root) gives its rebuilt state dict */
+  tsd_kind rk = tsd_checkpoint_root_kind(ck);
+  if (rk != TSD_KIND_DICT &&
+      !(rk == TSD_KIND_OBJECT && tsd_checkpoint_count(ck) > 0))
+    return cli_error(TSD_ERR_TYPE, "%s holds no dict", in);
+  cli_model m = {0};
+  int rc = cli_remap_any(&c->remap)
+               ? cli_dict_as_model_remapped(&m, ck, &c->remap,
+                                            cli_cmd_name(), non_tensor_hint)
+               : cli_dict_as_model(&m, ck, cli_cmd_name(), non_tensor_hint);
+  int to_stdout = !strcmp(out, "-");
+  if (to_stdout) cli_set_json_out(stderr);
+  if (rc < 0) rc = cli_save_progress(m.model, out, in);
+  size_t n = strlen(out), k = strlen(".safetensors");
+  int st_out = !to_stdout && n > k && !strcmp(out + n - k, ".safetensors");
+  size_t n_tensors = m.model ? tsd_model_tensor_count(m.model) : 0;
+  cli_model_free(&m);
+  if (rc >= 0) return rc;
+  if (c->json) {
+    FILE *f = cli_json_out();
+    fprintf(f, "{\"schema_version\": %d, \"ok\": true, \"file\": ",
+            CLI_SCHEMA_VERSION);
+    cli_json_str(f, in, strlen(in));
+    fputs(", \"selected\": ", f);
+    cli_json_str_or_null(f, selected);
+    fputs(", \"output\": ", f);
+    cli_json_str(f, out, strlen(out));
+    fprintf(f, ", \"format\": \"%s\", \"tensors\": %zu",
+            st_out ? "safetensors" : "pth", n_tensors);
+    if (popped) {
+      fputs(", \"popped_keys\": [", f);
+      for (size_t i = 0; i < n_popped; i++) {
+        if (i) fputs(", ", f);
+        cli_json_str(f, popped[i], strlen(popped[i]));
+      }
+      fputc(']', f);
+    }
+    fputs("}\n", f);
+    cli_json_done();
+  } else {
+    cli_status("%swrote %s (%zu tensors, %s)", what,
+               to_stdout ? "stdout" : out, n_tensors,
+               st_out ? "safetensors" : "torch.save .pth");
+  }
+  return CLI_EXIT_OK;
 }

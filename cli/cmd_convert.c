@@ -9,11 +9,12 @@
 #include <string.h>
 
 #include "cli_common.h"
+#include "cmd.h"
 
-enum { EXIT_OK = 0, EXIT_USAGE = 2 };
+#define CONVERT_USAGE "usage: tsd convert IN OUT [options]\n"
 
 static const char *const CONVERT_HELP =
-    "usage: tsd convert IN OUT [options]\n"
+    CONVERT_USAGE
     "\n"
     "Writes IN's state dict to OUT: a safetensors file when OUT ends in\n"
     ".safetensors, otherwise a .pth that torch.load reads. IN is any\n"
@@ -32,88 +33,79 @@ static const char *const CONVERT_HELP =
     "Only tensors can be written: a state dict holding another value (an\n"
     "'epoch' int) is refused, naming the entry; --select the state dict of a\n"
     "training checkpoint. Tensors are written contiguous, in their own dtype,\n"
-    "streamed from IN a few MiB at a time (OUT '-' is a .pth).\n"
+    "streamed from IN a few MiB at a time (with a remapping option, held in\n"
+    "memory, bounded as --max-output-ratio says). IN '-' reads stdin; OUT\n"
+    "'-' writes a .pth to stdout.\n"
+    "\n"
+    "A DataParallel training checkpoint to a clean state dict:\n"
+    "  tsd convert train.pth clean.safetensors --select model \\\n"
+    "      --strip-prefix module.\n"
     "\n"
     CLI_OUT_RULES_HELP
     "\n"
-    "options:\n" CLI_SELECT_HELP CLI_OUTPUT_HELP CLI_TORCHSCRIPT_HELP "\n"
-    "exit status: 0 written, 2 bad usage, unreadable input or unwritable\n"
-    "output\n";
+    "options:\n"
+    "  --json                the result as one JSON object\n"
+    "                        (docs/json-schema.md)\n" CLI_SELECT_HELP
+    CLI_REMAP_HELP CLI_OUTPUT_HELP CLI_TORCHSCRIPT_HELP CLI_COMMON_HELP "\n"
+    "A progress bar is shown on stderr when it is a terminal and IN is\n"
+    "larger than 64 MB.\n"
+    "\n"
+    "exit status: 0 written, 2 bad usage, unreadable input or a write\n"
+    "error\n";
 
-static int usage(const char *msg, const char *arg) {
-  cli_msgf(stderr, "tsd %s: %s%s%s", "convert", msg, arg ? ": " : "",
-           arg ? arg : "");
-  fprintf(stderr, "\n%s", CONVERT_HELP);
-  return EXIT_USAGE;
-}
+static const cli_opt CONVERT_OPTS[] = {
+    {OPT_JSON, "--json", NULL, 0},
+    {OPT_QUIET, "--quiet", "-q", 0},
+    {OPT_SELECT, "--select", NULL, 1},
+    {OPT_STRIP, "--strip-prefix", NULL, 1},
+    {OPT_RENAME, "--rename", NULL, 1},
+    {OPT_ADD, "--add-prefix", NULL, 1},
+    {OPT_RATIO, "--max-output-ratio", NULL, 1},
+    {OPT_TS_CKPT, "--torchscript-checkpoint", NULL, 0},
+    {OPT_NONE, NULL, NULL, 0}};
 
-int cmd_convert(int argc, char **argv);
-int cmd_convert(int argc, char **argv) {
+static int run_convert(const cli_command *cmd, int argc, char **argv) {
+  static cli_common_args c; /* large; one per process */
+  memset(&c, 0, sizeof c);
   const char *in = NULL, *out = NULL;
-  const char *selects[CLI_MAX_SELECT];
-  size_t n_select = 0;
-  int rc = -1, torchscript = 0;
-  for (int i = 0; i < argc && rc < 0; i++) {
-    const char *o = argv[i];
-    int out_arg = cli_output_arg(argc, argv, &i);
-    if (out_arg < 0) {
-      rc = EXIT_USAGE;
-    } else if (out_arg) {
-      continue;
-    } else if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-      fputs(CONVERT_HELP, stdout);
-      rc = EXIT_OK;
-    } else if (!strcmp(o, "--torchscript-checkpoint")) {
-      torchscript = 1;
-    } else if (!strcmp(o, "--select")) {
-      if (i + 1 >= argc)
-        rc = usage("--select needs a key", NULL);
-      else if (n_select == CLI_MAX_SELECT)
-        rc = usage("too many --select", NULL);
+  int rc = CLI_GO_ON;
+  cli_parser p;
+  cli_parser_init(&p, cmd, argc, argv);
+  for (int id; rc < 0 && (id = cli_next(&p)) != CLI_END;) {
+    if (id == CLI_HELP) {
+      rc = CLI_EXIT_OK;
+    } else if (id == CLI_BAD) {
+      rc = CLI_EXIT_USAGE;
+    } else if (id == CLI_ARG) {
+      if (!in)
+        in = p.value;
+      else if (!out)
+        out = p.value;
       else
-        selects[n_select++] = argv[++i];
-    } else if (o[0] == '-' && o[1]) {
-      rc = usage("unknown option", o);
-    } else if (!in) {
-      in = o;
-    } else if (!out) {
-      out = o;
-    } else {
-      rc = usage("too many arguments", o);
+        rc = cli_usage(cmd, "too many arguments: '%s'", p.value);
+    } else if (cli_common_opt(&c, cmd, id, p.value) < 0) {
+      rc = CLI_EXIT_USAGE;
     }
   }
-  if (rc < 0 && (!in || !out)) rc = usage("needs IN and OUT", NULL);
-  if (rc < 0 && (!strcmp(in, out) || cli_same_file("convert", out, in)))
-    rc = usage("OUT must differ from IN", out);
-  if (rc >= 0) return rc;
+  if (rc < 0 && (!in || !out)) rc = cli_usage(cmd, "needs IN and OUT");
+  if (rc < 0 && strcmp(in, "-") && !strcmp(in, out))
+    rc = cli_usage(cmd, "OUT must differ from IN: %s", out);
+  if (rc < 0 && cli_same_file(out, in)) rc = CLI_EXIT_USAGE;
 
   tsd_checkpoint *ck = NULL;
-  cli_model m = {0};
-  char selected[1024];
-  rc = cli_open_checkpoint(&ck, in, torchscript);
-  if (rc < 0) rc = cli_select(ck, selects, n_select, selected, sizeof selected);
-  /* a pickled model (an object root) gives its rebuilt state dict */
-  if (rc < 0 && tsd_checkpoint_root_kind(ck) != TSD_KIND_DICT &&
-      !(tsd_checkpoint_root_kind(ck) == TSD_KIND_OBJECT &&
-        tsd_checkpoint_count(ck) > 0)) {
-    cli_msgf(stderr, "tsd convert: %s holds no dict", in);
-    rc = EXIT_USAGE;
-  }
+  char selected[1024] = "";
+  if (rc < 0) rc = cli_open_checkpoint(&ck, in, c.torchscript);
+  if (rc < 0) rc = cli_select(ck, c.selects, c.n_select, selected, sizeof selected);
   if (rc < 0)
-    rc = cli_dict_as_model(&m, ck, "convert",
-                           "only tensors can be written (--select the state "
-                           "dict inside a training checkpoint)");
-  if (rc < 0) rc = cli_save(m.model, out);
-  if (rc < 0) {
-    size_t n = strlen(out), k = strlen(".safetensors");
-    int st_out = n > k && !strcmp(out + n - k, ".safetensors");
-    /* the status line goes where the data does not */
-    cli_msgf(strcmp(out, "-") ? stdout : stderr, "wrote %s (%zu tensors, %s)",
-             out, tsd_checkpoint_count(ck),
-             st_out ? "safetensors" : "torch.save .pth");
-    rc = EXIT_OK;
-  }
-  cli_model_free(&m);
+    rc = cli_write_dict(ck, &c, in, out, selected,
+                        "only tensors can be written (--select the state dict "
+                        "inside a training checkpoint)",
+                        "", NULL, 0);
   tsd_checkpoint_free(ck);
+  cli_common_free(&c);
   return rc;
 }
+
+const cli_command cli_cmd_convert = {
+    "convert", CONVERT_USAGE, CONVERT_HELP, CONVERT_OPTS, run_convert,
+    "rewrite a checkpoint as .pth or .safetensors"};

@@ -5,52 +5,57 @@
 #include <string.h>
 
 #include "cli_common.h"
+#include "cmd.h"
 
-enum { EXIT_WOULD_LOAD = 0, EXIT_WOULD_RAISE = 1, EXIT_USAGE = 2 };
+#define DIFF_USAGE                                                           \
+  "usage: tsd diff MODEL.pt CHECKPOINT [options]\n"                          \
+  "       tsd diff --model-spec SPEC --class-name NAME CHECKPOINT "         \
+  "[options]\n"
+
+/* cmd_load.c */
+int cli_model_opt(cli_model_args *m, tsd_load_options *o,
+                  const cli_command *cmd, int id, const char *val);
+const char *cli_model_positionals(cli_model_args *m, const cli_command *cmd,
+                                  const char *const *pos, size_t n_pos);
+int cli_model_open(cli_model *sm, cli_model_args *m, const char *ckpt);
 
 static const char *const DIFF_HELP =
-    "usage: tsd diff MODEL.pt CHECKPOINT [options]\n"
-    "       tsd diff --model-spec SPEC CHECKPOINT [options]\n"
+    DIFF_USAGE
     "\n"
     "Shows, before loading anything, how CHECKPOINT's keys meet the model's:\n"
     "matched, missing (in the model, not in the checkpoint), unexpected (in\n"
     "the checkpoint, not in the model), shape mismatches, and any other\n"
     "error load_state_dict would raise. Exit status 0 when a strict load\n"
-    "would succeed, 1 when it would raise, 2 for bad usage or input.\n"
+    "(with --non-strict: a non-strict one) would succeed, 1 when it would\n"
+    "raise, 2 for bad usage, bad input or a write error.\n"
     "MODEL.pt (a TorchScript archive) is read without running any of its\n"
     "code and without LibTorch: its modules, parameters and buffers come\n"
     "from its data.pkl and its classes' declarations.\n"
     "\n"
     "options:\n"
-    "  --json                one JSON object: ok, matched_keys, missing_keys,\n"
-    "                        unexpected_keys, size_mismatches, popped,\n"
-    "                        error_msgs, message, selected\n"
+    "  --json                one JSON object, the same as tsd load --json's\n"
+    "                        (docs/json-schema.md): schema_version, ok,\n"
+    "                        class_name, matched_keys, missing_keys,\n"
+    "                        unexpected_keys, size_mismatches, popped_keys,\n"
+    "                        popped, error_msgs, message, selected\n"
+    "  --non-strict          what a load with strict=False would do\n"
     "  --all                 list matched keys in the table too (by default\n"
     "                        only their count)\n"
     "  --auto-pop            as tsd load --auto-pop (popped keys are then\n"
     "                        missing)\n" CLI_SELECT_HELP CLI_REMAP_HELP
-    "  --class-name NAME     the model's class name in messages (default\n"
-    "                        Model; --model-spec only)\n"
+    "  --class-name NAME     the model's class name in PyTorch's messages\n"
+    "                        (required with --model-spec, as in tsd load)\n"
     "  --rules 1.13|2        PyTorch edge rules (default 1.13)\n"
     "  --device DEV          accepted and ignored (nothing is loaded)\n"
     CLI_TORCHSCRIPT_HELP
     "  --module PREFIX=TYPE  declare a module's PyTorch class (see tsd load)\n"
-    "  --non-persistent NAME the model's buffer NAME is not persistent\n";
+    "  --non-persistent NAME the model's buffer NAME is not persistent\n"
+    CLI_OUTPUT_HELP CLI_COMMON_HELP
+    "\n"
+    "exit status: 0 the load would succeed, 1 it would raise, 2 bad usage,\n"
+    "bad input or a write error\n";
 
-static int usage(const char *msg, const char *arg) {
-  cli_msgf(stderr, "tsd diff: %s%s%s", msg, arg ? ": " : "", arg ? arg : "");
-  fprintf(stderr, "\n%s", DIFF_HELP);
-  return EXIT_USAGE;
-}
-
-static void shape_text(char *out, size_t cap, size_t ndim,
-                       const int64_t *shape) {
-  size_t len = (size_t)snprintf(out, cap, "[");
-  for (size_t i = 0; i < ndim && len < cap; i++)
-    len += (size_t)snprintf(out + len, cap - len, "%s%lld", i ? ", " : "",
-                            (long long)shape[i]);
-  if (len < cap) snprintf(out + len, cap - len, "]");
-}
+#define shape_text cli_shape_text
 
 /* The model tensor's shape by name, as text ("" if not a model tensor). */
 static void model_shape(const tsd_model *m, const char *name, char *out,
@@ -89,55 +94,6 @@ typedef struct row {
   char ck[256], model[256];
 } row;
 
-static void print_list_json(const tsd_report *r, tsd_list l) {
-  fputc('[', stdout);
-  for (size_t i = 0; i < tsd_report_count(r, l); i++) {
-    const char *s = tsd_report_item(r, l, i);
-    if (i) fputs(", ", stdout);
-    cli_json_str(stdout, s, strlen(s));
-  }
-  fputc(']', stdout);
-}
-
-static void print_mismatches_json(const tsd_report *r, tsd_list l) {
-  fputc('[', stdout);
-  for (size_t i = 0; i < tsd_report_count(r, l); i++) {
-    tsd_mismatch mm;
-    if (tsd_report_mismatch(r, l, i, &mm) != TSD_OK) continue;
-    fputs(i ? ", {\"key\": " : "{\"key\": ", stdout);
-    cli_json_str(stdout, mm.key, strlen(mm.key));
-    fputs(", \"checkpoint_shape\": ", stdout);
-    cli_json_shape(stdout, mm.checkpoint_ndim, mm.checkpoint_shape);
-    fputs(", \"model_shape\": ", stdout);
-    cli_json_shape(stdout, mm.model_ndim, mm.model_shape);
-    fputc('}', stdout);
-  }
-  fputc(']', stdout);
-}
-
-static void print_json(const tsd_report *r, const char *selected) {
-  printf("{\"ok\": %s, \"matched_keys\": ",
-         tsd_report_ok(r) ? "true" : "false");
-  print_list_json(r, TSD_LIST_MATCHED);
-  fputs(", \"missing_keys\": ", stdout);
-  print_list_json(r, TSD_LIST_MISSING);
-  fputs(", \"unexpected_keys\": ", stdout);
-  print_list_json(r, TSD_LIST_UNEXPECTED);
-  fputs(", \"size_mismatches\": ", stdout);
-  print_mismatches_json(r, TSD_LIST_MISMATCHED);
-  fputs(", \"popped\": ", stdout);
-  print_mismatches_json(r, TSD_LIST_POPPED);
-  fputs(", \"error_msgs\": ", stdout);
-  print_list_json(r, TSD_LIST_ERRORS);
-  fputs(", \"message\": ", stdout);
-  const char *msg = tsd_report_message(r);
-  cli_json_str(stdout, msg, strlen(msg));
-  fputs(", \"selected\": ", stdout);
-  if (selected[0]) cli_json_str(stdout, selected, strlen(selected));
-  else fputs("null", stdout);
-  fputs("}\n", stdout);
-}
-
 /* Lines of error_msgs that are not a size mismatch or the strict
  * Missing/Unexpected summaries (non-tensor values, InstanceNorm stats...). */
 static int is_other_error(const char *s) {
@@ -148,7 +104,7 @@ static int is_other_error(const char *s) {
 
 static void print_table(const tsd_report *r, const tsd_model *m,
                         const tsd_checkpoint *ck, const cli_remap *remap,
-                        int all) {
+                        int all, int strict) {
   size_t n_match = tsd_report_count(r, TSD_LIST_MATCHED);
   size_t n_miss = tsd_report_count(r, TSD_LIST_MISSING);
   size_t n_unexp = tsd_report_count(r, TSD_LIST_UNEXPECTED);
@@ -157,7 +113,7 @@ static void print_table(const tsd_report *r, const tsd_model *m,
   size_t cap = (all ? n_match : 0) + n_miss + n_unexp + n_mm + n_pop;
   row *rows = calloc(cap ? cap : 1, sizeof *rows);
   if (!rows) {
-    fprintf(stderr, "tsd: out of memory\n");
+    cli_error(TSD_ERR_NOMEM, "out of memory");
     return;
   }
   size_t n = 0;
@@ -224,112 +180,101 @@ static void print_table(const tsd_report *r, const tsd_model *m,
   printf("%zu matched, %zu missing, %zu unexpected, %zu shape mismatches",
          n_match, n_miss, n_unexp, n_mm);
   if (n_pop) printf(", %zu popped", n_pop);
-  printf(": a strict load would %s\n",
+  printf(": a %s load would %s\n", strict ? "strict" : "non-strict",
          tsd_report_ok(r) ? "succeed" : "raise");
   free(rows);
 }
 
-int cmd_diff(int argc, char **argv);
-int cmd_diff(int argc, char **argv) {
+static const cli_opt DIFF_OPTS[] = {
+    {OPT_MODEL_SPEC, "--model-spec", NULL, 1},
+    {OPT_CLASS_NAME, "--class-name", NULL, 1},
+    {OPT_DEVICE, "--device", NULL, 1},
+    {OPT_MODULE, "--module", NULL, 1},
+    {OPT_NON_PERSISTENT, "--non-persistent", NULL, 1},
+    {OPT_RULES, "--rules", NULL, 1},
+    {OPT_NON_STRICT, "--non-strict", NULL, 0},
+    {OPT_AUTO_POP, "--auto-pop", NULL, 0},
+    {OPT_ALL, "--all", NULL, 0},
+    {OPT_JSON, "--json", NULL, 0},
+    {OPT_QUIET, "--quiet", "-q", 0},
+    {OPT_SELECT, "--select", NULL, 1},
+    {OPT_STRIP, "--strip-prefix", NULL, 1},
+    {OPT_RENAME, "--rename", NULL, 1},
+    {OPT_ADD, "--add-prefix", NULL, 1},
+    {OPT_RATIO, "--max-output-ratio", NULL, 1},
+    {OPT_TS_CKPT, "--torchscript-checkpoint", NULL, 0},
+    {OPT_NONE, NULL, NULL, 0}};
+
+static int run_diff(const cli_command *cmd, int argc, char **argv) {
   static cli_model_args ma; /* large; one per process */
-  static cli_remap remap;
+  static cli_common_args c;
   memset(&ma, 0, sizeof ma);
-  memset(&remap, 0, sizeof remap);
+  memset(&c, 0, sizeof c);
   tsd_load_options opts = TSD_LOAD_OPTIONS_INIT;
-  const char *selects[CLI_MAX_SELECT];
-  size_t n_select = 0;
   const char *pos[2];
   size_t n_pos = 0;
-  int json = 0, all = 0, torchscript = 0, rc = -1;
-  for (int i = 0; i < argc && rc < 0; i++) {
-    const char *o = argv[i];
-    const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-    int r = cli_remap_arg(&remap, argc, argv, &i);
-    if (r < 0) rc = EXIT_USAGE;
-    if (r) continue;
-    int takes = !strcmp(o, "--model-spec") || !strcmp(o, "--class-name") ||
-                !strcmp(o, "--select") || !strcmp(o, "--rules") ||
-                !strcmp(o, "--device") || !strcmp(o, "--module") ||
-                !strcmp(o, "--non-persistent");
-    if (takes && !val) {
-      rc = usage("option needs a value", o);
-      break;
-    }
-    if (takes) i++;
-    if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-      fputs(DIFF_HELP, stdout);
-      rc = EXIT_WOULD_LOAD;
-    } else if (!strcmp(o, "--json")) {
-      json = 1;
-    } else if (!strcmp(o, "--all")) {
+  int all = 0, rc = CLI_GO_ON;
+  cli_parser p;
+  cli_parser_init(&p, cmd, argc, argv);
+  for (int id; rc < 0 && (id = cli_next(&p)) != CLI_END;) {
+    if (id == CLI_HELP) {
+      rc = CLI_EXIT_OK;
+    } else if (id == CLI_BAD) {
+      rc = CLI_EXIT_USAGE;
+    } else if (id == CLI_ARG) {
+      if (n_pos == 2)
+        rc = cli_usage(cmd, "unexpected argument '%s'", p.value);
+      else
+        pos[n_pos++] = p.value;
+    } else if (id == OPT_ALL) {
       all = 1;
-    } else if (!strcmp(o, "--torchscript-checkpoint")) {
-      torchscript = 1;
-    } else if (!strcmp(o, "--auto-pop")) {
-      opts.auto_pop = 1;
-    } else if (!strcmp(o, "--model-spec")) {
-      ma.spec = val;
-    } else if (!strcmp(o, "--class-name")) {
-      ma.class_name = val;
-    } else if (!strcmp(o, "--device")) {
-      ma.device = val;
-    } else if (!strcmp(o, "--select")) {
-      if (n_select == CLI_MAX_SELECT) rc = usage("too many --select", NULL);
-      else selects[n_select++] = val;
-    } else if (!strcmp(o, "--rules")) {
-      if (!strcmp(val, "1.13")) opts.rules = TSD_RULES_TORCH_1_13;
-      else if (!strcmp(val, "2")) opts.rules = TSD_RULES_TORCH_2;
-      else rc = usage("--rules takes 1.13 or 2", val);
-    } else if (!strcmp(o, "--module")) {
-      if (ma.n_modules == CLI_MAX_LIST) rc = usage("too many --module", NULL);
-      else ma.modules[ma.n_modules++] = val;
-    } else if (!strcmp(o, "--non-persistent")) {
-      if (ma.n_non_persistent == CLI_MAX_LIST)
-        rc = usage("too many --non-persistent", NULL);
-      else ma.non_persistent[ma.n_non_persistent++] = val;
-    } else if (o[0] == '-' && o[1]) {
-      rc = usage("unknown option", o);
-    } else if (n_pos == 2) {
-      rc = usage("unexpected argument", o);
     } else {
-      pos[n_pos++] = o;
+      int r = cli_common_opt(&c, cmd, id, p.value);
+      if (!r) r = cli_model_opt(&ma, &opts, cmd, id, p.value);
+      if (r < 0) rc = CLI_EXIT_USAGE;
     }
   }
-  if (rc < 0 && n_pos != (ma.spec ? 1u : 2u))
-    rc = usage(ma.spec ? "--model-spec takes one CHECKPOINT"
-                       : "expected MODEL.pt CHECKPOINT",
-               NULL);
+  const char *ckpt_path = NULL;
+  if (rc < 0) {
+    ckpt_path = cli_model_positionals(&ma, cmd, pos, n_pos);
+    if (!ckpt_path) rc = CLI_EXIT_USAGE;
+  }
   if (rc >= 0) {
-    cli_remap_free(&remap);
+    cli_common_free(&c);
     return rc;
   }
-  const char *ckpt_path = ma.spec ? pos[0] : pos[1];
-  if (!ma.spec) ma.model_path = pos[0];
   ma.state_only = 1; /* a dry run: nothing of MODEL.pt runs */
 
   cli_model m;
   tsd_checkpoint *ck = NULL;
   tsd_report *report = NULL;
-  char selected[1024];
-  rc = cli_model_build(&m, &ma);
-  if (rc < 0) rc = cli_open_checkpoint(&ck, ckpt_path, torchscript);
+  char selected[1024] = "";
+  rc = cli_model_open(&m, &ma, ckpt_path);
+  if (rc < 0) rc = cli_open_checkpoint(&ck, ckpt_path, c.torchscript);
   if (rc < 0)
-    rc = cli_select(ck, selects, n_select, selected, sizeof selected);
+    rc = cli_select(ck, c.selects, c.n_select, selected, sizeof selected);
   if (rc < 0) {
-    opts.strict = 1; /* the question diff answers */
+    /* strict unless --non-strict: the question diff answers */
     opts.dry_run = 1;
-    cli_remap_apply(&remap, &opts);
+    cli_remap_apply(&c.remap, &opts);
     tsd_status st = tsd_load(&report, m.model, ck, &opts);
     if (st != TSD_OK && st != TSD_ERR_LOAD) rc = cli_fail("cannot diff", st);
   }
   if (rc < 0) {
-    if (json) print_json(report, selected);
-    else print_table(report, m.model, ck, &remap, all);
-    rc = tsd_report_ok(report) ? EXIT_WOULD_LOAD : EXIT_WOULD_RAISE;
+    if (c.json)
+      cli_print_report_json(stdout, report, selected);
+    else
+      print_table(report, m.model, ck, &c.remap, all, opts.strict);
+    cli_report_hints(report, m.model, &opts);
+    rc = tsd_report_ok(report) ? CLI_EXIT_OK : CLI_EXIT_RAISED;
   }
   tsd_report_free(report);
   tsd_checkpoint_free(ck);
   cli_model_free(&m);
-  cli_remap_free(&remap);
+  cli_common_free(&c);
   return rc;
 }
+
+const cli_command cli_cmd_diff = {
+    "diff", DIFF_USAGE, DIFF_HELP, DIFF_OPTS, run_diff,
+    "show how a checkpoint's keys meet a model's, loading nothing"};

@@ -6,11 +6,12 @@
 #include <string.h>
 
 #include "cli_common.h"
+#include "cmd.h"
 
-enum { EXIT_OK = 0, EXIT_USAGE = 2 };
+#define POP_USAGE "usage: tsd pop CHECKPOINT KEY... -o OUT [options]\n"
 
 static const char *const POP_HELP =
-    "usage: tsd pop CHECKPOINT KEY... -o OUT [options]\n"
+    POP_USAGE
     "\n"
     "Writes OUT, a .pth that torch.load reads, holding CHECKPOINT's state\n"
     "dict without the given KEYs: the other entries in their order, and the\n"
@@ -23,123 +24,109 @@ static const char *const POP_HELP =
     "(OUT then holds that state dict alone). Tensors are written contiguous,\n"
     "each in its own storage (views and shared storages are not kept), and\n"
     "nn.Parameter entries as plain tensors, as state_dict() holds them;\n"
-    "they are streamed from CHECKPOINT a few MiB at a time.\n"
+    "they are streamed from CHECKPOINT a few MiB at a time (with a\n"
+    "remapping option, held in memory, bounded as --max-output-ratio says).\n"
+    "KEYs are the dict's keys before any remapping. CHECKPOINT '-' reads\n"
+    "stdin; OUT '-' writes stdout. A KEY that starts with - comes after --.\n"
+    "\n"
+    "A DataParallel training checkpoint to a clean state dict:\n"
+    "  tsd pop train.pth optimizer_extra --missing-ok --select model \\\n"
+    "      --strip-prefix module. -o clean.pth\n"
     "\n"
     CLI_OUT_RULES_HELP
     "\n"
     "options:\n"
-    "  -o OUT                the file to write (required; may not be\n"
+    "  -o, --output OUT      the file to write (required; may not be\n"
     "                        CHECKPOINT itself)\n"
     "  --missing-ok          a KEY that is not in the state dict is not an\n"
-    "                        error\n" CLI_SELECT_HELP CLI_OUTPUT_HELP
-    CLI_TORCHSCRIPT_HELP "\n"
-    "exit status: 0 written, 2 bad usage, a KEY not found, unreadable or\n"
-    "unwritable input\n";
+    "                        error\n"
+    "  --json                the result as one JSON object\n"
+    "                        (docs/json-schema.md)\n" CLI_SELECT_HELP
+    CLI_REMAP_HELP CLI_OUTPUT_HELP CLI_TORCHSCRIPT_HELP CLI_COMMON_HELP "\n"
+    "A progress bar is shown on stderr when it is a terminal and\n"
+    "CHECKPOINT is larger than 64 MB.\n"
+    "\n"
+    "exit status: 0 written, 2 bad usage, a KEY not found, unreadable\n"
+    "input or a write error\n";
 
-static int usage(const char *msg, const char *arg) {
-  cli_msgf(stderr, "tsd %s: %s%s%s", "pop", msg, arg ? ": " : "",
-           arg ? arg : "");
-  fprintf(stderr, "\n%s", POP_HELP);
-  return EXIT_USAGE;
-}
+static const cli_opt POP_OPTS[] = {
+    {OPT_OUTPUT, "-o", "--output", 1},
+    {OPT_MISSING_OK, "--missing-ok", NULL, 0},
+    {OPT_JSON, "--json", NULL, 0},
+    {OPT_QUIET, "--quiet", "-q", 0},
+    {OPT_SELECT, "--select", NULL, 1},
+    {OPT_STRIP, "--strip-prefix", NULL, 1},
+    {OPT_RENAME, "--rename", NULL, 1},
+    {OPT_ADD, "--add-prefix", NULL, 1},
+    {OPT_RATIO, "--max-output-ratio", NULL, 1},
+    {OPT_TS_CKPT, "--torchscript-checkpoint", NULL, 0},
+    {OPT_NONE, NULL, NULL, 0}};
 
-int cmd_pop(int argc, char **argv);
-int cmd_pop(int argc, char **argv) {
+static int run_pop(const cli_command *cmd, int argc, char **argv) {
+  static cli_common_args c; /* large; one per process */
+  memset(&c, 0, sizeof c);
   const char *ckpt_path = NULL, *out = NULL;
   const char **keys = calloc((size_t)argc + 1, sizeof *keys);
-  const char *selects[CLI_MAX_SELECT];
-  size_t n_keys = 0, n_select = 0;
-  int missing_ok = 0, torchscript = 0, rc = -1;
-  if (!keys) {
-    fprintf(stderr, "tsd: out of memory\n");
-    return EXIT_USAGE;
-  }
-  for (int i = 0; i < argc && rc < 0; i++) {
-    const char *o = argv[i];
-    int out_arg = cli_output_arg(argc, argv, &i);
-    if (out_arg < 0) {
-      rc = EXIT_USAGE;
-    } else if (out_arg) {
-      continue;
-    } else if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-      fputs(POP_HELP, stdout);
-      rc = EXIT_OK;
-    } else if (!strcmp(o, "-o") || !strcmp(o, "--output")) {
-      if (i + 1 >= argc)
-        rc = usage("-o needs a file", NULL);
+  const char **popped = calloc((size_t)argc + 1, sizeof *popped);
+  size_t n_keys = 0, n_popped = 0;
+  int missing_ok = 0, rc = CLI_GO_ON;
+  if (!keys || !popped) rc = cli_error(TSD_ERR_NOMEM, "out of memory");
+  cli_parser p;
+  cli_parser_init(&p, cmd, argc, argv);
+  for (int id; rc < 0 && (id = cli_next(&p)) != CLI_END;) {
+    if (id == CLI_HELP) {
+      rc = CLI_EXIT_OK;
+    } else if (id == CLI_BAD) {
+      rc = CLI_EXIT_USAGE;
+    } else if (id == CLI_ARG) {
+      if (!ckpt_path)
+        ckpt_path = p.value;
       else
-        out = argv[++i];
-    } else if (!strcmp(o, "--torchscript-checkpoint")) {
-      torchscript = 1;
-    } else if (!strcmp(o, "--select")) {
-      if (i + 1 >= argc)
-        rc = usage("--select needs a key", NULL);
-      else if (n_select == CLI_MAX_SELECT)
-        rc = usage("too many --select", NULL);
-      else
-        selects[n_select++] = argv[++i];
-    } else if (!strcmp(o, "--missing-ok")) {
+        keys[n_keys++] = p.value;
+    } else if (id == OPT_OUTPUT) {
+      out = p.value;
+    } else if (id == OPT_MISSING_OK) {
       missing_ok = 1;
-    } else if (!strcmp(o, "--")) {
-      for (i++; i < argc; i++) {
-        if (!ckpt_path)
-          ckpt_path = argv[i];
-        else
-          keys[n_keys++] = argv[i];
-      }
-    } else if (o[0] == '-' && o[1]) {
-      rc = usage("unknown option (use -- before a KEY that starts with -)", o);
-    } else if (!ckpt_path) {
-      ckpt_path = o;
-    } else {
-      keys[n_keys++] = o;
+    } else if (cli_common_opt(&c, cmd, id, p.value) < 0) {
+      rc = CLI_EXIT_USAGE;
     }
   }
-  if (rc < 0 && !ckpt_path) rc = usage("missing CHECKPOINT", NULL);
-  if (rc < 0 && !n_keys) rc = usage("missing KEY (what to pop)", NULL);
-  if (rc < 0 && !out) rc = usage("missing -o OUT", NULL);
-  if (rc < 0 &&
-      (!strcmp(out, ckpt_path) || cli_same_file("pop", out, ckpt_path)))
-    rc = usage("OUT must differ from CHECKPOINT", out);
-  if (rc >= 0) {
-    free(keys);
-    return rc;
-  }
+  if (rc < 0 && !ckpt_path) rc = cli_usage(cmd, "missing CHECKPOINT");
+  if (rc < 0 && !n_keys) rc = cli_usage(cmd, "missing KEY (what to pop)");
+  if (rc < 0 && !out) rc = cli_usage(cmd, "missing -o OUT");
+  if (rc < 0 && strcmp(out, "-") && !strcmp(out, ckpt_path))
+    rc = cli_usage(cmd, "OUT must differ from CHECKPOINT: %s", out);
+  if (rc < 0 && cli_same_file(out, ckpt_path)) rc = CLI_EXIT_USAGE;
 
   tsd_checkpoint *ck = NULL;
-  cli_model m = {0};
-  char selected[1024];
-  tsd_status st = TSD_OK;
-  rc = cli_open_checkpoint(&ck, ckpt_path, torchscript);
-  if (rc < 0) rc = cli_select(ck, selects, n_select, selected, sizeof selected);
-  /* a pickled model (an object root) gives its rebuilt state dict */
-  if (rc < 0 && tsd_checkpoint_root_kind(ck) != TSD_KIND_DICT &&
-      !(tsd_checkpoint_root_kind(ck) == TSD_KIND_OBJECT &&
-        tsd_checkpoint_count(ck) > 0)) {
-    cli_msgf(stderr, "tsd pop: %s holds no dict", ckpt_path);
-    rc = EXIT_USAGE;
-  }
-  size_t popped = 0;
+  char selected[1024] = "";
+  if (rc < 0) rc = cli_open_checkpoint(&ck, ckpt_path, c.torchscript);
+  if (rc < 0)
+    rc = cli_select(ck, c.selects, c.n_select, selected, sizeof selected);
   for (size_t k = 0; rc < 0 && k < n_keys; k++) {
-    st = tsd_checkpoint_pop(ck, keys[k]);
+    tsd_status st = tsd_checkpoint_pop(ck, keys[k]);
     if (st == TSD_OK)
-      popped++;
-    else if (!(st == TSD_ERR_NOT_FOUND && missing_ok))
+      popped[n_popped++] = keys[k];
+    else if (st == TSD_ERR_NOT_FOUND && !missing_ok)
+      rc = cli_key_not_found(ck, ckpt_path, "cannot pop", keys[k]);
+    else if (st != TSD_ERR_NOT_FOUND)
       rc = cli_fail("cannot pop", st);
   }
-  if (rc < 0)
-    rc = cli_dict_as_model(&m, ck, "pop",
-                           "the .pth writer writes tensors only (pop it as "
-                           "well, or --select the state dict inside)");
-  if (rc < 0) rc = cli_save(m.model, out);
   if (rc < 0) {
-    cli_msgf(strcmp(out, "-") ? stdout : stderr,
-             "popped %zu key%s; wrote %s (%zu tensors)", popped,
-             popped == 1 ? "" : "s", out, tsd_checkpoint_count(ck));
-    rc = EXIT_OK;
+    char what[64];
+    snprintf(what, sizeof what, "popped %zu key%s; ", n_popped,
+             n_popped == 1 ? "" : "s");
+    rc = cli_write_dict(ck, &c, ckpt_path, out, selected,
+                        "the .pth writer writes tensors only (pop it as well, "
+                        "or --select the state dict inside)",
+                        what, popped, n_popped);
   }
-  cli_model_free(&m);
   tsd_checkpoint_free(ck);
+  cli_common_free(&c);
   free(keys);
+  free(popped);
   return rc;
 }
+
+const cli_command cli_cmd_pop = {"pop", POP_USAGE, POP_HELP, POP_OPTS, run_pop,
+                                 "write a checkpoint without some keys"};

@@ -13,7 +13,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 secs=${1:-30}
 bdir=$here/build-fuzz
-targets="zip pickle legacy load safetensors sharded write"
+targets="zip pickle legacy load safetensors sharded write layout"
 
 if ! command -v clang >/dev/null; then
   echo "fuzz: FAILED: clang is needed for libFuzzer"; exit 2
@@ -30,7 +30,7 @@ if ! { CC=clang CXX=clang++ cmake -S "$here" -B "$bdir" -DTSD_WITH_TORCH=OFF \
 fi
 
 seeds=$bdir/seeds
-if [ ! -d "$seeds/zip" ] || [ ! -d "$seeds/sharded" ]; then
+if [ ! -d "$seeds/zip" ] || [ ! -d "$seeds/sharded" ] || [ ! -d "$seeds/layout" ]; then
   (cd / && /usr/bin/python3 "$here/tests/fuzz/make_seeds.py" "$seeds") ||
     { echo "fuzz: FAILED: seed corpora (needs /usr/bin/python3 with torch)"; exit 2; }
 fi
@@ -60,6 +60,7 @@ for t in $targets; do
   # test_sharded replays them from regressions_sharded/.
   dest=tests/malformed/regressions
   [ "$t" = sharded ] && dest=tests/malformed/regressions_sharded
+  [ "$t" = layout ] && dest=tests/malformed/regressions_layout
   for f in "$art"*; do
     [ -e "$f" ] || continue
     found=$((found + 1))

@@ -3,7 +3,9 @@
 # builds tsd twice (with LibTorch, and pure C with -DTSD_WITH_TORCH=OFF) and
 # runs every test of both builds (unit, PyTorch parity, the seed sample), then
 # the robustness runs: ASan+UBSan and TSan, a bounded fuzzing run of every
-# target, valgrind on the CLI, and the installed-package downstream build.
+# target, valgrind on the CLI, and the installed-package downstream build;
+# then the cross builds (Windows x64, Linux arm64 and s390x) under their
+# emulators.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -29,6 +31,15 @@ step "valgrind on the CLI" bash scripts/valgrind_cli.sh build-c
 step "valgrind on the shim's corrupt TorchScript archives" bash scripts/valgrind_shim.sh build
 step "downstream C project against the installed package (LibTorch build)" bash scripts/downstream.sh build
 step "downstream C project against the installed package (pure C)" bash scripts/downstream.sh build-c
+
+# The other platforms (CMakePresets.json): cross-built, their unit tests run
+# under Wine / qemu-user, and the PyTorch parity suite through the emulated
+# tsd (Python torch native). scripts/cross.sh; README "Platforms".
+for p in ${TSD_CROSS_PRESETS:-windows-x64 linux-arm64 linux-s390x}; do
+  step "cross build $p (build-$p/)" bash scripts/cross.sh "$p" build
+  step "cross $p: unit tests under its emulator (ctest -L unit-emulated)" bash scripts/cross.sh "$p" unit
+  step "cross $p: PyTorch parity through the emulated tsd" bash scripts/cross.sh "$p" parity
+done
 
 [ ${#failed[@]} -eq 0 ] || echo "FAILED steps: ${failed[*]}"
 echo "steps: $passed passed, ${#failed[@]} failed"

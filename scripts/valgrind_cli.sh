@@ -24,7 +24,7 @@ run() { # expected-exit name args...
   n=$((n + 1))
   valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
     --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9 \
-    "$tsd" "$@" >"$log/$n.out" 2>"$log/$n.err"
+    "$tsd" "$@" <"${STDIN:-/dev/null}" >"$log/$n.out" 2>"$log/$n.err"
   local rc=$?
   if [ $rc -ne "$want" ]; then
     bad=$((bad + 1))
@@ -57,6 +57,16 @@ run 2 malformed-truncated load $net "$c/trunc_zip_p2_01021.bin"
 run 2 malformed-deep inspect "$c/nest_list_50k.bin"
 run 2 malformed-overflow load $net "$c/tensor_numel_overflows_64_bits.bin"
 run 2 malformed-duplicate load $net "$c/key_duplicate.bin"
+# the command's conventions: stdin, remapped writes, JSON errors, hints
+STDIN=$c/ok_zip_p2.bin run 0 inspect-stdin inspect -
+STDIN=$c/ok_zip_p2.bin run 0 load-spec-stdin load --model-spec - --class-name Net "$c/ok_zip_p5.bin"
+run 0 convert-remap convert "$c/ok_zip_p2.bin" "$log/remap.pth" --add-prefix net. --json
+run 0 pop-remap pop "$c/ok_zip_p2.bin" fc.bias -o "$log/remap2.pth" --rename fc.=head.
+run 2 json-error inspect --json "$c/trunc_zip_p2_01021.bin"
+run 2 usage-did-you-mean load --jsn
+run 2 pop-did-you-mean pop "$c/ok_zip_p2.bin" fc.bais -o "$log/never.pth"
+run 1 diff-hints diff $net "$c/valid_head_mismatch.bin"
+run 2 directory inspect "$c"
 
 if [ $bad -eq 0 ]; then
   echo "valgrind_cli: OK ($n runs, no valgrind error, no leak)"

@@ -62,12 +62,71 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "torch_host.h"
+#include "tsd_torch.hpp"
+
+// The C core is reached through the table libtsd lends (torch_host.h), never
+// by its internal symbols, which libtsd.so does not export: the names below
+// are the table's, so the code reads as if it called the C core directly.
+namespace {
+const tsd__torch_host *host() {
+  static const tsd__torch_host *const h = tsd__torch_host_get();
+  return h;
+}
+} // namespace
+#define tsd__err (host()->err)
+#define tsd__mem_calloc (host()->mem_calloc)
+#define tsd__mem_strdup (host()->mem_strdup)
+#define tsd__arena_init (host()->arena_init)
+#define tsd__arena_alloc (host()->arena_alloc)
+#define tsd__strmap_init (host()->strmap_init)
+#define tsd__convert (host()->convert)
+#define tsd__open_regular (host()->open_regular)
+#define tsd__tensor_read (host()->tensor_read)
+#define tsd__model_create (host()->model_create)
+#define tsd__model_add (host()->model_add)
+#define tsd__model_module (host()->model_module)
+#define tsd__afile_write (host()->afile_write)
+#define tsd__torchscript_check (host()->torchscript_check)
 
 namespace {
 
+// The two libraries must come from one build (torch_host.h): a table of
+// another version or layout is refused before anything of it is used but
+// its err, which keeps its place in every version.
+tsd_status check_host() {
+  const tsd__torch_host *h = host();
+  if (h->abi == TSD__TORCH_HOST_ABI && h->version == TSD_VERSION_NUMBER &&
+      h->size == sizeof(tsd__torch_host) &&
+      h->sizeof_model == sizeof(struct tsd_model) &&
+      h->sizeof_checkpoint == sizeof(struct tsd_checkpoint) &&
+      h->sizeof_value == sizeof(tsd__value) &&
+      h->sizeof_tensor == sizeof(tsd__tensor) &&
+      h->sizeof_storage == sizeof(tsd__storage) &&
+      h->sizeof_mtensor == sizeof(tsd__mtensor))
+    return TSD_OK;
+  return h->err(TSD_ERR_UNSUPPORTED,
+                "libtsd_torch %d.%d.%d was built with another libtsd than the "
+                "one in this process (version %u.%u.%u%s): install both from "
+                "one build",
+                TSD_VERSION_MAJOR, TSD_VERSION_MINOR, TSD_VERSION_PATCH,
+                h->version / 10000,
+                h->version / 100 % 100, h->version % 100,
+                h->abi == TSD__TORCH_HOST_ABI ? ", another layout" : "");
+}
+
 // The model kind's private parts: the module, and one of these per tensor
 // (tsd__mtensor.handle).
+struct ts_extra;
+
 struct ts_impl {
+  torch::jit::Module module;
+  // the modules whose class has a set_extra_state method (tsd__module's
+  // extra_user points at one of these)
+  std::vector<std::unique_ptr<ts_extra>> extras;
+};
+
+struct ts_extra {
   torch::jit::Module module;
 };
 
@@ -511,6 +570,152 @@ void ts_destroy(tsd_model *m) {
 const tsd__model_ops ts_ops = {ts_copy_in, ts_read, ts_save, ts_destroy,
                                nullptr, nullptr};
 
+// ---- set_extra_state ----------------------------------------------------------
+// Module._load_from_state_dict hands state_dict[prefix + "_extra_state"] to
+// set_extra_state. A scripted method takes typed arguments: the value (an
+// inert tsd__value tree) is converted to the type the method's schema
+// declares; what has no such conversion is refused, naming the key.
+
+struct not_convertible {
+  std::string why;
+};
+
+c10::IValue to_ivalue(const tsd_checkpoint *c, const tsd__value *v,
+                      const c10::TypePtr &want, int depth);
+
+[[noreturn]] void refuse(const tsd__value *v, const c10::TypePtr &want) {
+  const char *cls = tsd__object_class(v);
+  throw not_convertible{std::string("the scripted method takes ") +
+                        want->annotation_str() +
+                        ", the checkpoint holds " +
+                        (cls ? std::string("an object of class ") + cls
+                             : std::string(tsd__type_repr(v)))};
+}
+
+c10::IValue tensor_ivalue(const tsd_checkpoint *c, const tsd__value *v) {
+  const tsd__tensor *t = v->u.tensor;
+  if (!has_scalar(t->dtype))
+    throw not_convertible{std::string("a tensor of dtype ") +
+                          tsd_dtype_name(t->dtype) +
+                          ", which this LibTorch lacks"};
+  std::vector<int64_t> shape(t->shape, t->shape + t->ndim);
+  at::Tensor out = at::empty(shape, at::TensorOptions().dtype(scalar_of(t->dtype)));
+  if (t->numel > 0) {
+    tsd_status st = tsd__tensor_read(c, t, t->dtype, out.data_ptr(), nullptr);
+    if (st) throw not_convertible{std::string("reading the tensor: ") +
+                                  tsd_last_error()};
+  }
+  return out;
+}
+
+// The type a value has when the method takes Any: scalars and tensors.
+c10::TypePtr type_of_value(const tsd__value *v) {
+  switch (v->kind) {
+  case TSD__V_NONE: return c10::NoneType::get();
+  case TSD__V_BOOL: return c10::BoolType::get();
+  case TSD__V_INT: return c10::IntType::get();
+  case TSD__V_FLOAT: return c10::FloatType::get();
+  case TSD__V_STR: return c10::StringType::get();
+  case TSD__V_TENSOR: return c10::TensorType::get();
+  default: return nullptr;
+  }
+}
+
+c10::IValue to_ivalue(const tsd_checkpoint *c, const tsd__value *v,
+                      const c10::TypePtr &want, int depth) {
+  if (depth > 100) throw not_convertible{"the value nests too deep"};
+  switch (want->kind()) {
+  case c10::TypeKind::OptionalType:
+    if (v->kind == TSD__V_NONE) return c10::IValue();
+    return to_ivalue(c, v, want->castRaw<c10::OptionalType>()->getElementType(),
+                     depth + 1);
+  case c10::TypeKind::AnyType: {
+    c10::TypePtr t = type_of_value(v);
+    if (!t) refuse(v, want);
+    return to_ivalue(c, v, t, depth + 1);
+  }
+  case c10::TypeKind::NoneType:
+    if (v->kind == TSD__V_NONE) return c10::IValue();
+    break;
+  case c10::TypeKind::BoolType:
+    if (v->kind == TSD__V_BOOL) return c10::IValue(v->u.i != 0);
+    break;
+  case c10::TypeKind::IntType:
+    if (v->kind == TSD__V_INT || v->kind == TSD__V_BOOL)
+      return c10::IValue(int64_t(v->u.i));
+    break;
+  case c10::TypeKind::FloatType: // Python passes an int where a float goes
+    if (v->kind == TSD__V_FLOAT) return c10::IValue(v->u.f);
+    if (v->kind == TSD__V_INT) return c10::IValue(double(v->u.i));
+    break;
+  case c10::TypeKind::StringType:
+    if (v->kind == TSD__V_STR)
+      return c10::IValue(std::string(v->u.s.p, v->u.s.len));
+    break;
+  case c10::TypeKind::TensorType:
+    if (v->kind == TSD__V_TENSOR) return tensor_ivalue(c, v);
+    break;
+  case c10::TypeKind::ListType:
+    if (v->kind == TSD__V_LIST || v->kind == TSD__V_TUPLE) {
+      const c10::TypePtr &elem = want->castRaw<c10::ListType>()->getElementType();
+      c10::impl::GenericList list(elem);
+      for (size_t i = 0; i < v->u.seq.len; i++)
+        list.push_back(to_ivalue(c, v->u.seq.items[i], elem, depth + 1));
+      return list;
+    }
+    break;
+  case c10::TypeKind::TupleType:
+    if (v->kind == TSD__V_TUPLE || v->kind == TSD__V_LIST) {
+      const auto &elems = want->castRaw<c10::TupleType>()->elements();
+      if (elems.size() != v->u.seq.len) break;
+      std::vector<c10::IValue> items;
+      for (size_t i = 0; i < elems.size(); i++)
+        items.push_back(to_ivalue(c, v->u.seq.items[i], elems[i], depth + 1));
+      return c10::ivalue::Tuple::create(std::move(items));
+    }
+    break;
+  case c10::TypeKind::DictType:
+    if (v->kind == TSD__V_DICT) {
+      const auto *dt = want->castRaw<c10::DictType>();
+      c10::impl::GenericDict dict(dt->getKeyType(), dt->getValueType());
+      for (size_t i = 0; i < v->u.dict.len; i++)
+        dict.insert_or_assign(
+            to_ivalue(c, v->u.dict.keys[i], dt->getKeyType(), depth + 1),
+            to_ivalue(c, v->u.dict.vals[i], dt->getValueType(), depth + 1));
+      return dict;
+    }
+    break;
+  default:
+    break;
+  }
+  refuse(v, want);
+}
+
+tsd_status ts_set_extra(void *user, const char *key, const tsd_checkpoint *c,
+                        size_t index) {
+  auto *ex = static_cast<ts_extra *>(user);
+  const tsd__value *v = tsd__ckpt_val(c, index);
+  if (!v) return tsd__err(TSD_ERR_INVALID_ARG, "no entry %zu", index);
+  return guarded("set_extra_state of", key, [&]() -> tsd_status {
+    torch::NoGradGuard no_grad;
+    torch::jit::Method method = ex->module.get_method("set_extra_state");
+    const auto &args = method.function().getSchema().arguments();
+    if (args.size() != 2)
+      return tsd__err(TSD_ERR_UNSUPPORTED,
+                      "set_extra_state of \"%s\" takes %zu arguments, not "
+                      "one",
+                      key, args.size() ? args.size() - 1 : 0);
+    c10::IValue arg;
+    try {
+      arg = to_ivalue(c, v, args[1].type(), 0);
+    } catch (const not_convertible &e) {
+      return tsd__err(TSD_ERR_UNSUPPORTED, "%s", e.why.c_str());
+    }
+    method({std::move(arg)});
+    return TSD_OK;
+  });
+}
+
 // ---- opening --------------------------------------------------------------
 
 tsd_status add_tensor(tsd_model *m, const std::string &name,
@@ -552,9 +757,16 @@ tsd_status add_tensor(tsd_model *m, const std::string &name,
 tsd_status walk(tsd_model *m, const torch::jit::Module &mod,
                 const std::string &prefix, const char *path) {
   std::string type = class_name_of(mod);
-  tsd_status st =
-      tsd__model_module(m, prefix.c_str(), type.c_str(), -1, nullptr);
+  size_t mi = 0;
+  tsd_status st = tsd__model_module(m, prefix.c_str(), type.c_str(), -1, &mi);
   if (st) return st;
+  if (mod.find_method("set_extra_state")) {
+    // the class overrides set_extra_state (exported to TorchScript)
+    auto *impl = static_cast<ts_impl *>(m->impl);
+    impl->extras.push_back(std::make_unique<ts_extra>(ts_extra{mod}));
+    m->modules[mi].extra_fn = ts_set_extra;
+    m->modules[mi].extra_user = impl->extras.back().get();
+  }
   const c10::ClassTypePtr &cls = mod.type();
   const auto &obj = mod._ivalue();
   const size_t n = cls->numAttributes();
@@ -660,25 +872,33 @@ tsd_status check_archive(const char *path) {
   return st;
 }
 
+// A model over `module` (a handle: the model shares the module's object, so
+// a load writes the tensors the caller's own handles see). `what` names it
+// in messages (the archive's path).
+tsd_status model_of(tsd_model **out, const torch::jit::Module &module,
+                    const char *what) {
+  auto impl = std::make_unique<ts_impl>();
+  impl->module = module;
+  std::string cls = class_name_of(impl->module);
+
+  tsd_model *raw = nullptr;
+  tsd_status st =
+      tsd__model_create(&raw, cls.c_str(), &ts_ops, impl.get(), nullptr);
+  if (st) return st;
+  impl.release(); // the model owns it now: tsd_model_free -> ts_destroy
+  std::unique_ptr<tsd_model, void (*)(tsd_model *)> m(raw, tsd_model_free);
+  if ((st = walk(m.get(), static_cast<ts_impl *>(raw->impl)->module, "", what)))
+    return st;
+  *out = m.release();
+  return TSD_OK;
+}
+
 tsd_status open_impl(tsd_model **out, const char *path, const char *device) {
   c10::Device dev(c10::kCPU);
   tsd_status st = parse_device(device, &dev);
   if (st) return st;
   if ((st = check_archive(path))) return st;
-
-  auto impl = std::make_unique<ts_impl>();
-  impl->module = torch::jit::load(std::string(path), dev);
-  std::string cls = class_name_of(impl->module);
-
-  tsd_model *raw = nullptr;
-  if ((st = tsd__model_create(&raw, cls.c_str(), &ts_ops, impl.get(), nullptr)))
-    return st;
-  impl.release(); // the model owns it now: tsd_model_free -> ts_destroy
-  std::unique_ptr<tsd_model, void (*)(tsd_model *)> m(raw, tsd_model_free);
-  if ((st = walk(m.get(), static_cast<ts_impl *>(raw->impl)->module, "", path)))
-    return st;
-  *out = m.release();
-  return TSD_OK;
+  return model_of(out, torch::jit::load(std::string(path), dev), path);
 }
 
 // ---- a TorchScript archive as a checkpoint
@@ -850,19 +1070,36 @@ tsd_status ckpt_impl(tsd_checkpoint **out, const char *path) {
 
 extern "C" {
 
+// The TorchScript functions of tsd.h: libtsd_torch's, not libtsd's (the
+// pure-C build's stand-ins are shim/torchscript_stub.c).
+
 TSD_API int tsd_has_torch(void) {
   return 1;
 }
 
-// tsd_model_open_torchscript (model.c) has checked the arguments.
+// tsd_model_open_torchscript has checked the arguments.
 tsd_status tsd__torchscript_open(tsd_model **out, const char *path,
                                  const char *device) {
   return guarded("opening TorchScript archive", path,
                  [&]() { return open_impl(out, path, device); });
 }
 
+TSD_API tsd_status tsd_model_open_torchscript(tsd_model **out, const char *path,
+                                              const char *device) {
+  if (tsd_status st = check_host()) return st;
+  if (!out)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_model_open_torchscript: out is NULL");
+  *out = nullptr;
+  if (!path)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_model_open_torchscript: path is NULL");
+  return tsd__torchscript_open(out, path, device ? device : "cpu");
+}
+
 TSD_API tsd_status tsd_checkpoint_open_torchscript(tsd_checkpoint **out,
                                                    const char *path) {
+  if (tsd_status st = check_host()) return st;
   if (!out)
     return tsd__err(TSD_ERR_INVALID_ARG,
                     "tsd_checkpoint_open_torchscript: out is NULL");
@@ -872,6 +1109,44 @@ TSD_API tsd_status tsd_checkpoint_open_torchscript(tsd_checkpoint **out,
                     "tsd_checkpoint_open_torchscript: path is NULL");
   return guarded("opening TorchScript archive", path,
                  [&]() { return ckpt_impl(out, path); });
+}
+
+// shim/tsd_torch.hpp: the module behind a model, and a model over a module.
+
+TSD_API tsd_status tsd_torch_model_module(torch::jit::Module *out,
+                                          const tsd_model *model) {
+  if (tsd_status st = check_host()) return st;
+  if (!out || !model)
+    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_torch_model_module: %s is NULL",
+                    out ? "model" : "out");
+  // Only models of this library's own kind hold a module; a C-owned model
+  // or tsd_model_open_torchscript_state's read-only tree does not.
+  if (model->ops != &ts_ops || !model->impl)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_torch_model_module: model \"%s\" is not a "
+                    "TorchScript model of libtsd_torch (tsd_model_open_"
+                    "torchscript or tsd_torch_model_from_module)",
+                    model->class_name ? model->class_name : "");
+  return guarded("getting the module of", model->class_name, [&]() {
+    *out = static_cast<const ts_impl *>(model->impl)->module;
+    return TSD_OK;
+  });
+}
+
+TSD_API tsd_status tsd_torch_model_from_module(tsd_model **out,
+                                               const torch::jit::Module *module) {
+  if (tsd_status st = check_host()) return st;
+  if (!out)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_torch_model_from_module: out is NULL");
+  *out = nullptr;
+  if (!module)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_torch_model_from_module: module is NULL");
+  return guarded("using TorchScript module", "(the caller's)", [&]() {
+    std::string what = "module " + class_name_of(*module);
+    return model_of(out, *module, what.c_str());
+  });
 }
 
 } // extern "C"

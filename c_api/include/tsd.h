@@ -44,6 +44,17 @@
  *    input), changes no byte of the model. Unlike PyTorch, which copies the
  *    matching tensors before it raises.
  *  - The library never prints, never aborts, never exits.
+ *  - Libraries. Everything here is libtsd (CMake tsd::tsd, pkg-config tsd),
+ *    which never links LibTorch, except the three TorchScript functions
+ *    tsd_has_torch, tsd_model_open_torchscript and
+ *    tsd_checkpoint_open_torchscript: they are libtsd_torch's (tsd::torch,
+ *    tsd-torch), which brings LibTorch and which only programs using them
+ *    link. C++ programs find more in tsd_torch.hpp (libtsd_torch).
+ *  - Mapped checkpoints, tensor views, models bound to a checkpoint and
+ *    device-copy loads have lifetime and thread rules of their own, set out
+ *    at "Mapped views, binding, device copies, ranged reads" below: in
+ *    short, views and bound tensors are read-only and live as long as the
+ *    checkpoint, which a bound model borrows.
  */
 #ifndef TSD_H
 #define TSD_H
@@ -57,13 +68,17 @@ extern "C" {
 
 /** \def TSD_API
  * Marks a public function: exported from the shared library (visibility
- * "default" with GCC and Clang, dllexport/dllimport on Windows when
- * TSD_SHARED is defined). */
-#if defined(_WIN32) && defined(TSD_SHARED)
-#ifdef TSD_BUILDING
+ * "default" with GCC and Clang; on Windows dllexport while building tsd, and
+ * dllimport for a user of tsd.dll, who defines TSD_SHARED: the installed
+ * CMake target tsd::tsd_shared does so; a user of the static library
+ * defines nothing). */
+#if defined(_WIN32)
+#if defined(TSD_BUILDING)
 #define TSD_API __declspec(dllexport)
-#else
+#elif defined(TSD_SHARED)
 #define TSD_API __declspec(dllimport)
+#else
+#define TSD_API
 #endif
 #elif defined(__GNUC__)
 #define TSD_API __attribute__((visibility("default")))
@@ -90,8 +105,12 @@ extern "C" {
 TSD_API const char *tsd_version(void);
 /** TSD_VERSION_NUMBER of the library actually linked. */
 TSD_API int tsd_version_number(void);
-/** 1 if this build of the library can open TorchScript models (LibTorch shim
- * compiled in), 0 for the pure-C build. */
+/** 1: TorchScript models can be opened through LibTorch. Like
+ * tsd_model_open_torchscript and tsd_checkpoint_open_torchscript, this is
+ * libtsd_torch's (CMake tsd::torch, pkg-config tsd-torch), not libtsd's:
+ * libtsd never links LibTorch, and only programs using these three
+ * functions link libtsd_torch (which brings LibTorch). The pure-C build
+ * (-DTSD_WITH_TORCH=OFF) has no libtsd_torch. */
 TSD_API int tsd_has_torch(void);
 
 /* ------------------------------------------------------------------------ */
@@ -113,7 +132,8 @@ typedef enum tsd_status {
   TSD_ERR_LOAD = -10,       /**< load_state_dict raised (see the report) */
   TSD_ERR_TORCH = -11,      /**< LibTorch reported an error (shim only) */
   TSD_ERR_BUFFER = -12,     /**< a caller's buffer is too small */
-  TSD_ERR_CANCELED = -13    /**< a progress callback asked to stop */
+  TSD_ERR_CANCELED = -13,   /**< a progress callback asked to stop */
+  TSD_ERR_CALLBACK = -14    /**< a device-copy callback failed a load */
 } tsd_status;
 
 /** The message of the calling thread's last failure ("" if none). Borrowed:
@@ -268,17 +288,20 @@ typedef struct tsd_allocator {
 /** The current version of tsd_open_options. Version 1 callers (`limits`
  * only) keep working: `allocator` is read when version >= 2. Version 3
  * added tsd_limits.max_output_ratio (which moved `allocator`): a struct
- * whose version is 1 or 2 is read in its own, older layout. */
-#define TSD_OPEN_OPTIONS_VERSION 3
+ * whose version is 1 or 2 is read in its own, older layout. `flags` is
+ * read when version >= 4. */
+#define TSD_OPEN_OPTIONS_VERSION 4
 /** Options of tsd_checkpoint_open (NULL there means the defaults). */
 typedef struct tsd_open_options {
   unsigned version; /**< TSD_OPEN_OPTIONS_VERSION */
   tsd_limits limits; /**< bounds for hostile files */
   /** The checkpoint's allocator (copied), or NULL for malloc. Version 2. */
   const tsd_allocator *allocator;
+  /** TSD_OPEN_* flags (0: none). Version 4. */
+  unsigned flags;
 } tsd_open_options;
 /** Initializer of a tsd_open_options with the defaults. */
-#define TSD_OPEN_OPTIONS_INIT {TSD_OPEN_OPTIONS_VERSION, {0, 0, 0, 0}, NULL}
+#define TSD_OPEN_OPTIONS_INIT {TSD_OPEN_OPTIONS_VERSION, {0, 0, 0, 0}, NULL, 0}
 
 /** Opens a checkpoint written by torch.save (zip format, any pickle protocol
  * 2-5, ZIP64; or the legacy pre-1.6 format), a safetensors file, or (from a
@@ -309,9 +332,24 @@ typedef struct tsd_open_options {
  * Inputs by path (the checkpoint, the index, each shard) must be regular
  * files: a FIFO, device, directory or socket is TSD_ERR_IO at once, never
  * waited on. Messages about a shard (a file the caller did not name) do
- * not quote its bytes until they prove to be a checkpoint. A JSON text (a
- * safetensors header, an index) takes at most 16 bytes of memory per byte
- * + 1 MiB to parse.
+ * not quote its bytes until they prove to be a checkpoint.
+ *
+ * Memory and time, whatever the file holds: opening S bytes holds at most
+ * 24 * S + 2 MiB of memory (through the allocator; a sharded checkpoint:
+ * that for the index and for each shard), and takes time linear in S.
+ * Parsing a pickle (zip data.pkl, each pickle of the legacy format, a
+ * TorchScript archive's) takes at most 16 bytes per byte of the pickle +
+ * 1 MiB for its values and the unpickler's working arrays together, past
+ * which the open fails with TSD_ERR_LIMIT ("parsing needs more memory than
+ * the input's size justifies"); the rest is the pickle's own copy and the
+ * key index. Checkpoints that torch.save writes take 3 to 11 times their
+ * pickle (a list of ints >= 1024, the densest, about 11). A JSON text (a
+ * safetensors header, an index) takes at most 16 bytes per byte + 1 MiB.
+ * A load reads tensors in windows of a few MiB (at most 64 MiB beside the
+ * model's own tensors), so its peak is at most the model's own tensors +
+ * 66 MiB + 24 * S; what a command writes is bounded by
+ * tsd_limits.max_output_ratio. tests/unit/test_parse_memory.cc measures
+ * the densest input of each pickle construct.
  *
  * TorchScript archive (torch.jit.save output): its state dict, exactly what
  * tsd_checkpoint_open_torchscript gives (`torch.jit.load(p).state_dict()`),
@@ -328,21 +366,25 @@ TSD_API tsd_status tsd_checkpoint_open(tsd_checkpoint **out, const char *path,
                                        const tsd_open_options *options);
 
 /** Same, from memory. The bytes are borrowed, not copied: they must stay valid
- * and unchanged until tsd_checkpoint_free. */
+ * and unchanged until tsd_checkpoint_free. They need no alignment (any
+ * address will do: tensor data is read with memcpy-safe loads, never
+ * through a pointer cast); `size` is the whole file. A sharded index
+ * cannot be read from memory (its shards are files): TSD_ERR_FORMAT.
+ * Errors as tsd_checkpoint_open's, and
+ * TSD_ERR_INVALID_ARG for NULL data with a non-zero size. */
 TSD_API tsd_status tsd_checkpoint_open_memory(tsd_checkpoint **out,
                                               const void *data, size_t size,
                                               const tsd_open_options *options);
 
-/** Opens a TorchScript archive (torch.jit.save output, or a C++ program's
+/** In libtsd_torch (see tsd_has_torch). Opens a TorchScript archive
+ * (torch.jit.save output, or a C++ program's
  * `torch::save(module, path)`) as a checkpoint, through LibTorch: its dict
  * is what Python's `torch.jit.load(path).state_dict()` holds — every
  * module's parameters, then buffers (persistent or not: TorchScript keeps no
  * persistent flag), then its children, with a `_metadata` version of 1 for
  * every module. The tensors are copied to memory (CPU) and the module is
  * released before this returns. TorchScript archives are code: open only
- * files you trust. TSD_ERR_UNSUPPORTED in a build without LibTorch
- * (tsd_has_torch() == 0); otherwise the errors of
- * tsd_model_open_torchscript. */
+ * files you trust. The errors of tsd_model_open_torchscript. */
 TSD_API tsd_status tsd_checkpoint_open_torchscript(tsd_checkpoint **out,
                                                    const char *path);
 
@@ -367,7 +409,11 @@ typedef enum tsd_kind {
    * that keeps the class name (tsd_checkpoint_entry_class), the constructor
    * arguments and the pickled state as plain values. Nothing in the file is
    * ever called or imported; a load that needs it as a tensor fails naming
-   * the key and the class. */
+   * the key and the class. A pickled nn.Module's state dict is rebuilt from
+   * its `_parameters`, `_buffers` and `_modules`; what its class's own code
+   * adds (a get_extra_state's `_extra_state` key, a state_dict or
+   * _save_to_state_dict override) is not in the pickle and cannot be
+   * detected: it is absent. */
   TSD_KIND_OBJECT = 11
 } tsd_kind;
 
@@ -534,10 +580,13 @@ TSD_API tsd_status tsd_model_new(tsd_model **out, const char *class_name);
 TSD_API tsd_status tsd_model_new_ex(tsd_model **out, const char *class_name,
                                     const tsd_allocator *allocator);
 
-/** Opens a TorchScript archive (torch.jit.save output) as a model on `device`
- * ("cpu", "cuda:0", ...; NULL means "cpu"). TorchScript archives are code:
- * open only files you trust. TSD_ERR_UNSUPPORTED in a build without LibTorch;
- * TSD_ERR_TORCH for LibTorch's own failures (message kept). */
+/** In libtsd_torch (see tsd_has_torch). Opens a TorchScript archive
+ * (torch.jit.save output) as a model on `device` ("cpu", "cuda:0", ...;
+ * NULL means "cpu"). TorchScript archives are code: open only files you
+ * trust. TSD_ERR_TORCH for LibTorch's own failures (message kept);
+ * TSD_ERR_UNSUPPORTED when libtsd_torch and libtsd come from different
+ * builds. C++ programs get the loaded torch::jit::Module, or a model over a
+ * module they hold, with shim/tsd_torch.hpp. */
 TSD_API tsd_status tsd_model_open_torchscript(tsd_model **out,
                                               const char *path,
                                               const char *device);
@@ -578,7 +627,14 @@ TSD_API tsd_status tsd_model_add_tensor(tsd_model *model, const char *name,
  *  - norm layers (BatchNorm1d/2d/3d, SyncBatchNorm, InstanceNorm1d/2d/3d and
  *    their Lazy forms): the `num_batches_tracked` / running-stats rules.
  * The `_metadata` version tsd saves for a declared module is `version`
- * (pass -1 for PyTorch's default for that type: 2 for norm layers, else 1). */
+ * (pass -1 for PyTorch's default for that type: 2 for norm layers, else 1).
+ * Declaring a module again changes its type (when type_name is not NULL)
+ * and its version (when version >= 0). Works on every model kind (a
+ * TorchScript model's modules are declared at open; this overrides).
+ * Errors: TSD_ERR_INVALID_ARG (NULL model or name; an empty dotted
+ * component, "a..b"; a path through a tensor, "fc.weight.x"; a version
+ * < -1), TSD_ERR_NOMEM (the model is unchanged, but modules created on
+ * the path before the failure stay: they hold nothing and are harmless). */
 TSD_API tsd_status tsd_model_add_module(tsd_model *model, const char *name,
                                         const char *type_name,
                                         int64_t version);
@@ -603,7 +659,10 @@ typedef struct tsd_tensor_info {
   size_t ndim;          /**< number of dimensions */
   const int64_t *shape; /**< ndim elements */
   int64_t numel;        /**< number of elements */
-  void *data; /**< C-owned models: the caller's pointer; TorchScript: NULL */
+  /** C-owned models: the caller's pointer, or the read-only view a
+   * TSD_LOAD_BIND load bound the tensor to (tsd_model_tensor_borrowed),
+   * NULL for an unbacked tensor not bound; TorchScript: NULL */
+  void *data;
 } tsd_tensor_info;
 
 /** Number of tensors of the model (every role, None parameters too). */
@@ -613,7 +672,17 @@ TSD_API size_t tsd_model_tensor_count(const tsd_model *model);
 TSD_API tsd_status tsd_model_tensor(const tsd_model *model, size_t index,
                                     tsd_tensor_info *out);
 
-/** Copies model tensor `index` into `dst` as C-contiguous `dtype`. */
+/** Copies model tensor `index` (state_dict order; tsd_model_find gives it
+ * for a name) into `dst` as C-contiguous `dtype`, converting as
+ * Tensor.copy_ does. `dst_bytes` must be at least numel *
+ * tsd_dtype_size(dtype). Errors: TSD_ERR_INVALID_ARG (NULL model, an
+ * invalid dtype, NULL dst for a non-empty tensor), TSD_ERR_NOT_FOUND (index
+ * >= tsd_model_tensor_count), TSD_ERR_TYPE (a parameter registered as
+ * None: it has no data), TSD_ERR_BUFFER (dst_bytes too small; the message
+ * names the tensor, the bytes needed and the dtype), TSD_ERR_NOMEM; for a
+ * model whose tensors live elsewhere: TSD_ERR_TORCH (TorchScript, LibTorch's
+ * message kept), or the checkpoint's TSD_ERR_IO / TSD_ERR_FORMAT (a model
+ * over a checkpoint or a TorchScript archive read without LibTorch). */
 TSD_API tsd_status tsd_model_read(const tsd_model *model, size_t index,
                                   tsd_dtype dtype, void *dst,
                                   size_t dst_bytes);
@@ -643,9 +712,25 @@ TSD_API tsd_status tsd_model_read(const tsd_model *model, size_t index,
  *  - a symbolic link at `path` is replaced by the file; its target is not
  *    written. (Writing through a link would let a link planted in a shared
  *    directory redirect the write to any file; rename(2) replaces the link
- *    itself.) To update the target, pass the target's path.
+ *    itself.) To update the target, pass the target's path;
+ *  - on Windows `path` is UTF-8; the file is always a named ".tsd-XXXXXX"
+ *    (reported through temp_file), flushed, then put in place with
+ *    ReplaceFileW over an existing file (which keeps its attributes and
+ *    ACL) or MoveFileExW; a directory at `path` is refused.
  * Tensors that are not in memory (tsd_model_from_checkpoint, TorchScript
- * models) are written in windows of a few MiB, never held whole. */
+ * models) are written in windows of a few MiB, never held whole.
+ * A C-owned model's extra state is not written (tsd cannot call
+ * get_extra_state; see tsd_model_set_extra_state).
+ * Errors: TSD_ERR_INVALID_ARG (NULL model or path, an empty path, a path
+ * that exists and is not a regular file; for safetensors a tensor named
+ * "__metadata__" or a name that is not UTF-8), TSD_ERR_IO (cannot create,
+ * write, fsync or rename: a full disk, no permission; the old file is
+ * intact), TSD_ERR_UNSUPPORTED (a model kind that cannot be saved,
+ * tsd_model_open_torchscript_state's; a dtype safetensors has no name for),
+ * TSD_ERR_LIMIT (tensors beyond 2^64 bytes), TSD_ERR_NOMEM, TSD_ERR_TORCH
+ * (LibTorch failed to serialize a TorchScript model), and a source
+ * checkpoint's TSD_ERR_IO / TSD_ERR_FORMAT while streaming its tensors
+ * (tsd_model_from_checkpoint). */
 TSD_API tsd_status tsd_model_save(const tsd_model *model, const char *path);
 
 /* ------------------------------------------------------------------------ */
@@ -675,10 +760,44 @@ typedef struct tsd_rename {
  * cancel. */
 typedef int (*tsd_progress_fn)(void *user, uint64_t done, uint64_t total);
 
+/** How a load delivers the checkpoint's bytes (tsd_load_options.mode). The
+ * rules of each mode are in "Mapped views, binding, device copies" below. */
+typedef enum tsd_load_mode {
+  /** Copy into the model's memory (C-owned: the caller's buffers;
+   * TorchScript: its tensors). */
+  TSD_LOAD_COPY = 0,
+  /** C-owned models: point each model tensor at its mapped view in the
+   * checkpoint instead of copying; copy where a view is impossible. */
+  TSD_LOAD_BIND = 1,
+  /** Hand the converted bytes of each model tensor, in chunks, to
+   * tsd_load_options.device_copy; the model's memory is never written. */
+  TSD_LOAD_DEVICE = 2
+} tsd_load_mode;
+
+/** One chunk of a TSD_LOAD_DEVICE load: bytes [offset, offset + len) of a
+ * model tensor's value, C-contiguous, in the model tensor's dtype. All
+ * pointers are borrowed for the duration of the call. */
+typedef struct tsd_device_chunk {
+  size_t tensor;         /**< the model tensor's index (tsd_model_tensor) */
+  const char *name;      /**< its full name */
+  tsd_dtype dtype;       /**< its dtype: the type of the bytes */
+  uint64_t tensor_bytes; /**< numel * tsd_dtype_size(dtype) */
+  uint64_t offset;       /**< byte offset of `data` in the tensor */
+  const void *data;      /**< the bytes, inside the caller's staging buffer */
+  size_t len;            /**< bytes; whole elements, at most half the
+                            staging buffer */
+} tsd_device_chunk;
+
+/** The device-copy callback: copy the chunk to the device (or start an
+ * asynchronous copy, see TSD_LOAD_DEVICE's rules) and return 0, or return
+ * non-zero to fail the load (TSD_ERR_CALLBACK). */
+typedef int (*tsd_device_copy_fn)(void *user, const tsd_device_chunk *chunk);
+
 /** The current version of tsd_load_options. Older callers keep working:
  * version 1 structs (the first four fields) are read up to `rules`, version
- * 2 up to `dry_run`; `threads` is read from version 3. */
-#define TSD_LOAD_OPTIONS_VERSION 3
+ * 2 up to `dry_run`; `threads` is read from version 3, `mode` and the
+ * device hook from version 4. */
+#define TSD_LOAD_OPTIONS_VERSION 4
 /** Options of tsd_load (NULL there means the defaults). */
 typedef struct tsd_load_options {
   unsigned version; /**< TSD_LOAD_OPTIONS_VERSION */
@@ -720,8 +839,11 @@ typedef struct tsd_load_options {
    * done == total. (One large tensor is one step; with nothing to copy
    * the only call is (0, 0).) A non-zero return cancels: tsd_load returns
    * TSD_ERR_CANCELED and no report. Canceled at the first call (done = 0),
-   * the model is unchanged; at a later call, the tensors copied so far (in
-   * state_dict order) are loaded and the others unchanged; the return of
+   * the model is unchanged; at a later call, the tensors copied so far are
+   * loaded and the others unchanged (tensors are copied in the order their
+   * bytes lie in the checkpoint's files, which for torch.save zip files is
+   * not state_dict order: records are sorted by storage key as strings;
+   * tensors in memory in state_dict order); the return of
    * the final call (done == total, all copied) is ignored. Not called when
    * the load fails before copying, nor with dry_run. NULL: no progress. */
   tsd_progress_fn progress;
@@ -740,14 +862,33 @@ typedef struct tsd_load_options {
    * machine copy at once. 1: the calling thread only (for hosts that own
    * every thread). 2 or more: as 0. Negative: TSD_ERR_INVALID_ARG. */
   int threads;
+
+  /* ---- version 4 (see "Mapped views, binding, device copies") ---- */
+
+  /** Where the bytes go: TSD_LOAD_COPY (default), TSD_LOAD_BIND or
+   * TSD_LOAD_DEVICE. */
+  tsd_load_mode mode;
+  /** TSD_LOAD_DEVICE: called with each chunk of converted bytes. */
+  tsd_device_copy_fn device_copy;
+  void *device_user; /**< passed to device_copy as `user` */
+  /** TSD_LOAD_DEVICE: the caller's staging buffer (pinned memory for a
+   * GPU), used as two halves of staging_bytes / 2 bytes each. */
+  void *staging;
+  size_t staging_bytes; /**< size of staging */
 } tsd_load_options;
 /** Initializer of a tsd_load_options with the defaults. */
 #define TSD_LOAD_OPTIONS_INIT                                             \
   {TSD_LOAD_OPTIONS_VERSION, 1, 0, TSD_RULES_TORCH_1_13, NULL, 0, NULL, 0, \
-   NULL, NULL, NULL, 0, 0}
+   NULL, NULL, NULL, 0, 0, TSD_LOAD_COPY, NULL, NULL, NULL, 0}
 
 /** The result of a load (opaque): what PyTorch's load_state_dict returned
- * or raised. From tsd_load, released by tsd_report_free. */
+ * or raised. From tsd_load, released by tsd_report_free. A report owns
+ * copies of everything it holds (keys, messages, shapes, the class name):
+ * it stays valid after its model and its checkpoint are freed, and may be
+ * kept while they are modified or loaded again. It allocates with the
+ * model's allocator (tsd_model_new_ex), whose functions and `user` must
+ * outlive the report. Strings and mismatches borrowed from it live until
+ * tsd_report_free. */
 typedef struct tsd_report tsd_report;
 
 /** load_state_dict(model, current dict of ckpt, options). `options` may be
@@ -761,7 +902,12 @@ typedef struct tsd_report tsd_report;
  * tensor data, I/O, a root that is not a dict): *out is NULL and the model is
  * unchanged, except for an I/O error while copying (a file truncated under
  * us), which is reported as TSD_ERR_IO and may leave the model partly
- * written. */
+ * written. Two more with options->mode: TSD_ERR_CALLBACK (a TSD_LOAD_DEVICE
+ * callback failed; *out is the report, naming the tensor in
+ * TSD_LIST_DEVICE_FAILED; the model is unchanged) and TSD_ERR_UNSUPPORTED
+ * (TSD_LOAD_BIND into a model that is not C-owned, or a tensor without
+ * memory, tsd_model_add_tensor_unbacked, that this load would have to
+ * write; *out NULL, the model unchanged). */
 TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
                             const tsd_checkpoint *ckpt,
                             const tsd_load_options *options);
@@ -775,9 +921,21 @@ typedef enum tsd_list {
   TSD_LIST_POPPED = 4,     /**< keys auto-pop dropped, in the model's
                               state_dict order (the order PyTorch would
                               report their size mismatches in) */
-  TSD_LIST_MATCHED = 5     /**< keys whose values are (or, with dry_run,
+  TSD_LIST_MATCHED = 5,    /**< keys whose values are (or, with dry_run,
                               would be) copied, model order; not in the
                               JSON */
+  /* The next four are filled by TSD_LOAD_BIND and TSD_LOAD_DEVICE loads
+   * only (empty otherwise), model order, not in the JSON. */
+  TSD_LIST_BOUND = 6,      /**< TSD_LOAD_BIND: keys whose model tensor now
+                              points into the checkpoint's map */
+  TSD_LIST_COPIED = 7,     /**< TSD_LOAD_BIND: matched keys copied into the
+                              caller's memory instead (a view was
+                              impossible) */
+  TSD_LIST_COPY_REASONS = 8, /**< TSD_LOAD_BIND: why the i-th key of
+                              TSD_LIST_COPIED was copied ("float16 in the
+                              checkpoint, float32 in the model", ...) */
+  TSD_LIST_DEVICE_FAILED = 9 /**< TSD_LOAD_DEVICE: the key whose chunk the
+                              callback refused (at most one) */
 } tsd_list;
 
 /** A shape mismatch (an error, or a key auto-pop dropped). Borrowed. */
@@ -800,7 +958,10 @@ TSD_API size_t tsd_report_count(const tsd_report *report, tsd_list list);
 /** The i-th string of a list (borrowed), NULL if out of range. */
 TSD_API const char *tsd_report_item(const tsd_report *report, tsd_list list,
                                     size_t index);
-/** For TSD_LIST_MISMATCHED and TSD_LIST_POPPED: both shapes. */
+/** For TSD_LIST_MISMATCHED and TSD_LIST_POPPED: entry `index` with both
+ * shapes, borrowed from the report. Errors: TSD_ERR_INVALID_ARG (NULL
+ * report or out; another list, whose items have no shapes),
+ * TSD_ERR_NOT_FOUND (index >= tsd_report_count of that list). */
 TSD_API tsd_status tsd_report_mismatch(const tsd_report *report,
                                        tsd_list list, size_t index,
                                        tsd_mismatch *out);
@@ -825,15 +986,19 @@ typedef enum tsd_save_format {
   TSD_SAVE_SAFETENSORS = 2 /**< a safetensors file */
 } tsd_save_format;
 
-/** The current version of tsd_save_options. */
-#define TSD_SAVE_OPTIONS_VERSION 1
+/** The current version of tsd_save_options (2 added `progress`; a version
+ * 1 struct is still accepted, a version above the current one is
+ * TSD_ERR_INVALID_ARG). */
+#define TSD_SAVE_OPTIONS_VERSION 2
 /** Options of tsd_model_save_ex (NULL there means the defaults). */
 typedef struct tsd_save_options {
   unsigned version;       /**< TSD_SAVE_OPTIONS_VERSION */
   tsd_save_format format; /**< TSD_SAVE_AUTO */
   /** -1: write to the path. >= 0: write to this descriptor instead (e.g.
    * STDOUT_FILENO for a command's `-o -`): written in order from its
-   * current position, never closed; a failure leaves what was written. */
+   * current position, never closed; a failure leaves what was written.
+   * On Windows a C runtime descriptor (_fileno, _open_osfhandle); its
+   * HANDLE is written directly (binary, whatever the descriptor's mode). */
   int fd;
   /** Called (on the calling thread) with the full name of a named
    * temporary when one exists next to the output (the file system has no
@@ -843,9 +1008,17 @@ typedef struct tsd_save_options {
    * NULL: not called. */
   void (*temp_file)(void *user, const char *temp_path);
   void *user; /**< passed to temp_file */
+  /** Version 2. Called on the calling thread as the output grows: `done`
+   * bytes written of about `total` (the tensors' bytes; headers make done
+   * reach total a little early, it never exceeds it), at most once per
+   * write of up to a few MiB. A nonzero return stops the save:
+   * TSD_ERR_CANCELED, the old file left as it was. NULL: not called. */
+  tsd_progress_fn progress;
+  void *progress_user; /**< passed to progress as `user` */
 } tsd_save_options;
 /** Initializer of a tsd_save_options with the defaults. */
-#define TSD_SAVE_OPTIONS_INIT {TSD_SAVE_OPTIONS_VERSION, TSD_SAVE_AUTO, -1, NULL, NULL}
+#define TSD_SAVE_OPTIONS_INIT                                                  \
+  {TSD_SAVE_OPTIONS_VERSION, TSD_SAVE_AUTO, -1, NULL, NULL, NULL, NULL}
 
 /** tsd_model_save with options. `path` may be NULL when options->fd >= 0
  * (it then only names the output in messages and, with TSD_SAVE_AUTO,
@@ -875,6 +1048,293 @@ TSD_API tsd_status tsd_checkpoint_output_bytes(const tsd_checkpoint *ckpt,
 TSD_API tsd_status tsd_model_from_checkpoint(tsd_model **out,
                                              const tsd_checkpoint *ckpt,
                                              const char *class_name);
+
+/* ------------------------------------------------------------------------ */
+/* Mapped views, binding, device copies, ranged reads                        */
+/* ------------------------------------------------------------------------ */
+
+/* Four ways to get a checkpoint's bytes besides tsd_checkpoint_read and a
+ * copy load. Their rules, in the manner of the conventions at the top:
+ *
+ *  - Maps (TSD_OPEN_MAP). tsd_checkpoint_open maps the file (and each shard
+ *    of a sharded checkpoint) whole, read-only and shared, and unmaps it in
+ *    tsd_checkpoint_free. Nothing is read through the map until a view is
+ *    used: mapping costs no memory and no I/O, and pages are faulted in
+ *    (and counted in the process's resident memory) only as they are
+ *    touched; several processes mapping one file share its page-cache
+ *    pages. Header parsing and copy loads still read with pread. The file
+ *    must not be truncated or rewritten in place while it is mapped: a
+ *    truncated file makes a touch of a lost page raise SIGBUS in the
+ *    process (tsd installs no signal handlers and cannot turn it into an
+ *    error), and bytes changed in place show through every view. tsd's own
+ *    writers replace files by rename, which keeps the mapped bytes intact.
+ *    A checkpoint opened from memory needs no flag: its views point into
+ *    the caller's bytes.
+ *  - Views (tsd_checkpoint_view). A view is a `const void *` to element 0
+ *    of a tensor where its bytes lie, with dtype, shape and strides; valid
+ *    until tsd_checkpoint_free (unlike tsd_entry pointers, tsd_checkpoint_
+ *    select and tsd_checkpoint_pop do not invalidate it). The memory is
+ *    read-only: writing through a view faults (SIGSEGV). Any number of
+ *    threads may read views at once, also while other threads read or load
+ *    from the checkpoint. A tensor can be viewed when its bytes are in a
+ *    mapped file, in the memory given to tsd_checkpoint_open_memory or in
+ *    memory the checkpoint holds (tsd_checkpoint_open_torchscript), stored
+ *    little-endian on a little-endian host, with element 0 aligned to its
+ *    element size (at most 8): safetensors files (whose writers align every
+ *    tensor), torch.save zip files (records 64-byte aligned), legacy files
+ *    when their storages happen to be aligned. Strided and expanded tensors
+ *    are views too (the strides say so); the binding below takes only
+ *    C-contiguous ones.
+ *  - Binding (TSD_LOAD_BIND, C-owned models). The load's semantics, report
+ *    and messages are those of a copy load; what changes is the last step:
+ *    each matched tensor whose checkpoint tensor can be viewed, has the
+ *    model tensor's dtype, is C-contiguous and is not taken by the 0-dim
+ *    rule (element 0 of a 1-dim tensor) nor made up (the num_batches_tracked
+ *    the _NormBase rule inserts) is *bound*: its data pointer
+ *    (tsd_tensor_info.data) becomes the view, read-only, and the caller's
+ *    memory is left untouched. The others are copied into the caller's
+ *    memory as by a copy load. TSD_LIST_BOUND, TSD_LIST_COPIED and
+ *    TSD_LIST_COPY_REASONS say which and why. Atomic: everything is checked
+ *    first (a tensor that must be copied but has no memory of its own,
+ *    tsd_model_add_tensor_unbacked, fails the load with TSD_ERR_UNSUPPORTED
+ *    naming it, before anything changes), the copies are done, and only
+ *    when the load succeeds are the bound pointers set. A bound model
+ *    *borrows* from the checkpoint (tsd_model_tensor_borrowed,
+ *    tsd_model_borrow_count): the checkpoint must outlive every use of the
+ *    bound tensors (tsd cannot detect a checkpoint freed too early; the
+ *    pointers then dangle). A later copy load into a bound tensor writes
+ *    the caller's memory and unbinds it; a later bind rebinds. Threads: a
+ *    bound model is read like any model; binding writes only the model.
+ *  - Device copies (TSD_LOAD_DEVICE, any model kind). After the same checks
+ *    as a copy load, each matched model tensor's value, converted to the
+ *    model tensor's dtype (the 0-dim rule and num_batches_tracked
+ *    included), is handed to device_copy in chunks, tensors in state_dict
+ *    order, chunks of one tensor in order of offset, covering it exactly
+ *    once (an empty tensor has no chunk). Each chunk is read into one half
+ *    of the staging buffer, alternately: when the callback for chunk k
+ *    returns, tsd reads chunk k + 1 into the other half, and chunk k + 2
+ *    into this one. So a callback that starts an asynchronous copy of chunk
+ *    k (cudaMemcpyAsync from pinned staging) must, before it returns, wait
+ *    for the copy of chunk k - 1 it started earlier; after tsd_load returns
+ *    the caller waits for the last one (samples/device_copy.cu). staging
+ *    must hold at least 2 elements of the largest dtype loaded
+ *    (TSD_ERR_INVALID_ARG). The callback runs on the calling thread, may
+ *    call any tsd function that does not modify the model or checkpoint
+ *    being loaded, and fails the load by returning non-zero: tsd_load then
+ *    returns TSD_ERR_CALLBACK, the report (*out, to free) lists the tensor
+ *    in TSD_LIST_DEVICE_FAILED and tsd_last_error() names the tensor, the
+ *    offset and the value returned. The model's memory is never written
+ *    (tensors may be unbacked), in success and in failure; what reached the
+ *    device before a failure is the caller's to discard. Progress and
+ *    cancellation work as in a copy load, per tensor.
+ *  - Ranged reads (tsd_checkpoint_read_range, tsd_model_read_range): any
+ *    range of elements, C order, converted; the memory used is at most a
+ *    read buffer of the range, whatever the tensor's size. */
+
+/** tsd_open_options.flags: map the file (see the rules above). */
+#define TSD_OPEN_MAP 1u
+
+/** A tensor where its bytes lie (tsd_checkpoint_view). Borrowed from the
+ * checkpoint: valid until tsd_checkpoint_free. */
+typedef struct tsd_tensor_view {
+  const void *data;       /**< element 0 (read-only memory) */
+  tsd_dtype dtype;        /**< element type */
+  size_t ndim;            /**< number of dimensions */
+  const int64_t *shape;   /**< ndim elements */
+  const int64_t *strides; /**< ndim elements, in elements (not bytes) */
+  int64_t numel;          /**< number of elements */
+  int contiguous;         /**< C-contiguous: numel elements from data */
+} tsd_tensor_view;
+
+/** A view of the tensor at `index` of the current dict (see the rules
+ * above). TSD_ERR_UNSUPPORTED when it cannot be viewed, with the reason in
+ * tsd_last_error() (the file is not mapped, it is stored big-endian, it is
+ * not aligned ...); TSD_ERR_TYPE for an entry that is not a tensor;
+ * TSD_ERR_NOT_FOUND for a bad index. On failure *out is zeroed. */
+TSD_API tsd_status tsd_checkpoint_view(const tsd_checkpoint *ckpt,
+                                       size_t index, tsd_tensor_view *out);
+
+/** Elements [first, first + count) of the tensor at `index` of the current
+ * dict, in C order, converted to `dtype` as tsd_checkpoint_read does, into
+ * dst (at least count * tsd_dtype_size(dtype) bytes, else TSD_ERR_BUFFER).
+ * A range outside the tensor is TSD_ERR_INVALID_ARG; TSD_ERR_TYPE for an
+ * entry that is not a tensor. count 0 reads nothing. */
+TSD_API tsd_status tsd_checkpoint_read_range(const tsd_checkpoint *ckpt,
+                                             size_t index, tsd_dtype dtype,
+                                             uint64_t first, uint64_t count,
+                                             void *dst, size_t dst_bytes);
+
+/** The same for model tensor `index` (state_dict order): its current value
+ * (the caller's memory, a bound view, a TorchScript tensor, or a checkpoint
+ * behind tsd_model_from_checkpoint). TSD_ERR_TYPE for a None parameter or
+ * an unbacked tensor not bound; a TorchScript model reads the tensor whole
+ * into a temporary first. */
+TSD_API tsd_status tsd_model_read_range(const tsd_model *model, size_t index,
+                                        tsd_dtype dtype, uint64_t first,
+                                        uint64_t count, void *dst,
+                                        size_t dst_bytes);
+
+/** Adds a tensor with no memory of its own to a C-owned model (as
+ * tsd_model_add_tensor, without `data`): for a TSD_LOAD_BIND load, which
+ * points it at the checkpoint, or a TSD_LOAD_DEVICE load, which never
+ * needs host memory. A copy load that would write into it fails before
+ * anything is written (TSD_ERR_UNSUPPORTED naming it); tsd_model_read and
+ * saving fail with TSD_ERR_TYPE until a load has bound it;
+ * tsd_tensor_info.data is NULL until then. */
+TSD_API tsd_status tsd_model_add_tensor_unbacked(tsd_model *model,
+                                                 const char *name,
+                                                 tsd_tensor_role role,
+                                                 tsd_dtype dtype, size_t ndim,
+                                                 const int64_t *shape);
+
+/** The checkpoint whose map model tensor `index` (state_dict order) is
+ * bound to, or NULL (in the caller's memory, or a bad index). */
+TSD_API const tsd_checkpoint *tsd_model_tensor_borrowed(const tsd_model *model,
+                                                        size_t index);
+
+/** Number of the model's tensors bound to `ckpt` (to any checkpoint when
+ * ckpt is NULL): while it is not 0, `ckpt` must not be freed. */
+TSD_API size_t tsd_model_borrow_count(const tsd_model *model,
+                                      const tsd_checkpoint *ckpt);
+/* Extra state, model layouts, finding tensors                               */
+/* ------------------------------------------------------------------------ */
+
+/** PyTorch's `Module.set_extra_state(state)` for a module of a model: called
+ * by tsd_load with the value of the key `key` (the module's prefix +
+ * "_extra_state", as the model names it; borrowed for the call). The value
+ * is entry `index` of `ckpt`'s current dict: tsd_checkpoint_entry(ckpt,
+ * index, ...) describes it (a tensor, an int, a str, a dict ...) and
+ * tsd_checkpoint_read(ckpt, index, ...) reads it when it is a tensor. That
+ * handle is read-only and stays valid as long as the checkpoint lives and
+ * is not modified (tsd_checkpoint_select, tsd_checkpoint_pop), so the
+ * callback may keep (ckpt, index) instead of copying the value. (The
+ * entries of a nested dict or list are not reachable through it; the
+ * entry's kind and length are.) Called on the thread that calls tsd_load.
+ * Return TSD_OK, or an error status to stop the load (see
+ * tsd_model_set_extra_state). */
+typedef tsd_status (*tsd_extra_state_fn)(void *user, const char *key,
+                                         const tsd_checkpoint *ckpt,
+                                         size_t index);
+
+/** Declares that the module at dotted path `module` ("" is the root;
+ * created with its parents if needed, as by tsd_model_add_module) has
+ * extra state: its class overrides `set_extra_state`. `set_fn` NULL
+ * removes the declaration (a plain nn.Module again). The semantics are
+ * PyTorch 1.13's Module._load_from_state_dict, for the key prefix +
+ * "_extra_state":
+ *  - declared, key present: the key is matched; set_fn(user, key, ckpt,
+ *    index) is called once the load is known to succeed (never when it
+ *    fails or with dry_run), in module pre-order, before any tensor is
+ *    copied. PyTorch calls set_extra_state while it walks the modules,
+ *    even when the load then raises; tsd never changes a model whose load
+ *    fails;
+ *  - declared, key absent: the key is missing (after the module's own
+ *    missing tensors), an error only when strict;
+ *  - not declared, key present: the key is unexpected (the first of the
+ *    module's unexpected keys), an error only when strict.
+ * The key is never auto-popped, is not in TSD_LIST_MATCHED (no tensor is
+ * copied) and is not written by tsd_model_save (tsd cannot call a
+ * get_extra_state: a saved file has no `_extra_state` keys).
+ * A set_fn that returns an error stops the load: tsd_load returns that
+ * status (its message names the key), *out is NULL, no tensor of the model
+ * is changed, the extra state of the modules before it is set.
+ * TorchScript models (tsd_model_open_torchscript) declare every module
+ * whose class has a `set_extra_state` method (exported with
+ * `torch.jit.export`) at open;
+ * the shim converts the value (None, bool, int, float, str, tensor, and
+ * lists, tuples and str- or int-keyed dicts of them) to the method's
+ * argument type and calls it; a value it cannot convert (an inert object,
+ * bytes, a type the signature does not take) fails the load with
+ * TSD_ERR_UNSUPPORTED naming the key. This function may replace that
+ * declaration. tsd_model_open_torchscript_state declares the modules whose
+ * class code defines `set_extra_state` (read as text, never run): a dry
+ * run (`tsd diff`) matches the key as PyTorch would; a real load into that
+ * read-only model fails with TSD_ERR_UNSUPPORTED. Errors: TSD_ERR_INVALID_ARG (NULL model or module, a bad
+ * module path, a path through a tensor, a model that cannot be loaded
+ * into), TSD_ERR_NOMEM. */
+TSD_API tsd_status tsd_model_set_extra_state(tsd_model *model,
+                                             const char *module,
+                                             tsd_extra_state_fn set_fn,
+                                             void *user);
+
+/** Finds the model tensor named `name` (full dotted name, as in
+ * tsd_tensor_info.name): TSD_OK and *out_index, its index in state_dict
+ * order (for tsd_model_tensor / tsd_model_read); TSD_ERR_NOT_FOUND (naming
+ * it) when the model has none; TSD_ERR_INVALID_ARG for a NULL argument;
+ * TSD_ERR_NOMEM (the order is computed on first use after a change).
+ * A hash lookup, then one pass over the model's order (no allocation once
+ * the order is cached). */
+TSD_API tsd_status tsd_model_find(const tsd_model *model, size_t *out_index,
+                                  const char *name);
+
+/** Gives the memory of one tensor of a model built from a layout
+ * (tsd_model_from_layout): called once per tensor, in the layout's order,
+ * with its description (`info->data` is NULL) and its size in bytes
+ * (numel * tsd_dtype_size(dtype), C-contiguous). Return memory of at least
+ * `nbytes` bytes, aligned for the dtype, that stays valid while the model is
+ * used (loads write into it; tsd never frees it), or NULL to fail the build
+ * (TSD_ERR_NOMEM naming the tensor). Not called for a parameter registered
+ * as None; for an empty tensor (nbytes 0) NULL is fine. */
+typedef void *(*tsd_layout_memory_fn)(void *user, const tsd_tensor_info *info,
+                                      size_t nbytes);
+
+/** The current version of tsd_layout_options. */
+#define TSD_LAYOUT_OPTIONS_VERSION 1
+/** Options of tsd_model_from_layout (required: the tensor memory). */
+typedef struct tsd_layout_options {
+  unsigned version; /**< TSD_LAYOUT_OPTIONS_VERSION */
+  /** The model's allocator (copied; NULL: malloc), also used to parse the
+   * file. */
+  const tsd_allocator *allocator;
+  /** The tensors' memory, one call per tensor; or NULL to use `arena`. */
+  tsd_layout_memory_fn memory;
+  void *memory_user; /**< passed to memory */
+  /** One block for every tensor, when `memory` is NULL: tensors are
+   * placed in the layout's order, each at an offset that is a multiple of
+   * 64 (so as aligned as the block is, up to 64). tsd_layout_arena_bytes
+   * gives the size needed; a smaller block is TSD_ERR_BUFFER. */
+  void *arena;
+  size_t arena_bytes; /**< size of arena */
+  /** Given to every module the layout marks `"extra_state": true`
+   * (tsd_model_set_extra_state). NULL with such a module in the layout is
+   * TSD_ERR_INVALID_ARG: the caller decides what becomes of the value. */
+  tsd_extra_state_fn extra_state;
+  void *extra_state_user; /**< passed to extra_state */
+  /** The model's class name; NULL: the layout's "class_name". */
+  const char *class_name;
+} tsd_layout_options;
+/** Initializer of a tsd_layout_options (memory still to be set). */
+#define TSD_LAYOUT_OPTIONS_INIT \
+  {TSD_LAYOUT_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL}
+
+/** Builds a C-owned model from a layout file: the JSON that
+ * scripts/tsd_layout.py writes from a Python nn.Module (run with your own
+ * torch; the format is in docs/layout.md): the class name, every module in
+ * pre-order with its type name, its `_metadata` version and whether it has
+ * extra state, and every tensor with its role (parameter, buffer,
+ * non-persistent buffer, parameter registered as None), dtype and shape.
+ * The result is what tsd_model_new, tsd_model_add_module,
+ * tsd_model_set_extra_state and tsd_model_add_tensor would build: tensor
+ * memory comes from the caller (options->memory or options->arena) and is
+ * not written (its values are the caller's). The file must be a regular
+ * file of at most 64 MiB; it is parsed with the strict JSON parser of the
+ * safetensors headers (16 bytes of memory per byte + 1 MiB at most).
+ * Errors: TSD_ERR_INVALID_ARG (NULL out, path or options; no memory given;
+ * extra state without a callback), TSD_ERR_IO (cannot open or read),
+ * TSD_ERR_TYPE (valid JSON that is not a layout: no
+ * `"format": "tsd.layout"`), TSD_ERR_FORMAT (a malformed layout: the
+ * message names the tensor or module and the field), TSD_ERR_UNSUPPORTED
+ * (a format_version above 1, a dtype tsd lacks), TSD_ERR_LIMIT (a file
+ * over 64 MiB), TSD_ERR_BUFFER (arena too small), TSD_ERR_NOMEM. On
+ * failure *out is NULL; memory handed out by options->memory before the
+ * failure stays the caller's. */
+TSD_API tsd_status tsd_model_from_layout(tsd_model **out, const char *path,
+                                         const tsd_layout_options *options);
+
+/** The bytes an arena for tsd_model_from_layout(path) needs (each tensor
+ * at a 64-byte multiple, in the layout's order), into *out_bytes. Errors as
+ * tsd_model_from_layout's. */
+TSD_API tsd_status tsd_layout_arena_bytes(size_t *out_bytes, const char *path);
 
 #ifdef __cplusplus
 }

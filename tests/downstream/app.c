@@ -1,6 +1,7 @@
 /* app.c -- a downstream program built against an installed tsd, the way a
  * user's project would: only <tsd.h> and the library, through the CMake
- * package (CMakeLists.txt) or pkg-config (Makefile).
+ * package (CMakeLists.txt) or pkg-config (Makefile). libtsd alone: no
+ * TorchScript function (those are libtsd_torch's, see app_torch.c).
  *
  *   app CHECKPOINT.pth
  *
@@ -21,8 +22,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   size_t n = tsd_checkpoint_count(ck);
-  printf("%s: %zu entries (tsd %s, torch %s)\n", argv[1], n, tsd_version(),
-         tsd_has_torch() ? "yes" : "no");
+  printf("%s: %zu entries (tsd %s)\n", argv[1], n, tsd_version());
   int rc = 0;
   for (size_t i = 0; i < n; i++) {
     tsd_entry e;

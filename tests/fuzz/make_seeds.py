@@ -194,6 +194,17 @@ def main():
                   "w") as f:
             json.dump(idx, f, indent=2)
         n += 1
+    # layout files (fuzz_layout), as scripts/tsd_layout.py writes them
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(
+        __file__)), "..", "..", "scripts"))
+    import tsd_layout
+    import torchvision
+    os.makedirs(os.path.join(out, "layout"), exist_ok=True)
+    for name in ("resnet18", "mobilenet_v3_small", "squeezenet1_0"):
+        data, _ = tsd_layout.layout(getattr(torchvision.models, name)())
+        with open(os.path.join(out, "layout", name + ".json"), "w") as f:
+            f.write(tsd_layout.dumps(data))
+        n += 1
     for sub in ("zip", "load", "legacy", "pickle"):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
     for name, sd in state_dicts():

@@ -169,6 +169,13 @@ def objects_zoo():
         ("arr_bool", np.array([True, False])),
         ("arr_obj", np.array([1, "a"], dtype=object)),
         ("arr_c64", np.arange(3, dtype=np.complex64)),
+        ("arr_c128", np.array([1 + 2j, -3.5j], dtype=np.complex128)),
+        ("arr_c64_be", np.array([1 + 2j, 3 - 4j], dtype=">c8")),
+        ("arr_u16", np.array([0, 65535], dtype=np.uint16)),
+        ("arr_u32", np.array([[1], [2**32 - 1]], dtype=np.uint32)),
+        ("arr_u64_be", np.array([2**64 - 1, 7], dtype=">u8")),
+        ("np_c64", np.complex64(1 + 2j)), ("np_c128", np.complex128(-1j)),
+        ("np_u64_big", np.uint64(2**64 - 1)), ("np_u16", np.uint16(65535)),
         ("blob", b"\x00\xff"), ("none", None), ("tup", (1, "a")),
         ("nested", {"a": [1, {"b": 2}]}),
     ])
@@ -178,8 +185,7 @@ def kind_of(v):
     """What tsd inspect must say about v: (kind, extra)."""
     if type(v) in (torch.Tensor, torch.nn.Parameter):
         return "tensor", (str(v.dtype).replace("torch.", ""), list(v.shape))
-    if isinstance(v, np.ndarray) and v.dtype.kind in "biuf" and \
-            v.dtype.str[1:] not in ("u2", "u4", "u8"):
+    if isinstance(v, np.ndarray) and v.dtype.kind in "biufc":
         return "tensor", (v.dtype.name if v.dtype.name != "bool" else "bool",
                           list(v.shape))
     if isinstance(v, (bool, np.bool_)):

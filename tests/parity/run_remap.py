@@ -249,7 +249,8 @@ def diff_case(name, make_model, make_ckpt, python_sd, flags):
             return d
         # nothing written: the spec file is untouched by construction; the
         # table form must exit alike
-        rc2, _, _ = run_tsd([ctx.tsd, "diff", "--model-spec", spec, ckpt] + flags)
+        rc2, _, _ = run_tsd([ctx.tsd, "diff", "--model-spec", spec, "--class-name",
+                             type(model).__name__, ckpt] + flags)
         return None if rc2 == rc else "table form exit %s vs json %s" % (rc2, rc)
     return name, run
 

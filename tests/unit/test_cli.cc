@@ -88,7 +88,10 @@ TEST(Cli, LoadStripPrefixMatchesEveryKey) {
   Out j = tsd("load " + kSpec + fx("remap_dp.pth") +
               " --strip-prefix module. --json");
   EXPECT_EQ(j.rc, 0);
-  EXPECT_EQ(j.out, "{\"ok\": true, \"class_name\": \"Sequential\", "
+  EXPECT_EQ(j.out, "{\"schema_version\": 1, \"ok\": true, \"class_name\": "
+                   "\"Sequential\", \"matched_keys\": [\"0.weight\", "
+                   "\"0.bias\", \"1.weight\", \"1.bias\", \"1.running_mean\", "
+                   "\"1.running_var\", \"1.num_batches_tracked\"], "
                    "\"missing_keys\": [], \"unexpected_keys\": [], "
                    "\"size_mismatches\": [], \"popped_keys\": [], "
                    "\"popped\": [], \"error_msgs\": [], \"message\": \"<All "
@@ -203,7 +206,8 @@ TEST(Cli, DiffShowsMismatchesMissingAndUnexpected) {
 TEST(Cli, DiffJsonAndAutoPop) {
   Out r = tsd("diff " + kSpec + fx("remap_head.pth") + " --json");
   EXPECT_EQ(r.rc, 1);
-  EXPECT_EQ(r.out.rfind("{\"ok\": false, \"matched_keys\": "
+  EXPECT_EQ(r.out.rfind("{\"schema_version\": 1, \"ok\": false, "
+                        "\"class_name\": \"Sequential\", \"matched_keys\": "
                         "[\"1.num_batches_tracked\"], \"missing_keys\": [], "
                         "\"unexpected_keys\": [], \"size_mismatches\": "
                         "[{\"key\": \"0.weight\", \"checkpoint_shape\": [5, "
@@ -229,7 +233,9 @@ TEST(Cli, PopWritesTheRestAndItLoadsBack) {
   Out r = tsd("pop " + fx("metadata.pth") + " 1.running_var 0.bias -o " +
               q(out));
   ASSERT_EQ(r.rc, 0) << r.err;
-  EXPECT_EQ(r.out, "popped 2 keys; wrote " + out + " (5 tensors)\n");
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "tsd pop: popped 2 keys; wrote " + out +
+                       " (5 tensors, torch.save .pth)\n");
   Out i = tsd("inspect " + q(out));
   EXPECT_EQ(i.rc, 0);
   EXPECT_FALSE(has(i.out, "running_var"));
@@ -259,7 +265,8 @@ TEST(Cli, PopErrors) {
   EXPECT_TRUE(has(a.err, "no key 'nope'")) << a.err;
   Out b = tsd("pop " + fx("metadata.pth") + " nope --missing-ok -o " + q(out));
   EXPECT_EQ(b.rc, 0) << b.err;
-  EXPECT_EQ(b.out, "popped 0 keys; wrote " + out + " (7 tensors)\n");
+  EXPECT_EQ(b.err, "tsd pop: popped 0 keys; wrote " + out +
+                       " (7 tensors, torch.save .pth)\n");
   EXPECT_EQ(tsd("pop " + fx("metadata.pth") + " 0.bias").rc, 2); // no -o
   EXPECT_EQ(tsd("pop " + fx("metadata.pth") + " -o " + q(out)).rc, 2);
   EXPECT_EQ(tsd("pop " + fx("metadata.pth") + " 0.bias -o " +
@@ -331,7 +338,7 @@ TEST(Cli, InspectSafetensorsJsonHasDtypeTotalsAndMetadata) {
            ", \"parameter\": false}";
   };
   std::string expect =
-      "{\"file\": \"" + path +
+      "{\"schema_version\": 1, \"ok\": true, \"file\": \"" + path +
       "\", \"root_kind\": \"dict\", \"tensors\": 13, \"numel\": 56, "
       "\"bytes\": 198, \"entries\": [" +
       t("a.f64", "float64", "[2, 3]", 6, 48) + ", " +
@@ -351,7 +358,7 @@ TEST(Cli, InspectSafetensorsJsonHasDtypeTotalsAndMetadata) {
       "\"float32\": 76, \"float16\": 10, \"int16\": 8, \"int32\": 12, "
       "\"int64\": 24, \"int8\": 5, \"bool\": 4, \"uint8\": 3}, "
       "\"metadata\": {\"format\": \"pt\", \"note\": \"tsd \xc3\xa9t\xc3\xa9 "
-      "fixture\"}}\n";
+      "fixture\"}, \"selected\": null}\n";
   EXPECT_EQ(r.out, expect);
 }
 
@@ -367,7 +374,7 @@ TEST(Cli, InspectShardedIndexShowsItsMetadata) {
   Out j = tsd("inspect " + fx("shard_st.index.json") + " --json");
   EXPECT_TRUE(has(j.out, "\"bytes_by_dtype\": {\"float32\": 156, \"int64\": "
                          "8}, \"metadata\": {\"total_size\": \"164\", "
-                         "\"format\": \"safetensors\"}}\n"))
+                         "\"format\": \"safetensors\"}, \"selected\": null}\n"))
       << j.out;
 }
 
@@ -382,7 +389,7 @@ TEST(Cli, InspectPthHasNoFileMetadata) {
       << r.out;
   Out j = tsd("inspect " + fx("small.pth") + " --json");
   EXPECT_TRUE(has(j.out, "\"bytes_by_dtype\": {\"float32\": 16, \"int64\": "
-                         "16}, \"metadata\": {}}\n"))
+                         "16}, \"metadata\": {}, \"selected\": null}\n"))
       << j.out;
 }
 

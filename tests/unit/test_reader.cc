@@ -440,10 +440,8 @@ TEST(Reader, AStorageWithoutItsRecordIsNamed) {
   EXPECT_NE(std::string(tsd_last_error()).find("ck/data/7"), std::string::npos)
       << tsd_last_error();
   // With the record it opens and reads (0-dim: size () stride ()).
-  float one = 2.5f;
-  Ckpt ok(make_zip(
-      {{"ck/data.pkl", p},
-       {"ck/data/7", std::string(reinterpret_cast<char *>(&one), 4)}}));
+  Ckpt ok(make_zip({{"ck/data.pkl", p},
+                    {"ck/data/7", std::string("\0\0\x20\x40", 4)}})); // 2.5f LE
   ASSERT_EQ(ok.st, TSD_OK) << tsd_last_error();
   double d = 0;
   ASSERT_EQ(tsd_checkpoint_read(ok.c, 0, TSD_FLOAT64, &d, sizeof d), TSD_OK);
@@ -494,7 +492,10 @@ TEST(Reader, ReadsLargeTensorsInChunksAndStridedViewsThroughAWindow) {
   std::string data(static_cast<size_t>(N) * 4, '\0');
   for (uint32_t i = 0; i < N; i++) {
     float v = static_cast<float>(i) * 0.25f;
-    memcpy(&data[static_cast<size_t>(i) * 4], &v, 4);
+    uint32_t b;
+    memcpy(&b, &v, 4);
+    for (int k = 0; k < 4; k++) // little-endian, as in any .pth
+      data[static_cast<size_t>(i) * 4 + k] = static_cast<char>(b >> (8 * k));
   }
   std::string pkl = "\x80\x02}(" + pstr("w") + ptensor(N, 0, {R, C}, {C, 1}) +
                     pstr("wt") + ptensor(N, 0, {C, R}, {1, C}) + pstr("col") +

@@ -2,7 +2,7 @@
 // oracle) and tsd's own reader read back exactly.
 #include <dirent.h>
 #include <sys/stat.h>
-#include <zlib.h>
+
 
 #include <fstream>
 #include <sstream>
@@ -144,7 +144,7 @@ TEST(Save, RecordsAreStoredAlignedAndTheirCrcsMatch) {
     size_t data = off + 30 + rd16(b, off + 26) + rd16(b, off + 28);
     EXPECT_EQ(data % 64, 0u) << names.back();
     ASSERT_LE(data + size, b.size());
-    EXPECT_EQ(crc32(0, b.data() + data, size), crc) << names.back();
+    EXPECT_EQ(tsd__crc32(0, b.data() + data, size), crc) << names.back();
     cd += 46 + fn + ex + cm;
   }
   EXPECT_EQ(names.front(), "zoo/data.pkl");

@@ -122,7 +122,12 @@ void expect_all(const Ckpt &k, const std::vector<Line> &lines) {
     EXPECT_STREQ(tsd_dtype_name(e.dtype), x.dtype.c_str()) << x.key;
     EXPECT_EQ(std::vector<int64_t>(e.shape, e.shape + e.ndim), x.shape)
         << x.key;
-    EXPECT_EQ(k.bytes(x.key.c_str(), e.dtype), x.bytes) << x.key;
+    // .expect holds little-endian bytes; tsd reads into the machine's order
+    auto want = x.bytes;
+    if (TSD__BIG_ENDIAN && tsd__swap_unit(e.dtype, false))
+      tsd__swap_elems(want.data(), tsd__swap_unit(e.dtype, false),
+                      want.size() / tsd__swap_unit(e.dtype, false));
+    EXPECT_EQ(k.bytes(x.key.c_str(), e.dtype), want) << x.key;
   }
 }
 

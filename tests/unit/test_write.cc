@@ -395,7 +395,8 @@ TEST_F(WriteStream, AmplifiedFilesAreRefusedByDefaultAtOnce) {
     EXPECT_NE(r.err.find("more than max_output_ratio 16 x the input's"),
               std::string::npos)
         << r.err;
-    EXPECT_NE(r.err.find("(TSD_ERR_LIMIT)\ntsd: hint: --max-output-ratio N"),
+    EXPECT_NE(r.err.find("(TSD_ERR_LIMIT)\ntsd " + args[0] +
+                         ": hint: --max-output-ratio N"),
               std::string::npos)
         << r.err;
     if (!TSD_TEST_SANITIZED) // RSS means something else there
@@ -405,7 +406,7 @@ TEST_F(WriteStream, AmplifiedFilesAreRefusedByDefaultAtOnce) {
   // --model-spec names the key of a 2**28-byte model from a 741-byte file
   CliRun r = run_cli({"load", "--model-spec", dir + "/exp28.pth",
                       "--class-name", "M", dir + "/exp28.pth"});
-  EXPECT_NE(r.err.find("tsd: --model-spec: " + dir +
+  EXPECT_NE(r.err.find("tsd load: --model-spec: " + dir +
                        "/exp28.pth: 'w' brings the tensors to 268435456 "
                        "bytes"),
             std::string::npos)
@@ -614,7 +615,8 @@ TEST(WriteRules, DashIsStdoutAndWritesTheSameBytes) {
   std::string cmd = std::string(TSD_CLI) + " convert '" + in + "' - 2>'" + d +
                     "/err' | cat > '" + d + "/piped.pth'";
   ASSERT_EQ(system(cmd.c_str()), 0) << slurp(d + "/err");
-  EXPECT_EQ(slurp(d + "/err"), "wrote - (7 tensors, torch.save .pth)\n");
+  EXPECT_EQ(slurp(d + "/err"),
+            "tsd convert: wrote stdout (7 tensors, torch.save .pth)\n");
   CliRun b = run_cli({"convert", in, "-"}, d + "/redirected.pth");
   ASSERT_EQ(b.rc, 0) << b.err;
   EXPECT_EQ(slurp(d + "/piped.pth"), slurp(d + "/archive.pth"));

@@ -24,7 +24,11 @@ extern "C" {
 #endif
 
 
-#if defined(__GNUC__)
+#if defined(__MINGW32__)
+/* MinGW's "printf" archetype is msvcrt's (no %zu); tsd's formatting is C99
+ * (vsnprintf with __USE_MINGW_ANSI_STDIO) */
+#define TSD_PRINTF(a, b) __attribute__((format(gnu_printf, a, b)))
+#elif defined(__GNUC__)
 #define TSD_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define TSD_PRINTF(a, b)
@@ -64,7 +68,12 @@ typedef struct tsd__arena {
   const tsd_allocator *al; /* NULL: libc */
   tsd__arena_block *head;
   uint64_t total;  /* bytes handed out so far */
-  uint64_t limit;  /* 0 = unlimited; past it allocations fail */
+  uint64_t held;   /* bytes of the blocks it holds (>= total) */
+  uint64_t limit;  /* 0 = unlimited; bounds `held`: past it allocations
+                      fail (a new block is cut to what remains of it) */
+  unsigned char *spare; /* recycled memory, used before the head block */
+  size_t spare_len;
+  bool hit_limit; /* the last allocation was refused for the limit */
 } tsd__arena;
 void tsd__arena_init(tsd__arena *a, uint64_t limit, const tsd_allocator *al);
 void *tsd__arena_alloc(tsd__arena *a, size_t n); /* 8-byte aligned, zeroed */
@@ -154,6 +163,59 @@ typedef struct tsd__limits {
   uint64_t max_output_ratio; /* as given (0: the default, write.c) */
 } tsd__limits;
 void tsd__limits_resolve(tsd__limits *out, const tsd_open_options *opts);
+
+/* ---- parse memory budget (branch `parse`) ---------------------------------
+ * What one parse of S bytes of pickle may hold: its values in the arena and
+ * the unpickler's working arrays (stack, marks, memo) together at most
+ * TSD__PARSE_RATIO * S + TSD__PARSE_SLACK bytes (tsd__unpickle enforces it,
+ * TSD_ERR_LIMIT past it; a reader with several pickles in one file sets one
+ * arena limit for all of them, tsd__parse_budget). JSON keeps the same
+ * bound by construction (json.c). */
+#define TSD__PARSE_RATIO 16u
+#define TSD__PARSE_SLACK ((uint64_t)1 << 20)
+/* arena->held + RATIO * bytes + SLACK (UINT64_MAX on overflow). */
+uint64_t tsd__parse_budget(const tsd__arena *a, uint64_t bytes);
+/* A point to roll an arena back to (tsd__arena_release frees everything
+ * allocated after it; pointers into that memory become invalid). */
+typedef struct tsd__arena_mark {
+  tsd__arena_block *head;
+  size_t used;
+  uint64_t total, held;
+} tsd__arena_mark;
+tsd__arena_mark tsd__arena_get_mark(const tsd__arena *a);
+void tsd__arena_release(tsd__arena *a, tsd__arena_mark m);
+/* p[0..n), from this arena and no longer used (a container's items before
+ * it grew), may serve later allocations: the largest such block is kept. */
+void tsd__arena_recycle(tsd__arena *a, void *p, size_t n);
+
+/* ---- platform (branch `platform`): crc32.c, byteorder.c ----------------- */
+/* zlib's crc32 (ISO-HDLC): crc = tsd__crc32(0, p, n), chained by passing the
+ * previous value. The OS below tsd is platform.h (this folder). */
+uint32_t tsd__crc32(uint32_t crc, const void *data, size_t n);
+/* 1 on a big-endian machine (s390x): tensor data in files is little-endian
+ * (every format tsd reads and writes), so it is byte-swapped per element on
+ * the way in and out (tsd__swap_elems). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define TSD__BIG_ENDIAN 1
+#else
+#define TSD__BIG_ENDIAN 0
+#endif
+/* Reverses the bytes of each of `count` elements of `elsize` bytes (1: no
+ * op; complex types swap each half: pass the component size). */
+void tsd__swap_elems(void *p, size_t elsize, size_t count);
+/* tsd__storage.swap for a storage of `dtype` in a file of the given byte
+ * order: 0 when it is the machine's, else the unit to reverse (the element,
+ * or each half of a complex element; 0 for one-byte types). */
+uint8_t tsd__swap_unit(tsd_dtype dtype, bool file_big);
+
+/* ---- input files (platform_posix.c, platform_win32.c) ------------------- */
+/* "directory", "FIFO", "character device", ... for an st_mode. */
+const char *tsd__file_type_name(unsigned mode);
+/* Opens an input file for reading without ever blocking on it: a FIFO,
+ * device, directory or socket is refused at once (TSD_ERR_IO naming the
+ * path and the file type). *out_fd is blocking, O_CLOEXEC; *size if
+ * non-NULL. Every input tsd opens by path goes through here. */
+tsd_status tsd__open_regular(const char *path, int *out_fd, uint64_t *size);
 #ifdef __cplusplus
 }
 #endif

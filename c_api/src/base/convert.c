@@ -82,7 +82,9 @@ static inline float half_to_float(uint16_t h) {
 static inline uint16_t float_to_half(float f) {
   const float scale_to_inf = 0x1.0p+112f;
   const float scale_to_zero = 0x1.0p-110f;
-  float base = (fabsf(f) * scale_to_inf) * scale_to_zero;
+  /* the cast rounds the product to float (overflowing to inf) also where
+   * C evaluates float in double (FLT_EVAL_METHOD 1: GCC on s390x) */
+  float base = (float)(fabsf(f) * scale_to_inf) * scale_to_zero;
   const uint32_t w = f32_bits(f);
   const uint32_t shl1_w = w + w;
   const uint32_t sign = w & 0x80000000u;

@@ -1,14 +1,11 @@
 /* util.c — errors, allocation, arena, string buffer, string hash map. */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "base.h"
+#include "platform.h"
 
 /* ---- errors ------------------------------------------------------------- */
 
@@ -72,6 +69,7 @@ const char *tsd_status_name(tsd_status s) {
   case TSD_ERR_TORCH: return "TSD_ERR_TORCH";
   case TSD_ERR_BUFFER: return "TSD_ERR_BUFFER";
   case TSD_ERR_CANCELED: return "TSD_ERR_CANCELED";
+  case TSD_ERR_CALLBACK: return "TSD_ERR_CALLBACK";
   }
   return "TSD_ERR_UNKNOWN";
 }
@@ -214,27 +212,57 @@ void tsd__arena_init(tsd__arena *a, uint64_t limit, const tsd_allocator *al) {
   a->al = al;
   a->head = NULL;
   a->total = 0;
+  a->held = 0;
   a->limit = limit;
+  a->spare = NULL;
+  a->spare_len = 0;
+  a->hit_limit = false;
 }
 
 void *tsd__arena_alloc(tsd__arena *a, size_t n) {
   /* 8-byte granules: nothing tsd keeps in an arena needs more alignment,
    * and 16 would add 8 bytes to every 56-byte value node. */
+  a->hit_limit = false;
+  if (n > SIZE_MAX - 7) return NULL;
   n = (n + 7u) & ~(size_t)7u;
   if (n == 0) n = 8;
-  if (a->limit && (a->total + n > a->limit || a->total + n < a->total))
-    return NULL;
+  if (a->spare_len >= n) {
+    void *p = a->spare;
+    a->spare += n;
+    a->spare_len -= n;
+    a->total += n;
+    memset(p, 0, n);
+    return p;
+  }
   tsd__arena_block *b = a->head;
   if (!b || b->cap - b->used < n) {
-    size_t cap = 64 * 1024;
-    if (b && b->cap < (size_t)16 << 20) cap = b->cap * 2;
+    /* an eighth of what it holds (64 KiB to 16 MiB): the unused end of
+     * the newest block is then at most 1/8 of the whole, which matters
+     * where the arena's limit bounds a parse (tsd__parse_budget) */
+    size_t cap = (size_t)(a->held / 8 < ((size_t)16 << 20) ? a->held / 8
+                                                            : (16u << 20));
+    if (cap < 64 * 1024) cap = 64 * 1024;
+    cap = (cap + 4095) & ~(size_t)4095;
     if (cap < n) cap = n;
+    if (cap > SIZE_MAX - sizeof *b) return NULL;
+    if (a->limit) { /* what the allocator holds stays within the limit */
+      uint64_t room = a->held < a->limit ? a->limit - a->held : 0;
+      if (room < sizeof *b || n > room - sizeof *b) {
+        a->hit_limit = true;
+        return NULL;
+      }
+      /* at most half the room left: the rest may be needed outside the
+       * arena under the same limit (the unpickler's stack and memo) */
+      room = (room - sizeof *b) / 2;
+      if (cap > room) cap = n > room ? n : (size_t)room;
+    }
     b = tsd__mem_alloc(a->al, sizeof *b + cap);
     if (!b) return NULL;
     b->next = a->head;
     b->used = 0;
     b->cap = cap;
     a->head = b;
+    a->held += sizeof *b + cap;
   }
   void *p = b->data + b->used;
   b->used += n;
@@ -252,6 +280,44 @@ void tsd__arena_free(tsd__arena *a) {
   }
   a->head = NULL;
   a->total = 0;
+  a->held = 0;
+  a->spare = NULL;
+  a->spare_len = 0;
+}
+
+uint64_t tsd__parse_budget(const tsd__arena *a, uint64_t bytes) {
+  uint64_t b;
+  if (!tsd__mul_u64(bytes, TSD__PARSE_RATIO, &b) ||
+      !tsd__add_u64(b, a->held, &b) || !tsd__add_u64(b, TSD__PARSE_SLACK, &b))
+    return UINT64_MAX;
+  return b;
+}
+
+tsd__arena_mark tsd__arena_get_mark(const tsd__arena *a) {
+  tsd__arena_mark m = {a->head, a->head ? a->head->used : 0, a->total,
+                       a->held};
+  return m;
+}
+
+void tsd__arena_release(tsd__arena *a, tsd__arena_mark m) {
+  while (a->head && a->head != m.head) {
+    tsd__arena_block *next = a->head->next;
+    tsd__mem_free(a->al, a->head);
+    a->head = next;
+  }
+  if (a->head) a->head->used = m.used;
+  a->total = m.total;
+  a->held = m.held;
+  a->spare = NULL; /* it may lie in a released block */
+  a->spare_len = 0;
+}
+
+void tsd__arena_recycle(tsd__arena *a, void *p, size_t n) {
+  n &= ~(size_t)7u; /* allocations are 8-byte granules */
+  if (p && n > a->spare_len) {
+    a->spare = p;
+    a->spare_len = n;
+  }
 }
 
 /* ---- string buffer ------------------------------------------------------ */
@@ -397,35 +463,26 @@ uint64_t tsd__siphash13(uint64_t k0, uint64_t k1, const void *data, size_t n) {
   return v0 ^ v1 ^ v2 ^ v3;
 }
 
-/* The seed: drawn once per process (pthread_once, so two threads opening
+/* The seed: drawn once per process (tsd__once_run, so two threads opening
  * their first checkpoints at once agree on it) and never changed after. */
-static pthread_once_t seed_once = PTHREAD_ONCE_INIT;
+static tsd__once seed_once = TSD__ONCE_INIT;
 static uint64_t seed_k[2];
 
 static void seed_init(void) {
   uint64_t k[2] = {0, 0};
-  size_t got = 0;
-  while (got < sizeof k) {
-    ssize_t r = getrandom((char *)k + got, sizeof k - got, 0);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    got += (size_t)r;
-  }
-  if (got < sizeof k) {
+  if (!tsd__os_random(k, sizeof k, false)) {
     /* No getrandom (a seccomp sandbox, an old kernel): the clock, the
      * addresses ASLR chose and the pid are still not a file's to know. */
-    struct timespec ts = {0, 0};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    k[0] ^= (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec;
-    k[1] ^= (uint64_t)(uintptr_t)&got ^ (uint64_t)(uintptr_t)&seed_init ^
-            (uint64_t)getpid() << 32;
+    k[0] ^= tsd__os_weak_entropy();
+    k[1] ^= (uint64_t)(uintptr_t)&k ^ (uint64_t)(uintptr_t)&seed_init ^
+            tsd__os_weak_entropy() << 1;
   }
   seed_k[0] = k[0];
   seed_k[1] = k[1];
 }
 
 uint64_t tsd__hash(const char *s, size_t n) {
-  pthread_once(&seed_once, seed_init);
+  tsd__once_run(&seed_once, seed_init);
   return tsd__siphash13(seed_k[0], seed_k[1], s, n);
 }
 

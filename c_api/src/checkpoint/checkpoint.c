@@ -24,8 +24,13 @@ typedef struct open_options_v2 {
 static const tsd_open_options *options_in(const tsd_open_options *in,
                                           tsd_open_options *buf) {
   if (!in) return NULL;
-  if (in->version >= 3) {
+  if (in->version >= 4) {
     *buf = *in;
+    return buf;
+  }
+  if (in->version == 3) { /* no `flags` */
+    memset(buf, 0, sizeof *buf);
+    memcpy(buf, in, offsetof(tsd_open_options, flags));
     return buf;
   }
   const open_options_v2 *o = (const open_options_v2 *)(const void *)in;
@@ -232,6 +237,18 @@ static tsd_status open_source(tsd_checkpoint **out, tsd_checkpoint *c,
     return st;
   }
   c->max_output_ratio = lim.max_output_ratio;
+  if (options && options->version >= 4 && (options->flags & TSD_OPEN_MAP)) {
+    /* mapview.c: the file and every shard; a memory source needs none */
+    st = tsd__source_map(&c->src);
+    for (size_t i = 0; st == TSD_OK && i < p.n_shards; i++)
+      st = tsd__source_map(&p.shards[i]);
+    if (st != TSD_OK) {
+      for (size_t i = 0; i < p.n_shards; i++) tsd__source_unmap(&p.shards[i]);
+      tsd__parsed_close(&p, c->al);
+      tsd_checkpoint_free(c);
+      return st;
+    }
+  }
   st = tsd__checkpoint_adopt(c, &p);
   if (st != TSD_OK) {
     tsd_checkpoint_free(c);
@@ -253,6 +270,10 @@ static tsd_status ckpt_new(tsd_checkpoint **out,
                       "tsd_open_options.version is %u, expected 1 to %d",
                       options->version, TSD_OPEN_OPTIONS_VERSION);
     if (options->version >= 2) al = options->allocator;
+    if (options->version >= 4 && (options->flags & ~TSD_OPEN_MAP))
+      return tsd__err(TSD_ERR_INVALID_ARG,
+                      "tsd_open_options.flags 0x%x: unknown flags 0x%x",
+                      options->flags, options->flags & ~TSD_OPEN_MAP);
   }
   tsd_status st = tsd__allocator_check(al, "tsd_open_options.allocator");
   if (st != TSD_OK) return st;
@@ -320,7 +341,10 @@ void tsd_checkpoint_free(tsd_checkpoint *c) {
   if (!c) return;
   view_clear(c);
   tsd__arena_free(&c->arena);
+  tsd__source_unmap(&c->src);
   tsd__source_close(&c->src);
+  for (size_t i = 0; i < c->parsed.n_shards; i++)
+    tsd__source_unmap(&c->parsed.shards[i]);
   tsd__parsed_close(&c->parsed, c->al);
   /* c->al points into c: free c through a copy */
   tsd_allocator a = c->alloc;
@@ -477,16 +501,25 @@ tsd_status tsd_checkpoint_read(const tsd_checkpoint *c, size_t index,
                     "entry %zu does not exist (the dict has %zu)", index,
                     c->n_live);
   const tsd__value *v = tsd__ckpt_val(c, index);
+  /* every message names the key (a key that is not a str: its index) */
+  const tsd__value *k = tsd__ckpt_key(c, index);
+  int kn = k && k->kind == TSD__V_STR ? (int)(k->u.s.len > 200 ? 200 : k->u.s.len)
+                                      : 0;
+  const char *ks = kn ? k->u.s.p : "";
   if (v->kind != TSD__V_TENSOR)
-    return tsd__err(TSD_ERR_TYPE, "entry %zu is a %s, not a tensor", index,
-                    tsd__type_repr(v));
+    return tsd__err(TSD_ERR_TYPE,
+                    "tsd_checkpoint_read: entry %zu \"%.*s\" is a %s, not a "
+                    "tensor",
+                    index, kn, ks, tsd__type_repr(v));
   const tsd__tensor *t = v->u.tensor;
   uint64_t need;
   if (!tsd__mul_u64((uint64_t)t->numel, tsd_dtype_size(dtype), &need) ||
       need > dst_bytes)
     return tsd__err(TSD_ERR_BUFFER,
-                    "the buffer has %zu bytes; the tensor needs %llu",
-                    dst_bytes, (unsigned long long)need);
+                    "tsd_checkpoint_read: \"%.*s\" needs %llu bytes (%lld "
+                    "elements of %s), the buffer has %zu",
+                    kn, ks, (unsigned long long)need, (long long)t->numel,
+                    tsd_dtype_name(dtype), dst_bytes);
   if (!dst && need) return tsd__err(TSD_ERR_INVALID_ARG, "dst is NULL");
   return tsd__tensor_read(c, t, dtype, dst, NULL);
 }

@@ -73,6 +73,19 @@ tsd_status tsd__tensor_read_range(const tsd_checkpoint *c, const tsd__tensor *t,
                                   tsd_dtype dtype, uint64_t first,
                                   uint64_t count, void *dst);
 
+/* ---- views (branch `views`): mapped views, binding, ranged reads -------- */
+/* mapview.c: maps s (a file source) whole, read-only, shared (s->map). An
+ * empty file is not mapped (nothing in it can be viewed). The platform
+ * part is these two functions. */
+tsd_status tsd__source_map(tsd__source *s);
+void tsd__source_unmap(tsd__source *s);
+/* The address of tensor t's element 0 where its bytes lie (the map, the
+ * caller's memory of tsd_checkpoint_open_memory, or memory the checkpoint
+ * holds), for a view: TSD_OK, or TSD_ERR_UNSUPPORTED with the reason as
+ * the message (not mapped, big-endian, misaligned). `key` names it. */
+tsd_status tsd__tensor_view(const tsd_checkpoint *c, const tsd__tensor *t,
+                            const char *key, const void **out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -133,6 +133,7 @@ typedef struct tsd__ts_entry {
 } tsd__ts_entry;
 typedef struct tsd__ts_module {
   const char *prefix, *class_name; /* pre-order; class unmangled */
+  bool extra_state; /* its class defines set_extra_state (branch model) */
 } tsd__ts_module;
 typedef struct tsd__ts_state {
   tsd__ts_entry *entries;

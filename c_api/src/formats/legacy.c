@@ -74,6 +74,7 @@ static tsd_status add_storage(legacy *L, const tsd__value *key, tsd_dtype dtype,
   s->numel = numel;
   s->nbytes = nbytes;
   s->key = k;
+  s->swap = tsd__swap_unit(dtype, false); /* sys_info says little-endian */
   lstorage *ls = &L->st[L->n];
   memset(ls, 0, sizeof *ls);
   ls->s = s;
@@ -178,7 +179,11 @@ static tsd_status unpickle_at(legacy *L, uint64_t *pos, bool with_pid,
                      : L->limits->max_pickle_bytes;
   if (cap > SIZE_MAX / 4) cap = SIZE_MAX / 4;
   uint64_t w = cap < (64u << 10) ? cap : (64u << 10);
-  uint64_t old_limit = L->arena->limit;
+  /* A window the pickle runs past is parsed again from a larger one: what
+   * the first try built is released (its storages too), so a retry costs
+   * time, not memory (tsd_read_legacy's budget covers the file once). */
+  tsd__arena_mark mark = tsd__arena_get_mark(L->arena);
+  size_t n0 = L->n;
   for (;;) {
     uint8_t *buf = tsd__mem_alloc(L->arena->al, (size_t)w);
     if (!buf) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", s->name);
@@ -187,8 +192,6 @@ static tsd_status unpickle_at(legacy *L, uint64_t *pos, bool with_pid,
       tsd__mem_free(L->arena->al, buf);
       return st;
     }
-    uint64_t lim = L->arena->total + 256 * w + (1u << 20);
-    L->arena->limit = old_limit && old_limit < lim ? old_limit : lim;
     tsd__persistent_ctx pctx = {L->arena, s, L};
     size_t used;
     char label[128];
@@ -196,13 +199,14 @@ static tsd_status unpickle_at(legacy *L, uint64_t *pos, bool with_pid,
              (unsigned long long)*pos);
     st = tsd__unpickle(buf, (size_t)w, &used, L->arena, L->limits,
                        with_pid ? legacy_persistent : NULL, &pctx, label, out);
-    L->arena->limit = old_limit;
     tsd__mem_free(L->arena->al, buf);
     if (st == TSD_OK) {
       *pos += used;
       return TSD_OK;
     }
-    if (used != SIZE_MAX || w == cap) {
+    /* a window's budget (tsd__unpickle: 16x the window) is no verdict on
+     * a pickle that may run past the window: retry it like a truncation */
+    if ((used != SIZE_MAX && st != TSD_ERR_LIMIT) || w == cap) {
       if (used == SIZE_MAX && cap < remain)
         return tsd__err(TSD_ERR_LIMIT,
                         "%s: %s is larger than limits.max_pickle_bytes (%llu)",
@@ -211,6 +215,12 @@ static tsd_status unpickle_at(legacy *L, uint64_t *pos, bool with_pid,
       return st;
     }
     w = w * 4 < cap ? w * 4 : cap;
+    while (L->n > n0) {
+      L->n--;
+      tsd__strmap_remove(&L->keys, L->st[L->n].s->key,
+                         strlen(L->st[L->n].s->key), lkey, L);
+    }
+    tsd__arena_release(L->arena, mark);
   }
 }
 
@@ -347,7 +357,11 @@ tsd_status tsd__read_legacy(const tsd__source *src, tsd__arena *arena,
   L.limits = limits;
   tsd__strmap_init(&L.keys, arena->al);
   memset(out, 0, sizeof *out);
+  /* one parse budget for the file's pickles (tsd__parse_budget) */
+  uint64_t old_limit = arena->limit, lim = tsd__parse_budget(arena, src->size);
+  arena->limit = old_limit && old_limit < lim ? old_limit : lim;
   tsd_status st = read_legacy(&L, out);
+  arena->limit = old_limit;
   tsd__strmap_free(&L.keys);
   tsd__mem_free(arena->al, L.st);
   if (st != TSD_OK) memset(out, 0, sizeof *out);

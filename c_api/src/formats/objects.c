@@ -154,6 +154,8 @@ enum {
   NP_FLOAT16 = TSD__NP_FLOAT16,
   NP_FLOAT32 = TSD__NP_FLOAT32,
   NP_FLOAT64 = TSD__NP_FLOAT64,
+  NP_COMPLEX64 = TSD__NP_COMPLEX64,
+  NP_COMPLEX128 = TSD__NP_COMPLEX128,
   NP_COUNT = TSD__NP_COUNT,
 };
 
@@ -167,13 +169,17 @@ static const struct {
     [NP_INT32] = {"i4", TSD_INT32},
     [NP_INT64] = {"i8", TSD_INT64},
     [NP_UINT8] = {"u1", TSD_UINT8},
-    [NP_UINT16] = {"u2", -1},
-    [NP_UINT32] = {"u4", -1},
-    [NP_UINT64] = {"u8", -1},
+    [NP_UINT16] = {"u2", TSD_UINT16},
+    [NP_UINT32] = {"u4", TSD_UINT32},
+    [NP_UINT64] = {"u8", TSD_UINT64},
     [NP_FLOAT16] = {"f2", TSD_FLOAT16},
     [NP_FLOAT32] = {"f4", TSD_FLOAT32},
     [NP_FLOAT64] = {"f8", TSD_FLOAT64},
+    [NP_COMPLEX64] = {"c8", TSD_COMPLEX64},
+    [NP_COMPLEX128] = {"c16", TSD_COMPLEX128},
 };
+_Static_assert(NP_COUNT - 1 <= (TSD__VF_NP_MASK >> TSD__VF_NP_SHIFT),
+               "numpy scalar codes fit tsd__value.flags");
 
 static bool named(const tsd__value *g, const char *a, const char *b) {
   return g && g->kind == TSD__V_GLOBAL &&
@@ -187,7 +193,9 @@ static bool is_str(const tsd__value *v, const char *s) {
 typedef struct np_dtype {
   int code; /* NP_* */
   size_t itemsize;
-  bool swap; /* big-endian data */
+  size_t unit; /* bytes swapped as one: a complex element's half */
+  bool big;    /* big-endian data ('>') */
+  bool swap;   /* its byte order is not this machine's: reversed on load */
 } np_dtype;
 
 /* A numpy.dtype placeholder: dtype(str, False, True) with BUILD state
@@ -214,13 +222,13 @@ static bool np_dtype_of(const tsd__value *d, np_dtype *out) {
       if (st->u.seq.items[i]->kind != TSD__V_NONE) return false; /* records */
   }
   out->code = code;
-  out->itemsize = tsd_dtype_size((
-      tsd_dtype)(np_types[code].dtype >= 0 ? np_types[code].dtype : TSD_INT64));
-  if (code == NP_UINT16) out->itemsize = 2;
-  if (code == NP_UINT32) out->itemsize = 4;
+  out->itemsize = tsd_dtype_size((tsd_dtype)np_types[code].dtype);
+  out->unit = code == NP_COMPLEX64 || code == NP_COMPLEX128 ? out->itemsize / 2
+                                                            : out->itemsize;
   if (order != '<' && order != '>' && order != '=' && order != '|')
     return false;
-  out->swap = order == '>' && out->itemsize > 1;
+  out->big = order == '>';
+  out->swap = out->big != (bool)TSD__BIG_ENDIAN && out->itemsize > 1;
   return true;
 }
 
@@ -229,9 +237,18 @@ static void load_native(uint8_t *dst, const uint8_t *src, size_t n, bool swap) {
     dst[i] = src[swap ? n - 1 - i : i];
 }
 
-/* numpy.core.multiarray.scalar(dtype, bytes) -> a bool/int/float value. */
+/* A numpy scalar tsd keeps as a placeholder gets its type as the class
+ * shown, as Python's type(x) is numpy.complex64, not the function that
+ * made it: *cls is set, *out stays NULL. */
+static tsd_status np_scalar_class(tsd__pk *u, int code, tsd__value **cls) {
+  const char *name = tsd__np_code_repr((unsigned)code) + strlen("<class 'numpy.");
+  return tsd__pk_named_global(u, 0, "numpy", 5, name, strlen(name) - 2, cls);
+}
+
+/* numpy.core.multiarray.scalar(dtype, bytes) -> a bool/int/float value, or
+ * (*cls set) a placeholder of the scalar's numpy type. */
 static tsd_status np_scalar(tsd__pk *u, const tsd__value *args,
-                            tsd__value **out) {
+                            tsd__value **out, tsd__value **cls) {
   np_dtype dt;
   if (args->u.seq.len != 2 || !np_dtype_of(args->u.seq.items[0], &dt))
     return TSD_OK; /* stays a placeholder */
@@ -241,10 +258,16 @@ static tsd_status np_scalar(tsd__pk *u, const tsd__value *args,
                         "numpy scalar of %s with %zu byte(s) of data",
                         tsd__np_code_repr((unsigned)dt.code),
                         b->kind == TSD__V_BYTES ? b->u.s.len : (size_t)0);
+  /* a complex scalar has no value kind of its own: it stays a placeholder
+   * (numpy.core.multiarray.scalar(dtype, bytes), its bytes kept) */
+  if (dt.code == NP_COMPLEX64 || dt.code == NP_COMPLEX128)
+    return np_scalar_class(u, dt.code, cls);
   uint8_t raw[8] = {0};
-  load_native(raw, (const uint8_t *)b->u.s.p, dt.itemsize, dt.swap);
+  /* raw: little-endian bytes, decoded explicitly (any host byte order) */
+  load_native(raw, (const uint8_t *)b->u.s.p, dt.itemsize, dt.big);
   uint64_t x = 0;
-  memcpy(&x, raw, 8);
+  for (size_t k = 8; k-- > 0;)
+    x = x << 8 | raw[k];
   tsd__value *v = NULL;
   switch (dt.code) {
   case NP_FLOAT16:
@@ -255,10 +278,11 @@ static tsd_status np_scalar(tsd__pk *u, const tsd__value *args,
       f = tsd__half_to_float((uint16_t)x);
     } else if (dt.code == NP_FLOAT32) {
       float g;
-      memcpy(&g, raw, 4);
+      uint32_t bits = (uint32_t)x;
+      memcpy(&g, &bits, 4);
       f = g;
     } else {
-      memcpy(&f, raw, 8);
+      memcpy(&f, &x, 8);
     }
     TRY(tsd__pk_new(u, TSD__V_FLOAT, &v));
     v->u.f = f;
@@ -273,7 +297,8 @@ static tsd_status np_scalar(tsd__pk *u, const tsd__value *args,
     size_t n = dt.itemsize;
     bool sign = dt.code >= NP_INT8 && dt.code <= NP_INT64;
     if (sign && n < 8 && (x >> (8 * n - 1)) & 1) x |= ~(uint64_t)0 << (8 * n);
-    if (!sign && x > (uint64_t)INT64_MAX) return TSD_OK; /* placeholder */
+    if (!sign && x > (uint64_t)INT64_MAX) /* beyond int64: a placeholder */
+      return np_scalar_class(u, dt.code, cls);
     i = (int64_t)x;
     TRY(tsd__pk_new(u, TSD__V_INT, &v));
     v->u.i = i;
@@ -322,11 +347,10 @@ static tsd_status np_array(tsd__pk *u, tsd__value *obj, const tsd__value *shp,
   uint8_t *mem = dt->swap ? tsd__pk_alloc(u, nbytes ? (size_t)nbytes : 1)
                           : (uint8_t *)raw->u.s.p;
   if (!t || !s || !arr || !mem) return tsd__pk_oom(u);
-  if (dt->swap)
-    for (uint64_t i = 0; i < numel; i++)
-      load_native(mem + i * dt->itemsize,
-                  (const uint8_t *)raw->u.s.p + i * dt->itemsize, dt->itemsize,
-                  true);
+  if (dt->swap) /* each element, or each half of a complex one */
+    for (uint64_t i = 0; i < nbytes / dt->unit; i++)
+      load_native(mem + i * dt->unit,
+                  (const uint8_t *)raw->u.s.p + i * dt->unit, dt->unit, true);
   s->dtype = (tsd_dtype)np_types[dt->code].dtype;
   s->numel = numel;
   s->nbytes = nbytes;
@@ -363,9 +387,15 @@ static tsd_status np_on_call(tsd__pk *u, tsd__value *v) {
   tsd__value **a = args->u.seq.items;
   if (named(cls, "numpy.core.multiarray.scalar",
             "numpy._core.multiarray.scalar")) {
-    tsd__value *s = NULL;
-    TRY(np_scalar(u, args, &s));
-    if (s) *v = *s;
+    tsd__value *s = NULL, *c = NULL;
+    TRY(np_scalar(u, args, &s, &c));
+    if (c) v->u.obj.cls = c;
+    if (s) { /* s is a 16-byte node (pickle_vm.c node_size): its member */
+      v->kind = s->kind;
+      v->flags = s->flags;
+      v->depth = s->depth;
+      memcpy(&v->u, &s->u, sizeof s->u.i);
+    }
     return TSD_OK;
   }
   if (named(cls, "numpy.core.numeric._frombuffer",

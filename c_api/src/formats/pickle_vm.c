@@ -19,6 +19,7 @@
  * recorded when a child is inserted is final. Consumers may therefore walk
  * the tree without cycle checks, within limits.max_depth.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,17 +135,82 @@ tsd_status tsd__pk_fail(tsd__pk *u, tsd_status st, const char *fmt, ...) {
                   u->op_off, opname(u->op), u->op, msg);
 }
 
+/* Past the parse's memory budget (tsd__parse_budget): the message says
+ * what the bound is, so a user can tell a hostile file from a bug. */
+static tsd_status over_budget(tsd__pk *u) {
+  return tsd__pk_fail(
+      u, TSD_ERR_LIMIT,
+      "parsing needs more memory than the input's size justifies (tsd's "
+      "bound: %u bytes per byte of input + 1 MiB, %llu bytes here)",
+      TSD__PARSE_RATIO, (unsigned long long)(u->limit - u->base));
+}
+
 tsd_status tsd__pk_oom(tsd__pk *u) {
-  if (u->arena->limit && u->arena->total >= u->arena->limit / 2)
-    return tsd__pk_fail(u, TSD_ERR_LIMIT,
-                        "the pickle needs more memory than its size justifies "
-                        "(arena limit %llu bytes)",
-                        (unsigned long long)u->arena->limit);
+  if (u->over || u->arena->hit_limit) return over_budget(u);
   return tsd__pk_fail(u, TSD_ERR_NOMEM, "out of memory");
 }
 
 void *tsd__pk_alloc(tsd__pk *u, size_t n) {
-  return tsd__arena_alloc(u->arena, n);
+  void *p = tsd__arena_alloc(u->arena, n);
+  if (!p) u->over = u->arena->hit_limit || n > SIZE_MAX - 8;
+  return p;
+}
+
+/* Grows one of the working arrays (stack, marks, memo) to twice its
+ * capacity (`first` elements at first). They live outside the arena, but
+ * count against the same budget: while realloc copies, old and new are
+ * both held, so both are checked. */
+static tsd_status aux_grow(tsd__pk *u, void **arr, size_t *cap, size_t elem,
+                           size_t first) {
+  size_t ncap = *cap ? *cap * 2 : first;
+  if (ncap > SIZE_MAX / 2 / elem) return over_budget(u);
+  size_t oldb = *cap * elem, newb = ncap * elem;
+  if (u->limit && (u->arena->held + u->aux + newb > u->limit ||
+                   u->arena->held + u->aux + newb < newb))
+    return over_budget(u);
+  void *p = tsd__mem_realloc(u->arena->al, *arr, newb);
+  if (!p) return tsd__pk_fail(u, TSD_ERR_NOMEM, "out of memory");
+  *arr = p;
+  *cap = ncap;
+  u->aux += newb - oldb;
+  if (u->limit) u->arena->limit = u->limit - u->aux;
+  return TSD_OK;
+}
+
+/* Bytes of a node of `kind`: its header and the union member that kind
+ * uses, no more (tsd__value is 48 bytes for dicts and placeholders; an int
+ * needs 16). Parse memory per input byte depends on it: a list of ints
+ * >= 1024 spends 3 pickle bytes (BININT2) per node. Nothing may read or
+ * write a pickle-made node beyond its kind's member, or copy it whole. */
+static size_t node_size(tsd__vkind kind) {
+  const size_t h = offsetof(tsd__value, u);
+  const tsd__value *v = NULL;
+  switch (kind) {
+  case TSD__V_NONE:
+  case TSD__V_BOOL:
+  case TSD__V_INT:
+  case TSD__V_FLOAT:
+  case TSD__V_TENSOR:
+  case TSD__V_STORAGE:
+  case TSD__V_XTENSOR:
+    return h + sizeof v->u.i;
+  case TSD__V_BIGINT:
+  case TSD__V_STR:
+  case TSD__V_BYTES:
+  case TSD__V_DTYPE:
+  case TSD__V_DEVICE:
+    return h + sizeof v->u.s;
+  case TSD__V_TUPLE:
+  case TSD__V_LIST:
+  case TSD__V_SET:
+    return h + sizeof v->u.seq;
+  case TSD__V_GLOBAL:
+    return h + sizeof v->u.g;
+  case TSD__V_DICT:
+  case TSD__V_OBJECT:
+    break;
+  }
+  return sizeof *v;
 }
 
 tsd_status tsd__pk_new(tsd__pk *u, tsd__vkind kind, tsd__value **out) {
@@ -152,7 +218,7 @@ tsd_status tsd__pk_new(tsd__pk *u, tsd__vkind kind, tsd__value **out) {
     return tsd__pk_fail(u, TSD_ERR_LIMIT,
                         "more than %llu objects (limits.max_objects)",
                         (unsigned long long)u->lim->max_objects);
-  tsd__value *v = tsd__pk_alloc(u, sizeof *v);
+  tsd__value *v = tsd__pk_alloc(u, node_size(kind));
   if (!v) return tsd__pk_oom(u);
   v->kind = kind;
   if (kind == TSD__V_TUPLE || kind == TSD__V_LIST || kind == TSD__V_SET ||
@@ -237,13 +303,11 @@ tsd_status tsd__pk_check_mutable(tsd__pk *u, const tsd__value *v) {
 
 /* Room for element `len` of one of the machine's own arrays (the stack,
  * the marks, the memo; outside the arena, freed at the end): `first`
- * elements at first, then doubling. */
+ * elements at first, then doubling, within the parse budget (aux_grow). */
 static tsd_status grow(tsd__pk *u, void **p, size_t *cap, size_t len,
                        size_t first, size_t elem) {
   if (len < *cap) return TSD_OK;
-  if (!tsd__mem_grow(u->arena->al, p, cap, *cap ? len + 1 : first, elem))
-    return tsd__pk_fail(u, TSD_ERR_NOMEM, "out of memory");
-  return TSD_OK;
+  return aux_grow(u, p, cap, elem, first);
 }
 
 static tsd_status push(tsd__pk *u, tsd__value *v) {
@@ -283,10 +347,12 @@ tsd_status tsd__pk_grow_seq(tsd__pk *u, tsd__value *v, size_t need_len) {
     if (cap > SIZE_MAX / 16) return tsd__pk_oom(u);
     cap *= 2;
   }
-  /* the old block stays in the arena: at most as much again as the final */
   tsd__value **items = tsd__pk_alloc(u, cap * sizeof *items);
   if (!items) return tsd__pk_oom(u);
   if (v->u.seq.len) memcpy(items, v->u.seq.items, v->u.seq.len * sizeof *items);
+  /* the old block serves the next nodes (parse memory: a growing list
+   * would otherwise hold its items about twice) */
+  tsd__arena_recycle(u->arena, v->u.seq.items, v->u.seq.cap * sizeof *items);
   v->u.seq.items = items;
   v->u.seq.cap = cap;
   return TSD_OK;
@@ -306,6 +372,8 @@ static tsd_status grow_dict(tsd__pk *u, tsd__value *v, size_t need_len) {
     memcpy(k, v->u.dict.keys, v->u.dict.len * sizeof *k);
     memcpy(vals, v->u.dict.vals, v->u.dict.len * sizeof *vals);
   }
+  tsd__arena_recycle(u->arena, v->u.dict.keys, v->u.dict.cap * sizeof *k);
+  tsd__arena_recycle(u->arena, v->u.dict.vals, v->u.dict.cap * sizeof *k);
   v->u.dict.keys = k;
   v->u.dict.vals = vals;
   v->u.dict.cap = cap;
@@ -664,6 +732,116 @@ static tsd_status op_text_unicode(tsd__pk *u) {
     k += put_utf8(d + k, cp); /* at most 4 bytes for 6 or 10 read */
     i += 2 + w;
   }
+  d[k] = '\0';
+  v->u.s.p = (char *)d;
+  v->u.s.len = k;
+  return push(u, v);
+}
+
+/* STRING (protocol 0, Python 2's str): a quoted repr, "S'a\\n'\n". As
+ * Python's load_string: the outermost quotes (both ' or both ") stripped,
+ * else an error; the rest decoded as codecs.escape_decode does (\\ \'
+ * \" \a \b \f \n \r \t \v, \ooo octal, \xhh, a backslash-newline
+ * dropped, any other backslash kept as it is; a trailing backslash or a bad
+ * \x is an error); then, as torch.load passes encoding='utf-8', decoded as
+ * strict UTF-8 into a str. */
+static tsd_status op_text_string(tsd__pk *u) {
+  const char *s = NULL;
+  size_t n = 0;
+  TRY(take_line(u, &s, &n));
+  if (n < 2 || s[0] != s[n - 1] || (s[0] != '\'' && s[0] != '"'))
+    return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                        "the STRING opcode argument must be quoted");
+  s++;
+  n -= 2;
+  tsd__value *v = NULL;
+  TRY(tsd__pk_new(u, TSD__V_STR, &v));
+  uint8_t *d = tsd__pk_alloc(u, n + 1); /* escapes only shorten */
+  if (!d) return tsd__pk_oom(u);
+  size_t k = 0;
+  for (size_t i = 0; i < n;) {
+    char c = s[i++];
+    if (c != '\\') {
+      d[k++] = (uint8_t)c;
+      continue;
+    }
+    if (i == n)
+      return tsd__pk_fail(u, TSD_ERR_FORMAT, "STRING: trailing \\ in string");
+    c = s[i++];
+    switch (c) {
+    case '\n':
+      break; /* a line continuation: dropped */
+    case '\\':
+      d[k++] = '\\';
+      break;
+    case '\'':
+      d[k++] = '\'';
+      break;
+    case '"':
+      d[k++] = '"';
+      break;
+    case 'a':
+      d[k++] = 7;
+      break;
+    case 'b':
+      d[k++] = 8;
+      break;
+    case 'f':
+      d[k++] = 12;
+      break;
+    case 'n':
+      d[k++] = 10;
+      break;
+    case 'r':
+      d[k++] = 13;
+      break;
+    case 't':
+      d[k++] = 9;
+      break;
+    case 'v':
+      d[k++] = 11;
+      break;
+    case '0':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7': {
+      unsigned x = (unsigned)(c - '0');
+      for (int j = 0; j < 2 && i < n && s[i] >= '0' && s[i] <= '7'; j++)
+        x = x * 8 + (unsigned)(s[i++] - '0');
+      d[k++] = (uint8_t)x; /* as CPython stores it: the low 8 bits */
+      break;
+    }
+    case 'x': {
+      int x[2] = {-1, -1};
+      for (int j = 0; j < 2 && i + (size_t)j < n; j++) {
+        char h = s[i + (size_t)j];
+        x[j] = h >= '0' && h <= '9'   ? h - '0'
+               : h >= 'a' && h <= 'f' ? h - 'a' + 10
+               : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                      : -1;
+      }
+      if (x[0] < 0 || x[1] < 0)
+        return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                            "STRING: invalid \\x escape at position %zu",
+                            i - 2);
+      d[k++] = (uint8_t)(x[0] * 16 + x[1]);
+      i += 2;
+      break;
+    }
+    default: /* an unknown escape stays as written */
+      d[k++] = '\\';
+      d[k++] = (uint8_t)c;
+    }
+  }
+  if (!tsd__utf8_valid((const char *)d, k))
+    return tsd__pk_fail(u, TSD_ERR_FORMAT,
+                        "STRING of %zu bytes is not valid UTF-8 (torch.load "
+                        "decodes Python 2 str as UTF-8)",
+                        k);
   d[k] = '\0';
   v->u.s.p = (char *)d;
   v->u.s.len = k;
@@ -1034,6 +1212,8 @@ static tsd_status step(tsd__pk *u, bool *done, tsd__value **out) {
     return op_text_float(u);
   case OP_UNICODE:
     return op_text_unicode(u);
+  case OP_STRING:
+    return op_text_string(u);
   case OP_INST: { /* MARK args... "module\nname\n": cls(*args) */
     tsd__value *cls = NULL;
     TRY(op_global_text(u, &cls));
@@ -1086,7 +1266,21 @@ tsd_status tsd__unpickle(const uint8_t *buf, size_t len, size_t *used,
   u.what = what ? what : "pickle";
   *out = NULL;
   if (used) *used = 0;
-  tsd_status st = tsd__pk_new(&u, TSD__V_NONE, &u.v_none);
+  /* The budget: the caller's arena limit (a reader of several pickles sets
+   * one for the file) or this pickle's own, whichever is less. */
+  uint64_t old_limit = arena->limit, own = tsd__parse_budget(arena, len);
+  u.limit = old_limit && old_limit < own ? old_limit : own;
+  arena->limit = u.limit;
+  size_t small_bytes = TSD__PK_SMALL_INTS * sizeof *u.small_ints;
+  tsd_status st = TSD_OK;
+  u.base = arena->held;
+  if (arena->held + small_bytes > u.limit) {
+    st = over_budget(&u);
+  } else {
+    u.aux = small_bytes;
+    arena->limit = u.limit - small_bytes;
+  }
+  if (st == TSD_OK) st = tsd__pk_new(&u, TSD__V_NONE, &u.v_none);
   if (st == TSD_OK) st = tsd__pk_new(&u, TSD__V_BOOL, &u.v_true);
   if (st == TSD_OK) st = tsd__pk_new(&u, TSD__V_BOOL, &u.v_false);
   if (st == TSD_OK) u.v_true->u.i = 1;
@@ -1119,5 +1313,6 @@ tsd_status tsd__unpickle(const uint8_t *buf, size_t len, size_t *used,
   tsd__mem_free(u.arena->al, u.marks);
   tsd__mem_free(u.arena->al, u.memo);
   tsd__mem_free(u.arena->al, u.small_ints);
+  arena->limit = old_limit;
   return st;
 }

@@ -39,6 +39,13 @@ typedef struct tsd__pk {
    * its value tree on them (bench/notes.md). Ints are immutable, so sharing
    * is safe. */
   tsd__value **small_ints;
+  /* The parse's memory budget (branch `parse`): the arena limit at the
+   * start, at most tsd__parse_budget of the input; `aux` bytes of working
+   * arrays (stack, marks, memo, small_ints) outside the arena count against
+   * it too, so the arena's limit is `limit - aux` while the parse runs. */
+  uint64_t limit, base; /* base: arena->total at the start */
+  size_t aux;
+  bool over; /* the last failed arena allocation hit the limit */
 } tsd__pk;
 
 #define TSD__PK_SMALL_INTS 1024

@@ -27,11 +27,9 @@
  * its own order from the model.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "formats.h"
 
@@ -236,6 +234,7 @@ static tsd_status read_tensor(const tsd__json *info, const char *key,
   s->nbytes = nbytes;
   s->offset = data_start + begin; /* no overflow: both within the file */
   s->key = key;
+  s->swap = tsd__swap_unit(dtype, false); /* safetensors: little-endian */
   t->storage = s;
   t->dtype = dtype;
   t->ndim = shape->n;

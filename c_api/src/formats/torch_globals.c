@@ -473,8 +473,13 @@ static tsd_status call(tsd__pk *u, int64_t id, tsd__value *args, bool nested,
                             "_rebuild_tensor_v3 views %s storage '%s' as %s",
                             tsd_dtype_name(s->dtype), s->key,
                             tsd_dtype_name(dt));
-      /* the same bytes as `dt` elements (whole elements only; an untyped
-       * storage is never byte-swapped, as in torch.load) */
+      /* the same bytes as `dt` elements (whole elements only). The bytes
+       * are little-endian `dt` elements unless the file says big (torch
+       * 2.x writes uint16/32/64 this way): swapped by `dt` where that is
+       * not the machine's order. On a little-endian machine reading a
+       * little-endian file nothing is swapped (torch.load never swaps an
+       * untyped storage: for a big-endian file it leaves these as they
+       * are, and so does tsd). */
       tsd__storage *d = tsd__pk_alloc(u, sizeof *d);
       tsd__value *sv = NULL;
       if (!d) return tsd__pk_oom(u);
@@ -483,7 +488,7 @@ static tsd_status call(tsd__pk *u, int64_t id, tsd__value *args, bool nested,
       d->dtype = dt;
       d->numel = s->nbytes / tsd_dtype_size(dt);
       d->nbytes = d->numel * tsd_dtype_size(dt);
-      d->swap = 0;
+      d->swap = s->big_file ? 0 : tsd__swap_unit(dt, false);
       sv->u.storage = d;
       b[0] = sv;
     }

@@ -38,6 +38,7 @@ typedef struct ts_class {
   const char *file;     /* "code/__torch__/a/b.py" (arena) */
   const char *name;     /* "C" (into qualname) */
   bool found, is_module;
+  bool extra_state; /* the class defines set_extra_state (branch model) */
   const char **params, **buffers; /* arena */
   size_t n_params, n_buffers;
 } ts_class;
@@ -221,6 +222,11 @@ static tsd_status parse_class(ts_reader *r, ts_class *c, const char *text,
     while (p < eol && *p == ' ')
       p++;
     static const char kp[] = "__parameters__ =", kb[] = "__buffers__ =";
+    static const char ke[] = "def set_extra_state(";
+    /* an exported set_extra_state: Module._load_from_state_dict hands it
+     * prefix + "_extra_state" (a method's header line, not run) */
+    if ((size_t)(eol - p) >= sizeof ke - 1 && !memcmp(p, ke, sizeof ke - 1))
+      c->extra_state = true;
     tsd_status st = TSD_OK;
     if ((size_t)(eol - p) >= sizeof kp - 1 && !memcmp(p, kp, sizeof kp - 1))
       st = parse_names(r, c, "__parameters__", p + sizeof kp - 1, eol,
@@ -385,7 +391,8 @@ static tsd_status walk(ts_reader *r, const tsd__value *root) {
     /* The class name PyTorch prints, `type(m).__name__`: the last atom of
      * the qualified name, which is past TorchScript's `___torch_mangle_N`
      * namespace (as the shim's class_name_of). */
-    r->modules[r->n_modules++] = (tsd__ts_module){f.prefix, c->name};
+    r->modules[r->n_modules++] =
+        (tsd__ts_module){f.prefix, c->name, c->extra_state};
     for (int pass = 0; pass < 2 && st == TSD_OK; pass++) {
       for (size_t i = 0; i < s->u.dict.len && st == TSD_OK; i++) {
         const tsd__value *k = s->u.dict.keys[i];
@@ -576,6 +583,7 @@ static tsd_status any_storage(tsd__persistent_ctx *ctx, tsd__value *pid,
   s->numel = numel;
   s->nbytes = nbytes;
   s->key = pid->u.seq.items[2]->u.s.p;
+  s->swap = tsd__swap_unit(dtype, false); /* torch.jit.save: little-endian */
   v->kind = TSD__V_STORAGE;
   v->u.storage = s;
   *out = v;
@@ -595,15 +603,10 @@ tsd_status tsd__torchscript_check(const char *path) {
   size_t len[2] = {0, 0};
   st = tsd__zip_read_records(&src, &arena, &lim, names, 2, lim.max_pickle_bytes,
                              text, len);
+  /* one parse budget for both pickles (tsd__parse_budget) */
+  if (st == TSD_OK) arena.limit = tsd__parse_budget(&arena, len[0] + len[1]);
   for (int i = 0; i < 2 && st == TSD_OK; i++) {
     if (!text[i]) continue; /* the shim says which record is missing */
-    /* as zip.c bounds data.pkl's values */
-    uint64_t limit;
-    arena.limit = 0;
-    if (tsd__mul_u64(len[i], 256, &limit) &&
-        tsd__add_u64(limit, arena.total, &limit) &&
-        tsd__add_u64(limit, 1u << 20, &limit))
-      arena.limit = limit;
     tsd__persistent_ctx ctx = {&arena, &src, NULL};
     size_t used;
     tsd__value *root;

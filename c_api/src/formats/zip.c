@@ -517,16 +517,12 @@ static tsd_status zip_persistent(tsd__persistent_ctx *ctx, tsd__value *pid,
   s->offset = off;
   s->key = k;
   s->untyped = tsd__storage_type_untyped(it[1]);
-  /* torch.load swaps a big-endian file's storages by the dtype of their
-   * persistent id (UntypedStorage.byteswap): whole elements, each half of a
-   * complex one, nothing for an untyped (uint8) storage */
-  if (z->big) {
-    size_t unit = tsd_dtype_size(dtype);
-    if (dtype == TSD_COMPLEX32 || dtype == TSD_COMPLEX64 ||
-        dtype == TSD_COMPLEX128)
-      unit /= 2;
-    s->swap = (uint8_t)unit;
-  }
+  /* torch.load swaps a file's storages whose byte order is not the
+   * machine's by the dtype of their persistent id (UntypedStorage.byteswap):
+   * whole elements, each half of a complex one, nothing for an untyped
+   * (uint8) storage. A file without a `byteorder` record is little-endian. */
+  s->swap = tsd__swap_unit(dtype, z->big);
+  s->big_file = z->big;
   if (z->nstorages == z->cap_storages) {
     size_t cap = z->cap_storages ? z->cap_storages * 2 : 16;
     tsd__storage **a = tsd__arena_alloc(ctx->arena, cap * sizeof *a);
@@ -606,21 +602,13 @@ static tsd_status read_zip(zarchive *z, tsd__parsed *out) {
   }
   char what[600];
   snprintf(what, sizeof what, "%.*s", (int)pkl->name_len, pkl->name);
-  /* The values the pickle builds are bounded by its size (every opcode
-   * makes at most one value, containers grow by doubling). */
-  uint64_t old_limit = z->arena->limit, lim;
-  if (!tsd__mul_u64(len, 256, &lim) ||
-      !tsd__add_u64(lim, z->arena->total, &lim) ||
-      !tsd__add_u64(lim, 1u << 20, &lim))
-    lim = 0;
-  if (old_limit && (lim == 0 || old_limit < lim)) lim = old_limit;
-  z->arena->limit = lim;
+  /* The values the pickle builds are bounded by its size: tsd__unpickle
+   * keeps them within tsd__parse_budget. */
   tsd__persistent_ctx pctx = {z->arena, s, z};
   size_t used;
   tsd__value *root;
   st = tsd__unpickle(buf, len, &used, z->arena, z->limits, zip_persistent,
                      &pctx, what, &root);
-  z->arena->limit = old_limit;
   tsd__mem_free(z->arena->al, buf);
   if (st != TSD_OK) return st;
   out->root = root;

@@ -27,19 +27,15 @@ typedef struct tsd__source {
    * its bytes prove to be a checkpoint, messages must not quote them (a
    * shard may be a symlink to any file the user can read). */
   bool indirect;
+  /* TSD_OPEN_MAP: the whole file mapped read-only (checkpoint/mapview.c),
+   * else NULL */
+  const uint8_t *map;
 } tsd__source;
 tsd_status tsd__source_open_file(tsd__source *s, const char *path,
                                  const tsd_allocator *al);
 tsd_status tsd__source_open_memory(tsd__source *s, const void *p, size_t n,
                                    const tsd_allocator *al);
 void tsd__source_close(tsd__source *s);
-/* "directory", "FIFO", "character device", ... for an st_mode. */
-const char *tsd__file_type_name(unsigned mode);
-/* Opens an input file for reading without ever blocking on it: a FIFO,
- * device, directory or socket is refused at once (TSD_ERR_IO naming the
- * path and the file type). *out_fd is blocking, O_CLOEXEC; *size if
- * non-NULL. Every input tsd opens by path goes through here. */
-tsd_status tsd__open_regular(const char *path, int *out_fd, uint64_t *size);
 /* Reads exactly n bytes at `off`; TSD_ERR_FORMAT if past the end (message
  * names `what` and the offset), TSD_ERR_IO on a read error. */
 tsd_status tsd__source_read(const tsd__source *s, uint64_t off, void *dst,
@@ -62,6 +58,8 @@ typedef struct tsd__storage {
   /* a big-endian file: reads reverse the bytes of each `swap`-byte unit
    * (the element, or each half of a complex element); 0 or 1: none */
   uint8_t swap;
+  bool big_file; /* (platform) the file says `byteorder` big: an untyped
+                  * storage viewed as a wider dtype swaps by that dtype */
 } tsd__storage;
 
 typedef struct tsd__tensor {

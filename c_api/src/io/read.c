@@ -2,13 +2,12 @@
  * storage in a source read as C-contiguous elements of any dtype: storage
  * offsets, strides, byte order, dtype conversion, two threads for large
  * reads, windows for the writers. */
-#include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "io.h"
+#include "platform.h"
 
 /* Where a read's bytes come from (storages without a source of their own)
  * and whose allocator its staging buffers use. */
@@ -60,10 +59,13 @@ static tsd_status read_bytes(const reader *c, const tsd__storage *s,
 
 /* A contiguous read of n elements at byte `start` of storage s into dst,
  * `from` -> `to`, cut into pieces of `per` elements. Two threads share the
- * pieces: the caller takes them from the front, the worker from the back,
- * each piece by a ticket from `claimed`, so neither waits for the other's
- * share: when the worker is slow to start or is preempted on a busy machine,
- * the caller simply does more pieces. */
+ * pieces, each taking the next one from the front (a ticket from
+ * `claimed`), so neither waits for the other's share: when the worker is
+ * slow to start or is preempted on a busy machine, the caller simply does
+ * more pieces. Front to back on both threads keeps the file's reads in
+ * order, which the kernel's read-ahead needs when the file is not in the
+ * page cache: reading the front and the back of a tensor at once made cold
+ * loads of vit_b_16 2-3x slower than `cat` (issue 15, bench/notes.md). */
 typedef struct piece_job {
   const reader *c;
   const tsd__storage *s;
@@ -71,23 +73,27 @@ typedef struct piece_job {
   uint8_t *dst;
   tsd_dtype from, to;
   uint64_t n, per, pieces;
-  atomic_uint_least64_t claimed; /* tickets handed out, both threads */
-  atomic_bool stop;              /* the caller failed: the worker quits */
+  atomic_uint_least64_t claimed; /* next piece to read, both threads */
+  atomic_bool stop;              /* a thread failed: the other quits */
 } piece_job;
 
 /* The worker's staging buffer and outcome. tsd__err is per thread, so its
  * message is carried back here and raised again on the calling thread. */
 typedef struct piece_worker {
   piece_job *job;
+  uint64_t failed_at; /* the piece that failed */
   uint8_t *tmp; /* allocated and freed by the caller: a caller's allocator
                  * is only ever called from the caller's thread */
   tsd_status st;
   char msg[1024];
 } piece_worker;
 
-static bool claim(piece_job *j) {
-  return atomic_fetch_add_explicit(&j->claimed, 1, memory_order_relaxed) <
-         j->pieces;
+/* The next piece, front to back, or false when none is left (or the other
+ * thread failed). */
+static bool claim(piece_job *j, uint64_t *i) {
+  if (atomic_load_explicit(&j->stop, memory_order_relaxed)) return false;
+  *i = atomic_fetch_add_explicit(&j->claimed, 1, memory_order_relaxed);
+  return *i < j->pieces;
 }
 
 /* Piece i; `tmp` is a staging buffer of `per` source elements when
@@ -119,14 +125,13 @@ static uint8_t *staging(const piece_job *j) {
 static void *piece_worker_main(void *arg) {
   piece_worker *w = arg;
   piece_job *j = w->job;
-  uint8_t *tmp = w->tmp;
-  /* The last piece is the worker's without a ticket (the caller handed it
-   * out), so which thread reads what is known; the others it claims. */
-  w->st = do_piece(j, j->pieces - 1, tmp);
-  for (uint64_t b = 1; w->st == TSD_OK; b++) {
-    if (atomic_load_explicit(&j->stop, memory_order_relaxed) || !claim(j))
-      break;
-    w->st = do_piece(j, j->pieces - 1 - b, tmp);
+  uint64_t i;
+  while (w->st == TSD_OK && claim(j, &i)) {
+    w->st = do_piece(j, i, w->tmp);
+    if (w->st != TSD_OK) {
+      w->failed_at = i;
+      atomic_store_explicit(&j->stop, true, memory_order_relaxed);
+    }
   }
   if (w->st != TSD_OK) snprintf(w->msg, sizeof w->msg, "%s", tsd_last_error());
   return NULL;
@@ -183,7 +188,7 @@ static tsd_status read_pieces(const reader *c, const tsd__storage *s,
   }
 
   piece_worker w = {.job = &j, .st = TSD_OK};
-  pthread_t th;
+  tsd__thread th;
   bool threaded = false;
   if (split && needs_staging(&j)) {
     if (scratch && tmp == scratch->p && scratch->len >= 2 * one)
@@ -192,34 +197,30 @@ static tsd_status read_pieces(const reader *c, const tsd__storage *s,
       w.tmp = own_wtmp = staging(&j);
   }
   if (split && (!needs_staging(&j) || w.tmp)) {
-    /* The worker blocks every signal, so a host's handlers keep running on
-     * the host's own threads. Without a thread (or its buffer) the caller
-     * does it all. */
-    sigset_t all, old;
-    sigfillset(&all);
-    if (pthread_sigmask(SIG_SETMASK, &all, &old) == 0) {
-      atomic_store_explicit(&j.claimed, 1, memory_order_relaxed);
-      threaded = pthread_create(&th, NULL, piece_worker_main, &w) == 0;
-      if (!threaded) atomic_store_explicit(&j.claimed, 0, memory_order_relaxed);
-      pthread_sigmask(SIG_SETMASK, &old, NULL);
-    }
+    /* The worker blocks every signal (tsd__thread_start), so a host's
+     * handlers keep running on the host's own threads. Without a thread (or
+     * its buffer) the caller does it all. */
+    threaded = tsd__thread_start(&th, piece_worker_main, &w);
   }
   tsd_status st = TSD_OK;
-  for (uint64_t i = 0; claim(&j); i++) {
+  uint64_t i, failed_at = UINT64_MAX;
+  while (claim(&j, &i)) {
     st = do_piece(&j, i, tmp);
     if (st != TSD_OK) {
+      failed_at = i;
       atomic_store_explicit(&j.stop, true, memory_order_relaxed);
       break;
     }
   }
-  if (threaded) pthread_join(th, NULL);
+  if (threaded) tsd__thread_join(&th);
   tsd__mem_free(c->al, own_wtmp);
   tsd__mem_free(c->al, own_tmp);
-  /* The caller's pieces all precede the worker's, so its error, if any, is
-   * the one a one-thread read would report; the worker's comes next. */
-  if (st != TSD_OK) return st;
-  if (threaded && w.st != TSD_OK) return tsd__err(w.st, "%s", w.msg);
-  return TSD_OK;
+  /* Every piece before the last one claimed was read to its end, so the
+   * failure of the lowest piece is the one a one-thread read would
+   * report. */
+  if (threaded && w.st != TSD_OK && w.failed_at < failed_at)
+    return tsd__err(w.st, "%s", w.msg);
+  return st;
 }
 
 /* Elements [lo, hi) of the storage a strided tensor spans. */

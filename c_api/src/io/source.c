@@ -1,71 +1,15 @@
-/* source.c — the bytes of a checkpoint: a file read with pread, or memory.
+/* source.c — the bytes of a checkpoint: a file read with pread (ReadFile at
+ * an offset on Windows: platform.h), or memory.
  *
  * Never mmap: a mapped file truncated underneath raises SIGBUS in the host;
  * pread on a truncated file returns short, which becomes an error. */
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "io.h"
+#include "platform.h"
 
-const char *tsd__file_type_name(unsigned mode) {
-  switch (mode & S_IFMT) {
-  case S_IFREG:
-    return "regular file";
-  case S_IFDIR:
-    return "directory";
-  case S_IFIFO:
-    return "FIFO";
-  case S_IFCHR:
-    return "character device";
-  case S_IFBLK:
-    return "block device";
-  case S_IFSOCK:
-    return "socket";
-  case S_IFLNK:
-    return "symbolic link";
-  }
-  return "special file";
-}
-
-tsd_status tsd__open_regular(const char *path, int *out_fd, uint64_t *size) {
-  *out_fd = -1;
-  /* O_NONBLOCK: opening a FIFO for reading blocks until a writer comes (a
-   * device may block too), so the file type is checked on the descriptor
-   * before anything can wait; O_NOCTTY: a terminal never becomes ours. The
-   * flag is cleared again for the reads of a regular file. */
-  int fd;
-  do {
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0)
-    return tsd__err(TSD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    int e = errno;
-    close(fd);
-    return tsd__err(TSD_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    close(fd);
-    return tsd__err(TSD_ERR_IO,
-                    "%s: not a regular file (a %s): refused, tsd reads only "
-                    "regular files",
-                    path, tsd__file_type_name(st.st_mode));
-  }
-  int fl = fcntl(fd, F_GETFL);
-  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
-    int e = errno;
-    close(fd);
-    return tsd__err(TSD_ERR_IO, "%s: cannot clear O_NONBLOCK: %s", path,
-                    strerror(e));
-  }
-  *out_fd = fd;
-  if (size) *size = (uint64_t)st.st_size;
-  return TSD_OK;
-}
+/* tsd__open_regular and tsd__file_type_name: platform_posix.c and
+ * platform_win32.c. */
 
 tsd_status tsd__source_open_file(tsd__source *s, const char *path,
                                  const tsd_allocator *al) {
@@ -78,7 +22,7 @@ tsd_status tsd__source_open_file(tsd__source *s, const char *path,
   if (st) return st;
   s->name = tsd__mem_strdup(al, path);
   if (!s->name) {
-    close(fd);
+    tsd__os_close(fd);
     return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", path);
   }
   s->fd = fd;
@@ -104,7 +48,7 @@ tsd_status tsd__source_open_memory(tsd__source *s, const void *p, size_t n,
 
 void tsd__source_close(tsd__source *s) {
   if (!s) return;
-  if (s->fd >= 0) close(s->fd);
+  if (s->fd >= 0) tsd__os_close(s->fd);
   tsd__mem_free(s->al, s->name);
   s->fd = -1;
   s->name = NULL;
@@ -129,22 +73,20 @@ tsd_status tsd__source_read(const tsd__source *s, uint64_t off, void *dst,
   uint8_t *d = dst;
   size_t done = 0;
   while (done < n) {
-    size_t want = n - done;
-    /* pread's count is capped by the kernel anyway; keep it in ssize_t */
-    if (want > ((size_t)1 << 30)) want = (size_t)1 << 30;
-    ssize_t r = pread(s->fd, d + done, want, (off_t)(off + done));
-    if (r < 0) {
-      if (errno == EINTR) continue;
+    size_t got;
+    tsd__oserr e = tsd__os_pread(s->fd, d + done, n - done, off + done, &got);
+    if (e) {
+      char et[TSD__OS_ERRTEXT_CAP];
       return tsd__err(TSD_ERR_IO, "%s: %s: read at offset %llu failed: %s",
                       name, what, (unsigned long long)(off + done),
-                      strerror(errno));
+                      tsd__os_error_text(e, et, sizeof et));
     }
-    if (r == 0)
+    if (got == 0)
       return tsd__err(TSD_ERR_IO,
                       "%s: %s: file ended at offset %llu (was it truncated "
                       "while open?)",
                       name, what, (unsigned long long)(off + done));
-    done += (size_t)r;
+    done += got;
   }
   return TSD_OK;
 }

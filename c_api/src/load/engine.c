@@ -21,6 +21,7 @@
 
 typedef struct plan_item {
   size_t tensor;   /* model tensor index */
+  bool elem0;      /* the 0-dim rule: element 0 of a 1-dim tensor */
   tsd__tensor src; /* what to copy: a checkpoint tensor, its element 0, or the
                       synthetic num_batches_tracked */
 } plan_item;
@@ -30,7 +31,7 @@ typedef struct mod_info {
   size_t in_drop[2]; /* keys the _InstanceNorm rule popped (running_mean/var) */
   size_t n_in_drop;
   size_t frozen_drop; /* num_batches_tracked FrozenBatchNorm2d deletes */
-  size_t extra;       /* checkpoint index of prefix + "_extra_state" */
+  size_t extra;       /* key index of prefix + "_extra_state" (any module) */
   size_t unexp_begin, unexp_end; /* range in the bucketed unexpected keys */
 } mod_info;
 
@@ -47,6 +48,8 @@ typedef struct load_ctx {
   size_t *preorder; /* module indices in pre-order */
   plan_item *plan;
   size_t n_plan;
+  size_t *extra_plan; /* modules whose set_extra_state gets a value, pre-order */
+  size_t n_extra_plan;
   tsd_report *report;
   tsd__buf scratch;
   tsd__storage zero_storage;
@@ -220,8 +223,9 @@ static void classify_key(load_ctx *x, size_t i) {
   for (;;) {
     const char *rest = key + off;
     size_t rn = len - off;
-    /* Module._load_from_state_dict: prefix + "_extra_state" is unexpected
-     * (our modules have no set_extra_state) and skipped by the scan. */
+    /* Module._load_from_state_dict: prefix + "_extra_state" goes to
+     * set_extra_state when the module's class overrides it, else it is
+     * unexpected; either way the scan skips it (load_module). */
     if (rn == 12 && memcmp(rest, "_extra_state", 12) == 0) {
       if (x->info[mod].extra == NONE_IDX) x->info[mod].extra = i;
       return;
@@ -300,6 +304,7 @@ static tsd_status load_tensor(load_ctx *x, size_t ti, const tsd__tensor *s) {
   plan_item *p = &x->plan[x->n_plan];
   p->tensor = ti;
   p->src = *s;
+  p->elem0 = rule == 1;
   if (rule == 1) { /* input_param = input_param[0] */
     p->src.ndim = 0;
     p->src.shape = NULL;
@@ -455,10 +460,22 @@ static tsd_status load_module(load_ctx *x, size_t mi) {
     }
   }
 
-  /* unexpected_keys: _extra_state first, then the scan in key order. */
+  /* extra_state_key = prefix + "_extra_state" (1.13): a class that
+   * overrides set_extra_state gets the value (here: once the load is known
+   * to succeed, extra_plan) or reports the key missing; any other module
+   * reports a present key unexpected, before the scan's keys. */
   const char *key;
   size_t len;
-  if (info->extra != NONE_IDX) {
+  if (mod->extra_fn) {
+    if (info->extra != NONE_IDX) {
+      x->extra_plan[x->n_extra_plan++] = mi;
+    } else {
+      key = module_key_name(x, mod, "_extra_state", &len);
+      if (!key) return tsd__err(TSD_ERR_NOMEM, "out of memory");
+      if ((st = tsd__report_add(x->report, TSD_LIST_MISSING, key, len)))
+        return st;
+    }
+  } else if (info->extra != NONE_IDX) {
     key_of(x, info->extra, &key, &len);
     if ((st = tsd__report_add(x->report, TSD_LIST_UNEXPECTED, key, len)))
       return st;
@@ -490,9 +507,41 @@ static void ctx_free(load_ctx *x) {
   tsd__mem_free(al, x->info);
   tsd__mem_free(al, x->preorder);
   tsd__mem_free(al, x->plan);
+  tsd__mem_free(al, x->extra_plan);
   tsd__buf_free(&x->scratch);
   tsd__keyview_free(&x->view);
   tsd_report_free(x->report);
+}
+
+/* Module.set_extra_state(state_dict[prefix + "_extra_state"]) for each
+ * module that has one and a value, in module pre-order. PyTorch calls it
+ * while it walks the modules, before it raises; tsd only once the load is
+ * known to succeed, and before any tensor is copied: a callback that fails
+ * stops the load with the tensors unchanged. */
+static tsd_status call_extra_state(load_ctx *x) {
+  for (size_t k = 0; k < x->n_extra_plan; k++) {
+    const tsd__module *mod = &x->m->modules[x->extra_plan[k]];
+    size_t i = x->info[x->extra_plan[k]].extra, len;
+    const char *key = module_key_name(x, mod, "_extra_state", &len);
+    if (!key) return tsd__err(TSD_ERR_NOMEM, "out of memory");
+    size_t src = x->view.identity ? i : x->view.keys[i].src;
+    tsd__err_clear();
+    tsd_status st = mod->extra_fn(mod->extra_user, key, x->c, src);
+    if (st == TSD_OK) continue;
+    /* keep a message the callback set (the shim's); else say who failed */
+    const char *prev = tsd_last_error();
+    if (prev[0])
+      tsd__err_prefix("tsd_load: set_extra_state of \"%s\" (no tensor of the "
+                      "model is changed%s)",
+                      key, k ? "; the earlier modules' extra state is set" : "");
+    else
+      tsd__err(st, "tsd_load: the set_extra_state callback for \"%s\" "
+                   "returned %s (no tensor of the model is changed%s)",
+               key, tsd_status_name(st),
+               k ? "; the earlier modules' extra state is set" : "");
+    return st;
+  }
+  return TSD_OK;
 }
 
 static bool is_synthetic(const load_ctx *x, const plan_item *p) {
@@ -524,12 +573,60 @@ static uint64_t src_bytes(const tsd__tensor *t) {
  * after a tensor once >= 1% more is done, and done == total at the end. */
 static tsd_status copy_tensors(load_ctx *x, const tsd_load_options *opt,
                                const tsd__scratch *scratch, uint64_t total,
-                               uint64_t step);
+                               uint64_t step, const bool *skip);
 
-static tsd_status copy_plan(load_ctx *x, const tsd_load_options *opt) {
+/* The order tensors are read in: the order of their bytes in the files
+ * (state_dict order where they lie in memory or at the same place).
+ * torch.save writes its records sorted by storage key as *strings*
+ * ("0", "1", "10", "100", ...), so state_dict order jumps around a zip
+ * file; reading it in state_dict order made a cold load of vit_l_16 1.5x
+ * slower than `cat` (bench/notes.md). */
+typedef struct read_key {
+  uintptr_t src;   /* the source (0: memory) */
+  uint64_t off;    /* byte offset of element 0 in it */
+  size_t k;        /* plan index */
+} read_key;
+
+static int read_key_cmp(const void *a, const void *b) {
+  const read_key *x = a, *y = b;
+  if (x->src != y->src) return x->src < y->src ? -1 : 1;
+  if (x->off != y->off) return x->off < y->off ? -1 : 1;
+  return x->k < y->k ? -1 : x->k > y->k;
+}
+
+/* A new array of plan indices in read order (NULL on OOM). */
+static size_t *read_order(load_ctx *x) {
+  const tsd_allocator *al = x->m->al;
+  size_t n = x->n_plan ? x->n_plan : 1;
+  read_key *keys = tsd__mem_alloc(al, n * sizeof *keys);
+  size_t *order = tsd__mem_alloc(al, n * sizeof *order);
+  if (!keys || !order) {
+    tsd__mem_free(al, keys);
+    tsd__mem_free(al, order);
+    return NULL;
+  }
+  for (size_t k = 0; k < x->n_plan; k++) {
+    const tsd__tensor *t = &x->plan[k].src;
+    const tsd__storage *st = t->storage;
+    keys[k].k = k;
+    keys[k].src = st->mem ? 0 : (uintptr_t)(st->src ? st->src : &x->c->src);
+    keys[k].off = st->mem ? 0
+                          : st->offset + (uint64_t)(t->offset > 0 ? t->offset : 0) *
+                                             tsd_dtype_size(t->dtype);
+  }
+  tsd__sort(keys, x->n_plan, sizeof *keys, read_key_cmp);
+  for (size_t k = 0; k < x->n_plan; k++)
+    order[k] = keys[k].k;
+  tsd__mem_free(al, keys);
+  return order;
+}
+
+/* Copies the plan's items (those not in `skip`, when given). */
+static tsd_status copy_plan(load_ctx *x, const tsd_load_options *opt,
+                            const bool *skip) {
   uint64_t total = 0;
   for (size_t k = 0; k < x->n_plan; k++)
-    total += src_bytes(&x->plan[k].src);
+    if (!skip || !skip[k]) total += src_bytes(&x->plan[k].src);
   uint64_t step = total / 100 ? total / 100 : 1;
   /* Every staging buffer the copies need, allocated before the first byte
    * is written: running out of memory leaves the model unchanged. (A model
@@ -551,39 +648,279 @@ static tsd_status copy_plan(load_ctx *x, const tsd_load_options *opt) {
                     "tsd_load: out of memory (a %zu-byte read buffer; the "
                     "model is unchanged)",
                     need);
-  tsd_status st = copy_tensors(x, opt, &scratch, total, step);
+  tsd_status st = copy_tensors(x, opt, &scratch, total, step, skip);
   tsd__mem_free(x->m->al, scratch.p);
   return st;
 }
 
+static tsd_status copy_one(load_ctx *x, const tsd_load_options *opt,
+                           const tsd__scratch *scratch, uint64_t total,
+                           uint64_t step, const bool *skip, const size_t *ord,
+                           size_t kk, size_t last_k, uint64_t *done,
+                           uint64_t *last, size_t *n_done);
+
 static tsd_status copy_tensors(load_ctx *x, const tsd_load_options *opt,
                                const tsd__scratch *scratch, uint64_t total,
-                               uint64_t step) {
+                               uint64_t step, const bool *skip) {
   uint64_t done = 0, last = 0;
-  if (opt->progress && opt->progress(opt->progress_user, 0, total))
+  size_t *ord = read_order(x);
+  if (!ord)
+    return tsd__err(TSD_ERR_NOMEM,
+                    "tsd_load: out of memory (the model is unchanged)");
+  if (opt->progress && opt->progress(opt->progress_user, 0, total)) {
+    tsd__mem_free(x->m->al, ord);
     return tsd__err(TSD_ERR_CANCELED,
                     "tsd_load: canceled by the progress callback before "
                     "copying (the model is unchanged)");
+  }
+  size_t last_k = x->n_plan;
+  for (size_t k = 0; k < x->n_plan; k++)
+    if (!skip || !skip[ord[k]]) last_k = k;
+  tsd_status st = TSD_OK;
+  size_t n_done = 0;
+  for (size_t k = 0; !st && k < x->n_plan; k++)
+    st = copy_one(x, opt, scratch, total, step, skip, ord, k, last_k, &done,
+                  &last, &n_done);
+  tsd__mem_free(x->m->al, ord);
+  return st;
+}
+
+/* Copies item ord[kk] and reports progress (`n_done`: items copied). */
+static tsd_status copy_one(load_ctx *x, const tsd_load_options *opt,
+                           const tsd__scratch *scratch, uint64_t total,
+                           uint64_t step, const bool *skip, const size_t *ord,
+                           size_t kk, size_t last_k, uint64_t *done,
+                           uint64_t *last, size_t *n_done) {
+  size_t k = ord[kk];
+  if (skip && skip[k]) return TSD_OK;
+  tsd__mtensor *t = &x->m->tensors[x->plan[k].tensor];
+  tsd_status st = x->m->ops->copy_in(x->m, t, x->c, &x->plan[k].src, scratch);
+  if (st) {
+    tsd__err_prefix("tsd_load: copying \"%s\" (the model is partly loaded)",
+                    t->name);
+    return st;
+  }
+  ++*n_done;
+  *done += src_bytes(&x->plan[k].src);
+  bool last_one = kk == last_k;
+  if (!opt->progress || (!last_one && *done - *last < step)) return TSD_OK;
+  *last = *done;
+  if (opt->progress(opt->progress_user, *done, total) && !last_one)
+    return tsd__err(TSD_ERR_CANCELED,
+                    "tsd_load: canceled by the progress callback after "
+                    "%zu of %zu tensors (those are loaded, the others "
+                    "unchanged)",
+                    *n_done, x->n_plan);
+  return TSD_OK;
+}
+
+/* ---- the load modes (branch `views`): copy, bind, device ---------------- */
+
+/* A copy into a C-owned model needs the caller's memory: checked for every
+ * item to copy before anything is written. */
+static tsd_status check_backed(load_ctx *x, const bool *skip) {
+  if (!tsd__model_is_cown(x->m)) return TSD_OK;
   for (size_t k = 0; k < x->n_plan; k++) {
-    tsd__mtensor *t = &x->m->tensors[x->plan[k].tensor];
-    tsd_status st = x->m->ops->copy_in(x->m, t, x->c, &x->plan[k].src, scratch);
-    if (st) {
-      tsd__err_prefix("tsd_load: copying \"%s\" (the model is partly loaded)",
-                      t->name);
-      return st;
+    const tsd__mtensor *t = &x->m->tensors[x->plan[k].tensor];
+    if ((skip && skip[k]) || t->own || t->numel == 0) continue;
+    return tsd__err(TSD_ERR_UNSUPPORTED,
+                    "tsd_load: \"%s\" must be copied but has no memory of its "
+                    "own (tsd_model_add_tensor_unbacked: only a bind or device "
+                    "load can fill it); the model is unchanged",
+                    t->name);
+  }
+  return TSD_OK;
+}
+
+static tsd_status copy_mode(load_ctx *x, const tsd_load_options *opt) {
+  tsd_status st = check_backed(x, NULL);
+  return st ? st : copy_plan(x, opt, NULL);
+}
+
+/* Why item k cannot be bound, into x->scratch; false when it can (*view
+ * set). */
+static bool bind_refused(load_ctx *x, const plan_item *p, const void **view) {
+  const tsd__mtensor *t = &x->m->tensors[p->tensor];
+  x->scratch.len = 0;
+  if (is_synthetic(x, p)) {
+    tsd__buf_puts(&x->scratch,
+                  "made up by the _NormBase rule (torch.tensor(0)): not in "
+                  "the checkpoint");
+  } else if (p->elem0) {
+    tsd__buf_puts(&x->scratch,
+                  "the 0-dim rule: element 0 of a 1-dim checkpoint tensor");
+  } else if (p->src.dtype != t->dtype) {
+    tsd__buf_printf(&x->scratch, "%s in the checkpoint, %s in the model",
+                    tsd_dtype_name(p->src.dtype), tsd_dtype_name(t->dtype));
+  } else if (!p->src.contiguous) {
+    tsd__buf_puts(&x->scratch,
+                  "not C-contiguous in the checkpoint (a strided view of its "
+                  "storage)");
+  } else if (tsd__tensor_view(x->c, &p->src, t->name, view) != TSD_OK) {
+    /* "\"key\": not viewable: <reason>": keep the reason */
+    const char *e = tsd_last_error();
+    const char *r = strstr(e, "not viewable: ");
+    tsd__buf_puts(&x->scratch, r ? r + 14 : e);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+static tsd_status bind_mode(load_ctx *x, const tsd_load_options *opt) {
+  const tsd_allocator *al = x->m->al;
+  size_t n = x->n_plan ? x->n_plan : 1;
+  const void **views = tsd__mem_calloc(al, n, sizeof *views);
+  bool *skip = tsd__mem_calloc(al, n, sizeof *skip);
+  tsd_status st = TSD_OK;
+  if (!views || !skip) st = tsd__err(TSD_ERR_NOMEM, "tsd_load: out of memory");
+  for (size_t k = 0; !st && k < x->n_plan; k++) {
+    const plan_item *p = &x->plan[k];
+    const char *name = x->m->tensors[p->tensor].name;
+    bool copy = bind_refused(x, p, &views[k]);
+    if (x->scratch.oom) {
+      st = tsd__err(TSD_ERR_NOMEM, "tsd_load: out of memory");
+      break;
     }
-    done += src_bytes(&x->plan[k].src);
+    skip[k] = !copy;
+    if (is_synthetic(x, p)) continue; /* no key: in neither list */
+    if (!copy) {
+      st = tsd__report_add(x->report, TSD_LIST_BOUND, name, strlen(name));
+    } else {
+      st = tsd__report_add(x->report, TSD_LIST_COPIED, name, strlen(name));
+      if (!st)
+        st = tsd__report_add(x->report, TSD_LIST_COPY_REASONS,
+                             x->scratch.data, x->scratch.len);
+    }
+  }
+  if (!st) st = check_backed(x, skip);
+  if (!st) st = copy_plan(x, opt, skip);
+  /* Only a load that succeeded binds. */
+  for (size_t k = 0; !st && k < x->n_plan; k++) {
+    if (!skip[k]) continue;
+    tsd__mtensor *t = &x->m->tensors[x->plan[k].tensor];
+    t->data = (void *)(uintptr_t)views[k]; /* read-only: documented */
+    t->bound = x->c;
+  }
+  tsd__mem_free(al, views);
+  tsd__mem_free(al, skip);
+  return st;
+}
+
+/* Reads elements [first, first + count) of item p as `to` into dst. */
+static tsd_status device_read(load_ctx *x, const plan_item *p, tsd_dtype to,
+                              uint64_t first, uint64_t count, void *dst,
+                              const tsd__scratch *scratch) {
+  const tsd__tensor *src = &p->src;
+  if (src->ndim == 0) return tsd__tensor_read(x->c, src, to, dst, scratch);
+  if (!src->contiguous)
+    return tsd__tensor_read_range(x->c, src, to, first, count, dst);
+  /* a run of a C-contiguous tensor is one flat contiguous tensor */
+  tsd__tensor sub = *src;
+  int64_t shape = (int64_t)count, stride = 1;
+  sub.ndim = 1;
+  sub.shape = &shape;
+  sub.stride = &stride;
+  sub.offset = src->offset + (int64_t)first;
+  sub.numel = (int64_t)count;
+  return tsd__tensor_read(x->c, &sub, to, dst, scratch);
+}
+
+static tsd_status device_mode(load_ctx *x, const tsd_load_options *opt) {
+  const tsd_model *m = x->m;
+  const size_t half = opt->staging_bytes / 2;
+  size_t max_isz = 1;
+  for (size_t k = 0; k < x->n_plan; k++) {
+    size_t isz = tsd_dtype_size(m->tensors[x->plan[k].tensor].dtype);
+    if (isz > max_isz) max_isz = isz;
+  }
+  if (half < max_isz)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_load: staging_bytes is %zu; the device copy needs at "
+                    "least %zu (two elements of the largest dtype loaded)",
+                    opt->staging_bytes, 2 * max_isz);
+  /* The public index of each model tensor, and every read buffer, before
+   * the first chunk. */
+  const bool one = opt->threads == 1;
+  size_t need = 0;
+  for (size_t k = 0; k < x->n_plan; k++) {
+    const tsd__tensor *src = &x->plan[k].src;
+    size_t a = tsd__tensor_read_scratch(src, m->tensors[x->plan[k].tensor].dtype,
+                                        one);
+    if (a > need) need = a;
+  }
+  size_t *pub = tsd__mem_alloc(m->al, (m->n_tensors ? m->n_tensors : 1) *
+                                          sizeof *pub);
+  tsd__scratch scratch = {NULL, need, one};
+  if (!pub || (need && !(scratch.p = tsd__mem_alloc(m->al, need)))) {
+    tsd__mem_free(m->al, pub);
+    return tsd__err(TSD_ERR_NOMEM, "tsd_load: out of memory");
+  }
+  for (size_t i = 0; i < m->n_tensors; i++)
+    pub[m->order[i]] = i;
+
+  uint64_t total = 0, done = 0, last = 0;
+  for (size_t k = 0; k < x->n_plan; k++)
+    total += src_bytes(&x->plan[k].src);
+  const uint64_t step = total / 100 ? total / 100 : 1;
+  tsd_status st = TSD_OK;
+  if (opt->progress && opt->progress(opt->progress_user, 0, total))
+    st = tsd__err(TSD_ERR_CANCELED,
+                  "tsd_load: canceled by the progress callback before "
+                  "copying (nothing was sent)");
+  uint8_t *halves[2] = {opt->staging, (uint8_t *)opt->staging + half};
+  uint64_t chunk_no = 0;
+  for (size_t k = 0; !st && k < x->n_plan; k++) {
+    const plan_item *p = &x->plan[k];
+    const tsd__mtensor *t = &m->tensors[p->tensor];
+    const size_t isz = tsd_dtype_size(t->dtype);
+    const uint64_t n = t->numel > 0 ? (uint64_t)t->numel : 0;
+    const uint64_t per = half / isz;
+    tsd_device_chunk ch;
+    ch.tensor = pub[p->tensor];
+    ch.name = t->name;
+    ch.dtype = t->dtype;
+    ch.tensor_bytes = n * isz;
+    for (uint64_t e = 0; !st && e < n; e += per) {
+      uint64_t cnt = n - e < per ? n - e : per;
+      uint8_t *buf = halves[chunk_no++ & 1];
+      st = device_read(x, p, t->dtype, e, cnt, buf, &scratch);
+      if (st) {
+        tsd__err_prefix("tsd_load: reading \"%s\" for the device copy (the "
+                        "model's memory is unchanged)",
+                        t->name);
+        break;
+      }
+      ch.offset = e * isz;
+      ch.data = buf;
+      ch.len = (size_t)(cnt * isz);
+      int rc = opt->device_copy(opt->device_user, &ch);
+      if (rc) {
+        st = tsd__report_add(x->report, TSD_LIST_DEVICE_FAILED, t->name,
+                             strlen(t->name));
+        if (!st)
+          st = tsd__err(TSD_ERR_CALLBACK,
+                        "tsd_load: the device-copy callback returned %d for "
+                        "\"%s\" at byte offset %llu of %llu (the model's "
+                        "memory is unchanged)",
+                        rc, t->name, (unsigned long long)ch.offset,
+                        (unsigned long long)ch.tensor_bytes);
+      }
+    }
+    if (st) break;
+    done += src_bytes(&p->src);
     bool last_one = k + 1 == x->n_plan;
     if (!opt->progress || (!last_one && done - last < step)) continue;
     last = done;
     if (opt->progress(opt->progress_user, done, total) && !last_one)
-      return tsd__err(TSD_ERR_CANCELED,
-                      "tsd_load: canceled by the progress callback after "
-                      "%zu of %zu tensors (those are loaded, the others "
-                      "unchanged)",
-                      k + 1, x->n_plan);
+      st = tsd__err(TSD_ERR_CANCELED,
+                    "tsd_load: canceled by the progress callback after %zu "
+                    "of %zu tensors (those were sent)",
+                    k + 1, x->n_plan);
   }
-  return TSD_OK;
+  tsd__mem_free(m->al, scratch.p);
+  tsd__mem_free(m->al, pub);
+  return st;
 }
 
 TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
@@ -621,7 +958,26 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
       opt.dry_run = options->dry_run;
     }
     if (options->version >= 3) opt.threads = options->threads;
+    if (options->version >= 4) {
+      opt.mode = options->mode;
+      opt.device_copy = options->device_copy;
+      opt.device_user = options->device_user;
+      opt.staging = options->staging;
+      opt.staging_bytes = options->staging_bytes;
+    }
   }
+  if (opt.mode != TSD_LOAD_COPY && opt.mode != TSD_LOAD_BIND &&
+      opt.mode != TSD_LOAD_DEVICE)
+    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_load: unknown mode %d",
+                    (int)opt.mode);
+  if (opt.mode == TSD_LOAD_BIND && !tsd__model_is_cown(model))
+    return tsd__err(TSD_ERR_UNSUPPORTED,
+                    "tsd_load: TSD_LOAD_BIND needs a C-owned model (\"%s\" "
+                    "is not one)",
+                    model->class_name);
+  if (opt.mode == TSD_LOAD_DEVICE && (!opt.device_copy || !opt.staging))
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_load: TSD_LOAD_DEVICE needs device_copy and staging");
   if (opt.threads < 0)
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_load: threads is %d",
                     opt.threads);
@@ -679,9 +1035,10 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
   x.preorder = tsd__model_module_preorder(model);
   x.plan = tsd__mem_alloc(al, (model->n_tensors ? model->n_tensors : 1) *
                                   sizeof *x.plan);
+  x.extra_plan = tsd__mem_alloc(al, model->n_modules * sizeof *x.extra_plan);
   if (!model->order) model->order = tsd__model_order(model);
   if (!x.popped || !x.unexp_at || !x.bucket || !x.info || !x.preorder ||
-      !x.plan || !model->order)
+      !x.plan || !x.extra_plan || !model->order)
     st = tsd__err(TSD_ERR_NOMEM, "tsd_load: out of memory");
   if (!st) st = tsd__report_new(&x.report, model->class_name, model->al);
   if (!st && opt.auto_pop) st = auto_pop(&x, model->order);
@@ -704,8 +1061,17 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
     ctx_free(&x);
     return st;
   }
-  /* Copy in state_dict order: the plan was built in traversal order. */
-  if (!opt.dry_run) st = copy_plan(&x, &opt);
+  /* set_extra_state first (before any tensor changes), then the tensors:
+   * the plan is in state_dict order; copies go in file order (read_order). */
+  if (!opt.dry_run) st = call_extra_state(&x);
+  if (!opt.dry_run && !st)
+    st = opt.mode == TSD_LOAD_BIND     ? bind_mode(&x, &opt)
+         : opt.mode == TSD_LOAD_DEVICE ? device_mode(&x, &opt)
+                                       : copy_mode(&x, &opt);
+  if (st == TSD_ERR_CALLBACK) { /* the report says which tensor */
+    *out = x.report;
+    x.report = NULL;
+  }
   if (st) {
     ctx_free(&x);
     return st;

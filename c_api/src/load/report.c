@@ -22,6 +22,8 @@ struct tsd_report {
   const char *class_name;
   str_list missing, unexpected, errors, mismatched_keys, popped_keys;
   str_list matched; /* TSD_LIST_MATCHED: not part of PyTorch's result */
+  /* TSD_LIST_BOUND .. TSD_LIST_DEVICE_FAILED (views; not in the JSON) */
+  str_list bound, copied, copy_reasons, device_failed;
   mismatch_list mismatched, popped;
   bool ok;
   char *message; /* al */
@@ -64,6 +66,14 @@ static str_list *str_list_of(tsd_report *r, tsd_list list) {
     return &r->popped_keys;
   case TSD_LIST_MATCHED:
     return &r->matched;
+  case TSD_LIST_BOUND:
+    return &r->bound;
+  case TSD_LIST_COPIED:
+    return &r->copied;
+  case TSD_LIST_COPY_REASONS:
+    return &r->copy_reasons;
+  case TSD_LIST_DEVICE_FAILED:
+    return &r->device_failed;
   }
   return NULL;
 }
@@ -324,7 +334,9 @@ tsd_status tsd__report_finish(tsd_report *r, bool strict) {
 TSD_API void tsd_report_free(tsd_report *r) {
   if (!r) return;
   str_list *lists[] = {&r->missing,         &r->unexpected,  &r->errors,
-                       &r->mismatched_keys, &r->popped_keys, &r->matched};
+                       &r->mismatched_keys, &r->popped_keys, &r->matched,
+                       &r->bound,           &r->copied,      &r->copy_reasons,
+                       &r->device_failed};
   for (size_t i = 0; i < sizeof lists / sizeof *lists; i++)
     tsd__mem_free(r->al, lists[i]->items);
   tsd__mem_free(r->al, r->mismatched.items);

@@ -424,19 +424,47 @@ static const size_t *model_order(const tsd_model *cm) {
 
 /* ---- C-owned models ----------------------------------------------------- */
 
+/* A copy load writes into the caller's memory (`own`): a tensor bound to a
+ * checkpoint's map (TSD_LOAD_BIND) goes back to it. tsd_load checks that
+ * every tensor it copies into has memory before it copies anything. */
 static tsd_status cown_copy_in(tsd_model *m, tsd__mtensor *t,
                                const tsd_checkpoint *c, const tsd__tensor *src,
                                const tsd__scratch *scratch) {
   (void)m;
-  if (t->numel == 0) return TSD_OK;
-  return tsd__tensor_read(c, src, t->dtype, t->data, scratch);
+  tsd_status st = TSD_OK;
+  if (t->numel != 0) st = tsd__tensor_read(c, src, t->dtype, t->own, scratch);
+  if (st == TSD_OK) {
+    t->data = t->own;
+    t->bound = NULL;
+  }
+  return st;
+}
+
+static tsd_status no_data(const tsd__mtensor *t) {
+  return tsd__err(TSD_ERR_TYPE,
+                  "\"%s\" has no data (a tensor added without memory that no "
+                  "load has bound)",
+                  t->name);
 }
 
 static tsd_status cown_read(const tsd_model *m, const tsd__mtensor *t,
                             tsd_dtype dtype, void *dst) {
   (void)m;
+  if (t->numel > 0 && !t->data) return no_data(t);
   if (t->numel > 0)
     tsd__convert(dst, dtype, t->data, t->dtype, (size_t)t->numel);
+  return TSD_OK;
+}
+
+static tsd_status cown_read_range(const tsd_model *m, const tsd__mtensor *t,
+                                  tsd_dtype dtype, uint64_t first,
+                                  uint64_t count, void *dst) {
+  (void)m;
+  if (!count) return TSD_OK;
+  if (!t->data) return no_data(t);
+  tsd__convert(dst, dtype,
+               (const uint8_t *)t->data + first * tsd_dtype_size(t->dtype),
+               t->dtype, (size_t)count);
   return TSD_OK;
 }
 
@@ -446,7 +474,9 @@ static void cown_destroy(tsd_model *m) {
 
 /* save NULL: write/ saves a C-owned model as a .pth (tsd__save_pth) */
 static const tsd__model_ops cown_ops = {cown_copy_in, cown_read, NULL,
-                                        cown_destroy, NULL, NULL};
+                                        cown_destroy, cown_read_range, NULL};
+
+bool tsd__model_is_cown(const tsd_model *m) { return m && m->ops == &cown_ops; }
 
 /* tsd_model_new and tsd_model_new_ex; `fn` names the caller in messages. */
 static tsd_status model_new(tsd_model **out, const char *class_name,
@@ -469,17 +499,8 @@ TSD_API tsd_status tsd_model_new_ex(tsd_model **out, const char *class_name,
   return model_new(out, class_name, allocator, "tsd_model_new_ex");
 }
 
-TSD_API tsd_status tsd_model_open_torchscript(tsd_model **out, const char *path,
-                                              const char *device) {
-  if (!out)
-    return tsd__err(TSD_ERR_INVALID_ARG,
-                    "tsd_model_open_torchscript: out is NULL");
-  *out = NULL;
-  if (!path)
-    return tsd__err(TSD_ERR_INVALID_ARG,
-                    "tsd_model_open_torchscript: path is NULL");
-  return tsd__torchscript_open(out, path, device ? device : "cpu");
-}
+/* tsd_model_open_torchscript is libtsd_torch's (shim/torchscript.cpp): libtsd
+ * never links LibTorch. */
 
 TSD_API void tsd_model_free(tsd_model *m) {
   if (!m) return;
@@ -525,7 +546,27 @@ TSD_API tsd_status tsd_model_add_tensor(tsd_model *model, const char *name,
       return tsd__err(TSD_ERR_INVALID_ARG, "tensor \"%s\": data is NULL",
                       name ? name : "(null)");
   }
-  return tsd__model_add(model, name, role, dtype, ndim, shape, data, NULL,
+  size_t idx;
+  tsd_status st = tsd__model_add(model, name, role, dtype, ndim, shape, data,
+                                 NULL, &idx);
+  if (st == TSD_OK) model->tensors[idx].own = model->tensors[idx].data;
+  return st;
+}
+
+TSD_API tsd_status tsd_model_add_tensor_unbacked(tsd_model *model,
+                                                 const char *name,
+                                                 tsd_tensor_role role,
+                                                 tsd_dtype dtype, size_t ndim,
+                                                 const int64_t *shape) {
+  if (!model)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_model_add_tensor_unbacked: model is NULL");
+  if (model->ops != &cown_ops)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_model_add_tensor_unbacked: \"%s\" is not a C-owned "
+                    "model",
+                    model->class_name);
+  return tsd__model_add(model, name, role, dtype, ndim, shape, NULL, NULL,
                         NULL);
 }
 
@@ -607,10 +648,122 @@ TSD_API tsd_status tsd_model_read(const tsd_model *model, size_t index,
   uint64_t need = (uint64_t)t->numel * tsd_dtype_size(dtype);
   if (dst_bytes < need)
     return tsd__err(TSD_ERR_BUFFER,
-                    "tsd_model_read: \"%s\" needs %llu bytes, buffer has %zu",
-                    t->name, (unsigned long long)need, dst_bytes);
+                    "tsd_model_read: \"%s\" needs %llu bytes (%lld elements "
+                    "of %s), the buffer has %zu",
+                    t->name, (unsigned long long)need, (long long)t->numel,
+                    tsd_dtype_name(dtype), dst_bytes);
   if (need && !dst)
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_read: dst is NULL");
   if (need == 0) return TSD_OK;
   return model->ops->read(model, t, dtype, dst);
+}
+
+TSD_API const tsd_checkpoint *tsd_model_tensor_borrowed(const tsd_model *model,
+                                                        size_t index) {
+  if (!model || index >= model->n_tensors) return NULL;
+  const size_t *order = model_order(model);
+  return order ? model->tensors[order[index]].bound : NULL;
+}
+
+TSD_API size_t tsd_model_borrow_count(const tsd_model *model,
+                                      const tsd_checkpoint *ckpt) {
+  size_t n = 0;
+  for (size_t i = 0; model && i < model->n_tensors; i++)
+    n += model->tensors[i].bound && (!ckpt || model->tensors[i].bound == ckpt);
+  return n;
+}
+
+TSD_API tsd_status tsd_model_read_range(const tsd_model *model, size_t index,
+                                        tsd_dtype dtype, uint64_t first,
+                                        uint64_t count, void *dst,
+                                        size_t dst_bytes) {
+  static const char fn[] = "tsd_model_read_range";
+  const tsd__mtensor *t = NULL;
+  tsd_status st = tensor_at(model, index, &t);
+  if (st) return st;
+  if ((unsigned)dtype >= TSD_DTYPE_COUNT)
+    return tsd__err(TSD_ERR_INVALID_ARG, "%s: invalid dtype %d", fn,
+                    (int)dtype);
+  if (t->role == TSD_PARAMETER_NONE)
+    return tsd__err(TSD_ERR_TYPE, "\"%s\" is a parameter registered as None",
+                    t->name);
+  const uint64_t n = t->numel > 0 ? (uint64_t)t->numel : 0;
+  uint64_t end, need;
+  if (!tsd__add_u64(first, count, &end) || end > n)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "%s: \"%s\": elements [%llu, %llu + %llu) are not within "
+                    "its %llu elements",
+                    fn, t->name, (unsigned long long)first,
+                    (unsigned long long)first, (unsigned long long)count,
+                    (unsigned long long)n);
+  if (!tsd__mul_u64(count, tsd_dtype_size(dtype), &need) || need > dst_bytes)
+    return tsd__err(TSD_ERR_BUFFER,
+                    "%s: \"%s\": %llu elements of %s need %llu bytes, the "
+                    "buffer has %zu",
+                    fn, t->name, (unsigned long long)count,
+                    tsd_dtype_name(dtype),
+                    (unsigned long long)(count * tsd_dtype_size(dtype)),
+                    dst_bytes);
+  if (need && !dst)
+    return tsd__err(TSD_ERR_INVALID_ARG, "%s: dst is NULL", fn);
+  if (!count) return TSD_OK;
+  if (model->ops->read_range)
+    return model->ops->read_range(model, t, dtype, first, count, dst);
+  /* A model kind that reads tensors whole (TorchScript): the whole tensor
+   * into a temporary, then the range. */
+  uint64_t all;
+  if (!tsd__mul_u64(n, tsd_dtype_size(dtype), &all) || all > SIZE_MAX)
+    return tsd__err(TSD_ERR_NOMEM, "%s: \"%s\" is too large", fn, t->name);
+  uint8_t *tmp = tsd__mem_alloc(model->al, (size_t)all);
+  if (!tmp)
+    return tsd__err(TSD_ERR_NOMEM, "%s: out of memory reading \"%s\"", fn,
+                    t->name);
+  st = model->ops->read(model, t, dtype, tmp);
+  if (!st) memcpy(dst, tmp + first * tsd_dtype_size(dtype), (size_t)need);
+  tsd__mem_free(model->al, tmp);
+  return st;
+}
+
+/* ---- extra state, lookups (branch model) -------------------------------- */
+
+TSD_API tsd_status tsd_model_set_extra_state(tsd_model *model,
+                                             const char *module,
+                                             tsd_extra_state_fn set_fn,
+                                             void *user) {
+  if (!model || !module)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_model_set_extra_state: %s is NULL",
+                    model ? "module" : "model");
+  if (!model->ops || !model->ops->copy_in)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "tsd_model_set_extra_state: model %s cannot be loaded "
+                    "into (it is read-only)",
+                    model->class_name);
+  size_t idx;
+  tsd_status st = tsd__model_module(model, module, NULL, -1, &idx);
+  if (st) return st;
+  model->modules[idx].extra_fn = set_fn;
+  model->modules[idx].extra_user = set_fn ? user : NULL;
+  return TSD_OK;
+}
+
+TSD_API tsd_status tsd_model_find(const tsd_model *model, size_t *out_index,
+                                  const char *name) {
+  if (!model || !out_index || !name)
+    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_find: %s is NULL",
+                    !model ? "model" : !out_index ? "out_index" : "name");
+  size_t ti;
+  if (!tsd__model_find_tensor(model, name, strlen(name), &ti))
+    return tsd__err(TSD_ERR_NOT_FOUND, "model %s has no tensor \"%s\"",
+                    model->class_name, name);
+  const size_t *order = model_order(model);
+  if (!order) return tsd__err(TSD_ERR_NOMEM, "tsd_model_find: out of memory");
+  /* the inverse of the order: a scan (no second cache to keep coherent) */
+  for (size_t k = 0; k < model->n_tensors; k++)
+    if (order[k] == ti) {
+      *out_index = k;
+      return TSD_OK;
+    }
+  return tsd__err(TSD_ERR_NOT_FOUND, "model %s has no tensor \"%s\"",
+                  model->class_name, name);
 }

@@ -30,8 +30,13 @@ typedef struct tsd__mtensor {
   size_t ndim;
   int64_t *shape;      /* owned */
   int64_t numel;
-  void *data;          /* C-owned models: caller's memory */
+  void *data;          /* C-owned models: caller's memory, or the mapped
+                          view it is bound to (views: `bound`) */
   void *handle;        /* model-kind specific (the shim's tensor) */
+  void *own;           /* C-owned models: the caller's memory (may be NULL:
+                          tsd_model_add_tensor_unbacked) */
+  const tsd_checkpoint *bound; /* views: data borrowed from this checkpoint's
+                                  map (TSD_LOAD_BIND), else NULL */
 } tsd__mtensor;
 
 typedef enum tsd__norm {
@@ -51,6 +56,11 @@ typedef struct tsd__module {
   size_t n_children, cap_children;
   size_t *tensors;     /* tensor indices, registration order (owned) */
   size_t n_tensors, cap_tensors;
+  /* branch model: the module's class overrides set_extra_state
+   * (tsd_model_set_extra_state; the shim for a scripted set_extra_state):
+   * non-NULL extra_fn is called with prefix + "_extra_state"'s value */
+  tsd_extra_state_fn extra_fn;
+  void *extra_user;
 } tsd__module;
 
 typedef struct tsd__model_ops {
@@ -125,10 +135,12 @@ bool tsd__model_find_tensor(const tsd_model *m, const char *s, size_t n,
 bool tsd__model_find_module(const tsd_model *m, const char *s, size_t n,
                             size_t *out);
 
-/* shim: implemented in shim/torchscript.cpp, or shim/torchscript_stub.c
- * without LibTorch (resolved when linking: the shim is above every layer).
- * Called only by tsd_model_open_torchscript, which checks out and path and
- * gives "cpu" for a NULL device. */
+/* C-owned models (model.c). */
+bool tsd__model_is_cown(const tsd_model *m);
+
+/* libtsd_torch (shim/torchscript.cpp; shim/torchscript_stub.c without
+ * LibTorch), not libtsd. Called only by tsd_model_open_torchscript, which
+ * checks out and path and gives "cpu" for a NULL device. */
 tsd_status tsd__torchscript_open(tsd_model **out, const char *path,
                                  const char *device);
 

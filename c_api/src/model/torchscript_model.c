@@ -35,6 +35,18 @@ static void state_destroy(tsd_model *m) {
   m->impl = NULL;
 }
 
+/* A module with set_extra_state: its key is matched (what `tsd diff`
+ * shows); a real load cannot call the method without running code. */
+static tsd_status state_extra(void *user, const char *key,
+                              const tsd_checkpoint *c, size_t index) {
+  (void)user, (void)c, (void)index;
+  return tsd__err(TSD_ERR_UNSUPPORTED,
+                  "cannot give \"%s\" to set_extra_state: a model opened "
+                  "with tsd_model_open_torchscript_state is read-only (a dry "
+                  "run works)",
+                  key);
+}
+
 static const tsd__model_ops state_ops = {
     state_copy_in, state_read, NULL, state_destroy, state_read_range,
     "a model opened with tsd_model_open_torchscript_state cannot be saved "
@@ -67,9 +79,13 @@ TSD_API tsd_status tsd_model_open_torchscript_state(tsd_model **out,
   }
   /* Modules first (pre-order, with their class names), then the tensors in
    * state_dict order: tsd__model_add finds each tensor's module. */
-  for (size_t i = 0; i < ts->n_modules && st == TSD_OK; i++)
+  for (size_t i = 0; i < ts->n_modules && st == TSD_OK; i++) {
+    size_t mi;
     st = tsd__model_module(m, ts->modules[i].prefix, ts->modules[i].class_name,
-                           -1, NULL);
+                           -1, &mi);
+    if (st == TSD_OK && ts->modules[i].extra_state)
+      m->modules[mi].extra_fn = state_extra;
+  }
   for (size_t i = 0; i < ts->n_entries && st == TSD_OK; i++) {
     const tsd__ts_entry *e = &ts->entries[i];
     if (!e->tensor) {

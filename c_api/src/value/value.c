@@ -104,6 +104,8 @@ static const char *const np_reprs[TSD__NP_COUNT] = {
     [TSD__NP_FLOAT16] = "<class 'numpy.float16'>",
     [TSD__NP_FLOAT32] = "<class 'numpy.float32'>",
     [TSD__NP_FLOAT64] = "<class 'numpy.float64'>",
+    [TSD__NP_COMPLEX64] = "<class 'numpy.complex64'>",
+    [TSD__NP_COMPLEX128] = "<class 'numpy.complex128'>",
 };
 
 const char *tsd__np_code_repr(unsigned code) {

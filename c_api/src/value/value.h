@@ -51,7 +51,10 @@ typedef struct tsd__xtensor {
 typedef struct tsd__value tsd__value;
 struct tsd__value {
   /* 8 bytes of header, 48 in all: a checkpoint of tens of thousands of
-   * tensors holds ~10 of these per tensor (bench/notes.md) */
+   * tensors holds ~10 of these per tensor (bench/notes.md). The unpickler
+   * allocates only the header and the member its kind uses (16 bytes for
+   * an int; pickle_vm.c node_size): never read a value beyond its kind's
+   * member, nor copy one whole (`*dst = *src`). */
   tsd__vkind kind : 8;
   unsigned flags : 16; /* TSD__VF_* and the unpickler's VF_FROZEN (0x100) */
   uint32_t depth;     /* nesting depth of this container, for limits */
@@ -98,6 +101,8 @@ enum {
   TSD__NP_FLOAT16,
   TSD__NP_FLOAT32,
   TSD__NP_FLOAT64,
+  TSD__NP_COMPLEX64,
+  TSD__NP_COMPLEX128,
   TSD__NP_COUNT
 };
 /* "<class 'numpy.float32'>" ... for a value with a numpy code, else NULL;

@@ -11,7 +11,6 @@
  * or, on an output that cannot seek (stdout), computed by a first pass. */
 #include <stdio.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "write.h"
 
@@ -339,26 +338,21 @@ typedef struct zsrc {
 
 typedef struct zsink {
   zw *w;
-  uLong crc;
+  uint32_t crc;
   bool write;
 } zsink;
 
 static tsd_status zsink_fn(void *ctx, const void *p, size_t n) {
   zsink *k = ctx;
   const unsigned char *c = p;
-  for (size_t left = n; left;) {
-    uInt chunk = left > (1u << 30) ? (1u << 30) : (uInt)left;
-    k->crc = crc32(k->crc, c, chunk);
-    c += chunk;
-    left -= chunk;
-  }
+  k->crc = tsd__crc32(k->crc, c, n);
   return k->write ? zw_write(k->w, p, n) : TSD_OK;
 }
 
 /* Visits the record's bytes (in windows when streamed): crc and/or write. */
 static tsd_status zw_stream(zw *w, const zsrc *src, uint64_t size,
                             uint32_t *crc, bool write) {
-  zsink k = {w, crc32(0L, Z_NULL, 0), write};
+  zsink k = {w, 0, write};
   tsd_status st = src->data
                       ? (size ? zsink_fn(&k, src->data, (size_t)size) : TSD_OK)
                       : tsd__model_stream(w->m, src->t, w->win, zsink_fn, &k);
@@ -565,7 +559,11 @@ static tsd_status write_all(zw *w, const tsd_model *m, const char *stem,
     const tsd__mtensor *t = &m->tensors[items[i]];
     uint64_t nbytes = (uint64_t)t->numel * tsd_dtype_size(t->dtype);
     /* not in memory (another model kind): streamed in windows */
-    zsrc src = {t->data ? t->data : nbytes ? NULL : "", t};
+    /* (on a big-endian machine every tensor is streamed: byte-swapped) */
+    zsrc src = {t->data && !tsd__swap_unit(t->dtype, false) ? t->data
+                : nbytes                                   ? NULL
+                                                           : "",
+                t};
     name.len = 0;
     tsd__buf_printf(&name, "%s/data/%zu", stem, i);
     if (name.oom) st = tsd__err(TSD_ERR_NOMEM, "out of memory");
@@ -606,9 +604,11 @@ static tsd_status save_pth(const tsd_model *m, tsd__afile *f,
   for (size_t i = 0; !st && i < m->n_tensors; i++)
     if (saved(&m->tensors[order[i]])) {
       order[n_items++] = order[i];
-      stream |= !m->tensors[order[i]].data;
+      /* big-endian machine: in-memory tensors go through the window too,
+       * to be written little-endian */
+      stream |= !m->tensors[order[i]].data || TSD__BIG_ENDIAN;
     }
-  if (!st && stream && m->ops->read_range &&
+  if (!st && stream && (m->ops->read_range || TSD__BIG_ENDIAN) &&
       !(w.win = tsd__mem_alloc(w.al, TSD__WRITE_WINDOW)))
     st = tsd__err(TSD_ERR_NOMEM, "out of memory saving %s", f->name);
   if (!st) st = write_all(&w, m, stem, order, n_items, mods);

@@ -93,7 +93,8 @@ static tsd_status write_all(tsd__afile *f, const tsd_model *m, witem *items,
   bool stream = false;
   for (size_t i = 0; i < n; i++) {
     items[i].begin = pos;
-    stream |= !items[i].t->data && items[i].nbytes;
+    /* (big-endian machine: in-memory tensors are swapped in the window) */
+    stream |= (!items[i].t->data || TSD__BIG_ENDIAN) && items[i].nbytes;
     if (!tsd__add_u64(pos, items[i].nbytes, &pos))
       return tsd__err(TSD_ERR_LIMIT, "%s: the tensors exceed 2^64 bytes", path);
   }
@@ -113,7 +114,7 @@ static tsd_status write_all(tsd__afile *f, const tsd_model *m, witem *items,
   /* Tensors not in memory (a model over a checkpoint, a TorchScript model)
    * are streamed in windows, never held whole. */
   uint8_t *win = NULL;
-  if (!st && stream && m->ops->read_range &&
+  if (!st && stream && (m->ops->read_range || TSD__BIG_ENDIAN) &&
       !(win = tsd__mem_alloc(m->al, TSD__WRITE_WINDOW)))
     st = tsd__err(TSD_ERR_NOMEM, "out of memory writing %s", path);
   for (size_t i = 0; !st && i < n; i++)

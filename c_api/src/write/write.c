@@ -26,13 +26,28 @@ tsd_status tsd__model_stream(const tsd_model *m, const tsd__mtensor *t,
                              void *win, tsd__sink_fn sink, void *ctx) {
   const size_t isz = tsd_dtype_size(t->dtype);
   const uint64_t n = t->numel > 0 ? (uint64_t)t->numel : 0;
+  /* Files are little-endian: on a big-endian machine every window is
+   * byte-swapped (per element, per half of a complex one) before the sink */
+  const uint8_t unit = tsd__swap_unit(t->dtype, false);
   if (!n) return TSD_OK;
-  if (t->data) return sink(ctx, t->data, (size_t)(n * isz));
+  if (t->data && !unit) return sink(ctx, t->data, (size_t)(n * isz));
+  if (t->data) {
+    const uint64_t per = TSD__WRITE_WINDOW / isz;
+    for (uint64_t e = 0; e < n; e += per) {
+      uint64_t k = n - e < per ? n - e : per;
+      memcpy(win, (const uint8_t *)t->data + e * isz, (size_t)(k * isz));
+      tsd__swap_elems(win, unit, (size_t)(k * isz / unit));
+      tsd_status st = sink(ctx, win, (size_t)(k * isz));
+      if (st) return st;
+    }
+    return TSD_OK;
+  }
   if (m->ops->read_range) {
     const uint64_t per = TSD__WRITE_WINDOW / isz;
     for (uint64_t e = 0; e < n; e += per) {
       uint64_t k = n - e < per ? n - e : per;
       tsd_status st = m->ops->read_range(m, t, t->dtype, e, k, win);
+      if (!st && unit) tsd__swap_elems(win, unit, (size_t)(k * isz / unit));
       if (!st) st = sink(ctx, win, (size_t)(k * isz));
       if (st) return st;
     }
@@ -45,6 +60,7 @@ tsd_status tsd__model_stream(const tsd_model *m, const tsd__mtensor *t,
     return tsd__err(TSD_ERR_NOMEM, "out of memory reading \"%s\" (%llu bytes)",
                     t->name, (unsigned long long)(n * isz));
   tsd_status st = m->ops->read(m, t, t->dtype, tmp);
+  if (!st && unit) tsd__swap_elems(tmp, unit, (size_t)(n * isz / unit));
   if (!st) st = sink(ctx, tmp, (size_t)(n * isz));
   tsd__mem_free(m->al, tmp);
   return st;
@@ -200,6 +216,10 @@ TSD_API tsd_status tsd_model_save_ex(const tsd_model *model, const char *path,
     o.fd = options->fd;
     o.temp_file = options->temp_file;
     o.user = options->user;
+    if (options->version >= 2) {
+      o.progress = options->progress;
+      o.progress_user = options->progress_user;
+    }
   }
   if (!model || (!path && o.fd < 0))
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_save: NULL argument");
@@ -218,6 +238,19 @@ TSD_API tsd_status tsd_model_save_ex(const tsd_model *model, const char *path,
       o.fd >= 0 ? tsd__afile_open_fd(&f, model->al, o.fd, path ? path : "<fd>")
                 : tsd__afile_open(&f, model->al, path, o.temp_file, o.user);
   if (st) return st;
+  if (o.progress) {
+    /* about the bytes written: the tensors' (headers aside) */
+    uint64_t total = 0;
+    size_t n = tsd_model_tensor_count(model);
+    for (size_t i = 0; i < n; i++) {
+      tsd_tensor_info ti;
+      if (tsd_model_tensor(model, i, &ti) == TSD_OK && ti.numel > 0)
+        total += (uint64_t)ti.numel * tsd_dtype_size(ti.dtype);
+    }
+    f.progress = o.progress;
+    f.progress_user = o.progress_user;
+    f.progress_total = total;
+  }
   /* a model kind without a format of its own is written as a .pth */
   if (safetensors)
     st = tsd__save_safetensors(model, &f);

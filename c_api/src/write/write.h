@@ -34,6 +34,11 @@ typedef struct tsd__afile {
   uint64_t off;      /* bytes written so far */
   void (*temp_file)(void *user, const char *temp_path);
   void *temp_user;
+  /* cli: tsd_save_options.progress, called by tsd__afile_write (set by
+   * tsd_model_save_ex after opening) */
+  tsd_progress_fn progress;
+  void *progress_user;
+  uint64_t progress_total;
 } tsd__afile;
 /* Opens an output at `path` (refusing a non-regular file there) or on the
  * caller's descriptor `fd` (`name` for messages). On failure nothing is

@@ -11,7 +11,7 @@
  *                              conversion, text, limits, crc32, byte
  *                              order; the OS (platform_posix.c,
  *                              platform_win32.c: files, threads, random)
- *   io/          io.h          byte sources, storages, tensor views, the
+ *   io/          tsd_io.h      byte sources, storages, tensor views, the
  *                              threaded tensor-read engine
  *   value/       value.h       the value tree, its Python descriptions
  *   formats/     formats.h     detection and every reader (pickle, zip,

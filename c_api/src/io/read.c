@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "io.h"
+#include "tsd_io.h"
 #include "platform.h"
 
 /* Where a read's bytes come from (storages without a source of their own)

@@ -5,7 +5,7 @@
  * pread on a truncated file returns short, which becomes an error. */
 #include <string.h>
 
-#include "io.h"
+#include "tsd_io.h"
 #include "platform.h"
 
 /* tsd__open_regular and tsd__file_type_name: platform_posix.c and

@@ -9,7 +9,7 @@
 #ifndef TSD_VALUE_H
 #define TSD_VALUE_H
 
-#include "io.h"
+#include "tsd_io.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,5 +1,6 @@
 /*
- * io.h — the input layer (c_api/src/io/), over base/: byte sources (a file
+ * tsd_io.h — the input layer (c_api/src/io/), over base/ (not "io.h":
+ * that would hide Windows' <io.h> from the layers above): byte sources (a file
  * read with pread, or caller memory), the storages and strided tensor views
  * that point into them, and the threaded tensor-read engine.
  *   source.c  byte sources; every input opened by path goes through here

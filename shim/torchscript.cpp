@@ -88,6 +88,9 @@ const tsd__torch_host *host() {
 #define tsd__model_module (host()->model_module)
 #define tsd__afile_write (host()->afile_write)
 #define tsd__torchscript_check (host()->torchscript_check)
+#define tsd__ckpt_val (host()->ckpt_val)
+#define tsd__object_class (host()->object_class)
+#define tsd__type_repr (host()->type_repr)
 
 namespace {
 

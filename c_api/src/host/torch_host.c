@@ -27,6 +27,9 @@ static const tsd__torch_host host = {
     tsd__model_module,
     tsd__afile_write,
     tsd__torchscript_check,
+    tsd__ckpt_val,
+    tsd__object_class,
+    tsd__type_repr,
 };
 
 TSD_API const tsd__torch_host *tsd__torch_host_get(void) { return &host; }

@@ -35,6 +35,7 @@ struct tsd__tensor;
 struct tsd__scratch;
 struct tsd__afile;
 struct tsd__model_ops;
+struct tsd__value;
 
 /* Bump when a field changes meaning; fields are only added at the end. */
 #define TSD__TORCH_HOST_ABI 1
@@ -76,6 +77,10 @@ typedef struct tsd__torch_host {
                              size_t *out_index);
   tsd_status (*afile_write)(struct tsd__afile *f, const void *p, size_t n);
   tsd_status (*torchscript_check)(const char *path);
+  /* set_extra_state's argument: a checkpoint value's class and repr */
+  const struct tsd__value *(*ckpt_val)(const tsd_checkpoint *c, size_t i);
+  const char *(*object_class)(const struct tsd__value *v);
+  const char *(*type_repr)(const struct tsd__value *v);
 } tsd__torch_host;
 
 /* The table of the libtsd in this process (static storage, never NULL).

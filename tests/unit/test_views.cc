@@ -512,7 +512,12 @@ TEST_F(Views, BindNeedsACOwnedModelAndAKnownMode) {
   EXPECT_EQ(b.st, TSD_ERR_UNSUPPORTED);
   tsd_model_free(fc);
   Net n;
-  LoadR x(n.m, c.c, mode(static_cast<tsd_load_mode>(7)));
+  // An unknown mode, as a C caller could pass it (7 in the enum's storage;
+  // a C++ value of the enum type outside its range would be undefined).
+  tsd_load_options bad = TSD_LOAD_OPTIONS_INIT;
+  const int seven = 7;
+  std::memcpy(&bad.mode, &seven, sizeof seven);
+  LoadR x(n.m, c.c, bad);
   EXPECT_EQ(x.st, TSD_ERR_INVALID_ARG);
 }
 

@@ -53,10 +53,11 @@ static struct {
   char why[3072];            /* the failure, for tsd_last_error() */
 } torch;
 
-static void append(const char *fmt, const char *a, const char *b) {
+/* Appends a + b + tail to the failure text. */
+static void append3(const char *a, const char *b, const char *tail) {
   size_t n = strlen(torch.why);
   if (n + 1 < sizeof torch.why)
-    snprintf(torch.why + n, sizeof torch.why - n, fmt, a, b);
+    snprintf(torch.why + n, sizeof torch.why - n, "%s%s%s", a, b, tail);
 }
 
 /* dlopen of one candidate; records why it failed. `quiet_if_missing`: a
@@ -65,13 +66,13 @@ static void append(const char *fmt, const char *a, const char *b) {
 static void *try_open(const char *path, int quiet_if_missing) {
   struct stat sb;
   if (strchr(path, '/') && stat(path, &sb) != 0) {
-    if (!quiet_if_missing) append("%s%s: no such file", torch.why[0] ? "; " : "", path);
+    if (!quiet_if_missing) append3(torch.why[0] ? "; " : "", path, ": no such file");
     return NULL;
   }
   void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!h) {
     const char *e = dlerror();
-    append("%s%s", torch.why[0] ? "; " : "", e ? e : path);
+    append3(torch.why[0] ? "; " : "", e ? e : path, "");
   }
   return h;
 }
@@ -114,9 +115,10 @@ static int load(void) {
   torch.open_ckpt =
       (open_ckpt_fn)dlsym(h, "tsd_checkpoint_open_torchscript");
   if (!torch.open_model || !torch.open_ckpt) {
-    append("%s%s", torch.why[0] ? "; " : "",
-           "the library has no tsd_model_open_torchscript / "
-           "tsd_checkpoint_open_torchscript");
+    append3(torch.why[0] ? "; " : "",
+            "the library has no tsd_model_open_torchscript / "
+            "tsd_checkpoint_open_torchscript",
+            "");
     dlclose(h);
     return 0;
   }

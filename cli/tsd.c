@@ -10,7 +10,7 @@
  * or a closed pipe is an error, exit 2).
  *
  * Exit status: 0 loaded, 1 load_state_dict raised, 2 bad usage, bad input
- * or a write error (cli_exit in cmd.h; README, "The tsd command"). */
+ * or a write error (cli_exit in cmd.h; README, "The `tsd` command"). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>

@@ -91,7 +91,7 @@ declared() { perl -0777 -ne 'print "$1\n" while /TSD_API[^;(]*?\b(tsd_\w+)\s*\(/
 torch_fns='^(tsd_has_torch|tsd_model_open_torchscript|tsd_checkpoint_open_torchscript)$'
 declared "$prefix/include/tsd.h" | grep -vE "$torch_fns" >"$work/declared"
 # tsd__torch_host_get: the one private entry libtsd_torch reaches the C core
-# by (c_api/src/torch_host.h).
+# by (c_api/src/host/torch_host.h).
 bad=$(grep -v '^tsd_[a-z0-9]' "$work/exported" | grep -vx 'tsd__torch_host_get' || true)
 internal=$(grep '^tsd__' "$work/exported" | grep -vx 'tsd__torch_host_get' || true)
 [[ -z $bad ]] || fail "libtsd.so exports symbols outside tsd_*: $(echo $bad | head -c 400)"

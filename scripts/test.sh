@@ -22,7 +22,7 @@ step() { # name command...
 
 step "build with LibTorch (build/)" bash scripts/build.sh build
 step "ctest, LibTorch build" bash -c 'cd build && ctest --output-on-failure -j2 --timeout 3000'
-step "pure-C build (build-c/, -DTSD_WITH_TORCH=OFF)" bash scripts/build.sh build-c -DTSD_WITH_TORCH=OFF
+step "pure-C build (build-c/, -DTSD_WITH_TORCH=OFF, warnings are errors)" bash scripts/build.sh build-c -DTSD_WITH_TORCH=OFF -DTSD_WERROR=ON
 step "pure-C build links no LibTorch" bash -c '! ldd build-c/tsd | grep -qi torch'
 step "ctest, pure-C build" bash -c 'cd build-c && ctest --output-on-failure -j2 --timeout 3000'
 step "sanitizers (ASan+UBSan unit tests, TSan threads)" bash scripts/sanitize.sh

@@ -37,7 +37,7 @@ import sys
 FORMAT = "tsd.layout"
 FORMAT_VERSION = 1
 
-# The class names whose load rules tsd reproduces (c_api/src/engine.c).
+# The class names whose load rules tsd reproduces (c_api/src/load/engine.c).
 _KNOWN_NORMS = {
     "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm",
     "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d",

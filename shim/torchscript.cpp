@@ -571,7 +571,7 @@ void ts_destroy(tsd_model *m) {
 }
 
 const tsd__model_ops ts_ops = {ts_copy_in, ts_read, ts_save, ts_destroy,
-                               nullptr};
+                               nullptr, nullptr};
 
 // ---- set_extra_state ----------------------------------------------------------
 // Module._load_from_state_dict hands state_dict[prefix + "_extra_state"] to
@@ -948,33 +948,22 @@ struct ckpt_builder {
     if (!p) throw std::bad_alloc();
     return static_cast<T *>(p);
   }
-  tsd__value *value(tsd__vkind kind) {
-    tsd__value *v = alloc<tsd__value>(1);
-    std::memset(v, 0, sizeof *v);
-    v->kind = kind;
+  // The value builders of value.h, out of memory thrown.
+  tsd__value *ok(tsd__value *v) {
+    if (!v) throw std::bad_alloc();
     return v;
+  }
+  tsd__value *value(tsd__vkind kind) {
+    return ok(tsd__value_new(&c->arena, kind));
   }
   tsd__value *str(const std::string &s) {
-    tsd__value *v = value(TSD__V_STR);
-    char *p = alloc<char>(s.size() + 1);
-    std::memcpy(p, s.c_str(), s.size() + 1);
-    v->u.s.p = p;
-    v->u.s.len = s.size();
-    return v;
+    return ok(tsd__value_str(&c->arena, s.data(), s.size()));
   }
   tsd__value *dict(size_t n) {
-    tsd__value *d = value(TSD__V_DICT);
-    d->flags = TSD__VF_ORDERED;
-    d->depth = 1;
-    d->u.dict.keys = alloc<tsd__value *>(n ? n : 1);
-    d->u.dict.vals = alloc<tsd__value *>(n ? n : 1);
-    d->u.dict.cap = n;
-    return d;
+    return ok(tsd__value_dict(&c->arena, n, true));
   }
   void set(tsd__value *d, tsd__value *k, tsd__value *v) {
-    d->u.dict.keys[d->u.dict.len] = k;
-    d->u.dict.vals[d->u.dict.len] = v;
-    d->u.dict.len++;
+    tsd__value_dict_set(d, k, v);
   }
 
   // A tensor value whose storage is an in-memory copy of `t` (CPU,
@@ -1043,17 +1032,11 @@ tsd_status ckpt_impl(tsd_checkpoint **out, const char *path) {
   std::vector<std::string> modules;
   collect(module, "", &tensors, &modules);
 
-  tsd_checkpoint *raw = static_cast<tsd_checkpoint *>(
-      tsd__mem_calloc(nullptr, 1, sizeof(tsd_checkpoint)));
-  if (!raw) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", path);
-  raw->src.fd = -1;
-  tsd__arena_init(&raw->arena, 0, nullptr);
-  tsd__strmap_init(&raw->index, nullptr);
+  // Messages about the checkpoint name its file.
+  tsd_checkpoint *raw = nullptr;
+  if ((st = tsd__checkpoint_new(&raw, path, nullptr))) return st;
   std::unique_ptr<tsd_checkpoint, void (*)(tsd_checkpoint *)> c(
       raw, tsd_checkpoint_free);
-  // Messages about the checkpoint name its file.
-  if (!(raw->src.name = tsd__mem_strdup(nullptr, path)))
-    return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", path);
 
   ckpt_builder b{raw, path};
   tsd__value *root = b.dict(tensors.size());
@@ -1067,18 +1050,17 @@ tsd_status ckpt_impl(tsd_checkpoint **out, const char *path) {
   tsd__value *meta = b.dict(modules.size());
   for (const std::string &prefix : modules) {
     tsd__value *entry = b.dict(1);
-    tsd__value *one = b.value(TSD__V_INT);
-    one->u.i = 1;
-    b.set(entry, b.str("version"), one);
+    b.set(entry, b.str("version"), b.ok(tsd__value_int(&raw->arena, 1)));
     b.set(meta, b.str(prefix), entry);
   }
-  meta->depth = 2;
   root->u.dict.metadata = meta;
-  raw->parsed.root = root;
-  raw->parsed.storages = b.alloc<tsd__storage *>(storages.size() + 1);
-  std::copy(storages.begin(), storages.end(), raw->parsed.storages);
-  raw->parsed.n_storages = storages.size();
-  tsd_checkpoint_select_root(raw); // builds the view of the root dict
+  tsd__parsed p = {};
+  p.root = root;
+  p.storages = b.alloc<tsd__storage *>(storages.size() + 1);
+  std::copy(storages.begin(), storages.end(), p.storages);
+  p.n_storages = storages.size();
+  // Builds the view of the root dict; out of memory is kept as its status.
+  (void)tsd__checkpoint_adopt(raw, &p);
   if (raw->view_status != TSD_OK)
     return tsd__err(raw->view_status, "%s: %s", path,
                     raw->view_error ? raw->view_error

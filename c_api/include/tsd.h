@@ -16,7 +16,14 @@
  *    negative TSD_ERR_* code. The readable message that goes with the last
  *    failure *of the calling thread* is returned by tsd_last_error(); it names
  *    the file, key or byte offset at fault. Messages are per thread: two
- *    threads never see each other's errors.
+ *    threads never see each other's errors. Only a failure sets the
+ *    message; a successful call does not reset it (tsd_load alone clears it
+ *    when it succeeds), so read it right after a call that returned an
+ *    error, before the next tsd call on that thread.
+ *  - Options. Every options struct starts with a `version` field; fill it
+ *    with its TSD_*_OPTIONS_INIT macro. A version the library does not
+ *    know (a newer header, garbage) is refused with TSD_ERR_INVALID_ARG
+ *    rather than its unknown fields being ignored.
  *  - Ownership. Output parameters come first and are named `out`. A handle
  *    returned through `out` is a new object owned by the caller, released by
  *    the one matching tsd_*_free function, which accepts NULL. Strings and
@@ -205,7 +212,7 @@ typedef enum tsd_dtype {
   TSD_COMPLEX32 = 18,
   TSD_COMPLEX64 = 19,       /**< torch.complex64: two float32 */
   TSD_COMPLEX128 = 20,      /**< torch.complex128: two float64 */
-  TSD_DTYPE_COUNT    /**< number of dtypes (not a dtype) */
+  TSD_DTYPE_COUNT = 21 /**< number of dtypes (not a dtype) */
 } tsd_dtype;
 
 /** Bytes per element (0 for an invalid dtype). */
@@ -387,16 +394,16 @@ TSD_API void tsd_checkpoint_free(tsd_checkpoint *ckpt);
 /** The kind of a checkpoint entry's value. */
 typedef enum tsd_kind {
   TSD_KIND_TENSOR = 0, /**< torch.Tensor or nn.Parameter */
-  TSD_KIND_NONE,       /**< None */
-  TSD_KIND_BOOL,       /**< bool */
-  TSD_KIND_INT,        /**< int (64-bit) */
-  TSD_KIND_FLOAT,      /**< float */
-  TSD_KIND_STR,        /**< str */
-  TSD_KIND_BYTES,      /**< bytes */
-  TSD_KIND_DICT,       /**< dict or OrderedDict */
-  TSD_KIND_LIST,       /**< list */
-  TSD_KIND_TUPLE,      /**< tuple */
-  TSD_KIND_OTHER,      /**< sets, big integers, ... */
+  TSD_KIND_NONE = 1,   /**< None */
+  TSD_KIND_BOOL = 2,   /**< bool */
+  TSD_KIND_INT = 3,    /**< int (64-bit) */
+  TSD_KIND_FLOAT = 4,  /**< float */
+  TSD_KIND_STR = 5,    /**< str */
+  TSD_KIND_BYTES = 6,  /**< bytes */
+  TSD_KIND_DICT = 7,   /**< dict or OrderedDict */
+  TSD_KIND_LIST = 8,   /**< list */
+  TSD_KIND_TUPLE = 9,  /**< tuple */
+  TSD_KIND_OTHER = 10, /**< sets, big integers, ... */
   /** An object of a class tsd does not construct (argparse.Namespace,
    * omegaconf.DictConfig, a pickled nn.Module ...): an inert placeholder
    * that keeps the class name (tsd_checkpoint_entry_class), the constructor
@@ -407,7 +414,7 @@ typedef enum tsd_kind {
    * adds (a get_extra_state's `_extra_state` key, a state_dict or
    * _save_to_state_dict override) is not in the pickle and cannot be
    * detected: it is absent. */
-  TSD_KIND_OBJECT
+  TSD_KIND_OBJECT = 11
 } tsd_kind;
 
 /** One entry of the current dict. All pointers are borrowed from the

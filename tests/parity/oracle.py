@@ -123,6 +123,23 @@ def run(model, ckpt_obj, case):
         if meta is not None:
             sd._metadata = meta
 
+    r = load_report(model, sd, case.strict)
+    return OD([
+        ("ok", r["ok"]),
+        ("class_name", r["class_name"]),
+        ("missing_keys", r["missing_keys"]),
+        ("unexpected_keys", r["unexpected_keys"]),
+        ("size_mismatches", r["size_mismatches"]),
+        ("popped_keys", [p["key"] for p in popped]),
+        ("popped", popped),
+        ("error_msgs", r["error_msgs"]),
+        ("message", r["message"]),
+    ])
+
+
+def load_report(model, sd, strict):
+    """PyTorch's load_state_dict of `sd` into `model` (modified in place):
+    what tsd's --json report must hold, without auto-pop (run() adds it)."""
     lists = {}
 
     def post_hook(module, incompatible):
@@ -132,7 +149,7 @@ def run(model, ckpt_obj, case):
     handle = model.register_load_state_dict_post_hook(post_hook)
     box = _capture_error_msgs(model)
     try:
-        result = model.load_state_dict(sd, strict=case.strict)
+        result = model.load_state_dict(sd, strict=strict)
         ok, message = True, str(result)
     except RuntimeError as e:
         ok, message = False, str(e)
@@ -161,8 +178,6 @@ def run(model, ckpt_obj, case):
         ("missing_keys", lists.get("missing", [])),
         ("unexpected_keys", lists.get("unexpected", [])),
         ("size_mismatches", mismatches),
-        ("popped_keys", [p["key"] for p in popped]),
-        ("popped", popped),
         ("error_msgs", errors),
         ("message", message),
     ])

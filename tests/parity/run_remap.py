@@ -21,22 +21,23 @@ import collections
 import copy
 import json
 import os
-import re
 import subprocess
 import sys
 import traceback
 
-import torch
-from torch import nn
-from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present  # noqa: E402
+
+import oracle  # noqa: E402  (PyTorch's own load_state_dict, error_msgs captured)
 
 OD = collections.OrderedDict
 TIMEOUT = 300
 FIELDS = ("ok", "class_name", "missing_keys", "unexpected_keys", "size_mismatches",
           "error_msgs", "message")
-_SIZE_MISMATCH = re.compile(
-    r"^size mismatch for (.*): copying a param with shape torch\.Size\((\[.*\])\) from "
-    r"checkpoint, the shape in current model is torch\.Size\((\[.*\])\)\.$", re.S)
 
 
 # ---- models ------------------------------------------------------------------------
@@ -87,43 +88,10 @@ def with_meta(d, meta):
 
 
 def pytorch_load(model, sd, strict):
-    """PyTorch's load_state_dict on `model` (in place): the --json fields."""
-    lists, box = {}, {}
-
-    def post_hook(module, incompatible):
-        lists["missing"] = list(incompatible.missing_keys)
-        lists["unexpected"] = list(incompatible.unexpected_keys)
-
-    handle = model.register_load_state_dict_post_hook(post_hook)
-    for m in model.modules():
-        orig = m._load_from_state_dict
-
-        def wrapped(*args, _orig=orig):
-            box["errors"] = args[6]
-            return _orig(*args)
-        m.__dict__["_load_from_state_dict"] = wrapped
-    try:
-        result = model.load_state_dict(sd, strict=strict)
-        ok, message = True, str(result)
-    except RuntimeError as e:
-        ok, message = False, str(e)
-    finally:
-        handle.remove()
-        for m in model.modules():
-            m.__dict__.pop("_load_from_state_dict", None)
-    errors = list(box.get("errors", []))
-    mismatches = []
-    for e in errors:
-        mm = _SIZE_MISMATCH.match(e)
-        if mm:
-            mismatches.append({"key": mm.group(1),
-                               "checkpoint_shape": json.loads(mm.group(2)),
-                               "model_shape": json.loads(mm.group(3))})
-    return OD([("ok", ok), ("class_name", type(model).__name__),
-               ("missing_keys", lists.get("missing", [])),
-               ("unexpected_keys", lists.get("unexpected", [])),
-               ("size_mismatches", mismatches), ("error_msgs", errors),
-               ("message", message)])
+    """PyTorch's load_state_dict on `model` (in place): the --json fields
+    (oracle.py's capture, shared with the other parity scripts)."""
+    report = oracle.load_report(model, sd, strict)
+    return OD((k, report[k]) for k in FIELDS)
 
 
 # ---- comparing -------------------------------------------------------------------------

@@ -29,13 +29,10 @@ std::string esc(const std::string &s, tsd_escape_mode mode) {
   return out;
 }
 
-struct Out {
-  int rc = -1;
-  std::string out, err;
-};
+using Out = tsdtest::CliOut;
 
 std::string q(const std::string &s) {
-  return "'" + s + "'";
+  return tsdtest::shell_quote(s);
 }
 
 std::string slurp(const std::string &path) {
@@ -46,22 +43,7 @@ std::string slurp(const std::string &path) {
 }
 
 Out tsd(const std::string &args) {
-  static int n = 0;
-  std::string errf = tsdtest::temp_dir() + "/clitext_err_" +
-                     std::to_string(getpid()) + "_" + std::to_string(n++);
-  std::string cmd = std::string(TSD_CLI) + " " + args + " 2>" + q(errf);
-  Out r;
-  FILE *p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t k;
-  while ((k = fread(buf, 1, sizeof buf, p)) > 0)
-    r.out.append(buf, k);
-  int st = pclose(p);
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.err = slurp(errf);
-  remove(errf.c_str());
-  return r;
+  return tsdtest::run_cli(args);
 }
 
 std::string dir() {

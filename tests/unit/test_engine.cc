@@ -1,5 +1,6 @@
-// test_engine.cc — the module tree and tsd_load: PyTorch 1.13's
-// load_state_dict rules, 2.x's behind TSD_RULES_TORCH_2, auto-pop, atomicity.
+// test_engine.cc — tsd_load: PyTorch 1.13's load_state_dict rules, 2.x's
+// behind TSD_RULES_TORCH_2, auto-pop, atomicity (the module tree itself:
+// test_module_tree.cc).
 // Expected texts were produced by Debian's Python torch 1.13 on the same
 // models and state dicts (the scenario is given in a comment per test).
 #include <chrono>
@@ -33,112 +34,7 @@ void mixed_checkpoint(CkptBuilder &b) {
   b.f32("fc2.weight", {5, 3}).f32("fc3.weight", {1}).f32("zz", {2});
 }
 
-std::vector<std::string> names_in_order(tsd_model *m) {
-  std::vector<std::string> out;
-  for (size_t i = 0; i < tsd_model_tensor_count(m); i++) {
-    tsd_tensor_info info;
-    EXPECT_EQ(tsd_model_tensor(m, i, &info), TSD_OK);
-    out.push_back(info.name);
-  }
-  return out;
-}
-
 } // namespace
-
-// ---- the module tree ------------------------------------------------------
-
-TEST(Model, StateDictOrderIsParametersThenBuffersThenChildren) {
-  Model m("M");
-  m.add("a.sub.w", {1});
-  m.add("a.buf", {1}, TSD_BUFFER);
-  m.add("a.p", {1});
-  m.add("a.nobias", {}, TSD_PARAMETER_NONE);
-  m.add("b.x", {1});
-  m.add("top", {1}, TSD_BUFFER);
-  m.add("a.sub2.y", {1});
-  EXPECT_EQ(names_in_order(m.get()), (Strings{"top", "a.p", "a.nobias", "a.buf",
-                                              "a.sub.w", "a.sub2.y", "b.x"}));
-}
-
-TEST(Model, RejectsInvalidAndConflictingNames) {
-  Model m("M");
-  float x = 0;
-  int64_t one = 1, neg = -1;
-  for (const char *bad : {"", ".a", "a.", "a..b"})
-    EXPECT_EQ(tsd_model_add_tensor(m.get(), bad, TSD_PARAMETER, TSD_FLOAT32, 1,
-                                   &one, &x),
-              TSD_ERR_INVALID_ARG)
-        << bad;
-  m.add("fc.weight", {1});
-  EXPECT_EQ(tsd_model_add_tensor(m.get(), "fc.weight", TSD_BUFFER, TSD_FLOAT32,
-                                 1, &one, &x),
-            TSD_ERR_INVALID_ARG);
-  EXPECT_NE(std::string(tsd_last_error()).find("duplicate"), std::string::npos);
-  // a tensor and a module may not share a path
-  EXPECT_EQ(tsd_model_add_tensor(m.get(), "fc", TSD_PARAMETER, TSD_FLOAT32, 1,
-                                 &one, &x),
-            TSD_ERR_INVALID_ARG);
-  EXPECT_EQ(tsd_model_add_tensor(m.get(), "fc.weight.x", TSD_PARAMETER,
-                                 TSD_FLOAT32, 1, &one, &x),
-            TSD_ERR_INVALID_ARG);
-  EXPECT_EQ(tsd_model_add_module(m.get(), "fc.weight", "Linear", -1),
-            TSD_ERR_INVALID_ARG);
-  EXPECT_EQ(tsd_model_add_tensor(m.get(), "neg", TSD_PARAMETER, TSD_FLOAT32, 1,
-                                 &neg, &x),
-            TSD_ERR_INVALID_ARG);
-  EXPECT_EQ(tsd_model_add_tensor(m.get(), "nodata", TSD_PARAMETER, TSD_FLOAT32,
-                                 1, &one, nullptr),
-            TSD_ERR_INVALID_ARG);
-  EXPECT_EQ(tsd_model_tensor_count(m.get()), 1u);
-}
-
-TEST(Model, ModulesAreCreatedInOrderOfFirstAppearance) {
-  Model m("M");
-  m.module("features.2", "ReLU");
-  m.add("features.0.weight", {1});
-  m.add("classifier.weight", {1});
-  tsd_model *mm = m.get();
-  ASSERT_EQ(mm->n_modules, 5u);
-  EXPECT_STREQ(mm->modules[1].prefix, "features");
-  EXPECT_STREQ(mm->modules[2].prefix, "features.2");
-  EXPECT_STREQ(mm->modules[3].prefix, "features.0");
-  EXPECT_STREQ(mm->modules[4].prefix, "classifier");
-  EXPECT_STREQ(mm->modules[2].type_name, "ReLU");
-  EXPECT_EQ(mm->modules[2].version, 1);
-  m.module("bn", "BatchNorm2d");
-  EXPECT_EQ(mm->modules[5].norm, TSD__NORM_BATCH);
-  EXPECT_EQ(mm->modules[5].version, 2);
-  m.module("inorm", "InstanceNorm1d", 1);
-  EXPECT_EQ(mm->modules[6].norm, TSD__NORM_INSTANCE);
-  EXPECT_EQ(mm->modules[6].version, 1);
-}
-
-TEST(Model, SetPersistentAndReadConvert) {
-  Model m("M");
-  auto &buf = m.add("b", {2}, TSD_BUFFER, TSD_FLOAT32, 2.5);
-  m.add("w", {1});
-  EXPECT_EQ(tsd_model_set_persistent(m.get(), "b", 0), TSD_OK);
-  EXPECT_EQ(tsd_model_set_persistent(m.get(), "w", 0), TSD_ERR_TYPE);
-  EXPECT_EQ(tsd_model_set_persistent(m.get(), "nope", 0), TSD_ERR_NOT_FOUND);
-  tsd_tensor_info info;
-  ASSERT_EQ(tsd_model_tensor(m.get(), 1, &info), TSD_OK);
-  EXPECT_STREQ(info.name, "b");
-  EXPECT_EQ(info.role, TSD_BUFFER_NON_PERSISTENT);
-  EXPECT_EQ(info.data, buf.data());
-  double out[2];
-  EXPECT_EQ(tsd_model_read(m.get(), 1, TSD_FLOAT64, out, sizeof out), TSD_OK);
-  EXPECT_EQ(out[0], 2.5);
-  EXPECT_EQ(tsd_model_read(m.get(), 1, TSD_FLOAT64, out, 8), TSD_ERR_BUFFER);
-  EXPECT_EQ(tsd_model_tensor(m.get(), 2, &info), TSD_ERR_NOT_FOUND);
-}
-
-TEST(Model, TorchScriptOpenFailsCleanlyWithoutTheFile) {
-  tsd_model *m = reinterpret_cast<tsd_model *>(1);
-  tsd_status st = tsd_model_open_torchscript(&m, "/nonexistent/x.pt", nullptr);
-  EXPECT_NE(st, TSD_OK);
-  EXPECT_EQ(m, nullptr);
-  EXPECT_STRNE(tsd_last_error(), "");
-}
 
 // ---- loading --------------------------------------------------------------
 
@@ -635,27 +531,48 @@ TEST(Engine, InvalidArgumentsAreRejected) {
   EXPECT_EQ(tsd_load(&r, n.m.get(), b.get(), &o), TSD_ERR_INVALID_ARG);
 }
 
-TEST(Engine, FiftyThousandKeysLoadInLinearTime) {
-  Model m("Big");
-  CkptBuilder b;
-  const int n = 50000;
-  std::vector<std::string> names;
-  for (int i = 0; i < n; i++)
-    names.push_back("blocks." + std::to_string(i / 10) + ".layer." +
-                    std::to_string(i % 10) + ".w");
-  for (auto &s : names)
-    m.add(s.c_str(), {1});
-  for (auto &s : names)
-    b.f32(s, {1}, {2.0f});
-  b.f32("blocks.3.unexpected", {1});
-  auto t0 = std::chrono::steady_clock::now();
-  Load l(m.get(), b.get(), 0);
-  double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
-          .count();
-  ASSERT_EQ(l.status, TSD_OK);
-  EXPECT_EQ(l.list(TSD_LIST_UNEXPECTED), Strings{"blocks.3.unexpected"});
-  EXPECT_LT(secs, 2.0); // quadratic would take minutes
+// Seconds of the fastest of three loads of n keys (plus one unexpected).
+static double load_seconds(int n) {
+  double best = 1e9;
+  for (int round = 0; round < 3; round++) {
+    Model m("Big");
+    CkptBuilder b;
+    std::vector<std::string> names;
+    for (int i = 0; i < n; i++)
+      names.push_back("blocks." + std::to_string(i / 10) + ".layer." +
+                      std::to_string(i % 10) + ".w");
+    for (auto &s : names)
+      m.add(s.c_str(), {1});
+    for (auto &s : names)
+      b.f32(s, {1}, {2.0f});
+    b.f32("blocks.3.unexpected", {1});
+    b.get();
+    auto t0 = std::chrono::steady_clock::now();
+    Load l(m.get(), b.get(), 0);
+    double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+            .count();
+    EXPECT_EQ(l.status, TSD_OK);
+    EXPECT_EQ(l.list(TSD_LIST_UNEXPECTED), Strings{"blocks.3.unexpected"});
+    if (secs < best) best = secs;
+  }
+  return best;
+}
+
+TEST(Engine, AHundredThousandKeysLoadInLinearTime) {
+  // The growth from 25,000 to 100,000 keys, not a wall-clock bound (which
+  // says more about the machine than the code): 4x the keys take 4x the
+  // time when the load is linear, 16x when quadratic. Both sizes are out of
+  // the caches (a small load that fits in them grows faster than linearly
+  // for that reason alone: 6,250 -> 50,000 keys measured 15x-43x). The
+  // fastest of three runs of each size keeps a busy machine's noise out;
+  // measured 5.0x-7.4x here with two test suites running beside it.
+  double small = load_seconds(25000), big = load_seconds(100000);
+  ASSERT_GT(small, 0.0);
+  double growth = big / small;
+  RecordProperty("growth_4x_keys", std::to_string(growth));
+  EXPECT_LT(growth, 10.0) << "25000 keys: " << small << " s, 100000 keys: "
+                          << big << " s";
 }
 
 // ---- through real files written by Python torch (the oracle) ---------------

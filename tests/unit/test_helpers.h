@@ -7,7 +7,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <utility>
 #include <vector>
@@ -23,17 +27,12 @@ namespace tsdtest {
 // has `mem` pointing at the data, and the live view + key index over it.
 class CkptBuilder {
 public:
+  // The library's one constructor (checkpoint.h): values in its arena.
   CkptBuilder() {
-    c_ = static_cast<tsd_checkpoint *>(calloc(1, sizeof *c_));
-    c_->src.fd = -1;
-    tsd__arena_init(&c_->arena, 0, nullptr);
-    tsd__strmap_init(&c_->index, nullptr);
+    EXPECT_EQ(tsd__checkpoint_new(&c_, nullptr, nullptr), TSD_OK);
   }
   ~CkptBuilder() {
-    tsd__strmap_free(&c_->index);
-    tsd__mem_free(nullptr, c_->live);
-    tsd__arena_free(&c_->arena);
-    free(c_);
+    tsd_checkpoint_free(c_);
   }
   CkptBuilder(const CkptBuilder &) = delete;
   CkptBuilder &operator=(const CkptBuilder &) = delete;
@@ -120,46 +119,29 @@ public:
   tsd_checkpoint *get() {
     if (built_) return c_;
     built_ = true;
+    tsd__parsed p = {};
     if (root_list_) {
-      c_->parsed.root = value(TSD__V_LIST);
-      c_->current = nullptr;
-      return c_;
-    }
-    tsd__value *d = dict(items_);
-    d->flags = TSD__VF_ORDERED;
-    if (has_meta_) {
-      std::vector<std::pair<tsd__value *, tsd__value *>> m;
-      for (auto &pv : meta_) {
-        std::vector<std::pair<tsd__value *, tsd__value *>> one;
-        one.emplace_back(str("version"), integer(pv.second));
-        m.emplace_back(str(pv.first), dict(one));
+      p.root = value(TSD__V_LIST);
+    } else {
+      tsd__value *d = dict(items_);
+      d->flags = TSD__VF_ORDERED;
+      if (has_meta_) {
+        std::vector<std::pair<tsd__value *, tsd__value *>> m;
+        for (auto &pv : meta_) {
+          std::vector<std::pair<tsd__value *, tsd__value *>> one;
+          one.emplace_back(str("version"), integer(pv.second));
+          m.emplace_back(str(pv.first), dict(one));
+        }
+        d->u.dict.metadata = dict(m);
+        d->u.dict.metadata->flags = TSD__VF_ORDERED;
       }
-      d->u.dict.metadata = dict(m);
-      d->u.dict.metadata->flags = TSD__VF_ORDERED;
+      p.root = d;
     }
-    c_->parsed.root = d;
-    c_->current = d;
-    c_->n_live = items_.size();
-    c_->live = static_cast<size_t *>(
-        tsd__mem_alloc(nullptr, (items_.size() + 1) * sizeof(size_t)));
-    for (size_t i = 0; i < items_.size(); i++) {
-      c_->live[i] = i;
-      bool oom;
-      const tsd__value *k = items_[i].first;
-      tsd__strmap_insert(&c_->index, k->u.s.p, k->u.s.len, i, live_key, c_,
-                         nullptr, &oom);
-    }
-    c_->view_status = TSD_OK;
+    EXPECT_EQ(tsd__checkpoint_adopt(c_, &p), TSD_OK) << tsd_last_error();
     return c_;
   }
 
 private:
-  static const char *live_key(const void *ctx, size_t i, size_t *len) {
-    auto *c = static_cast<const tsd_checkpoint *>(ctx);
-    const tsd__value *k = c->current->u.dict.keys[c->live[i]];
-    *len = k->u.s.len;
-    return k->u.s.p;
-  }
   void *alloc(size_t n) {
     return tsd__arena_alloc(&c_->arena, n);
   }
@@ -179,7 +161,7 @@ private:
     return d;
   }
 
-  tsd_checkpoint *c_;
+  tsd_checkpoint *c_ = nullptr;
   std::vector<std::pair<tsd__value *, tsd__value *>> items_;
   std::vector<std::pair<std::string, int64_t>> meta_;
   bool has_meta_ = false, root_list_ = false, built_ = false;
@@ -291,6 +273,59 @@ inline std::string temp_dir() {
   return "/tmp";
 #endif
 }
+
+inline std::string shell_quote(const std::string &s) {
+  return "'" + s + "'";
+}
+
+// What the tsd command printed and its exit status.
+struct CliOut {
+  int rc = -1;
+  std::string out, err;
+};
+
+#ifdef TSD_CLI
+// Runs `tsd ARGS` (ARGS as a shell would split them): stdout, stderr and the
+// exit status (-1 if it did not exit).
+inline CliOut run_cli(const std::string &args) {
+  static int n = 0;
+  std::string errf = temp_dir() + "/cli_err_" + std::to_string(getpid()) +
+                     "_" + std::to_string(n++);
+  std::string cmd = std::string(TSD_CLI) + " " + args + " 2>" + shell_quote(errf);
+  CliOut r;
+  FILE *p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t k;
+  while ((k = fread(buf, 1, sizeof buf, p)) > 0)
+    r.out.append(buf, k);
+  int st = pclose(p);
+  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  std::ifstream f(errf, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  r.err = ss.str();
+  remove(errf.c_str());
+  return r;
+}
+#endif
+
+// A small tmpfs mounted on `dir` for the scope (a full disk for the
+// writers' tests; mounting needs root, as in CI: `mounted` says whether it
+// worked, errno why not).
+struct SmallTmpfs {
+  std::string dir;
+  bool mounted = false;
+  SmallTmpfs(const std::string &d, const char *size) : dir(d) {
+    std::string opts = std::string("size=") + size;
+    mounted = mount("tmpfs", dir.c_str(), "tmpfs", 0, opts.c_str()) == 0;
+  }
+  ~SmallTmpfs() {
+    if (mounted) umount2(dir.c_str(), MNT_DETACH);
+  }
+  SmallTmpfs(const SmallTmpfs &) = delete;
+  SmallTmpfs &operator=(const SmallTmpfs &) = delete;
+};
 
 // Runs `/usr/bin/python3 -c script`, returns (exit status, stdout+stderr).
 inline std::pair<int, std::string> run_python(const std::string &script) {

@@ -151,7 +151,7 @@ TEST(Sharded, SafetensorsShardsKeepTheIndexsSortedOrder) {
 TEST(Sharded, EachTensorReadsFromItsOwnShardOpenedOnce) {
   Ckpt sh(fixture("shard_pth.index.json"));
   ASSERT_EQ(sh.st, TSD_OK) << sh.err;
-  EXPECT_EQ(sh.c->n_shards, 2u);
+  EXPECT_EQ(sh.c->parsed.n_shards, 2u);
   auto keys = sh.keys();
   for (size_t i = 0; i < keys.size(); i++)
     EXPECT_EQ(source_of(sh, i), i < keys.size() / 2
@@ -316,7 +316,7 @@ TEST(Sharded, TheFuzzShardsOpenAndLoadThroughAValidIndex) {
   write_text(dir + "/v.index.json", index_json(wm));
   Ckpt sh(dir + "/v.index.json");
   ASSERT_EQ(sh.st, TSD_OK) << sh.err;
-  EXPECT_EQ(sh.c->n_shards, 2u);
+  EXPECT_EQ(sh.c->parsed.n_shards, 2u);
   EXPECT_EQ(tsd_checkpoint_module_version(sh.c, "bn"), 2); // bn.pth's
   tsdf_net net;
   ASSERT_EQ(tsdf_net_init(&net), TSD_OK);
@@ -350,7 +350,7 @@ TEST(Sharded, AKeyInTwoShardsIsTakenFromTheShardTheIndexNames) {
                          {"bn.bias", "net.safetensors"}}));
   Ckpt sh(dir + "/t.index.json");
   ASSERT_EQ(sh.st, TSD_OK) << sh.err;
-  EXPECT_EQ(sh.c->n_shards, 3u);
+  EXPECT_EQ(sh.c->parsed.n_shards, 3u);
   EXPECT_EQ(sh.keys(),
             (std::vector<std::string>{"fc.weight", "fc.bias", "bn.bias"}));
   EXPECT_EQ(source_of(sh, 0), "net.pth");
@@ -497,19 +497,32 @@ TEST(Sharded, IndexNestingAndSizeAreBounded) {
 }
 
 TEST(Sharded, FuzzFindingsAreHandled) {
-  // Inputs fuzz_sharded found (scripts/fuzz.sh copies them to
-  // tests/malformed/regressions_sharded/), replayed as fuzz_sharded runs
-  // them: any outcome but a crash, a message on failure, a failed load
-  // leaving the model unchanged.
+  // Inputs for fuzz_sharded's shards, replayed as fuzz_sharded runs them:
+  // the committed ok_* must open and load, the committed bad_* must be
+  // refused as malformed with a message naming the index; the findings
+  // scripts/fuzz.sh copies here (any other name) any outcome but a crash,
+  // a message on failure, a failed load leaving the model unchanged.
   std::string rdir = malformed("regressions_sharded");
   DIR *d = opendir(rdir.c_str());
-  if (!d) return; // no finding so far
+  ASSERT_NE(d, nullptr) << rdir << " is missing";
   std::string dir = fuzz_shard_dir("fuzz_regressions");
+  size_t n_ok = 0, n_bad = 0;
   while (dirent *e = readdir(d)) {
     if (e->d_name[0] == '.') continue;
-    SCOPED_TRACE(e->d_name);
-    write_text(dir + "/in.index.json", read_text(rdir + "/" + e->d_name));
-    Ckpt k(dir + "/in.index.json");
+    const std::string name = e->d_name;
+    SCOPED_TRACE(name);
+    const std::string path = dir + "/in.index.json";
+    write_text(path, read_text(rdir + "/" + name));
+    Ckpt k(path);
+    if (name.rfind("ok_", 0) == 0) {
+      ASSERT_EQ(k.st, TSD_OK) << k.err;
+      n_ok++;
+    } else if (name.rfind("bad_", 0) == 0) {
+      EXPECT_EQ(k.st, TSD_ERR_FORMAT) << k.err;
+      EXPECT_NE(k.err.find(path), std::string::npos) << k.err;
+      n_bad++;
+      continue;
+    }
     if (k.st != TSD_OK) {
       EXPECT_FALSE(k.err.empty());
       continue;
@@ -520,4 +533,6 @@ TEST(Sharded, FuzzFindingsAreHandled) {
     tsdf_net_free(&net);
   }
   closedir(d);
+  EXPECT_GE(n_ok, 2u);
+  EXPECT_GE(n_bad, 7u);
 }

@@ -130,14 +130,8 @@ TEST(ShimSave, AFullDiskIsAnIoErrorAndTheOldFileStays) {
   if (geteuid() != 0)
     GTEST_SKIP() << "mounting a tmpfs needs root (CI runs as root)";
   std::string d = fresh_dir("full");
-  ASSERT_EQ(mount("tmpfs", d.c_str(), "tmpfs", 0, "size=1m"), 0)
-      << strerror(errno);
-  struct Unmount {
-    std::string d;
-    ~Unmount() {
-      umount2(d.c_str(), MNT_DETACH);
-    }
-  } unmount{d};
+  tsdtest::SmallTmpfs fs(d, "1m");
+  ASSERT_TRUE(fs.mounted) << strerror(errno);
   TsModel t(fixture("shim_mini.pt")); // a 68 KB archive
   ASSERT_TRUE(t.m);
   std::string p = d + "/out.pt", old(50000, 'o');

@@ -783,22 +783,12 @@ TEST_F(WriteStream, TheCliInterruptedMidWriteLeavesNothing) {
 
 // ---- a full disk (a 2 MiB tmpfs; mounting needs root, as in CI) --------
 
-struct SmallTmpfs {
-  std::string dir;
-  bool mounted = false;
-  explicit SmallTmpfs(const std::string &d) : dir(d) {
-    mounted = mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=2m") == 0;
-  }
-  ~SmallTmpfs() {
-    if (mounted) umount2(dir.c_str(), MNT_DETACH);
-  }
-};
 
 TEST_F(WriteStream, AFullDiskIsAnIoErrorAndTheOldFileStays) {
   if (geteuid() != 0)
     GTEST_SKIP() << "mounting a tmpfs needs root (CI runs as root)";
   std::string d = fresh_dir("full");
-  SmallTmpfs fs(d);
+  tsdtest::SmallTmpfs fs(d, "2m");
   ASSERT_TRUE(fs.mounted) << strerror(errno);
   Model big("Big");
   big.add("w", {int64_t(1) << 20}); // 4 MiB

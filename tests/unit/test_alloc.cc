@@ -24,6 +24,7 @@
 extern "C" {
 #include "internal.h"
 }
+#include "test_tmp.h"
 
 #include "test_sanitized.h"
 
@@ -64,7 +65,7 @@ void free(void *p) { __libc_free(p); }
 namespace {
 
 const std::string kDir = TSD_FIXTURES;
-const std::string kTmp = TSD_TEST_TMP;
+const std::string kTmp = tsdtest::temp_dir();
 
 // ---- a tagging, counting, failing allocator --------------------------------
 

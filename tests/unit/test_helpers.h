@@ -19,6 +19,7 @@
 extern "C" {
 #include "internal.h"
 }
+#include "test_tmp.h"
 
 namespace tsdtest {
 
@@ -265,14 +266,6 @@ struct Load {
     return report_list(report, l);
   }
 };
-
-inline std::string temp_dir() {
-#ifdef TSD_TEST_TMP
-  return TSD_TEST_TMP;
-#else
-  return "/tmp";
-#endif
-}
 
 inline std::string shell_quote(const std::string &s) {
   return "'" + s + "'";

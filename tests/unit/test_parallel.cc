@@ -21,6 +21,7 @@
 extern "C" {
 #include "internal.h"
 }
+#include "test_tmp.h"
 #include "test_sanitized.h"
 
 // Counts the threads tsd starts (normal builds: a sanitizer intercepts
@@ -49,7 +50,7 @@ namespace {
 constexpr size_t kSplit = size_t(1) << 20;
 
 std::string tmp_path(const char *name) {
-  return std::string(TSD_TEST_TMP) + "/parallel_" + std::to_string(getpid()) +
+  return tsdtest::temp_dir() + "/parallel_" + std::to_string(getpid()) +
          "_" + name + ".pth";
 }
 

@@ -11,10 +11,8 @@ extern "C" {
 #include "internal.h"
 #include "platform.h"
 }
+#include "test_tmp.h"
 
-#ifndef TSD_TEST_TMP
-#define TSD_TEST_TMP "."
-#endif
 
 // The CRC-32 check value of the ISO-HDLC / zlib polynomial, and chaining.
 TEST(Platform, Crc32MatchesTheStandardCheckValues) {
@@ -65,7 +63,7 @@ TEST(Platform, SwapUnitFollowsTheMachineByteOrder) {
 // little-endian on every machine (the bytes are checked, not only the
 // round trip).
 TEST(Platform, SavedTensorsAreLittleEndianOnEveryMachine) {
-  std::string path = std::string(TSD_TEST_TMP) + "/platform_le.safetensors";
+  std::string path = tsdtest::temp_dir() + "/platform_le.safetensors";
   tsd_model *m = nullptr;
   ASSERT_EQ(tsd_model_new(&m, "M"), TSD_OK);
   float w[2] = {1.0f, -2.5f};
@@ -101,7 +99,7 @@ TEST(Platform, SavedTensorsAreLittleEndianOnEveryMachine) {
 // (skipped where it cannot be created: a small disk, a file system without
 // sparse files).
 TEST(Platform, ReadsAtOffsetsPast4GiB) {
-  std::string path = std::string(TSD_TEST_TMP) + "/platform_big.bin";
+  std::string path = tsdtest::temp_dir() + "/platform_big.bin";
   FILE *f = fopen(path.c_str(), "wb");
   ASSERT_TRUE(f);
   const uint64_t at = (uint64_t)5 << 30;
@@ -136,7 +134,7 @@ TEST(Platform, ReadsAtOffsetsPast4GiB) {
 // A UTF-8 path (not representable in a Windows ANSI code page) is written,
 // replaced atomically and read back.
 TEST(Platform, Utf8PathsAndAtomicReplace) {
-  std::string path = std::string(TSD_TEST_TMP) + "/platform_\xc3\xa9\xe6\x97\xa5\xf0\x9f\x98\x80.safetensors";
+  std::string path = tsdtest::temp_dir() + "/platform_\xc3\xa9\xe6\x97\xa5\xf0\x9f\x98\x80.safetensors";
   for (int round = 0; round < 2; round++) {
     tsd_model *m = nullptr;
     ASSERT_EQ(tsd_model_new(&m, "M"), TSD_OK);
@@ -156,7 +154,7 @@ TEST(Platform, Utf8PathsAndAtomicReplace) {
     tsd_checkpoint_free(ck);
   }
   tsd_checkpoint *ck = nullptr;
-  std::string missing = std::string(TSD_TEST_TMP) + "/platform_missing.pth";
+  std::string missing = tsdtest::temp_dir() + "/platform_missing.pth";
   EXPECT_EQ(tsd_checkpoint_open(&ck, missing.c_str(), nullptr), TSD_ERR_IO);
   // the OS's own text follows the path (strerror / FormatMessageW)
   EXPECT_NE(std::string(tsd_last_error()).find("cannot open: "),

@@ -4,6 +4,7 @@
 // tests/fixtures/make_fixtures.py (Python torch is the oracle); expected
 // values are in the .expect files it wrote.
 #include "reader_helpers.h"
+#include "test_tmp.h"
 
 using namespace tsdtest_reader;
 
@@ -500,7 +501,7 @@ TEST(Reader, ReadsLargeTensorsInChunksAndStridedViewsThroughAWindow) {
   std::string pkl = "\x80\x02}(" + pstr("w") + ptensor(N, 0, {R, C}, {C, 1}) +
                     pstr("wt") + ptensor(N, 0, {C, R}, {1, C}) + pstr("col") +
                     ptensor(N, 5, {R}, {C}) + "u.";
-  std::string path = std::string(TSD_TEST_TMP) + "/reader_large.pth";
+  std::string path = tsdtest::temp_dir() + "/reader_large.pth";
   write_file(path, make_zip({{"large/data.pkl", pkl}, {"large/data/0", data}}));
   Ckpt k(path);
   ASSERT_EQ(k.st, TSD_OK) << tsd_last_error();
@@ -535,7 +536,7 @@ TEST(Reader, ReadsLargeTensorsInChunksAndStridedViewsThroughAWindow) {
 
 TEST(Reader, AFileTruncatedWhileOpenGivesAnErrorNotACrash) {
   auto bytes = slurp(fixture("zip_p2.pth"));
-  std::string path = std::string(TSD_TEST_TMP) + "/reader_truncated.pth";
+  std::string path = tsdtest::temp_dir() + "/reader_truncated.pth";
   write_file(path, bytes);
   Ckpt k(path);
   ASSERT_EQ(k.st, TSD_OK) << tsd_last_error();

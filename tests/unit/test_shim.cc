@@ -18,11 +18,12 @@
 extern "C" {
 #include "internal.h"
 }
+#include "test_tmp.h"
 
 namespace {
 
 const std::string kFixtures = TSD_FIXTURES;
-const std::string kTmp = TSD_TEST_TMP;
+const std::string kTmp = tsdtest::temp_dir();
 
 std::string fixture(const std::string &name) {
   return kFixtures + "/" + name;

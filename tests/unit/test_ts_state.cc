@@ -24,6 +24,7 @@
 extern "C" {
 #include "internal.h"
 }
+#include "test_tmp.h"
 
 namespace {
 
@@ -148,7 +149,7 @@ struct Out {
 // Runs the tsd command; stdout and stderr apart.
 Out tsd(const std::string &args) {
   static int n = 0;
-  std::string errf = std::string(TSD_TEST_TMP) + "/ts_state_err_" +
+  std::string errf = tsdtest::temp_dir() + "/ts_state_err_" +
                      std::to_string(getpid()) + "_" + std::to_string(n++);
   std::string cmd = std::string(TSD_CLI) + " " + args + " 2>'" + errf + "'";
   Out r;
@@ -300,7 +301,7 @@ TEST(TsState, ModelIsReadOnly) {
             std::string::npos)
       << tsd_last_error();
   EXPECT_EQ(snapshot(m.get()), before);
-  std::string out = std::string(TSD_TEST_TMP) + "/ts_state_save.pt";
+  std::string out = tsdtest::temp_dir() + "/ts_state_save.pt";
   EXPECT_EQ(tsd_model_save(m.get(), out.c_str()), TSD_ERR_UNSUPPORTED);
   EXPECT_FALSE(exists(out.c_str()));
 }

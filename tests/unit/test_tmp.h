@@ -13,17 +13,22 @@
 
 namespace tsdtest {
 
+// The build tree's scratch root itself, shared by every test process: only
+// for small fixtures made once per build tree on purpose (test_views).
+inline std::string shared_dir() {
+#ifdef TSD_TEST_TMP
+  return TSD_TEST_TMP;
+#else
+  return "/tmp";
+#endif
+}
+
 namespace detail {
 struct ScratchRoot {
   std::string path;
   long owner;
   ScratchRoot() : owner(static_cast<long>(getpid())) {
-#ifdef TSD_TEST_TMP
-    std::string base = TSD_TEST_TMP;
-#else
-    std::string base = "/tmp";
-#endif
-    path = base + "/p" + std::to_string(owner);
+    path = shared_dir() + "/p" + std::to_string(owner);
     std::error_code ec;
     std::filesystem::remove_all(path, ec);  // a stale one of a reused pid
     std::filesystem::create_directories(path, ec);

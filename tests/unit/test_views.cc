@@ -17,7 +17,7 @@ namespace {
 // test runs in its own process): written into a private directory, then
 // renamed into place, so parallel test processes never see half of them.
 std::string dir() {
-  return tsdtest::temp_dir() + "/views_fixtures";
+  return tsdtest::shared_dir() + "/views_fixtures";
 }
 
 std::vector<unsigned char> read_file(const std::string &path) {

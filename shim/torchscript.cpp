@@ -91,6 +91,11 @@ const tsd__torch_host *host() {
 #define tsd__ckpt_val (host()->ckpt_val)
 #define tsd__object_class (host()->object_class)
 #define tsd__type_repr (host()->type_repr)
+#define tsd__value_str (host()->value_str)
+#define tsd__value_int (host()->value_int)
+#define tsd__value_dict_set (host()->value_dict_set)
+#define tsd__checkpoint_new (host()->checkpoint_new)
+#define tsd__checkpoint_adopt (host()->checkpoint_adopt)
 
 namespace {
 
@@ -954,13 +959,13 @@ struct ckpt_builder {
     return v;
   }
   tsd__value *value(tsd__vkind kind) {
-    return ok(tsd__value_new(&c->arena, kind));
+    return ok(host()->value_new(&c->arena, int(kind)));
   }
   tsd__value *str(const std::string &s) {
     return ok(tsd__value_str(&c->arena, s.data(), s.size()));
   }
   tsd__value *dict(size_t n) {
-    return ok(tsd__value_dict(&c->arena, n, true));
+    return ok(host()->value_dict(&c->arena, n, 1));
   }
   void set(tsd__value *d, tsd__value *k, tsd__value *v) {
     tsd__value_dict_set(d, k, v);

@@ -3,6 +3,15 @@
 
 #include "write.h"
 
+/* The builders whose C types the table cannot name (an enum, a bool). */
+static tsd__value *host_value_new(tsd__arena *a, int kind) {
+  return tsd__value_new(a, (tsd__vkind)kind);
+}
+
+static tsd__value *host_value_dict(tsd__arena *a, size_t n, int ordered) {
+  return tsd__value_dict(a, n, ordered != 0);
+}
+
 static const tsd__torch_host host = {
     TSD__TORCH_HOST_ABI,
     TSD_VERSION_NUMBER,
@@ -30,6 +39,13 @@ static const tsd__torch_host host = {
     tsd__ckpt_val,
     tsd__object_class,
     tsd__type_repr,
+    host_value_new,
+    tsd__value_str,
+    tsd__value_int,
+    host_value_dict,
+    tsd__value_dict_set,
+    tsd__checkpoint_new,
+    tsd__checkpoint_adopt,
 };
 
 TSD_API const tsd__torch_host *tsd__torch_host_get(void) { return &host; }

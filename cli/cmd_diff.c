@@ -64,7 +64,7 @@ static void model_shape(const tsd_model *m, const char *name, char *out,
   size_t n = tsd_model_tensor_count(m);
   for (size_t i = 0; i < n; i++) {
     tsd_tensor_info ti;
-    if (tsd_model_tensor(m, i, &ti) == TSD_OK && !strcmp(ti.name, name)) {
+    if (tsd_model_tensor(&ti, m, i) == TSD_OK && !strcmp(ti.name, name)) {
       shape_text(out, cap, ti.ndim, ti.shape);
       return;
     }
@@ -80,7 +80,7 @@ static void ckpt_shape(const tsd_checkpoint *ck, const cli_remap *r,
   char mapped[4096];
   for (size_t i = 0; i < n; i++) {
     tsd_entry e;
-    if (tsd_checkpoint_entry(ck, i, &e) != TSD_OK) continue;
+    if (tsd_checkpoint_entry(&e, ck, i) != TSD_OK) continue;
     cli_remap_name(r, e.key, mapped, sizeof mapped);
     if (strcmp(mapped, name)) continue;
     if (e.kind == TSD_KIND_TENSOR) shape_text(out, cap, e.ndim, e.shape);
@@ -126,7 +126,7 @@ static void print_table(const tsd_report *r, const tsd_model *m,
   }
   for (size_t i = 0; i < n_mm; i++) {
     tsd_mismatch mm;
-    if (tsd_report_mismatch(r, TSD_LIST_MISMATCHED, i, &mm)) continue;
+    if (tsd_report_mismatch(&mm, r, TSD_LIST_MISMATCHED, i)) continue;
     row *w = &rows[n++];
     w->state = "mismatch";
     w->key = mm.key;
@@ -135,7 +135,7 @@ static void print_table(const tsd_report *r, const tsd_model *m,
   }
   for (size_t i = 0; i < n_pop; i++) {
     tsd_mismatch mm;
-    if (tsd_report_mismatch(r, TSD_LIST_POPPED, i, &mm)) continue;
+    if (tsd_report_mismatch(&mm, r, TSD_LIST_POPPED, i)) continue;
     row *w = &rows[n++];
     w->state = "popped";
     w->key = mm.key;

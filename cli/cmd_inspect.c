@@ -157,7 +157,7 @@ static void print_file_metadata(FILE *out, const tsd_checkpoint *ck) {
   size_t n = tsd_checkpoint_file_metadata_count(ck), wkey = 0;
   for (size_t i = 0; i < n; i++) {
     const char *k = NULL;
-    if (tsd_checkpoint_file_metadata(ck, i, &k, NULL) == TSD_OK) {
+    if (tsd_checkpoint_file_metadata(&k, NULL, ck, i) == TSD_OK) {
       size_t w = key_column(cli_text_width(k, strlen(k)));
       if (w > wkey) wkey = w;
     }
@@ -165,7 +165,7 @@ static void print_file_metadata(FILE *out, const tsd_checkpoint *ck) {
   if (n) fprintf(out, "metadata:\n");
   for (size_t i = 0; i < n; i++) {
     const char *k = NULL, *v = NULL;
-    if (tsd_checkpoint_file_metadata(ck, i, &k, &v) != TSD_OK) continue;
+    if (tsd_checkpoint_file_metadata(&k, &v, ck, i) != TSD_OK) continue;
     fputs("  ", out);
     cli_text_pad(out, k, strlen(k), wkey);
     fputs("  ", out);
@@ -263,7 +263,7 @@ static int run_inspect(const cli_command *cmd, int argc, char **argv) {
     return cli_error(TSD_ERR_NOMEM, "out of memory");
   }
   for (size_t i = 0; i < n; i++) {
-    st = tsd_checkpoint_entry(ck, i, &entries[i]);
+    st = tsd_checkpoint_entry(&entries[i], ck, i);
     if (st != TSD_OK) {
       free(entries);
       tsd_checkpoint_free(ck);
@@ -343,7 +343,7 @@ static int run_inspect(const cli_command *cmd, int argc, char **argv) {
     fprintf(out, "}, \"metadata\": {");
     for (size_t m = 0; m < tsd_checkpoint_file_metadata_count(ck); m++) {
       const char *k = NULL, *v = NULL;
-      if (tsd_checkpoint_file_metadata(ck, m, &k, &v) != TSD_OK) continue;
+      if (tsd_checkpoint_file_metadata(&k, &v, ck, m) != TSD_OK) continue;
       if (m) fprintf(out, ", ");
       cli_json_str(out, k, strlen(k));
       fprintf(out, ": ");

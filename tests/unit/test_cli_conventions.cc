@@ -578,7 +578,7 @@ TEST(SaveProgress, ReportsTheBytesWrittenAndCanCancel) {
   o.progress = cb;
   o.progress_user = &seen;
   std::string out = tmp("progress.pth");
-  ASSERT_EQ(tsd_model_save_ex(m, out.c_str(), &o), TSD_OK) << tsd_last_error();
+  ASSERT_EQ(tsd_model_save(m, out.c_str(), &o), TSD_OK) << tsd_last_error();
   EXPECT_EQ(seen.total, data.size() * 4);
   ASSERT_GE(seen.done.size(), 2u);
   for (size_t i = 1; i < seen.done.size(); i++)
@@ -588,16 +588,16 @@ TEST(SaveProgress, ReportsTheBytesWrittenAndCanCancel) {
   std::string before = slurp(out);
   seen = Seen();
   seen.cancel_at = 1;
-  EXPECT_EQ(tsd_model_save_ex(m, out.c_str(), &o), TSD_ERR_CANCELED);
+  EXPECT_EQ(tsd_model_save(m, out.c_str(), &o), TSD_ERR_CANCELED);
   EXPECT_EQ(slurp(out), before);
   // a version 1 struct has no progress field; an unknown version is refused
   tsd_save_options v1 = o;
   v1.version = 1;
   seen = Seen();
-  EXPECT_EQ(tsd_model_save_ex(m, out.c_str(), &v1), TSD_OK);
+  EXPECT_EQ(tsd_model_save(m, out.c_str(), &v1), TSD_OK);
   EXPECT_TRUE(seen.done.empty());
   v1.version = 99;
-  EXPECT_EQ(tsd_model_save_ex(m, out.c_str(), &v1), TSD_ERR_INVALID_ARG);
+  EXPECT_EQ(tsd_model_save(m, out.c_str(), &v1), TSD_ERR_INVALID_ARG);
   remove(out.c_str());
   tsd_model_free(m);
 }

@@ -36,6 +36,7 @@ struct tsd__scratch;
 struct tsd__afile;
 struct tsd__model_ops;
 struct tsd__value;
+struct tsd__parsed;
 
 /* Bump when a field changes meaning; fields are only added at the end. */
 #define TSD__TORCH_HOST_ABI 1
@@ -81,6 +82,13 @@ typedef struct tsd__torch_host {
   const struct tsd__value *(*ckpt_val)(const tsd_checkpoint *c, size_t i);
   const char *(*object_class)(const struct tsd__value *v);
   const char *(*type_repr)(const struct tsd__value *v);
+  /* the checkpoint from a parsed tree (tsd_checkpoint_open_torchscript) */
+  tsd_status (*checkpoint_new)(tsd_checkpoint **out, const char *name,
+                               const tsd_allocator *al);
+  tsd_status (*checkpoint_adopt)(tsd_checkpoint *c,
+                                 const struct tsd__parsed *p);
+  /* an options struct's allocator: all three functions or none */
+  tsd_status (*allocator_check)(const tsd_allocator *al, const char *fn);
 } tsd__torch_host;
 
 /* The table of the libtsd in this process (static storage, never NULL).

@@ -370,8 +370,8 @@ TSD_API const char *tsd_report_item(const tsd_report *r, tsd_list list,
   return l && index < l->len ? l->items[index] : NULL;
 }
 
-TSD_API tsd_status tsd_report_mismatch(const tsd_report *r, tsd_list list,
-                                       size_t index, tsd_mismatch *out) {
+TSD_API tsd_status tsd_report_mismatch(tsd_mismatch *out, const tsd_report *r,
+                                       tsd_list list, size_t index) {
   if (!r || !out)
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_report_mismatch: NULL argument");
   const mismatch_list *ml;

@@ -20,14 +20,10 @@
 
 namespace {
 
-struct Out {
-  int rc = -1;
-  std::string out, err;
-};
+using Out = tsdtest::CliOut;
+using tsdtest::shell_quote;
 
-std::string q(const std::string &s) {
-  return "'" + s + "'";
-}
+std::string q(const std::string &s) { return shell_quote(s); }
 
 std::string slurp(const std::string &path) {
   std::ifstream f(path, std::ios::binary);
@@ -38,24 +34,7 @@ std::string slurp(const std::string &path) {
 
 // `args` goes through the shell: redirections ("< file", "> /dev/full")
 // may be part of it.
-Out tsd(const std::string &args) {
-  static int n = 0;
-  std::string errf = tsdtest::temp_dir() + "/cliconv_err_" +
-                     std::to_string(getpid()) + "_" + std::to_string(n++);
-  std::string cmd = std::string(TSD_CLI) + " " + args + " 2>" + q(errf);
-  Out r;
-  FILE *p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t k;
-  while ((k = fread(buf, 1, sizeof buf, p)) > 0)
-    r.out.append(buf, k);
-  int st = pclose(p);
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.err = slurp(errf);
-  remove(errf.c_str());
-  return r;
-}
+Out tsd(const std::string &args) { return tsdtest::run_cli(args); }
 
 std::string fxp(const char *name) {
   return std::string(TSD_FIXTURES) + "/" + name;

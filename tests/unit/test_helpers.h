@@ -278,13 +278,16 @@ struct CliOut {
 };
 
 #ifdef TSD_CLI
-// Runs `tsd ARGS` (ARGS as a shell would split them): stdout, stderr and the
-// exit status (-1 if it did not exit).
-inline CliOut run_cli(const std::string &args) {
+// Runs `tsd ARGS` (ARGS as a shell would split them, so redirections such as
+// "< file" or "> /dev/full" may be part of it): stdout, stderr and the exit
+// status (-1 if it did not exit). `prefix` goes before the command ("env
+// LD_DEBUG=files ").
+inline CliOut run_cli(const std::string &args, const std::string &prefix = "") {
   static int n = 0;
   std::string errf = temp_dir() + "/cli_err_" + std::to_string(getpid()) +
                      "_" + std::to_string(n++);
-  std::string cmd = std::string(TSD_CLI) + " " + args + " 2>" + shell_quote(errf);
+  std::string cmd = prefix + std::string(TSD_CLI) + " " + args + " 2>" +
+                    shell_quote(errf);
   CliOut r;
   FILE *p = popen(cmd.c_str(), "r");
   if (!p) return r;

@@ -13,35 +13,14 @@
 
 namespace {
 
-struct Out {
-  int rc = -1;
-  std::string out, err;
-};
+using Out = tsdtest::CliOut;
+using tsdtest::shell_quote;
 
-std::string q(const std::string &s) { return "'" + s + "'"; }
+std::string q(const std::string &s) { return shell_quote(s); }
 
 // Runs `env ENV tsd ARGS`, stdout and stderr apart.
 Out tsd(const std::string &env, const std::string &args) {
-  static int n = 0;
-  std::string errf = tsdtest::temp_dir() + "/ondemand_err_" +
-                     std::to_string(getpid()) + "_" + std::to_string(n++);
-  std::string cmd =
-      "env " + env + " " + TSD_CLI + " " + args + " 2>" + q(errf);
-  Out r;
-  FILE *p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t k;
-  while ((k = fread(buf, 1, sizeof buf, p)) > 0)
-    r.out.append(buf, k);
-  int st = pclose(p);
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  std::ifstream f(errf);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  r.err = ss.str();
-  remove(errf.c_str());
-  return r;
+  return tsdtest::run_cli(args, "env " + env + " ");
 }
 
 std::string fx(const char *name) {

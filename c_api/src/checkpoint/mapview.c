@@ -57,9 +57,9 @@ tsd_status tsd__source_map(tsd__source *s) {
 void tsd__source_unmap(tsd__source *s) {
   if (!s || !s->map) return;
 #ifdef _WIN32
-  UnmapViewOfFile((void *)s->map);
+  UnmapViewOfFile(s->map);
 #else
-  munmap((void *)s->map, (size_t)s->size);
+  munmap(TSD__UNCONST(void *, s->map), (size_t)s->size);
 #endif
   s->map = NULL;
 }

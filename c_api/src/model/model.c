@@ -409,7 +409,7 @@ size_t *tsd__model_order(const tsd_model *m) {
  * Readers may race to fill it (const accessors from several threads are
  * allowed): the first compare-and-swap wins, the others free their copy. */
 static const size_t *model_order(const tsd_model *cm) {
-  tsd_model *m = (tsd_model *)cm;
+  tsd_model *m = TSD__UNCONST(tsd_model *, cm);
   size_t *cur = __atomic_load_n(&m->order, __ATOMIC_ACQUIRE);
   if (cur) return cur;
   size_t *fresh = tsd__model_order(m);

@@ -172,7 +172,7 @@ TSD_API tsd_status tsd_model_from_checkpoint(tsd_model **out,
   if (st) return st;
   tsd_model *m = NULL;
   st = tsd__model_create(&m, class_name ? class_name : "StateDict", &ck_ops,
-                         (void *)c, c->al);
+                         TSD__UNCONST(void *, c), c->al);
   if (st) return st;
   m->any_key_names = true;
   size_t n_meta = tsd_checkpoint_metadata_count(c);
@@ -185,7 +185,7 @@ TSD_API tsd_status tsd_model_from_checkpoint(tsd_model **out,
   for (size_t i = 0; !st && i < n; i++) {
     const tsd__tensor *t = tsd__ckpt_val(c, i)->u.tensor;
     st = tsd__model_add(m, tsd__ckpt_key(c, i)->u.s.p, TSD_BUFFER, t->dtype,
-                        t->ndim, t->shape, NULL, (void *)t, NULL);
+                        t->ndim, t->shape, NULL, TSD__UNCONST(void *, t), NULL);
   }
   if (st) {
     tsd_model_free(m);

@@ -738,19 +738,6 @@ static int refuse_nul_key(const tsd_entry *e, const char *what) {
 
 /* ---- --model-spec LAYOUT.json (branch model) ---- */
 
-/* Tensor memory of a layout model: zeroed, kept in m->buffers. */
-static void *layout_memory(void *user, const tsd_tensor_info *info,
-                           size_t nbytes) {
-  (void)info;
-  cli_model *m = user;
-  void **grown = realloc(m->buffers, (m->n_buffers + 1) * sizeof *grown);
-  if (!grown) return NULL;
-  m->buffers = grown;
-  void *p = calloc(1, nbytes ? nbytes : 1);
-  if (p) m->buffers[m->n_buffers++] = p;
-  return p;
-}
-
 /* A module's extra state: matched as PyTorch's set_extra_state would take
  * it; the CLI has no object to give it to (and -o cannot write it). */
 static tsd_status layout_extra_state(void *user, const char *key,
@@ -778,13 +765,26 @@ static int build_layout(cli_model *m, const cli_model_args *a) {
                      head[i] == '\n'))
     i++;
   if (i >= got || head[i] != '{') return -2;
+  /* The tensors' memory: one zeroed arena sized up front, kept as
+   * m->buffers[0] (a block per tensor grew m->buffers one by one). */
+  size_t bytes = 0;
+  tsd_status st = tsd_layout_arena_bytes(&bytes, a->spec);
+  if (st == TSD_ERR_TYPE) return -2;
+  if (st != TSD_OK) return cli_fail("cannot build model from --model-spec", st);
+  m->buffers = calloc(1, sizeof *m->buffers);
+  void *arena = m->buffers ? calloc(1, bytes ? bytes : 1) : NULL;
+  if (!arena) return cli_error(TSD_ERR_NOMEM, "out of memory");
+  m->buffers[m->n_buffers++] = arena;
   tsd_layout_options o = TSD_LAYOUT_OPTIONS_INIT;
-  o.memory = layout_memory;
-  o.memory_user = m;
+  o.arena = arena;
+  o.arena_bytes = bytes;
   o.extra_state = layout_extra_state;
   o.class_name = a->class_name;
-  tsd_status st = tsd_model_from_layout(&m->model, a->spec, &o);
-  if (st == TSD_ERR_TYPE) return -2;
+  st = tsd_model_from_layout(&m->model, a->spec, &o);
+  if (st == TSD_ERR_TYPE) { /* (arena_bytes said it was a layout) */
+    cli_model_free(m);
+    return -2;
+  }
   if (st != TSD_OK) return cli_fail("cannot build model from --model-spec", st);
   return -1;
 }

@@ -12,13 +12,6 @@
   "       tsd diff --model-spec SPEC --class-name NAME CHECKPOINT "         \
   "[options]\n"
 
-/* cmd_load.c */
-int cli_model_opt(cli_model_args *m, tsd_load_options *o,
-                  const cli_command *cmd, int id, const char *val);
-const char *cli_model_positionals(cli_model_args *m, const cli_command *cmd,
-                                  const char *const *pos, size_t n_pos);
-int cli_model_open(cli_model *sm, cli_model_args *m, const char *ckpt);
-
 static const char *const DIFF_HELP =
     DIFF_USAGE
     "\n"
@@ -216,22 +209,15 @@ static int run_diff(const cli_command *cmd, int argc, char **argv) {
   int all = 0, rc = CLI_GO_ON;
   cli_parser p;
   cli_parser_init(&p, cmd, argc, argv);
-  for (int id; rc < 0 && (id = cli_next(&p)) != CLI_END;) {
-    if (id == CLI_HELP) {
-      rc = CLI_EXIT_OK;
-    } else if (id == CLI_BAD) {
-      rc = CLI_EXIT_USAGE;
-    } else if (id == CLI_ARG) {
+  for (int id;
+       rc < 0 && (id = cli_next_own(&p, &c, &ma, &opts, &rc)) != CLI_END;) {
+    if (id == CLI_ARG) {
       if (n_pos == 2)
         rc = cli_usage(cmd, "unexpected argument '%s'", p.value);
       else
         pos[n_pos++] = p.value;
     } else if (id == OPT_ALL) {
       all = 1;
-    } else {
-      int r = cli_common_opt(&c, cmd, id, p.value);
-      if (!r) r = cli_model_opt(&ma, &opts, cmd, id, p.value);
-      if (r < 0) rc = CLI_EXIT_USAGE;
     }
   }
   const char *ckpt_path = NULL;

@@ -227,23 +227,20 @@ static int run_inspect(const cli_command *cmd, int argc, char **argv) {
   const char *path = NULL;
   cli_parser p;
   cli_parser_init(&p, cmd, argc, argv);
-  for (int id; (id = cli_next(&p)) != CLI_END;) {
-    if (id == CLI_HELP) return CLI_EXIT_OK;
-    if (id == CLI_BAD) return CLI_EXIT_USAGE;
+  int rc = CLI_GO_ON;
+  for (int id; (id = cli_next_own(&p, &c, NULL, NULL, &rc)) != CLI_END;) {
     if (id == CLI_ARG) {
       if (path) return cli_usage(cmd, "unexpected argument '%s'", p.value);
       path = p.value;
-      continue;
     }
-    int r = cli_common_opt(&c, cmd, id, p.value);
-    if (r < 0) return CLI_EXIT_USAGE;
   }
+  if (rc >= 0) return rc;
   if (!path) return cli_usage(cmd, "missing CHECKPOINT");
   FILE *out = stdout;
   int json = c.json;
 
   tsd_checkpoint *ck = NULL;
-  int rc = cli_open_checkpoint(&ck, path, c.torchscript);
+  rc = cli_open_checkpoint(&ck, path, c.torchscript);
   if (rc >= 0) return rc;
   tsd_status st;
   char selected[1024] = "";

@@ -94,6 +94,10 @@ const tsd__torch_host *host() {
 #define tsd__checkpoint_new (host()->checkpoint_new)
 #define tsd__checkpoint_adopt (host()->checkpoint_adopt)
 #define tsd__allocator_check (host()->allocator_check)
+#define tsd__value_str (host()->value_str)
+#define tsd__value_int (host()->value_int)
+#define tsd__value_dict (host()->value_dict)
+#define tsd__value_dict_set (host()->value_dict_set)
 
 namespace {
 
@@ -973,7 +977,7 @@ struct ckpt_builder {
     return v;
   }
   tsd__value *value(tsd__vkind kind) {
-    return ok(tsd__value_new(&c->arena, kind));
+    return ok(host()->value_new(&c->arena, static_cast<int>(kind)));
   }
   tsd__value *str(const std::string &s) {
     return ok(tsd__value_str(&c->arena, s.data(), s.size()));

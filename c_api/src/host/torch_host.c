@@ -3,6 +3,11 @@
 
 #include "write.h"
 
+/* tsd__value_new with its kind as an int (the table's plain-C type). */
+static tsd__value *value_new(tsd__arena *a, int kind) {
+  return tsd__value_new(a, (tsd__vkind)kind);
+}
+
 static const tsd__torch_host host = {
     TSD__TORCH_HOST_ABI,      TSD_VERSION_NUMBER,
     sizeof(tsd__torch_host),  tsd__err,
@@ -19,6 +24,11 @@ static const tsd__torch_host host = {
     tsd__object_class,        tsd__type_repr,
     tsd__checkpoint_new,      tsd__checkpoint_adopt,
     tsd__allocator_check,
+    value_new,
+    tsd__value_str,
+    tsd__value_int,
+    tsd__value_dict,
+    tsd__value_dict_set,
 };
 
 TSD_API const tsd__torch_host *tsd__torch_host_get(void) { return &host; }

@@ -230,6 +230,19 @@ inline void check_fixture(const std::string &file, const std::string &expect) {
   }
 }
 
+// ---- little-endian integers for crafted pickles and archives -------------
+
+inline std::string le16(unsigned v) {
+  return std::string{static_cast<char>(v & 0xFF),
+                     static_cast<char>((v >> 8) & 0xFF)};
+}
+inline std::string le32(uint32_t v) {
+  std::string s(4, '\0');
+  for (int i = 0; i < 4; i++)
+    s[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  return s;
+}
+
 // ---- a stored zip built in memory, for crafted pickles ------------------
 
 inline void put16(std::vector<uint8_t> &b, uint32_t v) {
@@ -287,6 +300,13 @@ make_zip(const std::vector<std::pair<std::string, std::string>> &recs) {
   put32(out, cd_off);
   put16(out, 0);
   return out;
+}
+
+// make_zip's bytes as a string.
+inline std::string
+make_zip_string(const std::vector<std::pair<std::string, std::string>> &recs) {
+  std::vector<uint8_t> z = make_zip(recs);
+  return std::string(z.begin(), z.end());
 }
 
 inline std::vector<uint8_t> pickle_zip(const std::string &pkl) {

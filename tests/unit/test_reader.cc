@@ -453,12 +453,6 @@ TEST(Reader, AStorageWithoutItsRecordIsNamed) {
 
 namespace {
 
-std::string le32(uint32_t v) {
-  std::string s(4, '\0');
-  for (int i = 0; i < 4; i++)
-    s[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
-  return s;
-}
 std::string pstr(const std::string &s) {
   return "X" + le32(s.size()) + s;
 }

@@ -256,7 +256,7 @@ TEST(Sharded, MalformedIndexesAreRefused) {
     std::string p = dir + "/bad.index.json";
     write_text(p, c.text);
     Ckpt k(p);
-    EXPECT_NE(k.st, TSD_OK) << c.text;
+    EXPECT_EQ(k.st, TSD_ERR_FORMAT) << c.text;
     EXPECT_NE(k.err.find(c.needle), std::string::npos)
         << c.text << "\nmessage: " << k.err;
   }

@@ -10,8 +10,12 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#ifdef __linux__
 #include <sys/mount.h>
+#endif
+#ifndef _WIN32
 #include <sys/wait.h>
+#endif
 #include <unistd.h>
 #include <utility>
 #include <vector>
@@ -296,7 +300,11 @@ inline CliOut run_cli(const std::string &args, const std::string &prefix = "") {
   while ((k = fread(buf, 1, sizeof buf, p)) > 0)
     r.out.append(buf, k);
   int st = pclose(p);
+#ifdef _WIN32
+  r.rc = st; // the command's exit code
+#else
   r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+#endif
   std::ifstream f(errf, std::ios::binary);
   std::stringstream ss;
   ss << f.rdbuf();
@@ -309,6 +317,7 @@ inline CliOut run_cli(const std::string &args, const std::string &prefix = "") {
 // A small tmpfs mounted on `dir` for the scope (a full disk for the
 // writers' tests; mounting needs root, as in CI: `mounted` says whether it
 // worked, errno why not).
+#ifdef __linux__
 struct SmallTmpfs {
   std::string dir;
   bool mounted = false;
@@ -322,6 +331,7 @@ struct SmallTmpfs {
   SmallTmpfs(const SmallTmpfs &) = delete;
   SmallTmpfs &operator=(const SmallTmpfs &) = delete;
 };
+#endif
 
 // Runs `/usr/bin/python3 -c script`, returns (exit status, stdout+stderr).
 inline std::pair<int, std::string> run_python(const std::string &script) {

@@ -42,7 +42,7 @@ const std::string kLoadTs =
 } // namespace
 
 TEST(OnDemand, CommandsWithoutATorchScriptModelNeverLoadLibTorch) {
-  for (const std::string args :
+  for (const std::string &args :
        {std::string("--help"), std::string("load --help"),
         "inspect " + fx("small.pth"),
         // a TorchScript archive read as its state, without running it

@@ -35,9 +35,10 @@
  *    tsd_escape's `out, cap`); then the object it works on; then the other
  *    inputs; options last. Since 0.2 (issue 12; scripts/migrate_0_2.py
  *    rewrites 0.1 calls).
- *  - Ownership. Output parameters are named `out` (or `out_*`). A handle
- *    returned through `out` is a new object owned by the caller, released by
- *    the one matching tsd_*_free function, which accepts NULL. Strings and
+ *  - Ownership. Output parameters are named `out` or `out_*` (the caller's
+ *    buffer `dst`). A handle returned through `out` is a new object owned
+ *    by the caller, released by the one matching tsd_*_free function,
+ *    which accepts NULL. Strings and
  *    arrays returned by accessor functions are *borrowed*: they belong to the
  *    handle they came from and stay valid until that handle is freed or (for a
  *    checkpoint) until the next call that modifies it (tsd_checkpoint_select,
@@ -556,6 +557,11 @@ TSD_API tsd_status tsd_checkpoint_pop(tsd_checkpoint *ckpt, const char *key);
 TSD_API tsd_status tsd_checkpoint_read(void *dst, size_t dst_bytes,
                                        const tsd_checkpoint *ckpt,
                                        size_t index, tsd_dtype dtype);
+
+/* Two kinds of metadata, one prefix each: tsd_checkpoint_module_version
+ * and tsd_checkpoint_metadata_* are a torch.save dict's `_metadata` (module
+ * versions); tsd_checkpoint_file_metadata* is a file's own metadata (a
+ * safetensors `__metadata__`, a sharded index's "metadata"). */
 
 /** The `_metadata` version PyTorch stored for module `prefix` ("" for the
  * root, "features.1" ...) in the current dict, or -1 when the dict has no

@@ -80,8 +80,12 @@ TEST(OnDemand, AMissingLibraryIsAClearErrorAndOnlyForTorchScript) {
   Out r = tsd(env, kLoadTs);
   EXPECT_EQ(r.rc, 2);
   EXPECT_EQ(r.out, "");
+  // the SONAME carries MAJOR.MINOR while 0.x (libtsd_torch.so.0.2)
   EXPECT_TRUE(has(r.err, "shim_tiny.pt: TorchScript models need "
-                         "libtsd_torch.so.0, tsd's LibTorch part, which "
+                         "libtsd_torch.so." +
+                             std::to_string(TSD_VERSION_MAJOR) + "." +
+                             std::to_string(TSD_VERSION_MINOR) +
+                             ", tsd's LibTorch part, which "
                          "could not be loaded (/nonexistent/libtsd_torch.so.0:"
                          " no such file). Install tsd built with LibTorch, "
                          "or set TSD_TORCH_LIBRARY to the library's path "

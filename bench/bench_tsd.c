@@ -212,7 +212,7 @@ static void build_c_model(c_model *cm, const char *spec_path) {
   size_t n = tsd_checkpoint_count(spec), total = 0;
   for (size_t i = 0; i < n; i++) {
     tsd_entry e;
-    if ((st = tsd_checkpoint_entry(spec, i, &e)) != TSD_OK) die("entry", st);
+    if ((st = tsd_checkpoint_entry(&e, spec, i)) != TSD_OK) die("entry", st);
     if (e.kind == TSD_KIND_TENSOR)
       total += align64((size_t)e.numel * tsd_dtype_size(e.dtype));
   }
@@ -227,7 +227,7 @@ static void build_c_model(c_model *cm, const char *spec_path) {
   size_t off = 0;
   for (size_t i = 0; i < n; i++) {
     tsd_entry e;
-    if ((st = tsd_checkpoint_entry(spec, i, &e)) != TSD_OK) die("entry", st);
+    if ((st = tsd_checkpoint_entry(&e, spec, i)) != TSD_OK) die("entry", st);
     if (e.kind != TSD_KIND_TENSOR) continue;
     st = tsd_model_add_tensor(cm->model, e.key,
                               e.is_parameter ? TSD_PARAMETER : TSD_BUFFER,
@@ -250,18 +250,18 @@ static void check_loaded(const tsd_model *m, const char *ckpt_path) {
   for (size_t i = 0; i < n; i++) {
     if (!(i == 0 || i == n / 2 || i + 1 == n || i % 97 == 0)) continue;
     tsd_tensor_info info;
-    if ((st = tsd_model_tensor(m, i, &info)) != TSD_OK) die("tensor", st);
+    if ((st = tsd_model_tensor(&info, m, i)) != TSD_OK) die("tensor", st);
     size_t idx;
-    if (tsd_checkpoint_find(ck, &idx, info.name) != TSD_OK) continue;
+    if (tsd_checkpoint_find(&idx, ck, info.name) != TSD_OK) continue;
     size_t bytes = (size_t)info.numel * tsd_dtype_size(info.dtype);
     uint8_t *want = malloc(bytes ? bytes : 1), *got = malloc(bytes ? bytes : 1);
     if (!want || !got) {
       fprintf(stderr, "bench_tsd: out of memory\n");
       exit(1);
     }
-    if ((st = tsd_checkpoint_read(ck, idx, info.dtype, want, bytes)) != TSD_OK)
+    if ((st = tsd_checkpoint_read(want, bytes, ck, idx, info.dtype)) != TSD_OK)
       die(info.name, st);
-    if ((st = tsd_model_read(m, i, info.dtype, got, bytes)) != TSD_OK)
+    if ((st = tsd_model_read(got, bytes, m, i, info.dtype)) != TSD_OK)
       die(info.name, st);
     if (memcmp(want, got, bytes) != 0) {
       fprintf(stderr, "bench_tsd: %s: loaded values differ from %s\n",
@@ -368,7 +368,7 @@ int main(int argc, char **argv) {
       return 0;
     }
     tsd_model *m;
-    tsd_status st = tsd_model_open_torchscript(&m, argv[3], "cpu");
+    tsd_status st = tsd_model_open_torchscript(&m, argv[3], NULL);
     if (st != TSD_OK) die(argv[3], st);
     long base = status_kib("VmRSS");
     rc = run_load(reps, m, argv[4], "ts", base);

@@ -155,7 +155,7 @@ static void build_model(bench_model *bm, const char *path, int backed,
   size_t n = tsd_checkpoint_count(spec), total = 0;
   for (size_t i = 0; i < n; i++) {
     tsd_entry e;
-    if ((st = tsd_checkpoint_entry(spec, i, &e)) != TSD_OK) die("entry", st);
+    if ((st = tsd_checkpoint_entry(&e, spec, i)) != TSD_OK) die("entry", st);
     if (e.kind == TSD_KIND_TENSOR)
       total += align64((size_t)e.numel * tsd_dtype_size(e.dtype));
   }
@@ -168,7 +168,7 @@ static void build_model(bench_model *bm, const char *path, int backed,
   size_t off = 0;
   for (size_t i = 0; i < n; i++) {
     tsd_entry e;
-    if ((st = tsd_checkpoint_entry(spec, i, &e)) != TSD_OK) die("entry", st);
+    if ((st = tsd_checkpoint_entry(&e, spec, i)) != TSD_OK) die("entry", st);
     if (e.kind != TSD_KIND_TENSOR) continue;
     tsd_tensor_role role = e.is_parameter ? TSD_PARAMETER : TSD_BUFFER;
     if (backed)
@@ -187,7 +187,7 @@ static void build_model(bench_model *bm, const char *path, int backed,
   off = 0;
   for (size_t i = 0; i < bm->n; i++) { /* state_dict order */
     tsd_tensor_info info;
-    if ((st = tsd_model_tensor(bm->model, i, &info)) != TSD_OK)
+    if ((st = tsd_model_tensor(&info, bm->model, i)) != TSD_OK)
       die("tensor", st);
     bm->dev_off[i] = off;
     off += align64((size_t)info.numel * tsd_dtype_size(info.dtype));
@@ -262,18 +262,18 @@ static void check(const bench_model *bm, const char *path, int device) {
   for (size_t i = 0; i < n; i++) {
     if (!(i == 0 || i == n / 2 || i + 1 == n || i % 37 == 0)) continue;
     tsd_tensor_info info;
-    if ((st = tsd_model_tensor(bm->model, i, &info)) != TSD_OK)
+    if ((st = tsd_model_tensor(&info, bm->model, i)) != TSD_OK)
       die("tensor", st);
     size_t idx;
-    if (tsd_checkpoint_find(ck, &idx, info.name) != TSD_OK) continue;
+    if (tsd_checkpoint_find(&idx, ck, info.name) != TSD_OK) continue;
     size_t bytes = (size_t)info.numel * tsd_dtype_size(info.dtype);
     uint8_t *want = malloc(bytes ? bytes : 1), *got = malloc(bytes ? bytes : 1);
     if (!want || !got) fail("malloc");
-    if ((st = tsd_checkpoint_read(ck, idx, info.dtype, want, bytes)))
+    if ((st = tsd_checkpoint_read(want, bytes, ck, idx, info.dtype)))
       die(info.name, st);
     if (device)
       memcpy(got, bm->arena + bm->dev_off[i], bytes);
-    else if ((st = tsd_model_read(bm->model, i, info.dtype, got, bytes)))
+    else if ((st = tsd_model_read(got, bytes, bm->model, i, info.dtype)))
       die(info.name, st);
     if (memcmp(want, got, bytes) != 0) {
       fprintf(stderr, "bench_views: %s: loaded values differ\n", info.name);
@@ -436,7 +436,7 @@ int main(int argc, char **argv) {
       size_t n4 = (bm.n + 3) / 4;
       for (size_t i = 0; i < n4; i++) {
         tsd_tensor_info info;
-        tsd_model_tensor(bm.model, i, &info);
+        tsd_model_tensor(&info, bm.model, i);
         size_t bytes = (size_t)info.numel * tsd_dtype_size(info.dtype);
         for (size_t b = 0; b < bytes; b += 4096)
           sink ^= ((const uint8_t *)info.data)[b];

@@ -132,7 +132,7 @@ int cli_save_progress(const tsd_model *model, const char *out,
       return cli_error(TSD_ERR_IO, "cannot write to stdout: %s",
                        strerror(errno));
     so.fd = STDOUT_FILENO;
-    tsd_status st = tsd_model_save_ex(model, "<stdout>", &so);
+    tsd_status st = tsd_model_save(model, "<stdout>", &so);
     cli_progress_end(&progress);
     return st == TSD_OK ? -1 : cli_fail("cannot write output", st);
   }
@@ -145,7 +145,7 @@ int cli_save_progress(const tsd_model *model, const char *out,
   for (size_t i = 0; i < 3; i++)
     sigaction(save_signals[i], &sa, &old[i]);
   so.temp_file = on_temp_file;
-  tsd_status st = tsd_model_save_ex(model, out, &so);
+  tsd_status st = tsd_model_save(model, out, &so);
   cli_progress_end(&progress);
   on_temp_file(NULL, NULL);
   for (size_t i = 0; i < 3; i++)
@@ -263,12 +263,11 @@ int cli_open_checkpoint(tsd_checkpoint **out, const char *path,
     int rc = read_stdin();
     if (rc >= 0) return rc;
   }
-  tsd_status st =
-      torchscript ? tsd_checkpoint_open_torchscript(out, path)
-      : from_stdin
-          ? tsd_checkpoint_open_memory(out, stdin_data, stdin_size,
-                                       cli_open_options())
-          : tsd_checkpoint_open(out, path, cli_open_options());
+  tsd_status st = torchscript ? tsd_checkpoint_open_torchscript(out, path, NULL)
+                  : from_stdin
+                      ? tsd_checkpoint_open_memory(out, stdin_data, stdin_size,
+                                                   cli_open_options())
+                      : tsd_checkpoint_open(out, path, cli_open_options());
   if (st == TSD_OK) {
     /* A TorchScript archive's data.pkl reads as inert module objects
      * (`__torch__.Net` placeholders), which hold no state dict to work on. */
@@ -303,7 +302,7 @@ int cli_key_not_found(const tsd_checkpoint *ck, const char *path,
   char best[1024] = "";
   for (size_t i = 0; i < n; i++) {
     tsd_entry e;
-    if (tsd_checkpoint_entry(ck, i, &e) != TSD_OK) continue;
+    if (tsd_checkpoint_entry(&e, ck, i) != TSD_OK) continue;
     size_t d = cli_edit_distance(key, klen, e.key, e.key_len,
                                  best_d <= cap ? best_d - 1 : cap);
     if (d < best_d) {
@@ -436,7 +435,7 @@ int cli_select(tsd_checkpoint *ck, const char *const *selects, size_t n,
   tsd_status st;
   if (n == 0) {
     const char *key = NULL;
-    st = tsd_checkpoint_select_auto(ck, &key);
+    st = tsd_checkpoint_select_auto(&key, ck);
     /* No candidate: load the dict as it is, as PyTorch would be given it. */
     if (st == TSD_OK && key) {
       path_append(path, cap, key);
@@ -449,7 +448,7 @@ int cli_select(tsd_checkpoint *ck, const char *const *selects, size_t n,
   for (size_t i = 0; i < n; i++) {
     if (!strcmp(selects[i], "auto")) {
       const char *key = NULL;
-      st = tsd_checkpoint_select_auto(ck, &key);
+      st = tsd_checkpoint_select_auto(&key, ck);
       if (st != TSD_OK) return cli_fail("--select auto", st);
       if (key) {
         path_append(path, cap, key);
@@ -624,7 +623,7 @@ static void json_mismatches(FILE *f, const tsd_report *r, tsd_list l) {
   size_t k = 0;
   for (size_t i = 0; i < tsd_report_count(r, l); i++) {
     tsd_mismatch mm;
-    if (tsd_report_mismatch(r, l, i, &mm) != TSD_OK) continue;
+    if (tsd_report_mismatch(&mm, r, l, i) != TSD_OK) continue;
     fputs(k++ ? ", {\"key\": " : "{\"key\": ", f);
     cli_json_str(f, mm.key, strlen(mm.key));
     fputs(", \"checkpoint_shape\": ", f);
@@ -652,7 +651,7 @@ void cli_print_report_json(FILE *f, const tsd_report *r, const char *path) {
   fputs(", \"popped_keys\": [", f);
   for (size_t i = 0, k = 0; i < tsd_report_count(r, TSD_LIST_POPPED); i++) {
     tsd_mismatch mm;
-    if (tsd_report_mismatch(r, TSD_LIST_POPPED, i, &mm) != TSD_OK) continue;
+    if (tsd_report_mismatch(&mm, r, TSD_LIST_POPPED, i) != TSD_OK) continue;
     if (k++) fputs(", ", f);
     cli_json_str(f, mm.key, strlen(mm.key));
   }
@@ -698,7 +697,7 @@ void cli_report_hints(const tsd_report *r, const tsd_model *m,
   size_t n = tsd_model_tensor_count(m);
   for (size_t i = 0; i < n; i++) {
     tsd_tensor_info ti;
-    if (tsd_model_tensor(m, i, &ti) == TSD_OK && !strncmp(ti.name, k0, plen))
+    if (tsd_model_tensor(&ti, m, i) == TSD_OK && !strncmp(ti.name, k0, plen))
       return;
   }
   char prefix[256];
@@ -739,19 +738,6 @@ static int refuse_nul_key(const tsd_entry *e, const char *what) {
 
 /* ---- --model-spec LAYOUT.json (branch model) ---- */
 
-/* Tensor memory of a layout model: zeroed, kept in m->buffers. */
-static void *layout_memory(void *user, const tsd_tensor_info *info,
-                           size_t nbytes) {
-  (void)info;
-  cli_model *m = user;
-  void **grown = realloc(m->buffers, (m->n_buffers + 1) * sizeof *grown);
-  if (!grown) return NULL;
-  m->buffers = grown;
-  void *p = calloc(1, nbytes ? nbytes : 1);
-  if (p) m->buffers[m->n_buffers++] = p;
-  return p;
-}
-
 /* A module's extra state: matched as PyTorch's set_extra_state would take
  * it; the CLI has no object to give it to (and -o cannot write it). */
 static tsd_status layout_extra_state(void *user, const char *key,
@@ -779,13 +765,26 @@ static int build_layout(cli_model *m, const cli_model_args *a) {
                      head[i] == '\n'))
     i++;
   if (i >= got || head[i] != '{') return -2;
+  /* The tensors' memory: one zeroed arena sized up front, kept as
+   * m->buffers[0] (a block per tensor grew m->buffers one by one). */
+  size_t bytes = 0;
+  tsd_status st = tsd_layout_arena_bytes(&bytes, a->spec);
+  if (st == TSD_ERR_TYPE) return -2;
+  if (st != TSD_OK) return cli_fail("cannot build model from --model-spec", st);
+  m->buffers = calloc(1, sizeof *m->buffers);
+  void *arena = m->buffers ? calloc(1, bytes ? bytes : 1) : NULL;
+  if (!arena) return cli_error(TSD_ERR_NOMEM, "out of memory");
+  m->buffers[m->n_buffers++] = arena;
   tsd_layout_options o = TSD_LAYOUT_OPTIONS_INIT;
-  o.memory = layout_memory;
-  o.memory_user = m;
+  o.arena = arena;
+  o.arena_bytes = bytes;
   o.extra_state = layout_extra_state;
   o.class_name = a->class_name;
-  tsd_status st = tsd_model_from_layout(&m->model, a->spec, &o);
-  if (st == TSD_ERR_TYPE) return -2;
+  st = tsd_model_from_layout(&m->model, a->spec, &o);
+  if (st == TSD_ERR_TYPE) { /* (arena_bytes said it was a layout) */
+    cli_model_free(m);
+    return -2;
+  }
   if (st != TSD_OK) return cli_fail("cannot build model from --model-spec", st);
   return -1;
 }
@@ -804,7 +803,7 @@ static int build_spec(cli_model *m, const cli_model_args *a) {
   tsd_status st;
   /* The model holds every tensor of SPEC in memory: bounded by SPEC's size
    * (an expanded tensor is 4 bytes in a file, GiBs in memory). */
-  st = tsd_checkpoint_output_bytes(spec, NULL);
+  st = tsd_checkpoint_output_bytes(NULL, spec);
   if (st != TSD_OK) {
     tsd_checkpoint_free(spec);
     return cli_fail("--model-spec", st);
@@ -825,7 +824,7 @@ static int build_spec(cli_model *m, const cli_model_args *a) {
   }
   for (size_t i = 0; i < n && st == TSD_OK; i++) {
     tsd_entry e;
-    st = tsd_checkpoint_entry(spec, i, &e);
+    st = tsd_checkpoint_entry(&e, spec, i);
     if (st != TSD_OK) break;
     if (e.kind != TSD_KIND_TENSOR || refuse_nul_key(&e, "--model-spec")) {
       char key[1024];
@@ -844,7 +843,7 @@ static int build_spec(cli_model *m, const cli_model_args *a) {
                        cli_key(key, sizeof key, &e));
     }
     m->buffers[m->n_buffers++] = buf;
-    st = tsd_checkpoint_read(spec, i, e.dtype, buf, nbytes);
+    st = tsd_checkpoint_read(buf, nbytes, spec, i, e.dtype);
     if (st != TSD_OK) break;
     /* As tsd load's spec model: the norm layers' buffers are buffers (their
      * rules need it), everything else a parameter. */
@@ -881,7 +880,8 @@ static int build_spec(cli_model *m, const cli_model_args *a) {
 /* 1 if path opens as a TorchScript model (read without running it). */
 static int is_torchscript(const char *path) {
   tsd_model *m = NULL;
-  if (!strcmp(path, "-") || tsd_model_open_torchscript_state(&m, path) != TSD_OK)
+  if (!strcmp(path, "-") ||
+      tsd_model_open_torchscript_state(&m, path, NULL) != TSD_OK)
     return 0;
   tsd_model_free(m);
   return 1;
@@ -932,10 +932,12 @@ int cli_model_build(cli_model *m, const cli_model_args *a) {
     rc = build_spec(m, a);
     if (rc >= 0) return rc;
   } else {
+    tsd_torchscript_options o = TSD_TORCHSCRIPT_OPTIONS_INIT;
+    o.device = a->device;
     tsd_status st =
         a->state_only
-            ? tsd_model_open_torchscript_state(&m->model, a->model_path)
-            : tsd_model_open_torchscript(&m->model, a->model_path, a->device);
+            ? tsd_model_open_torchscript_state(&m->model, a->model_path, NULL)
+            : tsd_model_open_torchscript(&m->model, a->model_path, &o);
     if (st != TSD_OK) return model_open_failed(a, st);
   }
   for (size_t i = 0; i < a->n_modules; i++) {
@@ -965,7 +967,7 @@ static int only_tensors(const tsd_checkpoint *ck, const char *non_tensor_hint) {
   size_t n = tsd_checkpoint_count(ck);
   for (size_t i = 0; i < n; i++) {
     tsd_entry e;
-    tsd_status st = tsd_checkpoint_entry(ck, i, &e);
+    tsd_status st = tsd_checkpoint_entry(&e, ck, i);
     if (st != TSD_OK) return cli_fail("cannot read entry", st);
     if (e.kind != TSD_KIND_TENSOR) {
       char key[1024];
@@ -993,8 +995,9 @@ int cli_dict_as_model(cli_model *m, const tsd_checkpoint *ck, const char *cmd,
   for (size_t i = 0; i < n; i++) {
     tsd_entry e;
     tsd_tensor_info ti;
-    if (tsd_checkpoint_entry(ck, i, &e) == TSD_OK &&
-        tsd_model_tensor(m->model, i, &ti) == TSD_OK && strcmp(e.key, ti.name)) {
+    if (tsd_checkpoint_entry(&e, ck, i) == TSD_OK &&
+        tsd_model_tensor(&ti, m->model, i) == TSD_OK &&
+        strcmp(e.key, ti.name)) {
       cli_note("note: the keys are not in module order (first difference "
                "at '%s'); OUT lists them module by module",
                e.key);
@@ -1013,7 +1016,7 @@ int cli_dict_as_model_remapped(cli_model *m, const tsd_checkpoint *ck,
   if (rc >= 0) return rc;
   /* in memory: bounded as a --model-spec model is */
   uint64_t total = 0;
-  tsd_status st = tsd_checkpoint_output_bytes(ck, &total);
+  tsd_status st = tsd_checkpoint_output_bytes(&total, ck);
   if (st != TSD_OK) return cli_fail("cannot hold the tensors", st);
   st = tsd_model_new(&m->model, "StateDict");
   if (st != TSD_OK) return cli_fail("cannot write the state dict", st);
@@ -1036,7 +1039,7 @@ int cli_dict_as_model_remapped(cli_model *m, const tsd_checkpoint *ck,
   if (!m->buffers) return cli_error(TSD_ERR_NOMEM, "out of memory");
   for (size_t i = 0; i < n && st == TSD_OK; i++) {
     tsd_entry e;
-    st = tsd_checkpoint_entry(ck, i, &e);
+    st = tsd_checkpoint_entry(&e, ck, i);
     if (st != TSD_OK) break;
     size_t nbytes = (size_t)e.numel * tsd_dtype_size(e.dtype);
     void *buf = malloc(nbytes ? nbytes : 1);
@@ -1046,7 +1049,7 @@ int cli_dict_as_model_remapped(cli_model *m, const tsd_checkpoint *ck,
                        cli_key(key, sizeof key, &e));
     }
     m->buffers[m->n_buffers++] = buf;
-    st = tsd_checkpoint_read(ck, i, e.dtype, buf, nbytes);
+    st = tsd_checkpoint_read(buf, nbytes, ck, i, e.dtype);
     if (st != TSD_OK) break;
     cli_remap_name(r, e.key, name, sizeof name);
     st = tsd_model_add_tensor(m->model, name, TSD_BUFFER, e.dtype, e.ndim,

@@ -161,6 +161,17 @@ typedef struct cli_model_args {
   const char *ckpt_path;
 } cli_model_args;
 
+/* The option loop every command shares (cmd.c): the next positional
+ * argument (CLI_ARG, in p->value) or option id the command handles itself.
+ * It takes -h/--help (*rc = CLI_EXIT_OK), usage errors (*rc =
+ * CLI_EXIT_USAGE, printed) and the shared options (cli_common_opt into c;
+ * with `ma`, the model options too, cli_model_opt into ma and opts), and
+ * returns CLI_END when argv is done or *rc was set. A command's loop:
+ *   for (int id; (id = cli_next_own(&p, &c, NULL, NULL, &rc)) != CLI_END;)
+ *     if (id == CLI_ARG) ... else if (id == OPT_OUTPUT) ...            */
+int cli_next_own(cli_parser *p, cli_common_args *c, cli_model_args *ma,
+                 tsd_load_options *opts, int *rc);
+
 typedef struct cli_model {
   tsd_model *model;
   void **buffers;
@@ -172,6 +183,16 @@ typedef struct cli_model {
  * as such). */
 int cli_model_build(cli_model *m, const cli_model_args *a);
 void cli_model_free(cli_model *m);
+
+/* The model options and positionals of tsd load and tsd diff (cmd_load.c):
+ * --model-spec, --class-name, --module...: 1 taken, 0 not a model option,
+ * -1 usage error printed. */
+int cli_model_opt(cli_model_args *m, tsd_load_options *o,
+                  const struct cli_command *cmd, int id, const char *val);
+const char *cli_model_positionals(cli_model_args *m,
+                                  const struct cli_command *cmd,
+                                  const char *const *pos, size_t n_pos);
+int cli_model_open(cli_model *sm, cli_model_args *m, const char *ckpt);
 
 /* The selected dict of `ck` as a model that saves as that dict (modules and
  * versions from `_metadata`, tensors read from `ck`, which must outlive it,

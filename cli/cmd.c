@@ -188,6 +188,25 @@ void cli_parser_init(cli_parser *p, const cli_command *cmd, int argc,
   p->argv = argv;
 }
 
+int cli_next_own(cli_parser *p, cli_common_args *c, cli_model_args *ma,
+                 tsd_load_options *opts, int *rc) {
+  for (;;) {
+    int id = cli_next(p);
+    if (id == CLI_END || id == CLI_ARG) return id;
+    if (id == CLI_HELP || id == CLI_BAD) {
+      *rc = id == CLI_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+      return CLI_END;
+    }
+    int r = cli_common_opt(c, p->cmd, id, p->value);
+    if (!r && ma) r = cli_model_opt(ma, opts, p->cmd, id, p->value);
+    if (r < 0) {
+      *rc = CLI_EXIT_USAGE;
+      return CLI_END;
+    }
+    if (!r) return id; /* the command's own */
+  }
+}
+
 int cli_next(cli_parser *p) {
   p->value = NULL;
   p->opt = NULL;

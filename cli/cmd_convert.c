@@ -71,20 +71,15 @@ static int run_convert(const cli_command *cmd, int argc, char **argv) {
   int rc = CLI_GO_ON;
   cli_parser p;
   cli_parser_init(&p, cmd, argc, argv);
-  for (int id; rc < 0 && (id = cli_next(&p)) != CLI_END;) {
-    if (id == CLI_HELP) {
-      rc = CLI_EXIT_OK;
-    } else if (id == CLI_BAD) {
-      rc = CLI_EXIT_USAGE;
-    } else if (id == CLI_ARG) {
+  for (int id;
+       rc < 0 && (id = cli_next_own(&p, &c, NULL, NULL, &rc)) != CLI_END;) {
+    if (id == CLI_ARG) {
       if (!in)
         in = p.value;
       else if (!out)
         out = p.value;
       else
         rc = cli_usage(cmd, "too many arguments: '%s'", p.value);
-    } else if (cli_common_opt(&c, cmd, id, p.value) < 0) {
-      rc = CLI_EXIT_USAGE;
     }
   }
   if (rc < 0 && (!in || !out)) rc = cli_usage(cmd, "needs IN and OUT");

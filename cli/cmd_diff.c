@@ -12,13 +12,6 @@
   "       tsd diff --model-spec SPEC --class-name NAME CHECKPOINT "         \
   "[options]\n"
 
-/* cmd_load.c */
-int cli_model_opt(cli_model_args *m, tsd_load_options *o,
-                  const cli_command *cmd, int id, const char *val);
-const char *cli_model_positionals(cli_model_args *m, const cli_command *cmd,
-                                  const char *const *pos, size_t n_pos);
-int cli_model_open(cli_model *sm, cli_model_args *m, const char *ckpt);
-
 static const char *const DIFF_HELP =
     DIFF_USAGE
     "\n"
@@ -64,7 +57,7 @@ static void model_shape(const tsd_model *m, const char *name, char *out,
   size_t n = tsd_model_tensor_count(m);
   for (size_t i = 0; i < n; i++) {
     tsd_tensor_info ti;
-    if (tsd_model_tensor(m, i, &ti) == TSD_OK && !strcmp(ti.name, name)) {
+    if (tsd_model_tensor(&ti, m, i) == TSD_OK && !strcmp(ti.name, name)) {
       shape_text(out, cap, ti.ndim, ti.shape);
       return;
     }
@@ -80,7 +73,7 @@ static void ckpt_shape(const tsd_checkpoint *ck, const cli_remap *r,
   char mapped[4096];
   for (size_t i = 0; i < n; i++) {
     tsd_entry e;
-    if (tsd_checkpoint_entry(ck, i, &e) != TSD_OK) continue;
+    if (tsd_checkpoint_entry(&e, ck, i) != TSD_OK) continue;
     cli_remap_name(r, e.key, mapped, sizeof mapped);
     if (strcmp(mapped, name)) continue;
     if (e.kind == TSD_KIND_TENSOR) shape_text(out, cap, e.ndim, e.shape);
@@ -126,7 +119,7 @@ static void print_table(const tsd_report *r, const tsd_model *m,
   }
   for (size_t i = 0; i < n_mm; i++) {
     tsd_mismatch mm;
-    if (tsd_report_mismatch(r, TSD_LIST_MISMATCHED, i, &mm)) continue;
+    if (tsd_report_mismatch(&mm, r, TSD_LIST_MISMATCHED, i)) continue;
     row *w = &rows[n++];
     w->state = "mismatch";
     w->key = mm.key;
@@ -135,7 +128,7 @@ static void print_table(const tsd_report *r, const tsd_model *m,
   }
   for (size_t i = 0; i < n_pop; i++) {
     tsd_mismatch mm;
-    if (tsd_report_mismatch(r, TSD_LIST_POPPED, i, &mm)) continue;
+    if (tsd_report_mismatch(&mm, r, TSD_LIST_POPPED, i)) continue;
     row *w = &rows[n++];
     w->state = "popped";
     w->key = mm.key;
@@ -216,22 +209,15 @@ static int run_diff(const cli_command *cmd, int argc, char **argv) {
   int all = 0, rc = CLI_GO_ON;
   cli_parser p;
   cli_parser_init(&p, cmd, argc, argv);
-  for (int id; rc < 0 && (id = cli_next(&p)) != CLI_END;) {
-    if (id == CLI_HELP) {
-      rc = CLI_EXIT_OK;
-    } else if (id == CLI_BAD) {
-      rc = CLI_EXIT_USAGE;
-    } else if (id == CLI_ARG) {
+  for (int id;
+       rc < 0 && (id = cli_next_own(&p, &c, &ma, &opts, &rc)) != CLI_END;) {
+    if (id == CLI_ARG) {
       if (n_pos == 2)
         rc = cli_usage(cmd, "unexpected argument '%s'", p.value);
       else
         pos[n_pos++] = p.value;
     } else if (id == OPT_ALL) {
       all = 1;
-    } else {
-      int r = cli_common_opt(&c, cmd, id, p.value);
-      if (!r) r = cli_model_opt(&ma, &opts, cmd, id, p.value);
-      if (r < 0) rc = CLI_EXIT_USAGE;
     }
   }
   const char *ckpt_path = NULL;

@@ -157,7 +157,7 @@ static void print_file_metadata(FILE *out, const tsd_checkpoint *ck) {
   size_t n = tsd_checkpoint_file_metadata_count(ck), wkey = 0;
   for (size_t i = 0; i < n; i++) {
     const char *k = NULL;
-    if (tsd_checkpoint_file_metadata(ck, i, &k, NULL) == TSD_OK) {
+    if (tsd_checkpoint_file_metadata(&k, NULL, ck, i) == TSD_OK) {
       size_t w = key_column(cli_text_width(k, strlen(k)));
       if (w > wkey) wkey = w;
     }
@@ -165,7 +165,7 @@ static void print_file_metadata(FILE *out, const tsd_checkpoint *ck) {
   if (n) fprintf(out, "metadata:\n");
   for (size_t i = 0; i < n; i++) {
     const char *k = NULL, *v = NULL;
-    if (tsd_checkpoint_file_metadata(ck, i, &k, &v) != TSD_OK) continue;
+    if (tsd_checkpoint_file_metadata(&k, &v, ck, i) != TSD_OK) continue;
     fputs("  ", out);
     cli_text_pad(out, k, strlen(k), wkey);
     fputs("  ", out);
@@ -227,23 +227,20 @@ static int run_inspect(const cli_command *cmd, int argc, char **argv) {
   const char *path = NULL;
   cli_parser p;
   cli_parser_init(&p, cmd, argc, argv);
-  for (int id; (id = cli_next(&p)) != CLI_END;) {
-    if (id == CLI_HELP) return CLI_EXIT_OK;
-    if (id == CLI_BAD) return CLI_EXIT_USAGE;
+  int rc = CLI_GO_ON;
+  for (int id; (id = cli_next_own(&p, &c, NULL, NULL, &rc)) != CLI_END;) {
     if (id == CLI_ARG) {
       if (path) return cli_usage(cmd, "unexpected argument '%s'", p.value);
       path = p.value;
-      continue;
     }
-    int r = cli_common_opt(&c, cmd, id, p.value);
-    if (r < 0) return CLI_EXIT_USAGE;
   }
+  if (rc >= 0) return rc;
   if (!path) return cli_usage(cmd, "missing CHECKPOINT");
   FILE *out = stdout;
   int json = c.json;
 
   tsd_checkpoint *ck = NULL;
-  int rc = cli_open_checkpoint(&ck, path, c.torchscript);
+  rc = cli_open_checkpoint(&ck, path, c.torchscript);
   if (rc >= 0) return rc;
   tsd_status st;
   char selected[1024] = "";
@@ -263,7 +260,7 @@ static int run_inspect(const cli_command *cmd, int argc, char **argv) {
     return cli_error(TSD_ERR_NOMEM, "out of memory");
   }
   for (size_t i = 0; i < n; i++) {
-    st = tsd_checkpoint_entry(ck, i, &entries[i]);
+    st = tsd_checkpoint_entry(&entries[i], ck, i);
     if (st != TSD_OK) {
       free(entries);
       tsd_checkpoint_free(ck);
@@ -343,7 +340,7 @@ static int run_inspect(const cli_command *cmd, int argc, char **argv) {
     fprintf(out, "}, \"metadata\": {");
     for (size_t m = 0; m < tsd_checkpoint_file_metadata_count(ck); m++) {
       const char *k = NULL, *v = NULL;
-      if (tsd_checkpoint_file_metadata(ck, m, &k, &v) != TSD_OK) continue;
+      if (tsd_checkpoint_file_metadata(&k, &v, ck, m) != TSD_OK) continue;
       if (m) fprintf(out, ", ");
       cli_json_str(out, k, strlen(k));
       fprintf(out, ": ");

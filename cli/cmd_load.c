@@ -199,7 +199,7 @@ static void print_popped(const tsd_report *r) {
   size_t n = tsd_report_count(r, TSD_LIST_POPPED);
   for (size_t i = 0; i < n; i++) {
     tsd_mismatch mm;
-    if (tsd_report_mismatch(r, TSD_LIST_POPPED, i, &mm) != TSD_OK) continue;
+    if (tsd_report_mismatch(&mm, r, TSD_LIST_POPPED, i) != TSD_OK) continue;
     char a[512], b[512];
     cli_shape_text(a, sizeof a, mm.checkpoint_ndim, mm.checkpoint_shape);
     cli_shape_text(b, sizeof b, mm.model_ndim, mm.model_shape);

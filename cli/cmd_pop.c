@@ -73,12 +73,9 @@ static int run_pop(const cli_command *cmd, int argc, char **argv) {
   if (!keys || !popped) rc = cli_error(TSD_ERR_NOMEM, "out of memory");
   cli_parser p;
   cli_parser_init(&p, cmd, argc, argv);
-  for (int id; rc < 0 && (id = cli_next(&p)) != CLI_END;) {
-    if (id == CLI_HELP) {
-      rc = CLI_EXIT_OK;
-    } else if (id == CLI_BAD) {
-      rc = CLI_EXIT_USAGE;
-    } else if (id == CLI_ARG) {
+  for (int id;
+       rc < 0 && (id = cli_next_own(&p, &c, NULL, NULL, &rc)) != CLI_END;) {
+    if (id == CLI_ARG) {
       if (!ckpt_path)
         ckpt_path = p.value;
       else
@@ -87,8 +84,6 @@ static int run_pop(const cli_command *cmd, int argc, char **argv) {
       out = p.value;
     } else if (id == OPT_MISSING_OK) {
       missing_ok = 1;
-    } else if (cli_common_opt(&c, cmd, id, p.value) < 0) {
-      rc = CLI_EXIT_USAGE;
     }
   }
   if (rc < 0 && !ckpt_path) rc = cli_usage(cmd, "missing CHECKPOINT");

@@ -43,8 +43,10 @@
 #define TSD_TORCH_REL_LIBDIR "../lib"
 #endif
 
-typedef tsd_status (*open_model_fn)(tsd_model **, const char *, const char *);
-typedef tsd_status (*open_ckpt_fn)(tsd_checkpoint **, const char *);
+typedef tsd_status (*open_model_fn)(tsd_model **, const char *,
+                                    const tsd_torchscript_options *);
+typedef tsd_status (*open_ckpt_fn)(tsd_checkpoint **, const char *,
+                                   const tsd_torchscript_options *);
 
 static struct {
   int tried;                 /* 0: not yet; 1: loaded; -1: failed */
@@ -141,19 +143,20 @@ static tsd_status unavailable(const char *path) {
 int tsd_has_torch(void) { return load(); }
 
 tsd_status tsd_model_open_torchscript(tsd_model **out, const char *path,
-                                      const char *device) {
+                                      const tsd_torchscript_options *options) {
   if (!load()) {
     if (out) *out = NULL;
     return unavailable(path);
   }
-  return torch.open_model(out, path, device);
+  return torch.open_model(out, path, options);
 }
 
-tsd_status tsd_checkpoint_open_torchscript(tsd_checkpoint **out,
-                                           const char *path) {
+tsd_status
+tsd_checkpoint_open_torchscript(tsd_checkpoint **out, const char *path,
+                                const tsd_torchscript_options *options) {
   if (!load()) {
     if (out) *out = NULL;
     return unavailable(path);
   }
-  return torch.open_ckpt(out, path);
+  return torch.open_ckpt(out, path, options);
 }

@@ -87,15 +87,14 @@ static void *worker(void *arg) {
   unsigned char *check = NULL;
   tsd_status st = a.base ? TSD_OK : TSD_ERR_NOMEM;
   if (st == TSD_OK) st = tsd_checkpoint_open(&ck, j->path, &oo);
-  if (st == TSD_OK) st = tsd_checkpoint_select_auto(ck, NULL);
+  if (st == TSD_OK) st = tsd_checkpoint_select_auto(NULL, ck);
   if (st == TSD_OK) st = tsd_model_new_ex(&model, "Model", &al);
   size_t n = st == TSD_OK ? tsd_checkpoint_count(ck) : 0;
   if (st == TSD_OK && !(data = calloc(n ? n : 1, sizeof *data)))
     st = TSD_ERR_NOMEM;
   for (size_t i = 0; i < n && st == TSD_OK; i++) {
     tsd_entry e;
-    if (tsd_checkpoint_entry(ck, i, &e) != TSD_OK ||
-        e.kind != TSD_KIND_TENSOR)
+    if (tsd_checkpoint_entry(&e, ck, i) != TSD_OK || e.kind != TSD_KIND_TENSOR)
       continue;
     size_t bytes = (size_t)e.numel * tsd_dtype_size(e.dtype);
     /* the model's tensors are the host's memory (here malloc, for a
@@ -119,14 +118,13 @@ static void *worker(void *arg) {
     for (size_t i = 0; i < j->tensors && st == TSD_OK; i++) {
       tsd_tensor_info ti;
       size_t k;
-      st = tsd_model_tensor(model, i, &ti);
-      if (st == TSD_OK) st = tsd_checkpoint_find(ck, &k, ti.name);
+      st = tsd_model_tensor(&ti, model, i);
+      if (st == TSD_OK) st = tsd_checkpoint_find(&k, ck, ti.name);
       size_t bytes = (size_t)ti.numel * tsd_dtype_size(ti.dtype);
       free(check);
       check = malloc(bytes ? bytes : 1);
       if (st == TSD_OK && !check) st = TSD_ERR_NOMEM;
-      if (st == TSD_OK)
-        st = tsd_checkpoint_read(ck, k, ti.dtype, check, bytes);
+      if (st == TSD_OK) st = tsd_checkpoint_read(check, bytes, ck, k, ti.dtype);
       if (st == TSD_OK && memcmp(check, ti.data, bytes) != 0) {
         snprintf(j->message, sizeof j->message, "%s differs", ti.name);
         break; /* j->message set: reported as a failure below */

@@ -42,7 +42,7 @@ static void print_report(const tsd_report *r) {
     printf("RuntimeError: %s\n", tsd_report_message(r));
   for (size_t i = 0; i < tsd_report_count(r, TSD_LIST_POPPED); i++) {
     tsd_mismatch mm;
-    if (tsd_report_mismatch(r, TSD_LIST_POPPED, i, &mm) != TSD_OK) continue;
+    if (tsd_report_mismatch(&mm, r, TSD_LIST_POPPED, i) != TSD_OK) continue;
     printf("popped %s: checkpoint ", mm.key);
     print_shape(mm.checkpoint_ndim, mm.checkpoint_shape);
     printf(", model ");
@@ -78,7 +78,7 @@ int main(int argc, char **argv) {
   tsd_status st = tsd_checkpoint_open(&ck, ckpt_path, NULL);
   if (st != TSD_OK) return fail("open checkpoint", st);
   /* {'epoch': ..., 'state_dict': {...}} and friends: find the state dict */
-  st = tsd_checkpoint_select_auto(ck, NULL);
+  st = tsd_checkpoint_select_auto(NULL, ck);
   if (st != TSD_OK) {
     tsd_checkpoint_free(ck);
     return fail("find the state dict", st);
@@ -96,8 +96,7 @@ int main(int argc, char **argv) {
   int found_head = 0;
   for (size_t i = 0; i < n && rc == 0; i++) {
     tsd_entry e;
-    if (tsd_checkpoint_entry(ck, i, &e) != TSD_OK ||
-        e.kind != TSD_KIND_TENSOR)
+    if (tsd_checkpoint_entry(&e, ck, i) != TSD_OK || e.kind != TSD_KIND_TENSOR)
       continue; /* e.g. a non-tensor value beside the weights */
     int64_t shape[TSD_MAX_NDIM];
     memcpy(shape, e.shape, e.ndim * sizeof *shape);
@@ -150,7 +149,7 @@ int main(int argc, char **argv) {
     tsd_report_free(r);
   }
   if (rc == 0 && argc == 6) {
-    st = tsd_model_save(model, argv[5]);
+    st = tsd_model_save(model, argv[5], NULL);
     if (st != TSD_OK) rc = fail("save", st);
     else printf("saved %s\n", argv[5]);
   }

@@ -24,7 +24,7 @@ static int die(const char *what, tsd_status st) {
 static int load_and_print(const char *model_path, const tsd_checkpoint *ck,
                           const tsd_load_options *opts, const char *save_to) {
   tsd_model *model = NULL;
-  tsd_status st = tsd_model_open_torchscript(&model, model_path, "cpu");
+  tsd_status st = tsd_model_open_torchscript(&model, model_path, NULL);
   if (st != TSD_OK) return die("open model", st);
   tsd_report *report = NULL;
   st = tsd_load(&report, model, ck, opts);
@@ -39,7 +39,7 @@ static int load_and_print(const char *model_path, const tsd_checkpoint *ck,
   }
   for (size_t i = 0; i < tsd_report_count(report, TSD_LIST_POPPED); i++) {
     tsd_mismatch mm;
-    if (tsd_report_mismatch(report, TSD_LIST_POPPED, i, &mm) != TSD_OK)
+    if (tsd_report_mismatch(&mm, report, TSD_LIST_POPPED, i) != TSD_OK)
       continue;
     printf("popped %s: checkpoint [", mm.key);
     for (size_t d = 0; d < mm.checkpoint_ndim; d++)
@@ -51,7 +51,7 @@ static int load_and_print(const char *model_path, const tsd_checkpoint *ck,
   }
   int rc = 0;
   if (save_to && tsd_report_ok(report)) {
-    st = tsd_model_save(model, save_to);
+    st = tsd_model_save(model, save_to, NULL);
     if (st != TSD_OK) rc = die("save", st);
     else printf("saved %s\n", save_to);
   }

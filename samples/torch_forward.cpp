@@ -46,8 +46,8 @@ tsd_status read_input(const char *path, at::Tensor *out) {
   if (st != TSD_OK) return st;
   size_t index = 0;
   tsd_entry e;
-  if ((st = tsd_checkpoint_find(ck, &index, "input")) == TSD_OK &&
-      (st = tsd_checkpoint_entry(ck, index, &e)) == TSD_OK) {
+  if ((st = tsd_checkpoint_find(&index, ck, "input")) == TSD_OK &&
+      (st = tsd_checkpoint_entry(&e, ck, index)) == TSD_OK) {
     if (e.kind != TSD_KIND_TENSOR) {
       std::fprintf(stderr, "torch_forward: %s: \"input\" is %s, not a tensor\n",
                    path, e.type_repr);
@@ -55,8 +55,8 @@ tsd_status read_input(const char *path, at::Tensor *out) {
     } else {
       std::vector<int64_t> shape(e.shape, e.shape + e.ndim);
       *out = at::empty(shape, at::kFloat);
-      st = tsd_checkpoint_read(ck, index, TSD_FLOAT32, out->data_ptr(),
-                               size_t(out->nbytes()));
+      st = tsd_checkpoint_read(out->data_ptr(), size_t(out->nbytes()), ck,
+                               index, TSD_FLOAT32);
     }
   }
   tsd_checkpoint_free(ck);
@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
   tsd_status st = tsd_checkpoint_open(&ck, ckpt_path, nullptr);
   if (st != TSD_OK) return die("open checkpoint", st);
   const char *selected = nullptr;
-  if ((st = tsd_checkpoint_select_auto(ck, &selected)) != TSD_OK) {
+  if ((st = tsd_checkpoint_select_auto(&selected, ck)) != TSD_OK) {
     tsd_checkpoint_free(ck);
     return die("find the state dict", st);
   }
@@ -102,7 +102,7 @@ int main(int argc, char **argv) {
       module = torch::jit::load(model_path);
       st = tsd_torch::load(&report, module, ck, &opts);
     } else {
-      st = tsd_model_open_torchscript(&model, model_path, "cpu");
+      st = tsd_model_open_torchscript(&model, model_path, NULL);
       if (st != TSD_OK) {
         tsd_checkpoint_free(ck);
         return die("open model", st);

@@ -34,7 +34,7 @@ jobs=$(nproc)
 run_build() {
   # one parity work directory for the three presets: Python generates the
   # models and checkpoints once (they are cached by content)
-  cmake --preset "$preset" -B "$dir" -DTSD_PARITY_WORK_ROOT="$here/build-cross-parity" >/dev/null
+  cmake --preset "$preset" -B "$dir" -DTSD_PARITY_WORK_ROOT="$here/build-cross-parity" -DTSD_WERROR=ON >/dev/null
   cmake --build "$dir" -j"$jobs"
 }
 run_unit() {

@@ -25,7 +25,7 @@ step() { # name command...
 }
 echo "=== disk: $(free_mib) MiB free in $here"
 
-step "build with LibTorch (build/)" bash scripts/build.sh build
+step "build with LibTorch (build/, warnings are errors)" bash scripts/build.sh build -DTSD_WERROR=ON
 step "ctest, LibTorch build" bash -c 'cd build && ctest --no-tests=error --output-on-failure -j2 --timeout 3000'
 step "pure-C build (build-c/, -DTSD_WITH_TORCH=OFF, warnings are errors)" bash scripts/build.sh build-c -DTSD_WITH_TORCH=OFF -DTSD_WERROR=ON
 step "pure-C build links no LibTorch" bash -c '! ldd build-c/tsd | grep -qi torch'

@@ -91,11 +91,13 @@ const tsd__torch_host *host() {
 #define tsd__ckpt_val (host()->ckpt_val)
 #define tsd__object_class (host()->object_class)
 #define tsd__type_repr (host()->type_repr)
-#define tsd__value_str (host()->value_str)
-#define tsd__value_int (host()->value_int)
-#define tsd__value_dict_set (host()->value_dict_set)
 #define tsd__checkpoint_new (host()->checkpoint_new)
 #define tsd__checkpoint_adopt (host()->checkpoint_adopt)
+#define tsd__allocator_check (host()->allocator_check)
+#define tsd__value_str (host()->value_str)
+#define tsd__value_int (host()->value_int)
+#define tsd__value_dict (host()->value_dict)
+#define tsd__value_dict_set (host()->value_dict_set)
 
 namespace {
 
@@ -884,14 +886,13 @@ tsd_status check_archive(const char *path) {
 // a load writes the tensors the caller's own handles see). `what` names it
 // in messages (the archive's path).
 tsd_status model_of(tsd_model **out, const torch::jit::Module &module,
-                    const char *what) {
+                    const char *what, const tsd_allocator *al) {
   auto impl = std::make_unique<ts_impl>();
   impl->module = module;
   std::string cls = class_name_of(impl->module);
 
   tsd_model *raw = nullptr;
-  tsd_status st =
-      tsd__model_create(&raw, cls.c_str(), &ts_ops, impl.get(), nullptr);
+  tsd_status st = tsd__model_create(&raw, cls.c_str(), &ts_ops, impl.get(), al);
   if (st) return st;
   impl.release(); // the model owns it now: tsd_model_free -> ts_destroy
   std::unique_ptr<tsd_model, void (*)(tsd_model *)> m(raw, tsd_model_free);
@@ -901,12 +902,29 @@ tsd_status model_of(tsd_model **out, const torch::jit::Module &module,
   return TSD_OK;
 }
 
-tsd_status open_impl(tsd_model **out, const char *path, const char *device) {
+// The options of the two opens (NULL: the defaults) into *o: a version the
+// library does not know is refused, as every options struct's.
+tsd_status tsd__torchscript_options(tsd_torchscript_options *o,
+                                    const tsd_torchscript_options *options,
+                                    const char *fn) {
+  if (!options) return TSD_OK;
+  if (options->version < 1 ||
+      options->version > TSD_TORCHSCRIPT_OPTIONS_VERSION)
+    return tsd__err(TSD_ERR_INVALID_ARG,
+                    "%s: options->version is %u, expected 1 to %d "
+                    "(TSD_TORCHSCRIPT_OPTIONS_INIT)",
+                    fn, options->version, TSD_TORCHSCRIPT_OPTIONS_VERSION);
+  *o = *options;
+  return tsd__allocator_check(o->allocator, fn);
+}
+
+tsd_status open_impl(tsd_model **out, const char *path, const char *device,
+                     const tsd_allocator *al) {
   c10::Device dev(c10::kCPU);
   tsd_status st = parse_device(device, &dev);
   if (st) return st;
   if ((st = check_archive(path))) return st;
-  return model_of(out, torch::jit::load(std::string(path), dev), path);
+  return model_of(out, torch::jit::load(std::string(path), dev), path, al);
 }
 
 // ---- a TorchScript archive as a checkpoint
@@ -959,13 +977,13 @@ struct ckpt_builder {
     return v;
   }
   tsd__value *value(tsd__vkind kind) {
-    return ok(host()->value_new(&c->arena, int(kind)));
+    return ok(host()->value_new(&c->arena, static_cast<int>(kind)));
   }
   tsd__value *str(const std::string &s) {
     return ok(tsd__value_str(&c->arena, s.data(), s.size()));
   }
   tsd__value *dict(size_t n) {
-    return ok(host()->value_dict(&c->arena, n, 1));
+    return ok(tsd__value_dict(&c->arena, n, true));
   }
   void set(tsd__value *d, tsd__value *k, tsd__value *v) {
     tsd__value_dict_set(d, k, v);
@@ -1029,7 +1047,8 @@ struct ckpt_builder {
   }
 };
 
-tsd_status ckpt_impl(tsd_checkpoint **out, const char *path) {
+tsd_status ckpt_impl(tsd_checkpoint **out, const char *path,
+                     const tsd_allocator *al) {
   tsd_status st = check_archive(path);
   if (st) return st;
   torch::jit::Module module = torch::jit::load(std::string(path), at::kCPU);
@@ -1039,7 +1058,7 @@ tsd_status ckpt_impl(tsd_checkpoint **out, const char *path) {
 
   // Messages about the checkpoint name its file.
   tsd_checkpoint *raw = nullptr;
-  if ((st = tsd__checkpoint_new(&raw, path, nullptr))) return st;
+  if ((st = tsd__checkpoint_new(&raw, path, al))) return st;
   std::unique_ptr<tsd_checkpoint, void (*)(tsd_checkpoint *)> c(
       raw, tsd_checkpoint_free);
 
@@ -1087,36 +1106,41 @@ TSD_API int tsd_has_torch(void) {
 
 // tsd_model_open_torchscript has checked the arguments.
 tsd_status tsd__torchscript_open(tsd_model **out, const char *path,
-                                 const char *device) {
+                                 const char *device, const tsd_allocator *al) {
   return guarded("opening TorchScript archive", path,
-                 [&]() { return open_impl(out, path, device); });
+                 [&]() { return open_impl(out, path, device, al); });
 }
 
-TSD_API tsd_status tsd_model_open_torchscript(tsd_model **out, const char *path,
-                                              const char *device) {
+TSD_API tsd_status tsd_model_open_torchscript(
+    tsd_model **out, const char *path, const tsd_torchscript_options *options) {
+  static const char fn[] = "tsd_model_open_torchscript";
   if (tsd_status st = check_host()) return st;
-  if (!out)
-    return tsd__err(TSD_ERR_INVALID_ARG,
-                    "tsd_model_open_torchscript: out is NULL");
+  if (!out) return tsd__err(TSD_ERR_INVALID_ARG, "%s: out is NULL", fn);
   *out = nullptr;
-  if (!path)
-    return tsd__err(TSD_ERR_INVALID_ARG,
-                    "tsd_model_open_torchscript: path is NULL");
-  return tsd__torchscript_open(out, path, device ? device : "cpu");
+  if (!path) return tsd__err(TSD_ERR_INVALID_ARG, "%s: path is NULL", fn);
+  tsd_torchscript_options o = TSD_TORCHSCRIPT_OPTIONS_INIT;
+  if (tsd_status st = tsd__torchscript_options(&o, options, fn)) return st;
+  return tsd__torchscript_open(out, path, o.device ? o.device : "cpu",
+                               o.allocator);
 }
 
-TSD_API tsd_status tsd_checkpoint_open_torchscript(tsd_checkpoint **out,
-                                                   const char *path) {
+TSD_API tsd_status
+tsd_checkpoint_open_torchscript(tsd_checkpoint **out, const char *path,
+                                const tsd_torchscript_options *options) {
+  static const char fn[] = "tsd_checkpoint_open_torchscript";
   if (tsd_status st = check_host()) return st;
-  if (!out)
-    return tsd__err(TSD_ERR_INVALID_ARG,
-                    "tsd_checkpoint_open_torchscript: out is NULL");
+  if (!out) return tsd__err(TSD_ERR_INVALID_ARG, "%s: out is NULL", fn);
   *out = nullptr;
-  if (!path)
+  if (!path) return tsd__err(TSD_ERR_INVALID_ARG, "%s: path is NULL", fn);
+  tsd_torchscript_options o = TSD_TORCHSCRIPT_OPTIONS_INIT;
+  if (tsd_status st = tsd__torchscript_options(&o, options, fn)) return st;
+  if (o.device && strcmp(o.device, "cpu") != 0)
     return tsd__err(TSD_ERR_INVALID_ARG,
-                    "tsd_checkpoint_open_torchscript: path is NULL");
+                    "%s: options->device is \"%s\": a checkpoint's tensors "
+                    "are read to CPU memory (NULL or \"cpu\")",
+                    fn, o.device);
   return guarded("opening TorchScript archive", path,
-                 [&]() { return ckpt_impl(out, path); });
+                 [&]() { return ckpt_impl(out, path, o.allocator); });
 }
 
 // shim/tsd_torch.hpp: the module behind a model, and a model over a module.
@@ -1153,7 +1177,7 @@ TSD_API tsd_status tsd_torch_model_from_module(tsd_model **out,
                     "tsd_torch_model_from_module: module is NULL");
   return guarded("using TorchScript module", "(the caller's)", [&]() {
     std::string what = "module " + class_name_of(*module);
-    return model_of(out, *module, what.c_str());
+    return model_of(out, *module, what.c_str(), nullptr);
   });
 }
 

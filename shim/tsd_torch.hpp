@@ -22,7 +22,7 @@
 // would expect it (module()).
 //
 //   tsd_model *model;
-//   tsd_model_open_torchscript(&model, "resnet18_10classes.pt", "cpu");
+//   tsd_model_open_torchscript(&model, "resnet18_10classes.pt", nullptr);
 //   tsd_report *r;
 //   tsd_load(&r, model, ckpt, &options);        // as in C
 //   torch::jit::Module m = tsd_torch::module(model);

@@ -28,7 +28,7 @@ int main(void) {
     return 1;
   {
     tsd_tensor_view v;
-    if (tsd_checkpoint_view(NULL, 0, &v) != TSD_ERR_INVALID_ARG ||
+    if (tsd_checkpoint_view(&v, NULL, 0) != TSD_ERR_INVALID_ARG ||
         v.data != NULL)
       return 1;
     if (tsd_model_borrow_count(NULL, NULL) != 0) return 1;

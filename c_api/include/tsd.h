@@ -16,17 +16,29 @@
  *    negative TSD_ERR_* code. The readable message that goes with the last
  *    failure *of the calling thread* is returned by tsd_last_error(); it names
  *    the file, key or byte offset at fault. Messages are per thread: two
- *    threads never see each other's errors. Only a failure sets the
- *    message; a successful call does not reset it (tsd_load alone clears it
- *    when it succeeds), so read it right after a call that returned an
- *    error, before the next tsd call on that thread.
- *  - Options. Every options struct starts with a `version` field; fill it
+ *    threads never see each other's errors. The rule for when it changes:
+ *    every call that returns an error status sets it; a call that returns
+ *    TSD_OK, or returns no status, leaves it as it was, with one exception:
+ *    tsd_load returning TSD_OK clears it to "". So read it right after a
+ *    call that returned an error, before the next tsd call on that thread
+ *    (tests/unit/test_api.cc checks this rule).
+ *  - Options. A function that may grow takes a pointer to its options
+ *    struct as its last parameter (NULL: the defaults), never a second
+ *    `_ex` version (tsd_model_new_ex, which takes an allocator, predates
+ *    the rule). Every options struct starts with a `version` field; fill it
  *    with its TSD_*_OPTIONS_INIT macro. A version the library does not
  *    know (a newer header, garbage) is refused with TSD_ERR_INVALID_ARG
  *    rather than its unknown fields being ignored.
- *  - Ownership. Output parameters come first and are named `out`. A handle
- *    returned through `out` is a new object owned by the caller, released by
- *    the one matching tsd_*_free function, which accepts NULL. Strings and
+ *  - Parameter order. Outputs first: what a function returns through a
+ *    pointer (a handle, a struct it fills, an index, a borrowed string) and
+ *    the caller's buffer it writes with its size (`dst, dst_bytes`, as
+ *    tsd_escape's `out, cap`); then the object it works on; then the other
+ *    inputs; options last. Since 0.2 (issue 12; scripts/migrate_0_2.py
+ *    rewrites 0.1 calls).
+ *  - Ownership. Output parameters are named `out` or `out_*` (the caller's
+ *    buffer `dst`). A handle returned through `out` is a new object owned
+ *    by the caller, released by the one matching tsd_*_free function,
+ *    which accepts NULL. Strings and
  *    arrays returned by accessor functions are *borrowed*: they belong to the
  *    handle they came from and stay valid until that handle is freed or (for a
  *    checkpoint) until the next call that modifies it (tsd_checkpoint_select,
@@ -93,7 +105,7 @@ extern "C" {
 /** Major version of the header. */
 #define TSD_VERSION_MAJOR 0
 /** Minor version of the header. */
-#define TSD_VERSION_MINOR 1
+#define TSD_VERSION_MINOR 2
 /** Patch version of the header. */
 #define TSD_VERSION_PATCH 0
 /** The header's version as one number (MAJOR * 10000 + MINOR * 100 + PATCH),
@@ -376,6 +388,26 @@ TSD_API tsd_status tsd_checkpoint_open_memory(tsd_checkpoint **out,
                                               const void *data, size_t size,
                                               const tsd_open_options *options);
 
+/** The current version of tsd_torchscript_options. */
+#define TSD_TORCHSCRIPT_OPTIONS_VERSION 1
+/** Options of tsd_model_open_torchscript and tsd_checkpoint_open_torchscript
+ * (NULL there means the defaults). */
+typedef struct tsd_torchscript_options {
+  unsigned version; /**< TSD_TORCHSCRIPT_OPTIONS_VERSION */
+  /** tsd_model_open_torchscript: the device the module is loaded on
+   * ("cpu", "cuda:0", ...); NULL means "cpu". tsd_checkpoint_open_torchscript
+   * always reads to CPU memory: there it must be NULL or "cpu"
+   * (TSD_ERR_INVALID_ARG otherwise). */
+  const char *device;
+  /** The model's or checkpoint's allocator (copied; NULL: malloc) for
+   * everything tsd allocates for it: its tables, and for a checkpoint the
+   * copied tensors. What LibTorch allocates for the module is not covered
+   * (see tsd_allocator). */
+  const tsd_allocator *allocator;
+} tsd_torchscript_options;
+/** Initializer of a tsd_torchscript_options with the defaults. */
+#define TSD_TORCHSCRIPT_OPTIONS_INIT {TSD_TORCHSCRIPT_OPTIONS_VERSION, NULL, NULL}
+
 /** In libtsd_torch (see tsd_has_torch). Opens a TorchScript archive
  * (torch.jit.save output, or a C++ program's
  * `torch::save(module, path)`) as a checkpoint, through LibTorch: its dict
@@ -384,9 +416,11 @@ TSD_API tsd_status tsd_checkpoint_open_memory(tsd_checkpoint **out,
  * persistent flag), then its children, with a `_metadata` version of 1 for
  * every module. The tensors are copied to memory (CPU) and the module is
  * released before this returns. TorchScript archives are code: open only
- * files you trust. The errors of tsd_model_open_torchscript. */
-TSD_API tsd_status tsd_checkpoint_open_torchscript(tsd_checkpoint **out,
-                                                   const char *path);
+ * files you trust. `options` may be NULL (defaults). The errors of
+ * tsd_model_open_torchscript. */
+TSD_API tsd_status tsd_checkpoint_open_torchscript(
+    tsd_checkpoint **out, const char *path,
+    const tsd_torchscript_options *options);
 
 /** Releases the checkpoint and everything borrowed from it. NULL is a no-op. */
 TSD_API void tsd_checkpoint_free(tsd_checkpoint *ckpt);
@@ -460,12 +494,14 @@ TSD_API size_t tsd_checkpoint_count(const tsd_checkpoint *ckpt);
 /** Fills *out with entry `index` (0-based, checkpoint order) of the current
  * dict. TSD_ERR_NOT_FOUND if index >= count; TSD_ERR_TYPE if the dict's key
  * is not a string. */
-TSD_API tsd_status tsd_checkpoint_entry(const tsd_checkpoint *ckpt,
-                                        size_t index, tsd_entry *out);
+TSD_API tsd_status tsd_checkpoint_entry(tsd_entry *out,
+                                        const tsd_checkpoint *ckpt,
+                                        size_t index);
 /** Index of `key` in the current dict: TSD_OK and *out_index, or
  * TSD_ERR_NOT_FOUND. */
-TSD_API tsd_status tsd_checkpoint_find(const tsd_checkpoint *ckpt,
-                                       size_t *out_index, const char *key);
+TSD_API tsd_status tsd_checkpoint_find(size_t *out_index,
+                                       const tsd_checkpoint *ckpt,
+                                       const char *key);
 
 /** The class of entry `index` of the current dict when it is a
  * TSD_KIND_OBJECT: "module.qualname" as the pickle names it (for a value made
@@ -507,8 +543,8 @@ TSD_API void tsd_checkpoint_select_root(tsd_checkpoint *ckpt);
  * TSD_ERR_NOT_FOUND (naming the keys tried) when nothing qualifies,
  * TSD_ERR_TYPE when there is no current dict (the root is not a dict or a
  * pickled model). `out_key` may be NULL. */
-TSD_API tsd_status tsd_checkpoint_select_auto(tsd_checkpoint *ckpt,
-                                              const char **out_key);
+TSD_API tsd_status tsd_checkpoint_select_auto(const char **out_key,
+                                              tsd_checkpoint *ckpt);
 
 /** Removes `key` from the current dict, like Python's `sd.pop(key)`.
  * TSD_ERR_NOT_FOUND if absent. Invalidates borrowed entries. */
@@ -518,9 +554,14 @@ TSD_API tsd_status tsd_checkpoint_pop(tsd_checkpoint *ckpt, const char *key);
  * C-contiguous array of `dtype`, converting as Tensor.copy_ does.
  * `dst_bytes` must be at least numel * tsd_dtype_size(dtype)
  * (TSD_ERR_BUFFER otherwise). TSD_ERR_TYPE if the entry is not a tensor. */
-TSD_API tsd_status tsd_checkpoint_read(const tsd_checkpoint *ckpt,
-                                       size_t index, tsd_dtype dtype,
-                                       void *dst, size_t dst_bytes);
+TSD_API tsd_status tsd_checkpoint_read(void *dst, size_t dst_bytes,
+                                       const tsd_checkpoint *ckpt,
+                                       size_t index, tsd_dtype dtype);
+
+/* Two kinds of metadata, one prefix each: tsd_checkpoint_module_version
+ * and tsd_checkpoint_metadata_* are a torch.save dict's `_metadata` (module
+ * versions); tsd_checkpoint_file_metadata* is a file's own metadata (a
+ * safetensors `__metadata__`, a sharded index's "metadata"). */
 
 /** The `_metadata` version PyTorch stored for module `prefix` ("" for the
  * root, "features.1" ...) in the current dict, or -1 when the dict has no
@@ -543,13 +584,13 @@ TSD_API const char *tsd_checkpoint_metadata_prefix(const tsd_checkpoint *ckpt,
  * values are borrowed from the checkpoint, in file order. */
 TSD_API size_t tsd_checkpoint_file_metadata_count(const tsd_checkpoint *ckpt);
 /** TSD_ERR_NOT_FOUND if index >= count. out_key / out_value may be NULL. */
-TSD_API tsd_status tsd_checkpoint_file_metadata(const tsd_checkpoint *ckpt,
-                                                size_t index,
-                                                const char **out_key,
-                                                const char **out_value);
+TSD_API tsd_status tsd_checkpoint_file_metadata(const char **out_key,
+                                                const char **out_value,
+                                                const tsd_checkpoint *ckpt,
+                                                size_t index);
 /** The file metadata value of `key` (borrowed), or NULL. */
-TSD_API const char *tsd_checkpoint_metadata_string(const tsd_checkpoint *ckpt,
-                                                   const char *key);
+TSD_API const char *tsd_checkpoint_file_metadata_string(
+    const tsd_checkpoint *ckpt, const char *key);
 
 /* ------------------------------------------------------------------------ */
 /* Models                                                                    */
@@ -581,15 +622,16 @@ TSD_API tsd_status tsd_model_new_ex(tsd_model **out, const char *class_name,
                                     const tsd_allocator *allocator);
 
 /** In libtsd_torch (see tsd_has_torch). Opens a TorchScript archive
- * (torch.jit.save output) as a model on `device` ("cpu", "cuda:0", ...;
- * NULL means "cpu"). TorchScript archives are code: open only files you
- * trust. TSD_ERR_TORCH for LibTorch's own failures (message kept);
- * TSD_ERR_UNSUPPORTED when libtsd_torch and libtsd come from different
- * builds. C++ programs get the loaded torch::jit::Module, or a model over a
- * module they hold, with shim/tsd_torch.hpp. */
-TSD_API tsd_status tsd_model_open_torchscript(tsd_model **out,
-                                              const char *path,
-                                              const char *device);
+ * (torch.jit.save output) as a model on options->device ("cpu",
+ * "cuda:0", ...); `options` may be NULL (on "cpu", malloc). TorchScript
+ * archives are code: open only files you trust. TSD_ERR_TORCH for
+ * LibTorch's own failures (message kept); TSD_ERR_UNSUPPORTED when
+ * libtsd_torch and libtsd come from different builds; TSD_ERR_INVALID_ARG
+ * for an unknown options->version or an allocator missing one of its
+ * functions. C++ programs get the loaded torch::jit::Module, or a model
+ * over a module they hold, with shim/tsd_torch.hpp. */
+TSD_API tsd_status tsd_model_open_torchscript(
+    tsd_model **out, const char *path, const tsd_torchscript_options *options);
 
 /** A TorchScript archive's module tree as a read-only model, without
  * LibTorch and without running anything of the archive (every build): the
@@ -599,10 +641,12 @@ TSD_API tsd_status tsd_model_open_torchscript(tsd_model **out,
  * tsd_model_read reads the archive's values; a tsd_load into it works as a
  * dry run (what `tsd diff` does) and otherwise fails with
  * TSD_ERR_UNSUPPORTED before writing anything; tsd_model_save is
- * TSD_ERR_UNSUPPORTED. TSD_ERR_FORMAT for a file that is not a TorchScript
- * archive; otherwise the errors of tsd_checkpoint_open. */
-TSD_API tsd_status tsd_model_open_torchscript_state(tsd_model **out,
-                                                    const char *path);
+ * TSD_ERR_UNSUPPORTED. `options` (NULL: the defaults) are passed to the
+ * tsd_checkpoint_open that reads the archive (limits, flags), and its
+ * allocator is also the model's. TSD_ERR_FORMAT for a file that is not a
+ * TorchScript archive; otherwise the errors of tsd_checkpoint_open. */
+TSD_API tsd_status tsd_model_open_torchscript_state(
+    tsd_model **out, const char *path, const tsd_open_options *options);
 
 /** Releases the model (never the caller's tensor memory). NULL is a no-op. */
 TSD_API void tsd_model_free(tsd_model *model);
@@ -669,8 +713,8 @@ typedef struct tsd_tensor_info {
 TSD_API size_t tsd_model_tensor_count(const tsd_model *model);
 /** Fills *out with tensor `index` (state_dict order). TSD_ERR_NOT_FOUND if
  * index >= tsd_model_tensor_count. */
-TSD_API tsd_status tsd_model_tensor(const tsd_model *model, size_t index,
-                                    tsd_tensor_info *out);
+TSD_API tsd_status tsd_model_tensor(tsd_tensor_info *out,
+                                    const tsd_model *model, size_t index);
 
 /** Copies model tensor `index` (state_dict order; tsd_model_find gives it
  * for a name) into `dst` as C-contiguous `dtype`, converting as
@@ -683,11 +727,62 @@ TSD_API tsd_status tsd_model_tensor(const tsd_model *model, size_t index,
  * model whose tensors live elsewhere: TSD_ERR_TORCH (TorchScript, LibTorch's
  * message kept), or the checkpoint's TSD_ERR_IO / TSD_ERR_FORMAT (a model
  * over a checkpoint or a TorchScript archive read without LibTorch). */
-TSD_API tsd_status tsd_model_read(const tsd_model *model, size_t index,
-                                  tsd_dtype dtype, void *dst,
-                                  size_t dst_bytes);
+TSD_API tsd_status tsd_model_read(void *dst, size_t dst_bytes,
+                                  const tsd_model *model, size_t index,
+                                  tsd_dtype dtype);
 
-/** Saves the model: a C-owned model as a torch.save-compatible .pth (an
+/** Progress of a load's copy phase (tsd_load_options.progress) or of a
+ * save (tsd_save_options.progress). For a load `done` and `total` count
+ * checkpoint tensor bytes (numel * checkpoint itemsize) of the tensors
+ * being copied. Return 0 to go on, non-zero to cancel. */
+typedef int (*tsd_progress_fn)(void *user, uint64_t done, uint64_t total);
+
+/** What tsd_model_save writes. */
+typedef enum tsd_save_format {
+  /** a safetensors file for a path ending in ".safetensors", else the
+   * model's own format (tsd_model_save's rule) */
+  TSD_SAVE_AUTO = 0,
+  /** a C-owned model: a torch.save .pth; a TorchScript model: its archive */
+  TSD_SAVE_NATIVE = 1,
+  TSD_SAVE_SAFETENSORS = 2 /**< a safetensors file */
+} tsd_save_format;
+
+/** The current version of tsd_save_options (2 added `progress`; a version
+ * 1 struct is still accepted, a version above the current one is
+ * TSD_ERR_INVALID_ARG). */
+#define TSD_SAVE_OPTIONS_VERSION 2
+/** Options of tsd_model_save (NULL there means the defaults). */
+typedef struct tsd_save_options {
+  unsigned version;       /**< TSD_SAVE_OPTIONS_VERSION */
+  tsd_save_format format; /**< TSD_SAVE_AUTO */
+  /** -1: write to the path. >= 0: write to this descriptor instead (e.g.
+   * STDOUT_FILENO for a command's `-o -`): written in order from its
+   * current position, never closed; a failure leaves what was written.
+   * On Windows a C runtime descriptor (_fileno, _open_osfhandle); its
+   * HANDLE is written directly (binary, whatever the descriptor's mode). */
+  int fd;
+  /** Called (on the calling thread) with the full name of a named
+   * temporary when one exists next to the output (the file system has no
+   * O_TMPFILE, or for the instant between linking and renaming), and with
+   * NULL once it is gone. A host that removes it in its own SIGINT/SIGTERM
+   * handler keeps a copy of the name (the string is borrowed for the call).
+   * NULL: not called. */
+  void (*temp_file)(void *user, const char *temp_path);
+  void *user; /**< passed to temp_file */
+  /** Version 2. Called on the calling thread as the output grows: `done`
+   * bytes written of about `total` (the tensors' bytes; headers make done
+   * reach total a little early, it never exceeds it), at most once per
+   * write of up to a few MiB. A nonzero return stops the save:
+   * TSD_ERR_CANCELED, the old file left as it was. NULL: not called. */
+  tsd_progress_fn progress;
+  void *progress_user; /**< passed to progress as `user` */
+} tsd_save_options;
+/** Initializer of a tsd_save_options with the defaults. */
+#define TSD_SAVE_OPTIONS_INIT                                                  \
+  {TSD_SAVE_OPTIONS_VERSION, TSD_SAVE_AUTO, -1, NULL, NULL, NULL, NULL}
+
+/** Saves the model (`options` NULL: the defaults, TSD_SAVE_OPTIONS_INIT):
+ * a C-owned model as a torch.save-compatible .pth (an
  * OrderedDict of its persistent tensors with `_metadata`, readable by Python
  * torch.load); a TorchScript model as a TorchScript archive.
  * Any model to a path ending in ".safetensors": a safetensors file of its
@@ -730,8 +825,11 @@ TSD_API tsd_status tsd_model_read(const tsd_model *model, size_t index,
  * TSD_ERR_LIMIT (tensors beyond 2^64 bytes), TSD_ERR_NOMEM, TSD_ERR_TORCH
  * (LibTorch failed to serialize a TorchScript model), and a source
  * checkpoint's TSD_ERR_IO / TSD_ERR_FORMAT while streaming its tensors
- * (tsd_model_from_checkpoint). */
-TSD_API tsd_status tsd_model_save(const tsd_model *model, const char *path);
+ * (tsd_model_from_checkpoint). `path` may be NULL when options->fd >= 0
+ * (it then only names the output in messages and, with TSD_SAVE_AUTO,
+ * chooses the format by its extension). */
+TSD_API tsd_status tsd_model_save(const tsd_model *model, const char *path,
+                                  const tsd_save_options *options);
 
 /* ------------------------------------------------------------------------ */
 /* Loading                                                                   */
@@ -754,11 +852,6 @@ typedef struct tsd_rename {
   const char *to;   /**< may be "" (drops the prefix) */
 } tsd_rename;
 
-/** Progress of the copy phase of a load (see tsd_load_options.progress).
- * `done` and `total` count checkpoint tensor bytes (numel * checkpoint
- * itemsize) of the tensors being copied. Return 0 to go on, non-zero to
- * cancel. */
-typedef int (*tsd_progress_fn)(void *user, uint64_t done, uint64_t total);
 
 /** How a load delivers the checkpoint's bytes (tsd_load_options.mode). The
  * rules of each mode are in "Mapped views, binding, device copies" below. */
@@ -962,9 +1055,9 @@ TSD_API const char *tsd_report_item(const tsd_report *report, tsd_list list,
  * shapes, borrowed from the report. Errors: TSD_ERR_INVALID_ARG (NULL
  * report or out; another list, whose items have no shapes),
  * TSD_ERR_NOT_FOUND (index >= tsd_report_count of that list). */
-TSD_API tsd_status tsd_report_mismatch(const tsd_report *report,
-                                       tsd_list list, size_t index,
-                                       tsd_mismatch *out);
+TSD_API tsd_status tsd_report_mismatch(tsd_mismatch *out,
+                                       const tsd_report *report,
+                                       tsd_list list, size_t index);
 /** Exactly what PyTorch prints: the RuntimeError message when not ok,
  * otherwise the `_IncompatibleKeys(...)` / `<All keys matched
  * successfully>` text. Borrowed. */
@@ -976,63 +1069,14 @@ TSD_API const char *tsd_report_json(const tsd_report *report);
 /* Writing: options, outputs bounded by inputs                              */
 /* ------------------------------------------------------------------------ */
 
-/** What tsd_model_save_ex writes. */
-typedef enum tsd_save_format {
-  /** a safetensors file for a path ending in ".safetensors", else the
-   * model's own format (tsd_model_save's rule) */
-  TSD_SAVE_AUTO = 0,
-  /** a C-owned model: a torch.save .pth; a TorchScript model: its archive */
-  TSD_SAVE_NATIVE = 1,
-  TSD_SAVE_SAFETENSORS = 2 /**< a safetensors file */
-} tsd_save_format;
-
-/** The current version of tsd_save_options (2 added `progress`; a version
- * 1 struct is still accepted, a version above the current one is
- * TSD_ERR_INVALID_ARG). */
-#define TSD_SAVE_OPTIONS_VERSION 2
-/** Options of tsd_model_save_ex (NULL there means the defaults). */
-typedef struct tsd_save_options {
-  unsigned version;       /**< TSD_SAVE_OPTIONS_VERSION */
-  tsd_save_format format; /**< TSD_SAVE_AUTO */
-  /** -1: write to the path. >= 0: write to this descriptor instead (e.g.
-   * STDOUT_FILENO for a command's `-o -`): written in order from its
-   * current position, never closed; a failure leaves what was written.
-   * On Windows a C runtime descriptor (_fileno, _open_osfhandle); its
-   * HANDLE is written directly (binary, whatever the descriptor's mode). */
-  int fd;
-  /** Called (on the calling thread) with the full name of a named
-   * temporary when one exists next to the output (the file system has no
-   * O_TMPFILE, or for the instant between linking and renaming), and with
-   * NULL once it is gone. A host that removes it in its own SIGINT/SIGTERM
-   * handler keeps a copy of the name (the string is borrowed for the call).
-   * NULL: not called. */
-  void (*temp_file)(void *user, const char *temp_path);
-  void *user; /**< passed to temp_file */
-  /** Version 2. Called on the calling thread as the output grows: `done`
-   * bytes written of about `total` (the tensors' bytes; headers make done
-   * reach total a little early, it never exceeds it), at most once per
-   * write of up to a few MiB. A nonzero return stops the save:
-   * TSD_ERR_CANCELED, the old file left as it was. NULL: not called. */
-  tsd_progress_fn progress;
-  void *progress_user; /**< passed to progress as `user` */
-} tsd_save_options;
-/** Initializer of a tsd_save_options with the defaults. */
-#define TSD_SAVE_OPTIONS_INIT                                                  \
-  {TSD_SAVE_OPTIONS_VERSION, TSD_SAVE_AUTO, -1, NULL, NULL, NULL, NULL}
-
-/** tsd_model_save with options. `path` may be NULL when options->fd >= 0
- * (it then only names the output in messages and, with TSD_SAVE_AUTO,
- * chooses the format by its extension). */
-TSD_API tsd_status tsd_model_save_ex(const tsd_model *model, const char *path,
-                                     const tsd_save_options *options);
 
 /** The bytes the tensors of the checkpoint's current dict take when
  * written or held in memory (the sum of numel * itemsize), into *out_bytes
  * (may be NULL). TSD_ERR_LIMIT when they exceed the checkpoint's bound
  * (tsd_limits.max_output_ratio): the message names the key that crosses
  * it, the sizes, and the limit to raise. Non-tensor entries count 0. */
-TSD_API tsd_status tsd_checkpoint_output_bytes(const tsd_checkpoint *ckpt,
-                                               uint64_t *out_bytes);
+TSD_API tsd_status tsd_checkpoint_output_bytes(uint64_t *out_bytes,
+                                               const tsd_checkpoint *ckpt);
 
 /** A model whose tensors are the tensors of the checkpoint's current dict,
  * read from the checkpoint when saved (in windows: never a whole tensor in
@@ -1151,28 +1195,29 @@ typedef struct tsd_tensor_view {
  * tsd_last_error() (the file is not mapped, it is stored big-endian, it is
  * not aligned ...); TSD_ERR_TYPE for an entry that is not a tensor;
  * TSD_ERR_NOT_FOUND for a bad index. On failure *out is zeroed. */
-TSD_API tsd_status tsd_checkpoint_view(const tsd_checkpoint *ckpt,
-                                       size_t index, tsd_tensor_view *out);
+TSD_API tsd_status tsd_checkpoint_view(tsd_tensor_view *out,
+                                       const tsd_checkpoint *ckpt,
+                                       size_t index);
 
 /** Elements [first, first + count) of the tensor at `index` of the current
  * dict, in C order, converted to `dtype` as tsd_checkpoint_read does, into
  * dst (at least count * tsd_dtype_size(dtype) bytes, else TSD_ERR_BUFFER).
  * A range outside the tensor is TSD_ERR_INVALID_ARG; TSD_ERR_TYPE for an
  * entry that is not a tensor. count 0 reads nothing. */
-TSD_API tsd_status tsd_checkpoint_read_range(const tsd_checkpoint *ckpt,
+TSD_API tsd_status tsd_checkpoint_read_range(void *dst, size_t dst_bytes,
+                                             const tsd_checkpoint *ckpt,
                                              size_t index, tsd_dtype dtype,
-                                             uint64_t first, uint64_t count,
-                                             void *dst, size_t dst_bytes);
+                                             uint64_t first, uint64_t count);
 
 /** The same for model tensor `index` (state_dict order): its current value
  * (the caller's memory, a bound view, a TorchScript tensor, or a checkpoint
  * behind tsd_model_from_checkpoint). TSD_ERR_TYPE for a None parameter or
  * an unbacked tensor not bound; a TorchScript model reads the tensor whole
  * into a temporary first. */
-TSD_API tsd_status tsd_model_read_range(const tsd_model *model, size_t index,
+TSD_API tsd_status tsd_model_read_range(void *dst, size_t dst_bytes,
+                                        const tsd_model *model, size_t index,
                                         tsd_dtype dtype, uint64_t first,
-                                        uint64_t count, void *dst,
-                                        size_t dst_bytes);
+                                        uint64_t count);
 
 /** Adds a tensor with no memory of its own to a C-owned model (as
  * tsd_model_add_tensor, without `data`): for a TSD_LOAD_BIND load, which
@@ -1202,9 +1247,10 @@ TSD_API size_t tsd_model_borrow_count(const tsd_model *model,
 /** PyTorch's `Module.set_extra_state(state)` for a module of a model: called
  * by tsd_load with the value of the key `key` (the module's prefix +
  * "_extra_state", as the model names it; borrowed for the call). The value
- * is entry `index` of `ckpt`'s current dict: tsd_checkpoint_entry(ckpt,
- * index, ...) describes it (a tensor, an int, a str, a dict ...) and
- * tsd_checkpoint_read(ckpt, index, ...) reads it when it is a tensor. That
+ * is entry `index` of `ckpt`'s current dict: tsd_checkpoint_entry(&entry,
+ * ckpt, index) describes it (a tensor, an int, a str, a dict ...) and
+ * tsd_checkpoint_read(dst, dst_bytes, ckpt, index, dtype) reads it when it
+ * is a tensor. That
  * handle is read-only and stays valid as long as the checkpoint lives and
  * is not modified (tsd_checkpoint_select, tsd_checkpoint_pop), so the
  * callback may keep (ckpt, index) instead of copying the value. (The
@@ -1264,7 +1310,7 @@ TSD_API tsd_status tsd_model_set_extra_state(tsd_model *model,
  * TSD_ERR_NOMEM (the order is computed on first use after a change).
  * A hash lookup, then one pass over the model's order (no allocation once
  * the order is cached). */
-TSD_API tsd_status tsd_model_find(const tsd_model *model, size_t *out_index,
+TSD_API tsd_status tsd_model_find(size_t *out_index, const tsd_model *model,
                                   const char *name);
 
 /** Gives the memory of one tensor of a model built from a layout

@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
   if ((st = tsd_model_new(&model, "Model"))) return fail("model", st);
   for (size_t i = 0; i < tsd_checkpoint_count(ckpt); i++) {
     tsd_entry e;
-    if ((st = tsd_checkpoint_entry(ckpt, i, &e))) return fail("entry", st);
+    if ((st = tsd_checkpoint_entry(&e, ckpt, i))) return fail("entry", st);
     if (e.kind != TSD_KIND_TENSOR) continue;
     st = tsd_model_add_tensor_unbacked(
         model, e.key, e.is_parameter ? TSD_PARAMETER : TSD_BUFFER, e.dtype,
@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
   uint64_t total = 0;
   for (size_t i = 0; i < n; i++) {
     tsd_tensor_info info;
-    tsd_model_tensor(model, i, &info);
+    tsd_model_tensor(&info, model, i);
     u.offset[i] = total;
     total += ((uint64_t)info.numel * tsd_dtype_size(info.dtype) + 255) & ~255u;
   }
@@ -129,13 +129,12 @@ int main(int argc, char **argv) {
   if (!st && n > 0) {
     tsd_tensor_info info;
     size_t idx;
-    tsd_model_tensor(model, 0, &info);
+    tsd_model_tensor(&info, model, 0);
     size_t bytes = (size_t)info.numel * tsd_dtype_size(info.dtype);
     unsigned char *want = malloc(bytes + 1), *got = malloc(bytes + 1);
-    if (want && got && tsd_checkpoint_find(ckpt, &idx, info.name) == TSD_OK &&
-        tsd_checkpoint_read(ckpt, idx, info.dtype, want, bytes) == TSD_OK &&
-        cudaMemcpy(got, u.device, bytes, cudaMemcpyDeviceToHost) ==
-            cudaSuccess)
+    if (want && got && tsd_checkpoint_find(&idx, ckpt, info.name) == TSD_OK &&
+        tsd_checkpoint_read(want, bytes, ckpt, idx, info.dtype) == TSD_OK &&
+        cudaMemcpy(got, u.device, bytes, cudaMemcpyDeviceToHost) == cudaSuccess)
       printf("%s: %s\n", info.name,
              memcmp(want, got, bytes) ? "DIFFERS" : "matches the checkpoint");
     free(want);

@@ -26,7 +26,7 @@ int main(int argc, char **argv) {
   int rc = 0;
   for (size_t i = 0; i < n; i++) {
     tsd_entry e;
-    st = tsd_checkpoint_entry(ck, i, &e);
+    st = tsd_checkpoint_entry(&e, ck, i);
     if (st != TSD_OK) {
       fprintf(stderr, "app: entry %zu: %s\n", i, tsd_last_error());
       rc = 1;

@@ -15,7 +15,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   tsd_model *m = NULL;
-  tsd_status st = tsd_model_open_torchscript(&m, argv[1], "cpu");
+  tsd_status st = tsd_model_open_torchscript(&m, argv[1], NULL);
   if (st != TSD_OK) {
     fprintf(stderr, "app_torch: %s (%s)\n", tsd_last_error(),
             tsd_status_name(st));

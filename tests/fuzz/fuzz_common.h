@@ -117,7 +117,7 @@ static inline tsd_status tsdf_save_part(const tsdf_net *net,
   size_t n = tsd_model_tensor_count(net->model);
   for (size_t i = 0; st == TSD_OK && i < n; i++) {
     tsd_tensor_info t;
-    st = tsd_model_tensor(net->model, i, &t);
+    st = tsd_model_tensor(&t, net->model, i);
     if (st == TSD_OK && strncmp(t.name, prefix, strlen(prefix)) == 0)
       st = tsd_model_add_tensor(m, t.name, t.role, t.dtype, t.ndim, t.shape,
                                 t.data);
@@ -126,7 +126,7 @@ static inline tsd_status tsdf_save_part(const tsdf_net *net,
     st = tsd_model_add_module(m, "bn", "BatchNorm2d", -1);
   char p[4096];
   snprintf(p, sizeof p, "%s/%s", dir, file);
-  if (st == TSD_OK) st = tsd_model_save(m, p);
+  if (st == TSD_OK) st = tsd_model_save(m, p, NULL);
   tsd_model_free(m);
   return st;
 }
@@ -268,21 +268,21 @@ static inline int tsdf_exercise(const tsd_checkpoint *ckpt, tsdf_net *net) {
   (void)tsd_checkpoint_root_kind(ckpt);
   for (size_t i = 0; i < n; i++) {
     tsd_entry e;
-    if (tsd_checkpoint_entry(ckpt, i, &e) != TSD_OK) {
+    if (tsd_checkpoint_entry(&e, ckpt, i) != TSD_OK) {
       if (!tsd_last_error()[0]) bad = 1;
       continue;
     }
     size_t found;
-    (void)tsd_checkpoint_find(ckpt, &found, e.key);
+    (void)tsd_checkpoint_find(&found, ckpt, e.key);
     if (e.kind != TSD_KIND_TENSOR) continue;
     if (e.numel < 0 || (uint64_t)e.numel > MAX_BYTES / 8) continue;
     size_t nb = (size_t)e.numel * 8;
     void *buf = malloc(nb ? nb : 1);
     if (!buf) continue;
-    if (tsd_checkpoint_read(ckpt, i, TSD_FLOAT32, buf, nb) != TSD_OK &&
+    if (tsd_checkpoint_read(buf, nb, ckpt, i, TSD_FLOAT32) != TSD_OK &&
         !tsd_last_error()[0])
       bad = 1;
-    if (tsd_checkpoint_read(ckpt, i, e.dtype, buf, nb) != TSD_OK &&
+    if (tsd_checkpoint_read(buf, nb, ckpt, i, e.dtype) != TSD_OK &&
         !tsd_last_error()[0])
       bad = 1;
     free(buf);
@@ -292,14 +292,14 @@ static inline int tsdf_exercise(const tsd_checkpoint *ckpt, tsdf_net *net) {
   size_t nf = tsd_checkpoint_file_metadata_count(ckpt);
   for (size_t i = 0; i < nf; i++) {
     const char *k = NULL, *v = NULL;
-    if (tsd_checkpoint_file_metadata(ckpt, i, &k, &v) != TSD_OK || !k || !v)
+    if (tsd_checkpoint_file_metadata(&k, &v, ckpt, i) != TSD_OK || !k || !v)
       bad = 1;
-    else if (tsd_checkpoint_metadata_string(ckpt, k) == NULL)
+    else if (tsd_checkpoint_file_metadata_string(ckpt, k) == NULL)
       bad = 1;
     else
       (void)strlen(v);
   }
-  if (tsd_checkpoint_file_metadata(ckpt, nf, NULL, NULL) != TSD_ERR_NOT_FOUND)
+  if (tsd_checkpoint_file_metadata(NULL, NULL, ckpt, nf) != TSD_ERR_NOT_FOUND)
     bad = 1;
   (void)tsd_checkpoint_module_version(ckpt, "bn");
   size_t nm = tsd_checkpoint_metadata_count(ckpt);

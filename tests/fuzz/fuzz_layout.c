@@ -75,8 +75,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (size_t i = 0; i < n; i++) {
       tsd_tensor_info info;
       size_t at = (size_t)-1;
-      if (tsd_model_tensor(m, i, &info) != TSD_OK) __builtin_trap();
-      if (tsd_model_find(m, &at, info.name) != TSD_OK || at != i)
+      if (tsd_model_tensor(&info, m, i) != TSD_OK) __builtin_trap();
+      if (tsd_model_find(&at, m, info.name) != TSD_OK || at != i)
         __builtin_trap();
     }
     tsd_model_free(m);

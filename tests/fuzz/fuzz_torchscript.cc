@@ -60,19 +60,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (w) __builtin_trap();
 
   tsd_model *m = nullptr;
-  if (tsd_model_open_torchscript(&m, path.c_str(), "cpu") == TSD_OK) {
+  if (tsd_model_open_torchscript(&m, path.c_str(), NULL) == TSD_OK) {
     for (size_t i = 0; i < tsd_model_tensor_count(m); i++) {
       tsd_tensor_info t;
-      if (tsd_model_tensor(m, i, &t) != TSD_OK) __builtin_trap();
+      if (tsd_model_tensor(&t, m, i) != TSD_OK) __builtin_trap();
       if (t.role == TSD_PARAMETER_NONE || t.numel > (1 << 20)) continue;
       std::vector<uint8_t> buf(size_t(t.numel) * 8 + 1);
-      (void)tsd_model_read(m, i, TSD_FLOAT32, buf.data(), buf.size());
+      (void)tsd_model_read(buf.data(), buf.size(), m, i, TSD_FLOAT32);
     }
   } else if (m || !tsd_last_error()[0]) {
     __builtin_trap();
   }
   tsd_checkpoint *c = nullptr;
-  if (tsd_checkpoint_open_torchscript(&c, path.c_str()) == TSD_OK) {
+  if (tsd_checkpoint_open_torchscript(&c, path.c_str(), NULL) == TSD_OK) {
     if (tsdf_exercise(c, nullptr)) __builtin_trap();
     if (m) {
       tsd_load_options opt = TSD_LOAD_OPTIONS_INIT;

@@ -48,16 +48,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     check_windows(c, data, size);
     uint64_t bytes = 0;
     tsd_model *m = NULL;
-    if (tsd_checkpoint_output_bytes(c, &bytes) == TSD_OK && bytes <= MAX_OUT &&
+    if (tsd_checkpoint_output_bytes(&bytes, c) == TSD_OK && bytes <= MAX_OUT &&
         tsd_model_from_checkpoint(&m, c, NULL) == TSD_OK) {
       int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
       if (fd < 0) __builtin_trap();
       tsd_save_options o = TSD_SAVE_OPTIONS_INIT;
       o.fd = fd;
       o.format = TSD_SAVE_NATIVE;
-      (void)tsd_model_save_ex(m, NULL, &o);
+      (void)tsd_model_save(m, NULL, &o);
       o.format = TSD_SAVE_SAFETENSORS;
-      (void)tsd_model_save_ex(m, NULL, &o);
+      (void)tsd_model_save(m, NULL, &o);
       close(fd);
       tsd_model_free(m);
     }

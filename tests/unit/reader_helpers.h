@@ -174,10 +174,10 @@ inline void check_against(tsd_checkpoint *c, const std::vector<Expect> &want) {
   for (const auto &e : want) {
     SCOPED_TRACE(e.key);
     size_t i;
-    ASSERT_EQ(tsd_checkpoint_find(c, &i, e.key.c_str()), TSD_OK)
+    ASSERT_EQ(tsd_checkpoint_find(&i, c, e.key.c_str()), TSD_OK)
         << tsd_last_error();
     tsd_entry en;
-    ASSERT_EQ(tsd_checkpoint_entry(c, i, &en), TSD_OK) << tsd_last_error();
+    ASSERT_EQ(tsd_checkpoint_entry(&en, c, i), TSD_OK) << tsd_last_error();
     EXPECT_EQ(std::string(en.key), e.key);
     ASSERT_EQ(en.kind, TSD_KIND_TENSOR);
     EXPECT_EQ(en.dtype, e.dtype);
@@ -192,7 +192,7 @@ inline void check_against(tsd_checkpoint *c, const std::vector<Expect> &want) {
     size_t n = e.values.size();
 
     std::vector<uint8_t> native(n * tsd_dtype_size(e.dtype) + 1);
-    ASSERT_EQ(tsd_checkpoint_read(c, i, e.dtype, native.data(), native.size()),
+    ASSERT_EQ(tsd_checkpoint_read(native.data(), native.size(), c, i, e.dtype),
               TSD_OK)
         << tsd_last_error();
     for (size_t k = 0; k < n; k++)
@@ -201,14 +201,14 @@ inline void check_against(tsd_checkpoint *c, const std::vector<Expect> &want) {
           << " != " << e.values[k];
 
     std::vector<uint8_t> f32(n * 4 + 1);
-    ASSERT_EQ(tsd_checkpoint_read(c, i, TSD_FLOAT32, f32.data(), f32.size()),
+    ASSERT_EQ(tsd_checkpoint_read(f32.data(), f32.size(), c, i, TSD_FLOAT32),
               TSD_OK);
     for (size_t k = 0; k < n; k++)
       EXPECT_TRUE(same(element(f32, TSD_FLOAT32, k), e.as_f32[k]))
           << "float32 element " << k;
 
     std::vector<int64_t> i64(n + 1);
-    ASSERT_EQ(tsd_checkpoint_read(c, i, TSD_INT64, i64.data(), i64.size() * 8),
+    ASSERT_EQ(tsd_checkpoint_read(i64.data(), i64.size() * 8, c, i, TSD_INT64),
               TSD_OK);
     for (size_t k = 0; k < n; k++)
       EXPECT_EQ(i64[k], e.as_i64[k]) << "int64 element " << k;
@@ -225,9 +225,22 @@ inline void check_fixture(const std::string &file, const std::string &expect) {
   // Order is the checkpoint's order.
   for (size_t i = 0; i < want.size() && i < tsd_checkpoint_count(k.c); i++) {
     tsd_entry en;
-    ASSERT_EQ(tsd_checkpoint_entry(k.c, i, &en), TSD_OK);
+    ASSERT_EQ(tsd_checkpoint_entry(&en, k.c, i), TSD_OK);
     EXPECT_EQ(std::string(en.key), want[i].key);
   }
+}
+
+// ---- little-endian integers for crafted pickles and archives -------------
+
+inline std::string le16(unsigned v) {
+  return std::string{static_cast<char>(v & 0xFF),
+                     static_cast<char>((v >> 8) & 0xFF)};
+}
+inline std::string le32(uint32_t v) {
+  std::string s(4, '\0');
+  for (int i = 0; i < 4; i++)
+    s[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  return s;
 }
 
 // ---- a stored zip built in memory, for crafted pickles ------------------
@@ -287,6 +300,13 @@ make_zip(const std::vector<std::pair<std::string, std::string>> &recs) {
   put32(out, cd_off);
   put16(out, 0);
   return out;
+}
+
+// make_zip's bytes as a string.
+inline std::string
+make_zip_string(const std::vector<std::pair<std::string, std::string>> &recs) {
+  std::vector<uint8_t> z = make_zip(recs);
+  return std::string(z.begin(), z.end());
 }
 
 inline std::vector<uint8_t> pickle_zip(const std::string &pkl) {

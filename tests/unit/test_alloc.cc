@@ -180,7 +180,7 @@ tsd_status scenario(Counting *ca, Counting *cb, const std::string &file,
   std::string first_key;
   for (size_t i = 0; st == TSD_OK && i < tsd_checkpoint_count(c); i++) {
     tsd_entry e;
-    if (tsd_checkpoint_entry(c, i, &e) != TSD_OK) continue;
+    if (tsd_checkpoint_entry(&e, c, i) != TSD_OK) continue;
     if (e.kind != TSD_KIND_TENSOR) continue;
     std::vector<int64_t> shape(e.shape, e.shape + e.ndim);
     if (!changed_one && e.ndim > 0) {
@@ -247,23 +247,23 @@ tsd_status scenario(Counting *ca, Counting *cb, const std::string &file,
   if (st == TSD_OK && !first_key.empty()) {
     size_t idx = 0;
     g_watch = true;
-    st = tsd_checkpoint_find(c, &idx, first_key.c_str());
+    st = tsd_checkpoint_find(&idx, c, first_key.c_str());
     g_watch = false;
     tsd_entry e;
-    if (st == TSD_OK) st = tsd_checkpoint_entry(c, idx, &e);
+    if (st == TSD_OK) st = tsd_checkpoint_entry(&e, c, idx);
     if (st == TSD_OK) {
       std::vector<double> out(static_cast<size_t>(e.numel) + 1);
       g_watch = true;
-      st = tsd_checkpoint_read(c, idx, TSD_FLOAT64, out.data(),
-                               out.size() * sizeof(double));
+      st = tsd_checkpoint_read(out.data(), out.size() * sizeof(double), c, idx,
+                               TSD_FLOAT64);
       if (st == TSD_OK) st = tsd_checkpoint_pop(c, first_key.c_str());
       g_watch = false;
     }
   }
   if (st == TSD_OK) {
     g_watch = true;
-    st = tsd_model_save(m, out_pth.c_str());
-    if (st == TSD_OK) st = tsd_model_save(m, out_st.c_str());
+    st = tsd_model_save(m, out_pth.c_str(), NULL);
+    if (st == TSD_OK) st = tsd_model_save(m, out_st.c_str(), NULL);
     g_watch = false;
   }
   g_watch = true;

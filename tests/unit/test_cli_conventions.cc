@@ -20,14 +20,10 @@
 
 namespace {
 
-struct Out {
-  int rc = -1;
-  std::string out, err;
-};
+using Out = tsdtest::CliOut;
+using tsdtest::shell_quote;
 
-std::string q(const std::string &s) {
-  return "'" + s + "'";
-}
+std::string q(const std::string &s) { return shell_quote(s); }
 
 std::string slurp(const std::string &path) {
   std::ifstream f(path, std::ios::binary);
@@ -38,24 +34,7 @@ std::string slurp(const std::string &path) {
 
 // `args` goes through the shell: redirections ("< file", "> /dev/full")
 // may be part of it.
-Out tsd(const std::string &args) {
-  static int n = 0;
-  std::string errf = tsdtest::temp_dir() + "/cliconv_err_" +
-                     std::to_string(getpid()) + "_" + std::to_string(n++);
-  std::string cmd = std::string(TSD_CLI) + " " + args + " 2>" + q(errf);
-  Out r;
-  FILE *p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t k;
-  while ((k = fread(buf, 1, sizeof buf, p)) > 0)
-    r.out.append(buf, k);
-  int st = pclose(p);
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.err = slurp(errf);
-  remove(errf.c_str());
-  return r;
-}
+Out tsd(const std::string &args) { return tsdtest::run_cli(args); }
 
 std::string fxp(const char *name) {
   return std::string(TSD_FIXTURES) + "/" + name;
@@ -578,7 +557,7 @@ TEST(SaveProgress, ReportsTheBytesWrittenAndCanCancel) {
   o.progress = cb;
   o.progress_user = &seen;
   std::string out = tmp("progress.pth");
-  ASSERT_EQ(tsd_model_save_ex(m, out.c_str(), &o), TSD_OK) << tsd_last_error();
+  ASSERT_EQ(tsd_model_save(m, out.c_str(), &o), TSD_OK) << tsd_last_error();
   EXPECT_EQ(seen.total, data.size() * 4);
   ASSERT_GE(seen.done.size(), 2u);
   for (size_t i = 1; i < seen.done.size(); i++)
@@ -588,16 +567,16 @@ TEST(SaveProgress, ReportsTheBytesWrittenAndCanCancel) {
   std::string before = slurp(out);
   seen = Seen();
   seen.cancel_at = 1;
-  EXPECT_EQ(tsd_model_save_ex(m, out.c_str(), &o), TSD_ERR_CANCELED);
+  EXPECT_EQ(tsd_model_save(m, out.c_str(), &o), TSD_ERR_CANCELED);
   EXPECT_EQ(slurp(out), before);
   // a version 1 struct has no progress field; an unknown version is refused
   tsd_save_options v1 = o;
   v1.version = 1;
   seen = Seen();
-  EXPECT_EQ(tsd_model_save_ex(m, out.c_str(), &v1), TSD_OK);
+  EXPECT_EQ(tsd_model_save(m, out.c_str(), &v1), TSD_OK);
   EXPECT_TRUE(seen.done.empty());
   v1.version = 99;
-  EXPECT_EQ(tsd_model_save_ex(m, out.c_str(), &v1), TSD_ERR_INVALID_ARG);
+  EXPECT_EQ(tsd_model_save(m, out.c_str(), &v1), TSD_ERR_INVALID_ARG);
   remove(out.c_str());
   tsd_model_free(m);
 }

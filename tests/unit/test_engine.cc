@@ -77,7 +77,7 @@ TEST(Engine, MissingUnexpectedAndMismatchTogetherInPyTorchOrder) {
   EXPECT_EQ(l.list(TSD_LIST_ERRORS).size(), 3u);
   EXPECT_EQ(l.list(TSD_LIST_MISMATCHED), Strings{"fc2.weight"});
   tsd_mismatch mm;
-  ASSERT_EQ(tsd_report_mismatch(l.report, TSD_LIST_MISMATCHED, 0, &mm), TSD_OK);
+  ASSERT_EQ(tsd_report_mismatch(&mm, l.report, TSD_LIST_MISMATCHED, 0), TSD_OK);
   EXPECT_STREQ(mm.key, "fc2.weight");
   ASSERT_EQ(mm.checkpoint_ndim, 2u);
   EXPECT_EQ(mm.checkpoint_shape[0], 5);
@@ -126,7 +126,7 @@ TEST(Engine, AutoPopStrictStillFailsOnPoppedKeys) {
   EXPECT_EQ(l.list(TSD_LIST_POPPED), Strings{"fc2.weight"});
   EXPECT_TRUE(l.list(TSD_LIST_MISMATCHED).empty());
   tsd_mismatch mm;
-  ASSERT_EQ(tsd_report_mismatch(l.report, TSD_LIST_POPPED, 0, &mm), TSD_OK);
+  ASSERT_EQ(tsd_report_mismatch(&mm, l.report, TSD_LIST_POPPED, 0), TSD_OK);
   EXPECT_EQ(mm.checkpoint_shape[0], 5);
   EXPECT_EQ(mm.model_shape[0], 2);
 }
@@ -676,13 +676,13 @@ TEST(Engine, PythonCheckpointGivesPythonsAnswer) {
             TSD_OK);
   for (size_t i = 0; i < tsd_model_tensor_count(m.get()); i++) {
     tsd_tensor_info info;
-    ASSERT_EQ(tsd_model_tensor(m.get(), i, &info), TSD_OK);
+    ASSERT_EQ(tsd_model_tensor(&info, m.get(), i), TSD_OK);
     if (std::string(info.name).rfind("3.", 0) == 0) continue;
     size_t idx;
-    ASSERT_EQ(tsd_checkpoint_find(c, &idx, info.name), TSD_OK) << info.name;
+    ASSERT_EQ(tsd_checkpoint_find(&idx, c, info.name), TSD_OK) << info.name;
     size_t nb = info.numel * tsd_dtype_size(info.dtype);
     std::vector<unsigned char> want(nb + 1);
-    ASSERT_EQ(tsd_checkpoint_read(c, idx, info.dtype, want.data(), nb), TSD_OK);
+    ASSERT_EQ(tsd_checkpoint_read(want.data(), nb, c, idx, info.dtype), TSD_OK);
     EXPECT_EQ(memcmp(want.data(), info.data, nb), 0) << info.name;
   }
   tsd_checkpoint_free(c);

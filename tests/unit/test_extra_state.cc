@@ -20,13 +20,13 @@ tsd_status record(void *user, const char *key, const tsd_checkpoint *c,
   auto *calls = static_cast<Calls *>(user);
   calls->keys.push_back(key);
   tsd_entry e;
-  EXPECT_EQ(tsd_checkpoint_entry(c, index, &e), TSD_OK);
+  EXPECT_EQ(tsd_checkpoint_entry(&e, c, index), TSD_OK);
   if (e.kind == TSD_KIND_INT) calls->ints.push_back(e.int_value);
   if (e.kind == TSD_KIND_TENSOR) {
     std::vector<float> v(static_cast<size_t>(e.numel));
-    EXPECT_EQ(tsd_checkpoint_read(c, index, TSD_FLOAT32, v.data(),
-                                  v.size() * 4),
-              TSD_OK);
+    EXPECT_EQ(
+        tsd_checkpoint_read(v.data(), v.size() * 4, c, index, TSD_FLOAT32),
+        TSD_OK);
     calls->floats.push_back(v.empty() ? 0.f : v[0]);
   }
   return calls->ret;

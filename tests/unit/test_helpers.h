@@ -10,8 +10,12 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#ifdef __linux__
 #include <sys/mount.h>
+#endif
+#ifndef _WIN32
 #include <sys/wait.h>
+#endif
 #include <unistd.h>
 #include <utility>
 #include <vector>
@@ -278,13 +282,16 @@ struct CliOut {
 };
 
 #ifdef TSD_CLI
-// Runs `tsd ARGS` (ARGS as a shell would split them): stdout, stderr and the
-// exit status (-1 if it did not exit).
-inline CliOut run_cli(const std::string &args) {
+// Runs `tsd ARGS` (ARGS as a shell would split them, so redirections such as
+// "< file" or "> /dev/full" may be part of it): stdout, stderr and the exit
+// status (-1 if it did not exit). `prefix` goes before the command ("env
+// LD_DEBUG=files ").
+inline CliOut run_cli(const std::string &args, const std::string &prefix = "") {
   static int n = 0;
   std::string errf = temp_dir() + "/cli_err_" + std::to_string(getpid()) +
                      "_" + std::to_string(n++);
-  std::string cmd = std::string(TSD_CLI) + " " + args + " 2>" + shell_quote(errf);
+  std::string cmd = prefix + std::string(TSD_CLI) + " " + args + " 2>" +
+                    shell_quote(errf);
   CliOut r;
   FILE *p = popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -293,7 +300,11 @@ inline CliOut run_cli(const std::string &args) {
   while ((k = fread(buf, 1, sizeof buf, p)) > 0)
     r.out.append(buf, k);
   int st = pclose(p);
+#ifdef _WIN32
+  r.rc = st; // the command's exit code
+#else
   r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+#endif
   std::ifstream f(errf, std::ios::binary);
   std::stringstream ss;
   ss << f.rdbuf();
@@ -306,6 +317,7 @@ inline CliOut run_cli(const std::string &args) {
 // A small tmpfs mounted on `dir` for the scope (a full disk for the
 // writers' tests; mounting needs root, as in CI: `mounted` says whether it
 // worked, errno why not).
+#ifdef __linux__
 struct SmallTmpfs {
   std::string dir;
   bool mounted = false;
@@ -319,6 +331,7 @@ struct SmallTmpfs {
   SmallTmpfs(const SmallTmpfs &) = delete;
   SmallTmpfs &operator=(const SmallTmpfs &) = delete;
 };
+#endif
 
 // Runs `/usr/bin/python3 -c script`, returns (exit status, stdout+stderr).
 inline std::pair<int, std::string> run_python(const std::string &script) {

@@ -455,7 +455,7 @@ double open_seconds(const std::string &bytes,
     size_t found = 0;
     for (const std::string &k : keys) {
       size_t at;
-      found += tsd_checkpoint_find(c, &at, k.c_str()) == TSD_OK;
+      found += tsd_checkpoint_find(&at, c, k.c_str()) == TSD_OK;
     }
     EXPECT_EQ(found, keys.size());
     tsd_checkpoint_free(c);

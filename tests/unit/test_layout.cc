@@ -75,17 +75,17 @@ TEST(Layout, BuildsModulesTensorsRolesAndVersionsWithCallerMemory) {
                                       "bn.num_batches_tracked", "cache"}));
   ASSERT_EQ(tsd_model_tensor_count(m), 6u);
   size_t i;
-  ASSERT_EQ(tsd_model_find(m, &i, "bn.weight"), TSD_OK);
+  ASSERT_EQ(tsd_model_find(&i, m, "bn.weight"), TSD_OK);
   tsd_tensor_info info;
-  ASSERT_EQ(tsd_model_tensor(m, i, &info), TSD_OK);
+  ASSERT_EQ(tsd_model_tensor(&info, m, i), TSD_OK);
   EXPECT_EQ(info.dtype, TSD_FLOAT16);
   EXPECT_EQ(info.role, TSD_PARAMETER);
   EXPECT_EQ(info.data, mem.bufs[1].data());
-  ASSERT_EQ(tsd_model_find(m, &i, "none"), TSD_OK);
-  ASSERT_EQ(tsd_model_tensor(m, i, &info), TSD_OK);
+  ASSERT_EQ(tsd_model_find(&i, m, "none"), TSD_OK);
+  ASSERT_EQ(tsd_model_tensor(&info, m, i), TSD_OK);
   EXPECT_EQ(info.role, TSD_PARAMETER_NONE);
-  ASSERT_EQ(tsd_model_find(m, &i, "cache"), TSD_OK);
-  ASSERT_EQ(tsd_model_tensor(m, i, &info), TSD_OK);
+  ASSERT_EQ(tsd_model_find(&i, m, "cache"), TSD_OK);
+  ASSERT_EQ(tsd_model_tensor(&info, m, i), TSD_OK);
   EXPECT_EQ(info.role, TSD_BUFFER_NON_PERSISTENT);
   // the modules: types (norm rule), versions, extra state
   EXPECT_EQ(m->modules[1].norm, TSD__NORM_BATCH);
@@ -126,8 +126,8 @@ TEST(Layout, ArenaPlacesTensorsAt64ByteMultiples) {
   EXPECT_STREQ(tsd_model_class_name(m), "Other");
   size_t i;
   tsd_tensor_info info;
-  ASSERT_EQ(tsd_model_find(m, &i, "bn.num_batches_tracked"), TSD_OK);
-  ASSERT_EQ(tsd_model_tensor(m, i, &info), TSD_OK);
+  ASSERT_EQ(tsd_model_find(&i, m, "bn.num_batches_tracked"), TSD_OK);
+  ASSERT_EQ(tsd_model_tensor(&info, m, i), TSD_OK);
   EXPECT_EQ(info.data, arena + 192);
   tsd_model_free(m);
   remove(p.c_str());

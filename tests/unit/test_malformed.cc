@@ -114,12 +114,12 @@ Outcome run_case(const std::vector<uint8_t> &bytes, const std::string &path) {
 
   for (size_t i = 0; i < tsd_checkpoint_count(c); i++) {
     tsd_entry e;
-    if (tsd_checkpoint_entry(c, i, &e) != TSD_OK || e.kind != TSD_KIND_TENSOR)
+    if (tsd_checkpoint_entry(&e, c, i) != TSD_OK || e.kind != TSD_KIND_TENSOR)
       continue;
     if (e.numel < 0 || e.numel > (16 << 20)) continue;
     std::vector<uint8_t> buf(static_cast<size_t>(e.numel) * 8 + 1);
     tsd_status st =
-        tsd_checkpoint_read(c, i, TSD_FLOAT32, buf.data(), buf.size());
+        tsd_checkpoint_read(buf.data(), buf.size(), c, i, TSD_FLOAT32);
     if (st != TSD_OK && !o.read) {
       o.read = st;
       note(o, tsd_last_error());

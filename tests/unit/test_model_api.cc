@@ -11,16 +11,16 @@ TEST(ModelFind, FindsTensorsByNameInStateDictOrder) {
   m.add("b.w", {2});
   m.add("a", {3});
   size_t i = 99;
-  ASSERT_EQ(tsd_model_find(m.get(), &i, "b.w"), TSD_OK);
+  ASSERT_EQ(tsd_model_find(&i, m.get(), "b.w"), TSD_OK);
   tsd_tensor_info info;
-  ASSERT_EQ(tsd_model_tensor(m.get(), i, &info), TSD_OK);
+  ASSERT_EQ(tsd_model_tensor(&info, m.get(), i), TSD_OK);
   EXPECT_STREQ(info.name, "b.w");
   EXPECT_EQ(i, 1u); // root's "a", then b's parameter, then b's buffer
-  ASSERT_EQ(tsd_model_find(m.get(), &i, "b.x"), TSD_OK);
+  ASSERT_EQ(tsd_model_find(&i, m.get(), "b.x"), TSD_OK);
   EXPECT_EQ(i, 2u);
-  EXPECT_EQ(tsd_model_find(m.get(), &i, "b"), TSD_ERR_NOT_FOUND);
+  EXPECT_EQ(tsd_model_find(&i, m.get(), "b"), TSD_ERR_NOT_FOUND);
   EXPECT_NE(std::string(tsd_last_error()).find("\"b\""), std::string::npos);
-  EXPECT_EQ(tsd_model_find(m.get(), nullptr, "a"), TSD_ERR_INVALID_ARG);
+  EXPECT_EQ(tsd_model_find(nullptr, m.get(), "a"), TSD_ERR_INVALID_ARG);
 }
 
 TEST(BufferErrors, NameTheKeyTheSizeAndTheDtype) {
@@ -29,16 +29,16 @@ TEST(BufferErrors, NameTheKeyTheSizeAndTheDtype) {
   CkptBuilder b;
   b.f32("fc.weight", {2, 3}).add("step", b.integer(3));
   unsigned char buf[23];
-  EXPECT_EQ(tsd_checkpoint_read(b.get(), 0, TSD_FLOAT32, buf, sizeof buf),
+  EXPECT_EQ(tsd_checkpoint_read(buf, sizeof buf, b.get(), 0, TSD_FLOAT32),
             TSD_ERR_BUFFER);
   EXPECT_STREQ(tsd_last_error(),
                "tsd_checkpoint_read: \"fc.weight\" needs 24 bytes (6 "
                "elements of float32), the buffer has 23");
-  EXPECT_EQ(tsd_checkpoint_read(b.get(), 1, TSD_FLOAT32, buf, sizeof buf),
+  EXPECT_EQ(tsd_checkpoint_read(buf, sizeof buf, b.get(), 1, TSD_FLOAT32),
             TSD_ERR_TYPE);
   EXPECT_STREQ(tsd_last_error(), "tsd_checkpoint_read: entry 1 \"step\" is "
                                  "a <class 'int'>, not a tensor");
-  EXPECT_EQ(tsd_model_read(m.get(), 0, TSD_FLOAT64, buf, sizeof buf),
+  EXPECT_EQ(tsd_model_read(buf, sizeof buf, m.get(), 0, TSD_FLOAT64),
             TSD_ERR_BUFFER);
   EXPECT_STREQ(tsd_last_error(),
                "tsd_model_read: \"fc.weight\" needs 48 bytes (6 elements of "
@@ -58,7 +58,7 @@ TEST(ReportLifetime, AReportOutlivesItsModelAndCheckpoint) {
   EXPECT_STREQ(tsd_report_class_name(r), "M");
   EXPECT_STREQ(tsd_report_item(r, TSD_LIST_UNEXPECTED, 0), "x");
   tsd_mismatch mm;
-  ASSERT_EQ(tsd_report_mismatch(r, TSD_LIST_MISMATCHED, 0, &mm), TSD_OK);
+  ASSERT_EQ(tsd_report_mismatch(&mm, r, TSD_LIST_MISMATCHED, 0), TSD_OK);
   EXPECT_STREQ(mm.key, "w");
   EXPECT_EQ(mm.checkpoint_shape[0], 3);
   EXPECT_EQ(mm.model_shape[0], 2);
@@ -93,22 +93,22 @@ TEST(OpenMemory, AnyAlignmentReadsTheSameValues) {
                                            nullptr),
                 TSD_OK)
           << name << ": " << tsd_last_error();
-      tsd_checkpoint_select_auto(c, nullptr);
-      tsd_checkpoint_select_auto(ref, nullptr);
+      tsd_checkpoint_select_auto(nullptr, c);
+      tsd_checkpoint_select_auto(nullptr, ref);
       ASSERT_EQ(tsd_checkpoint_count(c), tsd_checkpoint_count(ref)) << name;
       size_t tensors = 0;
       for (size_t i = 0; i < tsd_checkpoint_count(c); i++) {
         tsd_entry e, r;
-        ASSERT_EQ(tsd_checkpoint_entry(c, i, &e), TSD_OK);
-        ASSERT_EQ(tsd_checkpoint_entry(ref, i, &r), TSD_OK);
+        ASSERT_EQ(tsd_checkpoint_entry(&e, c, i), TSD_OK);
+        ASSERT_EQ(tsd_checkpoint_entry(&r, ref, i), TSD_OK);
         if (e.kind != TSD_KIND_TENSOR) continue;
         tensors++;
         for (tsd_dtype d : {e.dtype, TSD_FLOAT64}) {
           size_t nb = static_cast<size_t>(e.numel) * tsd_dtype_size(d);
           std::vector<unsigned char> a(nb + 1), b(nb + 1);
-          ASSERT_EQ(tsd_checkpoint_read(c, i, d, a.data(), nb), TSD_OK)
+          ASSERT_EQ(tsd_checkpoint_read(a.data(), nb, c, i, d), TSD_OK)
               << name << " " << e.key << ": " << tsd_last_error();
-          ASSERT_EQ(tsd_checkpoint_read(ref, i, d, b.data(), nb), TSD_OK);
+          ASSERT_EQ(tsd_checkpoint_read(b.data(), nb, ref, i, d), TSD_OK);
           EXPECT_EQ(a, b) << name << " " << e.key << " shift " << shift;
         }
       }

@@ -81,7 +81,7 @@ void save_one(const std::string &path, tsd_dtype dtype, int64_t numel,
   ASSERT_EQ(tsd_model_add_tensor(m, "w", TSD_PARAMETER, dtype, 1, &numel,
                                  data.data()),
             TSD_OK);
-  ASSERT_EQ(tsd_model_save(m, path.c_str()), TSD_OK) << tsd_last_error();
+  ASSERT_EQ(tsd_model_save(m, path.c_str(), NULL), TSD_OK) << tsd_last_error();
   tsd_model_free(m);
 }
 
@@ -113,8 +113,7 @@ std::vector<uint8_t> load_as(const std::string &path, tsd_dtype to,
   EXPECT_EQ(tsd_load(&r, m, c, nullptr), TSD_OK) << tsd_last_error();
   EXPECT_TRUE(r && tsd_report_ok(r));
   tsd_report_free(r);
-  EXPECT_EQ(tsd_checkpoint_read(c, 0, to, direct.data(), direct.size()),
-            TSD_OK)
+  EXPECT_EQ(tsd_checkpoint_read(direct.data(), direct.size(), c, 0, to), TSD_OK)
       << tsd_last_error();
   EXPECT_TRUE(out == direct);
   tsd_model_free(m);
@@ -281,7 +280,7 @@ TEST(Parallel, CheckpointInMemoryConvertsTheSame) {
             TSD_OK)
       << tsd_last_error();
   std::vector<uint32_t> out{std::vector<uint32_t>(size_t(n))};
-  ASSERT_EQ(tsd_checkpoint_read(c, 0, TSD_FLOAT32, out.data(), out.size() * 4),
+  ASSERT_EQ(tsd_checkpoint_read(out.data(), out.size() * 4, c, 0, TSD_FLOAT32),
             TSD_OK)
       << tsd_last_error();
   for (int64_t i = 0; i < n; i++) {
@@ -322,7 +321,7 @@ void expect_truncation_error(const char *name, double cut_fraction) {
 
   std::vector<float> out(size_t(n), 1.5f);
   tsd__err_clear();
-  EXPECT_EQ(tsd_checkpoint_read(c, 0, TSD_FLOAT32, out.data(), out.size() * 4),
+  EXPECT_EQ(tsd_checkpoint_read(out.data(), out.size() * 4, c, 0, TSD_FLOAT32),
             TSD_ERR_IO);
   std::string msg = tsd_last_error();
   EXPECT_NE(msg.find("file ended"), std::string::npos) << msg;
@@ -377,8 +376,8 @@ TEST(Parallel, ManyCallerThreadsEachSplittingStayCorrect) {
   std::vector<std::thread> ts;
   for (int k = 0; k < kThreads; k++)
     ts.emplace_back([&, k] {
-      st[k] = tsd_checkpoint_read(c, 0, TSD_FLOAT32, outs[k].data(),
-                                  outs[k].size() * 4);
+      st[k] = tsd_checkpoint_read(outs[k].data(), outs[k].size() * 4, c, 0,
+                                  TSD_FLOAT32);
     });
   for (auto &t : ts)
     t.join();

@@ -23,9 +23,7 @@
 #include <string>
 #include <vector>
 
-extern "C" {
-#include "internal.h"
-}
+#include "reader_helpers.h"
 
 using namespace std::string_literals;
 
@@ -75,15 +73,8 @@ void c_free(void *u, void *p) {
 
 size_t kS = 2u << 20; // each case's pickle: about 2 MiB (TimeIsLinear varies it)
 
-std::string u16(unsigned v) {
-  return std::string{static_cast<char>(v & 0xFF), static_cast<char>(v >> 8)};
-}
-std::string u32(uint32_t v) {
-  std::string s;
-  for (int i = 0; i < 4; i++)
-    s += static_cast<char>((v >> (8 * i)) & 0xFF);
-  return s;
-}
+using tsdtest_reader::le16;
+using tsdtest_reader::le32;
 
 const std::string P2 = "\x80\x02";
 const std::string P4 = std::string("\x80\x04", 2);
@@ -161,10 +152,10 @@ std::vector<Case> cases() {
   // strings and numbers
   v.push_back({"empty_strings", false, same(P2 + "(", "\x8c\x00"s, "l.")});
   v.push_back({"one_char_strings", false, same(P2 + "(", "\x8c\x01" "a", "l.")});
-  v.push_back({"binunicode_small", false,
-               same(P2 + "(", "X" + u32(1) + "a", "l.")});
+  v.push_back(
+      {"binunicode_small", false, same(P2 + "(", "X" + le32(1) + "a", "l.")});
   v.push_back({"empty_bytes", false, same(P4 + "(", "C\x00"s, "l.")});
-  v.push_back({"big_ints", false, same(P2 + "(", "M" + u16(5000), "l.")});
+  v.push_back({"big_ints", false, same(P2 + "(", "M" + le16(5000), "l.")});
   v.push_back({"long1_empty", false, same(P2 + "(", "\x8a\x00"s, "l.")});
   v.push_back({"bigints", false,
                same(P2 + "(", "\x8a\x09" + std::string(8, '\xff') + "\x7f",
@@ -198,39 +189,45 @@ std::vector<Case> cases() {
                repeat(P2 + "}(", [](size_t i) { return sbu(short_name(i)) + "N"; },
                       "u.")});
   // what torch.save writes: must be read
-  v.push_back({"list_of_ints", true,
-               batched(P2 + "}q\x00X\x01\x00\x00\x00"s "aq\x01]q\x02",
-                       [](size_t i) { return "M" + u16(1024 + i % 60000); },
-                       "e", "s.")});
+  v.push_back(
+      {"list_of_ints", true,
+       batched(
+           P2 + "}q\x00X\x01\x00\x00\x00"s
+                "aq\x01]q\x02",
+           [](size_t i) { return "M" + le16(1024 + i % 60000); }, "e", "s.")});
   v.push_back({"list_of_floats", true,
                batched(P2 + "]q\x00"s,
                        [](size_t) { return "G" + std::string(8, '\x01'); },
                        "e", ".")});
   v.push_back({"vocabulary", true,
-               batched(P4 + "}\x94",
-                       [](size_t i) {
-                         return sbu("w" + short_name(i)) + "\x94J" +
-                                u32(static_cast<uint32_t>(i));
-                       },
-                       "u", ".")});
-  v.push_back({"list_of_strings", true,
-               batched(P2 + "]q\x00"s,
-                       [](size_t i) {
-                         return "X" + u32(static_cast<uint32_t>(
-                                          2 + short_name(i).size())) +
-                                "s_" + short_name(i) + "r" +
-                                u32(static_cast<uint32_t>(i + 1));
-                       },
-                       "e", ".")});
+               batched(
+                   P4 + "}\x94",
+                   [](size_t i) {
+                     return sbu("w" + short_name(i)) + "\x94J" +
+                            le32(static_cast<uint32_t>(i));
+                   },
+                   "u", ".")});
+  v.push_back(
+      {"list_of_strings", true,
+       batched(
+           P2 + "]q\x00"s,
+           [](size_t i) {
+             return "X" +
+                    le32(static_cast<uint32_t>(2 + short_name(i).size())) +
+                    "s_" + short_name(i) + "r" +
+                    le32(static_cast<uint32_t>(i + 1));
+           },
+           "e", ".")});
   v.push_back({"nested_small_dicts", true,
-               batched(P2 + "]q\x00"s,
-                       [](size_t i) {
-                         return "}r" + u32(static_cast<uint32_t>(2 * i + 1)) +
-                                "X\x02\x00\x00\x00lrr"s +
-                                u32(static_cast<uint32_t>(2 * i + 2)) +
-                                "G" + std::string(8, '\x01') + "s";
-                       },
-                       "e", ".")});
+               batched(
+                   P2 + "]q\x00"s,
+                   [](size_t i) {
+                     return "}r" + le32(static_cast<uint32_t>(2 * i + 1)) +
+                            "X\x02\x00\x00\x00lrr"s +
+                            le32(static_cast<uint32_t>(2 * i + 2)) + "G" +
+                            std::string(8, '\x01') + "s";
+                   },
+                   "e", ".")});
   return v;
 }
 
@@ -358,60 +355,13 @@ TEST(ParseMemory, TimeIsLinearInTheInput) {
 
 // ---- end to end: a zip and a legacy file holding the pickle -------------------
 
-void put16(std::string &o, unsigned v) { o += u16(v); }
-void put32(std::string &o, uint32_t v) { o += u32(v); }
-
-std::string make_zip(const std::vector<std::pair<std::string, std::string>> &recs) {
-  std::string out, cd;
-  for (const auto &r : recs) {
-    uint32_t off = static_cast<uint32_t>(out.size());
-    put32(out, 0x04034b50);
-    put16(out, 20);
-    put16(out, 0);
-    put16(out, 0);
-    put32(out, 0);
-    put32(out, 0);
-    put32(out, static_cast<uint32_t>(r.second.size()));
-    put32(out, static_cast<uint32_t>(r.second.size()));
-    put16(out, static_cast<unsigned>(r.first.size()));
-    put16(out, 0);
-    out += r.first + r.second;
-    put32(cd, 0x02014b50);
-    put16(cd, 20);
-    put16(cd, 20);
-    put16(cd, 0);
-    put16(cd, 0);
-    put32(cd, 0);
-    put32(cd, 0);
-    put32(cd, static_cast<uint32_t>(r.second.size()));
-    put32(cd, static_cast<uint32_t>(r.second.size()));
-    put16(cd, static_cast<unsigned>(r.first.size()));
-    put16(cd, 0);
-    put16(cd, 0);
-    put16(cd, 0);
-    put16(cd, 0);
-    put32(cd, 0);
-    put32(cd, off);
-    cd += r.first;
-  }
-  uint32_t cd_off = static_cast<uint32_t>(out.size());
-  out += cd;
-  put32(out, 0x06054b50);
-  put16(out, 0);
-  put16(out, 0);
-  put16(out, static_cast<unsigned>(recs.size()));
-  put16(out, static_cast<unsigned>(recs.size()));
-  put32(out, static_cast<uint32_t>(cd.size()));
-  put32(out, cd_off);
-  put16(out, 0);
-  return out;
-}
+using tsdtest_reader::make_zip_string;
 
 // torch.save(..., _use_new_zipfile_serialization=False) around `pkl`.
 std::string make_legacy(const std::string &pkl) {
   const char magic[] = "\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";
   return P2 + "\x8a\x0a" + std::string(magic, 10) + "." + P2 + "M" +
-         u16(1001) + "." + P2 + "}." + pkl + P2 + "].";
+         le16(1001) + "." + P2 + "}." + pkl + P2 + "].";
 }
 
 struct OpenRun {
@@ -445,7 +395,8 @@ uint64_t open_bound(size_t bytes) {
 TEST(ParseMemory, OpeningAZipOrLegacyFileStaysWithinTheStatedBound) {
   for (const Case &k : cases()) {
     SCOPED_TRACE(k.name);
-    std::string zip = make_zip({{"c/data.pkl", k.pkl}, {"c/version", "3\n"}});
+    std::string zip =
+        make_zip_string({{"c/data.pkl", k.pkl}, {"c/version", "3\n"}});
     std::string leg = make_legacy(k.pkl);
     for (int f = 0; f < 2; f++) {
       const std::string &file = f ? leg : zip;
@@ -467,7 +418,7 @@ TEST(ParseMemory, LegacyWindowRetriesDoNotAccumulate) {
   std::string pkl = batched(P2 + "]q\x00"s,
                             [](size_t) { return "G" + std::string(8, 'x'); },
                             "e", ".");
-  OpenRun z = open_counted(make_zip({{"c/data.pkl", pkl}}));
+  OpenRun z = open_counted(make_zip_string({{"c/data.pkl", pkl}}));
   OpenRun l = open_counted(make_legacy(pkl));
   ASSERT_EQ(z.st, TSD_OK) << z.msg;
   ASSERT_EQ(l.st, TSD_OK) << l.msg;

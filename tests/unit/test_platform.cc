@@ -69,7 +69,7 @@ TEST(Platform, SavedTensorsAreLittleEndianOnEveryMachine) {
   float w[2] = {1.0f, -2.5f};
   int64_t shape[1] = {2};
   ASSERT_EQ(tsd_model_add_tensor(m, "w", TSD_PARAMETER, TSD_FLOAT32, 1, shape, w), TSD_OK);
-  ASSERT_EQ(tsd_model_save(m, path.c_str()), TSD_OK) << tsd_last_error();
+  ASSERT_EQ(tsd_model_save(m, path.c_str(), NULL), TSD_OK) << tsd_last_error();
   FILE *f = fopen(path.c_str(), "rb");
   ASSERT_TRUE(f);
   std::vector<unsigned char> bytes(4096);
@@ -84,11 +84,11 @@ TEST(Platform, SavedTensorsAreLittleEndianOnEveryMachine) {
   ASSERT_EQ(tsd_checkpoint_open(&ck, path.c_str(), nullptr), TSD_OK)
       << tsd_last_error();
   float back[2] = {0, 0};
-  ASSERT_EQ(tsd_checkpoint_read(ck, 0, TSD_FLOAT32, back, sizeof back), TSD_OK);
+  ASSERT_EQ(tsd_checkpoint_read(back, sizeof back, ck, 0, TSD_FLOAT32), TSD_OK);
   EXPECT_EQ(back[0], 1.0f);
   EXPECT_EQ(back[1], -2.5f);
   double d[2];
-  ASSERT_EQ(tsd_checkpoint_read(ck, 0, TSD_FLOAT64, d, sizeof d), TSD_OK);
+  ASSERT_EQ(tsd_checkpoint_read(d, sizeof d, ck, 0, TSD_FLOAT64), TSD_OK);
   EXPECT_EQ(d[1], -2.5);
   tsd_checkpoint_free(ck);
   tsd_model_free(m);
@@ -142,13 +142,14 @@ TEST(Platform, Utf8PathsAndAtomicReplace) {
     int64_t shape[1] = {1};
     ASSERT_EQ(tsd_model_add_tensor(m, "w", TSD_PARAMETER, TSD_FLOAT32, 1, shape, w),
               TSD_OK);
-    ASSERT_EQ(tsd_model_save(m, path.c_str()), TSD_OK) << tsd_last_error();
+    ASSERT_EQ(tsd_model_save(m, path.c_str(), NULL), TSD_OK)
+        << tsd_last_error();
     tsd_model_free(m);
     tsd_checkpoint *ck = nullptr;
     ASSERT_EQ(tsd_checkpoint_open(&ck, path.c_str(), nullptr), TSD_OK)
         << tsd_last_error();
     float back = -1;
-    ASSERT_EQ(tsd_checkpoint_read(ck, 0, TSD_FLOAT32, &back, sizeof back),
+    ASSERT_EQ(tsd_checkpoint_read(&back, sizeof back, ck, 0, TSD_FLOAT32),
               TSD_OK);
     EXPECT_EQ(back, (float)round);
     tsd_checkpoint_free(ck);

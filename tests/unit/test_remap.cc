@@ -470,7 +470,7 @@ TEST(SelectAuto, AStateDictStaysAsItIs) {
   CkptBuilder b;
   b.add("epoch", b.integer(1)).f32("w", {1});
   const char *key = "unset";
-  EXPECT_EQ(tsd_checkpoint_select_auto(b.get(), &key), TSD_OK);
+  EXPECT_EQ(tsd_checkpoint_select_auto(&key, b.get()), TSD_OK);
   EXPECT_EQ(key, nullptr);
   EXPECT_EQ(tsd_checkpoint_count(b.get()), 2u);
 }
@@ -485,11 +485,11 @@ TEST(SelectAuto, FollowsThePriorityListAndSkipsDictsWithoutTensors) {
   b.add("epoch", b.integer(1)).add("model_ema", ema.v);
   b.add("state_dict", empty_sd.v).add("model", model.v);
   const char *key = nullptr;
-  ASSERT_EQ(tsd_checkpoint_select_auto(b.get(), &key), TSD_OK)
+  ASSERT_EQ(tsd_checkpoint_select_auto(&key, b.get()), TSD_OK)
       << tsd_last_error();
   EXPECT_STREQ(key, "model");
   tsd_entry e;
-  ASSERT_EQ(tsd_checkpoint_entry(b.get(), 0, &e), TSD_OK);
+  ASSERT_EQ(tsd_checkpoint_entry(&e, b.get(), 0), TSD_OK);
   EXPECT_STREQ(e.key, "model.w");
 }
 
@@ -504,12 +504,12 @@ TEST(SelectAuto, ACandidateWinsOverTensorsBesideIt) {
   b.add("epoch", b.integer(90)).add("arch", b.str("resnet18"));
   b.add("state_dict", sd.v).f32("best_acc1", {1}).add("optimizer", opt.v);
   const char *key = nullptr;
-  ASSERT_EQ(tsd_checkpoint_select_auto(b.get(), &key), TSD_OK)
+  ASSERT_EQ(tsd_checkpoint_select_auto(&key, b.get()), TSD_OK)
       << tsd_last_error();
   EXPECT_STREQ(key, "state_dict");
   ASSERT_EQ(tsd_checkpoint_count(b.get()), 1u);
   tsd_entry e;
-  ASSERT_EQ(tsd_checkpoint_entry(b.get(), 0, &e), TSD_OK);
+  ASSERT_EQ(tsd_checkpoint_entry(&e, b.get(), 0), TSD_OK);
   EXPECT_STREQ(e.key, "fc.weight");
   // A candidate holding no tensor leaves the dict with its tensor as is.
   CkptBuilder c;
@@ -517,7 +517,7 @@ TEST(SelectAuto, ACandidateWinsOverTensorsBesideIt) {
   none.add(c, "lr", c.integer(3));
   c.add("model", none.v).f32("w", {1});
   key = "unset";
-  ASSERT_EQ(tsd_checkpoint_select_auto(c.get(), &key), TSD_OK);
+  ASSERT_EQ(tsd_checkpoint_select_auto(&key, c.get()), TSD_OK);
   EXPECT_EQ(key, nullptr);
   EXPECT_EQ(tsd_checkpoint_count(c.get()), 2u);
 }
@@ -528,7 +528,7 @@ TEST(SelectAuto, EmaIsChosenOnlyWithoutRawWeights) {
   ema.add(b, "w", b.tensor(TSD_FLOAT32, {1}, &one));
   b.add("epoch", b.integer(1)).add("state_dict_ema", ema.v);
   const char *key = nullptr;
-  ASSERT_EQ(tsd_checkpoint_select_auto(b.get(), &key), TSD_OK);
+  ASSERT_EQ(tsd_checkpoint_select_auto(&key, b.get()), TSD_OK);
   EXPECT_STREQ(key, "state_dict_ema");
 }
 
@@ -538,7 +538,7 @@ TEST(SelectAuto, NoCandidateIsNotFoundNamingTheKeys) {
   other.add(b, "w", b.tensor(TSD_FLOAT32, {1}, &one));
   b.add("epoch", b.integer(1)).add("weights_of_something", other.v);
   const char *key = "unset";
-  EXPECT_EQ(tsd_checkpoint_select_auto(b.get(), &key), TSD_ERR_NOT_FOUND);
+  EXPECT_EQ(tsd_checkpoint_select_auto(&key, b.get()), TSD_ERR_NOT_FOUND);
   EXPECT_EQ(key, nullptr);
   EXPECT_NE(std::string(tsd_last_error()).find("'weights_of_something'"),
             std::string::npos);
@@ -547,7 +547,7 @@ TEST(SelectAuto, NoCandidateIsNotFoundNamingTheKeys) {
 TEST(SelectAuto, ARootThatIsNoDictIsATypeError) {
   CkptBuilder b;
   b.root_list();
-  EXPECT_EQ(tsd_checkpoint_select_auto(b.get(), nullptr), TSD_ERR_TYPE);
+  EXPECT_EQ(tsd_checkpoint_select_auto(nullptr, b.get()), TSD_ERR_TYPE);
   EXPECT_EQ(tsd_checkpoint_select_auto(nullptr, nullptr),
             TSD_ERR_INVALID_ARG);
 }
@@ -557,13 +557,13 @@ TEST(SelectAuto, OnRealTrainingCheckpoints) {
   ASSERT_EQ(tsd_checkpoint_open(&c, TSD_FIXTURES "/nested.pth", nullptr),
             TSD_OK);
   const char *key = nullptr;
-  EXPECT_EQ(tsd_checkpoint_select_auto(c, &key), TSD_OK) << tsd_last_error();
+  EXPECT_EQ(tsd_checkpoint_select_auto(&key, c), TSD_OK) << tsd_last_error();
   EXPECT_STREQ(key, "state_dict");
   EXPECT_EQ(tsd_checkpoint_count(c), 2u);
   tsd_checkpoint_free(c);
   ASSERT_EQ(tsd_checkpoint_open(&c, TSD_FIXTURES "/remap_train.pth", nullptr),
             TSD_OK);
-  EXPECT_EQ(tsd_checkpoint_select_auto(c, &key), TSD_OK) << tsd_last_error();
+  EXPECT_EQ(tsd_checkpoint_select_auto(&key, c), TSD_OK) << tsd_last_error();
   EXPECT_STREQ(key, "model");
   EXPECT_EQ(tsd_checkpoint_count(c), 7u);
   tsd_checkpoint_free(c);

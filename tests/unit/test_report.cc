@@ -136,12 +136,12 @@ TEST(Report, JsonHasTheDocumentedKeysInOrder) {
       "param with shape torch.Size([5, 3]) from checkpoint, the shape in "
       "current model is torch.Size([2, 3]).\"}");
   tsd_mismatch mm;
-  ASSERT_EQ(tsd_report_mismatch(rep.r, TSD_LIST_POPPED, 0, &mm), TSD_OK);
+  ASSERT_EQ(tsd_report_mismatch(&mm, rep.r, TSD_LIST_POPPED, 0), TSD_OK);
   EXPECT_STREQ(mm.key, "p");
   EXPECT_EQ(mm.model_ndim, 0u);
-  EXPECT_EQ(tsd_report_mismatch(rep.r, TSD_LIST_POPPED, 1, &mm),
+  EXPECT_EQ(tsd_report_mismatch(&mm, rep.r, TSD_LIST_POPPED, 1),
             TSD_ERR_NOT_FOUND);
-  EXPECT_EQ(tsd_report_mismatch(rep.r, TSD_LIST_MISSING, 0, &mm),
+  EXPECT_EQ(tsd_report_mismatch(&mm, rep.r, TSD_LIST_MISSING, 0),
             TSD_ERR_INVALID_ARG);
 }
 

@@ -56,14 +56,14 @@ struct Ckpt {
   Ckpt &operator=(const Ckpt &) = delete;
   tsd_entry entry(size_t i) const {
     tsd_entry e;
-    EXPECT_EQ(tsd_checkpoint_entry(c, i, &e), TSD_OK) << tsd_last_error();
+    EXPECT_EQ(tsd_checkpoint_entry(&e, c, i), TSD_OK) << tsd_last_error();
     return e;
   }
   std::vector<unsigned char> bytes(size_t i, tsd_dtype dt) const {
     tsd_entry e = entry(i);
     std::vector<unsigned char> b(
         static_cast<size_t>(e.numel) * tsd_dtype_size(dt) + 1);
-    EXPECT_EQ(tsd_checkpoint_read(c, i, dt, b.data(), b.size()), TSD_OK)
+    EXPECT_EQ(tsd_checkpoint_read(b.data(), b.size(), c, i, dt), TSD_OK)
         << tsd_last_error();
     b.pop_back();
     return b;
@@ -112,7 +112,7 @@ TEST(Safetensors, ReadsEveryDtypeExactlyAsTorchSavedThem) {
     // order (the .pth has that one: "w.f32" first)
     size_t j = 0;
     tsd_entry a = st.entry(i);
-    ASSERT_EQ(tsd_checkpoint_find(ref.c, &j, a.key), TSD_OK) << a.key;
+    ASSERT_EQ(tsd_checkpoint_find(&j, ref.c, a.key), TSD_OK) << a.key;
     tsd_entry b = ref.entry(j);
     if (i) EXPECT_LT(strcmp(st.entry(i - 1).key, a.key), 0) << a.key;
     EXPECT_EQ(a.kind, TSD_KIND_TENSOR);
@@ -145,17 +145,17 @@ TEST(Safetensors, MetadataIsExposedAsStrings) {
   ASSERT_EQ(st.st, TSD_OK) << st.err;
   ASSERT_EQ(tsd_checkpoint_file_metadata_count(st.c), 2u);
   const char *k = nullptr, *v = nullptr;
-  ASSERT_EQ(tsd_checkpoint_file_metadata(st.c, 0, &k, &v), TSD_OK);
+  ASSERT_EQ(tsd_checkpoint_file_metadata(&k, &v, st.c, 0), TSD_OK);
   EXPECT_STREQ(k, "format");
   EXPECT_STREQ(v, "pt");
   // json.dumps wrote "\u00e9" escapes: decoded to UTF-8
-  EXPECT_STREQ(tsd_checkpoint_metadata_string(st.c, "note"),
+  EXPECT_STREQ(tsd_checkpoint_file_metadata_string(st.c, "note"),
                "tsd \xc3\xa9t\xc3\xa9 fixture");
-  EXPECT_EQ(tsd_checkpoint_metadata_string(st.c, "absent"), nullptr);
-  EXPECT_EQ(tsd_checkpoint_file_metadata(st.c, 2, &k, &v), TSD_ERR_NOT_FOUND);
+  EXPECT_EQ(tsd_checkpoint_file_metadata_string(st.c, "absent"), nullptr);
+  EXPECT_EQ(tsd_checkpoint_file_metadata(&k, &v, st.c, 2), TSD_ERR_NOT_FOUND);
   Ckpt pth(fixture("st_small_ref.pth"));
   EXPECT_EQ(tsd_checkpoint_file_metadata_count(pth.c), 0u);
-  EXPECT_EQ(tsd_checkpoint_metadata_string(pth.c, "format"), nullptr);
+  EXPECT_EQ(tsd_checkpoint_file_metadata_string(pth.c, "format"), nullptr);
 }
 
 TEST(Safetensors, EmptyHeaderIsAnEmptyStateDict) {
@@ -313,7 +313,7 @@ TEST(Safetensors, MetadataMustMapStringsToStrings) {
                  "__metadata__ is an array");
   Ckpt ok(st_bytes(R"({"__metadata__":{"a":"b"}})", 0));
   ASSERT_EQ(ok.st, TSD_OK) << ok.err;
-  EXPECT_STREQ(tsd_checkpoint_metadata_string(ok.c, "a"), "b");
+  EXPECT_STREQ(tsd_checkpoint_file_metadata_string(ok.c, "a"), "b");
   EXPECT_EQ(tsd_checkpoint_count(ok.c), 0u);
 }
 
@@ -341,7 +341,7 @@ TEST(Safetensors, LoadsIntoAModelLikeAPth) {
   ASSERT_EQ(l.status, TSD_OK) << tsd_last_error();
   EXPECT_EQ(l.list(TSD_LIST_UNEXPECTED).size(), 11u);
   std::vector<unsigned char> got(6 * 4);
-  ASSERT_EQ(tsd_model_read(m.get(), 1, TSD_FLOAT32, got.data(), got.size()),
+  ASSERT_EQ(tsd_model_read(got.data(), got.size(), m.get(), 1, TSD_FLOAT32),
             TSD_OK);
   EXPECT_STREQ(st.entry(0).key, "a.f64"); // sorted, as load_file gives them
   EXPECT_EQ(got, st.bytes(0, TSD_FLOAT32));
@@ -389,19 +389,20 @@ struct Zoo {
 TEST(SafetensorsWrite, ReadsBackInStateDictOrderWithEveryByte) {
   Zoo z;
   std::string p = tmp_path("zoo.safetensors");
-  ASSERT_EQ(tsd_model_save(z.m.get(), p.c_str()), TSD_OK) << tsd_last_error();
+  ASSERT_EQ(tsd_model_save(z.m.get(), p.c_str(), NULL), TSD_OK)
+      << tsd_last_error();
   Ckpt k(p);
   ASSERT_EQ(k.st, TSD_OK) << k.err;
-  EXPECT_STREQ(tsd_checkpoint_metadata_string(k.c, "format"), "pt");
+  EXPECT_STREQ(tsd_checkpoint_file_metadata_string(k.c, "format"), "pt");
   size_t n = 0;
   for (size_t i = 0; i < tsd_model_tensor_count(z.m.get()); i++) {
     tsd_tensor_info t;
-    ASSERT_EQ(tsd_model_tensor(z.m.get(), i, &t), TSD_OK);
+    ASSERT_EQ(tsd_model_tensor(&t, z.m.get(), i), TSD_OK);
     if (t.role != TSD_PARAMETER && t.role != TSD_BUFFER) continue;
     ASSERT_LT(n, tsd_checkpoint_count(k.c));
     // written in state_dict order, read back sorted (as load_file does)
     size_t at = 0;
-    ASSERT_EQ(tsd_checkpoint_find(k.c, &at, t.name), TSD_OK) << t.name;
+    ASSERT_EQ(tsd_checkpoint_find(&at, k.c, t.name), TSD_OK) << t.name;
     tsd_entry e = k.entry(at);
     EXPECT_STREQ(e.key, t.name);
     EXPECT_EQ(e.dtype, t.dtype);
@@ -432,7 +433,8 @@ TEST(SafetensorsWrite, PythonJsonAndTorchSeeTheSameTensors) {
   ASSERT_TRUE(tsdtest::python_torch_available(&why)) << why;
   Zoo z;
   std::string p = tmp_path("zoo_py.safetensors");
-  ASSERT_EQ(tsd_model_save(z.m.get(), p.c_str()), TSD_OK) << tsd_last_error();
+  ASSERT_EQ(tsd_model_save(z.m.get(), p.c_str(), NULL), TSD_OK)
+      << tsd_last_error();
   std::ostringstream py;
   py.precision(17);
   py << "import json, struct, torch\n"
@@ -443,7 +445,7 @@ TEST(SafetensorsWrite, PythonJsonAndTorchSeeTheSameTensors) {
         "expected = [\n";
   for (size_t i = 0; i < tsd_model_tensor_count(z.m.get()); i++) {
     tsd_tensor_info t;
-    ASSERT_EQ(tsd_model_tensor(z.m.get(), i, &t), TSD_OK);
+    ASSERT_EQ(tsd_model_tensor(&t, z.m.get(), i), TSD_OK);
     if (t.role != TSD_PARAMETER && t.role != TSD_BUFFER) continue;
     std::string name;
     for (const char *c = t.name; *c; c++) {
@@ -456,7 +458,7 @@ TEST(SafetensorsWrite, PythonJsonAndTorchSeeTheSameTensors) {
       py << (d ? ", " : "") << t.shape[d];
     py << "], [";
     std::vector<double> v(static_cast<size_t>(t.numel) + 1);
-    ASSERT_EQ(tsd_model_read(z.m.get(), i, TSD_FLOAT64, v.data(), v.size() * 8),
+    ASSERT_EQ(tsd_model_read(v.data(), v.size() * 8, z.m.get(), i, TSD_FLOAT64),
               TSD_OK);
     for (int64_t k = 0; k < t.numel; k++)
       py << (k ? ", " : "") << v[k];
@@ -503,7 +505,7 @@ TEST(SafetensorsWrite, RefusesATensorNamedMetadataAndLeavesNoFile) {
   m.add("__metadata__", {1});
   std::string p = tmp_path("meta.safetensors");
   remove(p.c_str());
-  EXPECT_EQ(tsd_model_save(m.get(), p.c_str()), TSD_ERR_INVALID_ARG);
+  EXPECT_EQ(tsd_model_save(m.get(), p.c_str(), NULL), TSD_ERR_INVALID_ARG);
   EXPECT_NE(std::string(tsd_last_error()).find("__metadata__"),
             std::string::npos);
   struct stat sb;
@@ -535,7 +537,7 @@ void expect_same_tensors(const Ckpt &a, const Ckpt &b, bool same_order) {
     tsd_entry e = a.entry(i);
     size_t j = i;
     if (!same_order)
-      ASSERT_EQ(tsd_checkpoint_find(b.c, &j, e.key), TSD_OK) << e.key;
+      ASSERT_EQ(tsd_checkpoint_find(&j, b.c, e.key), TSD_OK) << e.key;
     tsd_entry f = b.entry(j);
     EXPECT_STREQ(e.key, f.key);
     EXPECT_EQ(e.dtype, f.dtype);
@@ -613,7 +615,8 @@ TEST(Safetensors, NewDtypesAreWrittenWithTheFormatsNames) {
   }
   std::string path = tsdtest::temp_dir() + "/st_new_" +
                      std::to_string(getpid()) + ".safetensors";
-  ASSERT_EQ(tsd_model_save(m.get(), path.c_str()), TSD_OK) << tsd_last_error();
+  ASSERT_EQ(tsd_model_save(m.get(), path.c_str(), NULL), TSD_OK)
+      << tsd_last_error();
   auto file = read_file(path);
   std::string header(file.begin() + 8, file.end());
   for (size_t i = 0; i < 7; i++)
@@ -626,7 +629,7 @@ TEST(Safetensors, NewDtypesAreWrittenWithTheFormatsNames) {
   for (size_t i = 0; i < 7; i++) {
     // keys come sorted, as safetensors' load_file gives them: find each
     size_t at = 0;
-    ASSERT_EQ(tsd_checkpoint_find(k.c, &at, tsd_dtype_name(dts[i])), TSD_OK);
+    ASSERT_EQ(tsd_checkpoint_find(&at, k.c, tsd_dtype_name(dts[i])), TSD_OK);
     EXPECT_EQ(k.entry(at).dtype, dts[i]);
     EXPECT_EQ(k.bytes(at, dts[i]), want[i]) << names[i];
   }
@@ -635,7 +638,8 @@ TEST(Safetensors, NewDtypesAreWrittenWithTheFormatsNames) {
   for (tsd_dtype dt : {TSD_COMPLEX32, TSD_COMPLEX128, TSD_FLOAT8_E4M3FNUZ}) {
     tsdtest::Model m2{"N"};
     m2.add("x", {1}, TSD_PARAMETER, dt);
-    EXPECT_EQ(tsd_model_save(m2.get(), path.c_str()), TSD_ERR_UNSUPPORTED);
+    EXPECT_EQ(tsd_model_save(m2.get(), path.c_str(), NULL),
+              TSD_ERR_UNSUPPORTED);
     EXPECT_NE(std::string(tsd_last_error())
                   .find(std::string("tensor \"x\" is ") + tsd_dtype_name(dt) +
                         ", which safetensors has no dtype for"),

@@ -78,7 +78,7 @@ std::string python_expectation(tsd_model *m) {
   py << "expected = [\n";
   for (size_t i = 0; i < tsd_model_tensor_count(m); i++) {
     tsd_tensor_info info;
-    EXPECT_EQ(tsd_model_tensor(m, i, &info), TSD_OK);
+    EXPECT_EQ(tsd_model_tensor(&info, m, i), TSD_OK);
     if (info.role != TSD_PARAMETER && info.role != TSD_BUFFER) continue;
     py << "  ('" << info.name << "', 'torch." << tsd_dtype_name(info.dtype)
        << "', [";
@@ -86,7 +86,7 @@ std::string python_expectation(tsd_model *m) {
       py << (d ? ", " : "") << info.shape[d];
     py << "], [";
     std::vector<double> v(static_cast<size_t>(info.numel) + 1);
-    EXPECT_EQ(tsd_model_read(m, i, TSD_FLOAT64, v.data(), v.size() * 8),
+    EXPECT_EQ(tsd_model_read(v.data(), v.size() * 8, m, i, TSD_FLOAT64),
               TSD_OK);
     for (int64_t k = 0; k < info.numel; k++)
       py << (k ? ", " : "") << v[k];
@@ -123,7 +123,7 @@ std::vector<std::string> list_dir(const std::string &dir) {
 TEST(Save, RecordsAreStoredAlignedAndTheirCrcsMatch) {
   Zoo z;
   std::string path = tmp_path("zoo.pth");
-  ASSERT_EQ(tsd_model_save(z.m.get(), path.c_str()), TSD_OK)
+  ASSERT_EQ(tsd_model_save(z.m.get(), path.c_str(), NULL), TSD_OK)
       << tsd_last_error();
   auto b = read_file(path);
   ASSERT_GT(b.size(), 22u);
@@ -213,7 +213,8 @@ TEST(Save, PythonLoadStateDictAcceptsItIntoTheEagerModel) {
   m.add("2.running_var", {2}, TSD_BUFFER);
   m.add("2.num_batches_tracked", {}, TSD_BUFFER, TSD_INT64, 3);
   std::string path = tmp_path("seq.pth");
-  ASSERT_EQ(tsd_model_save(m.get(), path.c_str()), TSD_OK) << tsd_last_error();
+  ASSERT_EQ(tsd_model_save(m.get(), path.c_str(), NULL), TSD_OK)
+      << tsd_last_error();
   auto r = tsdtest::run_python(
       "import torch, torch.nn as nn\n"
       "m = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.BatchNorm1d(2))\n"
@@ -239,7 +240,7 @@ TEST(Save, FailureLeavesNoFileBehind) {
   { // a directory that does not exist
     Zoo z;
     std::string bad = path + "/no/such/dir/model.pth";
-    EXPECT_EQ(tsd_model_save(z.m.get(), bad.c_str()), TSD_ERR_IO);
+    EXPECT_EQ(tsd_model_save(z.m.get(), bad.c_str(), NULL), TSD_ERR_IO);
     EXPECT_NE(std::string(tsd_last_error()).find("no/such/dir"),
               std::string::npos);
   }
@@ -250,7 +251,7 @@ TEST(Save, FailureLeavesNoFileBehind) {
     ASSERT_EQ(tsd__model_add(m, "a", TSD_PARAMETER, TSD_FLOAT32, 1, shape,
                              nullptr, nullptr, nullptr),
               TSD_OK);
-    EXPECT_EQ(tsd_model_save(m, out.c_str()), TSD_ERR_IO);
+    EXPECT_EQ(tsd_model_save(m, out.c_str(), NULL), TSD_ERR_IO);
     EXPECT_STREQ(tsd_last_error(), "simulated read failure");
     tsd_model_free(m);
   }
@@ -265,7 +266,7 @@ TEST(Save, ReplacesAnExistingFileWhole) {
   }
   Model m("M");
   m.add("w", {1});
-  ASSERT_EQ(tsd_model_save(m.get(), path.c_str()), TSD_OK);
+  ASSERT_EQ(tsd_model_save(m.get(), path.c_str(), NULL), TSD_OK);
   auto b = read_file(path);
   ASSERT_GT(b.size(), 4u);
   EXPECT_EQ(rd32(b, 0), 0x04034b50u);
@@ -275,7 +276,7 @@ TEST(Save, ReplacesAnExistingFileWhole) {
 TEST(Save, RoundTripsThroughTsdReaderAndLoad) {
   Zoo src;
   std::string path = tmp_path("roundtrip.pth");
-  ASSERT_EQ(tsd_model_save(src.m.get(), path.c_str()), TSD_OK)
+  ASSERT_EQ(tsd_model_save(src.m.get(), path.c_str(), NULL), TSD_OK)
       << tsd_last_error();
   tsd_checkpoint *c = nullptr;
   ASSERT_EQ(tsd_checkpoint_open(&c, path.c_str(), nullptr), TSD_OK)
@@ -284,10 +285,10 @@ TEST(Save, RoundTripsThroughTsdReaderAndLoad) {
   size_t k = 0;
   for (size_t i = 0; i < tsd_model_tensor_count(src.m.get()); i++) {
     tsd_tensor_info info;
-    ASSERT_EQ(tsd_model_tensor(src.m.get(), i, &info), TSD_OK);
+    ASSERT_EQ(tsd_model_tensor(&info, src.m.get(), i), TSD_OK);
     if (info.role != TSD_PARAMETER && info.role != TSD_BUFFER) continue;
     tsd_entry e;
-    ASSERT_EQ(tsd_checkpoint_entry(c, k++, &e), TSD_OK) << tsd_last_error();
+    ASSERT_EQ(tsd_checkpoint_entry(&e, c, k++), TSD_OK) << tsd_last_error();
     EXPECT_STREQ(e.key, info.name);
     EXPECT_EQ(e.kind, TSD_KIND_TENSOR);
     EXPECT_EQ(e.dtype, info.dtype) << e.key;
@@ -305,7 +306,7 @@ TEST(Save, RoundTripsThroughTsdReaderAndLoad) {
   Zoo dst;
   for (size_t i = 0; i < tsd_model_tensor_count(dst.m.get()); i++) {
     tsd_tensor_info info;
-    ASSERT_EQ(tsd_model_tensor(dst.m.get(), i, &info), TSD_OK);
+    ASSERT_EQ(tsd_model_tensor(&info, dst.m.get(), i), TSD_OK);
     if (info.role == TSD_PARAMETER || info.role == TSD_BUFFER)
       memset(info.data, 0, info.numel * tsd_dtype_size(info.dtype));
   }
@@ -339,18 +340,20 @@ TEST(Save, NewDtypesRoundTripAsTorch2WritesThem) {
     bufs.push_back(&b);
   }
   std::string path = tmp_path("newdtypes.pth");
-  ASSERT_EQ(tsd_model_save(m.get(), path.c_str()), TSD_OK) << tsd_last_error();
+  ASSERT_EQ(tsd_model_save(m.get(), path.c_str(), NULL), TSD_OK)
+      << tsd_last_error();
   tsd_checkpoint *c = nullptr;
   ASSERT_EQ(tsd_checkpoint_open(&c, path.c_str(), nullptr), TSD_OK)
       << tsd_last_error();
   for (size_t i = 0; i < sizeof dts / sizeof *dts; i++) {
     tsd_entry e;
-    ASSERT_EQ(tsd_checkpoint_entry(c, i, &e), TSD_OK);
+    ASSERT_EQ(tsd_checkpoint_entry(&e, c, i), TSD_OK);
     EXPECT_EQ(e.dtype, dts[i]) << e.key;
     // (the helper's buffers have one spare byte at the end)
     std::vector<unsigned char> got(bufs[i]->size() - 1),
         want(bufs[i]->begin(), bufs[i]->end() - 1);
-    ASSERT_EQ(tsd_checkpoint_read(c, i, dts[i], got.data(), got.size()), TSD_OK);
+    ASSERT_EQ(tsd_checkpoint_read(got.data(), got.size(), c, i, dts[i]),
+              TSD_OK);
     EXPECT_EQ(got, want) << e.key;
   }
   tsd_checkpoint_free(c);
@@ -391,7 +394,8 @@ TEST(Save, ComplexTensorsLoadInPythonTorch) {
   memcpy(m.add("a", {2}, TSD_PARAMETER, TSD_COMPLEX64).data(), c64.data(), 16);
   memcpy(m.add("b", {1}, TSD_BUFFER, TSD_COMPLEX128).data(), c128.data(), 16);
   std::string path = tmp_path("complex.pth");
-  ASSERT_EQ(tsd_model_save(m.get(), path.c_str()), TSD_OK) << tsd_last_error();
+  ASSERT_EQ(tsd_model_save(m.get(), path.c_str(), NULL), TSD_OK)
+      << tsd_last_error();
   std::string why;
   ASSERT_TRUE(tsdtest::python_torch_available(&why)) << why;
   auto r = tsdtest::run_python(

@@ -96,9 +96,17 @@ using Model = std::unique_ptr<tsd_model, ModelDel>;
 using Ckpt = std::unique_ptr<tsd_checkpoint, CkptDel>;
 using Report = std::unique_ptr<tsd_report, ReportDel>;
 
+// The options of an open on `device`.
+tsd_torchscript_options on_device(const char *device) {
+  tsd_torchscript_options o = TSD_TORCHSCRIPT_OPTIONS_INIT;
+  o.device = device;
+  return o;
+}
+
 Model open_model(const std::string &path, const char *device = "cpu") {
   tsd_model *m = nullptr;
-  tsd_status st = tsd_model_open_torchscript(&m, path.c_str(), device);
+  const tsd_torchscript_options o = on_device(device);
+  tsd_status st = tsd_model_open_torchscript(&m, path.c_str(), &o);
   EXPECT_EQ(st, TSD_OK) << path << ": " << tsd_last_error();
   return Model(m);
 }
@@ -139,7 +147,7 @@ void expect_tensors(const tsd_model *m, const std::string &listing) {
   for (size_t i = 0; i < rows.size(); i++) {
     ASSERT_EQ(rows[i].size(), 4u);
     tsd_tensor_info t;
-    ASSERT_EQ(tsd_model_tensor(m, i, &t), TSD_OK);
+    ASSERT_EQ(tsd_model_tensor(&t, m, i), TSD_OK);
     EXPECT_EQ(t.name, rows[i][0]) << "index " << i;
     EXPECT_STREQ(role_name(t.role), rows[i][1].c_str()) << t.name;
     EXPECT_EQ(t.data, nullptr) << t.name;
@@ -160,11 +168,11 @@ std::vector<std::vector<uint8_t>> snapshot(const tsd_model *m) {
   std::vector<std::vector<uint8_t>> out;
   for (size_t i = 0; i < tsd_model_tensor_count(m); i++) {
     tsd_tensor_info t;
-    EXPECT_EQ(tsd_model_tensor(m, i, &t), TSD_OK);
+    EXPECT_EQ(tsd_model_tensor(&t, m, i), TSD_OK);
     std::vector<uint8_t> bytes;
     if (t.role != TSD_PARAMETER_NONE) {
       bytes.resize(size_t(t.numel) * tsd_dtype_size(t.dtype));
-      EXPECT_EQ(tsd_model_read(m, i, t.dtype, bytes.data(), bytes.size()),
+      EXPECT_EQ(tsd_model_read(bytes.data(), bytes.size(), m, i, t.dtype),
                 TSD_OK)
           << t.name << ": " << tsd_last_error();
     }
@@ -206,7 +214,8 @@ std::string slurp(const std::string &path) {
 void expect_open_fails(const std::string &path, const char *device,
                        tsd_status want, const std::string &needle) {
   tsd_model *m = reinterpret_cast<tsd_model *>(0x1);
-  tsd_status st = tsd_model_open_torchscript(&m, path.c_str(), device);
+  const tsd_torchscript_options o = on_device(device);
+  tsd_status st = tsd_model_open_torchscript(&m, path.c_str(), &o);
   EXPECT_EQ(st, want) << path << ": " << tsd_last_error();
   EXPECT_EQ(m, nullptr);
   EXPECT_NE(std::string(tsd_last_error()).find(needle), std::string::npos)
@@ -277,12 +286,12 @@ TEST(Shim, OldCheckpointFillsNumBatchesTrackedAsPython) {
   size_t idx = SIZE_MAX;
   for (size_t i = 0; i < tsd_model_tensor_count(m.get()); i++) {
     tsd_tensor_info t;
-    ASSERT_EQ(tsd_model_tensor(m.get(), i, &t), TSD_OK);
+    ASSERT_EQ(tsd_model_tensor(&t, m.get(), i), TSD_OK);
     if (strcmp(t.name, key) == 0) idx = i;
   }
   ASSERT_NE(idx, SIZE_MAX);
   int64_t v = -1;
-  ASSERT_EQ(tsd_model_read(m.get(), idx, TSD_INT64, &v, sizeof v), TSD_OK);
+  ASSERT_EQ(tsd_model_read(&v, sizeof v, m.get(), idx, TSD_INT64), TSD_OK);
   EXPECT_EQ(std::to_string(v), expect[key]);
 }
 
@@ -292,11 +301,11 @@ TEST(Shim, NoneParameterIsRegisteredButHoldsNoData) {
   size_t n = tsd_model_tensor_count(m.get());
   ASSERT_GT(n, 0u);
   tsd_tensor_info t;
-  ASSERT_EQ(tsd_model_tensor(m.get(), n - 1, &t), TSD_OK);
+  ASSERT_EQ(tsd_model_tensor(&t, m.get(), n - 1), TSD_OK);
   EXPECT_STREQ(t.name, "head.0.bias");
   EXPECT_EQ(t.role, TSD_PARAMETER_NONE);
   float dummy;
-  EXPECT_EQ(tsd_model_read(m.get(), n - 1, TSD_FLOAT32, &dummy, sizeof dummy),
+  EXPECT_EQ(tsd_model_read(&dummy, sizeof dummy, m.get(), n - 1, TSD_FLOAT32),
             TSD_ERR_TYPE);
 }
 
@@ -306,12 +315,12 @@ TEST(Shim, ReadConvertsAsTheCConverterDoes) {
   auto native = snapshot(m.get());
   for (size_t i = 0; i < native.size(); i++) {
     tsd_tensor_info t;
-    ASSERT_EQ(tsd_model_tensor(m.get(), i, &t), TSD_OK);
+    ASSERT_EQ(tsd_model_tensor(&t, m.get(), i), TSD_OK);
     if (t.role == TSD_PARAMETER_NONE) continue;
     for (tsd_dtype d : {TSD_FLOAT32, TSD_FLOAT64, TSD_INT64}) {
       std::vector<uint8_t> got(size_t(t.numel) * tsd_dtype_size(d));
       std::vector<uint8_t> want(got.size());
-      ASSERT_EQ(tsd_model_read(m.get(), i, d, got.data(), got.size()), TSD_OK);
+      ASSERT_EQ(tsd_model_read(got.data(), got.size(), m.get(), i, d), TSD_OK);
       tsd__convert(want.data(), d, native[i].data(), t.dtype, size_t(t.numel));
       EXPECT_EQ(got, want) << t.name << " as " << tsd_dtype_name(d);
     }
@@ -349,9 +358,9 @@ TEST(Shim, SetPersistentGivesTheEagerAnswerAndLoadsValues) {
   size_t changed = 0, checked = 0;
   for (size_t i = 0; i < after.size(); i++) {
     tsd_tensor_info t;
-    ASSERT_EQ(tsd_model_tensor(m.get(), i, &t), TSD_OK);
+    ASSERT_EQ(tsd_model_tensor(&t, m.get(), i), TSD_OK);
     size_t ci;
-    if (tsd_checkpoint_find(c.get(), &ci, t.name) != TSD_OK) {
+    if (tsd_checkpoint_find(&ci, c.get(), t.name) != TSD_OK) {
       EXPECT_TRUE(t.role == TSD_PARAMETER_NONE ||
                   t.role == TSD_BUFFER_NON_PERSISTENT)
           << t.name;
@@ -360,7 +369,7 @@ TEST(Shim, SetPersistentGivesTheEagerAnswerAndLoadsValues) {
     }
     std::vector<uint8_t> want(after[i].size());
     ASSERT_EQ(
-        tsd_checkpoint_read(c.get(), ci, t.dtype, want.data(), want.size()),
+        tsd_checkpoint_read(want.data(), want.size(), c.get(), ci, t.dtype),
         TSD_OK);
     EXPECT_EQ(after[i], want) << t.name;
     checked++;
@@ -411,7 +420,8 @@ TEST(Shim, SaveRoundTrip) {
   auto loaded = snapshot(m.get());
 
   std::string out = kTmp + "/shim_roundtrip.pt";
-  ASSERT_EQ(tsd_model_save(m.get(), out.c_str()), TSD_OK) << tsd_last_error();
+  ASSERT_EQ(tsd_model_save(m.get(), out.c_str(), NULL), TSD_OK)
+      << tsd_last_error();
   Model back = open_model(out);
   ASSERT_TRUE(back);
   EXPECT_STREQ(tsd_model_class_name(back.get()), "Tiny");
@@ -419,8 +429,8 @@ TEST(Shim, SaveRoundTrip) {
             tsd_model_tensor_count(m.get()));
   for (size_t i = 0; i < tsd_model_tensor_count(m.get()); i++) {
     tsd_tensor_info a, b;
-    ASSERT_EQ(tsd_model_tensor(m.get(), i, &a), TSD_OK);
-    ASSERT_EQ(tsd_model_tensor(back.get(), i, &b), TSD_OK);
+    ASSERT_EQ(tsd_model_tensor(&a, m.get(), i), TSD_OK);
+    ASSERT_EQ(tsd_model_tensor(&b, back.get(), i), TSD_OK);
     EXPECT_STREQ(a.name, b.name);
     EXPECT_EQ(a.dtype, b.dtype);
     // persistent=False was our own marking, not the archive's.
@@ -435,7 +445,7 @@ TEST(Shim, SaveToAnUnwritablePathIsAClearError) {
   Model m = open_model(fixture("shim_tiny.pt"));
   ASSERT_TRUE(m);
   std::string out = kTmp + "/no/such/dir/x.pt";
-  EXPECT_EQ(tsd_model_save(m.get(), out.c_str()), TSD_ERR_IO);
+  EXPECT_EQ(tsd_model_save(m.get(), out.c_str(), NULL), TSD_ERR_IO);
   EXPECT_NE(std::string(tsd_last_error()).find(out), std::string::npos)
       << tsd_last_error();
 }
@@ -468,7 +478,7 @@ TEST(Shim, TruncatedArchiveIsAnErrorNotACrash) {
   for (size_t keep : {whole.size() / 2, whole.size() - 30}) {
     std::string p = write_tmp("shim_truncated.pt", whole.substr(0, keep));
     tsd_model *m = nullptr;
-    tsd_status st = tsd_model_open_torchscript(&m, p.c_str(), "cpu");
+    tsd_status st = tsd_model_open_torchscript(&m, p.c_str(), NULL);
     EXPECT_TRUE(st == TSD_ERR_FORMAT || st == TSD_ERR_TORCH)
         << keep << ": " << tsd_status_name(st) << " " << tsd_last_error();
     EXPECT_EQ(m, nullptr);
@@ -499,18 +509,18 @@ TEST(Shim, UnknownDeviceIsAClearError) {
 TEST(Shim, CpuDeviceSpellingsAndNullOpen) {
   for (const char *dev : {"cpu", "cpu:0", static_cast<const char *>(nullptr)}) {
     tsd_model *m = nullptr;
+    const tsd_torchscript_options o = on_device(dev);
     EXPECT_EQ(
-        tsd_model_open_torchscript(&m, fixture("shim_tiny.pt").c_str(), dev),
+        tsd_model_open_torchscript(&m, fixture("shim_tiny.pt").c_str(), &o),
         TSD_OK)
         << (dev ? dev : "NULL") << ": " << tsd_last_error();
     EXPECT_NE(m, nullptr);
     tsd_model_free(m);
   }
-  EXPECT_EQ(tsd_model_open_torchscript(nullptr, "x.pt", "cpu"),
+  EXPECT_EQ(tsd_model_open_torchscript(nullptr, "x.pt", NULL),
             TSD_ERR_INVALID_ARG);
   tsd_model *m = nullptr;
-  EXPECT_EQ(tsd_model_open_torchscript(&m, nullptr, "cpu"),
-            TSD_ERR_INVALID_ARG);
+  EXPECT_EQ(tsd_model_open_torchscript(&m, nullptr, NULL), TSD_ERR_INVALID_ARG);
   EXPECT_EQ(m, nullptr);
 }
 
@@ -522,7 +532,7 @@ TEST(Shim, ComplexTensorsOpenAndReadAsCopyUnderscore) {
   size_t found = SIZE_MAX;
   for (size_t i = 0; i < tsd_model_tensor_count(m.get()); i++) {
     tsd_tensor_info info;
-    ASSERT_EQ(tsd_model_tensor(m.get(), i, &info), TSD_OK);
+    ASSERT_EQ(tsd_model_tensor(&info, m.get(), i), TSD_OK);
     if (strcmp(info.name, "phase") == 0) {
       found = i;
       EXPECT_EQ(info.dtype, TSD_COMPLEX64);
@@ -530,14 +540,13 @@ TEST(Shim, ComplexTensorsOpenAndReadAsCopyUnderscore) {
   }
   ASSERT_NE(found, SIZE_MAX);
   float c[4], r[2];
-  ASSERT_EQ(tsd_model_read(m.get(), found, TSD_COMPLEX64, c, sizeof c),
-            TSD_OK);
+  ASSERT_EQ(tsd_model_read(c, sizeof c, m.get(), found, TSD_COMPLEX64), TSD_OK);
   EXPECT_EQ(std::vector<float>(c, c + 4), (std::vector<float>{1, 0, 1, 0}));
-  ASSERT_EQ(tsd_model_read(m.get(), found, TSD_FLOAT32, r, sizeof r), TSD_OK);
+  ASSERT_EQ(tsd_model_read(r, sizeof r, m.get(), found, TSD_FLOAT32), TSD_OK);
   EXPECT_EQ(std::vector<float>(r, r + 2), (std::vector<float>{1, 1}));
   // a dtype LibTorch 1.13 lacks: tsd converts (float8 of 1.0 is 0x38)
   uint8_t f8[2];
-  ASSERT_EQ(tsd_model_read(m.get(), found, TSD_FLOAT8_E4M3FN, f8, sizeof f8),
+  ASSERT_EQ(tsd_model_read(f8, sizeof f8, m.get(), found, TSD_FLOAT8_E4M3FN),
             TSD_OK);
   EXPECT_EQ(f8[0], 0x38);
   EXPECT_EQ(f8[1], 0x38);
@@ -559,7 +568,8 @@ namespace {
 
 Ckpt open_ts_ckpt(const std::string &name) {
   tsd_checkpoint *c = nullptr;
-  tsd_status st = tsd_checkpoint_open_torchscript(&c, fixture(name).c_str());
+  tsd_status st =
+      tsd_checkpoint_open_torchscript(&c, fixture(name).c_str(), NULL);
   EXPECT_EQ(st, TSD_OK) << name << ": " << tsd_last_error();
   return Ckpt(c);
 }
@@ -582,7 +592,7 @@ TEST(Shim, TorchScriptCheckpointHoldsTheModuleStateDict) {
   ASSERT_EQ(tsd_checkpoint_count(c.get()), rows.size());
   for (size_t i = 0; i < rows.size(); i++) {
     tsd_entry e;
-    ASSERT_EQ(tsd_checkpoint_entry(c.get(), i, &e), TSD_OK);
+    ASSERT_EQ(tsd_checkpoint_entry(&e, c.get(), i), TSD_OK);
     EXPECT_EQ(e.key, rows[i][0]);
     ASSERT_EQ(e.kind, TSD_KIND_TENSOR) << e.key;
     EXPECT_EQ(e.is_parameter, rows[i][1] == "parameter") << e.key;
@@ -611,13 +621,13 @@ TEST(Shim, ScriptedWeightsLoadIntoAnotherScriptedModel) {
   size_t checked = 0;
   for (size_t i = 0; i < after.size(); i++) {
     tsd_tensor_info t;
-    ASSERT_EQ(tsd_model_tensor(m.get(), i, &t), TSD_OK);
+    ASSERT_EQ(tsd_model_tensor(&t, m.get(), i), TSD_OK);
     if (t.role == TSD_PARAMETER_NONE) continue;
     size_t ci;
-    ASSERT_EQ(tsd_checkpoint_find(c.get(), &ci, t.name), TSD_OK) << t.name;
+    ASSERT_EQ(tsd_checkpoint_find(&ci, c.get(), t.name), TSD_OK) << t.name;
     std::vector<uint8_t> want(after[i].size());
     ASSERT_EQ(
-        tsd_checkpoint_read(c.get(), ci, t.dtype, want.data(), want.size()),
+        tsd_checkpoint_read(want.data(), want.size(), c.get(), ci, t.dtype),
         TSD_OK);
     EXPECT_EQ(after[i], want) << t.name;
     checked++;
@@ -654,7 +664,7 @@ TEST(Shim, CppTorchSaveArchiveIsACheckpoint) {
   for (size_t i = 0; i < rows.size(); i++) {
     ASSERT_EQ(rows[i].size(), 4u);
     tsd_entry e;
-    ASSERT_EQ(tsd_checkpoint_entry(c.get(), i, &e), TSD_OK);
+    ASSERT_EQ(tsd_checkpoint_entry(&e, c.get(), i), TSD_OK);
     EXPECT_EQ(e.key, rows[i][0]);
     EXPECT_STREQ(tsd_dtype_name(e.dtype), rows[i][1].c_str());
     EXPECT_EQ(entry_shape(e), rows[i][2]);
@@ -675,8 +685,8 @@ TEST(Shim, CppTorchSaveArchiveIsACheckpoint) {
   EXPECT_EQ(tsd_report_message(r.get()), expect["cpp_seq_into_eager"]);
   for (size_t i = 0; i < rows.size(); i++) {
     std::vector<double> got(want[i].size());
-    ASSERT_EQ(tsd_model_read(m.get(), i, TSD_FLOAT64, got.data(),
-                             got.size() * sizeof(double)),
+    ASSERT_EQ(tsd_model_read(got.data(), got.size() * sizeof(double), m.get(),
+                             i, TSD_FLOAT64),
               TSD_OK);
     EXPECT_EQ(got, want[i]) << rows[i][0];
   }
@@ -686,26 +696,28 @@ TEST(Shim, TorchScriptCheckpointErrors) {
   tsd_checkpoint *c = reinterpret_cast<tsd_checkpoint *>(0x1);
   std::string missing = kTmp + "/no_such_ckpt.pt";
   remove(missing.c_str());
-  EXPECT_EQ(tsd_checkpoint_open_torchscript(&c, missing.c_str()), TSD_ERR_IO);
+  EXPECT_EQ(tsd_checkpoint_open_torchscript(&c, missing.c_str(), NULL),
+            TSD_ERR_IO);
   EXPECT_EQ(c, nullptr);
   EXPECT_EQ(tsd_checkpoint_open_torchscript(
-                &c, fixture("shim_tiny_ckpt.pth").c_str()),
+                &c, fixture("shim_tiny_ckpt.pth").c_str(), NULL),
             TSD_ERR_FORMAT);
   EXPECT_NE(std::string(tsd_last_error()).find("tsd_checkpoint_open"),
             std::string::npos)
       << tsd_last_error();
   // complex64 is a tsd dtype: such an archive opens as a checkpoint too
-  ASSERT_EQ(
-      tsd_checkpoint_open_torchscript(&c, fixture("shim_complex.pt").c_str()),
-      TSD_OK)
+  ASSERT_EQ(tsd_checkpoint_open_torchscript(
+                &c, fixture("shim_complex.pt").c_str(), NULL),
+            TSD_OK)
       << tsd_last_error();
   size_t i = SIZE_MAX;
   tsd_entry e;
-  ASSERT_EQ(tsd_checkpoint_find(c, &i, "phase"), TSD_OK);
-  ASSERT_EQ(tsd_checkpoint_entry(c, i, &e), TSD_OK);
+  ASSERT_EQ(tsd_checkpoint_find(&i, c, "phase"), TSD_OK);
+  ASSERT_EQ(tsd_checkpoint_entry(&e, c, i), TSD_OK);
   EXPECT_EQ(e.dtype, TSD_COMPLEX64);
   tsd_checkpoint_free(c);
-  EXPECT_EQ(tsd_checkpoint_open_torchscript(nullptr, "x"), TSD_ERR_INVALID_ARG);
+  EXPECT_EQ(tsd_checkpoint_open_torchscript(nullptr, "x", NULL),
+            TSD_ERR_INVALID_ARG);
 }
 
 // ---- corrupt archive geometry (tests/malformed/torchscript) ----------------
@@ -758,13 +770,14 @@ TEST(Shim, CorruptArchiveCorpusIsPresent) {
 TEST(Shim, CorruptArchiveGeometryIsRefusedAsModelAndAsCheckpoint) {
   for (const auto &c : corrupt_corpus()) {
     tsd_model *m = nullptr;
-    tsd_status st = tsd_model_open_torchscript(&m, c.name.c_str(), "cpu");
+    tsd_status st = tsd_model_open_torchscript(&m, c.name.c_str(), NULL);
     tsd_checkpoint *k = nullptr;
     if (c.expect == "ok") {
       ASSERT_EQ(st, TSD_OK) << c.name << ": " << tsd_last_error();
       Model model(m);
       snapshot(model.get()); // every tensor reads
-      ASSERT_EQ(tsd_checkpoint_open_torchscript(&k, c.name.c_str()), TSD_OK)
+      ASSERT_EQ(tsd_checkpoint_open_torchscript(&k, c.name.c_str(), NULL),
+                TSD_OK)
           << c.name << ": " << tsd_last_error();
       Ckpt ck(k);
       load(model.get(), ck.get(), 1, 0, TSD_OK);
@@ -772,7 +785,7 @@ TEST(Shim, CorruptArchiveGeometryIsRefusedAsModelAndAsCheckpoint) {
     }
     expect_refused(st, c, "model");
     EXPECT_EQ(m, nullptr);
-    st = tsd_checkpoint_open_torchscript(&k, c.name.c_str());
+    st = tsd_checkpoint_open_torchscript(&k, c.name.c_str(), NULL);
     expect_refused(st, c, "checkpoint");
     EXPECT_EQ(k, nullptr);
   }

@@ -33,7 +33,7 @@ std::pair<int, int> equal_to_checkpoint(const torch::jit::Module &m,
   int same = 0, all = 0;
   for (size_t i = 0; i < tsd_checkpoint_count(ck); i++) {
     tsd_entry e;
-    EXPECT_EQ(tsd_checkpoint_entry(ck, i, &e), TSD_OK);
+    EXPECT_EQ(tsd_checkpoint_entry(&e, ck, i), TSD_OK);
     if (e.kind != TSD_KIND_TENSOR) continue;
     all++;
     auto it = s.find(e.key);
@@ -41,8 +41,8 @@ std::pair<int, int> equal_to_checkpoint(const torch::jit::Module &m,
     if (it == s.end()) continue;
     at::Tensor v = at::empty(std::vector<int64_t>(e.shape, e.shape + e.ndim),
                              at::kDouble);
-    EXPECT_EQ(tsd_checkpoint_read(ck, i, TSD_FLOAT64, v.data_ptr(),
-                                  size_t(v.nbytes())),
+    EXPECT_EQ(tsd_checkpoint_read(v.data_ptr(), size_t(v.nbytes()), ck, i,
+                                  TSD_FLOAT64),
               TSD_OK);
     if (torch::equal(it->second.to(at::kDouble), v)) same++;
   }
@@ -64,9 +64,9 @@ TEST(TorchCpp, TheModuleOfAnOpenedModelSeesTheLoad) {
   Ckpt src(fixture("shim_tiny_src.pt"));
   ASSERT_NE(src.c, nullptr);
   tsd_model *model = nullptr;
-  ASSERT_EQ(tsd_model_open_torchscript(&model, fixture("shim_tiny.pt").c_str(),
-                                       "cpu"),
-            TSD_OK)
+  ASSERT_EQ(
+      tsd_model_open_torchscript(&model, fixture("shim_tiny.pt").c_str(), NULL),
+      TSD_OK)
       << tsd_last_error();
   torch::jit::Module m = tsd_torch::module(model);
   EXPECT_EQ(m.type()->name()->name(), "Tiny");
@@ -153,7 +153,7 @@ TEST(TorchCpp, OnlyLibTorchModelsHaveAModule) {
   // The read-only tree of an archive (no LibTorch) holds no module either.
   tsd_model *state = nullptr;
   ASSERT_EQ(tsd_model_open_torchscript_state(
-                &state, fixture("shim_tiny.pt").c_str()),
+                &state, fixture("shim_tiny.pt").c_str(), NULL),
             TSD_OK);
   EXPECT_EQ(tsd_torch_model_module(&untouched, state), TSD_ERR_INVALID_ARG);
   tsd_model_free(state);
@@ -169,15 +169,15 @@ TEST(TorchCpp, AModelOverAHeldModuleIsWhatOpeningTheArchiveGives) {
   torch::jit::Module held = torch::jit::load(fixture("shim_tiny.pt"));
   tsd_model *a = nullptr, *b = nullptr;
   ASSERT_EQ(tsd_torch_model_from_module(&a, &held), TSD_OK) << tsd_last_error();
-  ASSERT_EQ(tsd_model_open_torchscript(&b, fixture("shim_tiny.pt").c_str(),
-                                       nullptr),
-            TSD_OK);
+  ASSERT_EQ(
+      tsd_model_open_torchscript(&b, fixture("shim_tiny.pt").c_str(), NULL),
+      TSD_OK);
   EXPECT_STREQ(tsd_model_class_name(a), tsd_model_class_name(b));
   ASSERT_EQ(tsd_model_tensor_count(a), tsd_model_tensor_count(b));
   for (size_t i = 0; i < tsd_model_tensor_count(a); i++) {
     tsd_tensor_info ta, tb;
-    ASSERT_EQ(tsd_model_tensor(a, i, &ta), TSD_OK);
-    ASSERT_EQ(tsd_model_tensor(b, i, &tb), TSD_OK);
+    ASSERT_EQ(tsd_model_tensor(&ta, a, i), TSD_OK);
+    ASSERT_EQ(tsd_model_tensor(&tb, b, i), TSD_OK);
     EXPECT_STREQ(ta.name, tb.name);
     EXPECT_EQ(ta.role, tb.role) << ta.name;
     EXPECT_EQ(ta.dtype, tb.dtype) << ta.name;

@@ -13,35 +13,14 @@
 
 namespace {
 
-struct Out {
-  int rc = -1;
-  std::string out, err;
-};
+using Out = tsdtest::CliOut;
+using tsdtest::shell_quote;
 
-std::string q(const std::string &s) { return "'" + s + "'"; }
+std::string q(const std::string &s) { return shell_quote(s); }
 
 // Runs `env ENV tsd ARGS`, stdout and stderr apart.
 Out tsd(const std::string &env, const std::string &args) {
-  static int n = 0;
-  std::string errf = tsdtest::temp_dir() + "/ondemand_err_" +
-                     std::to_string(getpid()) + "_" + std::to_string(n++);
-  std::string cmd =
-      "env " + env + " " + TSD_CLI + " " + args + " 2>" + q(errf);
-  Out r;
-  FILE *p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t k;
-  while ((k = fread(buf, 1, sizeof buf, p)) > 0)
-    r.out.append(buf, k);
-  int st = pclose(p);
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  std::ifstream f(errf);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  r.err = ss.str();
-  remove(errf.c_str());
-  return r;
+  return tsdtest::run_cli(args, "env " + env + " ");
 }
 
 std::string fx(const char *name) {
@@ -63,7 +42,7 @@ const std::string kLoadTs =
 } // namespace
 
 TEST(OnDemand, CommandsWithoutATorchScriptModelNeverLoadLibTorch) {
-  for (const std::string args :
+  for (const std::string &args :
        {std::string("--help"), std::string("load --help"),
         "inspect " + fx("small.pth"),
         // a TorchScript archive read as its state, without running it
@@ -101,8 +80,12 @@ TEST(OnDemand, AMissingLibraryIsAClearErrorAndOnlyForTorchScript) {
   Out r = tsd(env, kLoadTs);
   EXPECT_EQ(r.rc, 2);
   EXPECT_EQ(r.out, "");
+  // the SONAME carries MAJOR.MINOR while 0.x (libtsd_torch.so.0.2)
   EXPECT_TRUE(has(r.err, "shim_tiny.pt: TorchScript models need "
-                         "libtsd_torch.so.0, tsd's LibTorch part, which "
+                         "libtsd_torch.so." +
+                             std::to_string(TSD_VERSION_MAJOR) + "." +
+                             std::to_string(TSD_VERSION_MINOR) +
+                             ", tsd's LibTorch part, which "
                          "could not be loaded (/nonexistent/libtsd_torch.so.0:"
                          " no such file). Install tsd built with LibTorch, "
                          "or set TSD_TORCH_LIBRARY to the library's path "

@@ -57,7 +57,7 @@ void spit(const std::string &path, const std::string &s) {
 struct TsModel {
   tsd_model *m = nullptr;
   explicit TsModel(const std::string &path) {
-    EXPECT_EQ(tsd_model_open_torchscript(&m, path.c_str(), "cpu"), TSD_OK)
+    EXPECT_EQ(tsd_model_open_torchscript(&m, path.c_str(), NULL), TSD_OK)
         << tsd_last_error();
   }
   ~TsModel() {
@@ -68,7 +68,7 @@ struct TsModel {
 // The saved archive opens again with the same tensors.
 void expect_archive(const std::string &path, const tsd_model *src) {
   tsd_model *back = nullptr;
-  ASSERT_EQ(tsd_model_open_torchscript(&back, path.c_str(), "cpu"), TSD_OK)
+  ASSERT_EQ(tsd_model_open_torchscript(&back, path.c_str(), NULL), TSD_OK)
       << tsd_last_error();
   EXPECT_EQ(tsd_model_tensor_count(back), tsd_model_tensor_count(src));
   tsd_model_free(back);
@@ -80,7 +80,7 @@ TEST(ShimSave, ASymlinkOutputIsReplacedItsTargetKept) {
   ASSERT_TRUE(t.m);
   spit(d + "/target.pt", "the target's own bytes");
   ASSERT_EQ(symlink("target.pt", (d + "/out.pt").c_str()), 0);
-  ASSERT_EQ(tsd_model_save(t.m, (d + "/out.pt").c_str()), TSD_OK)
+  ASSERT_EQ(tsd_model_save(t.m, (d + "/out.pt").c_str(), NULL), TSD_OK)
       << tsd_last_error();
   struct stat st;
   ASSERT_EQ(lstat((d + "/out.pt").c_str(), &st), 0);
@@ -97,11 +97,13 @@ TEST(ShimSave, AFifoOrDirectoryOutputIsRefusedAtOnce) {
   ASSERT_EQ(mkfifo((d + "/fifo.pt").c_str(), 0666), 0);
   ASSERT_EQ(mkdir((d + "/dir.pt").c_str(), 0777), 0);
   time_t t0 = time(nullptr);
-  EXPECT_EQ(tsd_model_save(t.m, (d + "/fifo.pt").c_str()), TSD_ERR_INVALID_ARG);
+  EXPECT_EQ(tsd_model_save(t.m, (d + "/fifo.pt").c_str(), NULL),
+            TSD_ERR_INVALID_ARG);
   EXPECT_EQ(std::string(tsd_last_error()),
             d + "/fifo.pt: is a FIFO; tsd writes regular files only and "
                 "does not replace anything else");
-  EXPECT_EQ(tsd_model_save(t.m, (d + "/dir.pt").c_str()), TSD_ERR_INVALID_ARG);
+  EXPECT_EQ(tsd_model_save(t.m, (d + "/dir.pt").c_str(), NULL),
+            TSD_ERR_INVALID_ARG);
   EXPECT_LE(time(nullptr) - t0, 2);
   struct stat st;
   ASSERT_EQ(lstat((d + "/fifo.pt").c_str(), &st), 0);
@@ -116,7 +118,7 @@ TEST(ShimSave, AnExistingOutputKeepsItsMode) {
   std::string p = d + "/out.pt";
   spit(p, "old");
   ASSERT_EQ(chmod(p.c_str(), 0600), 0);
-  ASSERT_EQ(tsd_model_save(t.m, p.c_str()), TSD_OK) << tsd_last_error();
+  ASSERT_EQ(tsd_model_save(t.m, p.c_str(), NULL), TSD_OK) << tsd_last_error();
   struct stat st;
   ASSERT_EQ(stat(p.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u);
@@ -138,7 +140,7 @@ TEST(ShimSave, AFullDiskIsAnIoErrorAndTheOldFileStays) {
   spit(p, old);
   // leave less room than the archive needs
   spit(d + "/filler", std::string((1 << 20) - 50000 - 30000, 'f'));
-  EXPECT_EQ(tsd_model_save(t.m, p.c_str()), TSD_ERR_IO);
+  EXPECT_EQ(tsd_model_save(t.m, p.c_str(), NULL), TSD_ERR_IO);
   EXPECT_NE(std::string(tsd_last_error()).find("No space left on device"),
             std::string::npos)
       << tsd_last_error();
@@ -146,7 +148,7 @@ TEST(ShimSave, AFullDiskIsAnIoErrorAndTheOldFileStays) {
   EXPECT_EQ(ls(d), (std::set<std::string>{"out.pt", "filler"}));
   // room again: the same save works
   ASSERT_EQ(unlink((d + "/filler").c_str()), 0);
-  ASSERT_EQ(tsd_model_save(t.m, p.c_str()), TSD_OK) << tsd_last_error();
+  ASSERT_EQ(tsd_model_save(t.m, p.c_str(), NULL), TSD_OK) << tsd_last_error();
   expect_archive(p, t.m);
 }
 
@@ -154,12 +156,12 @@ TEST(ShimSave, ToADescriptorAsForDash) {
   std::string d = fresh_dir("fd");
   TsModel t(fixture("shim_tiny.pt"));
   ASSERT_TRUE(t.m);
-  ASSERT_EQ(tsd_model_save(t.m, (d + "/a.pt").c_str()), TSD_OK);
+  ASSERT_EQ(tsd_model_save(t.m, (d + "/a.pt").c_str(), NULL), TSD_OK);
   FILE *f = fopen((d + "/b.pt").c_str(), "wb");
   ASSERT_NE(f, nullptr);
   tsd_save_options o = TSD_SAVE_OPTIONS_INIT;
   o.fd = fileno(f);
-  ASSERT_EQ(tsd_model_save_ex(t.m, nullptr, &o), TSD_OK) << tsd_last_error();
+  ASSERT_EQ(tsd_model_save(t.m, nullptr, &o), TSD_OK) << tsd_last_error();
   fclose(f);
   expect_archive(d + "/b.pt", t.m);
   EXPECT_EQ(slurp(d + "/b.pt").size(), slurp(d + "/a.pt").size());

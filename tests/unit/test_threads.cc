@@ -84,8 +84,8 @@ TEST(Threads, OneCheckpointLoadsIntoManyModelsAtOnce) {
         // reads of the shared checkpoint at the same time as the loads
         std::vector<float> buf(12);
         size_t idx;
-        if (tsd_checkpoint_find(c, &idx, "fc.weight") == TSD_OK)
-          tsd_checkpoint_read(c, idx, TSD_FLOAT32, buf.data(), 48);
+        if (tsd_checkpoint_find(&idx, c, "fc.weight") == TSD_OK)
+          tsd_checkpoint_read(buf.data(), 48, c, idx, TSD_FLOAT32);
         for (int k = 0; k < 12; k++)
           if (buf[k] != ref.data.fc_weight[k]) got[t].back().status = -200;
       }

@@ -35,18 +35,18 @@ struct Ckpt {
   ~Ckpt() { tsd_checkpoint_free(c); }
   size_t find(const char *key) const {
     size_t i = SIZE_MAX;
-    EXPECT_EQ(tsd_checkpoint_find(c, &i, key), TSD_OK) << key;
+    EXPECT_EQ(tsd_checkpoint_find(&i, c, key), TSD_OK) << key;
     return i;
   }
   tsd_entry entry(const char *key) const {
     tsd_entry e;
-    EXPECT_EQ(tsd_checkpoint_entry(c, find(key), &e), TSD_OK);
+    EXPECT_EQ(tsd_checkpoint_entry(&e, c, find(key)), TSD_OK);
     return e;
   }
   std::vector<uint8_t> bytes(const char *key, tsd_dtype dt) const {
     tsd_entry e = entry(key);
     std::vector<uint8_t> out((size_t)e.numel * tsd_dtype_size(dt));
-    EXPECT_EQ(tsd_checkpoint_read(c, find(key), dt, out.data(), out.size()),
+    EXPECT_EQ(tsd_checkpoint_read(out.data(), out.size(), c, find(key), dt),
               TSD_OK)
         << key << ": " << tsd_last_error();
     return out;

@@ -90,7 +90,8 @@ using Report = std::unique_ptr<tsd_report, ReportDel>;
 
 Model open_state(const std::string &name) {
   tsd_model *m = nullptr;
-  tsd_status st = tsd_model_open_torchscript_state(&m, fixture(name).c_str());
+  tsd_status st =
+      tsd_model_open_torchscript_state(&m, fixture(name).c_str(), NULL);
   EXPECT_EQ(st, TSD_OK) << name << ": " << tsd_last_error();
   return Model(m);
 }
@@ -128,11 +129,11 @@ std::vector<std::vector<uint8_t>> snapshot(const tsd_model *m) {
   std::vector<std::vector<uint8_t>> out;
   for (size_t i = 0; i < tsd_model_tensor_count(m); i++) {
     tsd_tensor_info t;
-    EXPECT_EQ(tsd_model_tensor(m, i, &t), TSD_OK);
+    EXPECT_EQ(tsd_model_tensor(&t, m, i), TSD_OK);
     std::vector<uint8_t> bytes;
     if (t.role != TSD_PARAMETER_NONE) {
       bytes.resize(size_t(t.numel) * tsd_dtype_size(t.dtype));
-      EXPECT_EQ(tsd_model_read(m, i, t.dtype, bytes.data(), bytes.size()),
+      EXPECT_EQ(tsd_model_read(bytes.data(), bytes.size(), m, i, t.dtype),
                 TSD_OK)
           << t.name << ": " << tsd_last_error();
     }
@@ -189,7 +190,7 @@ TEST(TsState, CheckpointIsTheArchivesStateDict) {
     ASSERT_EQ(tsd_checkpoint_count(c.get()), want.size()) << name;
     for (size_t i = 0; i < want.size(); i++) {
       tsd_entry e;
-      ASSERT_EQ(tsd_checkpoint_entry(c.get(), i, &e), TSD_OK);
+      ASSERT_EQ(tsd_checkpoint_entry(&e, c.get(), i), TSD_OK);
       EXPECT_EQ(e.key, want[i][0]) << name << " " << i;
       EXPECT_EQ(e.kind, TSD_KIND_TENSOR) << e.key;
       EXPECT_STREQ(tsd_dtype_name(e.dtype), want[i][2].c_str()) << e.key;
@@ -218,13 +219,13 @@ TEST(TsState, ValuesAreWhatPythonReads) {
   for (size_t i = 0; i < rows.size(); i++) {
     ASSERT_EQ(rows[i].size(), 4u);
     tsd_entry e;
-    ASSERT_EQ(tsd_checkpoint_entry(c.get(), i, &e), TSD_OK);
+    ASSERT_EQ(tsd_checkpoint_entry(&e, c.get(), i), TSD_OK);
     EXPECT_EQ(e.key, rows[i][0]);
     EXPECT_STREQ(tsd_dtype_name(e.dtype), rows[i][1].c_str()) << e.key;
     EXPECT_EQ(shape_text(e.ndim, e.shape), rows[i][2]) << e.key;
     std::vector<double> got(size_t(e.numel));
-    ASSERT_EQ(tsd_checkpoint_read(c.get(), i, TSD_FLOAT64, got.data(),
-                                  got.size() * sizeof(double)),
+    ASSERT_EQ(tsd_checkpoint_read(got.data(), got.size() * sizeof(double),
+                                  c.get(), i, TSD_FLOAT64),
               TSD_OK)
         << tsd_last_error();
     auto want = split(rows[i][3], ',');
@@ -247,7 +248,7 @@ TEST(TsState, ModelHasTheTreeRolesAndClassNames) {
     ASSERT_EQ(tsd_model_tensor_count(m.get()), rows.size()) << name;
     for (size_t i = 0; i < rows.size(); i++) {
       tsd_tensor_info t;
-      ASSERT_EQ(tsd_model_tensor(m.get(), i, &t), TSD_OK);
+      ASSERT_EQ(tsd_model_tensor(&t, m.get(), i), TSD_OK);
       EXPECT_EQ(t.name, rows[i][0]) << name << " " << i;
       EXPECT_STREQ(role_name(t.role), rows[i][1].c_str()) << t.name;
       EXPECT_EQ(t.data, nullptr) << t.name;
@@ -302,22 +303,23 @@ TEST(TsState, ModelIsReadOnly) {
       << tsd_last_error();
   EXPECT_EQ(snapshot(m.get()), before);
   std::string out = tsdtest::temp_dir() + "/ts_state_save.pt";
-  EXPECT_EQ(tsd_model_save(m.get(), out.c_str()), TSD_ERR_UNSUPPORTED);
+  EXPECT_EQ(tsd_model_save(m.get(), out.c_str(), NULL), TSD_ERR_UNSUPPORTED);
   EXPECT_FALSE(exists(out.c_str()));
 }
 
 TEST(TsState, NotATorchScriptArchiveIsAClearError) {
   tsd_model *m = reinterpret_cast<tsd_model *>(0x1);
   EXPECT_EQ(tsd_model_open_torchscript_state(
-                &m, fixture("shim_tiny_ckpt.pth").c_str()),
+                &m, fixture("shim_tiny_ckpt.pth").c_str(), NULL),
             TSD_ERR_FORMAT);
   EXPECT_EQ(m, nullptr);
   EXPECT_NE(std::string(tsd_last_error()).find("is not a TorchScript archive"),
             std::string::npos)
       << tsd_last_error();
-  EXPECT_EQ(tsd_model_open_torchscript_state(nullptr, "x"),
+  EXPECT_EQ(tsd_model_open_torchscript_state(nullptr, "x", NULL),
             TSD_ERR_INVALID_ARG);
-  EXPECT_EQ(tsd_model_open_torchscript_state(&m, nullptr), TSD_ERR_INVALID_ARG);
+  EXPECT_EQ(tsd_model_open_torchscript_state(&m, nullptr, NULL),
+            TSD_ERR_INVALID_ARG);
 }
 
 // A module keeping its state through __getstate__/__setstate__ cannot be
@@ -379,14 +381,14 @@ TEST(TsState, SameAsTheShim) {
   if (!tsd_has_torch()) { // the pure-C build: the reader stands alone
     tsd_model *m = nullptr;
     EXPECT_EQ(
-        tsd_model_open_torchscript(&m, fixture("shim_tiny.pt").c_str(), "cpu"),
+        tsd_model_open_torchscript(&m, fixture("shim_tiny.pt").c_str(), NULL),
         TSD_ERR_UNSUPPORTED);
     return;
   }
   for (const std::string name : {"shim_tiny.pt", "shim_mini.pt"}) {
     Model a = open_state(name);
     tsd_model *raw = nullptr;
-    ASSERT_EQ(tsd_model_open_torchscript(&raw, fixture(name).c_str(), "cpu"),
+    ASSERT_EQ(tsd_model_open_torchscript(&raw, fixture(name).c_str(), NULL),
               TSD_OK)
         << tsd_last_error();
     Model b(raw);
@@ -394,8 +396,8 @@ TEST(TsState, SameAsTheShim) {
     ASSERT_EQ(tsd_model_tensor_count(a.get()), tsd_model_tensor_count(b.get()));
     for (size_t i = 0; i < tsd_model_tensor_count(a.get()); i++) {
       tsd_tensor_info x, y;
-      ASSERT_EQ(tsd_model_tensor(a.get(), i, &x), TSD_OK);
-      ASSERT_EQ(tsd_model_tensor(b.get(), i, &y), TSD_OK);
+      ASSERT_EQ(tsd_model_tensor(&x, a.get(), i), TSD_OK);
+      ASSERT_EQ(tsd_model_tensor(&y, b.get(), i), TSD_OK);
       EXPECT_STREQ(x.name, y.name);
       EXPECT_EQ(x.role, y.role) << x.name;
     }

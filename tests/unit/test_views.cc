@@ -171,7 +171,7 @@ struct Net {
   size_t index(const std::string &name) const {
     for (size_t i = 0; i < tsd_model_tensor_count(m); i++) {
       tsd_tensor_info info;
-      tsd_model_tensor(m, i, &info);
+      tsd_model_tensor(&info, m, i);
       if (name == info.name) return i;
     }
     ADD_FAILURE() << "no tensor " << name;
@@ -180,10 +180,10 @@ struct Net {
   std::vector<unsigned char> value(const std::string &name) const {
     size_t i = index(name);
     tsd_tensor_info info;
-    tsd_model_tensor(m, i, &info);
+    tsd_model_tensor(&info, m, i);
     std::vector<unsigned char> b(
         static_cast<size_t>(info.numel) * tsd_dtype_size(info.dtype));
-    EXPECT_EQ(tsd_model_read(m, i, info.dtype, b.data(), b.size()), TSD_OK)
+    EXPECT_EQ(tsd_model_read(b.data(), b.size(), m, i, info.dtype), TSD_OK)
         << tsd_last_error();
     return b;
   }
@@ -208,7 +208,7 @@ struct Ckpt {
   }
   size_t find(const char *key) const {
     size_t i = SIZE_MAX;
-    EXPECT_EQ(tsd_checkpoint_find(c, &i, key), TSD_OK);
+    EXPECT_EQ(tsd_checkpoint_find(&i, c, key), TSD_OK);
     return i;
   }
 };
@@ -248,7 +248,7 @@ void expect_torch_values(const Net &n) {
 TEST_F(Views, MappedZipTensorsAreViewsIntoTheFileWithTheirStrides) {
   Ckpt c(dir() + "/ckpt.pth", true);
   tsd_tensor_view v;
-  ASSERT_EQ(tsd_checkpoint_view(c.c, c.find("fc.weight"), &v), TSD_OK)
+  ASSERT_EQ(tsd_checkpoint_view(&v, c.c, c.find("fc.weight")), TSD_OK)
       << tsd_last_error();
   EXPECT_EQ(v.dtype, TSD_FLOAT32);
   ASSERT_EQ(v.ndim, 2u);
@@ -257,20 +257,20 @@ TEST_F(Views, MappedZipTensorsAreViewsIntoTheFileWithTheirStrides) {
   EXPECT_TRUE(v.contiguous);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(v.data) % 64, 0u) << "zip: 64-aligned";
   std::vector<unsigned char> want(32 * 4);
-  ASSERT_EQ(tsd_checkpoint_read(c.c, c.find("fc.weight"), TSD_FLOAT32,
-                                want.data(), want.size()),
+  ASSERT_EQ(tsd_checkpoint_read(want.data(), want.size(), c.c,
+                                c.find("fc.weight"), TSD_FLOAT32),
             TSD_OK);
   EXPECT_EQ(memcmp(v.data, want.data(), want.size()), 0);
 
   // The transposed embedding is a view with its strides (not contiguous).
-  ASSERT_EQ(tsd_checkpoint_view(c.c, c.find("emb.weight"), &v), TSD_OK);
+  ASSERT_EQ(tsd_checkpoint_view(&v, c.c, c.find("emb.weight")), TSD_OK);
   EXPECT_FALSE(v.contiguous);
   ASSERT_EQ(v.ndim, 2u);
   EXPECT_EQ(v.strides[0], 1);
   EXPECT_EQ(v.strides[1], 10);
   std::vector<float> emb(80);
-  ASSERT_EQ(tsd_checkpoint_read(c.c, c.find("emb.weight"), TSD_FLOAT32,
-                                emb.data(), 320),
+  ASSERT_EQ(tsd_checkpoint_read(emb.data(), 320, c.c, c.find("emb.weight"),
+                                TSD_FLOAT32),
             TSD_OK);
   const float *p = static_cast<const float *>(v.data);
   for (int i = 0; i < 10; i++)
@@ -281,7 +281,7 @@ TEST_F(Views, MappedZipTensorsAreViewsIntoTheFileWithTheirStrides) {
 TEST_F(Views, ViewsSurviveSelectAndPopUntilTheCheckpointIsFreed) {
   Ckpt c(dir() + "/ckpt.safetensors", true);
   tsd_tensor_view v;
-  ASSERT_EQ(tsd_checkpoint_view(c.c, c.find("fc.weight"), &v), TSD_OK)
+  ASSERT_EQ(tsd_checkpoint_view(&v, c.c, c.find("fc.weight")), TSD_OK)
       << tsd_last_error();
   std::vector<unsigned char> before(static_cast<const unsigned char *>(v.data),
                                     static_cast<const unsigned char *>(v.data) +
@@ -296,7 +296,7 @@ TEST_F(Views, ViewsSurviveSelectAndPopUntilTheCheckpointIsFreed) {
 TEST_F(Views, UnmappedFilesSayWhyAndMemoryCheckpointsAreViewable) {
   Ckpt c(dir() + "/ckpt.pth", false);
   tsd_tensor_view v;
-  EXPECT_EQ(tsd_checkpoint_view(c.c, c.find("fc.weight"), &v),
+  EXPECT_EQ(tsd_checkpoint_view(&v, c.c, c.find("fc.weight")),
             TSD_ERR_UNSUPPORTED);
   EXPECT_NE(std::string(tsd_last_error()).find("TSD_OPEN_MAP"),
             std::string::npos)
@@ -309,8 +309,8 @@ TEST_F(Views, UnmappedFilesSayWhyAndMemoryCheckpointsAreViewable) {
   ASSERT_EQ(tsd_checkpoint_open_memory(&mc, bytes.data(), bytes.size(), nullptr),
             TSD_OK);
   size_t i;
-  ASSERT_EQ(tsd_checkpoint_find(mc, &i, "fc.weight"), TSD_OK);
-  ASSERT_EQ(tsd_checkpoint_view(mc, i, &v), TSD_OK) << tsd_last_error();
+  ASSERT_EQ(tsd_checkpoint_find(&i, mc, "fc.weight"), TSD_OK);
+  ASSERT_EQ(tsd_checkpoint_view(&v, mc, i), TSD_OK) << tsd_last_error();
   EXPECT_GE(static_cast<const unsigned char *>(v.data), bytes.data());
   EXPECT_LT(static_cast<const unsigned char *>(v.data),
             bytes.data() + bytes.size());
@@ -326,8 +326,8 @@ TEST_F(Views, BadOptionsAndEntriesAreErrors) {
   EXPECT_EQ(c, nullptr);
   Ckpt k(dir() + "/ckpt.pth", true);
   tsd_tensor_view v;
-  EXPECT_EQ(tsd_checkpoint_view(k.c, 999, &v), TSD_ERR_NOT_FOUND);
-  EXPECT_EQ(tsd_checkpoint_view(k.c, 0, nullptr), TSD_ERR_INVALID_ARG);
+  EXPECT_EQ(tsd_checkpoint_view(&v, k.c, 999), TSD_ERR_NOT_FOUND);
+  EXPECT_EQ(tsd_checkpoint_view(nullptr, k.c, 0), TSD_ERR_INVALID_ARG);
 }
 
 TEST_F(Views, LegacyFilesAreViewableWhereAligned) {
@@ -335,10 +335,10 @@ TEST_F(Views, LegacyFilesAreViewableWhereAligned) {
   size_t ok = 0, refused = 0;
   for (size_t i = 0; i < tsd_checkpoint_count(c.c); i++) {
     tsd_entry e;
-    ASSERT_EQ(tsd_checkpoint_entry(c.c, i, &e), TSD_OK);
+    ASSERT_EQ(tsd_checkpoint_entry(&e, c.c, i), TSD_OK);
     if (e.kind != TSD_KIND_TENSOR) continue;
     tsd_tensor_view v;
-    tsd_status st = tsd_checkpoint_view(c.c, i, &v);
+    tsd_status st = tsd_checkpoint_view(&v, c.c, i);
     if (st == TSD_OK) {
       ok++;
       EXPECT_EQ(reinterpret_cast<uintptr_t>(v.data) %
@@ -385,9 +385,9 @@ TEST_F(Views, BindPointsAtTheMapCopiesTheRestAndMatchesTorchAndACopyLoad) {
       EXPECT_TRUE(bound.untouched(k)) << k << ": the caller's memory is kept";
       EXPECT_EQ(tsd_model_tensor_borrowed(bound.m, i), c.c);
       tsd_tensor_info info;
-      tsd_model_tensor(bound.m, i, &info);
+      tsd_model_tensor(&info, bound.m, i);
       tsd_tensor_view v;
-      ASSERT_EQ(tsd_checkpoint_view(c.c, c.find(k.c_str()), &v), TSD_OK);
+      ASSERT_EQ(tsd_checkpoint_view(&v, c.c, c.find(k.c_str())), TSD_OK);
       EXPECT_EQ(info.data, v.data) << k;
     }
     for (const std::string &k : copied) {
@@ -415,8 +415,8 @@ TEST_F(Views, BindingASafetensorsFileBindsEveryTensorWithoutHostMemory) {
   expect_torch_values(n);
   // Ranged read of a bound model tensor.
   std::vector<double> part(5);
-  ASSERT_EQ(tsd_model_read_range(n.m, n.index("emb.weight"), TSD_FLOAT64, 31,
-                                 5, part.data(), 40),
+  ASSERT_EQ(tsd_model_read_range(part.data(), 40, n.m, n.index("emb.weight"),
+                                 TSD_FLOAT64, 31, 5),
             TSD_OK)
       << tsd_last_error();
   std::vector<unsigned char> e = read_file(dir() + "/expect/emb.weight.bin");
@@ -431,7 +431,7 @@ TEST_F(Views, WritingThroughABoundTensorFaults) {
   LoadR b(n.m, c.c, mode(TSD_LOAD_BIND));
   ASSERT_EQ(b.st, TSD_OK);
   tsd_tensor_info info;
-  tsd_model_tensor(n.m, n.index("fc.weight"), &info);
+  tsd_model_tensor(&info, n.m, n.index("fc.weight"));
   EXPECT_DEATH(static_cast<volatile float *>(info.data)[0] = 1.0f, "");
 }
 
@@ -460,7 +460,7 @@ TEST_F(Views, ABindThatFailsBindsNothing) {
     for (auto &kv : n.mem)
       EXPECT_TRUE(n.untouched(kv.first)) << kv.first;
     tsd_tensor_info info;
-    tsd_model_tensor(n.m, n.index("fc.weight"), &info);
+    tsd_model_tensor(&info, n.m, n.index("fc.weight"));
     EXPECT_EQ(info.data, nullptr);
     // and a copy load into an unbacked tensor fails the same way
     LoadR a(n.m, c.c, mode(TSD_LOAD_COPY));
@@ -498,7 +498,7 @@ TEST_F(Views, ACopyLoadAfterABindUnbindsIntoTheCallersMemory) {
   }
   EXPECT_EQ(tsd_model_borrow_count(n.m, nullptr), 0u);
   tsd_tensor_info info;
-  tsd_model_tensor(n.m, n.index("fc.weight"), &info);
+  tsd_model_tensor(&info, n.m, n.index("fc.weight"));
   EXPECT_EQ(info.data, n.mem["fc.weight"].data());
   EXPECT_EQ(n.mem["fc.weight"], read_file(dir() + "/expect/fc.weight.bin"));
   expect_torch_values(n);
@@ -654,25 +654,26 @@ TEST_F(Views, RangedReadsOfCheckpointAndModelTensorsMatchWholeReads) {
     for (const char *key : {"emb.weight", "fc.weight", "fc.bias"}) {
       size_t ci = c.find(key);
       tsd_entry e;
-      ASSERT_EQ(tsd_checkpoint_entry(c.c, ci, &e), TSD_OK);
+      ASSERT_EQ(tsd_checkpoint_entry(&e, c.c, ci), TSD_OK);
       std::vector<double> whole(static_cast<size_t>(e.numel));
-      ASSERT_EQ(tsd_checkpoint_read(c.c, ci, TSD_FLOAT64, whole.data(),
-                                    whole.size() * 8),
+      ASSERT_EQ(tsd_checkpoint_read(whole.data(), whole.size() * 8, c.c, ci,
+                                    TSD_FLOAT64),
                 TSD_OK);
       uint64_t n_el = static_cast<uint64_t>(e.numel);
       for (uint64_t first = 0; first < n_el; first += 3)
         for (uint64_t count : {uint64_t{1}, uint64_t{7}, n_el - first}) {
           if (first + count > n_el) continue;
           std::vector<double> part(count);
-          ASSERT_EQ(tsd_checkpoint_read_range(c.c, ci, TSD_FLOAT64, first,
-                                              count, part.data(), count * 8),
+          ASSERT_EQ(tsd_checkpoint_read_range(part.data(), count * 8, c.c, ci,
+                                              TSD_FLOAT64, first, count),
                     TSD_OK)
               << tsd_last_error();
           for (uint64_t i = 0; i < count; i++)
             ASSERT_EQ(part[i], whole[first + i]) << key << " " << first;
           std::vector<double> mpart(count);
-          ASSERT_EQ(tsd_model_read_range(n.m, n.index(key), TSD_FLOAT64, first,
-                                         count, mpart.data(), count * 8),
+          ASSERT_EQ(tsd_model_read_range(mpart.data(), count * 8, n.m,
+                                         n.index(key), TSD_FLOAT64, first,
+                                         count),
                     TSD_OK);
           // the model holds float32 values of the checkpoint's
           for (uint64_t i = 0; i < count; i++)
@@ -680,16 +681,16 @@ TEST_F(Views, RangedReadsOfCheckpointAndModelTensorsMatchWholeReads) {
                                     static_cast<float>(whole[first + i])));
         }
       double one;
-      EXPECT_EQ(tsd_checkpoint_read_range(c.c, ci, TSD_FLOAT64, n_el, 1, &one,
-                                          8),
-                TSD_ERR_INVALID_ARG);
-      EXPECT_EQ(tsd_checkpoint_read_range(c.c, ci, TSD_FLOAT64, 0, 2, &one, 8),
+      EXPECT_EQ(
+          tsd_checkpoint_read_range(&one, 8, c.c, ci, TSD_FLOAT64, n_el, 1),
+          TSD_ERR_INVALID_ARG);
+      EXPECT_EQ(tsd_checkpoint_read_range(&one, 8, c.c, ci, TSD_FLOAT64, 0, 2),
                 TSD_ERR_BUFFER);
-      EXPECT_EQ(tsd_checkpoint_read_range(c.c, ci, TSD_FLOAT64, UINT64_MAX, 2,
-                                          &one, 8),
+      EXPECT_EQ(tsd_checkpoint_read_range(&one, 8, c.c, ci, TSD_FLOAT64,
+                                          UINT64_MAX, 2),
                 TSD_ERR_INVALID_ARG);
-      EXPECT_EQ(tsd_model_read_range(n.m, n.index(key), TSD_FLOAT64, n_el, 1,
-                                     &one, 8),
+      EXPECT_EQ(tsd_model_read_range(&one, 8, n.m, n.index(key), TSD_FLOAT64,
+                                     n_el, 1),
                 TSD_ERR_INVALID_ARG);
     }
   }
@@ -709,10 +710,10 @@ TEST(ViewsSharded, EveryShardIsMappedAndItsTensorsAreViews) {
     size_t viewed = 0;
     for (size_t i = 0; i < tsd_checkpoint_count(c); i++) {
       tsd_entry e;
-      ASSERT_EQ(tsd_checkpoint_entry(c, i, &e), TSD_OK);
+      ASSERT_EQ(tsd_checkpoint_entry(&e, c, i), TSD_OK);
       if (e.kind != TSD_KIND_TENSOR || !e.contiguous) continue;
       tsd_tensor_view v;
-      tsd_status st = tsd_checkpoint_view(c, i, &v);
+      tsd_status st = tsd_checkpoint_view(&v, c, i);
       if (st != TSD_OK) {
         // a safetensors shard may hold a tensor its writer left unaligned
         EXPECT_NE(std::string(tsd_last_error()).find("not aligned"),
@@ -722,8 +723,7 @@ TEST(ViewsSharded, EveryShardIsMappedAndItsTensorsAreViews) {
       }
       size_t bytes = static_cast<size_t>(e.numel) * tsd_dtype_size(e.dtype);
       std::vector<unsigned char> want(bytes + 1);
-      ASSERT_EQ(tsd_checkpoint_read(c, i, e.dtype, want.data(), bytes),
-                TSD_OK);
+      ASSERT_EQ(tsd_checkpoint_read(want.data(), bytes, c, i, e.dtype), TSD_OK);
       EXPECT_EQ(memcmp(v.data, want.data(), bytes), 0) << e.key;
       viewed++;
     }

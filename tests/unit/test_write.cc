@@ -245,7 +245,7 @@ TEST(WriteBound, TheKeyThatCrossesTheBoundIsNamed) {
   char name[] = "mem";
   c->src.name = name;
   uint64_t bytes = 1;
-  EXPECT_EQ(tsd_checkpoint_output_bytes(c, &bytes), TSD_ERR_LIMIT);
+  EXPECT_EQ(tsd_checkpoint_output_bytes(&bytes, c), TSD_ERR_LIMIT);
   EXPECT_EQ(bytes, 0u);
   EXPECT_STREQ(tsd_last_error(),
                "mem: 'e4' brings the tensors to 83886080 bytes, more than "
@@ -257,7 +257,7 @@ TEST(WriteBound, TheKeyThatCrossesTheBoundIsNamed) {
   EXPECT_EQ(tsd_model_from_checkpoint(&m, c, nullptr), TSD_ERR_LIMIT);
   EXPECT_EQ(m, nullptr);
   c->max_output_ratio = UINT64_MAX;
-  EXPECT_EQ(tsd_checkpoint_output_bytes(c, &bytes), TSD_OK);
+  EXPECT_EQ(tsd_checkpoint_output_bytes(&bytes, c), TSD_OK);
   EXPECT_EQ(bytes, 6u << 24);
   ASSERT_EQ(tsd_model_from_checkpoint(&m, c, nullptr), TSD_OK);
   // read-only: nothing can be loaded into it
@@ -368,15 +368,15 @@ TEST_F(WriteStream, ConvertedViewsHoldTorchsValues) {
   ASSERT_EQ(tsd_checkpoint_count(b), tsd_checkpoint_count(a));
   for (size_t i = 0; i < tsd_checkpoint_count(a); i++) {
     tsd_entry ea, eb;
-    ASSERT_EQ(tsd_checkpoint_entry(a, i, &ea), TSD_OK);
+    ASSERT_EQ(tsd_checkpoint_entry(&ea, a, i), TSD_OK);
     size_t j;
-    ASSERT_EQ(tsd_checkpoint_find(b, &j, ea.key), TSD_OK) << ea.key;
-    ASSERT_EQ(tsd_checkpoint_entry(b, j, &eb), TSD_OK);
+    ASSERT_EQ(tsd_checkpoint_find(&j, b, ea.key), TSD_OK) << ea.key;
+    ASSERT_EQ(tsd_checkpoint_entry(&eb, b, j), TSD_OK);
     ASSERT_EQ(ea.dtype, eb.dtype);
     size_t n = size_t(ea.numel) * tsd_dtype_size(ea.dtype);
     std::vector<uint8_t> x(n + 1), y(n + 1);
-    ASSERT_EQ(tsd_checkpoint_read(a, i, ea.dtype, x.data(), n), TSD_OK);
-    ASSERT_EQ(tsd_checkpoint_read(b, j, eb.dtype, y.data(), n), TSD_OK);
+    ASSERT_EQ(tsd_checkpoint_read(x.data(), n, a, i, ea.dtype), TSD_OK);
+    ASSERT_EQ(tsd_checkpoint_read(y.data(), n, b, j, eb.dtype), TSD_OK);
     EXPECT_TRUE(x == y) << ea.key;
   }
   tsd_checkpoint_free(a);
@@ -451,7 +451,7 @@ TEST_F(WriteStream, RaisedBoundWritesInBoundedMemory) {
         << tsd_last_error();
     uint64_t bytes = 0;
     ck->max_output_ratio = UINT64_MAX;
-    ASSERT_EQ(tsd_checkpoint_output_bytes(ck, &bytes), TSD_OK);
+    ASSERT_EQ(tsd_checkpoint_output_bytes(&bytes, ck), TSD_OK);
     EXPECT_TRUE(bytes == 256u << 20 || bytes == 224u << 20) << bytes;
     tsd_checkpoint_free(ck);
     unlink((dir + "/" + c.out).c_str());
@@ -468,16 +468,17 @@ TEST(WriteRules, AnExistingOutputKeepsItsModeANewOneGetsTheUmasks) {
   mode_t old_umask = umask(022);
   for (const char *name : kFormats) {
     std::string p = d + "/" + name;
-    ASSERT_EQ(tsd_model_save(s.m.get(), p.c_str()), TSD_OK) << tsd_last_error();
+    ASSERT_EQ(tsd_model_save(s.m.get(), p.c_str(), NULL), TSD_OK)
+        << tsd_last_error();
     struct stat st;
     ASSERT_EQ(stat(p.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 07777, 0644u) << name;
     ASSERT_EQ(chmod(p.c_str(), 0600), 0);
-    ASSERT_EQ(tsd_model_save(s.m.get(), p.c_str()), TSD_OK);
+    ASSERT_EQ(tsd_model_save(s.m.get(), p.c_str(), NULL), TSD_OK);
     ASSERT_EQ(stat(p.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 07777, 0600u) << name;
     ASSERT_EQ(chmod(p.c_str(), 0640), 0);
-    ASSERT_EQ(tsd_model_save(s.m.get(), p.c_str()), TSD_OK);
+    ASSERT_EQ(tsd_model_save(s.m.get(), p.c_str(), NULL), TSD_OK);
     ASSERT_EQ(stat(p.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 07777, 0640u) << name;
   }
@@ -507,7 +508,8 @@ TEST(WriteRules, NonRegularOutputsAreRefusedAndKept) {
       std::string p = c.path + ext;
       if (*ext) ASSERT_EQ(rename(c.path.c_str(), p.c_str()), 0);
       time_t t0 = time(nullptr);
-      EXPECT_EQ(tsd_model_save(s.m.get(), p.c_str()), TSD_ERR_INVALID_ARG);
+      EXPECT_EQ(tsd_model_save(s.m.get(), p.c_str(), NULL),
+                TSD_ERR_INVALID_ARG);
       EXPECT_EQ(std::string(tsd_last_error()),
                 p + ": is " + c.kind +
                     "; tsd writes regular files only and does not replace "
@@ -541,8 +543,10 @@ TEST(WriteRules, ALongestValidNameWorks) {
   for (std::string ext : {".pth", ".safetensors"}) {
     std::string name = std::string(255 - ext.size(), 'n') + ext; // NAME_MAX
     std::string p = d + "/" + name;
-    ASSERT_EQ(tsd_model_save(s.m.get(), p.c_str()), TSD_OK) << tsd_last_error();
-    ASSERT_EQ(tsd_model_save(s.m.get(), p.c_str()), TSD_OK) << tsd_last_error();
+    ASSERT_EQ(tsd_model_save(s.m.get(), p.c_str(), NULL), TSD_OK)
+        << tsd_last_error();
+    ASSERT_EQ(tsd_model_save(s.m.get(), p.c_str(), NULL), TSD_OK)
+        << tsd_last_error();
     tsd_checkpoint *c = nullptr;
     ASSERT_EQ(tsd_checkpoint_open(&c, p.c_str(), nullptr), TSD_OK)
         << tsd_last_error();
@@ -559,7 +563,7 @@ TEST(WriteRules, ASymlinkOutputIsReplacedItsTargetKept) {
     std::string target = d + "/target", link = d + "/" + name;
     spit(target, "the target's own bytes");
     ASSERT_EQ(symlink("target", link.c_str()), 0);
-    ASSERT_EQ(tsd_model_save(s.m.get(), link.c_str()), TSD_OK)
+    ASSERT_EQ(tsd_model_save(s.m.get(), link.c_str(), NULL), TSD_OK)
         << tsd_last_error();
     struct stat st;
     ASSERT_EQ(lstat(link.c_str(), &st), 0);
@@ -672,7 +676,7 @@ TEST(WriteFailure, AFailedWriteLeavesTheOldFileAndNoTemporary) {
   for (const char *name : kFormats) {
     std::string p = d + "/" + name;
     spit(p, "old contents");
-    EXPECT_EQ(tsd_model_save(m, p.c_str()), TSD_ERR_IO);
+    EXPECT_EQ(tsd_model_save(m, p.c_str(), NULL), TSD_ERR_IO);
     EXPECT_STREQ(tsd_last_error(), "simulated read failure");
     EXPECT_EQ(slurp(p), "old contents");
   }
@@ -796,7 +800,7 @@ TEST_F(WriteStream, AFullDiskIsAnIoErrorAndTheOldFileStays) {
   for (const char *name : kFormats) {
     std::string p = d + "/" + name;
     spit(p, old);
-    EXPECT_EQ(tsd_model_save(big.get(), p.c_str()), TSD_ERR_IO);
+    EXPECT_EQ(tsd_model_save(big.get(), p.c_str(), NULL), TSD_ERR_IO);
     EXPECT_NE(std::string(tsd_last_error())
                   .find(p + ": write failed at "
                             "offset "),
@@ -821,7 +825,7 @@ TEST_F(WriteStream, AFullDiskIsAnIoErrorAndTheOldFileStays) {
   EXPECT_EQ(ls(d), (std::set<std::string>{"out.pth", "out.safetensors"}));
   // and the disk still works: a small model fits
   Small s;
-  EXPECT_EQ(tsd_model_save(s.m.get(), (d + "/out.pth").c_str()), TSD_OK)
+  EXPECT_EQ(tsd_model_save(s.m.get(), (d + "/out.pth").c_str(), NULL), TSD_OK)
       << tsd_last_error();
   CliRun r = run_cli({"convert", std::string(TSD_FIXTURES) + "/metadata.pth",
                       d + "/out.safetensors"});

@@ -33,6 +33,12 @@ extern "C" {
 #else
 #define TSD_PRINTF(a, b)
 #endif
+
+/* Drops const on purpose, where a pointer is stored in a field shared by
+ * mutable and immutable data (a value's string, a model's impl handle, a
+ * lazily filled cache): through uintptr_t, which -Wcast-qual accepts as
+ * deliberate. */
+#define TSD__UNCONST(type, p) ((type)(uintptr_t)(const void *)(p))
 /* ---- errors (util.c) ---------------------------------------------------- */
 
 /* Sets the calling thread's error message and returns `status`.

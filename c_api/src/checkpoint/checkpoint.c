@@ -432,8 +432,8 @@ static void fill_entry(tsd_entry *e, const tsd__value *v) {
   }
 }
 
-tsd_status tsd_checkpoint_entry(const tsd_checkpoint *c, size_t index,
-                                tsd_entry *out) {
+tsd_status tsd_checkpoint_entry(tsd_entry *out, const tsd_checkpoint *c,
+                                size_t index) {
   if (!c || !out) return tsd__err(TSD_ERR_INVALID_ARG, "NULL argument");
   memset(out, 0, sizeof *out);
   if (index >= c->n_live)
@@ -452,7 +452,7 @@ tsd_status tsd_checkpoint_entry(const tsd_checkpoint *c, size_t index,
   return TSD_OK;
 }
 
-tsd_status tsd_checkpoint_find(const tsd_checkpoint *c, size_t *out_index,
+tsd_status tsd_checkpoint_find(size_t *out_index, const tsd_checkpoint *c,
                                const char *key) {
   if (!c || !out_index || !key)
     return tsd__err(TSD_ERR_INVALID_ARG, "NULL argument");
@@ -467,7 +467,7 @@ tsd_status tsd_checkpoint_find(const tsd_checkpoint *c, size_t *out_index,
 
 tsd_status tsd_checkpoint_select(tsd_checkpoint *c, const char *key) {
   size_t i;
-  tsd_status st = tsd_checkpoint_find(c, &i, key);
+  tsd_status st = tsd_checkpoint_find(&i, c, key);
   if (st != TSD_OK) return st;
   tsd__value *v = c->current->u.dict.vals[c->live[i]];
   if (v->kind != TSD__V_DICT && !tsd__is_module(v))
@@ -483,7 +483,7 @@ void tsd_checkpoint_select_root(tsd_checkpoint *c) {
 
 tsd_status tsd_checkpoint_pop(tsd_checkpoint *c, const char *key) {
   size_t i;
-  tsd_status st = tsd_checkpoint_find(c, &i, key);
+  tsd_status st = tsd_checkpoint_find(&i, c, key);
   if (st != TSD_OK) return st;
   tsd__strmap_remove(&c->index, key, strlen(key), dict_key, c);
   memmove(c->live + i, c->live + i + 1, (c->n_live - i - 1) * sizeof *c->live);
@@ -491,8 +491,9 @@ tsd_status tsd_checkpoint_pop(tsd_checkpoint *c, const char *key) {
   return TSD_OK;
 }
 
-tsd_status tsd_checkpoint_read(const tsd_checkpoint *c, size_t index,
-                               tsd_dtype dtype, void *dst, size_t dst_bytes) {
+tsd_status tsd_checkpoint_read(void *dst, size_t dst_bytes,
+                               const tsd_checkpoint *c, size_t index,
+                               tsd_dtype dtype) {
   if (!c) return tsd__err(TSD_ERR_INVALID_ARG, "checkpoint is NULL");
   if (!tsd__dtype_valid((int)dtype))
     return tsd__err(TSD_ERR_INVALID_ARG, "invalid dtype %d", (int)dtype);

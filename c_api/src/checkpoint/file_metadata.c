@@ -14,9 +14,10 @@ size_t tsd_checkpoint_file_metadata_count(const tsd_checkpoint *ckpt) {
   return m ? m->u.dict.len : 0;
 }
 
-tsd_status tsd_checkpoint_file_metadata(const tsd_checkpoint *ckpt,
-                                        size_t index, const char **out_key,
-                                        const char **out_value) {
+tsd_status tsd_checkpoint_file_metadata(const char **out_key,
+                                        const char **out_value,
+                                        const tsd_checkpoint *ckpt,
+                                        size_t index) {
   const tsd__value *m = file_meta(ckpt);
   size_t n = m ? m->u.dict.len : 0;
   if (index >= n)
@@ -28,8 +29,8 @@ tsd_status tsd_checkpoint_file_metadata(const tsd_checkpoint *ckpt,
   return TSD_OK;
 }
 
-const char *tsd_checkpoint_metadata_string(const tsd_checkpoint *ckpt,
-                                           const char *key) {
+const char *tsd_checkpoint_file_metadata_string(const tsd_checkpoint *ckpt,
+                                                const char *key) {
   const tsd__value *m = file_meta(ckpt);
   if (!m || !key) return NULL;
   for (size_t i = 0; i < m->u.dict.len; i++)
@@ -37,4 +38,3 @@ const char *tsd_checkpoint_metadata_string(const tsd_checkpoint *ckpt,
       return m->u.dict.vals[i]->u.s.p;
   return NULL;
 }
-

@@ -57,9 +57,9 @@ tsd_status tsd__source_map(tsd__source *s) {
 void tsd__source_unmap(tsd__source *s) {
   if (!s || !s->map) return;
 #ifdef _WIN32
-  UnmapViewOfFile((void *)s->map);
+  UnmapViewOfFile(s->map);
 #else
-  munmap((void *)s->map, (size_t)s->size);
+  munmap(TSD__UNCONST(void *, s->map), (size_t)s->size);
 #endif
   s->map = NULL;
 }
@@ -145,8 +145,9 @@ static tsd_status entry_tensor(const tsd_checkpoint *c, size_t index,
   return TSD_OK;
 }
 
-TSD_API tsd_status tsd_checkpoint_view(const tsd_checkpoint *ckpt,
-                                       size_t index, tsd_tensor_view *out) {
+TSD_API tsd_status tsd_checkpoint_view(tsd_tensor_view *out,
+                                       const tsd_checkpoint *ckpt,
+                                       size_t index) {
   if (!out)
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_checkpoint_view: out is NULL");
   memset(out, 0, sizeof *out);
@@ -193,10 +194,10 @@ static tsd_status check_range(const char *fn, const char *what, int64_t numel,
   return TSD_OK;
 }
 
-TSD_API tsd_status tsd_checkpoint_read_range(const tsd_checkpoint *ckpt,
+TSD_API tsd_status tsd_checkpoint_read_range(void *dst, size_t dst_bytes,
+                                             const tsd_checkpoint *ckpt,
                                              size_t index, tsd_dtype dtype,
-                                             uint64_t first, uint64_t count,
-                                             void *dst, size_t dst_bytes) {
+                                             uint64_t first, uint64_t count) {
   static const char fn[] = "tsd_checkpoint_read_range";
   if (!tsd__dtype_valid((int)dtype))
     return tsd__err(TSD_ERR_INVALID_ARG, "%s: invalid dtype %d", fn,

@@ -64,7 +64,7 @@ static const tsd__json J_SMALL[100] = {
 static const tsd__json J_MINUS[10] = {
     J_INT(0),  J_INT(-1), J_INT(-2), J_INT(-3), J_INT(-4),
     J_INT(-5), J_INT(-6), J_INT(-7), J_INT(-8), J_INT(-9)};
-#define SHARED(node) ((tsd__json *)&(node))
+#define SHARED(node) TSD__UNCONST(tsd__json *, &(node))
 
 static tsd_status jerr(const jp *j, const char *msg) {
   return tsd__err(TSD_ERR_FORMAT, "%s: bad JSON at byte %llu: %s", j->what,

@@ -603,7 +603,7 @@ static bool in_set(const tsd__value *set, const tsd__value *k) {
 
 /* A tensor's detach(): the same data, not a Parameter. */
 static tsd__value *detached(msd *x, const tsd__value *t) {
-  if (!t->u.tensor->is_parameter) return (tsd__value *)t;
+  if (!t->u.tensor->is_parameter) return TSD__UNCONST(tsd__value *, t);
   tsd__value *v = msd_alloc(x, sizeof *v);
   tsd__tensor *c = msd_alloc(x, sizeof *c);
   if (!v || !c) return NULL;

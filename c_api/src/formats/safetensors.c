@@ -81,7 +81,7 @@ static tsd__value *new_value(tsd__arena *a, tsd__vkind kind) {
 static tsd__value *new_str(tsd__arena *a, const char *s, size_t n) {
   tsd__value *v = new_value(a, TSD__V_STR);
   if (!v) return NULL;
-  v->u.s.p = (char *)s; /* json.c strings live in the same arena */
+  v->u.s.p = TSD__UNCONST(char *, s); /* json.c strings live in the same arena */
   v->u.s.len = n;
   return v;
 }

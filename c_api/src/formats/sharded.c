@@ -132,9 +132,9 @@ static tsd_status index_metadata(sharded *c, const tsd__json *m) {
     tsd__value *s = tsd__arena_alloc(c->arena, sizeof *s);
     if (!k || !s) return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", name);
     k->kind = s->kind = TSD__V_STR;
-    k->u.s.p = (char *)m->keys[i]->s;
+    k->u.s.p = TSD__UNCONST(char *, m->keys[i]->s);
     k->u.s.len = m->keys[i]->len;
-    s->u.s.p = (char *)text;
+    s->u.s.p = TSD__UNCONST(char *, text);
     s->u.s.len = strlen(text);
     keys[d->u.dict.len] = k;
     vals[d->u.dict.len++] = s;

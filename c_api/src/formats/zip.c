@@ -242,7 +242,7 @@ static tsd_status check_overlaps(zarchive *z) {
                     (unsigned long long)b->local_off);
       break;
     }
-    ((zrec *)a)->end_off = b->local_off;
+    TSD__UNCONST(zrec *, a)->end_off = b->local_off;
   }
   tsd__mem_free(z->arena->al, by_off);
   return st;

@@ -20,6 +20,7 @@
 #ifndef TSD_TORCH_HOST_H
 #define TSD_TORCH_HOST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -82,20 +83,22 @@ typedef struct tsd__torch_host {
   const struct tsd__value *(*ckpt_val)(const tsd_checkpoint *c, size_t i);
   const char *(*object_class)(const struct tsd__value *v);
   const char *(*type_repr)(const struct tsd__value *v);
-  /* A checkpoint of the TorchScript archive's tensors: the value builders
-   * of value.h (`kind` a tsd__vkind) and the one checkpoint constructor. */
+  /* the checkpoint from a parsed tree (tsd_checkpoint_open_torchscript) */
+  tsd_status (*checkpoint_new)(tsd_checkpoint **out, const char *name,
+                               const tsd_allocator *al);
+  tsd_status (*checkpoint_adopt)(tsd_checkpoint *c,
+                                 const struct tsd__parsed *p);
+  /* an options struct's allocator: all three functions or none */
+  tsd_status (*allocator_check)(const tsd_allocator *al, const char *fn);
+  /* the value tree's one builder (value.h), for the checkpoint's dict */
   struct tsd__value *(*value_new)(struct tsd__arena *a, int kind);
   struct tsd__value *(*value_str)(struct tsd__arena *a, const char *s,
                                   size_t n);
   struct tsd__value *(*value_int)(struct tsd__arena *a, int64_t i);
   struct tsd__value *(*value_dict)(struct tsd__arena *a, size_t n,
-                                   int ordered);
+                                   bool ordered);
   void (*value_dict_set)(struct tsd__value *d, struct tsd__value *k,
                          struct tsd__value *v);
-  tsd_status (*checkpoint_new)(tsd_checkpoint **out, const char *name,
-                               const tsd_allocator *al);
-  tsd_status (*checkpoint_adopt)(tsd_checkpoint *c,
-                                 const struct tsd__parsed *p);
 } tsd__torch_host;
 
 /* The table of the libtsd in this process (static storage, never NULL).

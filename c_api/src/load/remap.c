@@ -341,8 +341,8 @@ static bool holds_state_dict(const tsd__value *v) {
          (tsd__is_module(v) && module_has_tensor(v, 0, &visits));
 }
 
-TSD_API tsd_status tsd_checkpoint_select_auto(tsd_checkpoint *c,
-                                              const char **out_key) {
+TSD_API tsd_status tsd_checkpoint_select_auto(const char **out_key,
+                                              tsd_checkpoint *c) {
   if (out_key) *out_key = NULL;
   if (!c)
     return tsd__err(TSD_ERR_INVALID_ARG,

@@ -359,19 +359,19 @@ TSD_API const char *tsd_report_class_name(const tsd_report *r) {
 
 TSD_API size_t tsd_report_count(const tsd_report *r, tsd_list list) {
   if (!r) return 0;
-  str_list *l = str_list_of((tsd_report *)r, list);
+  str_list *l = str_list_of(TSD__UNCONST(tsd_report *, r), list);
   return l ? l->len : 0;
 }
 
 TSD_API const char *tsd_report_item(const tsd_report *r, tsd_list list,
                                     size_t index) {
   if (!r) return NULL;
-  str_list *l = str_list_of((tsd_report *)r, list);
+  str_list *l = str_list_of(TSD__UNCONST(tsd_report *, r), list);
   return l && index < l->len ? l->items[index] : NULL;
 }
 
-TSD_API tsd_status tsd_report_mismatch(const tsd_report *r, tsd_list list,
-                                       size_t index, tsd_mismatch *out) {
+TSD_API tsd_status tsd_report_mismatch(tsd_mismatch *out, const tsd_report *r,
+                                       tsd_list list, size_t index) {
   if (!r || !out)
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_report_mismatch: NULL argument");
   const mismatch_list *ml;

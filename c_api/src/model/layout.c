@@ -279,11 +279,11 @@ TSD_API tsd_status tsd_model_from_layout(tsd_model **out, const char *path,
   if (!path || !options)
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_from_layout: %s is NULL",
                     path ? "options" : "path");
-  if (options->version < 1)
+  if (options->version < 1 || options->version > TSD_LAYOUT_OPTIONS_VERSION)
     return tsd__err(TSD_ERR_INVALID_ARG,
-                    "tsd_model_from_layout: options->version is %u (use "
-                    "TSD_LAYOUT_OPTIONS_INIT)",
-                    options->version);
+                    "tsd_model_from_layout: options->version is %u, expected "
+                    "1 to %d (use TSD_LAYOUT_OPTIONS_INIT)",
+                    options->version, TSD_LAYOUT_OPTIONS_VERSION);
   if (!options->memory && !options->arena)
     return tsd__err(TSD_ERR_INVALID_ARG,
                     "tsd_model_from_layout: give the tensors' memory "

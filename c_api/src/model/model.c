@@ -409,7 +409,7 @@ size_t *tsd__model_order(const tsd_model *m) {
  * Readers may race to fill it (const accessors from several threads are
  * allowed): the first compare-and-swap wins, the others free their copy. */
 static const size_t *model_order(const tsd_model *cm) {
-  tsd_model *m = (tsd_model *)cm;
+  tsd_model *m = TSD__UNCONST(tsd_model *, cm);
   size_t *cur = __atomic_load_n(&m->order, __ATOMIC_ACQUIRE);
   if (cur) return cur;
   size_t *fresh = tsd__model_order(m);
@@ -616,8 +616,8 @@ static tsd_status tensor_at(const tsd_model *model, size_t index,
   return TSD_OK;
 }
 
-TSD_API tsd_status tsd_model_tensor(const tsd_model *model, size_t index,
-                                    tsd_tensor_info *out) {
+TSD_API tsd_status tsd_model_tensor(tsd_tensor_info *out,
+                                    const tsd_model *model, size_t index) {
   if (!out)
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_tensor: out is NULL");
   const tsd__mtensor *t = NULL;
@@ -633,9 +633,9 @@ TSD_API tsd_status tsd_model_tensor(const tsd_model *model, size_t index,
   return TSD_OK;
 }
 
-TSD_API tsd_status tsd_model_read(const tsd_model *model, size_t index,
-                                  tsd_dtype dtype, void *dst,
-                                  size_t dst_bytes) {
+TSD_API tsd_status tsd_model_read(void *dst, size_t dst_bytes,
+                                  const tsd_model *model, size_t index,
+                                  tsd_dtype dtype) {
   const tsd__mtensor *t = NULL;
   tsd_status st = tensor_at(model, index, &t);
   if (st) return st;
@@ -673,10 +673,10 @@ TSD_API size_t tsd_model_borrow_count(const tsd_model *model,
   return n;
 }
 
-TSD_API tsd_status tsd_model_read_range(const tsd_model *model, size_t index,
+TSD_API tsd_status tsd_model_read_range(void *dst, size_t dst_bytes,
+                                        const tsd_model *model, size_t index,
                                         tsd_dtype dtype, uint64_t first,
-                                        uint64_t count, void *dst,
-                                        size_t dst_bytes) {
+                                        uint64_t count) {
   static const char fn[] = "tsd_model_read_range";
   const tsd__mtensor *t = NULL;
   tsd_status st = tensor_at(model, index, &t);
@@ -747,7 +747,7 @@ TSD_API tsd_status tsd_model_set_extra_state(tsd_model *model,
   return TSD_OK;
 }
 
-TSD_API tsd_status tsd_model_find(const tsd_model *model, size_t *out_index,
+TSD_API tsd_status tsd_model_find(size_t *out_index, const tsd_model *model,
                                   const char *name) {
   if (!model || !out_index || !name)
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_find: %s is NULL",

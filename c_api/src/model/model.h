@@ -140,9 +140,10 @@ bool tsd__model_is_cown(const tsd_model *m);
 
 /* libtsd_torch (shim/torchscript.cpp; shim/torchscript_stub.c without
  * LibTorch), not libtsd. Called only by tsd_model_open_torchscript, which
- * checks out and path and gives "cpu" for a NULL device. */
+ * checks out, path and the options, and gives "cpu" for a NULL device; `al`
+ * is the model's allocator (NULL: malloc). */
 tsd_status tsd__torchscript_open(tsd_model **out, const char *path,
-                                 const char *device);
+                                 const char *device, const tsd_allocator *al);
 
 #ifdef __cplusplus
 }

@@ -52,8 +52,8 @@ static const tsd__model_ops state_ops = {
     "a model opened with tsd_model_open_torchscript_state cannot be saved "
     "as a TorchScript archive (it has no code to save)"};
 
-TSD_API tsd_status tsd_model_open_torchscript_state(tsd_model **out,
-                                                    const char *path) {
+TSD_API tsd_status tsd_model_open_torchscript_state(
+    tsd_model **out, const char *path, const tsd_open_options *options) {
   if (!out)
     return tsd__err(TSD_ERR_INVALID_ARG,
                     "tsd_model_open_torchscript_state: out is NULL");
@@ -62,7 +62,7 @@ TSD_API tsd_status tsd_model_open_torchscript_state(tsd_model **out,
     return tsd__err(TSD_ERR_INVALID_ARG,
                     "tsd_model_open_torchscript_state: path is NULL");
   tsd_checkpoint *c = NULL;
-  tsd_status st = tsd_checkpoint_open(&c, path, NULL);
+  tsd_status st = tsd_checkpoint_open(&c, path, options);
   if (st != TSD_OK) return st;
   const tsd__ts_state *ts = c->parsed.torchscript;
   if (!ts) {
@@ -73,7 +73,7 @@ TSD_API tsd_status tsd_model_open_torchscript_state(tsd_model **out,
                     path);
   }
   tsd_model *m = NULL;
-  if ((st = tsd__model_create(&m, ts->root_class, &state_ops, c, NULL))) {
+  if ((st = tsd__model_create(&m, ts->root_class, &state_ops, c, c->al))) {
     tsd_checkpoint_free(c);
     return st;
   }
@@ -109,4 +109,3 @@ TSD_API tsd_status tsd_model_open_torchscript_state(tsd_model **out,
   *out = m;
   return TSD_OK;
 }
-

@@ -1,4 +1,4 @@
-/* write.c — tsd_model_save(_ex), models over a checkpoint's dict, and the
+/* write.c — tsd_model_save, models over a checkpoint's dict, and the
  * bound on what a command may produce from its input.
  *
  * Amplification: a tensor in a file may take far fewer bytes than it does
@@ -85,8 +85,8 @@ static uint64_t input_bytes(const tsd_checkpoint *c) {
   return n;
 }
 
-TSD_API tsd_status tsd_checkpoint_output_bytes(const tsd_checkpoint *c,
-                                               uint64_t *out_bytes) {
+TSD_API tsd_status tsd_checkpoint_output_bytes(uint64_t *out_bytes,
+                                               const tsd_checkpoint *c) {
   if (out_bytes) *out_bytes = 0;
   if (!c)
     return tsd__err(TSD_ERR_INVALID_ARG,
@@ -168,11 +168,11 @@ TSD_API tsd_status tsd_model_from_checkpoint(tsd_model **out,
                       c->src.name, tsd__ckpt_key(c, i)->u.s.p,
                       tsd__type_repr(v));
   }
-  tsd_status st = tsd_checkpoint_output_bytes(c, NULL);
+  tsd_status st = tsd_checkpoint_output_bytes(NULL, c);
   if (st) return st;
   tsd_model *m = NULL;
   st = tsd__model_create(&m, class_name ? class_name : "StateDict", &ck_ops,
-                         (void *)c, c->al);
+                         TSD__UNCONST(void *, c), c->al);
   if (st) return st;
   m->any_key_names = true;
   size_t n_meta = tsd_checkpoint_metadata_count(c);
@@ -185,7 +185,7 @@ TSD_API tsd_status tsd_model_from_checkpoint(tsd_model **out,
   for (size_t i = 0; !st && i < n; i++) {
     const tsd__tensor *t = tsd__ckpt_val(c, i)->u.tensor;
     st = tsd__model_add(m, tsd__ckpt_key(c, i)->u.s.p, TSD_BUFFER, t->dtype,
-                        t->ndim, t->shape, NULL, (void *)t, NULL);
+                        t->ndim, t->shape, NULL, TSD__UNCONST(void *, t), NULL);
   }
   if (st) {
     tsd_model_free(m);
@@ -203,13 +203,13 @@ static bool has_suffix(const char *s, const char *suffix) {
   return n > k && strcmp(s + n - k, suffix) == 0;
 }
 
-TSD_API tsd_status tsd_model_save_ex(const tsd_model *model, const char *path,
-                                     const tsd_save_options *options) {
+TSD_API tsd_status tsd_model_save(const tsd_model *model, const char *path,
+                                  const tsd_save_options *options) {
   tsd_save_options o = TSD_SAVE_OPTIONS_INIT;
   if (options) {
     if (options->version < 1 || options->version > TSD_SAVE_OPTIONS_VERSION)
       return tsd__err(TSD_ERR_INVALID_ARG,
-                      "tsd_model_save_ex: options->version is %u, expected 1 "
+                      "tsd_model_save: options->version is %u, expected 1 "
                       "to %d (use TSD_SAVE_OPTIONS_INIT)",
                       options->version, TSD_SAVE_OPTIONS_VERSION);
     o.format = options->format;
@@ -226,7 +226,7 @@ TSD_API tsd_status tsd_model_save_ex(const tsd_model *model, const char *path,
   if (path && !*path && o.fd < 0)
     return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_save: empty path");
   if ((unsigned)o.format > TSD_SAVE_SAFETENSORS)
-    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_save_ex: format %d",
+    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_save: format %d",
                     (int)o.format);
   bool safetensors =
       o.format == TSD_SAVE_SAFETENSORS ||
@@ -244,7 +244,7 @@ TSD_API tsd_status tsd_model_save_ex(const tsd_model *model, const char *path,
     size_t n = tsd_model_tensor_count(model);
     for (size_t i = 0; i < n; i++) {
       tsd_tensor_info ti;
-      if (tsd_model_tensor(model, i, &ti) == TSD_OK && ti.numel > 0)
+      if (tsd_model_tensor(&ti, model, i) == TSD_OK && ti.numel > 0)
         total += (uint64_t)ti.numel * tsd_dtype_size(ti.dtype);
     }
     f.progress = o.progress;
@@ -265,10 +265,4 @@ TSD_API tsd_status tsd_model_save_ex(const tsd_model *model, const char *path,
     return st;
   }
   return tsd__afile_commit(&f);
-}
-
-TSD_API tsd_status tsd_model_save(const tsd_model *model, const char *path) {
-  if (!path)
-    return tsd__err(TSD_ERR_INVALID_ARG, "tsd_model_save: NULL argument");
-  return tsd_model_save_ex(model, path, NULL);
 }

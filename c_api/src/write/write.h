@@ -35,7 +35,7 @@ typedef struct tsd__afile {
   void (*temp_file)(void *user, const char *temp_path);
   void *temp_user;
   /* cli: tsd_save_options.progress, called by tsd__afile_write (set by
-   * tsd_model_save_ex after opening) */
+   * tsd_model_save after opening) */
   tsd_progress_fn progress;
   void *progress_user;
   uint64_t progress_total;

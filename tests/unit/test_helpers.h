@@ -10,8 +10,10 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#ifndef _WIN32 /* test_compat_win.h stands in for what Windows lacks */
 #include <sys/mount.h>
 #include <sys/wait.h>
+#endif
 #include <unistd.h>
 #include <utility>
 #include <vector>
@@ -303,6 +305,7 @@ inline CliOut run_cli(const std::string &args) {
 }
 #endif
 
+#ifndef _WIN32
 // A small tmpfs mounted on `dir` for the scope (a full disk for the
 // writers' tests; mounting needs root, as in CI: `mounted` says whether it
 // worked, errno why not).
@@ -319,6 +322,7 @@ struct SmallTmpfs {
   SmallTmpfs(const SmallTmpfs &) = delete;
   SmallTmpfs &operator=(const SmallTmpfs &) = delete;
 };
+#endif
 
 // Runs `/usr/bin/python3 -c script`, returns (exit status, stdout+stderr).
 inline std::pair<int, std::string> run_python(const std::string &script) {

@@ -859,8 +859,8 @@ typedef struct tsd_load_options {
 
   /** Threads a load may use. 0 (the default): the calling thread, plus one
    * worker thread, started and joined inside the read, for a tensor of at
-   * least 4 MiB (1 MiB when converting dtypes) — both cores of a small
-   * machine copy at once; a TSD_LOAD_DEVICE load with a staging buffer of
+   * least 4 MiB (1 MiB when converting dtypes) whose bytes are in the page
+   * cache — both cores of a small machine copy at once; a TSD_LOAD_DEVICE load with a staging buffer of
    * at least 3 * 64 KiB reads the next chunk on a worker thread while the
    * callback runs (a thread per chunk of at least 64 KiB, started and
    * joined around the callback). 1: the calling thread only (for hosts that

@@ -15,7 +15,8 @@
  *           into a C-owned model of unbacked tensors (no host memory)
  *   device  tsd_checkpoint_open + tsd_load(TSD_LOAD_DEVICE) into a
  *           simulated device: one pre-faulted buffer per tensor, each chunk
- *           memcpy'd from a 16 MiB staging buffer (two 8 MiB halves) by
+ *           memcpy'd from a 16 MiB staging buffer (three parts of 5.3 MiB:
+ *           tsd reads chunk k + 1 while the callback copies chunk k) by
  *           the callback itself
  *   device-async  the same, the memcpy done by a "DMA" thread as a GPU's
  *           copy engine would (the callback starts chunk k and waits for
@@ -241,7 +242,7 @@ static int device_copy_async(void *user, const tsd_device_chunk *ch) {
   d->ring[k % 2].len = ch->len;
   d->posted = k + 1;
   pthread_cond_broadcast(&d->cv);
-  while (d->completed < k) /* chunk k - 1 done: its half may be refilled */
+  while (d->completed < k) /* chunk k - 1 done: its part may be refilled */
     pthread_cond_wait(&d->cv, &d->mu);
   pthread_mutex_unlock(&d->mu);
   return 0;

@@ -877,8 +877,9 @@ typedef struct tsd_device_chunk {
   uint64_t tensor_bytes; /**< numel * tsd_dtype_size(dtype) */
   uint64_t offset;       /**< byte offset of `data` in the tensor */
   const void *data;      /**< the bytes, inside the caller's staging buffer */
-  size_t len;            /**< bytes; whole elements, at most half the
-                            staging buffer */
+  size_t len;            /**< bytes; whole elements, at most one part of
+                            the staging buffer (a third or a half, see
+                            TSD_LOAD_DEVICE's rules) */
 } tsd_device_chunk;
 
 /** The device-copy callback: copy the chunk to the device (or start an
@@ -951,9 +952,12 @@ typedef struct tsd_load_options {
 
   /** Threads a load may use. 0 (the default): the calling thread, plus one
    * worker thread, started and joined inside the read, for a tensor of at
-   * least 4 MiB (1 MiB when converting dtypes) — both cores of a small
-   * machine copy at once. 1: the calling thread only (for hosts that own
-   * every thread). 2 or more: as 0. Negative: TSD_ERR_INVALID_ARG. */
+   * least 4 MiB (1 MiB when converting dtypes) whose bytes are in the page
+   * cache — both cores of a small machine copy at once; a TSD_LOAD_DEVICE load with a staging buffer of
+   * at least 3 * 64 KiB reads the next chunk on a worker thread while the
+   * callback runs (a thread per chunk of at least 64 KiB, started and
+   * joined around the callback). 1: the calling thread only (for hosts that
+   * own every thread). 2 or more: as 0. Negative: TSD_ERR_INVALID_ARG. */
   int threads;
 
   /* ---- version 4 (see "Mapped views, binding, device copies") ---- */
@@ -965,7 +969,7 @@ typedef struct tsd_load_options {
   tsd_device_copy_fn device_copy;
   void *device_user; /**< passed to device_copy as `user` */
   /** TSD_LOAD_DEVICE: the caller's staging buffer (pinned memory for a
-   * GPU), used as two halves of staging_bytes / 2 bytes each. */
+   * GPU), used as three parts or two halves (TSD_LOAD_DEVICE's rules). */
   void *staging;
   size_t staging_bytes; /**< size of staging */
 } tsd_load_options;
@@ -1154,11 +1158,17 @@ TSD_API tsd_status tsd_model_from_checkpoint(tsd_model **out,
  *    model tensor's dtype (the 0-dim rule and num_batches_tracked
  *    included), is handed to device_copy in chunks, tensors in state_dict
  *    order, chunks of one tensor in order of offset, covering it exactly
- *    once (an empty tensor has no chunk). Each chunk is read into one half
- *    of the staging buffer, alternately: when the callback for chunk k
- *    returns, tsd reads chunk k + 1 into the other half, and chunk k + 2
- *    into this one. So a callback that starts an asynchronous copy of chunk
- *    k (cudaMemcpyAsync from pinned staging) must, before it returns, wait
+ *    once (an empty tensor has no chunk). The staging buffer is cut into
+ *    parts: with staging_bytes >= 3 * 64 KiB and threads != 1, three parts
+ *    of P = staging_bytes / 3 rounded down to a multiple of 64 bytes
+ *    (chunk k at staging + (k % 3) * P); while the callback for chunk k
+ *    runs, a thread of tsd reads chunk k + 1 into the next part, so reading
+ *    overlaps a synchronous callback's copy. Otherwise two halves of
+ *    staging_bytes / 2 (chunk k at staging + (k % 2) * half), chunk k + 1
+ *    read after the callback for chunk k returns. Either way the bytes of
+ *    chunk k stay untouched until the callback for chunk k + 1 returns.
+ *    So a callback that starts an asynchronous copy of chunk k
+ *    (cudaMemcpyAsync from pinned staging) must, before it returns, wait
  *    for the copy of chunk k - 1 it started earlier; after tsd_load returns
  *    the caller waits for the last one (samples/device_copy.cu). staging
  *    must hold at least 2 elements of the largest dtype loaded

@@ -11,11 +11,12 @@
  * (tsd_model_add_tensor_unbacked); a real program declares its network and
  * gets the same load_state_dict checks and report.
  *
- * The double-buffer rule (tsd.h, TSD_LOAD_DEVICE): chunk k is in half k % 2
- * of the staging buffer; when the callback for chunk k returns, tsd reads
- * chunk k + 1 into the other half. So the callback starts chunk k's copy,
- * records an event, and waits for chunk k - 1's event (the copy that still
- * reads the half tsd fills next) before it returns.
+ * The staging rule (tsd.h, TSD_LOAD_DEVICE): the bytes of chunk k stay
+ * untouched until the callback for chunk k + 1 returns (tsd reads ahead into
+ * a third part of a staging buffer of 3 * 64 KiB or more, else into the
+ * other half). So the callback starts chunk k's copy, records an event, and
+ * waits for chunk k - 1's event (the copy that still reads the part tsd
+ * fills next) before it returns.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +45,7 @@ static int copy_chunk(void *user, const tsd_device_chunk *ch) {
                                   ch->data, ch->len, cudaMemcpyHostToDevice,
                                   u->stream);
   if (e == cudaSuccess) e = cudaEventRecord(u->done[k % 2], u->stream);
-  /* chunk k - 1 used the other half: tsd fills it as soon as we return */
+  /* chunk k - 1's part: tsd may fill it as soon as we return */
   if (e == cudaSuccess && k > 0)
     e = cudaEventSynchronize(u->done[(k + 1) % 2]);
   if (e != cudaSuccess) {

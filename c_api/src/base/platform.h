@@ -44,6 +44,11 @@ const char *tsd__os_error_text(tsd__oserr e, char *buf, size_t cap);
  * the end of the file. Returns 0, or the OS error (EINTR is retried). */
 tsd__oserr tsd__os_pread(int fd, void *dst, size_t n, uint64_t off,
                          size_t *got);
+/* Whether the byte at `off` of descriptor `fd` is in the OS's page cache
+ * (a read of it would not wait for the disk): 1 yes, 0 no, -1 unknown.
+ * POSIX: mincore on a one-page map (nothing is read); Windows: always -1
+ * (the callers then behave as before they asked). */
+int tsd__os_cached(int fd, uint64_t off);
 /* Closes a descriptor from tsd__open_regular. */
 void tsd__os_close(int fd);
 

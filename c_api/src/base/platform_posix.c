@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -81,6 +82,21 @@ tsd_status tsd__open_regular(const char *path, int *out_fd, uint64_t *size) {
   *out_fd = fd;
   if (size) *size = (uint64_t)st.st_size;
   return TSD_OK;
+}
+
+int tsd__os_cached(int fd, uint64_t off) {
+  /* mincore on a one-page map of the file: asks without reading (a
+   * preadv2 with RWF_NOWAIT would start the read-ahead it asks about). The
+   * page is never touched, so a file truncated meanwhile cannot fault. */
+  long page = sysconf(_SC_PAGESIZE);
+  if (page <= 0) return -1;
+  uint64_t at = off - off % (uint64_t)page;
+  void *p = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, (off_t)at);
+  if (p == MAP_FAILED) return -1;
+  unsigned char in = 0;
+  int r = mincore(p, (size_t)page, &in) == 0 ? (in & 1) : -1;
+  munmap(p, (size_t)page);
+  return r;
 }
 
 tsd__oserr tsd__os_pread(int fd, void *dst, size_t n, uint64_t off,

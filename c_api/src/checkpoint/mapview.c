@@ -97,16 +97,19 @@ tsd_status tsd__tensor_view(const tsd_checkpoint *c, const tsd__tensor *t,
                       "checkpoint with the TSD_OPEN_MAP flag)",
                       key, src->name ? src->name : "the file");
     }
-    if (s->swap > 1)
-      return tsd__err(TSD_ERR_UNSUPPORTED,
-                      "\"%s\": not viewable: the file stores it big-endian "
-                      "(reads swap its bytes)",
-                      key);
   }
+  /* On a big-endian host a storage that needs no swap may be stored
+   * big-endian and one that does little-endian: views are refused there
+   * (documented), and the reason given is the host. */
   if (isz > 1 && !host_little_endian())
     return tsd__err(TSD_ERR_UNSUPPORTED,
-                    "\"%s\": not viewable: the file's bytes are little-endian "
+                    "\"%s\": not viewable: views need a little-endian host "
                     "and this host is big-endian",
+                    key);
+  if (!s->mem && s->swap > 1)
+    return tsd__err(TSD_ERR_UNSUPPORTED,
+                    "\"%s\": not viewable: the file stores it big-endian "
+                    "(reads swap its bytes)",
                     key);
   /* The offset was checked against the storage when the tensor was built. */
   const uint8_t *p = base + (uint64_t)t->offset * isz;

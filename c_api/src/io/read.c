@@ -170,6 +170,18 @@ static tsd_status read_pieces(const reader *c, const tsd__storage *s,
   bool split;
   piece_plan(from, to, n, &j.per, &split);
   if (scratch && scratch->one_thread) split = false;
+  /* Two threads only when the tensor's last piece is in the page cache. Not
+   * in it (a cold file), the reads wait for the disk, the second thread
+   * adds nothing a disk can use, and two streams of preads interleaved on
+   * one descriptor confuse the kernel's read-ahead (its state is per open
+   * file): a cold vit_b_16 copy took 0.37-0.49 s with two threads against
+   * 0.31-0.42 s with one and 0.23-0.29 s for `cat` (issue 15,
+   * bench/notes.md). */
+  if (split && !s->mem) {
+    const tsd__source *from_src = s->src ? s->src : c->src;
+    uint64_t last = s->offset + start + bytes - 1;
+    if (!tsd__source_cached(from_src, last)) split = false;
+  }
   if (from == to && !split) return read_bytes(c, s, start, dst, (size_t)bytes);
   j.pieces = (n + j.per - 1) / j.per;
   atomic_init(&j.claimed, 0);

@@ -55,6 +55,11 @@ void tsd__source_close(tsd__source *s) {
   s->mem = NULL;
 }
 
+bool tsd__source_cached(const tsd__source *s, uint64_t off) {
+  if (s->mem || s->fd < 0 || off >= s->size) return true;
+  return tsd__os_cached(s->fd, off) != 0;
+}
+
 tsd_status tsd__source_read(const tsd__source *s, uint64_t off, void *dst,
                             size_t n, const char *what) {
   const char *name = s->name ? s->name : "<source>";

@@ -37,6 +37,10 @@ tsd_status tsd__source_open_file(tsd__source *s, const char *path,
 tsd_status tsd__source_open_memory(tsd__source *s, const void *p, size_t n,
                                    const tsd_allocator *al);
 void tsd__source_close(tsd__source *s);
+/* false when the byte at `off` of a file source is known not to be in the
+ * page cache (a read of it waits for the disk); true for memory, maps and
+ * whenever the OS cannot tell (tsd__os_cached). */
+bool tsd__source_cached(const tsd__source *s, uint64_t off);
 /* Reads exactly n bytes at `off`; TSD_ERR_FORMAT if past the end (message
  * names `what` and the offset), TSD_ERR_IO on a read error. */
 tsd_status tsd__source_read(const tsd__source *s, uint64_t off, void *dst,

@@ -13,9 +13,11 @@
  *
  * Unlike PyTorch, which copies each matching tensor before it raises, we
  * validate everything first and copy only when the load succeeds. */
+#include <stdio.h>
 #include <string.h>
 
 #include "load.h"
+#include "platform.h"
 
 #define NONE_IDX SIZE_MAX
 
@@ -826,6 +828,64 @@ static tsd_status device_read(load_ctx *x, const plan_item *p, tsd_dtype to,
   return tsd__tensor_read(x->c, &sub, to, dst, scratch);
 }
 
+/* ---- the device copy's pipeline ------------------------------------------
+ * A synchronous callback (a memcpy to the device, a blocking upload) used to
+ * run after each chunk's read, so the load cost read + callback, twice the
+ * copy path's work on one core (issue 15: 1.3-1.7x a copy load warm). With
+ * a staging buffer of at least 3 * PIPE_PART bytes it is used as three
+ * parts: chunk k in part k % 3; while the callback for chunk k runs on the
+ * calling thread, a thread of tsd reads chunk k + 1 into the next part. The
+ * part it fills held chunk k - 2, whose callback returned before chunk k - 1's
+ * was called, so a callback that follows the documented rule (wait for the
+ * asynchronous copy of chunk k - 1 before returning) never has its bytes
+ * overwritten, whichever rule it follows. Smaller buffers keep two halves
+ * and no overlap (tsd.h). */
+#define PIPE_PART ((size_t)64 << 10)
+/* Chunks below this many bytes are read on the calling thread: a thread's
+ * start and join (~50 us) would cost more than the overlap saves. */
+#define PIPE_MIN_READ ((size_t)64 << 10)
+
+typedef struct dev_read {
+  load_ctx *x;
+  const plan_item *p;
+  tsd_dtype to;
+  uint64_t first, count;
+  uint8_t *dst;
+  tsd__scratch scratch; /* the load's scratch; only this thread uses it */
+  tsd_status st;
+  char msg[1024]; /* tsd__err is per thread: the message, carried back */
+} dev_read;
+
+static void *dev_read_main(void *arg) {
+  dev_read *r = arg;
+  r->st = device_read(r->x, r->p, r->to, r->first, r->count, r->dst,
+                      &r->scratch);
+  if (r->st) snprintf(r->msg, sizeof r->msg, "%s", tsd_last_error());
+  return NULL;
+}
+
+/* The chunk after elements [e, e + per) of item k: *nk, *ne; false after
+ * the last. Empty tensors have no chunk. */
+static bool next_chunk(const load_ctx *x, size_t k, uint64_t e, uint64_t per,
+                       size_t part, size_t *nk, uint64_t *ne) {
+  const tsd__mtensor *t = &x->m->tensors[x->plan[k].tensor];
+  uint64_t n = t->numel > 0 ? (uint64_t)t->numel : 0;
+  if (e + per < n) {
+    *nk = k;
+    *ne = e + per;
+    return true;
+  }
+  for (size_t j = k + 1; j < x->n_plan; j++) {
+    const tsd__mtensor *u = &x->m->tensors[x->plan[j].tensor];
+    if (u->numel > 0 && part / tsd_dtype_size(u->dtype) > 0) {
+      *nk = j;
+      *ne = 0;
+      return true;
+    }
+  }
+  return false;
+}
+
 static tsd_status device_mode(load_ctx *x, const tsd_load_options *opt) {
   const tsd_model *m = x->m;
   const size_t half = opt->staging_bytes / 2;
@@ -839,6 +899,13 @@ static tsd_status device_mode(load_ctx *x, const tsd_load_options *opt) {
                     "tsd_load: staging_bytes is %zu; the device copy needs at "
                     "least %zu (two elements of the largest dtype loaded)",
                     opt->staging_bytes, 2 * max_isz);
+  /* Three parts (64-byte aligned from staging) and a reading thread, or
+   * two halves read in turn. */
+  size_t nparts = 2, part = half;
+  if (opt->staging_bytes / 3 >= PIPE_PART && opt->threads != 1) {
+    nparts = 3;
+    part = opt->staging_bytes / 3 & ~(size_t)63;
+  }
   /* The public index of each model tensor, and every read buffer, before
    * the first chunk. */
   const bool one = opt->threads == 1;
@@ -868,14 +935,19 @@ static tsd_status device_mode(load_ctx *x, const tsd_load_options *opt) {
     st = tsd__err(TSD_ERR_CANCELED,
                   "tsd_load: canceled by the progress callback before "
                   "copying (nothing was sent)");
-  uint8_t *halves[2] = {opt->staging, (uint8_t *)opt->staging + half};
+  uint8_t *parts[3] = {opt->staging, (uint8_t *)opt->staging + part,
+                       (uint8_t *)opt->staging + 2 * part};
   uint64_t chunk_no = 0;
+  /* The read of the next chunk on tsd's thread, `ahead` while it runs. */
+  dev_read r;
+  tsd__thread th;
+  bool ahead = false;
   for (size_t k = 0; !st && k < x->n_plan; k++) {
     const plan_item *p = &x->plan[k];
     const tsd__mtensor *t = &m->tensors[p->tensor];
     const size_t isz = tsd_dtype_size(t->dtype);
     const uint64_t n = t->numel > 0 ? (uint64_t)t->numel : 0;
-    const uint64_t per = half / isz;
+    const uint64_t per = part / isz;
     tsd_device_chunk ch;
     ch.tensor = pub[p->tensor];
     ch.name = t->name;
@@ -883,13 +955,45 @@ static tsd_status device_mode(load_ctx *x, const tsd_load_options *opt) {
     ch.tensor_bytes = n * isz;
     for (uint64_t e = 0; !st && e < n; e += per) {
       uint64_t cnt = n - e < per ? n - e : per;
-      uint8_t *buf = halves[chunk_no++ & 1];
-      st = device_read(x, p, t->dtype, e, cnt, buf, &scratch);
+      uint8_t *buf = parts[chunk_no++ % nparts];
+      if (ahead) { /* it is this chunk (next_chunk's order is this loop's) */
+        tsd__thread_join(&th);
+        ahead = false;
+        st = r.st;
+        if (st) tsd__err(st, "%s", r.msg);
+      } else {
+        st = device_read(x, p, t->dtype, e, cnt, buf, &scratch);
+      }
       if (st) {
         tsd__err_prefix("tsd_load: reading \"%s\" for the device copy (the "
                         "model's memory is unchanged)",
                         t->name);
         break;
+      }
+      /* Start reading the next chunk while the callback has this one. */
+      size_t nk;
+      uint64_t ne;
+      if (nparts == 3 && next_chunk(x, k, e, per, part, &nk, &ne)) {
+        const plan_item *q = &x->plan[nk];
+        const tsd__mtensor *u = &m->tensors[q->tensor];
+        const size_t usz = tsd_dtype_size(u->dtype);
+        const uint64_t un = (uint64_t)u->numel, uper = part / usz;
+        const uint64_t ucnt = un - ne < uper ? un - ne : uper;
+        /* contiguous reads only: a strided one allocates its window */
+        if (q->src.contiguous && q->src.ndim > 0 &&
+            ucnt * usz >= PIPE_MIN_READ) {
+          r.x = x;
+          r.p = q;
+          r.to = u->dtype;
+          r.first = ne;
+          r.count = ucnt;
+          r.dst = parts[chunk_no % 3];
+          r.scratch = scratch;
+          r.scratch.one_thread = true; /* the callback has the other core */
+          r.st = TSD_OK;
+          r.msg[0] = 0;
+          ahead = tsd__thread_start(&th, dev_read_main, &r);
+        }
       }
       ch.offset = e * isz;
       ch.data = buf;
@@ -918,6 +1022,7 @@ static tsd_status device_mode(load_ctx *x, const tsd_load_options *opt) {
                     "of %zu tensors (those were sent)",
                     k + 1, x->n_plan);
   }
+  if (ahead) tsd__thread_join(&th); /* a read nobody will use */
   tsd__mem_free(m->al, scratch.p);
   tsd__mem_free(m->al, pub);
   return st;

@@ -170,7 +170,7 @@ struct Ckpt {
   ~Ckpt() { tsd_checkpoint_free(c); }
   size_t find(const char *key) const {
     size_t i = SIZE_MAX;
-    EXPECT_EQ(tsd_checkpoint_find(c, &i, key), TSD_OK) << key;
+    EXPECT_EQ(tsd_checkpoint_find(&i, c, key), TSD_OK) << key;
     return i;
   }
 };
@@ -206,7 +206,7 @@ struct Model {
     const StTensor &t = st_tensors()[i];
     std::vector<unsigned char> b(static_cast<size_t>(numel(t.shape)) *
                                  tsd_dtype_size(t.model_dtype));
-    EXPECT_EQ(tsd_model_read(m, i, t.model_dtype, b.data(), b.size()), TSD_OK)
+    EXPECT_EQ(tsd_model_read(b.data(), b.size(), m, i, t.model_dtype), TSD_OK)
         << tsd_last_error();
     return b;
   }
@@ -311,7 +311,7 @@ TEST(ViewsPortable, MappedSafetensorsTensorsAreViewsOfTheFileOnLittleEndianHosts
   for (const StTensor &t : st_tensors()) {
     SCOPED_TRACE(t.name);
     tsd_tensor_view v;
-    tsd_status st = tsd_checkpoint_view(c.c, c.find(t.name), &v);
+    tsd_status st = tsd_checkpoint_view(&v, c.c, c.find(t.name));
     if (!host_little_endian()) {
       // s390x: refused by design, with the reason
       EXPECT_EQ(st, TSD_ERR_UNSUPPORTED);
@@ -337,7 +337,7 @@ TEST(ViewsPortable, MappedSafetensorsTensorsAreViewsOfTheFileOnLittleEndianHosts
 TEST(ViewsPortable, UnmappedFilesAreNotViewable) {
   Ckpt c(st_path(), false);
   tsd_tensor_view v;
-  EXPECT_EQ(tsd_checkpoint_view(c.c, c.find("w"), &v), TSD_ERR_UNSUPPORTED);
+  EXPECT_EQ(tsd_checkpoint_view(&v, c.c, c.find("w")), TSD_ERR_UNSUPPORTED);
   EXPECT_NE(std::string(tsd_last_error()).find("TSD_OPEN_MAP"),
             std::string::npos)
       << tsd_last_error();
@@ -353,7 +353,7 @@ TEST(ViewsPortable, MappedTorchSaveZipRecordsAre64ByteAlignedViews) {
     SCOPED_TRACE(key);
     size_t i = c.find(key);
     tsd_tensor_view v;
-    tsd_status st = tsd_checkpoint_view(c.c, i, &v);
+    tsd_status st = tsd_checkpoint_view(&v, c.c, i);
     if (!host_little_endian()) {
       EXPECT_EQ(st, TSD_ERR_UNSUPPORTED);
       continue;
@@ -362,7 +362,7 @@ TEST(ViewsPortable, MappedTorchSaveZipRecordsAre64ByteAlignedViews) {
     EXPECT_EQ(reinterpret_cast<uintptr_t>(v.data) % 64, 0u);
     size_t bytes = static_cast<size_t>(v.numel) * tsd_dtype_size(v.dtype);
     std::vector<unsigned char> read(bytes);
-    ASSERT_EQ(tsd_checkpoint_read(c.c, i, v.dtype, read.data(), bytes), TSD_OK);
+    ASSERT_EQ(tsd_checkpoint_read(read.data(), bytes, c.c, i, v.dtype), TSD_OK);
     EXPECT_EQ(memcmp(v.data, read.data(), bytes), 0) << "map == read";
     if (!strcmp(key, "0.weight"))
       EXPECT_EQ(memcmp(v.data, w0, sizeof w0), 0);

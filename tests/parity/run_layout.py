@@ -324,7 +324,9 @@ def run_unconvertible(args):
     sd["e._extra_state"] = "not a dict"
     ckpt = os.path.join(args.work, "ts.unconvertible.pth")
     torch.save(sd, ckpt)
-    scripted = os.path.join(args.work, "extra_net.pt")
+    # each case makes what it uses (a passed case's files are removed)
+    scripted = os.path.join(args.work, "extra_net_unconvertible.pt")
+    torch.jit.save(torch.jit.script(layout_models.extra_net()), scripted)
     out = os.path.join(args.work, "ts.unconvertible.out.pt")
     if os.path.exists(out):
         os.remove(out)

@@ -10,8 +10,13 @@
 #include <set>
 
 #include "test_helpers.h"
+#include "views_helpers.h"
 
 namespace {
+
+using tsdtest_views::Ckpt;
+using tsdtest_views::LoadR;
+using tsdtest_views::mode;
 
 // The fixtures are made once per build tree (Python takes seconds and every
 // test runs in its own process): written into a private directory, then
@@ -194,46 +199,6 @@ struct Net {
     return true;
   }
 };
-
-struct Ckpt {
-  tsd_checkpoint *c = nullptr;
-  Ckpt(const std::string &path, bool map) {
-    tsd_open_options o = TSD_OPEN_OPTIONS_INIT;
-    o.flags = map ? TSD_OPEN_MAP : 0;
-    EXPECT_EQ(tsd_checkpoint_open(&c, path.c_str(), &o), TSD_OK)
-        << tsd_last_error();
-  }
-  ~Ckpt() {
-    tsd_checkpoint_free(c);
-  }
-  size_t find(const char *key) const {
-    size_t i = SIZE_MAX;
-    EXPECT_EQ(tsd_checkpoint_find(&i, c, key), TSD_OK);
-    return i;
-  }
-};
-
-struct LoadR {
-  tsd_status st;
-  tsd_report *r = nullptr;
-  std::string err;
-  LoadR(tsd_model *m, const tsd_checkpoint *c, tsd_load_options o) {
-    st = tsd_load(&r, m, c, &o);
-    err = tsd_last_error();
-  }
-  ~LoadR() {
-    tsd_report_free(r);
-  }
-  std::vector<std::string> list(tsd_list l) const {
-    return tsdtest::report_list(r, l);
-  }
-};
-
-tsd_load_options mode(tsd_load_mode md) {
-  tsd_load_options o = TSD_LOAD_OPTIONS_INIT;
-  o.mode = md;
-  return o;
-}
 
 void expect_torch_values(const Net &n) {
   for (const Spec &s : specs())

@@ -20,8 +20,13 @@
 #endif
 
 #include "test_helpers.h"
+#include "views_helpers.h"
 
 namespace {
+
+using tsdtest_views::Ckpt;
+using tsdtest_views::LoadR;
+using tsdtest_views::mode;
 
 bool host_little_endian() {
   const uint16_t one = 1;
@@ -159,22 +164,6 @@ std::string st_path() {
   return p;
 }
 
-struct Ckpt {
-  tsd_checkpoint *c = nullptr;
-  Ckpt(const std::string &path, bool map) {
-    tsd_open_options o = TSD_OPEN_OPTIONS_INIT;
-    o.flags = map ? TSD_OPEN_MAP : 0;
-    EXPECT_EQ(tsd_checkpoint_open(&c, path.c_str(), &o), TSD_OK)
-        << tsd_last_error();
-  }
-  ~Ckpt() { tsd_checkpoint_free(c); }
-  size_t find(const char *key) const {
-    size_t i = SIZE_MAX;
-    EXPECT_EQ(tsd_checkpoint_find(&i, c, key), TSD_OK) << key;
-    return i;
-  }
-};
-
 // The file's tensors as a C-owned model (model dtypes), backed memory
 // filled with 0xAB, or unbacked.
 struct Model {
@@ -216,26 +205,6 @@ struct Model {
     return true;
   }
 };
-
-struct LoadR {
-  tsd_status st;
-  tsd_report *r = nullptr;
-  std::string err;
-  LoadR(tsd_model *m, const tsd_checkpoint *c, const tsd_load_options &o) {
-    st = tsd_load(&r, m, c, &o);
-    err = tsd_last_error();
-  }
-  ~LoadR() { tsd_report_free(r); }
-  std::vector<std::string> list(tsd_list l) const {
-    return tsdtest::report_list(r, l);
-  }
-};
-
-tsd_load_options mode(tsd_load_mode md) {
-  tsd_load_options o = TSD_LOAD_OPTIONS_INIT;
-  o.mode = md;
-  return o;
-}
 
 // A simulated device that also plays a DMA engine's part: chunk k's bytes
 // are checked again when the callback of chunk k + 1 ends (an asynchronous

@@ -1156,9 +1156,13 @@ TSD_API tsd_status tsd_model_from_checkpoint(tsd_model **out,
  *  - Device copies (TSD_LOAD_DEVICE, any model kind). After the same checks
  *    as a copy load, each matched model tensor's value, converted to the
  *    model tensor's dtype (the 0-dim rule and num_batches_tracked
- *    included), is handed to device_copy in chunks, tensors in state_dict
- *    order, chunks of one tensor in order of offset, covering it exactly
- *    once (an empty tensor has no chunk). The staging buffer is cut into
+ *    included), is handed to device_copy in chunks, chunks of one tensor
+ *    in order of offset, covering it exactly once (an empty tensor has no
+ *    chunk), tensors in the order a copy load reads them: the order their
+ *    bytes lie in the checkpoint's files, which is not state_dict order
+ *    (see progress below; tsd_device_chunk.tensor says which model tensor
+ *    a chunk belongs to). Reading in file order is what keeps a cold load
+ *    (file not in the page cache) near the speed of reading the file once. The staging buffer is cut into
  *    parts: with staging_bytes >= 3 * 64 KiB and threads != 1, three parts
  *    of P = staging_bytes / 3 rounded down to a multiple of 64 bytes
  *    (chunk k at staging + (k % 3) * P); while the callback for chunk k

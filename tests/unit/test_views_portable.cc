@@ -218,6 +218,7 @@ struct Device {
   const void *prev_data = nullptr;
   std::vector<unsigned char> prev_bytes;
   std::vector<std::string> errors;
+  std::vector<std::string> seq; // tensor names in the order they arrived
 
   void check_prev(uint64_t k) {
     if (prev_data && memcmp(prev_data, prev_bytes.data(), prev_bytes.size()))
@@ -234,6 +235,7 @@ struct Device {
                           std::to_string(k % d->nparts));
     if (ch->len == 0 || ch->len > d->part)
       d->errors.push_back("bad length " + std::to_string(ch->len));
+    if (d->seq.empty() || d->seq.back() != ch->name) d->seq.push_back(ch->name);
     auto &buf = d->mem[ch->tensor];
     if (buf.empty()) buf.assign(ch->tensor_bytes, 0);
     if (ch->offset != d->next[ch->tensor])
@@ -391,6 +393,45 @@ TEST(ViewsPortable, DeviceChunksRotateThroughThreePartsAndArriveIntact) {
       // big: 300 KiB in parts of 64 KiB is 5 chunks
       if (d.nparts == 3) EXPECT_EQ(d.chunks, 1u + 5u + 1u + 4u + 1u);
     }
+  }
+}
+
+// Device chunks come in the order of the bytes in the file (a cold load then
+// reads the file front to back), not in the model's order: here the model
+// declares the file's tensors in reverse.
+TEST(ViewsPortable, DeviceChunksFollowTheFileNotTheModel) {
+  for (int threads : {0, 1}) {
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    Ckpt c(st_path(), false);
+    tsd_model *m = nullptr;
+    ASSERT_EQ(tsd_model_new(&m, "Reversed"), TSD_OK);
+    std::vector<std::string> file_order;
+    for (const StTensor &t : st_tensors())
+      file_order.push_back(t.name);
+    for (auto t = st_tensors().rbegin(); t != st_tensors().rend(); ++t)
+      ASSERT_EQ(tsd_model_add_tensor_unbacked(m, t->name, TSD_PARAMETER,
+                                              t->model_dtype, t->shape.size(),
+                                              t->shape.data()),
+                TSD_OK);
+    Device d;
+    std::vector<uint8_t> staging(size_t(3) * (64 << 10) + 100);
+    tsd_load_options o = device_options(d, staging);
+    o.threads = threads;
+    if (threads == 1) { // two halves
+      d.nparts = 2;
+      d.part = staging.size() / 2;
+    }
+    {
+      LoadR r(m, c.c, o);
+      ASSERT_EQ(r.st, TSD_OK) << r.err;
+    }
+    EXPECT_TRUE(d.errors.empty()) << d.errors[0];
+    EXPECT_EQ(d.seq, file_order);
+    // every tensor whole, by its index in the reversed model
+    for (size_t i = 0; i < file_order.size(); i++)
+      EXPECT_EQ(d.mem[file_order.size() - 1 - i], expected(file_order[i]))
+          << file_order[i];
+    tsd_model_free(m);
   }
 }
 

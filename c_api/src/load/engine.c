@@ -582,7 +582,8 @@ static tsd_status copy_tensors(load_ctx *x, const tsd_load_options *opt,
  * torch.save writes its records sorted by storage key as *strings*
  * ("0", "1", "10", "100", ...), so state_dict order jumps around a zip
  * file; reading it in state_dict order made a cold load of vit_l_16 1.5x
- * slower than `cat` (bench/notes.md). */
+ * slower than `cat`, and a cold device load about 2x a copy load
+ * (bench/notes.md). Copy loads and device loads both use this order. */
 typedef struct read_key {
   uintptr_t src;   /* the source (0: memory) */
   uint64_t off;    /* byte offset of element 0 in it */
@@ -864,21 +865,23 @@ static void *dev_read_main(void *arg) {
   return NULL;
 }
 
-/* The chunk after elements [e, e + per) of item k: *nk, *ne; false after
- * the last. Empty tensors have no chunk. */
-static bool next_chunk(const load_ctx *x, size_t k, uint64_t e, uint64_t per,
-                       size_t part, size_t *nk, uint64_t *ne) {
-  const tsd__mtensor *t = &x->m->tensors[x->plan[k].tensor];
+/* The chunk after elements [e, e + per) of item ord[kk] (items in read
+ * order): *nk (a plan index), *ne; false after the last. Empty tensors have
+ * no chunk. */
+static bool next_chunk(const load_ctx *x, const size_t *ord, size_t kk,
+                       uint64_t e, uint64_t per, size_t part, size_t *nk,
+                       uint64_t *ne) {
+  const tsd__mtensor *t = &x->m->tensors[x->plan[ord[kk]].tensor];
   uint64_t n = t->numel > 0 ? (uint64_t)t->numel : 0;
   if (e + per < n) {
-    *nk = k;
+    *nk = ord[kk];
     *ne = e + per;
     return true;
   }
-  for (size_t j = k + 1; j < x->n_plan; j++) {
-    const tsd__mtensor *u = &x->m->tensors[x->plan[j].tensor];
+  for (size_t j = kk + 1; j < x->n_plan; j++) {
+    const tsd__mtensor *u = &x->m->tensors[x->plan[ord[j]].tensor];
     if (u->numel > 0 && part / tsd_dtype_size(u->dtype) > 0) {
-      *nk = j;
+      *nk = ord[j];
       *ne = 0;
       return true;
     }
@@ -918,9 +921,11 @@ static tsd_status device_mode(load_ctx *x, const tsd_load_options *opt) {
   }
   size_t *pub = tsd__mem_alloc(m->al, (m->n_tensors ? m->n_tensors : 1) *
                                           sizeof *pub);
+  size_t *ord = read_order(x);
   tsd__scratch scratch = {NULL, need, one};
-  if (!pub || (need && !(scratch.p = tsd__mem_alloc(m->al, need)))) {
+  if (!pub || !ord || (need && !(scratch.p = tsd__mem_alloc(m->al, need)))) {
     tsd__mem_free(m->al, pub);
+    tsd__mem_free(m->al, ord);
     return tsd__err(TSD_ERR_NOMEM, "tsd_load: out of memory");
   }
   for (size_t i = 0; i < m->n_tensors; i++)
@@ -942,8 +947,8 @@ static tsd_status device_mode(load_ctx *x, const tsd_load_options *opt) {
   dev_read r;
   tsd__thread th;
   bool ahead = false;
-  for (size_t k = 0; !st && k < x->n_plan; k++) {
-    const plan_item *p = &x->plan[k];
+  for (size_t kk = 0; !st && kk < x->n_plan; kk++) {
+    const plan_item *p = &x->plan[ord[kk]];
     const tsd__mtensor *t = &m->tensors[p->tensor];
     const size_t isz = tsd_dtype_size(t->dtype);
     const uint64_t n = t->numel > 0 ? (uint64_t)t->numel : 0;
@@ -973,7 +978,7 @@ static tsd_status device_mode(load_ctx *x, const tsd_load_options *opt) {
       /* Start reading the next chunk while the callback has this one. */
       size_t nk;
       uint64_t ne;
-      if (nparts == 3 && next_chunk(x, k, e, per, part, &nk, &ne)) {
+      if (nparts == 3 && next_chunk(x, ord, kk, e, per, part, &nk, &ne)) {
         const plan_item *q = &x->plan[nk];
         const tsd__mtensor *u = &m->tensors[q->tensor];
         const size_t usz = tsd_dtype_size(u->dtype);
@@ -1013,18 +1018,19 @@ static tsd_status device_mode(load_ctx *x, const tsd_load_options *opt) {
     }
     if (st) break;
     done += src_bytes(&p->src);
-    bool last_one = k + 1 == x->n_plan;
+    bool last_one = kk + 1 == x->n_plan;
     if (!opt->progress || (!last_one && done - last < step)) continue;
     last = done;
     if (opt->progress(opt->progress_user, done, total) && !last_one)
       st = tsd__err(TSD_ERR_CANCELED,
                     "tsd_load: canceled by the progress callback after %zu "
                     "of %zu tensors (those were sent)",
-                    k + 1, x->n_plan);
+                    kk + 1, x->n_plan);
   }
   if (ahead) tsd__thread_join(&th); /* a read nobody will use */
   tsd__mem_free(m->al, scratch.p);
   tsd__mem_free(m->al, pub);
+  tsd__mem_free(m->al, ord);
   return st;
 }
 
@@ -1167,7 +1173,8 @@ TSD_API tsd_status tsd_load(tsd_report **out, tsd_model *model,
     return st;
   }
   /* set_extra_state first (before any tensor changes), then the tensors:
-   * the plan is in state_dict order; copies go in file order (read_order). */
+   * the plan is in state_dict order; copies and device chunks go in file
+   * order (read_order). */
   if (!opt.dry_run) st = call_extra_state(&x);
   if (!opt.dry_run && !st)
     st = opt.mode == TSD_LOAD_BIND     ? bind_mode(&x, &opt)

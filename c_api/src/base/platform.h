@@ -79,6 +79,29 @@ typedef struct tsd__thread {
 bool tsd__thread_start(tsd__thread *t, void *(*fn)(void *), void *arg);
 void tsd__thread_join(tsd__thread *t);
 
+/* A lock and one condition, for two threads handing work to each other
+ * (the device load's reading thread). Never fails: POSIX default mutex and
+ * condition (glibc's never fail to initialise), Windows SRW lock and
+ * condition variable (static, nothing to free). */
+#ifdef _WIN32
+typedef struct tsd__sync {
+  void *lock; /* SRWLOCK: one pointer */
+  void *cond; /* CONDITION_VARIABLE: one pointer */
+} tsd__sync;
+#else
+typedef struct tsd__sync {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+} tsd__sync;
+#endif
+void tsd__sync_init(tsd__sync *s);
+void tsd__sync_destroy(tsd__sync *s);
+void tsd__sync_lock(tsd__sync *s);
+void tsd__sync_unlock(tsd__sync *s);
+/* Locked: unlocks, waits for a broadcast (or wakes spuriously), relocks. */
+void tsd__sync_wait(tsd__sync *s);
+void tsd__sync_broadcast(tsd__sync *s);
+
 /* Runs fn exactly once per process, whichever thread comes first; the
  * others wait until it has returned. */
 #ifdef _WIN32

@@ -133,6 +133,21 @@ void tsd__once_run(tsd__once *once, void (*fn)(void)) {
   pthread_once(&once->o, fn);
 }
 
+void tsd__sync_init(tsd__sync *s) {
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
+}
+
+void tsd__sync_destroy(tsd__sync *s) {
+  pthread_cond_destroy(&s->cv);
+  pthread_mutex_destroy(&s->mu);
+}
+
+void tsd__sync_lock(tsd__sync *s) { pthread_mutex_lock(&s->mu); }
+void tsd__sync_unlock(tsd__sync *s) { pthread_mutex_unlock(&s->mu); }
+void tsd__sync_wait(tsd__sync *s) { pthread_cond_wait(&s->cv, &s->mu); }
+void tsd__sync_broadcast(tsd__sync *s) { pthread_cond_broadcast(&s->cv); }
+
 bool tsd__os_random(void *p, size_t n, bool nonblocking) {
   size_t got = 0;
   while (got < n) {

@@ -198,6 +198,31 @@ void tsd__once_run(tsd__once *once, void (*fn)(void)) {
                       NULL);
 }
 
+/* SRWLOCK and CONDITION_VARIABLE are one pointer each, zero when fresh. */
+void tsd__sync_init(tsd__sync *s) {
+  InitializeSRWLock((PSRWLOCK)(void *)&s->lock);
+  InitializeConditionVariable((PCONDITION_VARIABLE)(void *)&s->cond);
+}
+
+void tsd__sync_destroy(tsd__sync *s) { (void)s; }
+
+void tsd__sync_lock(tsd__sync *s) {
+  AcquireSRWLockExclusive((PSRWLOCK)(void *)&s->lock);
+}
+
+void tsd__sync_unlock(tsd__sync *s) {
+  ReleaseSRWLockExclusive((PSRWLOCK)(void *)&s->lock);
+}
+
+void tsd__sync_wait(tsd__sync *s) {
+  SleepConditionVariableSRW((PCONDITION_VARIABLE)(void *)&s->cond,
+                            (PSRWLOCK)(void *)&s->lock, INFINITE, 0);
+}
+
+void tsd__sync_broadcast(tsd__sync *s) {
+  WakeAllConditionVariable((PCONDITION_VARIABLE)(void *)&s->cond);
+}
+
 bool tsd__os_random(void *p, size_t n, bool nonblocking) {
   (void)nonblocking; /* the system generator never blocks */
   unsigned char *b = p;

@@ -834,59 +834,137 @@ static tsd_status device_read(load_ctx *x, const plan_item *p, tsd_dtype to,
  * run after each chunk's read, so the load cost read + callback, twice the
  * copy path's work on one core (issue 15: 1.3-1.7x a copy load warm). With
  * a staging buffer of at least 3 * PIPE_PART bytes it is used as three
- * parts: chunk k in part k % 3; while the callback for chunk k runs on the
- * calling thread, a thread of tsd reads chunk k + 1 into the next part. The
- * part it fills held chunk k - 2, whose callback returned before chunk k - 1's
- * was called, so a callback that follows the documented rule (wait for the
- * asynchronous copy of chunk k - 1 before returning) never has its bytes
- * overwritten, whichever rule it follows. Smaller buffers keep two halves
- * and no overlap (tsd.h). */
+ * parts, chunk k in part k % 3, and one reading thread of tsd runs for the
+ * whole load: while the callback for chunk k runs on the calling thread, it
+ * reads chunk k + 1. It may write chunk j only once the callback for chunk
+ * j - 2 has returned: part j % 3 held chunk j - 3, which must stay untouched
+ * until the callback for chunk j - 2 returns (tsd.h's rule), so it is never
+ * more than one chunk ahead. A chunk the reading thread has not taken when
+ * the calling thread needs it (a busy machine, a strided or 0-dim tensor
+ * whose read allocates) is read by the calling thread itself, so a late or
+ * descheduled reader costs at worst the one-thread speed. (A thread per
+ * chunk, started and joined around each callback, cost ~50 us a chunk: with
+ * parts of 1 MiB, 1,200 starts for ViT-L.) Smaller buffers keep two halves
+ * and no thread (tsd.h). */
 #define PIPE_PART ((size_t)64 << 10)
-/* Chunks below this many bytes are read on the calling thread: a thread's
- * start and join (~50 us) would cost more than the overlap saves. */
-#define PIPE_MIN_READ ((size_t)64 << 10)
 
-typedef struct dev_read {
+/* A chunk: elements [e, e + cnt) of plan item ord[kk]; kk == n_plan after
+ * the last. */
+typedef struct dev_pos {
+  size_t kk;
+  uint64_t e, cnt;
+} dev_pos;
+
+/* Moves *c to the first chunk at or after (c->kk, c->e). Empty tensors
+ * have no chunk. */
+static void dev_settle(const load_ctx *x, const size_t *ord, size_t part,
+                       dev_pos *c) {
+  for (; c->kk < x->n_plan; c->kk++, c->e = 0) {
+    const tsd__mtensor *t = &x->m->tensors[x->plan[ord[c->kk]].tensor];
+    uint64_t n = t->numel > 0 ? (uint64_t)t->numel : 0;
+    uint64_t per = part / tsd_dtype_size(t->dtype); /* >= 1: checked */
+    if (c->e < n) {
+      c->cnt = n - c->e < per ? n - c->e : per;
+      return;
+    }
+  }
+  c->e = c->cnt = 0;
+}
+
+static void dev_next(const load_ctx *x, const size_t *ord, size_t part,
+                     dev_pos *c) {
+  c->e += c->cnt;
+  dev_settle(x, ord, part, c);
+}
+
+typedef struct dev_pipe {
   load_ctx *x;
-  const plan_item *p;
-  tsd_dtype to;
-  uint64_t first, count;
-  uint8_t *dst;
-  tsd__scratch scratch; /* the load's scratch; only this thread uses it */
-  tsd_status st;
-  char msg[1024]; /* tsd__err is per thread: the message, carried back */
-} dev_read;
+  const size_t *ord;
+  size_t part;
+  uint8_t *parts[3];
+  tsd__scratch scratch; /* the reading thread's own */
+  tsd__sync sync;       /* guards everything below */
+  uint64_t claimed;     /* chunks 0 .. claimed - 1 are taken by a thread */
+  uint64_t called;      /* callbacks returned */
+  uint64_t reading;     /* the chunk the reading thread took, UINT64_MAX: none */
+  uint64_t read_done;   /* it finished every chunk it took below this */
+  uint64_t failed;      /* the chunk whose read failed there, or UINT64_MAX */
+  bool quit;
+  tsd_status st;  /* that failure */
+  char msg[1024]; /* tsd__err is per thread: its message, carried back */
+} dev_pipe;
 
-static void *dev_read_main(void *arg) {
-  dev_read *r = arg;
-  r->st = device_read(r->x, r->p, r->to, r->first, r->count, r->dst,
-                      &r->scratch);
-  if (r->st) snprintf(r->msg, sizeof r->msg, "%s", tsd_last_error());
+/* The reading thread takes a chunk only if it is a plain contiguous run (a
+ * strided read allocates its window with the model's allocator, which
+ * tsd.h says is called from the calling thread). */
+static bool dev_reader_may(const load_ctx *x, const size_t *ord,
+                           const dev_pos *c) {
+  const plan_item *p = &x->plan[ord[c->kk]];
+  return p->src.contiguous && p->src.ndim > 0;
+}
+
+static void *dev_reader_main(void *arg) {
+  dev_pipe *q = arg;
+  load_ctx *x = q->x;
+  dev_pos c = {0, 0, 0};
+  uint64_t at = 0; /* the number of chunk c */
+  dev_settle(x, q->ord, q->part, &c);
+  tsd__sync_lock(&q->sync);
+  for (;;) {
+    /* wait until the next unclaimed chunk may be read here */
+    while (!q->quit) {
+      while (at < q->claimed && c.kk < x->n_plan) {
+        dev_next(x, q->ord, q->part, &c);
+        at++;
+      }
+      if (c.kk >= x->n_plan) break;
+      if (at <= q->called + 1 && dev_reader_may(x, q->ord, &c)) break;
+      tsd__sync_wait(&q->sync);
+    }
+    if (q->quit || c.kk >= x->n_plan) break;
+    q->claimed = at + 1;
+    q->reading = at;
+    tsd__sync_unlock(&q->sync);
+    const plan_item *p = &x->plan[q->ord[c.kk]];
+    tsd_status st = device_read(x, p, x->m->tensors[p->tensor].dtype, c.e,
+                                c.cnt, q->parts[at % 3], &q->scratch);
+    tsd__sync_lock(&q->sync);
+    q->reading = UINT64_MAX;
+    q->read_done = at + 1;
+    if (st) {
+      q->st = st;
+      q->failed = at;
+      snprintf(q->msg, sizeof q->msg, "%s", tsd_last_error());
+      q->quit = true;
+    }
+    tsd__sync_broadcast(&q->sync);
+  }
+  tsd__sync_unlock(&q->sync);
   return NULL;
 }
 
-/* The chunk after elements [e, e + per) of item ord[kk] (items in read
- * order): *nk (a plan index), *ne; false after the last. Empty tensors have
- * no chunk. */
-static bool next_chunk(const load_ctx *x, const size_t *ord, size_t kk,
-                       uint64_t e, uint64_t per, size_t part, size_t *nk,
-                       uint64_t *ne) {
-  const tsd__mtensor *t = &x->m->tensors[x->plan[ord[kk]].tensor];
-  uint64_t n = t->numel > 0 ? (uint64_t)t->numel : 0;
-  if (e + per < n) {
-    *nk = ord[kk];
-    *ne = e + per;
-    return true;
-  }
-  for (size_t j = kk + 1; j < x->n_plan; j++) {
-    const tsd__mtensor *u = &x->m->tensors[x->plan[ord[j]].tensor];
-    if (u->numel > 0 && part / tsd_dtype_size(u->dtype) > 0) {
-      *nk = ord[j];
-      *ne = 0;
-      return true;
+/* Chunk k into buf: read here, or wait for the reading thread if it took
+ * it. */
+static tsd_status dev_get(dev_pipe *q, bool piped, uint64_t k,
+                          const plan_item *p, tsd_dtype to, const dev_pos *c,
+                          uint8_t *buf, const tsd__scratch *scratch) {
+  if (piped) {
+    tsd__sync_lock(&q->sync);
+    bool mine = q->claimed <= k;
+    if (mine) {
+      q->claimed = k + 1;
+    } else {
+      while (q->read_done <= k && q->failed != k)
+        tsd__sync_wait(&q->sync);
+    }
+    tsd_status st = q->failed == k ? q->st : TSD_OK;
+    tsd__sync_unlock(&q->sync);
+    if (!mine) {
+      if (st) tsd__err(st, "%s", q->msg);
+      return st;
     }
   }
-  return false;
+  return device_read(q->x, p, to, c->e, c->cnt, buf, scratch);
 }
 
 static tsd_status device_mode(load_ctx *x, const tsd_load_options *opt) {
@@ -909,8 +987,8 @@ static tsd_status device_mode(load_ctx *x, const tsd_load_options *opt) {
     nparts = 3;
     part = opt->staging_bytes / 3 & ~(size_t)63;
   }
-  /* The public index of each model tensor, and every read buffer, before
-   * the first chunk. */
+  /* The public index of each model tensor, the read order and every read
+   * buffer (the reading thread's too), before the first chunk. */
   const bool one = opt->threads == 1;
   size_t need = 0;
   for (size_t k = 0; k < x->n_plan; k++) {
@@ -919,13 +997,19 @@ static tsd_status device_mode(load_ctx *x, const tsd_load_options *opt) {
                                         one);
     if (a > need) need = a;
   }
+  dev_pipe q;
+  memset(&q, 0, sizeof q);
+  tsd__scratch scratch = {NULL, need, one};
+  q.scratch = scratch;
+  q.scratch.one_thread = true;
   size_t *pub = tsd__mem_alloc(m->al, (m->n_tensors ? m->n_tensors : 1) *
                                           sizeof *pub);
   size_t *ord = read_order(x);
-  tsd__scratch scratch = {NULL, need, one};
-  if (!pub || !ord || (need && !(scratch.p = tsd__mem_alloc(m->al, need)))) {
+  if (!pub || !ord || (need && !(scratch.p = tsd__mem_alloc(m->al, need))) ||
+      (need && nparts == 3 && !(q.scratch.p = tsd__mem_alloc(m->al, need)))) {
     tsd__mem_free(m->al, pub);
     tsd__mem_free(m->al, ord);
+    tsd__mem_free(m->al, scratch.p);
     return tsd__err(TSD_ERR_NOMEM, "tsd_load: out of memory");
   }
   for (size_t i = 0; i < m->n_tensors; i++)
@@ -940,13 +1024,19 @@ static tsd_status device_mode(load_ctx *x, const tsd_load_options *opt) {
     st = tsd__err(TSD_ERR_CANCELED,
                   "tsd_load: canceled by the progress callback before "
                   "copying (nothing was sent)");
-  uint8_t *parts[3] = {opt->staging, (uint8_t *)opt->staging + part,
-                       (uint8_t *)opt->staging + 2 * part};
-  uint64_t chunk_no = 0;
-  /* The read of the next chunk on tsd's thread, `ahead` while it runs. */
-  dev_read r;
+  q.x = x;
+  q.ord = ord;
+  q.part = part;
+  for (size_t i = 0; i < nparts; i++)
+    q.parts[i] = (uint8_t *)opt->staging + i * part;
+  q.reading = q.failed = UINT64_MAX;
+  tsd__sync_init(&q.sync);
   tsd__thread th;
-  bool ahead = false;
+  const bool piped =
+      !st && nparts == 3 && tsd__thread_start(&th, dev_reader_main, &q);
+  if (piped) scratch.one_thread = true; /* the reader has the other core */
+
+  uint64_t chunk_no = 0;
   for (size_t kk = 0; !st && kk < x->n_plan; kk++) {
     const plan_item *p = &x->plan[ord[kk]];
     const tsd__mtensor *t = &m->tensors[p->tensor];
@@ -958,52 +1048,28 @@ static tsd_status device_mode(load_ctx *x, const tsd_load_options *opt) {
     ch.name = t->name;
     ch.dtype = t->dtype;
     ch.tensor_bytes = n * isz;
-    for (uint64_t e = 0; !st && e < n; e += per) {
-      uint64_t cnt = n - e < per ? n - e : per;
-      uint8_t *buf = parts[chunk_no++ % nparts];
-      if (ahead) { /* it is this chunk (next_chunk's order is this loop's) */
-        tsd__thread_join(&th);
-        ahead = false;
-        st = r.st;
-        if (st) tsd__err(st, "%s", r.msg);
-      } else {
-        st = device_read(x, p, t->dtype, e, cnt, buf, &scratch);
-      }
+    /* the chunks of this tensor: dev_settle's sequence, which the reading
+     * thread follows */
+    for (uint64_t e = 0; !st && e < n; e += per, chunk_no++) {
+      dev_pos c = {kk, e, n - e < per ? n - e : per};
+      uint8_t *buf = q.parts[chunk_no % nparts];
+      st = dev_get(&q, piped, chunk_no, p, t->dtype, &c, buf, &scratch);
       if (st) {
         tsd__err_prefix("tsd_load: reading \"%s\" for the device copy (the "
                         "model's memory is unchanged)",
                         t->name);
         break;
       }
-      /* Start reading the next chunk while the callback has this one. */
-      size_t nk;
-      uint64_t ne;
-      if (nparts == 3 && next_chunk(x, ord, kk, e, per, part, &nk, &ne)) {
-        const plan_item *q = &x->plan[nk];
-        const tsd__mtensor *u = &m->tensors[q->tensor];
-        const size_t usz = tsd_dtype_size(u->dtype);
-        const uint64_t un = (uint64_t)u->numel, uper = part / usz;
-        const uint64_t ucnt = un - ne < uper ? un - ne : uper;
-        /* contiguous reads only: a strided one allocates its window */
-        if (q->src.contiguous && q->src.ndim > 0 &&
-            ucnt * usz >= PIPE_MIN_READ) {
-          r.x = x;
-          r.p = q;
-          r.to = u->dtype;
-          r.first = ne;
-          r.count = ucnt;
-          r.dst = parts[chunk_no % 3];
-          r.scratch = scratch;
-          r.scratch.one_thread = true; /* the callback has the other core */
-          r.st = TSD_OK;
-          r.msg[0] = 0;
-          ahead = tsd__thread_start(&th, dev_read_main, &r);
-        }
-      }
       ch.offset = e * isz;
       ch.data = buf;
-      ch.len = (size_t)(cnt * isz);
+      ch.len = (size_t)(c.cnt * isz);
       int rc = opt->device_copy(opt->device_user, &ch);
+      if (piped) {
+        tsd__sync_lock(&q.sync);
+        q.called = chunk_no + 1;
+        tsd__sync_broadcast(&q.sync);
+        tsd__sync_unlock(&q.sync);
+      }
       if (rc) {
         st = tsd__report_add(x->report, TSD_LIST_DEVICE_FAILED, t->name,
                              strlen(t->name));
@@ -1027,7 +1093,15 @@ static tsd_status device_mode(load_ctx *x, const tsd_load_options *opt) {
                     "of %zu tensors (those were sent)",
                     kk + 1, x->n_plan);
   }
-  if (ahead) tsd__thread_join(&th); /* a read nobody will use */
+  if (piped) {
+    tsd__sync_lock(&q.sync);
+    q.quit = true;
+    tsd__sync_broadcast(&q.sync);
+    tsd__sync_unlock(&q.sync);
+    tsd__thread_join(&th);
+  }
+  tsd__sync_destroy(&q.sync);
+  tsd__mem_free(m->al, q.scratch.p);
   tsd__mem_free(m->al, scratch.p);
   tsd__mem_free(m->al, pub);
   tsd__mem_free(m->al, ord);

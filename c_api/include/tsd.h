@@ -955,8 +955,9 @@ typedef struct tsd_load_options {
    * least 4 MiB (1 MiB when converting dtypes) whose bytes are in the page
    * cache — both cores of a small machine copy at once; a TSD_LOAD_DEVICE load with a staging buffer of
    * at least 3 * 64 KiB reads the next chunk on a worker thread while the
-   * callback runs (a thread per chunk of at least 64 KiB, started and
-   * joined around the callback). 1: the calling thread only (for hosts that
+   * callback runs (one thread for the whole load, started before the first
+   * chunk and joined before tsd_load returns; it never calls the
+   * callbacks). 1: the calling thread only (for hosts that
    * own every thread). 2 or more: as 0. Negative: TSD_ERR_INVALID_ARG. */
   int threads;
 

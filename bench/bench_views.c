@@ -15,7 +15,7 @@
  *           into a C-owned model of unbacked tensors (no host memory)
  *   device  tsd_checkpoint_open + tsd_load(TSD_LOAD_DEVICE) into a
  *           simulated device: one pre-faulted buffer per tensor, each chunk
- *           memcpy'd from a 16 MiB staging buffer (three parts of 5.3 MiB:
+ *           memcpy'd from a staging buffer (16 MiB: three parts of 5.3 MiB;
  *           tsd reads chunk k + 1 while the callback copies chunk k) by
  *           the callback itself
  *   device-async  the same, the memcpy done by a "DMA" thread as a GPU's
@@ -39,7 +39,8 @@
  * "rss_touched_kib" after reading one byte of every page of the first
  * `touch_bytes` of tensors: resident memory grows only with what is read.
  *
- * The environment variable BENCH_THREADS=N sets tsd_load_options.threads.
+ * The environment variable BENCH_THREADS=N sets tsd_load_options.threads;
+ * BENCH_STAGING_KIB=N the device modes' staging buffer (default 16384).
  *
  * Prints one JSON object on stdout. Exit status 0, or 1 with a message.
  */
@@ -60,7 +61,7 @@
 #include "tsd.h"
 
 #define MAX_REPS 64
-#define STAGING ((size_t)16 << 20)
+#define STAGING_KIB_DEFAULT 16384
 
 static double now(void) {
   struct timespec ts;
@@ -332,6 +333,9 @@ int main(int argc, char **argv) {
   int reps = atoi(argv[2]);
   int cold = argc > 4 && !strcmp(argv[4], "cold");
   if (reps < 1 || reps > MAX_REPS) return 2;
+  const char *skib = getenv("BENCH_STAGING_KIB");
+  size_t staging_bytes = (size_t)(skib ? atol(skib) : STAGING_KIB_DEFAULT) << 10;
+  if (staging_bytes < 64) return 2;
   double t[MAX_REPS], t_open[MAX_REPS];
   long extra[MAX_REPS];
   double resident = 0;
@@ -378,8 +382,9 @@ int main(int argc, char **argv) {
   build_model(&bm, path, !bind && !device, device);
   uint8_t *staging = NULL;
   if (device) {
-    if (posix_memalign((void **)&staging, 4096, STAGING)) fail("staging");
-    memset(staging, 0, STAGING);
+    if (posix_memalign((void **)&staging, 4096, staging_bytes))
+      fail("staging");
+    memset(staging, 0, staging_bytes);
   }
   dma d;
   pthread_t dma_thread;
@@ -416,7 +421,7 @@ int main(int argc, char **argv) {
     lo.device_copy = async ? device_copy_async : device_copy;
     lo.device_user = async ? (void *)&d : (void *)&bm;
     lo.staging = staging;
-    lo.staging_bytes = STAGING;
+    lo.staging_bytes = staging_bytes;
     tsd_report *rep = NULL;
     st = tsd_load(&rep, bm.model, ck, &lo);
     if (async) dma_drain(&d); /* ready = on the device */
@@ -476,9 +481,10 @@ int main(int argc, char **argv) {
   printf("{\"mode\": \"%s\", \"cold\": %s, \"bytes\": %lld, \"tensors\": %zu, "
          "\"bound\": %zu, \"copied\": %zu, \"resident_after_evict\": %.4f, "
          "\"rss_bound_kib\": %ld, \"rss_touched_kib\": %ld, "
-         "\"touch_bytes\": %" PRIu64 ", ",
+         "\"touch_bytes\": %" PRIu64 ", \"staging_kib\": %zu, ",
          mode, cold ? "true" : "false", (long long)sb.st_size, bm.n, n_bound,
-         n_copied, resident, rss_bound, rss_touched, touch_bytes);
+         n_copied, resident, rss_bound, rss_touched, touch_bytes,
+         device ? staging_bytes >> 10 : (size_t)0);
   print_list("times", t, reps);
   printf(", ");
   print_list("times_open", t_open, reps);

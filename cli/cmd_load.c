@@ -218,22 +218,15 @@ static int run_load(const cli_command *cmd, int argc, char **argv) {
   int rc = CLI_GO_ON;
   cli_parser p;
   cli_parser_init(&p, cmd, argc, argv);
-  for (int id; rc < 0 && (id = cli_next(&p)) != CLI_END;) {
-    if (id == CLI_HELP) {
-      rc = CLI_EXIT_OK;
-    } else if (id == CLI_BAD) {
-      rc = CLI_EXIT_USAGE;
-    } else if (id == CLI_ARG) {
+  for (int id;
+       rc < 0 && (id = cli_next_own(&p, &c, &ma, &opts, &rc)) != CLI_END;) {
+    if (id == CLI_ARG) {
       if (n_pos == 2)
         rc = cli_usage(cmd, "unexpected argument '%s'", p.value);
       else
         pos[n_pos++] = p.value;
     } else if (id == OPT_OUTPUT) {
       out = p.value;
-    } else {
-      int r = cli_common_opt(&c, cmd, id, p.value);
-      if (!r) r = cli_model_opt(&ma, &opts, cmd, id, p.value);
-      if (r < 0) rc = CLI_EXIT_USAGE;
     }
   }
   const char *ckpt = NULL;

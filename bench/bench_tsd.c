@@ -42,44 +42,12 @@
 
 #include "tsd.h"
 
+#define BENCH_NAME "bench_tsd"
+#include "bench_util.h"
+
 #define MAX_REPS 64
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void die(const char *what, tsd_status st) {
-  fprintf(stderr, "bench_tsd: %s: %s: %s\n", what, tsd_status_name(st),
-          tsd_last_error());
-  exit(1);
-}
-
 /* ---- memory ----------------------------------------------------------- */
-
-static long status_kib(const char *field) {
-  FILE *f = fopen("/proc/self/status", "r");
-  if (!f) return -1;
-  char line[256];
-  size_t n = strlen(field);
-  long v = -1;
-  while (fgets(line, sizeof line, f))
-    if (!strncmp(line, field, n) && line[n] == ':') {
-      v = strtol(line + n + 1, NULL, 10);
-      break;
-    }
-  fclose(f);
-  return v;
-}
-
-static int reset_hwm(void) {
-  int fd = open("/proc/self/clear_refs", O_WRONLY);
-  if (fd < 0) return 0;
-  int ok = write(fd, "5", 1) == 1;
-  close(fd);
-  return ok;
-}
 
 typedef struct {
   int can_reset;
@@ -102,12 +70,6 @@ static long mem_end(const mem_probe *m) {
 }
 
 /* ---- output ----------------------------------------------------------- */
-
-static void print_list(const char *name, const double *v, int n) {
-  printf("\"%s\": [", name);
-  for (int i = 0; i < n; i++) printf("%s%.6f", i ? ", " : "", v[i]);
-  printf("]");
-}
 
 static void print_list_l(const char *name, const long *v, int n) {
   printf("\"%s\": [", name);
@@ -200,8 +162,6 @@ typedef struct {
   uint8_t *arena;
   size_t arena_bytes;
 } c_model;
-
-static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 /* A C-owned model shaped like SPEC's tensors: what a C program that knows
  * its network would build, with its weights in its own memory. */

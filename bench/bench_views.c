@@ -60,47 +60,15 @@
 
 #include "tsd.h"
 
+#define BENCH_NAME "bench_views"
+#include "bench_util.h"
+
 #define MAX_REPS 64
 #define STAGING_KIB_DEFAULT 16384
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void die(const char *what, tsd_status st) {
-  fprintf(stderr, "bench_views: %s: %s: %s\n", what, tsd_status_name(st),
-          tsd_last_error());
-  exit(1);
-}
 
 static void fail(const char *what) {
   fprintf(stderr, "bench_views: %s: %s\n", what, strerror(errno));
   exit(1);
-}
-
-static long status_kib(const char *field) {
-  FILE *f = fopen("/proc/self/status", "r");
-  if (!f) return -1;
-  char line[256];
-  size_t n = strlen(field);
-  long v = -1;
-  while (fgets(line, sizeof line, f))
-    if (!strncmp(line, field, n) && line[n] == ':') {
-      v = strtol(line + n + 1, NULL, 10);
-      break;
-    }
-  fclose(f);
-  return v;
-}
-
-static void reset_hwm(void) {
-  int fd = open("/proc/self/clear_refs", O_WRONLY);
-  if (fd < 0) return;
-  if (write(fd, "5", 1) != 1) { /* only the first peak is then meaningful */
-  }
-  close(fd);
 }
 
 /* ---- the page cache ------------------------------------------------------ */
@@ -146,8 +114,6 @@ typedef struct {
   uint64_t *dev_off; /* device: where tensor i lives in the arena */
   size_t n;
 } bench_model;
-
-static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 static void build_model(bench_model *bm, const char *path, int backed,
                         int device) {
@@ -290,13 +256,6 @@ static void check(const bench_model *bm, const char *path, int device) {
     fprintf(stderr, "bench_views: nothing checked\n");
     exit(1);
   }
-}
-
-static void print_list(const char *name, const double *v, int n) {
-  printf("\"%s\": [", name);
-  for (int i = 0; i < n; i++)
-    printf("%s%.6f", i ? ", " : "", v[i]);
-  printf("]");
 }
 
 /* ---- the read bounds ------------------------------------------------------ */

@@ -59,6 +59,10 @@ const tsd_open_options *cli_open_options(void) {
   return &open_opts;
 }
 
+void cli_open_mapped(void) {
+  open_opts.flags |= TSD_OPEN_MAP;
+}
+
 int cli_output_ratio(const cli_command *cmd, const char *val) {
   if (!strcmp(val, "inf")) {
     open_opts.limits.max_output_ratio = UINT64_MAX;
@@ -635,7 +639,8 @@ static void json_mismatches(FILE *f, const tsd_report *r, tsd_list l) {
   fputc(']', f);
 }
 
-void cli_print_report_json(FILE *f, const tsd_report *r, const char *path) {
+static void report_json(FILE *f, const tsd_report *r, const char *path,
+                        int bind) {
   fprintf(f, "{\"schema_version\": %d, \"ok\": %s, \"class_name\": ",
           CLI_SCHEMA_VERSION, tsd_report_ok(r) ? "true" : "false");
   const char *cls = tsd_report_class_name(r);
@@ -664,8 +669,33 @@ void cli_print_report_json(FILE *f, const tsd_report *r, const char *path) {
   cli_json_str(f, msg, strlen(msg));
   fputs(", \"selected\": ", f);
   cli_json_str_or_null(f, path);
+  if (bind) {
+    fputs(", \"bound\": ", f);
+    json_list(f, r, TSD_LIST_BOUND);
+    fputs(", \"copied\": [", f);
+    for (size_t i = 0; i < tsd_report_count(r, TSD_LIST_COPIED); i++) {
+      const char *key = tsd_report_item(r, TSD_LIST_COPIED, i);
+      const char *why = tsd_report_item(r, TSD_LIST_COPY_REASONS, i);
+      if (!why) why = "";
+      fputs(i ? ", {\"key\": " : "{\"key\": ", f);
+      cli_json_str(f, key, strlen(key));
+      fputs(", \"reason\": ", f);
+      cli_json_str(f, why, strlen(why));
+      fputc('}', f);
+    }
+    fputc(']', f);
+  }
   fputs("}\n", f);
   cli_json_done();
+}
+
+void cli_print_report_json(FILE *f, const tsd_report *r, const char *path) {
+  report_json(f, r, path, 0);
+}
+
+void cli_print_report_json_bind(FILE *f, const tsd_report *r,
+                                const char *path) {
+  report_json(f, r, path, 1);
 }
 
 /* ---- hints after a load ------------------------------------------------------ */

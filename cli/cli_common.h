@@ -142,6 +142,11 @@ void cli_print_message(FILE *f, const tsd_report *r);
  * size_mismatches, popped_keys, popped, error_msgs, message, selected (null
  * when path is ""). The same object for tsd load and tsd diff. */
 void cli_print_report_json(FILE *f, const tsd_report *r, const char *path);
+/* The same object for tsd load --map, with two more members: "bound" (the
+ * keys of TSD_LIST_BOUND) and "copied" ([{"key", "reason"}] from
+ * TSD_LIST_COPIED and TSD_LIST_COPY_REASONS). */
+void cli_print_report_json_bind(FILE *f, const tsd_report *r,
+                                const char *path);
 
 /* A model to load into: a TorchScript archive, or built from a state-dict
  * checkpoint (--model-spec): tensors with their values, modules from its
@@ -282,6 +287,9 @@ int cli_fail(const char *what, tsd_status st);
 int cli_output_ratio(const struct cli_command *cmd, const char *val);
 /* The open options carrying --max-output-ratio. */
 const tsd_open_options *cli_open_options(void);
+/* Checkpoints opened from now on are mapped (TSD_OPEN_MAP; tsd load
+ * --map). */
+void cli_open_mapped(void);
 /* 1 if `out` is the same file as `in` (device and inode, symlinks
  * followed), printing "tsd CMD: OUT is IN..." ; 0 otherwise. */
 int cli_same_file(const char *out, const char *in);

@@ -52,7 +52,8 @@ typedef enum cli_opt_id {
   OPT_AUTO_POP,
   /* one command's own */
   OPT_ALL,
-  OPT_MISSING_OK
+  OPT_MISSING_OK,
+  OPT_MAP
 } cli_opt_id;
 
 typedef struct cli_opt {

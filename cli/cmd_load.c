@@ -35,6 +35,18 @@ static const char *const LOAD_HELP = LOAD_USAGE
     "--json)\n" CLI_SELECT_HELP CLI_REMAP_HELP
     "  --json                print the report as one JSON object\n"
     "                        (docs/json-schema.md)\n"
+    "  --map                 open CHECKPOINT mapped and bind the model's\n"
+    "                        tensors to its bytes instead of copying them\n"
+    "                        (TSD_OPEN_MAP, TSD_LOAD_BIND: what a program\n"
+    "                        binding this checkpoint gets); a tensor that\n"
+    "                        needs a conversion or cannot be viewed is\n"
+    "                        copied. After a load that succeeded, stderr\n"
+    "                        says how many were bound and copied and why\n"
+    "                        each copy was made (--json: \"bound\" and\n"
+    "                        \"copied\"). -o writes the same file as\n"
+    "                        without --map. --model-spec only; not with\n"
+    "                        CHECKPOINT '-' (stdin cannot be mapped) nor\n"
+    "                        --torchscript-checkpoint\n"
     "  -o, --output OUT      write the loaded model (.pth for --model-spec,\n"
     "                        a TorchScript archive for MODEL.pt; safetensors\n"
     "                        when OUT ends in .safetensors); only when the\n"
@@ -76,6 +88,7 @@ static const cli_opt LOAD_OPTS[] = {
     {OPT_STRICT, "--strict", NULL, 0},
     {OPT_OUTPUT, "-o", "--output", 1},
     {OPT_JSON, "--json", NULL, 0},
+    {OPT_MAP, "--map", NULL, 0},
     {OPT_QUIET, "--quiet", "-q", 0},
     {OPT_SELECT, "--select", NULL, 1},
     {OPT_STRIP, "--strip-prefix", NULL, 1},
@@ -194,6 +207,43 @@ int cli_model_open(cli_model *sm, cli_model_args *m, const char *ckpt) {
   return cli_model_build(sm, m);
 }
 
+/* --map: a C-owned model, a checkpoint file opened by tsd. 1 when it
+ * may, else 0 after a usage error. */
+static int map_allowed(const cli_command *cmd, const cli_model_args *ma,
+                       const cli_common_args *c, const char *ckpt) {
+  if (!ma->spec) {
+    cli_usage(cmd, "--map binds the tensors of a C-owned model "
+                   "(--model-spec); a TorchScript model's tensors are "
+                   "LibTorch's and are copied into");
+    return 0;
+  }
+  if (!strcmp(ckpt, "-")) {
+    cli_usage(cmd, "--map maps CHECKPOINT; stdin ('-') cannot be mapped");
+    return 0;
+  }
+  if (c->torchscript) {
+    cli_usage(cmd, "--map maps CHECKPOINT; --torchscript-checkpoint reads "
+                   "it through LibTorch");
+    return 0;
+  }
+  return 1;
+}
+
+/* Text mode --map, after a load that succeeded (one that raised binds
+ * nothing): the counts, then each copied key with its reason, on stderr
+ * (as the popped keys). */
+static void print_bind(const tsd_report *r) {
+  size_t nb = tsd_report_count(r, TSD_LIST_BOUND);
+  size_t nc = tsd_report_count(r, TSD_LIST_COPIED);
+  cli_status("bound %zu tensor%s to the mapped checkpoint, copied %zu", nb,
+             nb == 1 ? "" : "s", nc);
+  for (size_t i = 0; i < nc; i++) {
+    const char *why = tsd_report_item(r, TSD_LIST_COPY_REASONS, i);
+    cli_status("copied '%s': %s", tsd_report_item(r, TSD_LIST_COPIED, i),
+               why ? why : "");
+  }
+}
+
 /* Text mode --auto-pop: each dropped key with both shapes, on stderr. */
 static void print_popped(const tsd_report *r) {
   size_t n = tsd_report_count(r, TSD_LIST_POPPED);
@@ -215,25 +265,20 @@ static int run_load(const cli_command *cmd, int argc, char **argv) {
   tsd_load_options opts = TSD_LOAD_OPTIONS_INIT;
   const char *pos[2], *out = NULL;
   size_t n_pos = 0;
-  int rc = CLI_GO_ON;
+  int rc = CLI_GO_ON, map = 0;
   cli_parser p;
   cli_parser_init(&p, cmd, argc, argv);
-  for (int id; rc < 0 && (id = cli_next(&p)) != CLI_END;) {
-    if (id == CLI_HELP) {
-      rc = CLI_EXIT_OK;
-    } else if (id == CLI_BAD) {
-      rc = CLI_EXIT_USAGE;
-    } else if (id == CLI_ARG) {
+  for (int id;
+       rc < 0 && (id = cli_next_own(&p, &c, &ma, &opts, &rc)) != CLI_END;) {
+    if (id == CLI_ARG) {
       if (n_pos == 2)
         rc = cli_usage(cmd, "unexpected argument '%s'", p.value);
       else
         pos[n_pos++] = p.value;
     } else if (id == OPT_OUTPUT) {
       out = p.value;
-    } else {
-      int r = cli_common_opt(&c, cmd, id, p.value);
-      if (!r) r = cli_model_opt(&ma, &opts, cmd, id, p.value);
-      if (r < 0) rc = CLI_EXIT_USAGE;
+    } else if (id == OPT_MAP) {
+      map = 1;
     }
   }
   const char *ckpt = NULL;
@@ -241,6 +286,7 @@ static int run_load(const cli_command *cmd, int argc, char **argv) {
     ckpt = cli_model_positionals(&ma, cmd, pos, n_pos);
     if (!ckpt) rc = CLI_EXIT_USAGE;
   }
+  if (rc < 0 && map && !map_allowed(cmd, &ma, &c, ckpt)) rc = CLI_EXIT_USAGE;
   if (rc < 0 && out &&
       (cli_same_file(out, ckpt) || cli_same_file(out, ma.model_path) ||
        cli_same_file(out, ma.spec)))
@@ -258,6 +304,10 @@ static int run_load(const cli_command *cmd, int argc, char **argv) {
   tsd_report *report = NULL;
   char selected[1024] = "";
   rc = cli_model_open(&sm, &ma, ckpt);
+  if (map) { /* CHECKPOINT only: SPEC is read into the model's memory */
+    cli_open_mapped();
+    opts.mode = TSD_LOAD_BIND;
+  }
   if (rc < 0) rc = cli_open_checkpoint(&ck, ckpt, c.torchscript);
   if (rc < 0)
     rc = cli_select(ck, c.selects, c.n_select, selected, sizeof selected);
@@ -271,11 +321,14 @@ static int run_load(const cli_command *cmd, int argc, char **argv) {
   }
   if (rc < 0) {
     FILE *report_to = out_stdout ? stderr : stdout;
-    if (c.json) {
+    if (c.json && map) {
+      cli_print_report_json_bind(report_to, report, selected);
+    } else if (c.json) {
       cli_print_report_json(report_to, report, selected);
     } else {
       cli_print_message(report_to, report);
       print_popped(report);
+      if (map && tsd_report_ok(report)) print_bind(report);
     }
     cli_report_hints(report, sm.model, &opts);
     rc = tsd_report_ok(report) ? CLI_EXIT_OK : CLI_EXIT_RAISED;
@@ -288,8 +341,8 @@ static int run_load(const cli_command *cmd, int argc, char **argv) {
     }
   }
   tsd_report_free(report);
+  cli_model_free(&sm); /* before the checkpoint a --map model borrows from */
   tsd_checkpoint_free(ck);
-  cli_model_free(&sm);
   cli_common_free(&c);
   return rc;
 }

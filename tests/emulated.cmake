@@ -11,6 +11,7 @@ list(APPEND TSD_NOT_ON_WINDOWS
   test_alloc       # interposes glibc's malloc (__libc_malloc) to count calls
   test_cli         # sys/wait.h; runs tsd through sh with POSIX quoting
   test_cli_conventions # sys/wait.h, pty (script), runs tsd through sh
+  test_cli_map     # sys/wait.h; runs tsd through sh (stdin redirected)
   test_cli_text    # rlimits, fork/exec, terminals (pty), signals
   test_io          # sockets, FIFOs, devices, symlinks, fork/exec
   test_malformed   # rlimits (memory bound per case) and fork

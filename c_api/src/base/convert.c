@@ -326,6 +326,14 @@ static bool is_floating(tsd_dtype t) {
     memcpy(&v, (const char *)src + i * sizeof(type), sizeof v);                \
     o[i] = (expr);                                                             \
   }
+/* complex: element i's parts v[0], v[1] into o[i] and im[i] */
+#define LOAD2(type, re, imag)                                                  \
+  for (i = 0; i < n; i++) {                                                    \
+    type v[2];                                                                 \
+    memcpy(v, (const char *)src + i * sizeof v, sizeof v);                     \
+    o[i] = (re);                                                               \
+    im[i] = (imag);                                                            \
+  }
 
 static void load_int(int64_t *o, const void *src, tsd_dtype t, size_t n) {
   size_t i;
@@ -386,28 +394,13 @@ static void load_float(double *o, double *im, const void *src, tsd_dtype t,
     LOAD(uint8_t, fp8_to_float(v, t));
     break;
   case TSD_COMPLEX32:
-    for (i = 0; i < n; i++) {
-      uint16_t v[2];
-      memcpy(v, (const char *)src + 4 * i, 4);
-      o[i] = half_to_float(v[0]);
-      im[i] = half_to_float(v[1]);
-    }
+    LOAD2(uint16_t, half_to_float(v[0]), half_to_float(v[1]));
     break;
   case TSD_COMPLEX64:
-    for (i = 0; i < n; i++) {
-      float v[2];
-      memcpy(v, (const char *)src + 8 * i, 8);
-      o[i] = v[0];
-      im[i] = v[1];
-    }
+    LOAD2(float, v[0], v[1]);
     break;
   case TSD_COMPLEX128:
-    for (i = 0; i < n; i++) {
-      double v[2];
-      memcpy(v, (const char *)src + 16 * i, 16);
-      o[i] = v[0];
-      im[i] = v[1];
-    }
+    LOAD2(double, v[0], v[1]);
     break;
   default:
     break;

@@ -222,33 +222,42 @@ static inline uint8_t float_to_e8m0(float f) {
   return (uint8_t)e;
 }
 
+static inline float e4m3fnuz_to_float(uint8_t x) {
+  return fnuz_to_float(x, 4, 3);
+}
+static inline float e5m2fnuz_to_float(uint8_t x) {
+  return fnuz_to_float(x, 5, 2);
+}
+
+/* The float8 dtypes' decoder and encoder, from TSD_FLOAT8_E4M3FN on. */
+typedef struct fp8_codec {
+  float (*decode)(uint8_t x);
+  uint8_t (*encode)(float f);
+} fp8_codec;
+static const fp8_codec fp8_codecs[] = {
+    [TSD_FLOAT8_E4M3FN - TSD_FLOAT8_E4M3FN] = {e4m3fn_to_float,
+                                               float_to_e4m3fn},
+    [TSD_FLOAT8_E5M2 - TSD_FLOAT8_E4M3FN] = {e5m2_to_float, float_to_e5m2},
+    [TSD_FLOAT8_E4M3FNUZ - TSD_FLOAT8_E4M3FN] = {e4m3fnuz_to_float,
+                                                 float_to_e4m3fnuz},
+    [TSD_FLOAT8_E5M2FNUZ - TSD_FLOAT8_E4M3FN] = {e5m2fnuz_to_float,
+                                                 float_to_e5m2fnuz},
+    [TSD_FLOAT8_E8M0FNU - TSD_FLOAT8_E4M3FN] = {e8m0_to_float, float_to_e8m0},
+};
+_Static_assert(sizeof fp8_codecs / sizeof fp8_codecs[0] ==
+                   TSD_FLOAT8_E8M0FNU - TSD_FLOAT8_E4M3FN + 1,
+               "one codec per float8 dtype");
+/* `t`'s codec; any other dtype gets e8m0's (the last) */
+static inline const fp8_codec *fp8_codec_of(tsd_dtype t) {
+  return t >= TSD_FLOAT8_E4M3FN && t <= TSD_FLOAT8_E8M0FNU
+             ? &fp8_codecs[t - TSD_FLOAT8_E4M3FN]
+             : &fp8_codecs[TSD_FLOAT8_E8M0FNU - TSD_FLOAT8_E4M3FN];
+}
 static inline float fp8_to_float(uint8_t x, tsd_dtype t) {
-  switch (t) {
-  case TSD_FLOAT8_E4M3FN:
-    return e4m3fn_to_float(x);
-  case TSD_FLOAT8_E5M2:
-    return e5m2_to_float(x);
-  case TSD_FLOAT8_E4M3FNUZ:
-    return fnuz_to_float(x, 4, 3);
-  case TSD_FLOAT8_E5M2FNUZ:
-    return fnuz_to_float(x, 5, 2);
-  default: /* TSD_FLOAT8_E8M0FNU */
-    return e8m0_to_float(x);
-  }
+  return fp8_codec_of(t)->decode(x);
 }
 static inline uint8_t float_to_fp8(float f, tsd_dtype t) {
-  switch (t) {
-  case TSD_FLOAT8_E4M3FN:
-    return float_to_e4m3fn(f);
-  case TSD_FLOAT8_E5M2:
-    return float_to_e5m2(f);
-  case TSD_FLOAT8_E4M3FNUZ:
-    return float_to_e4m3fnuz(f);
-  case TSD_FLOAT8_E5M2FNUZ:
-    return float_to_e5m2fnuz(f);
-  default:
-    return float_to_e8m0(f);
-  }
+  return fp8_codec_of(t)->encode(f);
 }
 
 float tsd__fp8_to_float(uint8_t x, tsd_dtype t) {
@@ -317,6 +326,14 @@ static bool is_floating(tsd_dtype t) {
     memcpy(&v, (const char *)src + i * sizeof(type), sizeof v);                \
     o[i] = (expr);                                                             \
   }
+/* complex: element i's parts v[0], v[1] into o[i] and im[i] */
+#define LOAD2(type, re, imag)                                                  \
+  for (i = 0; i < n; i++) {                                                    \
+    type v[2];                                                                 \
+    memcpy(v, (const char *)src + i * sizeof v, sizeof v);                     \
+    o[i] = (re);                                                               \
+    im[i] = (imag);                                                            \
+  }
 
 static void load_int(int64_t *o, const void *src, tsd_dtype t, size_t n) {
   size_t i;
@@ -377,28 +394,13 @@ static void load_float(double *o, double *im, const void *src, tsd_dtype t,
     LOAD(uint8_t, fp8_to_float(v, t));
     break;
   case TSD_COMPLEX32:
-    for (i = 0; i < n; i++) {
-      uint16_t v[2];
-      memcpy(v, (const char *)src + 4 * i, 4);
-      o[i] = half_to_float(v[0]);
-      im[i] = half_to_float(v[1]);
-    }
+    LOAD2(uint16_t, half_to_float(v[0]), half_to_float(v[1]));
     break;
   case TSD_COMPLEX64:
-    for (i = 0; i < n; i++) {
-      float v[2];
-      memcpy(v, (const char *)src + 8 * i, 8);
-      o[i] = v[0];
-      im[i] = v[1];
-    }
+    LOAD2(float, v[0], v[1]);
     break;
   case TSD_COMPLEX128:
-    for (i = 0; i < n; i++) {
-      double v[2];
-      memcpy(v, (const char *)src + 16 * i, 16);
-      o[i] = v[0];
-      im[i] = v[1];
-    }
+    LOAD2(double, v[0], v[1]);
     break;
   default:
     break;

@@ -52,6 +52,26 @@ typedef struct zarchive {
   bool big; /* the `byteorder` record says "big" */
 } zarchive;
 
+/* An archive with nothing read yet; zarchive_free releases what reading it
+ * took from the allocator (the arena keeps the rest). */
+static void zarchive_init(zarchive *z, const tsd__source *src,
+                          tsd__arena *arena, const tsd__limits *limits) {
+  memset(z, 0, sizeof *z);
+  z->src = src;
+  z->arena = arena;
+  z->limits = limits;
+  z->prefix = "";
+  tsd__strmap_init(&z->names, arena->al);
+  tsd__strmap_init(&z->keys, arena->al);
+}
+static void zarchive_free(zarchive *z) {
+  tsd__strmap_free(&z->names);
+  tsd__strmap_free(&z->keys);
+  tsd__mem_free(z->arena->al, z->recs);
+  tsd__mem_free(z->arena->al, z->cd);
+  tsd__mem_free(z->arena->al, z->ra);
+}
+
 #define RA_SIZE ((size_t)32 << 10)
 
 /* Reads [off, off+n) of the archive for a local header, through the
@@ -620,20 +640,10 @@ static tsd_status read_zip(zarchive *z, tsd__parsed *out) {
 tsd_status tsd__read_zip(const tsd__source *src, tsd__arena *arena,
                          const tsd__limits *limits, tsd__parsed *out) {
   zarchive z;
-  memset(&z, 0, sizeof z);
-  z.src = src;
-  z.arena = arena;
-  z.limits = limits;
-  z.prefix = "";
-  tsd__strmap_init(&z.names, arena->al);
-  tsd__strmap_init(&z.keys, arena->al);
+  zarchive_init(&z, src, arena, limits);
   memset(out, 0, sizeof *out);
   tsd_status st = read_zip(&z, out);
-  tsd__strmap_free(&z.names);
-  tsd__strmap_free(&z.keys);
-  tsd__mem_free(arena->al, z.recs);
-  tsd__mem_free(arena->al, z.cd);
-  tsd__mem_free(arena->al, z.ra);
+  zarchive_free(&z);
   if (st != TSD_OK) memset(out, 0, sizeof *out);
   return st;
 }
@@ -649,13 +659,7 @@ tsd_status tsd__zip_read_records(const tsd__source *src, tsd__arena *arena,
                                  uint64_t max_bytes, char **texts,
                                  size_t *lens) {
   zarchive z;
-  memset(&z, 0, sizeof z);
-  z.src = src;
-  z.arena = arena;
-  z.limits = limits;
-  z.prefix = "";
-  tsd__strmap_init(&z.names, arena->al);
-  tsd__strmap_init(&z.keys, arena->al);
+  zarchive_init(&z, src, arena, limits);
   const zrec *pkl;
   tsd_status st = parse_cd(&z);
   if (st == TSD_OK) st = find_prefix(&z, &pkl);
@@ -713,10 +717,6 @@ tsd_status tsd__zip_read_records(const tsd__source *src, tsd__arena *arena,
     texts[i] = buf;
     lens[i] = (size_t)r->size;
   }
-  tsd__strmap_free(&z.names);
-  tsd__strmap_free(&z.keys);
-  tsd__mem_free(arena->al, z.recs);
-  tsd__mem_free(arena->al, z.cd);
-  tsd__mem_free(arena->al, z.ra);
+  zarchive_free(&z);
   return st;
 }

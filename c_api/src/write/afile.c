@@ -20,12 +20,12 @@
  *    is never written (rename(2)'s own rule; writing through a link is how
  *    a link planted in a shared directory redirects a write elsewhere);
  *  - a caller's descriptor (stdout for `-`) is written through in order,
- *    never seeked back unless it is a regular file, never closed. */
+ *    never seeked back unless it is a regular file, never closed.
+ * What is the same on Windows (afile_win32.c) is in afile_common.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,48 +40,9 @@ static const char *file_kind(mode_t m) {
   return "not a regular file";
 }
 
-static void notify(tsd__afile *f, const char *name) {
-  if (!f->temp_file) return;
-  if (!name) {
-    f->temp_file(f->temp_user, NULL);
-    return;
-  }
-  tsd__buf b;
-  tsd__buf_init(&b, f->al);
-  tsd__buf_append(&b, f->dir, strlen(f->dir));
-  tsd__buf_puts(&b, "/");
-  tsd__buf_puts(&b, name);
-  if (!b.oom) f->temp_file(f->temp_user, b.data);
-  tsd__buf_free(&b);
-}
-
-/* ".tsd-" and six random characters: short, so that a destination name of
- * NAME_MAX bytes still has a temporary name. */
-static void temp_name(char out[12]) {
-  static const char al[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  unsigned char r[6];
-  if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
-    /* no entropy yet: the address of a stack variable and the clock still
-     * make a collision unlikely, and O_EXCL makes it harmless */
-    uint64_t x = (uint64_t)(uintptr_t)r ^ (uint64_t)getpid() << 32;
-    for (int i = 0; i < 6; i++)
-      r[i] = (unsigned char)(x >> (8 * i));
-  }
-  memcpy(out, ".tsd-", 5);
-  for (int i = 0; i < 6; i++)
-    out[5 + i] = al[r[i] % (sizeof al - 1)];
-  out[11] = '\0';
-}
-
 tsd_status tsd__afile_open_fd(tsd__afile *f, const tsd_allocator *al, int fd,
                               const char *name) {
-  memset(f, 0, sizeof *f);
-  f->al = al;
-  f->fd = fd;
-  f->dirfd = -1;
-  f->name = name ? name : "<output>";
-  f->caller_fd = true;
+  tsd__afile_init_fd(f, al, fd, name);
   struct stat st;
   if (fstat(fd, &st) != 0)
     return tsd__err(TSD_ERR_IO, "%s: cannot write: %s", f->name,
@@ -94,37 +55,13 @@ tsd_status tsd__afile_open_fd(tsd__afile *f, const tsd_allocator *al, int fd,
   return TSD_OK;
 }
 
-tsd_status tsd__afile_open(tsd__afile *f, const tsd_allocator *al,
-                           const char *path,
-                           void (*temp_file)(void *, const char *),
-                           void *temp_user) {
-  return tsd__afile_open_ex(f, al, path, temp_file, temp_user, false);
-}
-
 tsd_status tsd__afile_open_ex(tsd__afile *f, const tsd_allocator *al,
                               const char *path,
                               void (*temp_file)(void *, const char *),
                               void *temp_user, bool named) {
-  memset(f, 0, sizeof *f);
-  f->al = al;
-  f->fd = f->dirfd = -1;
-  f->name = path;
-  f->path = path;
-  f->temp_file = temp_file;
-  f->temp_user = temp_user;
-  const char *slash = strrchr(path, '/');
-  const char *base = slash ? slash + 1 : path;
-  if (!*base)
-    return tsd__err(TSD_ERR_INVALID_ARG, "%s: names a directory, not a file",
-                    path);
-  f->dir = slash ? tsd__mem_strndup(al, path,
-                                    slash == path ? 1 : (size_t)(slash - path))
-                 : tsd__mem_strdup(al, ".");
-  f->base = tsd__mem_strdup(al, base);
-  if (!f->dir || !f->base) {
-    tsd__afile_abort(f);
-    return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", path);
-  }
+  tsd_status ist = tsd__afile_init_path(f, al, path, temp_file, temp_user);
+  if (ist) return ist;
+  const char *base = f->base;
   int dfd;
   do {
     dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -144,10 +81,7 @@ tsd_status tsd__afile_open_ex(tsd__afile *f, const tsd_allocator *al,
       keep = true;
     } else if (!S_ISLNK(old.st_mode)) {
       tsd__afile_abort(f);
-      return tsd__err(TSD_ERR_INVALID_ARG,
-                      "%s: is %s; tsd writes regular files only and does not "
-                      "replace anything else",
-                      path, file_kind(old.st_mode));
+      return tsd__afile_not_regular(path, file_kind(old.st_mode));
     }
   } else if (errno != ENOENT) {
     int e = errno;
@@ -162,7 +96,7 @@ tsd_status tsd__afile_open_ex(tsd__afile *f, const tsd_allocator *al,
      * temporary, reported to the host */
     char name[12];
     for (unsigned attempt = 0; attempt < 100 && fd < 0; attempt++) {
-      temp_name(name);
+      tsd__afile_temp_name(name);
       fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
       if (fd < 0 && errno != EEXIST && errno != EINTR) break;
     }
@@ -173,7 +107,7 @@ tsd_status tsd__afile_open_ex(tsd__afile *f, const tsd_allocator *al,
                       path, strerror(e));
     }
     memcpy(f->tmp, name, sizeof name);
-    notify(f, f->tmp);
+    tsd__afile_notify(f, f->tmp);
   }
   f->fd = fd;
   f->seekable = true;
@@ -260,7 +194,7 @@ tsd_status tsd__afile_commit(tsd__afile *f) {
     if (r != 0) {
       char name[12];
       for (unsigned attempt = 0; attempt < 100 && r != 0; attempt++) {
-        temp_name(name);
+        tsd__afile_temp_name(name);
         r = linkat(f->fd, "", f->dirfd, name, AT_EMPTY_PATH);
         if (r != 0 && errno != EEXIST)
           r = linkat(AT_FDCWD, proc, f->dirfd, name, AT_SYMLINK_FOLLOW);
@@ -268,7 +202,7 @@ tsd_status tsd__afile_commit(tsd__afile *f) {
       }
       if (r != 0) return fail_io(f, "cannot give the file a name", errno);
       memcpy(f->tmp, name, sizeof name);
-      notify(f, f->tmp);
+      tsd__afile_notify(f, f->tmp);
     }
   }
   if (f->tmp[0]) {
@@ -277,15 +211,12 @@ tsd_status tsd__afile_commit(tsd__afile *f) {
     if (fstatat(f->dirfd, f->base, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
         !S_ISREG(now.st_mode) && !S_ISLNK(now.st_mode)) {
       tsd__afile_abort(f);
-      return tsd__err(TSD_ERR_INVALID_ARG,
-                      "%s: is %s; tsd writes regular files only and does not "
-                      "replace anything else",
-                      f->name, file_kind(now.st_mode));
+      return tsd__afile_not_regular(f->name, file_kind(now.st_mode));
     }
     if (renameat(f->dirfd, f->tmp, f->dirfd, f->base) != 0)
       return fail_io(f, "cannot rename the finished file into place", errno);
     f->tmp[0] = '\0';
-    notify(f, NULL);
+    tsd__afile_notify(f, NULL);
   }
   tsd_status st = TSD_OK;
   /* the new name is durable only once the directory is */
@@ -308,11 +239,8 @@ void tsd__afile_abort(tsd__afile *f) {
   if (f->fd >= 0) close(f->fd);
   if (f->tmp[0] && f->dirfd >= 0) {
     unlinkat(f->dirfd, f->tmp, 0);
-    notify(f, NULL);
+    tsd__afile_notify(f, NULL);
   }
   if (f->dirfd >= 0) close(f->dirfd);
-  tsd__mem_free(f->al, f->dir);
-  tsd__mem_free(f->al, f->base);
-  memset(f, 0, sizeof *f);
-  f->fd = f->dirfd = -1;
+  tsd__afile_release(f);
 }

@@ -13,7 +13,8 @@
  *  - paths are UTF-8, opened as UTF-16 (the W functions);
  *  - every write carries its offset (WriteFile with OVERLAPPED), so files
  *    past 4 GiB work; a caller's descriptor (stdout for `-`) is written
- *    through in order, never closed. */
+ *    through in order, never closed.
+ * What is the same on POSIX (afile.c) is in afile_common.c. */
 #ifdef _WIN32
 #include <windows.h>
 #include <io.h>
@@ -32,56 +33,9 @@ static HANDLE handle_of(const tsd__afile *f) {
   return (HANDLE)_get_osfhandle(f->fd);
 }
 
-/* dir + "/" + name, UTF-8 (for the host's temp_file callback) */
-static char *join(const tsd__afile *f, const char *name) {
-  tsd__buf b;
-  tsd__buf_init(&b, f->al);
-  tsd__buf_append(&b, f->dir, strlen(f->dir));
-  tsd__buf_puts(&b, "/");
-  tsd__buf_puts(&b, name);
-  if (b.oom) {
-    tsd__buf_free(&b);
-    return NULL;
-  }
-  char *s = tsd__mem_strndup(f->al, b.data, b.len);
-  tsd__buf_free(&b);
-  return s;
-}
-
-static void notify(tsd__afile *f, const char *name) {
-  if (!f->temp_file) return;
-  if (!name) {
-    f->temp_file(f->temp_user, NULL);
-    return;
-  }
-  char *p = join(f, name);
-  if (p) f->temp_file(f->temp_user, p);
-  tsd__mem_free(f->al, p);
-}
-
-static void temp_name(char out[12]) {
-  static const char al[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  unsigned char r[6];
-  if (!tsd__os_random(r, sizeof r, true)) {
-    uint64_t x = tsd__os_weak_entropy() ^ (uint64_t)(uintptr_t)r;
-    for (int i = 0; i < 6; i++)
-      r[i] = (unsigned char)(x >> (8 * i));
-  }
-  memcpy(out, ".tsd-", 5);
-  for (int i = 0; i < 6; i++)
-    out[5 + i] = al[r[i] % (sizeof al - 1)];
-  out[11] = '\0';
-}
-
 tsd_status tsd__afile_open_fd(tsd__afile *f, const tsd_allocator *al, int fd,
                               const char *name) {
-  memset(f, 0, sizeof *f);
-  f->al = al;
-  f->fd = fd;
-  f->dirfd = -1;
-  f->name = name ? name : "<output>";
-  f->caller_fd = true;
+  tsd__afile_init_fd(f, al, fd, name);
   HANDLE h = handle_of(f);
   if (h == INVALID_HANDLE_VALUE)
     return tsd__err(TSD_ERR_IO, "%s: cannot write: not an open descriptor",
@@ -97,40 +51,13 @@ tsd_status tsd__afile_open_fd(tsd__afile *f, const tsd_allocator *al, int fd,
   return TSD_OK;
 }
 
-tsd_status tsd__afile_open(tsd__afile *f, const tsd_allocator *al,
-                           const char *path,
-                           void (*temp_file)(void *, const char *),
-                           void *temp_user) {
-  return tsd__afile_open_ex(f, al, path, temp_file, temp_user, false);
-}
-
 tsd_status tsd__afile_open_ex(tsd__afile *f, const tsd_allocator *al,
                               const char *path,
                               void (*temp_file)(void *, const char *),
                               void *temp_user, bool named) {
   (void)named; /* always named on Windows */
-  memset(f, 0, sizeof *f);
-  f->al = al;
-  f->fd = f->dirfd = -1;
-  f->name = path;
-  f->path = path;
-  f->temp_file = temp_file;
-  f->temp_user = temp_user;
-  const char *slash = NULL;
-  for (const char *p = path; *p; p++)
-    if (*p == '/' || *p == '\\') slash = p;
-  const char *base = slash ? slash + 1 : path;
-  if (!*base)
-    return tsd__err(TSD_ERR_INVALID_ARG, "%s: names a directory, not a file",
-                    path);
-  f->dir = slash ? tsd__mem_strndup(al, path,
-                                    slash == path ? 1 : (size_t)(slash - path))
-                 : tsd__mem_strdup(al, ".");
-  f->base = tsd__mem_strdup(al, base);
-  if (!f->dir || !f->base) {
-    tsd__afile_abort(f);
-    return tsd__err(TSD_ERR_NOMEM, "%s: out of memory", path);
-  }
+  tsd_status ist = tsd__afile_init_path(f, al, path, temp_file, temp_user);
+  if (ist) return ist;
   wchar_t *w = tsd__win_wide(path);
   if (!w) {
     tsd__afile_abort(f);
@@ -142,10 +69,7 @@ tsd_status tsd__afile_open_ex(tsd__afile *f, const tsd_allocator *al,
   tsd__mem_free(NULL, w);
   if (exists && (old.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY)) {
     tsd__afile_abort(f);
-    return tsd__err(TSD_ERR_INVALID_ARG,
-                    "%s: is a directory; tsd writes regular files only and "
-                    "does not replace anything else",
-                    path);
+    return tsd__afile_not_regular(path, "a directory");
   }
   if (!exists && e != ERROR_FILE_NOT_FOUND) {
     tsd__afile_abort(f);
@@ -158,8 +82,8 @@ tsd_status tsd__afile_open_ex(tsd__afile *f, const tsd_allocator *al,
   e = 0;
   for (unsigned attempt = 0; attempt < 100 && h == INVALID_HANDLE_VALUE;
        attempt++) {
-    temp_name(name);
-    char *tp = join(f, name);
+    tsd__afile_temp_name(name);
+    char *tp = tsd__afile_join(f, name);
     wchar_t *tw = tp ? tsd__win_wide(tp) : NULL;
     tsd__mem_free(al, tp);
     if (!tw) {
@@ -181,7 +105,7 @@ tsd_status tsd__afile_open_ex(tsd__afile *f, const tsd_allocator *al,
   int fd = _open_osfhandle((intptr_t)h, 0);
   if (fd < 0) {
     CloseHandle(h);
-    char *tp = join(f, name);
+    char *tp = tsd__afile_join(f, name);
     wchar_t *tw = tp ? tsd__win_wide(tp) : NULL;
     if (tw) DeleteFileW(tw);
     tsd__mem_free(NULL, tw);
@@ -190,7 +114,7 @@ tsd_status tsd__afile_open_ex(tsd__afile *f, const tsd_allocator *al,
     return tsd__err(TSD_ERR_IO, "%s: out of file descriptors", path);
   }
   memcpy(f->tmp, name, sizeof name);
-  notify(f, f->tmp);
+  tsd__afile_notify(f, f->tmp);
   f->fd = fd;
   f->seekable = true;
   return TSD_OK;
@@ -267,7 +191,7 @@ tsd_status tsd__afile_commit(tsd__afile *f) {
     tsd__afile_abort(f);
     return tsd__err(TSD_ERR_IO, "%s: close failed", f->name);
   }
-  char *tp = join(f, f->tmp);
+  char *tp = tsd__afile_join(f, f->tmp);
   wchar_t *tw = tp ? tsd__win_wide(tp) : NULL;
   wchar_t *dw = tsd__win_wide(f->path);
   tsd__mem_free(f->al, tp);
@@ -281,10 +205,7 @@ tsd_status tsd__afile_commit(tsd__afile *f) {
   DWORD attr = GetFileAttributesW(dw);
   tsd_status st = TSD_OK;
   if (attr != INVALID_FILE_ATTRIBUTES && (attr & FILE_ATTRIBUTE_DIRECTORY)) {
-    st = tsd__err(TSD_ERR_INVALID_ARG,
-                  "%s: is a directory; tsd writes regular files only and "
-                  "does not replace anything else",
-                  f->name);
+    st = tsd__afile_not_regular(f->name, "a directory");
   } else {
     BOOL ok = FALSE;
     if (attr != INVALID_FILE_ATTRIBUTES && !(attr & FILE_ATTRIBUTE_REPARSE_POINT))
@@ -298,7 +219,7 @@ tsd_status tsd__afile_commit(tsd__afile *f) {
                    GetLastError());
     else {
       f->tmp[0] = '\0';
-      notify(f, NULL);
+      tsd__afile_notify(f, NULL);
     }
   }
   tsd__mem_free(NULL, tw);
@@ -314,16 +235,13 @@ void tsd__afile_abort(tsd__afile *f) {
   }
   if (f->fd >= 0) _close(f->fd);
   if (f->tmp[0] && f->dir) {
-    char *tp = join(f, f->tmp);
+    char *tp = tsd__afile_join(f, f->tmp);
     wchar_t *tw = tp ? tsd__win_wide(tp) : NULL;
     if (tw) DeleteFileW(tw);
     tsd__mem_free(NULL, tw);
     tsd__mem_free(f->al, tp);
-    notify(f, NULL);
+    tsd__afile_notify(f, NULL);
   }
-  tsd__mem_free(f->al, f->dir);
-  tsd__mem_free(f->al, f->base);
-  memset(f, 0, sizeof *f);
-  f->fd = f->dirfd = -1;
+  tsd__afile_release(f);
 }
 #endif

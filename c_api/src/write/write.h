@@ -1,6 +1,8 @@
 /*
  * write.h — writers (c_api/src/write/), over model/:
  *   afile.c              the one atomic output file every writer writes into
+ *   afile_win32.c        the same on Windows (one of the two is built)
+ *   afile_common.c       what the two share
  *   pth.c                a torch.save-compatible .pth (zip + pickle writer)
  *   safetensors_write.c  a safetensors file
  *   write.c              tsd_model_save(_ex), models over a checkpoint,
@@ -64,6 +66,31 @@ tsd_status tsd__afile_pwrite(tsd__afile *f, uint64_t off, const void *p,
 tsd_status tsd__afile_commit(tsd__afile *f);
 /* Drops the output (the old file stays). Safe on a closed/zeroed afile. */
 void tsd__afile_abort(tsd__afile *f);
+
+/* For afile.c and afile_win32.c only: their OS-independent part
+ * (afile_common.c). */
+/* Sets `f` up for a caller's descriptor (the fields; no check of `fd`). */
+void tsd__afile_init_fd(tsd__afile *f, const tsd_allocator *al, int fd,
+                        const char *name);
+/* Sets `f` up for `path`: f->dir and f->base (its directory, "." if none,
+ * and last component; '\\' separates too on Windows); refuses a path ending
+ * in a separator. On failure `f` holds nothing. */
+tsd_status tsd__afile_init_path(tsd__afile *f, const tsd_allocator *al,
+                                const char *path,
+                                void (*temp_file)(void *, const char *),
+                                void *temp_user);
+/* Frees f->dir and f->base and zeroes `f` (fd and dirfd -1): the end of
+ * tsd__afile_abort once the OS has closed and removed what it must. */
+void tsd__afile_release(tsd__afile *f);
+/* A fresh ".tsd-XXXXXX" (11 characters and the NUL). */
+void tsd__afile_temp_name(char out[12]);
+/* f->dir + "/" + name, allocated with f->al (NULL when out of memory). */
+char *tsd__afile_join(const tsd__afile *f, const char *name);
+/* Tells the host (f->temp_file) the temporary's path, or NULL: none left. */
+void tsd__afile_notify(tsd__afile *f, const char *name);
+/* TSD_ERR_INVALID_ARG: "`name`: is `kind`; tsd writes regular files only
+ * ..." (kind: "a directory", "a FIFO", ...). */
+tsd_status tsd__afile_not_regular(const char *name, const char *kind);
 
 /* Bytes a writer reads from a model at a time (tensors not in memory are
  * streamed through a buffer this large, never held whole). */

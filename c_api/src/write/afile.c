@@ -141,13 +141,7 @@ tsd_status tsd__afile_write(tsd__afile *f, const void *p, size_t n) {
     n -= (size_t)r;
     f->off += (uint64_t)r;
   }
-  if (f->progress) {
-    uint64_t done = f->off < f->progress_total ? f->off : f->progress_total;
-    if (f->progress(f->progress_user, done, f->progress_total))
-      return tsd__err(TSD_ERR_CANCELED, "%s: the save was canceled",
-                      f->name);
-  }
-  return TSD_OK;
+  return tsd__afile_progress(f);
 }
 
 tsd_status tsd__afile_pwrite(tsd__afile *f, uint64_t off, const void *p,

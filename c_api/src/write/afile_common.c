@@ -120,3 +120,11 @@ tsd_status tsd__afile_not_regular(const char *name, const char *kind) {
                   "replace anything else",
                   name, kind);
 }
+
+tsd_status tsd__afile_progress(const tsd__afile *f) {
+  if (!f->progress) return TSD_OK;
+  uint64_t done = f->off < f->progress_total ? f->off : f->progress_total;
+  if (f->progress(f->progress_user, done, f->progress_total))
+    return tsd__err(TSD_ERR_CANCELED, "%s: the save was canceled", f->name);
+  return TSD_OK;
+}

@@ -156,8 +156,9 @@ tsd_status tsd__afile_write(tsd__afile *f, const void *p, size_t n) {
    * wrote, so on a seekable file every write names its offset; a pipe or
    * console is written in order. */
   tsd_status st = write_at(f, p, n, f->seekable, f->base_off + f->off);
-  if (!st) f->off += n;
-  return st;
+  if (st) return st;
+  f->off += n;
+  return tsd__afile_progress(f);
 }
 
 tsd_status tsd__afile_pwrite(tsd__afile *f, uint64_t off, const void *p,

@@ -91,6 +91,10 @@ void tsd__afile_notify(tsd__afile *f, const char *name);
 /* TSD_ERR_INVALID_ARG: "`name`: is `kind`; tsd writes regular files only
  * ..." (kind: "a directory", "a FIFO", ...). */
 tsd_status tsd__afile_not_regular(const char *name, const char *kind);
+/* After each write: the save's progress callback (done = bytes written so
+ * far, at most progress_total); TSD_ERR_CANCELED when it returns non-zero.
+ * Both OS writers call it, so a save reports progress on every OS. */
+tsd_status tsd__afile_progress(const tsd__afile *f);
 
 /* Bytes a writer reads from a model at a time (tensors not in memory are
  * streamed through a buffer this large, never held whole). */

@@ -72,6 +72,19 @@ def measure(bench, path, kind, cold, reps, rounds):
     return res
 
 
+def ratio(res, m, base):
+    """m's median over base's median: what the targets are judged by. Cold
+    runs on this VM show spikes of 2-4x in about a third of the runs of any
+    mode, independent of the mode (bench/notes.md); the median of each
+    mode's own runs stays clear of them while fewer than half spike."""
+    return res[m]["median"] / res[base]["median"]
+
+
+def best(res, m, base):
+    """m's fastest run over base's fastest: the cost without interference."""
+    return min(res[m]["times"]) / min(res[base]["times"])
+
+
 def paired(res, m, base):
     """The median over rounds of m's time over base's time in the same round.
     The modes of a round run back to back, so a slow spell of the shared
@@ -89,7 +102,7 @@ def fmt(x):
 def main():
     bench, cache, out_md = sys.argv[1], sys.argv[2], sys.argv[3]
     quick = "--quick" in sys.argv
-    reps, rounds, cold_rounds = (2, 1, 2) if quick else (3, 2, 7)
+    reps, rounds, cold_rounds = (2, 1, 2) if quick else (3, 2, 9)
     t_start = time.time()
     rows, targets, notes = [], [], []
     for case in CASES:
@@ -125,20 +138,20 @@ def main():
                             f"touching {b['touch_bytes'] / 2**20:.0f} MiB",
                             grow < 4 and b["rss_touched_kib"] * 1024 <=
                             b["touch_bytes"] * 1.05 + 4 * 2**20))
+        def judged(res, m, base):
+            r = ratio(res, m, base)
+            return r, (f"**{r:.2f}** (paired {paired(res, m, base):.2f}, "
+                       f"best {best(res, m, base):.2f})")
+
         for m in ("copy", "device-null", "device", "device-async"):
-            r = paired(cold, m, "cat")
+            r, text = judged(cold, m, "cat")
             targets.append((f"cold {m} <= 1.2 x cold cat", case["name"],
-                            f"{r:.2f} (medians: "
-                            f"{cold[m]['median'] / cold['cat']['median']:.2f})",
-                            r <= 1.2))
+                            text, r <= 1.2))
         for m in ("device-null", "device", "device-async"):
             for label, res in (("warm", warm), ("cold", cold)):
-                r = paired(res, m, "copy")
+                r, text = judged(res, m, "copy")
                 targets.append((f"{label} {m} <= 1.2 x {label} copy",
-                                case["name"],
-                                f"{r:.2f} (medians: "
-                                f"{res[m]['median'] / res['copy']['median']:.2f})",
-                                r <= 1.2))
+                                case["name"], text, r <= 1.2))
 
     with open(out_md, "w") as f:
         f.write("# Time-to-ready by load mode, warm and cold (issue 15)\n\n")
@@ -189,15 +202,14 @@ def main():
                     f"| {case['name']} | {size:.0f} | {label} | "
                     + " | ".join(fmt(res[m]["median"])
                                  for m in C_MODES + ["py"])
-                    + f" | {res['copy']['median'] / min(res['pread']['median'], res['cat']['median']) if bound == 'pread' else paired(res, 'copy', 'cat'):.2f}"
+                    + f" | {res['copy']['median'] / min(res['pread']['median'], res['cat']['median']) if bound == 'pread' else ratio(res, 'copy', 'cat'):.2f}"
                     f" | {res['py']['median'] / res['copy']['median']:.1f}"
                     f" | {res['copy']['peak_mib']:.1f}"
                     f" | {res['bind']['peak_mib']:.1f}"
                     f" | {res['py']['peak_mib']:.0f}"
                     f" | {la0:.1f} -> {la1:.1f} |\n")
         f.write("\ncopy/bound: copy over the faster of pread and cat (warm) "
-                "or, cold, the median over rounds of copy over cat of the "
-                "same round (the modes of a round run back to back). "
+                "or over cat (cold). "
                 "Cold cat ranged "
                 + ", ".join(f"{min(c['cat']['rounds']):.3f}-"
                             f"{max(c['cat']['rounds']):.3f} s ({k['name']})"
@@ -206,9 +218,12 @@ def main():
                 "1.2 GB buffer it fills pushed part of the file out of the "
                 "page cache on this shared machine.\n\n")
         f.write("## Binding and memory\n\n" + "\n".join(notes) + "\n\n")
-        f.write("## Targets of issue 15\n\nRatios are medians of "
-                "per-round ratios (each round runs every mode back to back); "
-                "the ratio of the medians is shown beside.\n\n"
+        f.write("## Targets of issue 15\n\nJudged by the ratio of the "
+                "medians (bold). Beside it: *paired*, the median over rounds "
+                "of the ratio within a round (the modes of a round run back "
+                "to back; spoiled when either side spikes), and *best*, the "
+                "fastest run over the fastest run (the cost without "
+                "interference).\n\n"
                 "| target | case | measured | |\n"
                 "|---|---|---|---|\n")
         for t, c, m, ok in targets:

@@ -13,6 +13,10 @@
  *           model whose memory is allocated and pre-faulted before timing
  *   bind    tsd_checkpoint_open(TSD_OPEN_MAP) + tsd_load(TSD_LOAD_BIND)
  *           into a C-owned model of unbacked tensors (no host memory)
+ *   bind-upload  bind, then memcpy every bound tensor into the simulated
+ *           device below: a CPU-side upload (glBufferSubData, a memcpy
+ *           into a mapped Vulkan buffer) that takes any pointer needs no
+ *           staging copy
  *   device  tsd_checkpoint_open + tsd_load(TSD_LOAD_DEVICE) into a
  *           simulated device: one pre-faulted buffer per tensor, each chunk
  *           memcpy'd from a staging buffer (16 MiB: three parts of 5.3 MiB;
@@ -301,7 +305,8 @@ static double read_file(const char *path, int whole, uint8_t *buf) {
 int main(int argc, char **argv) {
   if (argc < 4) {
     fprintf(stderr,
-            "usage: bench_views cat|pread|copy|bind|device|device-async|device-null "
+            "usage: bench_views cat|pread|copy|bind|bind-upload|device|"
+            "device-async|device-null "
             "REPS CKPT "
             "[cold]\n");
     return 2;
@@ -349,7 +354,9 @@ int main(int argc, char **argv) {
     return 0;
   }
 
-  int bind = !strcmp(mode, "bind"), async = !strcmp(mode, "device-async");
+  int upload = !strcmp(mode, "bind-upload");
+  int bind = !strcmp(mode, "bind") || upload;
+  int async = !strcmp(mode, "device-async");
   int null_dev = !strcmp(mode, "device-null");
   int device = !strcmp(mode, "device") || async || null_dev;
   if (!bind && !device && strcmp(mode, "copy")) {
@@ -357,7 +364,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   bench_model bm;
-  build_model(&bm, path, !bind && !device, device);
+  build_model(&bm, path, !bind && !device, device || upload);
   uint8_t *staging = NULL;
   if (device) {
     if (posix_memalign((void **)&staging, 4096, staging_bytes))
@@ -405,6 +412,13 @@ int main(int argc, char **argv) {
     tsd_report *rep = NULL;
     st = tsd_load(&rep, bm.model, ck, &lo);
     if (async) dma_drain(&d); /* ready = on the device */
+    for (size_t i = 0; upload && st == TSD_OK && i < bm.n; i++) {
+      /* a CPU-side upload from the bound pointers (no staging copy) */
+      tsd_tensor_info info;
+      if (tsd_model_tensor(&info, bm.model, i) != TSD_OK) fail("tensor");
+      memcpy(bm.arena + bm.dev_off[i], info.data,
+             (size_t)info.numel * tsd_dtype_size(info.dtype));
+    }
     double t2 = now();
     if (st != TSD_OK) {
       fprintf(stderr, "bench_views: load: %s: %s\n", tsd_status_name(st),
@@ -415,7 +429,7 @@ int main(int argc, char **argv) {
     n_copied = tsd_report_count(rep, TSD_LIST_COPIED);
     tsd_report_free(rep);
     extra[r] = status_kib("VmHWM") - base;
-    if (bind && r + 1 == reps) {
+    if (bind && !upload && r + 1 == reps) {
       /* RSS now, and after touching the first quarter of the tensors */
       rss_bound = status_kib("VmRSS") - base;
       volatile uint8_t sink = 0;
@@ -479,8 +493,8 @@ int main(int argc, char **argv) {
     tsd_checkpoint_free(ck);
   }
   if (bind) {
-    /* values through the bound pointers, then release */
-    check(&bm, path, 0);
+    /* values through the bound pointers (or on the device), then release */
+    check(&bm, path, upload);
     tsd_model_free(bm.model);
     tsd_checkpoint_free(keep);
   } else {

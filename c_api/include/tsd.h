@@ -1185,7 +1185,13 @@ TSD_API tsd_status tsd_model_from_checkpoint(tsd_model **out,
  *    offset and the value returned. The model's memory is never written
  *    (tensors may be unbacked), in success and in failure; what reached the
  *    device before a failure is the caller's to discard. Progress and
- *    cancellation work as in a copy load, per tensor.
+ *    cancellation work as in a copy load, per tensor. The hook costs the
+ *    host one copy (file to staging); a callback that copies with the CPU
+ *    adds a second. An upload that takes any host pointer (glBufferSubData,
+ *    a memcpy into a mapped Vulkan buffer) can skip staging for tensors
+ *    stored in the model's dtype: bind (TSD_LOAD_BIND on a TSD_OPEN_MAP
+ *    checkpoint) and upload from the bound pointers, one copy in all
+ *    (bench/results/views.md, "bind-upload").
  *  - Ranged reads (tsd_checkpoint_read_range, tsd_model_read_range): any
  *    range of elements, C order, converted; the memory used is at most a
  *    read buffer of the range, whatever the tensor's size. */

@@ -44,19 +44,8 @@ std::string slurp(const std::string &path) {
   return ss.str();
 }
 
-// Views (and so binding) need a little-endian host (tsd.h, "Views"): on a
-// big-endian one every tensor is copied.
-bool host_little_endian() {
-  const uint16_t one = 1;
-  unsigned char b;
-  memcpy(&b, &one, 1);
-  return b == 1;
-}
-
-void put_le(std::string &out, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; i++)
-    out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
+using tsdtest::host_little_endian;
+using tsdtest::put_le;
 
 uint64_t f32_bits(float f) {
   uint32_t u;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -26,6 +27,21 @@ extern "C" {
 #include "test_tmp.h"
 
 namespace tsdtest {
+
+// Views (and so binding) need a little-endian host (tsd.h, "Views"); tests
+// that write binary files write them little-endian explicitly (s390x).
+inline bool host_little_endian() {
+  const uint16_t one = 1;
+  unsigned char b;
+  memcpy(&b, &one, 1);
+  return b == 1;
+}
+
+// `bytes` bytes of v, least significant first, appended to out.
+inline void put_le(std::string &out, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; i++)
+    out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
 
 // A checkpoint assembled in memory the way the readers leave one: values in
 // an arena, a TSD__V_DICT root with TSD__V_STR keys, tensors whose storage

@@ -28,17 +28,8 @@ using tsdtest_views::Ckpt;
 using tsdtest_views::LoadR;
 using tsdtest_views::mode;
 
-bool host_little_endian() {
-  const uint16_t one = 1;
-  unsigned char b;
-  memcpy(&b, &one, 1);
-  return b == 1;
-}
-
-void put_le(std::string &out, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; i++)
-    out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
+using tsdtest::host_little_endian;
+using tsdtest::put_le;
 
 uint32_t float_bits(float f) {
   uint32_t u;

@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #ifdef __linux__
@@ -313,6 +315,36 @@ inline CliOut run_cli(const std::string &args, const std::string &prefix = "") {
   return r;
 }
 #endif
+
+// Files and directories, portable (std::filesystem, no shell): the tests
+// built for Windows use these.
+// A new empty directory temp_dir()/name (removed first if it is there).
+inline std::string scratch_subdir(const std::string &name) {
+  std::string d = temp_dir() + "/" + name;
+  std::error_code ec;
+  std::filesystem::remove_all(d, ec);
+  EXPECT_TRUE(std::filesystem::create_directory(d, ec)) << d << ": "
+                                                         << ec.message();
+  return d;
+}
+// The names in `dir` (not . and ..).
+inline std::set<std::string> dir_names(const std::string &dir) {
+  std::set<std::string> out;
+  std::error_code ec;
+  for (const auto &e : std::filesystem::directory_iterator(dir, ec))
+    out.insert(e.path().filename().string());
+  return out;
+}
+inline std::string slurp_file(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+inline void spit_file(const std::string &path, const std::string &bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << bytes;
+}
 
 // A small tmpfs mounted on `dir` for the scope (a full disk for the
 // writers' tests; mounting needs root, as in CI: `mounted` says whether it

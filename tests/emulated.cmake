@@ -6,7 +6,7 @@
 # POSIX programs: fork/exec, pipes, rlimits, signals, symlinks, modes). Their
 # tests that need only the library live in portable programs, built here too:
 # test_write_portable, test_io_portable, test_malformed_portable,
-# test_save_progress (a test left in these programs for no POSIX reason
+# test_parallel_portable, test_save_progress (a test left in these programs for no POSIX reason
 # hides Windows bugs: the progress callback once was one).
 # TSD_EMU_SKIP_<program>: a GoogleTest filter (A.B:C.*) of its tests that are
 # labelled `unit-not-emulated` instead, with the reason next to it.
@@ -20,7 +20,7 @@ list(APPEND TSD_NOT_ON_WINDOWS
   test_io          # sockets, FIFOs, devices, symlinks, fork/exec, /proc
   test_malformed   # rlimits (memory bound per case), fork, /proc (the cases
                    # themselves run in-process: test_malformed_portable)
-  test_parallel    # dlopen of the allocator hooks, fork
+  test_parallel    # interposes pthread_create (dlsym RTLD_NEXT) to count threads
   test_ts_state    # sys/wait.h; runs tsd through sh
   test_write       # mounts (a full file system), fork/exec, modes, symlinks
 )

@@ -6,13 +6,14 @@
 # POSIX programs: fork/exec, pipes, rlimits, signals, symlinks, modes). Their
 # tests that need only the library live in portable programs, built here too:
 # test_write_portable, test_io_portable, test_malformed_portable,
-# test_parallel_portable, test_save_progress (a test left in these programs for no POSIX reason
-# hides Windows bugs: the progress callback once was one).
+# test_parallel_portable, test_save_progress; test_alloc is built here too
+# (its glibc malloc interposer only where glibc is). A test left in these
+# programs for no POSIX reason hides Windows bugs: the progress callback
+# once was one.
 # TSD_EMU_SKIP_<program>: a GoogleTest filter (A.B:C.*) of its tests that are
 # labelled `unit-not-emulated` instead, with the reason next to it.
 set(TSD_NOT_ON_WINDOWS)
 list(APPEND TSD_NOT_ON_WINDOWS
-  test_alloc       # interposes glibc's malloc (__libc_malloc) to count calls
   test_cli         # sys/wait.h; runs tsd through sh with POSIX quoting
   test_cli_conventions # sys/wait.h, pty (script), runs tsd through sh
   test_cli_map     # sys/wait.h; runs tsd through sh (stdin redirected)

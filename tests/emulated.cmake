@@ -6,7 +6,7 @@
 # POSIX programs: fork/exec, pipes, rlimits, signals, symlinks, modes). Their
 # tests that need only the library live in portable programs, built here too:
 # test_write_portable, test_io_portable, test_malformed_portable,
-# test_parallel_portable, test_save_progress; test_alloc is built here too
+# test_parallel_portable, test_ts_state_portable, test_save_progress; test_alloc is built here too
 # (its glibc malloc interposer only where glibc is). A test left in these
 # programs for no POSIX reason hides Windows bugs: the progress callback
 # once was one.
@@ -22,7 +22,8 @@ list(APPEND TSD_NOT_ON_WINDOWS
   test_malformed   # rlimits (memory bound per case), fork, /proc (the cases
                    # themselves run in-process: test_malformed_portable)
   test_parallel    # interposes pthread_create (dlsym RTLD_NEXT) to count threads
-  test_ts_state    # sys/wait.h; runs tsd through sh
+  test_ts_state    # sys/wait.h; runs tsd through sh (the reader's own tests:
+                   # test_ts_state_portable)
   test_write       # mounts (a full file system), fork/exec, modes, symlinks
 )
 

@@ -6,7 +6,8 @@
 # POSIX programs: fork/exec, pipes, rlimits, signals, symlinks, modes). Their
 # tests that need only the library live in portable programs, built here too:
 # test_write_portable, test_io_portable, test_malformed_portable,
-# test_parallel_portable, test_ts_state_portable, test_save_progress; test_alloc is built here too
+# test_parallel_portable, test_ts_state_portable, test_escape_portable,
+# test_save_progress; test_alloc is built here too
 # (its glibc malloc interposer only where glibc is). A test left in these
 # programs for no POSIX reason hides Windows bugs: the progress callback
 # once was one.

@@ -316,6 +316,15 @@ inline CliOut run_cli(const std::string &args, const std::string &prefix = "") {
 }
 #endif
 
+// tsd_escape of `s` as a std::string.
+inline std::string esc(const std::string &s, tsd_escape_mode mode) {
+  size_t need = tsd_escape(nullptr, 0, s.data(), s.size(), mode);
+  std::string out(need + 1, '\0');
+  EXPECT_EQ(tsd_escape(&out[0], out.size(), s.data(), s.size(), mode), need);
+  out.resize(need);
+  return out;
+}
+
 // Files and directories, portable (std::filesystem, no shell): the tests
 // built for Windows use these.
 // A new empty directory temp_dir()/name (removed first if it is there).

@@ -5,6 +5,7 @@
 // (tsd__tensor_read_range against whole reads), the output bound
 // (tsd_limits.max_output_ratio), the longest valid name, and failures that
 // leave the old file and no temporary. test_write.cc keeps the POSIX ones.
+#include <filesystem>
 #include <set>
 #include <string>
 #include <vector>
@@ -189,6 +190,23 @@ TEST(WriteBound, OpenOptionsOfEveryVersionAreRead) {
 // ---- the output rules, both writers ----------------------------------
 
 const char *const kFormats[] = {"out.pth", "out.safetensors"};
+
+// A directory at the output path is refused at once and kept (the FIFO and
+// device cases: test_write.cc).
+TEST(WriteRules, ADirectoryOutputIsRefusedAndKept) {
+  std::string d = fresh_dir("dirout");
+  Small s;
+  for (const char *name : kFormats) {
+    std::string p = d + "/" + name;
+    ASSERT_TRUE(std::filesystem::create_directory(p)) << p;
+    EXPECT_EQ(tsd_model_save(s.m.get(), p.c_str(), NULL), TSD_ERR_INVALID_ARG);
+    EXPECT_EQ(std::string(tsd_last_error()),
+              p + ": is a directory; tsd writes regular files only and does "
+                  "not replace anything else");
+    EXPECT_TRUE(std::filesystem::is_directory(p)) << p;
+  }
+  EXPECT_EQ(dir_names(d), (std::set<std::string>{"out.pth", "out.safetensors"}));
+}
 
 TEST(WriteRules, ALongestValidNameWorks) {
   std::string d = fresh_dir("long");

@@ -6,7 +6,7 @@
 # Python torch (tests/fuzz/make_seeds.py; the committed malformed corpus is a
 # seed too), runs each target for the given time and prints its executions.
 # A crash, leak, timeout or OOM file is copied to tests/malformed/regressions/
-# (test_malformed then checks it; fuzz_sharded's to regressions_sharded/,
+# (test_malformed_portable and test_malformed then check it; fuzz_sharded's to regressions_sharded/,
 # which test_sharded replays). Exits non-zero on any finding.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The unit tests under sanitizers (pure-C build, no LibTorch):
 #   build-asan/  -fsanitize=address,undefined, all of `ctest -L unit`
-#   build-tsan/  -fsanitize=thread, test_threads, test_parallel and
+#   build-tsan/  -fsanitize=thread, test_threads, test_parallel_portable
+#                (the split conversions), test_parallel and
 #                test_views_portable (the device load's reading thread)
 #   scripts/sanitize.sh [asan|tsan|all]     (default all)
 # Uses clang if installed, else gcc. Exits non-zero on any finding and prints
@@ -58,9 +59,9 @@ fi
 if [ "$what" = all ] || [ "$what" = tsan ]; then
   flags="-fsanitize=thread -fno-omit-frame-pointer -O1 -g"
   if build build-tsan "$flags" --target test_threads --target test_parallel \
-    --target test_views_portable; then
+    --target test_parallel_portable --target test_views_portable; then
     tfail=0 passed=""
-    for t in test_threads test_parallel test_views_portable; do
+    for t in test_threads test_parallel_portable test_parallel test_views_portable; do
       log=build-tsan/$t.log
       TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
         build-tsan/tests/$t >"$log" 2>&1

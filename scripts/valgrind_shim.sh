@@ -3,8 +3,9 @@
 # corrupt-TorchScript-archive corpus (tests/malformed/torchscript): every
 # case opened as a model and as a checkpoint, and the valid ones read and
 # loaded, in one process (LibTorch's start-up under valgrind costs most of a
-# minute, so not one process per case); then test_ts_state (TorchScript
-# archives read without running them: the state reader and inflate.c).
+# minute, so not one process per case); then test_ts_state_portable
+# (TorchScript archives read without running them: the state reader and
+# inflate.c).
 #   scripts/valgrind_shim.sh [BUILD_DIR]      (default build/, a LibTorch build)
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,7 +20,7 @@ valgrind -q --suppressions="$here/scripts/valgrind_torch.supp" --leak-check=full
   "$t" --gtest_filter='Shim.CorruptArchive*' >"$log" 2>&1 &&
   valgrind -q --suppressions="$here/scripts/valgrind_torch.supp" --leak-check=full --show-leak-kinds=definite,indirect \
   --errors-for-leak-kinds=definite,indirect --error-exitcode=9 \
-  "$bdir/tests/test_ts_state" >>"$log" 2>&1
+  "$bdir/tests/test_ts_state_portable" >>"$log" 2>&1
 rc=$?
 if [ $rc -ne 0 ]; then
   grep -E '==[0-9]+==|FAILED|Failure' "$log" | head -40

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Writes the malformed-input corpus checked by tests/unit/test_malformed.cc.
+"""Writes the malformed-input corpus checked by tests/unit/test_malformed_portable.cc
+(in-process, every OS) and test_malformed.cc (under RLIMIT_AS, POSIX).
 
 Run with Debian's Python (it has torch), from any directory:
     /usr/bin/python3 tests/malformed/make_corpus.py
@@ -614,7 +615,7 @@ def build():
          "open:TSD_ERR_FORMAT", "")
 
     # Nesting deep enough to exhaust a recursive parser (the default
-    # max_depth is 1000; test_malformed.cc also builds 1,000,000 levels in
+    # max_depth is 1000; test_malformed_portable.cc also builds 1,000,000 levels in
     # memory). 50,000 levels keep the corpus small.
     N = 50000
     case("nest_list_50k", in_zip(P + EMPTY_LIST * (N + 1) + APPEND * N +

@@ -8,7 +8,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #ifdef __linux__
@@ -329,6 +331,45 @@ inline CliOut run_cli(const std::string &args, const std::string &prefix = "") {
   return r;
 }
 #endif
+
+// tsd_escape of `s` as a std::string.
+inline std::string esc(const std::string &s, tsd_escape_mode mode) {
+  size_t need = tsd_escape(nullptr, 0, s.data(), s.size(), mode);
+  std::string out(need + 1, '\0');
+  EXPECT_EQ(tsd_escape(&out[0], out.size(), s.data(), s.size(), mode), need);
+  out.resize(need);
+  return out;
+}
+
+// Files and directories, portable (std::filesystem, no shell): the tests
+// built for Windows use these.
+// A new empty directory temp_dir()/name (removed first if it is there).
+inline std::string scratch_subdir(const std::string &name) {
+  std::string d = temp_dir() + "/" + name;
+  std::error_code ec;
+  std::filesystem::remove_all(d, ec);
+  EXPECT_TRUE(std::filesystem::create_directory(d, ec)) << d << ": "
+                                                         << ec.message();
+  return d;
+}
+// The names in `dir` (not . and ..).
+inline std::set<std::string> dir_names(const std::string &dir) {
+  std::set<std::string> out;
+  std::error_code ec;
+  for (const auto &e : std::filesystem::directory_iterator(dir, ec))
+    out.insert(e.path().filename().string());
+  return out;
+}
+inline std::string slurp_file(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+inline void spit_file(const std::string &path, const std::string &bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << bytes;
+}
 
 // A small tmpfs mounted on `dir` for the scope (a full disk for the
 // writers' tests; mounting needs root, as in CI: `mounted` says whether it

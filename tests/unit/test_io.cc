@@ -2,6 +2,8 @@
 // never hang, key sets built to collide cost what random ones cost, messages
 // about files the user did not name do not quote their bytes, and JSON
 // parsing stays within its memory bound.
+// The tests that need only the library (a directory refused, the hash and
+// the map) are in test_io_portable.cc, built for Windows too.
 //
 // Whatever could hang or blow up runs in a child process under alarm() (and
 // for memory, with its peak RSS measured), so a regression fails the test
@@ -170,12 +172,6 @@ TEST(NonRegular, CharacterDeviceCheckpointIsRefusedAtOnce) {
   expect_refused(open_in_child("/dev/null"), "/dev/null", "character device");
 }
 
-TEST(NonRegular, DirectoryCheckpointIsRefused) {
-  std::string d = work_dir() + "/dir.pth";
-  mkdir(d.c_str(), 0700);
-  expect_refused(open_in_child(d), d, "directory");
-}
-
 TEST(NonRegular, SocketCheckpointIsRefused) {
   std::string s = make_socket("sock.pth");
   ChildOut o = open_in_child(s);
@@ -313,21 +309,7 @@ TEST(NonRegular, RegularFileStillReadsAfterTheNonBlockingOpen) {
 }
 
 // ---- hash flooding ---------------------------------------------------------
-
-TEST(Hash, SipHash13MatchesReferenceVectors) {
-  // SipHash-1-3 with the all-zero key (vectors of the Rust crates).
-  EXPECT_EQ(tsd__siphash13(0, 0, "", 0), 0xd1fba762150c532cull);
-  EXPECT_EQ(tsd__siphash13(0, 0, "siphash", 7), 0x8264ceeccb16bcbeull);
-  EXPECT_EQ(tsd__siphash13(0, 0, "digest-sip_hash", 15), 0xce31007e34130c0aull);
-}
-
-TEST(Hash, MapHashIsKeyedNotTheBareFunction) {
-  // The seed is random per process: the map's hash is not the unkeyed one
-  // (a 2^-64 chance of equality per string).
-  const char *k[] = {"a", "weight", "layer.0.attention.self.query.weight"};
-  for (const char *s : k)
-    EXPECT_NE(tsd__hash(s, strlen(s)), tsd__siphash13(0, 0, s, strlen(s))) << s;
-}
+// (SipHash's vectors, the keyed hash and the map itself: test_io_portable.cc)
 
 // The hash tsd used before (FNV-1a 64): kept here to build keys that collide
 // for it.
@@ -509,44 +491,6 @@ TEST_F(Flood, CollidingPickleKeysCostWhatRandomOnesCost) {
   RecordProperty("colliding_s", std::to_string(tc));
   EXPECT_LT(tc, 2.0 * tr + 0.05)
       << "colliding " << tc << " s, random " << tr << " s";
-}
-
-TEST(Hash, MapStaysCorrectThroughGrowthAndRemoval) {
-  // Insert, find, remove and re-find 100k keys (growth, bounded-probe
-  // rehashing and backward-shift deletion all exercised).
-  std::vector<std::string> keys;
-  for (int i = 0; i < 100000; i++)
-    keys.push_back("key." + std::to_string(i));
-  struct Ctx {
-    const std::vector<std::string> *k;
-  } ctx{&keys};
-  auto fn = [](const void *c, size_t i, size_t *len) -> const char * {
-    const auto &k = *static_cast<const Ctx *>(c)->k;
-    *len = k[i].size();
-    return k[i].data();
-  };
-  tsd__strmap m;
-  tsd__strmap_init(&m, nullptr);
-  for (size_t i = 0; i < keys.size(); i++) {
-    bool oom = false;
-    ASSERT_TRUE(tsd__strmap_insert(&m, keys[i].data(), keys[i].size(), i, fn,
-                                   &ctx, nullptr, &oom));
-  }
-  size_t prev = 0;
-  bool oom = false;
-  EXPECT_FALSE(tsd__strmap_insert(&m, "key.7", 5, 0, fn, &ctx, &prev, &oom));
-  EXPECT_EQ(prev, 7u);
-  for (size_t i = 0; i < keys.size(); i += 2)
-    tsd__strmap_remove(&m, keys[i].data(), keys[i].size(), fn, &ctx);
-  for (size_t i = 0; i < keys.size(); i++) {
-    size_t at = 0;
-    bool f =
-        tsd__strmap_find(&m, keys[i].data(), keys[i].size(), fn, &ctx, &at);
-    ASSERT_EQ(f, i % 2 == 1) << keys[i];
-    if (f) EXPECT_EQ(at, i);
-  }
-  EXPECT_EQ(m.count, keys.size() / 2);
-  tsd__strmap_free(&m);
 }
 
 // ---- messages about files the user did not name ----------------------------

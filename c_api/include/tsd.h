@@ -1169,15 +1169,18 @@ TSD_API tsd_status tsd_model_from_checkpoint(tsd_model **out,
  *    (chunk k at staging + (k % 3) * P); while the callback for chunk k
  *    runs, a thread of tsd reads chunk k + 1 into the next part, so reading
  *    overlaps a synchronous callback's copy. Otherwise two halves of
- *    staging_bytes / 2 (chunk k at staging + (k % 2) * half), chunk k + 1
- *    read after the callback for chunk k returns. Either way the bytes of
+ *    H = staging_bytes / 2 rounded down to a multiple of 8 bytes (chunk k
+ *    at staging + (k % 2) * H), chunk k + 1 read after the callback for
+ *    chunk k returns. Either way the bytes of
  *    chunk k stay untouched until the callback for chunk k + 1 returns.
  *    So a callback that starts an asynchronous copy of chunk k
  *    (cudaMemcpyAsync from pinned staging) must, before it returns, wait
  *    for the copy of chunk k - 1 it started earlier; after tsd_load returns
- *    the caller waits for the last one (samples/device_copy.cu). staging
- *    must hold at least 2 elements of the largest dtype loaded
- *    (TSD_ERR_INVALID_ARG). The callback runs on the calling thread, may
+ *    the caller waits for the last one (samples/cuda/device_copy.c). staging
+ *    must hold two such halves of at least one element of the largest
+ *    dtype loaded: at least 16 bytes, 32 for complex128
+ *    (TSD_ERR_INVALID_ARG). Any alignment of staging works; 64 bytes (a
+ *    page, as pinned allocations are) is the fast case. The callback runs on the calling thread, may
  *    call any tsd function that does not modify the model or checkpoint
  *    being loaded, and fails the load by returning non-zero: tsd_load then
  *    returns TSD_ERR_CALLBACK, the report (*out, to free) lists the tensor

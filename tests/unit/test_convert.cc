@@ -3,6 +3,7 @@
 // oracle), e.g. torch.tensor([...], dtype=torch.float64).to(torch.uint8).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -559,4 +560,28 @@ TEST(Convert, ComplexFollowsCopyUnderscore) {
   EXPECT_EQ(convn<float>(std::vector<double>{0.1, -0.2}, TSD_COMPLEX128,
                          TSD_COMPLEX64, 1, 2),
             (std::vector<float>{0.1f, -0.2f}));
+}
+
+// Destinations need not be aligned: a caller's buffer or a device-copy
+// staging part may start anywhere. The fast paths (half, bfloat16 — with its
+// streamed stores from 64 Ki elements — and float8 into float32) and the
+// general one give the same bytes at every offset; UBSan checks the stores.
+TEST(Convert, MisalignedDestinationsGetTheSameBytes) {
+  const size_t n = (size_t(1) << 16) + 37; // past the bf16 streaming size
+  std::vector<uint8_t> src(n * 8);
+  for (size_t i = 0; i < src.size(); i++)
+    src[i] = static_cast<uint8_t>(i * 131 + 7);
+  const tsd_dtype froms[] = {TSD_FLOAT16, TSD_BFLOAT16, TSD_FLOAT8_E4M3FN,
+                             TSD_FLOAT64, TSD_INT32};
+  for (tsd_dtype from : froms) {
+    SCOPED_TRACE(tsd_dtype_name(from));
+    std::vector<uint8_t> want(n * 4 + 64), got(n * 4 + 64);
+    tsd__convert(want.data(), TSD_FLOAT32, src.data(), from, n);
+    for (size_t shift : {1, 2, 3, 6}) {
+      std::fill(got.begin(), got.end(), 0);
+      tsd__convert(got.data() + shift, TSD_FLOAT32, src.data(), from, n);
+      ASSERT_EQ(memcmp(got.data() + shift, want.data(), n * 4), 0)
+          << "at offset " << shift;
+    }
+  }
 }

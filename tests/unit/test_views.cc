@@ -546,7 +546,7 @@ tsd_load_options device_options(Device &d, std::vector<uint8_t> &staging) {
   o.staging = staging.data();
   o.staging_bytes = staging.size();
   d.staging = staging.data();
-  d.half = staging.size() / 2;
+  d.half = staging.size() / 2 / 8 * 8; // tsd.h: halves of multiples of 8
   return o;
 }
 

@@ -560,19 +560,25 @@ static void store_float(void *dst, tsd_dtype t, const double *x,
  * inner loops have a constant trip count, which GCC vectorises even at -O2
  * (its "very cheap" cost model refuses loops that need an epilogue). */
 #define VEC 16
-static void half_to_f32(float *restrict d, const uint8_t *restrict s,
+/* dst is bytes, stored through memcpy: a destination need not be aligned
+ * (a caller's buffer, a device-copy staging part); memcpy of a float
+ * compiles to one store either way. */
+static void half_to_f32(uint8_t *restrict d, const uint8_t *restrict s,
                         size_t n) {
   size_t i = 0;
   for (; i + VEC <= n; i += VEC) {
     uint16_t h[VEC];
+    float f[VEC];
     memcpy(h, s + 2 * i, sizeof h);
     for (size_t j = 0; j < VEC; j++)
-      d[i + j] = half_to_float(h[j]);
+      f[j] = half_to_float(h[j]);
+    memcpy(d + 4 * i, f, sizeof f);
   }
   for (; i < n; i++) {
     uint16_t h;
     memcpy(&h, s + 2 * i, 2);
-    d[i] = half_to_float(h);
+    float f = half_to_float(h);
+    memcpy(d + 4 * i, &f, 4);
   }
 }
 /* From this many elements bfloat16 -> float32 writes with non-temporal
@@ -581,22 +587,25 @@ static void half_to_f32(float *restrict d, const uint8_t *restrict s,
  * memory traffic of the widening; bench/notes.md). */
 #define BF16_STREAM_MIN ((size_t)1 << 16)
 
-static void bf16_to_f32(float *restrict d, const uint8_t *restrict s,
+static void bf16_to_f32(uint8_t *restrict d, const uint8_t *restrict s,
                         size_t n) {
   size_t i = 0;
 #if defined(__SSE2__)
-  if (n >= BF16_STREAM_MIN) {
-    for (; i < n && ((uintptr_t)(d + i) & 15); i++) {
+  /* streaming needs 16-byte aligned stores: reachable when d is 4-aligned */
+  if (n >= BF16_STREAM_MIN && !((uintptr_t)d & 3)) {
+    for (; i < n && ((uintptr_t)(d + 4 * i) & 15); i++) {
       uint16_t h;
       memcpy(&h, s + 2 * i, 2);
-      d[i] = bf16_to_float(h);
+      float f = bf16_to_float(h);
+      memcpy(d + 4 * i, &f, 4);
     }
     const __m128i zero = _mm_setzero_si128();
     for (; i + 8 <= n; i += 8) {
       __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + 2 * i));
       /* bfloat16 bits in the high half of each 32-bit lane */
-      _mm_stream_si128((__m128i *)(void *)(d + i), _mm_unpacklo_epi16(zero, x));
-      _mm_stream_si128((__m128i *)(void *)(d + i + 4),
+      _mm_stream_si128((__m128i *)(void *)(d + 4 * i),
+                       _mm_unpacklo_epi16(zero, x));
+      _mm_stream_si128((__m128i *)(void *)(d + 4 * i + 16),
                        _mm_unpackhi_epi16(zero, x));
     }
     /* the streamed stores are ordered before whatever the caller does next
@@ -610,12 +619,13 @@ static void bf16_to_f32(float *restrict d, const uint8_t *restrict s,
     memcpy(h, s + 2 * i, sizeof h);
     for (size_t j = 0; j < VEC; j++)
       u[j] = (uint32_t)h[j] << 16;
-    memcpy(d + i, u, sizeof u);
+    memcpy(d + 4 * i, u, sizeof u);
   }
   for (; i < n; i++) {
     uint16_t h;
     memcpy(&h, s + 2 * i, 2);
-    d[i] = bf16_to_float(h);
+    float f = bf16_to_float(h);
+    memcpy(d + 4 * i, &f, 4);
   }
 }
 
@@ -640,9 +650,11 @@ void tsd__convert(void *dst, tsd_dtype dst_dtype, const void *src,
     /* direct, so that c10's NaN bits (0x7F800001) reach the float as they
      * are (through double they would be quieted) */
     const uint8_t *s8 = src;
-    float *f = dst;
-    for (size_t i = 0; i < n; i++)
-      f[i] = fp8_to_float(s8[i], src_dtype);
+    uint8_t *d8 = dst;
+    for (size_t i = 0; i < n; i++) {
+      float f = fp8_to_float(s8[i], src_dtype);
+      memcpy(d8 + 4 * i, &f, 4);
+    }
     return;
   }
   const size_t ss = dtype_sizes[src_dtype], ds = dtype_sizes[dst_dtype];

@@ -969,17 +969,21 @@ static tsd_status dev_get(dev_pipe *q, bool piped, uint64_t k,
 
 static tsd_status device_mode(load_ctx *x, const tsd_load_options *opt) {
   const tsd_model *m = x->m;
-  const size_t half = opt->staging_bytes / 2;
+  /* Parts start at multiples of 8 bytes from staging (an odd half once
+   * put float32 elements at addresses of 2 mod 4; the conversions now
+   * store through memcpy, and aligned parts stay the fast case). */
+  const size_t half = opt->staging_bytes / 2 & ~(size_t)7;
   size_t max_isz = 1;
   for (size_t k = 0; k < x->n_plan; k++) {
     size_t isz = tsd_dtype_size(m->tensors[x->plan[k].tensor].dtype);
     if (isz > max_isz) max_isz = isz;
   }
-  if (half < max_isz)
+  if (half < max_isz || half == 0)
     return tsd__err(TSD_ERR_INVALID_ARG,
                     "tsd_load: staging_bytes is %zu; the device copy needs at "
-                    "least %zu (two elements of the largest dtype loaded)",
-                    opt->staging_bytes, 2 * max_isz);
+                    "least %zu (two parts of a multiple of 8 bytes, each "
+                    "holding an element of the largest dtype loaded)",
+                    opt->staging_bytes, 2 * ((max_isz + 7) & ~(size_t)7));
   /* Three parts (64-byte aligned from staging) and a reading thread, or
    * two halves read in turn. */
   size_t nparts = 2, part = half;
